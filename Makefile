@@ -1,0 +1,29 @@
+# Two commands: `make install` sets everything up, `make test` sets up and runs the whole suite.
+# Both are idempotent: a stamp file records what is installed, so a second run skips it.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.cellbox-installed
+PYTHON ?= python3
+
+.PHONY: install system test lint bench
+
+install: $(STAMP) system
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,oci]'
+	touch $(STAMP)
+
+system:
+	@scripts/install-system.sh
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+test: install lint
+	$(PY) -m pytest
+
+bench: install
+	$(PY) benchmarks/run.py
