@@ -1,0 +1,197 @@
+"""What `Client` and `AsyncClient` share: everything except moving bytes and sleeping.
+
+An operation runs as a generator, `BaseClient.flow`: it yields a request to send (the shell answers with the
+response, body read unless streamed, or the transport error) or a `Sleep` between attempts, and returns the parsed
+result. Retries, backoff, Retry-After, the POST rule and error translation live here, once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import random
+import time
+from collections.abc import Generator, Mapping
+from contextlib import ExitStack
+from typing import Any, Union
+
+import httpx
+
+from .. import __version__
+from .auth import auth_from_settings
+from .config import Settings, load_settings
+from .errors import ConfigurationError, connection_error, error_from_response
+from .operations import Operation
+
+__all__ = ["DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT", "BaseClient", "RetryPolicy", "Sleep"]
+
+DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+DEFAULT_MAX_RETRIES = 2
+# Transfers are streamed in chunks this big: large enough for ~2 GB/s on loopback, small enough to stay flat.
+CHUNK_SIZE = 64 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Sleep:
+    seconds: float
+
+
+Step = Union[httpx.Request, Sleep]  # noqa: UP007 (runtime aliases on 3.10)
+Outcome = Union[httpx.Response, httpx.TransportError, None]  # noqa: UP007
+
+# Failures in which the request never reached the server, so even a POST is safe to send again.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to wait before trying again.
+
+    Retried: 408, 429 and 5xx answers, and connection failures, with exponential backoff and jitter, honouring
+    Retry-After. A POST is retried only when it can't have been acted on: the connection was never made, or the
+    server said 408, 429 or 503 before doing anything.
+    """
+
+    max_retries: int = DEFAULT_MAX_RETRIES
+    initial_delay: float = 0.5
+    max_delay: float = 8.0
+    # A Retry-After longer than this is not waited out silently; the error reaches the caller instead.
+    max_retry_after: float = 60.0
+
+    RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+    POST_RETRY_STATUSES = frozenset({408, 429, 503})
+
+    def backoff(self, attempt: int) -> float:
+        delay = min(self.max_delay, self.initial_delay * 2**attempt)
+        return delay * (0.5 + random.random() / 2)  # jitter: between half and all of it
+
+    def delay(
+        self, op: Operation, attempt: int, response: httpx.Response | None = None, error: Exception | None = None
+    ) -> float | None:
+        """Seconds to wait before the next attempt, or None to stop and report."""
+        if attempt >= self.max_retries:
+            return None
+        if error is not None:
+            if op.may_have_side_effects and not isinstance(error, _NOT_SENT):
+                return None
+            return self.backoff(attempt)
+        assert response is not None
+        statuses = self.POST_RETRY_STATUSES if op.may_have_side_effects else self.RETRY_STATUSES
+        if response.status_code not in statuses:
+            return None
+        retry_after = parse_retry_after(response.headers)
+        if retry_after is None:
+            return self.backoff(attempt)
+        if retry_after > self.max_retry_after:
+            return None
+        return retry_after
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """`retry-after-ms`, or `Retry-After` as seconds or an HTTP date; None when absent or unreadable."""
+    millis = headers.get("retry-after-ms")
+    if millis is not None:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class BaseClient:
+    """Configuration, request building and the retry flow, shared by the sync and async clients."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        api_key: str | None = None,
+        auth: httpx.Auth | str | None = None,
+        project: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        default_headers: Mapping[str, str] | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        auth_kind = auth if isinstance(auth, str) else None
+        if settings is None:
+            settings = load_settings(base_url=base_url, api_key=api_key, auth=auth_kind, project=project)
+        if not settings.base_url:
+            raise ConfigurationError(
+                "no backend configured: start the local server with `cellbox serve`, or set CELLBOX_BASE_URL "
+                "(or CELLBOX_OCI_REGION for OCI Generative AI)."
+            )
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError(f"max_retries must be a non-negative integer; got {max_retries!r}")
+        self.settings = settings
+        self.base_url = settings.base_url
+        self.retry = RetryPolicy(max_retries=max_retries)
+        self._auth: httpx.Auth = auth if isinstance(auth, httpx.Auth) else auth_from_settings(settings)
+        headers = {"User-Agent": f"cellbox/{__version__} httpx/{httpx.__version__}", "Accept": "application/json"}
+        if settings.project:
+            headers["OpenAI-Project"] = settings.project
+        headers.update(default_headers or {})
+        self._headers = headers
+        if timeout is None:
+            self.timeout = DEFAULT_TIMEOUT
+        elif isinstance(timeout, httpx.Timeout):
+            self.timeout = timeout
+        else:
+            self.timeout = httpx.Timeout(timeout)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r}, auth={self.settings.auth!r})"
+
+    def _http_options(self) -> dict[str, Any]:
+        return {
+            "base_url": self.base_url + "/",
+            "headers": self._headers,
+            "auth": self._auth,
+            "timeout": self.timeout,
+            "follow_redirects": False,
+        }
+
+    def _build_request(self, http: httpx.Client | httpx.AsyncClient, op: Operation, files: Any) -> httpx.Request:
+        return http.build_request(
+            op.method,
+            op.path.lstrip("/"),
+            params=dict(op.params) if op.params else None,
+            json=op.json,
+            files=files,
+            data=dict(op.form) if op.form else None,
+            headers=dict(op.headers) if op.headers else None,
+            timeout=op.timeout or self.timeout,
+        )
+
+    def flow(self, http: httpx.Client | httpx.AsyncClient, op: Operation) -> Generator[Step, Outcome, Any]:
+        """Run `op`: yields requests to send and sleeps, returns the parsed result or raises a typed error."""
+        with ExitStack() as stack:
+            files = op.upload.open(stack) if op.upload else None
+            attempt = 0
+            while True:
+                request = self._build_request(http, op, files)
+                outcome = yield request
+                if isinstance(outcome, httpx.TransportError):
+                    delay = self.retry.delay(op, attempt, error=outcome)
+                    if delay is None:
+                        raise connection_error(outcome, request) from None
+                else:
+                    assert isinstance(outcome, httpx.Response)
+                    if outcome.is_success:
+                        return outcome if op.stream else op.parse(outcome)  # type: ignore[misc]
+                    delay = self.retry.delay(op, attempt, response=outcome)
+                    if delay is None:
+                        raise error_from_response(outcome)
+                yield Sleep(delay)
+                attempt += 1

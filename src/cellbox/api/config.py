@@ -1,0 +1,180 @@
+"""Where the client's settings come from: the environment, then `~/.config/cellbox/config.toml`, then defaults.
+
+With no base URL and no region configured, the client uses the endpoint file that a running `cellbox serve`
+writes (`cellbox.paths.endpoint_file()`), so `Client()` needs no arguments on a fresh machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from .. import paths
+from .errors import ConfigurationError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = ["AUTH_KINDS", "Settings", "load_settings", "oci_base_url"]
+
+AuthKind = Literal["api_key", "oci_user_principal", "oci_session", "oci_instance_principal", "oci_resource_principal"]
+AUTH_KINDS: tuple[str, ...] = (
+    "api_key",
+    "oci_user_principal",
+    "oci_session",
+    "oci_instance_principal",
+    "oci_resource_principal",
+)
+
+# setting name -> (environment variable, key in config.toml)
+_SOURCES: dict[str, tuple[str, str]] = {
+    "base_url": ("CELLBOX_BASE_URL", "base_url"),
+    "oci_region": ("CELLBOX_OCI_REGION", "oci_region"),
+    "auth": ("CELLBOX_AUTH", "auth"),
+    "api_key": ("CELLBOX_API_KEY", "api_key"),
+    "oci_config_file": ("OCI_CONFIG_FILE", "oci_config_file"),
+    "oci_profile": ("OCI_CONFIG_PROFILE", "oci_config_profile"),
+    "project": ("CELLBOX_PROJECT", "project"),
+    "model": ("CELLBOX_MODEL", "model"),
+}
+
+
+def oci_base_url(region: str) -> str:
+    """The OCI Generative AI OpenAI-compatible base URL for a region such as `us-chicago-1`."""
+    return f"https://inference.generativeai.{region}.oci.oraclecloud.com/openai/v1"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Resolved settings. `origin` says where each came from (for `cellbox config`); secrets never print."""
+
+    base_url: str | None = None
+    oci_region: str | None = None
+    auth: str = "api_key"
+    api_key: str | None = dataclasses.field(default=None, repr=False)
+    oci_config_file: str = "~/.oci/config"
+    oci_profile: str = "DEFAULT"
+    project: str | None = None
+    model: str | None = None
+    origin: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def backend(self) -> str:
+        """`oci`, `openai`, `local` (a `cellbox serve` found through its endpoint file) or `custom`."""
+        url = self.base_url or ""
+        if self.origin.get("base_url") == "endpoint file":
+            return "local"
+        if ".oci.oraclecloud.com" in url or self.auth.startswith("oci_"):
+            return "oci"
+        if "api.openai.com" in url:
+            return "openai"
+        return "custom"
+
+    def describe(self) -> dict[str, Any]:
+        """What `cellbox config` prints: every setting except secrets, which show only whether they are set."""
+        return {
+            "backend": self.backend,
+            "base_url": self.base_url,
+            "auth": self.auth,
+            "api_key": "set" if self.api_key else "not set",
+            "oci_config_file": self.oci_config_file if self.auth.startswith("oci_") else None,
+            "oci_profile": self.oci_profile if self.auth.startswith("oci_") else None,
+            "project": self.project,
+            "model": self.model,
+            "sources": dict(self.origin),
+        }
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(f"can't read {path}: {exc}. Fix or remove the file.") from None
+    # Accept both a flat file and one with a [cellbox] table.
+    table = data.get("cellbox", data)
+    if not isinstance(table, dict):
+        raise ConfigurationError(f"{path}: expected key = value settings, found {type(table).__name__}.")
+    return table
+
+
+def _read_endpoint_file(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("base_url"), str):
+        return None
+    pid = data.get("pid")
+    if isinstance(pid, int) and not _pid_alive(pid):
+        return None  # left behind by a server that died without cleaning up
+    return data
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+    endpoint_file: Path | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Resolve settings: explicit overrides, then the environment, then config.toml, then defaults."""
+    env = os.environ if env is None else env
+    config_path = config_file or paths.config_file()
+    toml = _read_toml(config_path)
+    values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for name, (variable, key) in _SOURCES.items():
+        if overrides.get(name) is not None:
+            values[name], origin[name] = overrides[name], "argument"
+        elif env.get(variable):
+            values[name], origin[name] = env[variable], variable
+        elif toml.get(key) not in (None, ""):
+            values[name], origin[name] = toml[key], str(config_path)
+    unknown = sorted(set(toml) - {key for _, key in _SOURCES.values()})
+    if unknown:
+        known = ", ".join(key for _, key in _SOURCES.values())
+        raise ConfigurationError(f"{config_path}: unknown setting(s) {', '.join(unknown)}; known: {known}.")
+    for name, value in values.items():
+        if not isinstance(value, str):
+            raise ConfigurationError(f"setting {name} must be a string, got {value!r} (from {origin[name]}).")
+
+    auth = values.get("auth", "api_key")
+    if auth not in AUTH_KINDS:
+        raise ConfigurationError(
+            f"unknown auth kind {auth!r} (from {origin['auth']}); use one of: {', '.join(AUTH_KINDS)}."
+        )
+    if "base_url" not in values and "oci_region" in values:
+        values["base_url"] = oci_base_url(values["oci_region"])
+        origin["base_url"] = origin["oci_region"]
+    if "base_url" not in values:
+        found = _read_endpoint_file(endpoint_file or paths.endpoint_file())
+        if found is not None:
+            values["base_url"], origin["base_url"] = found["base_url"], "endpoint file"
+            if "api_key" not in values and isinstance(found.get("token"), str):
+                values["api_key"], origin["api_key"] = found["token"], "endpoint file"
+    if "base_url" in values:
+        values["base_url"] = values["base_url"].rstrip("/")
+        if not values["base_url"].startswith(("http://", "https://")):
+            raise ConfigurationError(
+                f"base URL {values['base_url']!r} (from {origin['base_url']}) must start with http:// or https://."
+            )
+    return Settings(**values, origin=origin)

@@ -1,0 +1,322 @@
+"""Every endpoint the client calls, described once as data: method, path, body, and how to read the answer.
+
+The functions here validate arguments and build `Operation`s; they do no I/O. `Client` and `AsyncClient` run
+the same `Operation`s, so request building and response parsing exist exactly once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import mimetypes
+import os
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import IO, Any, Union
+from urllib.parse import quote
+
+import httpx
+
+from .errors import ValidationError, malformed_response
+from .records import Container, ContainerFile, Deleted, File, Page, Record, Response
+
+MEMORY_LIMITS = ("1g", "4g", "16g", "64g")
+ORDERS = ("asc", "desc")
+# Running code through a model can take minutes; everything else is quick.
+RESPONSES_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
+
+FileSource = Union[str, "os.PathLike[str]", bytes, IO[bytes]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Upload:
+    """A file to send as multipart field `file`: a path (opened lazily, streamed), bytes or a binary file."""
+
+    source: FileSource
+    filename: str | None = None
+
+    def open(self, stack: ExitStack) -> dict[str, Any]:
+        source = self.source
+        if isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            if not path.is_file():
+                raise ValidationError(f"no such file to upload: {path}")
+            handle: Any = stack.enter_context(path.open("rb"))
+            name = self.filename or path.name
+        elif isinstance(source, (bytes, bytearray, memoryview)):
+            handle = bytes(source)
+            name = self.filename or "upload.bin"
+        elif hasattr(source, "read"):
+            handle = source
+            name = self.filename or os.path.basename(getattr(source, "name", "") or "") or "upload.bin"
+        else:
+            raise ValidationError(
+                f"can't upload a {type(source).__name__}: pass a path, bytes or a file opened in binary mode"
+            )
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return {"file": (name, handle, content_type)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Operation:
+    """One API call. `parse` reads a successful response; with `stream=True` the open response is returned."""
+
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], Any] | None = None
+    params: Mapping[str, Any] | None = None
+    json: Any = None
+    upload: Upload | None = None
+    form: Mapping[str, str] | None = None
+    stream: bool = False
+    timeout: httpx.Timeout | None = None
+    headers: Mapping[str, str] | None = None
+
+    @property
+    def may_have_side_effects(self) -> bool:
+        """A POST that reached the server may have done its work: it is not re-sent after that."""
+        return self.method == "POST"
+
+
+# --- parsing ------------------------------------------------------------------------------------------------
+
+
+def json_body(response: httpx.Response) -> Any:
+    try:
+        return json.loads(response.content)
+    except ValueError as exc:
+        raise malformed_response(response, f"invalid JSON: {exc}") from None
+
+
+def _parse(build: Callable[[Any], Any]) -> Callable[[httpx.Response], Any]:
+    def parse(response: httpx.Response) -> Any:
+        data = json_body(response)
+        try:
+            return build(data)
+        except (TypeError, KeyError, ValueError, AttributeError) as exc:
+            raise malformed_response(response, f"unexpected shape: {exc}") from None
+
+    return parse
+
+
+def _page_of(item: type[Record]) -> Callable[[httpx.Response], Page[Any]]:
+    return _parse(lambda data: Page.parse(data, item))
+
+
+def _record(item: type[Record]) -> Callable[[httpx.Response], Any]:
+    return _parse(item.from_dict)
+
+
+# --- validation ---------------------------------------------------------------------------------------------
+
+
+def _checked_id(value: str, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _id(value: str, what: str) -> str:
+    """An id as one path segment: quoted, so `../x` can't walk to another endpoint."""
+    return quote(_checked_id(value, what), safe="")
+
+
+def _memory_limit(value: str | None) -> str | None:
+    if value is None:
+        return None
+    normalized = str(value).strip().lower()
+    if normalized not in MEMORY_LIMITS:
+        raise ValidationError(f"memory_limit must be one of {', '.join(MEMORY_LIMITS)}; got {value!r}")
+    return normalized
+
+
+def _list_params(limit: int | None, order: str | None, after: str | None, **more: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+            raise ValidationError(f"limit must be an integer from 1 to 100; got {limit!r}")
+        params["limit"] = limit
+    if order is not None:
+        if order not in ORDERS:
+            raise ValidationError(f"order must be 'asc' or 'desc'; got {order!r}")
+        params["order"] = order
+    if after is not None:
+        params["after"] = after
+    params.update({k: v for k, v in more.items() if v is not None})
+    return params
+
+
+def _expires_after(value: int | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        minutes = value.get("minutes")
+        anchor = value.get("anchor", "last_active_at")
+    else:
+        minutes, anchor = value, "last_active_at"
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 1:
+        raise ValidationError(f"expires_after minutes must be a positive integer; got {minutes!r}")
+    if anchor != "last_active_at":
+        raise ValidationError(f"expires_after anchor must be 'last_active_at'; got {anchor!r}")
+    return {"anchor": anchor, "minutes": minutes}
+
+
+# --- containers ---------------------------------------------------------------------------------------------
+
+
+def create_container(
+    name: str,
+    *,
+    memory_limit: str | None = None,
+    expires_after: int | Mapping[str, Any] | None = None,
+    file_ids: Sequence[str] | None = None,
+    network_policy: Mapping[str, Any] | None = None,
+) -> Operation:
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError(f"a container needs a non-empty name; got {name!r}")
+    body: dict[str, Any] = {"name": name}
+    if (limit := _memory_limit(memory_limit)) is not None:
+        body["memory_limit"] = limit
+    if (expiry := _expires_after(expires_after)) is not None:
+        body["expires_after"] = expiry
+    if file_ids is not None:
+        if isinstance(file_ids, str):
+            raise ValidationError("file_ids must be a list of file ids, not one string")
+        body["file_ids"] = [_checked_id(f, "file id") for f in file_ids]
+    if network_policy is not None:
+        if not isinstance(network_policy, Mapping) or network_policy.get("type") not in ("disabled", "allowlist"):
+            raise ValidationError("network_policy must be {'type': 'disabled'} or {'type': 'allowlist', ...}")
+        body["network_policy"] = dict(network_policy)
+    return Operation("POST", "/containers", _record(Container), json=body)
+
+
+def list_containers(
+    *, limit: int | None = None, order: str | None = None, after: str | None = None, name: str | None = None
+) -> Operation:
+    return Operation("GET", "/containers", _page_of(Container), params=_list_params(limit, order, after, name=name))
+
+
+def retrieve_container(container_id: str) -> Operation:
+    return Operation("GET", f"/containers/{_id(container_id, 'container_id')}", _record(Container))
+
+
+def delete_container(container_id: str) -> Operation:
+    return Operation("DELETE", f"/containers/{_id(container_id, 'container_id')}", _record(Deleted))
+
+
+# --- container files ----------------------------------------------------------------------------------------
+
+
+def _files_path(container_id: str) -> str:
+    return f"/containers/{_id(container_id, 'container_id')}/files"
+
+
+def create_container_file(
+    container_id: str,
+    file: FileSource | None = None,
+    *,
+    file_id: str | None = None,
+    filename: str | None = None,
+) -> Operation:
+    path = _files_path(container_id)
+    if (file is None) == (file_id is None):
+        raise ValidationError("give exactly one of file (a path, bytes or binary file) or file_id")
+    if file_id is not None:
+        return Operation("POST", path, _record(ContainerFile), json={"file_id": _checked_id(file_id, "file_id")})
+    if filename is not None and (not filename or "\x00" in filename):
+        raise ValidationError(f"invalid filename {filename!r}")
+    return Operation("POST", path, _record(ContainerFile), upload=Upload(file, filename))
+
+
+def list_container_files(
+    container_id: str, *, limit: int | None = None, order: str | None = None, after: str | None = None
+) -> Operation:
+    return Operation(
+        "GET", _files_path(container_id), _page_of(ContainerFile), params=_list_params(limit, order, after)
+    )
+
+
+def retrieve_container_file(container_id: str, file_id: str) -> Operation:
+    return Operation("GET", f"{_files_path(container_id)}/{_id(file_id, 'file_id')}", _record(ContainerFile))
+
+
+def delete_container_file(container_id: str, file_id: str) -> Operation:
+    return Operation("DELETE", f"{_files_path(container_id)}/{_id(file_id, 'file_id')}", _record(Deleted))
+
+
+def container_file_content(container_id: str, file_id: str) -> Operation:
+    # identity: bytes arrive exactly as stored and are passed through raw, in large chunks.
+    return Operation(
+        "GET",
+        f"{_files_path(container_id)}/{_id(file_id, 'file_id')}/content",
+        stream=True,
+        headers={"Accept-Encoding": "identity"},
+    )
+
+
+# --- files (the Files API, for file_id / file_ids) -----------------------------------------------------------
+
+
+def create_file(file: FileSource, *, purpose: str = "user_data", filename: str | None = None) -> Operation:
+    return Operation("POST", "/files", _record(File), upload=Upload(file, filename), form={"purpose": purpose})
+
+
+def list_files(*, limit: int | None = None, order: str | None = None, after: str | None = None) -> Operation:
+    return Operation("GET", "/files", _page_of(File), params=_list_params(limit, order, after))
+
+
+def retrieve_file(file_id: str) -> Operation:
+    return Operation("GET", f"/files/{_id(file_id, 'file_id')}", _record(File))
+
+
+def delete_file(file_id: str) -> Operation:
+    return Operation("DELETE", f"/files/{_id(file_id, 'file_id')}", _record(Deleted))
+
+
+def file_content(file_id: str) -> Operation:
+    return Operation(
+        "GET", f"/files/{_id(file_id, 'file_id')}/content", stream=True, headers={"Accept-Encoding": "identity"}
+    )
+
+
+# --- responses ----------------------------------------------------------------------------------------------
+
+
+def code_interpreter_tool(container: str | Mapping[str, Any]) -> dict[str, Any]:
+    """The `code_interpreter` tool bound to a container id, or to an `{"type": "auto", ...}` container."""
+    if isinstance(container, str):
+        _checked_id(container, "container")
+        return {"type": "code_interpreter", "container": container}
+    if isinstance(container, Mapping) and container.get("type") == "auto":
+        return {"type": "code_interpreter", "container": dict(container)}
+    raise ValidationError("container must be a container id or {'type': 'auto', ...}")
+
+
+def create_response(
+    *,
+    model: str,
+    input: str | Sequence[Mapping[str, Any]],
+    container: str | Mapping[str, Any] | None = None,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    include: Sequence[str] | None = ("code_interpreter_call.outputs",),
+    instructions: str | None = None,
+    tool_choice: str | Mapping[str, Any] | None = None,
+    extra_body: Mapping[str, Any] | None = None,
+) -> Operation:
+    if not isinstance(model, str) or not model.strip():
+        raise ValidationError("a model is needed to run code remotely; set CELLBOX_MODEL or pass model=")
+    body: dict[str, Any] = {"model": model, "input": input if isinstance(input, str) else list(input)}
+    all_tools = [dict(t) for t in tools or ()]
+    if container is not None:
+        all_tools.append(code_interpreter_tool(container))
+    if all_tools:
+        body["tools"] = all_tools
+    if include:
+        body["include"] = list(include)
+    if instructions is not None:
+        body["instructions"] = instructions
+    if tool_choice is not None:
+        body["tool_choice"] = tool_choice
+    body.update(extra_body or {})
+    return Operation("POST", "/responses", _record(Response), json=body, timeout=RESPONSES_TIMEOUT)
