@@ -67,8 +67,10 @@ class Settings:
 
     @property
     def backend(self) -> str:
-        """`oci`, `openai`, `local` (a `cellbox serve` found through its endpoint file) or `custom`."""
-        url = self.base_url or ""
+        """`oci`, `openai`, `local` (a `cellbox serve` found through its endpoint file), `custom` or `none`."""
+        if not self.base_url:
+            return "none"
+        url = self.base_url
         if self.origin.get("base_url") == "endpoint file":
             return "local"
         if ".oci.oraclecloud.com" in url or self.auth.startswith("oci_"):

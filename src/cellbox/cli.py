@@ -1,0 +1,204 @@
+"""The `cellbox` command: `serve`, `ls`, `files`, `rm`, `config`.
+
+Every failure ends as one line on stderr and a non-zero exit: no traceback, never a secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from . import __version__
+from .api import CellboxError, Client, Container, NotFoundError, load_settings
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _table(rows: Iterable[Sequence[str]], header: Sequence[str]) -> str:
+    rows = [list(map(str, r)) for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def _ago(ts: int | None, now: float) -> str:
+    if ts is None:
+        return "-"
+    seconds = int(now - ts)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if abs(seconds) >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def _expires_in(box: Container, now: float) -> str:
+    if box.status and box.status != "running":
+        return "-"
+    at = box.expires_at
+    if at is None:
+        return "-"
+    left = int(at - now)
+    return "now" if left <= 0 else f"{left // 60}m{left % 60:02d}s"
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return str(n)
+
+
+def _resolve(client: Client, id_or_name: str) -> Container:
+    """A container by id, or else by its (unique) name."""
+    try:
+        return client.containers.retrieve(id_or_name)
+    except NotFoundError:
+        matches = [c for c in client.containers.list(name=id_or_name) if c.name == id_or_name]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            ids = ", ".join(c.id for c in matches)
+            raise CellboxError(f"{len(matches)} containers are named {id_or_name!r} ({ids}); give the id.") from None
+        raise CellboxError(f"no container with id or name {id_or_name!r}; `cellbox ls` lists them.") from None
+
+
+def _print_json(records: Iterable[Any]) -> None:
+    print(json.dumps([r.to_dict() for r in records], indent=2))
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    with Client() as client:
+        boxes = list(client.containers.list(name=args.name, order="desc"))
+    if args.json:
+        _print_json(boxes)
+        return 0
+    now = time.time()
+    rows = [
+        (b.id, b.name or "", b.status or "", b.memory_limit or "-", _expires_in(b, now), _ago(b.created_at, now))
+        for b in boxes
+    ]
+    print(_table(rows, ("ID", "NAME", "STATUS", "MEMORY", "EXPIRES IN", "CREATED")))
+    return 0
+
+
+def cmd_files(args: argparse.Namespace) -> int:
+    with Client() as client:
+        box = _resolve(client, args.container)
+        files = sorted(client.containers.files.list(box.id), key=lambda f: f.path or "")
+    if args.json:
+        _print_json(files)
+        return 0
+    now = time.time()
+    rows = [(f.id, f.path or "", _size(f.bytes), f.source or "", _ago(f.created_at, now)) for f in files]
+    print(_table(rows, ("ID", "PATH", "SIZE", "SOURCE", "CREATED")))
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    failed = 0
+    with Client() as client:
+        for name in args.containers:
+            try:
+                box = _resolve(client, name)
+                client.containers.delete(box.id)
+            except CellboxError as exc:
+                print(f"cellbox rm: {name}: {exc}", file=sys.stderr)
+                failed += 1
+            else:
+                print(f"deleted {box.id}" + (f" ({box.name})" if box.name else ""))
+    return EXIT_ERROR if failed else 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    described = load_settings().describe()
+    if args.json:
+        print(json.dumps(described, indent=2))
+        return 0
+    sources = described.pop("sources")
+    if described["base_url"] is None:
+        described["base_url"] = "(none: start the local server with `cellbox serve`)"
+    for key, value in described.items():
+        if value is None:
+            continue
+        origin = sources.get(key)
+        print(f"{key:<16} {value}" + (f"   [{origin}]" if origin else ""))
+    return 0
+
+
+def _add_serve(subparsers: Any) -> None:
+    try:
+        from .local.cli import add_serve_parser
+    except ImportError:  # the local server's package is optional at import time
+        parser = subparsers.add_parser("serve", help="run the embedded local sandbox server")
+        parser.set_defaults(handler=lambda _: _fail("the local server is not available in this installation"))
+        return
+    add_serve_parser(subparsers)
+
+
+def _fail(message: str) -> int:
+    print(f"cellbox: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cellbox", description="Sandboxes for notebook cells, through the OpenAI-compatible Containers API."
+    )
+    parser.add_argument("--version", action="version", version=f"cellbox {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    _add_serve(sub)
+
+    ls = sub.add_parser("ls", help="list containers")
+    ls.add_argument("--name", help="only containers with this name")
+    ls.add_argument("--json", action="store_true", help="print JSON records")
+    ls.set_defaults(handler=cmd_ls)
+
+    files = sub.add_parser("files", help="list a container's files")
+    files.add_argument("container", metavar="CONTAINER", help="container id or name")
+    files.add_argument("--json", action="store_true", help="print JSON records")
+    files.set_defaults(handler=cmd_files)
+
+    rm = sub.add_parser("rm", help="delete containers")
+    rm.add_argument("containers", metavar="CONTAINER", nargs="+", help="container ids or names")
+    rm.set_defaults(handler=cmd_rm)
+
+    config = sub.add_parser("config", help="show the backend, base URL and auth kind (never a secret)")
+    config.add_argument("--json", action="store_true", help="print JSON")
+    config.set_defaults(handler=cmd_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except CellboxError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        print("cellbox: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `cellbox ls | head`
+        return 0
+    except Exception as exc:  # a bug, or an OS error: still one line; CELLBOX_DEBUG=1 shows the traceback
+        if os.environ.get("CELLBOX_DEBUG"):
+            raise
+        return _fail(f"unexpected {type(exc).__name__}: {exc}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
