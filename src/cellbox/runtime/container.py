@@ -1,0 +1,322 @@
+"""cellbox's runtime inside the container. Uploaded as a file and run by a one-line loader; not imported by cellbox.
+
+It must work with the standard library, pandas and pyarrow only (CSV plus a dtype record when pyarrow is
+missing), in whatever Python kernel the container runs. State lives in the kernel's user namespace, so variables
+persist between runs like notebook cells.
+
+A run is described by a JSON request file and leaves a JSON result file plus output files beside it:
+
+    request: {"run_id", "code_path", "result_path", "out_dir", "private_dir", "watch": "/mnt/data",
+              "inputs": [{"name", "path", "format", "kind", ...}], "outputs": ["name", ...]}
+    result:  {"run_id", "ok", "stdout", "stderr", "error": {"ename", "evalue", "traceback"} | null,
+              "value": {...} | null, "outputs": {"name": {...}}, "figures": [path], "changed": [path],
+              "duration": seconds}
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+RUNTIME_VERSION = 1
+MAX_TEXT = 2_000_000  # characters of stdout/stderr kept in the result record; the rest is summarised
+MAX_REPR = 100_000
+CELL_FILENAME = "<cell>"
+
+
+def _user_namespace() -> dict[str, Any]:
+    try:
+        shell = get_ipython()  # type: ignore[name-defined]  # noqa: F821 - defined inside IPython kernels
+        return shell.user_ns
+    except NameError:
+        import __main__
+
+        return __main__.__dict__
+
+
+def _snapshot(root: str, skip: str) -> dict[str, tuple[int, int]]:
+    files: dict[str, tuple[int, int]] = {}
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if os.path.join(folder, d) != skip and not d.startswith(".ipython")]
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            files[path] = (st.st_size, st.st_mtime_ns)
+    return files
+
+
+def _has_pyarrow() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# --- values in and out ----------------------------------------------------------------------------------------
+
+
+def _dtype_record(frame: Any) -> dict[str, str]:
+    return {str(col): str(dtype) for col, dtype in frame.dtypes.items()}
+
+
+def _write_frame(frame: Any, path_stem: str, kind: str) -> dict[str, Any]:
+    import pandas as pd
+
+    if kind == "series":
+        name = frame.name
+        frame = frame.to_frame(name="__series__" if name is None else name)
+    else:
+        name = None
+    info: dict[str, Any] = {"kind": kind, "rows": int(len(frame)), "columns": [str(c) for c in frame.columns]}
+    if kind == "series":
+        info["series_name"] = None if name is None else str(name)
+    if _has_pyarrow():
+        path = path_stem + ".parquet"
+        frame.to_parquet(path)
+        info.update(format="parquet", path=path)
+    else:
+        path = path_stem + ".csv"
+        frame.to_csv(path, index=True)
+        info.update(format="csv", path=path, dtypes=_dtype_record(frame), index_name=frame.index.name)
+    del pd
+    return info
+
+
+def _read_frame(spec: dict[str, Any]) -> Any:
+    import pandas as pd
+
+    if spec["format"] == "parquet":
+        frame = pd.read_parquet(spec["path"])
+    else:
+        frame = pd.read_csv(spec["path"], index_col=0)
+        frame = _apply_dtypes(frame, spec.get("dtypes") or {})
+    if spec.get("kind") == "series":
+        series = frame.iloc[:, 0]
+        series.name = spec.get("series_name")
+        return series
+    return frame
+
+
+def _apply_dtypes(frame: Any, dtypes: dict[str, str]) -> Any:
+    import pandas as pd
+
+    for col, dtype in dtypes.items():
+        if col not in frame.columns:
+            continue
+        if dtype.startswith("datetime64"):
+            tz = dtype[dtype.index(",") + 1 : -1].strip() if "," in dtype else None
+            values = pd.to_datetime(frame[col], utc=tz is not None)
+            frame[col] = values.dt.tz_convert(tz) if tz else values
+        else:
+            frame[col] = frame[col].astype(dtype)
+    return frame
+
+
+def _is_json_value(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _kind_of(value: Any) -> str | None:
+    pd = sys.modules.get("pandas")
+    if pd is not None:
+        if isinstance(value, pd.DataFrame):
+            return "dataframe"
+        if isinstance(value, pd.Series):
+            return "series"
+    return None
+
+
+def _export(value: Any, path_stem: str, name: str) -> dict[str, Any]:
+    kind = _kind_of(value)
+    if kind is not None:
+        return _write_frame(value, path_stem, kind)
+    if _is_json_value(value):
+        path = path_stem + ".json"
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(value, f)
+        return {"kind": "json", "format": "json", "path": path}
+    raise TypeError(
+        f"{name} is a {type(value).__module__}.{type(value).__qualname__}; -o brings back DataFrames, Series "
+        "and JSON values (numbers, strings, booleans, None, lists and dicts of them). Convert it first, "
+        f"e.g. {name} = pd.DataFrame(...) or {name} = str(...)."
+    )
+
+
+def _import(spec: dict[str, Any]) -> Any:
+    if spec["format"] == "json":
+        with open(spec["path"], encoding="utf-8") as f:
+            return json.load(f)
+    return _read_frame(spec)
+
+
+def _describe_value(value: Any, out_dir: str) -> dict[str, Any]:
+    """The last expression, in the richest form the notebook can show."""
+    kind = _kind_of(value)
+    described: dict[str, Any] = {"type": f"{type(value).__module__}.{type(value).__qualname__}"}
+    if kind is not None:
+        described.update(_write_frame(value, os.path.join(out_dir, "value"), kind))
+        return described
+    if _is_figure(value):
+        path = os.path.join(out_dir, "value.png")
+        value.savefig(path, format="png", bbox_inches="tight")
+        described.update(kind="image", path=path)
+        return described
+    if _is_json_value(value) and len(json.dumps(value)) <= MAX_REPR:
+        described.update(kind="json", json=value)
+    else:
+        described["kind"] = "repr"
+    described["repr"] = _limited(repr(value), MAX_REPR)
+    html = getattr(value, "_repr_html_", None)
+    if callable(html):
+        try:
+            text = html()
+        except Exception:  # a broken _repr_html_ must not fail the run
+            text = None
+        if isinstance(text, str):
+            described["html"] = _limited(text, MAX_REPR)
+    return described
+
+
+def _is_figure(value: Any) -> bool:
+    figure = sys.modules.get("matplotlib.figure")
+    return figure is not None and isinstance(value, figure.Figure)
+
+
+def _save_figures(out_dir: str) -> list[str]:
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is None:
+        return []
+    paths = []
+    for number in plt.get_fignums():
+        path = os.path.join(out_dir, f"figure-{number}.png")
+        plt.figure(number).savefig(path, format="png", bbox_inches="tight")
+        paths.append(path)
+    plt.close("all")
+    return paths
+
+
+def _limited(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n… [{len(text) - limit} more characters not shown]"
+
+
+# --- running --------------------------------------------------------------------------------------------------
+
+
+class _Capture(io.TextIOBase):
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return len(text)
+
+    def writable(self) -> bool:
+        return True
+
+    def value(self) -> str:
+        return _limited("".join(self.parts), MAX_TEXT)
+
+
+def _split_last_expression(source: str) -> tuple[ast.Module, ast.Expression | None]:
+    tree = ast.parse(source, CELL_FILENAME)
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = tree.body.pop()
+        return tree, ast.Expression(body=last.value)  # type: ignore[attr-defined]
+    return tree, None
+
+
+def _format_error(exc: BaseException) -> dict[str, Any]:
+    frames = traceback.extract_tb(exc.__traceback__)
+    # Drop the runtime's own frames: the user wants to see their cell, not the machinery around it.
+    keep = [f for f in frames if f.filename != __file__ and not f.filename.endswith("cellbox_runtime.py")]
+    lines = ["Traceback (most recent call last):\n"] if keep else []
+    lines += traceback.format_list(keep)
+    lines += traceback.format_exception_only(type(exc), exc)
+    return {"ename": type(exc).__name__, "evalue": str(exc), "traceback": "".join(lines)}
+
+
+def run(request_path: str) -> None:
+    """Run one request and print a one-line summary; the result file is written whatever the cell does."""
+    result = execute(request_path)
+    state = "ok" if result["ok"] else f"error {result['error']['ename']}"
+    print(f"cellbox run {result['run_id']}: {state} in {result['duration']:.3f}s")
+
+
+def execute(request_path: str) -> dict[str, Any]:
+    """Run one request; always writes the result file, whatever the cell does."""
+    started = time.time()
+    with open(request_path, encoding="utf-8") as f:
+        request = json.load(f)
+    out_dir = request["out_dir"]
+    os.makedirs(out_dir, exist_ok=True)
+    watch = request.get("watch") or os.getcwd()
+    skip = request.get("private_dir") or os.path.dirname(out_dir)  # cellbox's own files are not artifacts
+    before = _snapshot(watch, skip)
+    result: dict[str, Any] = {"run_id": request["run_id"], "ok": True, "error": None, "value": None}
+    result.update(outputs={}, figures=[], changed=[], runtime_version=RUNTIME_VERSION)
+    namespace = _user_namespace()
+    stdout, stderr = _Capture(), _Capture()
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = stdout, stderr
+    try:
+        for spec in request.get("inputs", []):
+            namespace[spec["name"]] = _import(spec)
+        with open(request["code_path"], encoding="utf-8") as f:
+            source = f.read()
+        body, last = _split_last_expression(source)
+        exec(compile(body, CELL_FILENAME, "exec"), namespace)
+        if last is not None:
+            value = eval(compile(last, CELL_FILENAME, "eval"), namespace)
+            if value is not None:
+                namespace["_"] = value
+                result["value"] = _describe_value(value, out_dir)
+    except BaseException as exc:  # KeyboardInterrupt too: the run was stopped, and the record must say so
+        result["ok"] = False
+        result["error"] = _format_error(exc)
+    finally:
+        sys.stdout, sys.stderr = saved
+    if result["ok"]:
+        for name in request.get("outputs", []):
+            if name not in namespace:
+                result["ok"] = False
+                result["error"] = {
+                    "ename": "NameError",
+                    "evalue": f"-o {name}: no variable {name!r} in the sandbox after the cell ran",
+                    "traceback": "",
+                }
+                break
+            try:
+                result["outputs"][name] = _export(namespace[name], os.path.join(out_dir, "out-" + name), name)
+            except Exception as exc:
+                result["ok"] = False
+                result["error"] = {"ename": type(exc).__name__, "evalue": str(exc), "traceback": ""}
+                break
+    try:
+        result["figures"] = _save_figures(out_dir)
+    except Exception as exc:  # a figure that can't render is reported, not fatal
+        stderr.write(f"cellbox: could not save a figure: {exc}\n")
+    after = _snapshot(watch, skip)
+    result["changed"] = sorted(p for p, sig in after.items() if before.get(p) != sig)
+    result["stdout"], result["stderr"] = stdout.value(), stderr.value()
+    result["duration"] = round(time.time() - started, 6)
+    temp = request["result_path"] + ".tmp"
+    with open(temp, "w", encoding="utf-8") as f:
+        json.dump(result, f, default=str)
+    os.replace(temp, request["result_path"])
+    return result
