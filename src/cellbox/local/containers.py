@@ -1,0 +1,218 @@
+"""Live containers: their kernels, their locks, and their lifecycle (create, use, expire, delete).
+
+A container record lives in the store; its kernel lives here, started from the warm pool at create time or on
+first use after a server restart (kernels restart empty, files stay). Each container has one lock that orders
+the changes to its files (uploads, deletes, the scan after a run), so concurrent requests never interleave
+half-done changes. Expiry is checked both on every use and by a sweeper, so a container is never used past its
+deadline even between sweeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+
+from . import errors
+from .kernel import Execution, Kernel, KernelError
+from .pool import WarmPool
+from .sandbox import MEMORY_LIMITS, Launcher
+from .store import Store
+
+log = logging.getLogger("cellbox.local")
+
+
+class Containers:
+    def __init__(
+        self,
+        store: Store,
+        launcher: Launcher,
+        *,
+        pool_size: int = 2,
+        exec_timeout: float | None = None,
+        seconds_per_minute: float = 60.0,
+    ) -> None:
+        self.store = store
+        self.launcher = launcher
+        self.exec_timeout = exec_timeout
+        self.seconds_per_minute = seconds_per_minute
+        self.pool = WarmPool(launcher, store.containers_dir, pool_size, MEMORY_LIMITS["1g"])
+        self._kernels: dict[str, Kernel] = {}
+        self._starting: dict[str, asyncio.Task] = {}
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._sweeper: asyncio.Task | None = None
+
+    # -- server lifecycle -------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        # Files the code wrote just before a crash are picked up now, not at the next run.
+        for row in self.store.running_containers():
+            self.store.sync_container_files(row["id"])
+        self.pool.start()
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        for task in list(self._starting.values()):
+            task.cancel()
+        await self.pool.close()
+        for kernel in self._kernels.values():
+            kernel.kill()
+        self._kernels.clear()
+
+    # -- using a container ------------------------------------------------------------------------------
+
+    def lock(self, container_id: str) -> asyncio.Lock:
+        return self._locks[container_id]
+
+    def deadline(self, row: dict) -> float:
+        return row["last_active"] + row["expires_minutes"] * self.seconds_per_minute
+
+    def use(self, container_id: str) -> dict:
+        """The container's record for an operation on it: 404 if unknown, 400 if expired; refreshes activity."""
+        row = self.store.get_container(container_id)
+        if row is None:
+            raise errors.not_found("container", container_id, param="container_id")
+        if row["status"] == "running" and time.time() > self.deadline(row) and not self._busy(container_id):
+            self.expire(container_id)
+            row["status"] = "expired"
+        if row["status"] == "expired":
+            raise errors.expired()
+        now = time.time()
+        self.store.touch(container_id, now)
+        row["last_active"] = now
+        return row
+
+    def retrieve(self, container_id: str) -> dict:
+        """Like use(), but an expired container is shown (status `expired`) rather than refused."""
+        try:
+            return self.use(container_id)
+        except errors.APIError as exc:
+            if exc.status != 400:
+                raise
+            return self.store.get_container(container_id)  # type: ignore[return-value]
+
+    async def create(self, name: str, minutes: int, memory_limit: str, file_ids: list[str]) -> dict:
+        for file_id in file_ids:
+            if self.store.get_file(file_id) is None:
+                raise errors.not_found("file", file_id, param="file_ids")
+        memory_bytes = MEMORY_LIMITS[memory_limit]
+        kernel = self.pool.take() if memory_limit == "1g" else None
+        row = self.store.create_container(name, minutes, memory_limit, kernel.workdir if kernel else None)
+        container_id = row["id"]
+        if kernel is not None:
+            kernel.workdir = self.store.container_dir(container_id)
+            self._kernels[container_id] = kernel
+        else:
+            try:
+                await self._start_kernel(container_id, memory_bytes)
+            except BaseException:
+                self.store.delete_container(container_id)
+                raise
+        try:
+            async with self.lock(container_id):
+                for file_id in file_ids:
+                    self.store.copy_file_to_container(file_id, container_id)
+        except Exception:
+            await self.delete(container_id)
+            raise
+        return row
+
+    async def _start_kernel(self, container_id: str, memory_bytes: int) -> Kernel:
+        """The container's kernel, started once even when several requests want it at the same moment."""
+        kernel = self._kernels.get(container_id)
+        if kernel is not None and kernel.alive:
+            return kernel
+        task = self._starting.get(container_id)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._spawn(container_id, memory_bytes))
+            self._starting[container_id] = task
+            task.add_done_callback(lambda _: self._starting.pop(container_id, None))
+        return await asyncio.shield(task)
+
+    async def _spawn(self, container_id: str, memory_bytes: int) -> Kernel:
+        old = self._kernels.pop(container_id, None)
+        if old is not None:
+            old.kill()
+        kernel = Kernel(self.launcher, self.store.container_dir(container_id), memory_bytes)
+        try:
+            await kernel.start()
+        except KernelError as exc:
+            log.error("container %s: %s", container_id, exc)
+            raise errors.APIError(500, "The container's kernel failed to start.", type="server_error") from exc
+        if self.store.get_container(container_id) is None:  # deleted while starting
+            kernel.kill()
+            raise errors.not_found("container", container_id)
+        self._kernels[container_id] = kernel
+        return kernel
+
+    def _busy(self, container_id: str) -> bool:
+        kernel = self._kernels.get(container_id)
+        return kernel is not None and kernel.busy
+
+    async def execute(self, container_id: str, code: str) -> tuple[Execution, list[dict]]:
+        """Runs code in the container's kernel; returns what it produced and the files it wrote or changed."""
+        row = self.use(container_id)
+        limit = row["memory_limit"]
+        kernel = await self._start_kernel(container_id, MEMORY_LIMITS[limit])
+        try:
+            result = await kernel.execute(code, timeout=self.exec_timeout)
+        except KernelError:
+            kernel = await self._start_kernel(container_id, MEMORY_LIMITS[limit])
+            result = await kernel.execute(code, timeout=self.exec_timeout)
+        finally:
+            self.store.touch(container_id)
+        if result.status == "failed":
+            # Most often the memory limit, hit somewhere that could not raise MemoryError.
+            result.logs += (
+                f"\nThe kernel died (most likely it ran out of memory: this container's limit is {limit}). "
+                "It has been restarted: variables are lost, files in /mnt/data are kept.\n"
+            )
+            with contextlib.suppress(errors.APIError):
+                await self._start_kernel(container_id, MEMORY_LIMITS[limit])
+        elif result.error == "MemoryError":
+            result.logs += f"\nMemoryError: this container's memory limit is {limit}.\n"
+        if self.store.get_container(container_id) is None:
+            return result, []
+        async with self.lock(container_id):
+            changed = self.store.sync_container_files(container_id)
+        return result, changed
+
+    # -- ending a container -----------------------------------------------------------------------------
+
+    def _drop_kernel(self, container_id: str) -> None:
+        task = self._starting.pop(container_id, None)
+        if task is not None:
+            task.cancel()
+        kernel = self._kernels.pop(container_id, None)
+        if kernel is not None:
+            kernel.kill()
+
+    def expire(self, container_id: str) -> None:
+        log.info("container %s expired", container_id)
+        self._drop_kernel(container_id)
+        self.store.expire_container(container_id)
+        self._locks.pop(container_id, None)
+
+    async def delete(self, container_id: str) -> bool:
+        self._drop_kernel(container_id)
+        found = self.store.delete_container(container_id)
+        self._locks.pop(container_id, None)
+        return found
+
+    async def _sweep(self) -> None:
+        interval = max(0.2, min(5.0, self.seconds_per_minute / 4))
+        while True:
+            await asyncio.sleep(interval)
+            now = time.time()
+            for row in self.store.running_containers():
+                if now > self.deadline(row) and not self._busy(row["id"]):
+                    try:
+                        self.expire(row["id"])
+                    except Exception:
+                        log.exception("could not expire container %s", row["id"])

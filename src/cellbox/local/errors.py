@@ -1,0 +1,78 @@
+"""Errors in the OpenAI shape: `{"error": {"message", "type", "param", "code"}}` with the right status.
+
+Handlers raise `APIError` (or one of the helpers below); the app turns it into a JSON response in one place.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+
+class APIError(Exception):
+    """An error the client should see, with the HTTP status and the OpenAI error fields."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def invalid(message: str, param: str | None = None, code: str | None = None) -> APIError:
+    return APIError(400, message, param=param, code=code)
+
+
+def missing(param: str) -> APIError:
+    return APIError(400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+
+
+def not_found(kind: str, object_id: str, param: str | None = None) -> APIError:
+    return APIError(404, f"No {kind} found with id '{object_id}'.", param=param, code="not_found")
+
+
+def expired() -> APIError:
+    # The cloud answers exactly this for any use of an expired container.
+    return APIError(400, "Container is expired.", code="container_expired")
+
+
+def too_large(limit: int) -> APIError:
+    return APIError(413, f"File too large: the limit is {limit} bytes.", param="file", code="file_too_large")
+
+
+def error_response(exc: APIError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def handle_api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, APIError)
+    return error_response(exc)
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own 404/405 (unknown route, wrong method) in the OpenAI shape."""
+    status = getattr(exc, "status_code", 500)
+    if status == 404:
+        message = f"Invalid URL ({request.method} {request.url.path})"
+    elif status == 405:
+        message = f"Method {request.method} is not allowed for {request.url.path}"
+    else:
+        message = str(getattr(exc, "detail", "")) or "Request failed"
+    return error_response(APIError(status, message))
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(APIError(500, "The local server had an internal error.", type="server_error"))

@@ -1,0 +1,220 @@
+"""One stateful Python kernel (ipykernel over jupyter_client, ipc transport) in its sandbox.
+
+Everything here runs on the server's event loop: processes are spawned from the loop's thread (the kernels'
+death signal is tied to the thread that spawned them) and messages are read with jupyter_client's asyncio
+client, so a long cell never blocks other requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import re
+import secrets
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.connect import write_connection_file
+
+from .sandbox import Launcher, preexec
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+MAX_LOG_CHARS = 4 * 1024 * 1024
+
+
+class KernelError(RuntimeError):
+    """The kernel could not be started or died."""
+
+
+@dataclass
+class Execution:
+    """What one run of code produced, in the order the cloud reports it."""
+
+    logs: str = ""
+    images: list[str] = field(default_factory=list)  # data: URLs
+    error: str | None = None  # exception class name when the code raised
+    status: str = "completed"  # or "incomplete" (interrupted, timed out) / "failed" (kernel died)
+
+
+class Kernel:
+    def __init__(self, launcher: Launcher, workdir: Path, memory_bytes: int | None) -> None:
+        self.launcher = launcher
+        self.workdir = workdir
+        self.memory_bytes = memory_bytes
+        self._proc: subprocess.Popen | None = None
+        self._client: AsyncKernelClient | None = None
+        self._dir: Path | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    async def start(self, timeout: float = 60.0) -> None:
+        self._dir = self.launcher.runtime_dir / secrets.token_hex(4)
+        self._dir.mkdir(mode=0o700)
+        home = self._dir / "home"
+        home.mkdir()
+        connection_file = self._dir / "k.json"
+        write_connection_file(
+            fname=str(connection_file),
+            transport="ipc",
+            ip=str(self._dir / "s"),
+            key=secrets.token_hex(32).encode(),
+        )
+        stderr = open(self._dir / "stderr", "wb")  # noqa: SIM115 - the child keeps writing to it
+        try:
+            self._proc = subprocess.Popen(
+                self.launcher.argv(self.workdir, connection_file, self.memory_bytes),
+                env=self.launcher.env(home),
+                cwd=self.launcher.cwd(self.workdir),
+                stdin=subprocess.DEVNULL,
+                stdout=stderr,
+                stderr=stderr,
+                preexec_fn=preexec(self.memory_bytes),
+                start_new_session=True,
+            )
+        finally:
+            stderr.close()
+        client = AsyncKernelClient()
+        client.load_connection_file(str(connection_file))
+        client.start_channels(hb=False)
+        self._client = client
+        try:
+            await self._wait_ready(timeout)
+        except BaseException:
+            self.kill()
+            raise
+
+    async def _wait_ready(self, timeout: float) -> None:
+        """Until the kernel answers on shell and its iopub messages reach us (a SUB socket joins late)."""
+        assert self._client is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.alive:
+                raise KernelError(f"The kernel failed to start: {self._stderr_tail()}")
+            if time.monotonic() > deadline:
+                raise KernelError(f"The kernel did not start within {timeout:.0f} s: {self._stderr_tail()}")
+            msg_id = self._client.kernel_info()
+            with contextlib.suppress(queue.Empty):
+                end = time.monotonic() + 0.5
+                while time.monotonic() < end:
+                    msg = await self._client.get_iopub_msg(timeout=max(0.01, end - time.monotonic()))
+                    if msg["parent_header"].get("msg_id") == msg_id and _is_idle(msg):
+                        await self._drain(self._client.get_shell_msg)
+                        return
+
+    async def _drain(self, getter) -> None:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                await getter(timeout=0.001)
+
+    def _stderr_tail(self) -> str:
+        if self._dir is None:
+            return ""
+        try:
+            text = (self._dir / "stderr").read_text(errors="replace")
+        except OSError:
+            return ""
+        return text.strip()[-2000:] or "no output"
+
+    async def execute(self, code: str, timeout: float | None = None) -> Execution:
+        """Runs code; an exception in it is part of the result, not an error of this call."""
+        async with self._lock:
+            if not self.alive:
+                raise KernelError("The kernel is not running.")
+            assert self._client is not None
+            await self._drain(self._client.get_iopub_msg)
+            msg_id = self._client.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
+            result = Execution()
+            logs: list[str] = []
+            deadline = None if timeout is None else time.monotonic() + timeout
+            interrupted = False
+            try:
+                while True:
+                    try:
+                        msg = await self._client.get_iopub_msg(timeout=0.5)
+                    except queue.Empty:
+                        if not self.alive:
+                            result.status = "failed"
+                            break
+                        if deadline is not None and time.monotonic() > deadline and not interrupted:
+                            interrupted = True
+                            result.status = "incomplete"
+                            logs.append(f"\nThe execution took longer than {timeout:g} s and was interrupted.\n")
+                            self._send_interrupt()
+                        continue
+                    if msg["parent_header"].get("msg_id") != msg_id:
+                        continue
+                    if _is_idle(msg):
+                        break
+                    _collect(msg, logs, result)
+            except asyncio.CancelledError:
+                # The client went away: stop the code, keep the kernel (and its variables).
+                self._send_interrupt()
+                raise
+            result.logs = _clip("".join(logs))
+            await self._drain(self._client.get_shell_msg)
+            return result
+
+    def _send_interrupt(self) -> None:
+        if self._client is not None and self.alive:
+            self._client.control_channel.send(self._client.session.msg("interrupt_request", {}))
+
+    async def interrupt(self) -> None:
+        self._send_interrupt()
+
+    def kill(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.stop_channels()
+            self._client = None
+        if self._proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=5)
+            self._proc = None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    async def restart(self) -> None:
+        self.kill()
+        await self.start()
+
+
+def _is_idle(msg: dict) -> bool:
+    return msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle"
+
+
+def _collect(msg: dict, logs: list[str], result: Execution) -> None:
+    kind, content = msg["msg_type"], msg["content"]
+    if kind == "stream":
+        logs.append(content.get("text", ""))
+    elif kind == "error":
+        result.error = content.get("ename") or "Error"
+        logs.append(_ANSI.sub("", "\n".join(content.get("traceback") or [])) + "\n")
+    elif kind in ("execute_result", "display_data"):
+        data = content.get("data", {})
+        for mime in ("image/png", "image/jpeg", "image/gif"):
+            if mime in data:
+                result.images.append(f"data:{mime};base64,{''.join(data[mime].split())}")
+                return
+        if "text/plain" in data:
+            logs.append(data["text/plain"] + "\n")
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_LOG_CHARS:
+        return text
+    return text[:MAX_LOG_CHARS] + f"\n[output truncated: {len(text) - MAX_LOG_CHARS} more characters]\n"

@@ -1,0 +1,73 @@
+"""ASGI middleware: bearer-token auth on every request, and injected latency for tests and benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class BearerAuth:
+    """401 in the OpenAI shape unless `Authorization: Bearer <token>` matches (constant-time compare)."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                given = value
+                break
+        if hmac.compare_digest(given, self._expected):
+            await self.app(scope, receive, send)
+            return
+        if given:
+            message, code = "Incorrect API key provided.", "invalid_api_key"
+        else:
+            message = (
+                "You didn't provide an API key. You need to provide your API key in an Authorization header "
+                "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+            )
+            code = None
+        body = json.dumps(
+            {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b'Bearer realm="cellbox"'),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class Latency:
+    """Holds back the start of every response by a fixed delay."""
+
+    def __init__(self, app: ASGIApp, delay_ms: float) -> None:
+        self.app = app
+        self.delay = delay_ms / 1000.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.delay <= 0:
+            await self.app(scope, receive, send)
+            return
+
+        async def delayed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await asyncio.sleep(self.delay)
+            await send(message)
+
+        await self.app(scope, receive, delayed_send)

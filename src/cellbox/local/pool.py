@@ -1,0 +1,83 @@
+"""A few warm sandboxes, started ahead of time so that creating a container does not wait for a kernel.
+
+Warm sandboxes have the default memory limit (1g, what most containers use); a container asking for more gets
+a cold one. Each warm sandbox owns a folder `containers/.pool-*` that becomes the container's folder when it is
+handed out (the sandbox's bind mount follows the renamed folder).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import shutil
+from pathlib import Path
+
+from .kernel import Kernel
+from .sandbox import Launcher
+
+log = logging.getLogger("cellbox.local")
+
+
+class WarmPool:
+    def __init__(self, launcher: Launcher, folder: Path, size: int, memory_bytes: int) -> None:
+        self.launcher = launcher
+        self.folder = folder
+        self.size = size
+        self.memory_bytes = memory_bytes
+        self._ready: list[Kernel] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._failures = 0
+
+    def start(self) -> None:
+        if self.size > 0:
+            self._task = asyncio.get_running_loop().create_task(self._fill())
+
+    def take(self) -> Kernel | None:
+        """A ready kernel (its folder still `.pool-*`: the caller renames it), or None if none is warm."""
+        while self._ready:
+            kernel = self._ready.pop()
+            self._wake.set()
+            if kernel.alive:
+                return kernel
+            _discard(kernel)
+        return None
+
+    async def _fill(self) -> None:
+        while True:
+            while len(self._ready) < self.size:
+                folder = self.folder / f".pool-{secrets.token_hex(8)}"
+                folder.mkdir()
+                kernel = Kernel(self.launcher, folder, self.memory_bytes)
+                try:
+                    await kernel.start()
+                except asyncio.CancelledError:
+                    _discard(kernel)
+                    raise
+                except Exception as exc:
+                    _discard(kernel)
+                    self._failures += 1
+                    log.warning("could not start a warm sandbox: %s", exc)
+                    # Back off rather than spin when kernels cannot start at all.
+                    await asyncio.sleep(min(30.0, 0.5 * 2**self._failures))
+                    continue
+                self._failures = 0
+                self._ready.append(kernel)
+            self._wake.clear()
+            await self._wake.wait()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for kernel in self._ready:
+            _discard(kernel)
+        self._ready.clear()
+
+
+def _discard(kernel: Kernel) -> None:
+    kernel.kill()
+    shutil.rmtree(kernel.workdir, ignore_errors=True)

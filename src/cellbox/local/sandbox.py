@@ -1,0 +1,117 @@
+"""How a kernel process is launched: inside a bubblewrap sandbox, or (when asked) without one.
+
+The sandbox is what the cloud's containers are: the host's filesystem read-only, the container's folder bound
+at /mnt/data (also the working directory), a private /tmp, no network at all, its own pid namespace, no
+capabilities, and the server's data, state and home folders masked. The kernel talks to the server over ipc
+sockets in a runtime folder bound at the same path inside and out (TCP cannot cross the network namespace).
+Memory is capped with RLIMIT_DATA, which makes an over-allocating cell raise MemoryError while the kernel lives
+on (RLIMIT_AS made some native writers hang instead).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MOUNT = "/mnt/data"
+MEMORY_LIMITS = {"1g": 1 << 30, "4g": 4 << 30, "16g": 16 << 30, "64g": 64 << 30}
+
+_PR_SET_PDEATHSIG = 1
+
+
+class IsolationUnavailable(RuntimeError):
+    """bubblewrap cannot run here; the message says why and what to do."""
+
+
+def check_isolation() -> None:
+    """Raises IsolationUnavailable unless a bubblewrap sandbox with every namespace we use can start."""
+    if not sys.platform.startswith("linux"):
+        raise IsolationUnavailable(f"sandboxes need Linux namespaces (bubblewrap); this is {sys.platform}")
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise IsolationUnavailable("bubblewrap is not installed (on Debian/Ubuntu: apt-get install bubblewrap)")
+    argv = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    argv += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--cap-drop", "ALL", "true"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise IsolationUnavailable(f"bubblewrap failed to run: {exc}") from exc
+    if done.returncode != 0:
+        reason = done.stderr.strip() or f"exit status {done.returncode}"
+        raise IsolationUnavailable(
+            f"bubblewrap cannot create a sandbox here ({reason}); unprivileged user namespaces may be disabled "
+            "(sysctl kernel.unprivileged_userns_clone=1 or kernel.apparmor_restrict_unprivileged_userns=0)"
+        )
+
+
+@dataclass
+class Launcher:
+    """Builds the command, environment and process setup of one kernel."""
+
+    isolated: bool
+    runtime_dir: Path
+    hidden: list[Path] = field(default_factory=list)
+    python: str = sys.executable
+
+    def argv(self, workdir: Path, connection_file: Path, memory_bytes: int | None) -> list[str]:
+        kernel = [self.python, "-m", "ipykernel_launcher", "-f", str(connection_file)]
+        kernel += ["--HistoryManager.enabled=False", "--IPKernelApp.log_level=40"]
+        if not self.isolated:
+            return kernel
+        bwrap = shutil.which("bwrap") or "bwrap"
+        argv = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        if memory_bytes:
+            # /tmp is RAM; without a size a cell could fill memory there, past its limit.
+            argv += ["--size", str(memory_bytes)]
+        argv += ["--tmpfs", "/tmp", "--tmpfs", "/mnt"]
+        for hidden in self.hidden:
+            if hidden.is_dir():
+                argv += ["--tmpfs", str(hidden)]
+        # The interpreter may live under a masked folder (a venv in $HOME or /tmp): bring it back, read-only.
+        for prefix in dict.fromkeys([sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(self.python))]):
+            argv += ["--ro-bind", prefix, prefix]
+        argv += ["--bind", str(self.runtime_dir), str(self.runtime_dir)]
+        argv += ["--bind", str(workdir), MOUNT, "--chdir", MOUNT]
+        argv += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "sandbox"]
+        argv += ["--unshare-cgroup-try", "--cap-drop", "ALL", "--new-session", "--die-with-parent"]
+        return [*argv, "--", *kernel]
+
+    def env(self, home: Path) -> dict[str, str]:
+        """A scrubbed environment: nothing of the server's (no token, no cloud credentials) reaches the code."""
+        home_dir = "/tmp" if self.isolated else str(home)
+        bindir = os.path.dirname(self.python)
+        return {
+            "PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": home_dir,
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "TMPDIR": "/tmp" if self.isolated else str(home),
+            "IPYTHONDIR": f"{home_dir}/.ipython",
+            "MPLCONFIGDIR": f"{home_dir}/.matplotlib",
+            "JUPYTER_RUNTIME_DIR": f"{home_dir}/.jupyter-runtime",
+            "JUPYTER_PLATFORM_DIRS": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+
+    def cwd(self, workdir: Path) -> str:
+        return "/" if self.isolated else str(workdir)
+
+
+def preexec(memory_bytes: int | None) -> Callable[[], None]:
+    """Runs in the child before exec: die with the server, and cap the data segment."""
+
+    def setup() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if memory_bytes:
+            resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
+
+    return setup

@@ -1,0 +1,165 @@
+"""Running the local server: checks, wiring, uvicorn, and the endpoint file clients find it by.
+
+The endpoint file (`cellbox.paths.endpoint_file()` unless told otherwise) holds
+`{"base_url": "http://HOST:PORT/v1", "token": "...", "pid": N}`, mode 0600, written atomically once the server
+accepts requests and removed on a clean shutdown if it is still ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import socket
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from .. import paths
+from .app import Settings, build_app
+from .containers import Containers
+from .sandbox import IsolationUnavailable, Launcher, check_isolation
+from .store import Store
+
+log = logging.getLogger("cellbox.local")
+
+
+@dataclass
+class Options:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    data_dir: Path | None = None
+    token: str | None = None
+    unsafe_no_isolation: bool = False
+    latency_ms: float = 0.0
+    max_upload_mb: int = 512
+    pool_size: int = 2
+    exec_timeout: float | None = None
+    seconds_per_minute: float = 60.0
+    endpoint_file: Path | None = None
+
+
+def write_endpoint_file(path: Path, base_url: str, token: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"base_url": base_url, "token": token, "pid": os.getpid()}, f)
+    os.replace(tmp, path)
+
+
+def remove_endpoint_file(path: Path, base_url: str) -> None:
+    """Removes the file only if it still describes this server (another may have started since)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if data.get("pid") == os.getpid() and data.get("base_url") == base_url:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _hidden_folders(data_dir: Path, endpoint_file: Path) -> list[Path]:
+    """Host folders the sandbox must not see: homes, the server's data and state (token, other containers)."""
+    candidates = [Path.home(), Path("/home"), Path("/root"), data_dir, endpoint_file.parent, paths.state_dir()]
+    tmp = Path("/tmp")
+    hidden = []
+    for folder in candidates:
+        folder = folder.resolve()
+        if folder == Path("/") or folder == tmp or tmp in folder.parents:
+            continue
+        hidden.append(folder)
+    return list(dict.fromkeys(hidden))
+
+
+def serve(options: Options) -> int:
+    """Runs the server until SIGINT/SIGTERM; returns the exit status."""
+    logging.basicConfig(level=logging.INFO, format="cellbox serve: %(message)s", stream=sys.stderr)
+    if not options.unsafe_no_isolation:
+        try:
+            check_isolation()
+        except IsolationUnavailable as exc:
+            print(
+                f"cellbox serve: cannot isolate sandboxes: {exc}.\n"
+                "Refusing to run code without isolation; pass --unsafe-no-isolation to run kernels as plain "
+                "processes of this user (no filesystem, network or process isolation).",
+                file=sys.stderr,
+            )
+            return 2
+    data_dir = Path(options.data_dir or paths.default_data_dir()).absolute()
+    endpoint_file = Path(options.endpoint_file or paths.endpoint_file()).absolute()
+    token = options.token or secrets.token_urlsafe(32)
+    try:
+        sock = socket.create_server((options.host, options.port), family=_family(options.host))
+    except OSError as exc:
+        print(f"cellbox serve: cannot listen on {options.host}:{options.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    # ipc socket paths must stay under ~100 bytes, so the runtime folder gets a short name in /tmp.
+    runtime_dir = Path(tempfile.mkdtemp(prefix="cbx-", dir="/tmp"))
+    try:
+        return asyncio.run(_serve(options, sock, data_dir, endpoint_file, token, runtime_dir))
+    finally:
+        sock.close()
+        shutil.rmtree(runtime_dir, ignore_errors=True)
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+async def _serve(
+    options: Options, sock: socket.socket, data_dir: Path, endpoint_file: Path, token: str, runtime_dir: Path
+) -> int:
+    store = Store(data_dir)
+    launcher = Launcher(
+        isolated=not options.unsafe_no_isolation,
+        runtime_dir=runtime_dir,
+        hidden=_hidden_folders(data_dir, endpoint_file),
+    )
+    containers = Containers(
+        store,
+        launcher,
+        pool_size=options.pool_size,
+        exec_timeout=options.exec_timeout,
+        seconds_per_minute=options.seconds_per_minute,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await containers.open()
+        try:
+            yield
+        finally:
+            await containers.close()
+
+    settings = Settings(
+        token=token, max_upload_bytes=options.max_upload_mb * 1024 * 1024, latency_ms=options.latency_ms
+    )
+    app = build_app(containers, settings, lifespan=lifespan)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    host, port = sock.getsockname()[:2]
+    shown_host = f"[{host}]" if ":" in host else host
+    base_url = f"http://{shown_host}:{port}/v1"
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                break
+            await asyncio.sleep(0.02)
+        if server.started:
+            write_endpoint_file(endpoint_file, base_url, token)
+            isolation = "unsafe, no isolation" if options.unsafe_no_isolation else "bubblewrap sandboxes"
+            log.info("serving %s (%s); data in %s; token in %s", base_url, isolation, data_dir, endpoint_file)
+        await task
+    finally:
+        remove_endpoint_file(endpoint_file, base_url)
+        store.close()
+    return 0 if server.started else 1

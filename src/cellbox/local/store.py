@@ -1,0 +1,348 @@
+"""Durable state: metadata in SQLite, file bytes in the data dir.
+
+Layout of the data dir::
+
+    cellbox.sqlite3        containers, container files, files (WAL, survives kill -9)
+    containers/<cntr_id>/  a container's /mnt/data, bound into its sandbox
+    files/<file-id>        bytes of the Files API
+    tmp/                   uploads in flight; renamed into place when complete, so no partial file is ever seen
+
+Ids sort by creation time (their first 16 hex digits are the creation time, as the cloud's start with it), so a
+list's `after` cursor works even when the object it names was deleted since.
+
+A container file is an immutable version: writing a path anew (upload or code) gives it a new id, so a client
+can tell new or changed files by their ids. A file the code leaves unchanged keeps its id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import sqlite3
+import string
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import safepath
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_active REAL NOT NULL,
+    expires_minutes INTEGER NOT NULL,
+    memory_limit TEXT NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS containers_name ON containers (name);
+CREATE TABLE IF NOT EXISTS container_files (
+    id TEXT PRIMARY KEY,
+    container_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    UNIQUE (container_id, path)
+);
+CREATE TABLE IF NOT EXISTS files (
+    id TEXT PRIMARY KEY,
+    filename TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    purpose TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+"""
+
+_id_lock = threading.Lock()
+_last_stamp = 0
+_BASE62 = string.digits + string.ascii_letters
+
+
+def _stamp() -> int:
+    """Nanoseconds since the epoch, strictly increasing within this process."""
+    global _last_stamp
+    with _id_lock:
+        now = max(time.time_ns(), _last_stamp + 1)
+        _last_stamp = now
+        return now
+
+
+def new_id(prefix: str, random_hex: int) -> str:
+    """`prefix` + 8 hex digits of seconds + 8 of nanoseconds + random hex: sorts by creation like cloud ids."""
+    ns = _stamp()
+    seconds, frac = divmod(ns, 1_000_000_000)
+    return f"{prefix}{seconds:08x}{frac:08x}{secrets.token_hex(random_hex // 2)}"
+
+
+def new_file_id() -> str:
+    ns = _stamp()
+    seconds, frac = divmod(ns, 1_000_000_000)
+    return f"file-{seconds:08x}{frac:08x}" + "".join(secrets.choice(_BASE62) for _ in range(6))
+
+
+@dataclass
+class Page:
+    rows: list[dict]
+    has_more: bool
+
+
+class Store:
+    """All reads and writes of durable state; safe to call from any thread."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.containers_dir = self.data_dir / "containers"
+        self.files_dir = self.data_dir / "files"
+        self.tmp_dir = self.data_dir / "tmp"
+        for d in (self.data_dir, self.containers_dir, self.files_dir, self.tmp_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.data_dir, 0o700)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.data_dir / "cellbox.sqlite3", check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        # WAL with synchronous=NORMAL: a committed transaction survives the process being killed; only a
+        # power loss can lose the last ones.
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._clean_tmp()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _clean_tmp(self) -> None:
+        # Leftovers of uploads interrupted by a crash, and of warm sandboxes never handed out.
+        for path in self.tmp_dir.iterdir():
+            _remove(path)
+        for path in self.containers_dir.glob(".pool-*"):
+            _remove(path)
+
+    def _query(self, sql: str, args: tuple = ()) -> list[dict]:
+        with self._lock:
+            return [dict(row) for row in self._db.execute(sql, args).fetchall()]
+
+    def _exec(self, sql: str, args: tuple = ()) -> int:
+        with self._lock:
+            return self._db.execute(sql, args).rowcount
+
+    def _page(self, table: str, where: str, args: tuple, limit: int, order: str, after: str | None) -> Page:
+        op, direction = (">", "ASC") if order == "asc" else ("<", "DESC")
+        if after:
+            where += f" AND id {op} ?"
+            args = (*args, after)
+        rows = self._query(f"SELECT * FROM {table} WHERE {where} ORDER BY id {direction} LIMIT ?", (*args, limit + 1))
+        return Page(rows[:limit], len(rows) > limit)
+
+    def temp_path(self) -> Path:
+        """A fresh path in the data dir's tmp folder (same filesystem as the destinations, so rename works)."""
+        return self.tmp_dir / secrets.token_hex(12)
+
+    # -- containers -------------------------------------------------------------------------------------
+
+    def container_dir(self, container_id: str) -> Path:
+        return self.containers_dir / container_id
+
+    def create_container(self, name: str, minutes: int, memory_limit: str, directory: Path | None) -> dict:
+        """Records a container; `directory` (a warm sandbox's folder) becomes its /mnt/data if given."""
+        container_id = new_id("cntr_", 32)
+        now = time.time()
+        target = self.container_dir(container_id)
+        if directory is not None:
+            os.rename(directory, target)
+        else:
+            target.mkdir()
+        self._exec(
+            "INSERT INTO containers VALUES (?, ?, ?, ?, ?, ?, 'running')",
+            (container_id, name, int(now), now, minutes, memory_limit),
+        )
+        return self.get_container(container_id)  # type: ignore[return-value]
+
+    def get_container(self, container_id: str) -> dict | None:
+        rows = self._query("SELECT * FROM containers WHERE id = ?", (container_id,))
+        return rows[0] if rows else None
+
+    def list_containers(self, limit: int, order: str, after: str | None, name: str | None) -> Page:
+        if name is not None:
+            return self._page("containers", "name = ?", (name,), limit, order, after)
+        return self._page("containers", "1", (), limit, order, after)
+
+    def running_containers(self) -> list[dict]:
+        return self._query("SELECT * FROM containers WHERE status = 'running'")
+
+    def touch(self, container_id: str, now: float | None = None) -> None:
+        self._exec(
+            "UPDATE containers SET last_active = ? WHERE id = ? AND status = 'running'",
+            (time.time() if now is None else now, container_id),
+        )
+
+    def expire_container(self, container_id: str) -> None:
+        """The container stays listed as `expired`; its files are gone."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.execute("UPDATE containers SET status = 'expired' WHERE id = ?", (container_id,))
+            self._db.execute("DELETE FROM container_files WHERE container_id = ?", (container_id,))
+            self._db.execute("COMMIT")
+        _remove(self.container_dir(container_id))
+
+    def delete_container(self, container_id: str) -> bool:
+        with self._lock:
+            self._db.execute("BEGIN")
+            found = self._db.execute("DELETE FROM containers WHERE id = ?", (container_id,)).rowcount
+            self._db.execute("DELETE FROM container_files WHERE container_id = ?", (container_id,))
+            self._db.execute("COMMIT")
+        _remove(self.container_dir(container_id))
+        return bool(found)
+
+    # -- container files --------------------------------------------------------------------------------
+
+    def get_container_file(self, container_id: str, file_id: str) -> dict | None:
+        rows = self._query("SELECT * FROM container_files WHERE id = ? AND container_id = ?", (file_id, container_id))
+        return rows[0] if rows else None
+
+    def list_container_files(self, container_id: str, limit: int, order: str, after: str | None) -> Page:
+        return self._page("container_files", "container_id = ?", (container_id,), limit, order, after)
+
+    def add_container_file(self, container_id: str, name: str, source_path: Path, source: str) -> dict:
+        """Moves `source_path` (a complete file in tmp/) to /mnt/data/<name> and records it.
+
+        Raises safepath.UnsafePath for a name that escapes, IsADirectoryError when a folder is in the way.
+        """
+        parts = safepath.split_name(name)
+        root = str(self.container_dir(container_id))
+        try:
+            parent = safepath.open_parent(root, parts, create=True)
+        except (NotADirectoryError, FileExistsError) as exc:
+            raise IsADirectoryError("A file is in the way of a folder in that path.") from exc
+        except OSError as exc:
+            if exc.errno == 40:  # ELOOP: a symlink where a folder should be
+                raise safepath.UnsafePath("A component of the path is a symbolic link.") from exc
+            raise
+        try:
+            try:
+                os.rename(source_path, parts[-1], dst_dir_fd=parent)
+            except (IsADirectoryError, NotADirectoryError) as exc:
+                raise IsADirectoryError("A folder already exists at that path.") from exc
+            st = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+        finally:
+            os.close(parent)
+        return self._record_container_file(container_id, "/".join(parts), st, source)
+
+    def _record_container_file(self, container_id: str, rel: str, st: os.stat_result, source: str) -> dict:
+        row = {
+            "id": new_id("cfile_", 16),
+            "container_id": container_id,
+            "path": rel,
+            "bytes": st.st_size,
+            "source": source,
+            "created_at": int(time.time()),
+            "mtime_ns": st.st_mtime_ns,
+        }
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM container_files WHERE container_id = ? AND path = ?", (container_id, rel))
+            self._db.execute(
+                "INSERT INTO container_files VALUES (:id, :container_id, :path, :bytes, :source, :created_at,"
+                " :mtime_ns)",
+                row,
+            )
+            self._db.execute("COMMIT")
+        return row
+
+    def delete_container_file(self, container_id: str, file_id: str) -> bool:
+        row = self.get_container_file(container_id, file_id)
+        if row is None:
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            safepath.unlink(str(self.container_dir(container_id)), row["path"].split("/"))
+        return bool(self._exec("DELETE FROM container_files WHERE id = ?", (file_id,)))
+
+    def open_container_file(self, container_id: str, row: dict) -> int:
+        """A read descriptor of the file's bytes (FileNotFoundError if the code removed it meanwhile)."""
+        return safepath.open_file(str(self.container_dir(container_id)), row["path"].split("/"))
+
+    def sync_container_files(self, container_id: str) -> list[dict]:
+        """Brings the records in line with what is in /mnt/data; returns the new or changed files.
+
+        Files whose size and mtime are unchanged keep their records (and ids); new or changed ones get a new
+        record with source `assistant`; records of vanished files are dropped.
+        """
+        root = self.container_dir(container_id)
+        if not root.is_dir():
+            return []
+        known = {
+            row["path"]: row
+            for row in self._query("SELECT * FROM container_files WHERE container_id = ?", (container_id,))
+        }
+        seen: set[str] = set()
+        changed: list[dict] = []
+        for rel, st in safepath.walk_files(str(root)):
+            seen.add(rel)
+            row = known.get(rel)
+            if row is not None and row["bytes"] == st.st_size and row["mtime_ns"] == st.st_mtime_ns:
+                continue
+            changed.append(self._record_container_file(container_id, rel, st, "assistant"))
+        gone = [row["id"] for path, row in known.items() if path not in seen]
+        with self._lock:
+            self._db.executemany("DELETE FROM container_files WHERE id = ?", [(fid,) for fid in gone])
+        return changed
+
+    # -- files API --------------------------------------------------------------------------------------
+
+    def file_path(self, file_id: str) -> Path:
+        return self.files_dir / file_id
+
+    def add_file(self, filename: str, purpose: str, source_path: Path) -> dict:
+        file_id = new_file_id()
+        size = source_path.stat().st_size
+        os.rename(source_path, self.file_path(file_id))
+        row = {"id": file_id, "filename": filename, "bytes": size, "purpose": purpose, "created_at": int(time.time())}
+        self._exec("INSERT INTO files VALUES (:id, :filename, :bytes, :purpose, :created_at)", row)
+        return row
+
+    def get_file(self, file_id: str) -> dict | None:
+        rows = self._query("SELECT * FROM files WHERE id = ?", (file_id,))
+        return rows[0] if rows else None
+
+    def list_files(self, limit: int, order: str, after: str | None, purpose: str | None) -> Page:
+        if purpose:
+            return self._page("files", "purpose = ?", (purpose,), limit, order, after)
+        return self._page("files", "1", (), limit, order, after)
+
+    def delete_file(self, file_id: str) -> bool:
+        found = self._exec("DELETE FROM files WHERE id = ?", (file_id,))
+        with contextlib.suppress(FileNotFoundError):
+            self.file_path(file_id).unlink()
+        return bool(found)
+
+    def copy_file_to_container(self, file_id: str, container_id: str) -> dict:
+        """A copy, not a link: code changing the container's copy must not change the uploaded file."""
+        row = self.get_file(file_id)
+        if row is None:
+            raise KeyError(file_id)
+        tmp = self.temp_path()
+        try:
+            shutil.copyfile(self.file_path(file_id), tmp)
+            return self.add_container_file(container_id, _plain_name(row["filename"]), tmp, "user")
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def _plain_name(filename: str) -> str:
+    """The last component of an uploaded file's name, made safe to use as a name in /mnt/data."""
+    name = filename.replace("\x00", "").rsplit("/", 1)[-1]
+    return name if name not in ("", ".", "..") else "file"
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
