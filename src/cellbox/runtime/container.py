@@ -6,7 +6,7 @@ persist between runs like notebook cells.
 
 A run is described by a JSON request file and leaves a JSON result file plus output files beside it:
 
-    request: {"run_id", "code_path", "result_path", "out_dir", "private_dir", "watch": "/mnt/data",
+    request: {"run_id", "code", "result_path", "out_dir", "private_dir", "watch": "/mnt/data",
               "inputs": [{"name", "path", "format", "kind", ...}], "outputs": ["name", ...]}
     result:  {"run_id", "ok", "stdout", "stderr", "error": {"ename", "evalue", "traceback"} | null,
               "value": {...} | null, "outputs": {"name": {...}}, "figures": [path], "changed": [path],
@@ -28,11 +28,13 @@ RUNTIME_VERSION = 1
 MAX_TEXT = 2_000_000  # characters of stdout/stderr kept in the result record; the rest is summarised
 MAX_REPR = 100_000
 CELL_FILENAME = "<cell>"
+RESULT_MARKER = "cellbox-result: "
+MAX_LOGGED_RESULT = 200_000
 
 
 def _user_namespace() -> dict[str, Any]:
     try:
-        shell = get_ipython()  # type: ignore[name-defined]  # noqa: F821 - defined inside IPython kernels
+        shell = get_ipython()  # type: ignore[name-defined]
         return shell.user_ns
     except NameError:
         import __main__
@@ -77,7 +79,7 @@ def _write_frame(frame: Any, path_stem: str, kind: str) -> dict[str, Any]:
         frame = frame.to_frame(name="__series__" if name is None else name)
     else:
         name = None
-    info: dict[str, Any] = {"kind": kind, "rows": int(len(frame)), "columns": [str(c) for c in frame.columns]}
+    info: dict[str, Any] = {"kind": kind, "rows": len(frame), "columns": [str(c) for c in frame.columns]}
     if kind == "series":
         info["series_name"] = None if name is None else str(name)
     if _has_pyarrow():
@@ -256,6 +258,10 @@ def run(request_path: str) -> None:
     result = execute(request_path)
     state = "ok" if result["ok"] else f"error {result['error']['ename']}"
     print(f"cellbox run {result['run_id']}: {state} in {result['duration']:.3f}s")
+    record = json.dumps(result, default=str)
+    if len(record) <= MAX_LOGGED_RESULT:
+        # Saves the client a listing and a download; larger records are fetched from the result file.
+        print(RESULT_MARKER + record)
 
 
 def execute(request_path: str) -> dict[str, Any]:
@@ -277,8 +283,7 @@ def execute(request_path: str) -> dict[str, Any]:
     try:
         for spec in request.get("inputs", []):
             namespace[spec["name"]] = _import(spec)
-        with open(request["code_path"], encoding="utf-8") as f:
-            source = f.read()
+        source = request["code"]
         body, last = _split_last_expression(source)
         exec(compile(body, CELL_FILENAME, "exec"), namespace)
         if last is not None:

@@ -1,0 +1,125 @@
+"""What a run gives back: `Run`, its `Artifact`s, and `RemoteError` for an exception raised in the sandbox.
+
+They render themselves in a notebook (`_repr_html_`, `_repr_png_`, `_render_traceback_`) and are plain Python
+objects elsewhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import posixpath
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .api import CellboxError, ContainerFile
+
+IMAGE_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif"}
+
+
+class RemoteError(CellboxError):
+    """The cell raised in the sandbox. IPython shows the remote traceback, and the cell fails."""
+
+    def __init__(self, ename: str, evalue: str, traceback: str, *, run_id: str | None = None) -> None:
+        super().__init__(f"{ename}: {evalue}" if evalue else ename)
+        self.ename = ename
+        self.evalue = evalue
+        self.traceback = traceback
+        self.run_id = run_id
+
+    def _render_traceback_(self) -> list[str]:
+        lines = (self.traceback or f"{self.ename}: {self.evalue}\n").rstrip("\n").splitlines()
+        return ["Remote traceback (in the sandbox):", *lines]
+
+
+class NoSuchSandbox(CellboxError, LookupError):
+    """No container has that id or name."""
+
+
+class SandboxGone(CellboxError):
+    """The container expired or was deleted; `Sandbox.revive()` (or the next `%%container` cell) makes a new one."""
+
+
+@dataclasses.dataclass
+class Artifact:
+    """A file in the sandbox that a run created or changed."""
+
+    file: ContainerFile
+    _fetch: Callable[[ContainerFile], bytes] = dataclasses.field(repr=False)
+    _download: Callable[[ContainerFile, Path], Path] = dataclasses.field(repr=False)
+    _cache: bytes | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def path(self) -> str:
+        return self.file.path or ""
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.path)
+
+    @property
+    def size(self) -> int | None:
+        return self.file.bytes
+
+    @property
+    def mimetype(self) -> str | None:
+        return IMAGE_SUFFIXES.get(posixpath.splitext(self.path)[1].lower())
+
+    def read(self) -> bytes:
+        if self._cache is None:
+            self._cache = self._fetch(self.file)
+        return self._cache
+
+    def download(self, to: str | Path = ".") -> Path:
+        """Save into folder `to` (or as file `to` when it isn't an existing folder); returns the local path."""
+        target = Path(to)
+        if target.is_dir():
+            target = target / self.name
+        if self._cache is not None:
+            target.write_bytes(self._cache)
+            return target
+        return self._download(self.file, target)
+
+    def _repr_png_(self) -> bytes | None:
+        return self.read() if self.mimetype == "image/png" else None
+
+    def _repr_html_(self) -> str:
+        size = "?" if self.size is None else f"{self.size:,} bytes"
+        return f"<code>{html.escape(self.path)}</code> ({size})"
+
+
+@dataclasses.dataclass
+class Run:
+    """The outcome of `Sandbox.run`: output streams, the error if any, the last value, `-o` outputs, artifacts."""
+
+    id: str
+    stdout: str = ""
+    stderr: str = ""
+    error: RemoteError | None = None
+    value: Any = None
+    outputs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    artifacts: list[Artifact] = dataclasses.field(default_factory=list)
+    figures: list[Artifact] = dataclasses.field(default_factory=list)
+    value_info: dict[str, Any] | None = dataclasses.field(default=None, repr=False)
+    duration: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def raise_for_error(self) -> Run:
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def _repr_html_(self) -> str:
+        parts = [f"<b>run {html.escape(self.id)}</b>: {'ok' if self.ok else 'failed'}"]
+        if self.stdout:
+            parts.append(f"<pre>{html.escape(self.stdout)}</pre>")
+        if self.error is not None:
+            parts.append(f"<pre style='color:var(--jp-error-color1,#c00)'>{html.escape(self.error.traceback)}</pre>")
+        if self.artifacts:
+            items = "".join(f"<li>{a._repr_html_()}</li>" for a in self.artifacts)
+            parts.append(f"<ul>{items}</ul>")
+        return "\n".join(parts)
