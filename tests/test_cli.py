@@ -1,0 +1,120 @@
+"""The `cellbox` command against a real local server, run as a user would run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cellbox.api import Client, NotFoundError
+from cellbox.cli import main
+from cellbox.local.testing import RunningServer
+
+
+def cellbox(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cellbox", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def client(use_local_server: RunningServer) -> Client:
+    with Client() as c:
+        yield c
+
+
+def test_ls_lists_containers_with_status_memory_and_expiry(client: Client) -> None:
+    box = client.containers.create("cli-ls", memory_limit="4g", expires_after=30)
+    result = cellbox("ls")
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split()[:4] == ["ID", "NAME", "STATUS", "MEMORY"]
+    row = next(r for r in rows if r.startswith(box.id))
+    assert "cli-ls" in row and "running" in row and "4g" in row
+    assert "29m" in row or "30m" in row  # time to expiry, counted down from 30 minutes
+    client.containers.delete(box.id)
+
+
+def test_ls_json_and_name_filter(client: Client, capsys: pytest.CaptureFixture[str]) -> None:
+    wanted = client.containers.create("cli-json-a")
+    other = client.containers.create("cli-json-b")
+    assert main(["ls", "--json", "--name", "cli-json-a"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in records] == [wanted.id]
+    for box in (wanted, other):
+        client.containers.delete(box.id)
+
+
+def test_files_by_name_shows_path_size_and_source(client: Client, capsys: pytest.CaptureFixture[str]) -> None:
+    box = client.containers.create("cli-files")
+    client.containers.files.create(box.id, b"x" * 2500, filename="notes.txt")
+    assert main(["files", "cli-files"]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if "/mnt/data/notes.txt" in line)
+    assert "2.5 KB" in line and "user" in line
+    client.containers.delete(box.id)
+
+
+def test_rm_by_id_and_name(client: Client, capsys: pytest.CaptureFixture[str]) -> None:
+    first = client.containers.create("cli-rm-1")
+    second = client.containers.create("cli-rm-2")
+    assert main(["rm", first.id, "cli-rm-2"]) == 0
+    out = capsys.readouterr().out
+    assert f"deleted {first.id}" in out and f"deleted {second.id}" in out
+    for box in (first, second):
+        with pytest.raises(NotFoundError):
+            client.containers.retrieve(box.id)
+
+
+def test_rm_unknown_is_one_clear_line_and_exit_1(use_local_server: RunningServer) -> None:
+    result = cellbox("rm", "no-such-box")
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "no-such-box" in result.stderr and "cellbox ls" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_config_names_backend_url_and_auth_but_never_the_key(use_local_server: RunningServer) -> None:
+    secret = use_local_server.token
+    result = cellbox("config")
+    assert result.returncode == 0, result.stderr
+    assert use_local_server.base_url in result.stdout
+    assert "api_key" in result.stdout and "set" in result.stdout
+    assert secret not in result.stdout + result.stderr
+    described = json.loads(cellbox("config", "--json").stdout)
+    assert described["auth"] == "api_key" and described["base_url"] == use_local_server.base_url
+    assert secret not in json.dumps(described)
+
+
+def test_unreachable_backend_fails_in_one_line_without_secret() -> None:
+    secret = "sk-test-must-not-leak-123456"
+    result = cellbox("ls", env={"CELLBOX_BASE_URL": "http://127.0.0.1:9/v1", "CELLBOX_API_KEY": secret})
+    assert result.returncode == 1
+    assert result.stderr.startswith("cellbox: ") and result.stderr.count("\n") == 1
+    assert "could not connect" in result.stderr and "127.0.0.1:9" in result.stderr
+    assert secret not in result.stdout + result.stderr and "Traceback" not in result.stderr
+
+
+def test_rejected_key_is_reported_as_authentication_failure(use_local_server: RunningServer) -> None:
+    result = cellbox("ls", env={"CELLBOX_API_KEY": "wrong-key-abcdef"})
+    assert result.returncode == 1
+    assert "401" in result.stderr and "CELLBOX_API_KEY" in result.stderr
+    assert "wrong-key-abcdef" not in result.stderr
+
+
+def test_no_backend_configured_names_what_to_do() -> None:
+    result = cellbox("ls")
+    assert result.returncode == 1
+    assert "cellbox serve" in result.stderr and "CELLBOX_BASE_URL" in result.stderr
+
+
+def test_bad_configuration_is_one_line(tmp_path) -> None:
+    result = cellbox("ls", env={"CELLBOX_AUTH": "password"})
+    assert result.returncode == 1 and "unknown auth kind 'password'" in result.stderr
