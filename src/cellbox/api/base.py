@@ -76,6 +76,8 @@ class RetryPolicy:
                 return None
             return self.backoff(attempt)
         assert response is not None
+        if op.upload is not None and not op.upload.rewindable:
+            return None  # the body was read from a stream that can't be read again: a retry would send less
         statuses = self.POST_RETRY_STATUSES if op.may_have_side_effects else self.RETRY_STATUSES
         if response.status_code not in statuses:
             return None
@@ -135,7 +137,7 @@ class BaseClient:
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError(f"max_retries must be a non-negative integer; got {max_retries!r}")
         self.settings = settings
-        self.base_url = settings.base_url
+        self.base_url = settings.base_url.rstrip("/")
         self.retry = RetryPolicy(max_retries=max_retries)
         self._auth: httpx.Auth = auth if isinstance(auth, httpx.Auth) else auth_from_settings(settings)
         headers = {"User-Agent": f"cellbox/{__version__} httpx/{httpx.__version__}", "Accept": "application/json"}
@@ -154,23 +156,19 @@ class BaseClient:
         return f"{type(self).__name__}(base_url={self.base_url!r}, auth={self.settings.auth!r})"
 
     def _http_options(self) -> dict[str, Any]:
-        return {
-            "base_url": self.base_url + "/",
-            "headers": self._headers,
-            "auth": self._auth,
-            "timeout": self.timeout,
-            "follow_redirects": False,
-        }
+        return {"timeout": self.timeout, "follow_redirects": False}
 
     def _build_request(self, http: httpx.Client | httpx.AsyncClient, op: Operation, files: Any) -> httpx.Request:
+        # An absolute URL and our own headers, so an `http_client=` given by the caller works as well as ours
+        # (the shells pass `self._auth` when sending); one URL parse instead of a relative join per request.
         return http.build_request(
             op.method,
-            op.path.lstrip("/"),
-            params=dict(op.params) if op.params else None,
+            self.base_url + op.path,
+            params=op.params or None,
             json=op.json,
             files=files,
-            data=dict(op.form) if op.form else None,
-            headers=dict(op.headers) if op.headers else None,
+            data=op.form or None,
+            headers={**self._headers, **op.headers} if op.headers else self._headers,
             timeout=op.timeout or self.timeout,
         )
 

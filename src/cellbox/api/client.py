@@ -50,8 +50,8 @@ class Client(BaseClient):
                     outcome = None
                     continue
                 try:
-                    outcome = self._http.send(step, stream=True)
-                    if not op.stream or outcome.is_error:
+                    outcome = self._http.send(step, stream=True, auth=self._auth)
+                    if not op.stream or not outcome.is_success:
                         outcome.read()
                 except httpx.TransportError as exc:
                     outcome = exc
@@ -91,8 +91,8 @@ class AsyncClient(BaseClient):
                     outcome = None
                     continue
                 try:
-                    outcome = await self._http.send(step, stream=True)
-                    if not op.stream or outcome.is_error:
+                    outcome = await self._http.send(step, stream=True, auth=self._auth)
+                    if not op.stream or not outcome.is_success:
                         await outcome.aread()
                 except httpx.TransportError as exc:
                     outcome = exc

@@ -36,6 +36,17 @@ class Upload:
     source: FileSource
     filename: str | None = None
 
+    @property
+    def rewindable(self) -> bool:
+        """Whether the body can be sent again (httpx seeks back to the start); a pipe or socket can't."""
+        source = self.source
+        if isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
+            return True
+        try:
+            return bool(source.seekable())
+        except (AttributeError, OSError, ValueError):
+            return False
+
     def open(self, stack: ExitStack) -> dict[str, Any]:
         source = self.source
         if isinstance(source, (str, os.PathLike)):
@@ -118,8 +129,10 @@ def _checked_id(value: str, what: str) -> str:
 
 
 def _id(value: str, what: str) -> str:
-    """An id as one path segment: quoted, so `../x` can't walk to another endpoint."""
-    return quote(_checked_id(value, what), safe="")
+    """An id as one path segment: quoted, so `../x` (or `..`) can't walk to another endpoint."""
+    segment = quote(_checked_id(value, what), safe="")
+    # URL normalisation drops `.` and `..` segments; escaped, they stay a (wrong, so 404) id.
+    return segment.replace(".", "%2E") if segment in (".", "..") else segment
 
 
 def _memory_limit(value: str | None) -> str | None:
@@ -303,7 +316,10 @@ def create_response(
     instructions: str | None = None,
     tool_choice: str | Mapping[str, Any] | None = None,
     extra_body: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
 ) -> Operation:
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise ValidationError(f"timeout must be a positive number of seconds; got {timeout!r}")
     if not isinstance(model, str) or not model.strip():
         raise ValidationError("a model is needed to run code remotely; set CELLBOX_MODEL or pass model=")
     body: dict[str, Any] = {"model": model, "input": input if isinstance(input, str) else list(input)}
@@ -319,4 +335,5 @@ def create_response(
     if tool_choice is not None:
         body["tool_choice"] = tool_choice
     body.update(extra_body or {})
-    return Operation("POST", "/responses", _record(Response), json=body, timeout=RESPONSES_TIMEOUT)
+    limit = RESPONSES_TIMEOUT if timeout is None else httpx.Timeout(timeout, connect=min(10.0, timeout))
+    return Operation("POST", "/responses", _record(Response), json=body, timeout=limit)

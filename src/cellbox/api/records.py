@@ -29,6 +29,7 @@ __all__ = [
 
 MemoryLimit = Literal["1g", "4g", "16g", "64g"]
 R = TypeVar("R", bound="Record")
+_FIELD_NAMES: dict[type, frozenset[str]] = {}  # per record class, its fields but `extra`
 
 
 class Record:
@@ -42,7 +43,9 @@ class Record:
     def from_dict(cls: type[R], data: Mapping[str, Any]) -> R:
         if not isinstance(data, Mapping):
             raise TypeError(f"{cls.__name__} expects a JSON object, got {type(data).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}  # type: ignore[arg-type]
+        names = _FIELD_NAMES.get(cls)
+        if names is None:
+            names = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls)) - {"extra"}  # type: ignore[arg-type]
         known: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         for key, value in data.items():
@@ -280,12 +283,12 @@ class Response(Record):
     def code_interpreter_calls(self) -> list[CodeInterpreterCall]:
         return [
             CodeInterpreterCall.from_dict(item)
-            for item in self.output
+            for item in self.output or []
             if isinstance(item, Mapping) and item.get("type") == "code_interpreter_call"
         ]
 
     def _output_texts(self) -> Iterator[Mapping[str, Any]]:
-        for item in self.output:
+        for item in self.output or []:
             if isinstance(item, Mapping) and item.get("type") == "message":
                 for part in item.get("content") or []:
                     if isinstance(part, Mapping) and part.get("type") == "output_text":

@@ -118,14 +118,31 @@ def _split(data: bytes, size: int) -> Iterator[bytes]:
 
 def _dropped(exc: httpx.TransportError, response: httpx.Response) -> APIConnectionError:
     error = connection_error(exc, response.request)
-    error.args = (f"{error.message} The download stopped part-way; nothing was written in place of the file.",)
+    error.message = f"{error.message} The download stopped part-way; nothing was written in place of the file."
+    error.args = (error.message,)
     return error
 
 
 def _temp_beside(target: Path) -> tuple[int, str]:
     # Written next to the target and renamed over it, so a reader never sees half a file.
     target.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    # mkstemp makes the file private (0600); the download gets the mode any new file would.
+    os.fchmod(fd, 0o666 & ~_umask())
+    return fd, temp
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask would, briefly, for every thread)
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 # --- containers -----------------------------------------------------------------------------------------------
@@ -454,8 +471,10 @@ class Responses:
         instructions: str | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> Response:
-        """Create a response; `container` binds the `code_interpreter` tool to a container id (or `auto`)."""
+        """Create a response; `container` binds the `code_interpreter` tool to a container id (or `auto`).
+        `timeout` (seconds) bounds how long to wait for it; the default allows ten minutes."""
         return self._client._execute(
             ops.create_response(
                 model=model or self._client.settings.model or "",
@@ -466,6 +485,7 @@ class Responses:
                 instructions=instructions,
                 tool_choice=tool_choice,
                 extra_body=extra_body,
+                timeout=timeout,
             )
         )
 
@@ -487,6 +507,7 @@ class AsyncResponses:
         instructions: str | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> Response:
         return await self._client._execute(
             ops.create_response(
@@ -498,5 +519,6 @@ class AsyncResponses:
                 instructions=instructions,
                 tool_choice=tool_choice,
                 extra_body=extra_body,
+                timeout=timeout,
             )
         )
