@@ -1,5 +1,37 @@
-"""cellbox: run notebook cells in sandboxes reached through the OpenAI-compatible Containers API."""
+"""cellbox: run notebook cells in sandboxes reached through the OpenAI-compatible Containers API.
+
+    import cellbox
+    sb = cellbox.Sandbox.create(name="demo", memory_limit="4g")
+    sb.push(df, name="sales")
+    run = sb.run("sales.groupby('region').price.sum()")
+
+In a notebook: `%load_ext cellbox`, then `%%container` cells.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
+
+__all__ = ["Artifact", "NoSuchSandbox", "RemoteError", "Run", "Sandbox", "SandboxGone", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `cellbox.api` and the command line stay quick to import without pandas or IPython.
+    if name == "Sandbox":
+        from .sandbox import Sandbox
+
+        return Sandbox
+    if name in ("Artifact", "NoSuchSandbox", "RemoteError", "Run", "SandboxGone"):
+        from . import results
+
+        return getattr(results, name)
+    raise AttributeError(f"module 'cellbox' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext cellbox`: registers `%container` and `%%container`."""
+    from .magics import load_ipython_extension as load
+
+    load(ipython)

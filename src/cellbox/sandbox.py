@@ -26,6 +26,7 @@ from typing import Any
 
 from . import backend, frames
 from .api import APIStatusError, BadRequestError, CellboxError, Client, Container, ContainerFile, NotFoundError
+from .api.operations import MEMORY_LIMITS
 from .results import Artifact, NoSuchSandbox, RemoteError, Run, SandboxGone
 from .runtime import container_runtime_source
 from .runtime.container import RESULT_MARKER
@@ -34,6 +35,7 @@ DATA_DIR = "/mnt/data"
 PRIVATE = ".cellbox"  # cellbox's own files inside /mnt/data: runtime, inputs, run records
 RUNTIME_NAME = f"{PRIVATE}/cellbox_runtime.py"
 MAX_WORKERS = 8
+MEMORY_CHOICES = MEMORY_LIMITS
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 Progress = Callable[[str, int, int | None], None]  # (label, bytes done, bytes total)
@@ -105,6 +107,11 @@ class Sandbox:
         except NoSuchSandbox:
             return cls.create(name, client=client, **options)
         return cls(client, box)
+
+    @staticmethod
+    def default_client() -> Client:
+        """A client for the configured backend (the local server, started if needed, when none is)."""
+        return backend.connect()
 
     @property
     def id(self) -> str:
@@ -270,6 +277,7 @@ class Sandbox:
             input=run_prompt(loader),
             container=self.id,
             tool_choice="required",
+            timeout=timeout,
         )
         calls = response.code_interpreter_calls
         if len(calls) != 1 or (calls[0].code or "").strip() != loader:

@@ -1,0 +1,232 @@
+"""`%container` and `%%container` (`%load_ext cellbox`). Thin: parsing, the notebook namespace, and display;
+the work is done by `cellbox.Sandbox`, which is usable without IPython.
+
+    %container new [NAME] [--memory 1g|4g|16g|64g] [--expires MINUTES]
+    %container use NAME_OR_ID
+    %container list | files | status
+    %container push VAR_OR_PATH ...
+    %container pull REMOTE_GLOB [--to DIR]
+    %container delete [NAME_OR_ID]
+
+    %%container [NAME_OR_ID] [-i VAR ...] [-o VAR ...] [--files PATH ...] [--pull GLOB ...] [--timeout S]
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import MagicArgumentParser
+from IPython.display import display
+
+from . import widgets
+from .api import CellboxError
+from .results import RemoteError, Run, SandboxGone
+from .sandbox import MEMORY_CHOICES, Sandbox
+
+__all__ = ["ContainerMagics", "load_ipython_extension"]
+
+
+def _line_parser() -> MagicArgumentParser:
+    parser = MagicArgumentParser(prog="%container", add_help=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    new = sub.add_parser("new", help="create a sandbox and make it the current one")
+    new.add_argument("name", nargs="?")
+    new.add_argument("--memory", choices=MEMORY_CHOICES)
+    new.add_argument("--expires", type=int, metavar="MINUTES")
+    use = sub.add_parser("use", help="make an existing sandbox the current one")
+    use.add_argument("name")
+    sub.add_parser("list", help="list sandboxes")
+    sub.add_parser("files", help="list the current sandbox's files")
+    sub.add_parser("status", help="show the current sandbox")
+    push = sub.add_parser("push", help="send notebook variables or local files")
+    push.add_argument("items", nargs="+", metavar="VAR_OR_PATH")
+    pull = sub.add_parser("pull", help="download files from the sandbox")
+    pull.add_argument("patterns", nargs="+", metavar="REMOTE_GLOB")
+    pull.add_argument("--to", default=".")
+    delete = sub.add_parser("delete", help="delete a sandbox (the current one by default)")
+    delete.add_argument("name", nargs="?")
+    return parser
+
+
+def _cell_parser() -> MagicArgumentParser:
+    parser = MagicArgumentParser(prog="%%container", add_help=False)
+    parser.add_argument("name", nargs="?", metavar="NAME_OR_ID")
+    parser.add_argument("-i", "--input", dest="inputs", nargs="+", action="extend", default=[], metavar="VAR")
+    parser.add_argument("-o", "--output", dest="outputs", nargs="+", action="extend", default=[], metavar="VAR")
+    parser.add_argument("--files", nargs="+", action="extend", default=[], metavar="PATH")
+    parser.add_argument("--pull", nargs="+", action="extend", default=[], metavar="GLOB")
+    parser.add_argument("--to", default=".")
+    parser.add_argument("--timeout", type=float, metavar="S")
+    return parser
+
+
+LINE_PARSER = _line_parser()
+CELL_PARSER = _cell_parser()
+
+
+def _parse(parser: MagicArgumentParser, line: str) -> Any:
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"{parser.prog}: {exc}") from None
+    return parser.parse_args(words)  # MagicArgumentParser raises UsageError on bad arguments
+
+
+@magics_class
+class ContainerMagics(Magics):
+    """Run cells in a sandbox reached through the Containers API."""
+
+    def __init__(self, shell: Any) -> None:
+        super().__init__(shell)
+        self.current: Sandbox | None = None
+        self._known: dict[str, Sandbox] = {}  # by id and by name
+        self._gone: set[str] = set()  # sandboxes whose container vanished: revived by the next cell
+
+    @line_cell_magic
+    def container(self, line: str, cell: str | None = None) -> Any:
+        try:
+            if cell is None:
+                return self._line(_parse(LINE_PARSER, line))
+            return self._cell(_parse(CELL_PARSER, line), cell)
+        except SandboxGone as exc:
+            if self.current is not None:
+                self._gone.add(self.current.id)
+            raise CellboxError(str(exc)) from None
+
+    container.__doc__ = __doc__
+
+    # --- sandboxes ------------------------------------------------------------------------------------------------
+
+    def _remember(self, sandbox: Sandbox) -> Sandbox:
+        self._known[sandbox.id] = sandbox
+        if sandbox.name:
+            self._known[sandbox.name] = sandbox
+        self.current = sandbox
+        return sandbox
+
+    def _sandbox(self, name: str | None) -> Sandbox:
+        if name:
+            known = self._known.get(name)
+            if known is None:
+                known = Sandbox.get_or_create(name)
+            sandbox = self._remember(known)
+        elif self.current is not None:
+            sandbox = self.current
+        else:
+            sandbox = self._remember(Sandbox.create())
+            print(f"cellbox: created sandbox {sandbox.name} ({sandbox.id})", file=sys.stderr)
+        if sandbox.id in self._gone:
+            old = sandbox.id
+            sandbox.revive()
+            self._gone.discard(old)
+            self._remember(sandbox)
+            print(
+                f"cellbox: sandbox {sandbox.name} had expired; made {sandbox.id} and pushed "
+                f"{len(sandbox.manifest)} item(s) again",
+                file=sys.stderr,
+            )
+        return sandbox
+
+    def _require_current(self) -> Sandbox:
+        if self.current is None:
+            raise UsageError("no current sandbox: `%container new` makes one, `%container use NAME` picks one")
+        return self.current
+
+    # --- %container -----------------------------------------------------------------------------------------------
+
+    def _line(self, args: Any) -> Any:
+        command = args.command
+        if command is None:
+            raise UsageError("%container needs a command: new, use, list, files, push, pull, delete, status")
+        if command == "new":
+            sandbox = Sandbox.create(args.name, memory_limit=args.memory, expires_after=args.expires)
+            self._remember(sandbox)
+            return widgets.StatusView(sandbox.container)
+        if command == "use":
+            return widgets.StatusView(self._sandbox(args.name).container)
+        if command == "list":
+            client = self.current.client if self.current else Sandbox.default_client()
+            return widgets.ContainerTable(list(client.containers.list(order="desc")))
+        if command == "status":
+            return widgets.StatusView(self._require_current().refresh())
+        if command == "files":
+            return widgets.FileTable(self._require_current().files())
+        if command == "push":
+            sandbox = self._sandbox(None)
+            for item in args.items:
+                if item in self.shell.user_ns:
+                    sandbox.push(self.shell.user_ns[item], name=item)
+                else:
+                    sandbox.push(item)
+            return None
+        if command == "pull":
+            paths = self._require_current().pull(*args.patterns, to=args.to)
+            print(f"cellbox: pulled {len(paths)} file(s) into {args.to}", file=sys.stderr)
+            return None
+        if command == "delete":
+            sandbox = self._known.get(args.name) if args.name else self._require_current()
+            if sandbox is None:
+                sandbox = Sandbox.attach(args.name)
+            sandbox.delete()
+            self._known = {k: v for k, v in self._known.items() if v is not sandbox}
+            if self.current is sandbox:
+                self.current = None
+            print(f"cellbox: deleted {sandbox.name or ''} ({sandbox.id})", file=sys.stderr)
+            return None
+        raise UsageError(f"unknown %container command {command!r}")  # pragma: no cover - argparse rejects it first
+
+    # --- %%container ----------------------------------------------------------------------------------------------
+
+    def _cell(self, args: Any, cell: str) -> None:
+        namespace = self.shell.user_ns
+        missing = [name for name in args.inputs if name not in namespace]
+        if missing:
+            raise UsageError(f"-i {' '.join(missing)}: no such variable in the notebook")
+        sandbox = self._sandbox(args.name)
+        inputs = {name: namespace[name] for name in args.inputs}
+        try:
+            run = sandbox.run(
+                cell,
+                inputs=inputs,
+                outputs=args.outputs,
+                files=args.files,
+                pull=args.pull,
+                to=args.to,
+                timeout=args.timeout,
+            )
+        except KeyboardInterrupt:
+            print("cellbox: interrupted; the remote run was stopped", file=sys.stderr)
+            raise
+        except TypeError as exc:  # a -i value that can't travel
+            raise UsageError(str(exc)) from None
+        self._show(run)
+        if run.error is not None:
+            raise run.error
+        namespace.update(run.outputs)
+
+    def _show(self, run: Run) -> None:
+        if run.stdout:
+            sys.stdout.write(run.stdout)
+            sys.stdout.flush()
+        if run.stderr:
+            sys.stderr.write(run.stderr)
+            sys.stderr.flush()
+        for figure in run.figures:
+            display(widgets.image(figure))
+        if run.value is not None:
+            display(run.value)
+        elif run.value_info and run.value_info.get("kind") in ("repr", "json"):
+            display(widgets.RemoteValue(run.value_info))
+        if run.artifacts:
+            display(widgets.ArtifactGallery(run.artifacts))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    ipython.register_magics(ContainerMagics)
+
+
+__all__ += ["RemoteError"]

@@ -1,0 +1,164 @@
+"""How sandboxes, files and artifacts look in a notebook.
+
+Each view is a plain object with `_repr_html_` and `__repr__`, so it renders in JupyterLab, in a static
+notebook export and in a terminal alike, and tests can inspect what it holds (`.rows`, `.items`).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from IPython.display import Image
+
+from .api import Container, ContainerFile
+from .results import Artifact
+
+PREVIEW_ROWS = 20
+INLINE_IMAGE_LIMIT = 10_000_000
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return str(n)
+
+
+def _expires_in(box: Container, now: float | None = None) -> str:
+    if box.status not in (None, "running", "active") or box.expires_at is None:
+        return "-"
+    left = int(box.expires_at - (now or time.time()))
+    return "now" if left <= 0 else f"{left // 60}m {left % 60:02d}s"
+
+
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table class='cellbox-table'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+class _Table:
+    header: tuple[str, ...] = ()
+    rows: list[tuple[str, ...]]
+
+    def _repr_html_(self) -> str:
+        return _html_table(self.header, self.rows)
+
+    def __repr__(self) -> str:
+        return _text_table(self.header, self.rows)
+
+
+class StatusView(_Table):
+    """One container: name, id, status, memory, time to expiry."""
+
+    header = ("name", "id", "status", "memory", "expires in")
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+        self.rows = [
+            (
+                container.name or "",
+                container.id,
+                container.status or "?",
+                container.memory_limit or "-",
+                _expires_in(container),
+            )
+        ]
+
+
+class ContainerTable(_Table):
+    header = StatusView.header
+
+    def __init__(self, containers: Sequence[Container]) -> None:
+        self.containers = list(containers)
+        self.rows = [StatusView(c).rows[0] for c in self.containers]
+
+
+class FileTable(_Table):
+    header = ("path", "size", "source")
+
+    def __init__(self, files: Sequence[ContainerFile]) -> None:
+        self.files = sorted(files, key=lambda f: f.path or "")
+        self.rows = [(f.path or f.id, _size(f.bytes), f.source or "") for f in self.files]
+
+
+class RemoteValue:
+    """The last expression of a cell that is neither a frame nor an image: its HTML or repr, as the sandbox made it."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.info = info
+
+    def _repr_html_(self) -> str | None:
+        return self.info.get("html")
+
+    def __repr__(self) -> str:
+        return str(self.info.get("repr", ""))
+
+
+def image(artifact: Artifact) -> Image:
+    return Image(data=artifact.read(), format="png")
+
+
+class ArtifactGallery:
+    """The files a run created or changed: images inline, CSV/Parquet previews as tables, others as links."""
+
+    def __init__(self, artifacts: Sequence[Artifact]) -> None:
+        self.items = list(artifacts)
+
+    def kind(self, artifact: Artifact) -> str:
+        name = artifact.name.lower()
+        if artifact.mimetype and (artifact.size or 0) <= INLINE_IMAGE_LIMIT:
+            return "image"
+        if name.endswith((".csv", ".parquet")):
+            return "table"
+        return "file"
+
+    def preview(self, artifact: Artifact) -> Any:
+        """A DataFrame of the first rows of a CSV or Parquet artifact."""
+        import io
+
+        import pandas as pd
+
+        data = io.BytesIO(artifact.read())
+        if artifact.name.lower().endswith(".parquet"):
+            return pd.read_parquet(data).head(PREVIEW_ROWS)
+        return pd.read_csv(data, nrows=PREVIEW_ROWS)
+
+    def _item_html(self, artifact: Artifact) -> str:
+        title = f"<div><code>{html.escape(artifact.path)}</code> · {_size(artifact.size)}</div>"
+        kind = self.kind(artifact)
+        if kind == "image":
+            encoded = base64.b64encode(artifact.read()).decode("ascii")
+            return f"{title}<img src='data:{artifact.mimetype};base64,{encoded}' style='max-width:100%'/>"
+        if kind == "table":
+            try:
+                return title + self.preview(artifact).to_html(max_rows=PREVIEW_ROWS)
+            except Exception as exc:  # a file that isn't the table its name says: show it as a file
+                return f"{title}<div>(no preview: {html.escape(str(exc))})</div>"
+        return title
+
+    def _repr_html_(self) -> str:
+        items = "".join(f"<div class='cellbox-artifact'>{self._item_html(a)}</div>" for a in self.items)
+        return f"<div class='cellbox-artifacts'><b>{len(self.items)} file(s) from the sandbox</b>{items}</div>"
+
+    def __repr__(self) -> str:
+        lines = [f"{len(self.items)} file(s) from the sandbox:"]
+        lines += [f"  {a.path}  ({_size(a.size)})" for a in self.items]
+        return "\n".join(lines)
