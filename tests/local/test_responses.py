@@ -1,0 +1,193 @@
+"""Execution through POST /v1/responses with the code_interpreter tool, driven by the official SDK."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import httpx
+import openai
+import pytest
+from local_helpers import logs, run
+
+from cellbox.local.testing import running_server
+
+PNG = base64.b64encode(
+    bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d49444154789c6360f8ffff3f0005fe02fea7d6a4e60000000049454e44ae426082"
+    )
+).decode()
+
+
+def test_runs_code_and_returns_a_standard_response(client: openai.OpenAI, container):
+    response = client.responses.create(
+        model="cellbox-local",
+        input="print(6 * 7)",
+        tools=[{"type": "code_interpreter", "container": container.id}],
+        include=["code_interpreter_call.outputs"],
+    )
+    assert response.id.startswith("resp_")
+    assert response.object == "response"
+    assert response.status == "completed"
+    assert response.model == "cellbox-local"
+    call, message = response.output
+    assert call.type == "code_interpreter_call"
+    assert (call.status, call.code, call.container_id) == ("completed", "print(6 * 7)", container.id)
+    assert [o.type for o in call.outputs] == ["logs"]
+    assert call.outputs[0].logs == "42\n"
+    assert message.type == "message" and message.role == "assistant"
+    assert "42" in response.output_text
+    assert response.usage.total_tokens == 0
+
+
+def test_outputs_only_when_included(client, container):
+    call, _ = run(client, container.id, "print(1)", include=False)
+    assert call.outputs is None
+
+
+def test_first_fenced_python_block_is_the_code(client, container):
+    text = "Please run this:\n```python\nx = 5\nprint(x + 1)\n```\nand not this:\n```python\nprint('no')\n```"
+    call, _ = run(client, container.id, text)
+    assert call.code == "x = 5\nprint(x + 1)\n"
+    assert logs(call) == "6\n"
+
+
+def test_state_persists_between_calls(client, container):
+    run(client, container.id, "counter = 41")
+    call, _ = run(client, container.id, "counter += 1\nprint(counter)")
+    assert logs(call) == "42\n"
+
+
+def test_input_as_message_list_uses_last_user_message(client, container):
+    response = client.responses.create(
+        model="cellbox-local",
+        input=[
+            {"role": "user", "content": "print('old')"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": [{"type": "input_text", "text": "print('new')"}]},
+        ],
+        tools=[{"type": "code_interpreter", "container": container.id}],
+        include=["code_interpreter_call.outputs"],
+    )
+    assert logs(response.output[0]) == "new\n"
+
+
+def test_exception_completes_with_traceback_in_logs(client, container):
+    call, _ = run(client, container.id, "def f():\n    raise ValueError('boom')\nf()")
+    assert call.status == "completed"
+    text = logs(call)
+    assert "ValueError: boom" in text
+    assert "Traceback" in text
+    assert "\x1b[" not in text  # no terminal colours
+
+
+def test_last_expression_and_stderr_in_logs(client, container):
+    call, _ = run(client, container.id, "import sys\nsys.stderr.write('warn\\n')\n1 + 2")
+    assert "warn" in logs(call)
+    assert "3" in logs(call)
+
+
+def test_images_become_data_urls(client, container):
+    code = f"from IPython.display import Image, display\nimport base64\ndisplay(Image(data=base64.b64decode('{PNG}')))"
+    call, _ = run(client, container.id, code)
+    images = [o for o in call.outputs if o.type == "image"]
+    assert len(images) == 1
+    assert images[0].url == f"data:image/png;base64,{PNG}"
+
+
+def test_files_written_by_code_are_listed_with_source_assistant(client, container):
+    up = client.containers.files.create(container_id=container.id, file=("keep.txt", b"k"))
+    _, message = run(
+        client, container.id, "import os\nos.makedirs('out', exist_ok=True)\nopen('out/r.txt', 'w').write('hi')"
+    )
+    files = {f.path: f for f in client.containers.files.list(container_id=container.id)}
+    assert set(files) == {"/mnt/data/keep.txt", "/mnt/data/out/r.txt"}
+    assert files["/mnt/data/out/r.txt"].source == "assistant"
+    assert files["/mnt/data/keep.txt"].id == up.id  # unchanged files keep their id
+    new = files["/mnt/data/out/r.txt"]
+    assert client.containers.files.content.retrieve(new.id, container_id=container.id).read() == b"hi"
+    citations = message.content[0].annotations
+    assert [(a.type, a.file_id, a.filename) for a in citations] == [("container_file_citation", new.id, "r.txt")]
+    # Absolute /mnt/data paths work too, and a rewrite gives the file a new id.
+    run(client, container.id, "open('/mnt/data/out/r.txt', 'w').write('changed')")
+    again = {f.path: f.id for f in client.containers.files.list(container_id=container.id)}
+    assert again["/mnt/data/out/r.txt"] != new.id
+    run(client, container.id, "import os; os.remove('out/r.txt')")
+    assert [f.path for f in client.containers.files.list(container_id=container.id)] == ["/mnt/data/keep.txt"]
+
+
+def test_auto_container_with_files_and_memory_limit(client: openai.OpenAI):
+    uploaded = client.files.create(file=("in.txt", b"payload"), purpose="user_data")
+    response = client.responses.create(
+        model="cellbox-local",
+        input="print(open('/mnt/data/in.txt').read())",
+        tools=[
+            {"type": "code_interpreter", "container": {"type": "auto", "file_ids": [uploaded.id], "memory_limit": "4g"}}
+        ],
+        include=["code_interpreter_call.outputs"],
+    )
+    call = response.output[0]
+    assert logs(call) == "payload\n"
+    created = client.containers.retrieve(call.container_id)
+    assert created.memory_limit == "4g"
+    client.containers.delete(created.id)
+
+
+def test_unknown_container_is_404(client):
+    try:
+        run(client, "cntr_doesnotexist", "print(1)")
+    except openai.NotFoundError as exc:
+        assert exc.body["param"] == "container_id"
+    else:
+        raise AssertionError("expected a 404")
+
+
+def test_request_errors(http, container):
+    r = http.post(
+        "/responses", json={"input": "print(1)", "tools": [{"type": "code_interpreter", "container": container.id}]}
+    )
+    assert r.status_code == 400 and r.json()["error"]["param"] == "model"
+    r = http.post("/responses", json={"model": "cellbox-local", "input": "print(1)"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "tools"
+    r = http.post(
+        "/responses",
+        json={
+            "model": "m",
+            "input": "x",
+            "stream": True,
+            "tools": [{"type": "code_interpreter", "container": container.id}],
+        },
+    )
+    assert r.status_code == 400 and r.json()["error"]["param"] == "stream"
+
+
+def test_timeout_interrupts_and_keeps_state(tmp_path):
+    with (
+        running_server(tmp_path / "d", exec_timeout=1.5, pool_size=0) as srv,
+        openai.OpenAI(base_url=srv.base_url, api_key=srv.token, max_retries=0) as c,
+    ):
+        cid = c.containers.create(name="slow").id
+        run(c, cid, "kept = 'yes'")
+        started = time.monotonic()
+        call, _ = run(c, cid, "import time\ntime.sleep(120)")
+        assert time.monotonic() - started < 10
+        assert call.status == "incomplete"
+        assert "KeyboardInterrupt" in logs(call)
+        call, _ = run(c, cid, "print(kept)")
+        assert logs(call) == "yes\n"
+
+
+def test_client_disconnect_interrupts_the_code(server, client, container):
+    run(client, container.id, "kept = 'still here'")
+    body = {
+        "model": "cellbox-local",
+        "input": "import time\ntime.sleep(600)",
+        "tools": [{"type": "code_interpreter", "container": container.id}],
+    }
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server.base_url}/responses", json=body, headers=server.headers, timeout=1.0)
+    started = time.monotonic()
+    call, _ = run(client, container.id, "print(kept)")
+    assert time.monotonic() - started < 5  # the sleeping cell was interrupted, not waited for
+    assert logs(call) == "still here\n"
