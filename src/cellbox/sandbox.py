@@ -30,6 +30,7 @@ from .api.operations import MEMORY_LIMITS
 from .results import Artifact, NoSuchSandbox, RemoteError, Run, SandboxGone
 from .runtime import container_runtime_source
 from .runtime.container import RESULT_MARKER
+from .widgets import RemoteValue
 
 DATA_DIR = "/mnt/data"
 PRIVATE = ".cellbox"  # cellbox's own files inside /mnt/data: runtime, inputs, run records
@@ -73,6 +74,7 @@ class Sandbox:
         self.pending: dict[str, str] = {}  # variable name -> remote path of its value, loaded at the next run
         self._runtime: Pushed | None = None
         self._cache = Path(tempfile.mkdtemp(prefix="cellbox-"))
+        self._owns_client = False
         self._options = {"memory_limit": container.memory_limit}
 
     # --- making and finding -----------------------------------------------------------------------------------
@@ -86,27 +88,34 @@ class Sandbox:
         expires_after: int | None = None,
         client: Client | None = None,
     ) -> Sandbox:
+        owns = client is None
         client = client or backend.connect()
         box = client.containers.create(
             name or f"cellbox-{uuid.uuid4().hex[:8]}", memory_limit=memory_limit, expires_after=expires_after
         )
         sandbox = cls(client, box)
+        sandbox._owns_client = owns
         sandbox._options = {"memory_limit": memory_limit, "expires_after": expires_after}
         return sandbox
 
     @classmethod
     def attach(cls, id_or_name: str, *, client: Client | None = None) -> Sandbox:
+        owns = client is None
         client = client or backend.connect()
-        return cls(client, find_container(client, id_or_name))
+        sandbox = cls(client, find_container(client, id_or_name))
+        sandbox._owns_client = owns
+        return sandbox
 
     @classmethod
     def get_or_create(cls, name: str, **options: Any) -> Sandbox:
-        client = options.pop("client", None) or backend.connect()
+        given = options.pop("client", None)
+        client = given or backend.connect()
         try:
-            box = find_container(client, name, running_only=True)
+            sandbox = cls(client, find_container(client, name, running_only=True))
         except NoSuchSandbox:
-            return cls.create(name, client=client, **options)
-        return cls(client, box)
+            sandbox = cls.create(name, client=client, **options)
+        sandbox._owns_client = given is None
+        return sandbox
 
     @staticmethod
     def default_client() -> Client:
@@ -132,9 +141,21 @@ class Sandbox:
     def delete(self) -> None:
         with contextlib.suppress(NotFoundError):
             self.client.containers.delete(self.id)
+        self.close()
+
+    def close(self) -> None:
+        """Forget local state (the manifest, cached copies) and close the client if this sandbox made it."""
         self.manifest.clear()
         self.pending.clear()
         shutil.rmtree(self._cache, ignore_errors=True)
+        if self._owns_client:
+            self.client.close()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def revive(self) -> Sandbox:
         """A new container with the same name and options, with everything in the manifest pushed again."""
@@ -369,6 +390,8 @@ class Sandbox:
             run.value = fetched[-1]
         elif value.get("kind") == "json":
             run.value = value.get("json")
+        elif value.get("kind") == "repr":
+            run.value = RemoteValue(value)
         run.figures = [self._artifact(records[p]) for p in result.get("figures") or [] if p in records]
         run.artifacts = [self._artifact(records[p]) for p in result.get("changed") or [] if p in records]
         if value.get("kind") == "image" and value.get("path") in records:

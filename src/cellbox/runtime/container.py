@@ -177,7 +177,9 @@ def _describe_value(value: Any, out_dir: str) -> dict[str, Any]:
         value.savefig(path, format="png", bbox_inches="tight")
         described.update(kind="image", path=path)
         return described
-    if _is_json_value(value) and len(json.dumps(value)) <= MAX_REPR:
+    plain = _plain_scalar(value)
+    if _is_json_value(plain) and len(json.dumps(plain)) <= MAX_REPR:
+        value = plain
         described.update(kind="json", json=value)
     else:
         described["kind"] = "repr"
@@ -191,6 +193,14 @@ def _describe_value(value: Any, out_dir: str) -> dict[str, Any]:
         if isinstance(text, str):
             described["html"] = _limited(text, MAX_REPR)
     return described
+
+
+def _plain_scalar(value: Any) -> Any:
+    """numpy scalars (what `frame.x.sum()` gives) as the Python numbers they stand for."""
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, numpy.generic):
+        return value.item()
+    return value
 
 
 def _is_figure(value: Any) -> bool:

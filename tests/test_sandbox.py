@@ -1,0 +1,137 @@
+"""`cellbox.Sandbox` end to end against the real local server: push, run, pull, errors, revive."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import cellbox
+from cellbox.local.testing import RunningServer
+from cellbox.sandbox import LoaderMismatch, loader_line
+
+
+@pytest.fixture
+def sandbox(use_local_server: RunningServer) -> Iterator[cellbox.Sandbox]:
+    sb = cellbox.Sandbox.create(name="test-sandbox")
+    yield sb
+    sb.delete()
+
+
+def typed_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "i": [1, 2, 3],
+            "f": [0.5, 1.5, None],
+            "s": ["a", "b", "c"],
+            "cat": pd.Categorical(["x", "y", "x"]),
+            "when": pd.to_datetime(["2024-01-01", "2024-06-01", "2024-12-31"]).tz_localize("Europe/Paris"),
+            "n": pd.array([1, None, 3], dtype="Int64"),
+            "b": pd.array([True, None, False], dtype="boolean"),
+        }
+    )
+
+
+def test_push_run_and_outputs_keep_dtypes(sandbox: cellbox.Sandbox) -> None:
+    frame = typed_frame()
+    sandbox.push(frame, name="sales")
+    run = sandbox.run("sales['twice'] = sales.i * 2\nprint(len(sales))\nsales.s.tolist()", outputs=["sales"])
+    assert run.ok and run.stdout == "3\n"
+    assert run.value == ["a", "b", "c"]
+    back = run.outputs["sales"]
+    pd.testing.assert_frame_equal(back.drop(columns="twice"), frame)
+    assert back["twice"].tolist() == [2, 4, 6]
+
+
+def test_state_persists_between_runs_and_series_round_trip(sandbox: cellbox.Sandbox) -> None:
+    sandbox.run("counter = 41")
+    series = pd.Series([1.0, 2.0], name="weights")
+    run = sandbox.run("counter += 1\nw = weights * 10\ncounter", inputs={"weights": series}, outputs=["w"])
+    assert run.value == 42
+    pd.testing.assert_series_equal(run.outputs["w"], series * 10)
+
+
+def test_remote_exception_is_a_remote_error_with_the_cell_traceback(sandbox: cellbox.Sandbox) -> None:
+    run = sandbox.run("x = 1\n\ndef f():\n    return 1 / 0\n\nf()")
+    assert not run.ok
+    assert run.error is not None and run.error.ename == "ZeroDivisionError"
+    rendered = "\n".join(run.error._render_traceback_())
+    assert 'File "<cell>", line 4, in f' in rendered and "runpy" not in rendered
+    with pytest.raises(cellbox.RemoteError):
+        run.raise_for_error()
+
+
+def test_unchanged_push_sends_nothing(sandbox: cellbox.Sandbox, local_server: RunningServer) -> None:
+    frame = typed_frame()
+    sandbox.push(frame, name="t")
+    before = len(sandbox.files(include_private=True))
+    sandbox.push(frame.copy(), name="t")
+    assert len(sandbox.files(include_private=True)) == before
+    frame.loc[0, "i"] = 99
+    sandbox.push(frame, name="t")
+    assert len(sandbox.files(include_private=True)) == before + 1
+    assert sandbox.run("int(t.i[0])").value == 99
+
+
+def test_files_folders_and_globs_push_and_pull(sandbox: cellbox.Sandbox, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "a.csv").write_text("x\n1\n")
+    (data / "b.csv").write_text("x\n2\n")
+    (data / "sub" / "c.txt").write_text("c")
+    assert sandbox.push(str(data / "*.csv")) == ["a.csv", "b.csv"]
+    assert sandbox.push(str(data)) == ["data/a.csv", "data/b.csv", "data/sub/c.txt"]
+    run = sandbox.run("import pandas as pd\nopen('out.txt','w').write('made here')\npd.read_csv('a.csv').x.sum()")
+    assert run.value == 1
+    assert [a.path for a in run.artifacts] == ["/mnt/data/out.txt"]
+    pulled = sandbox.pull("out.txt", "data/sub/*", to=tmp_path / "back")
+    assert sorted(p.relative_to(tmp_path / "back").as_posix() for p in pulled) == ["data/sub/c.txt", "out.txt"]
+    assert (tmp_path / "back" / "out.txt").read_text() == "made here"
+
+
+def test_bad_input_is_clear_and_sends_nothing(sandbox: cellbox.Sandbox, tmp_path: Path) -> None:
+    with pytest.raises(cellbox.api.CellboxError, match="nothing matches"):
+        sandbox.push(str(tmp_path / "*.nope"))
+    with pytest.raises(cellbox.api.CellboxError, match="no such file"):
+        sandbox.push(str(tmp_path / "missing.csv"))
+    with pytest.raises(TypeError, match="can't be sent"):
+        sandbox.push(object(), name="thing")
+    with pytest.raises(cellbox.api.CellboxError, match="no file in the sandbox matches"):
+        sandbox.pull("nothing-*.bin", to=tmp_path)
+    run = sandbox.run("import threading\nlock = threading.Lock()", outputs=["lock"])
+    assert run.error is not None and "-o brings back DataFrames" in run.error.evalue
+
+
+def test_figures_come_back_as_png(sandbox: cellbox.Sandbox) -> None:
+    run = sandbox.run("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nplt.plot([1, 2, 3])")
+    assert run.ok, run.error
+    assert len(run.figures) == 1 and run.figures[0].read().startswith(b"\x89PNG")
+
+
+def test_loader_mismatch_is_refused(sandbox: cellbox.Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The local model runs the first fenced block it is given: hand it a different one, as a wayward model would.
+    monkeypatch.setattr("cellbox.sandbox.run_prompt", lambda loader: "```python\nprint('something else')\n```")
+    with pytest.raises(LoaderMismatch, match="something else"):
+        sandbox.run("1")
+
+
+def test_expired_sandbox_is_reported_then_revived_with_its_data(sandbox: cellbox.Sandbox) -> None:
+    frame = pd.DataFrame({"v": [1, 2]})
+    sandbox.push(frame, name="kept")
+    assert sandbox.run("int(kept.v.sum())").value == 3
+    old = sandbox.id
+    sandbox.client.containers.delete(old)  # gone, as an expired or deleted container is
+    with pytest.raises(cellbox.SandboxGone, match="revive"):
+        sandbox.run("1")
+    sandbox.revive()
+    assert sandbox.id != old
+    assert sandbox.run("int(kept.v.sum())").value == 3
+
+
+def test_loader_line_is_one_deterministic_line() -> None:
+    line = loader_line("/mnt/data/.cellbox/cellbox_runtime.py", "/mnt/data/.cellbox/runs/x/request.json")
+    assert "\n" not in line and line == loader_line(
+        "/mnt/data/.cellbox/cellbox_runtime.py", "/mnt/data/.cellbox/runs/x/request.json"
+    )
