@@ -97,7 +97,7 @@ class ContainerMagics(Magics):
                 self._gone.add(self.current.id)
             raise CellboxError(str(exc)) from None
 
-    container.__doc__ = __doc__
+    container.__doc__ = sys.modules[__name__].__doc__
 
     # --- sandboxes ------------------------------------------------------------------------------------------------
 

@@ -1,0 +1,128 @@
+"""`%container` / `%%container` in a real Jupyter kernel against the real local server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from jupyter_client.manager import KernelManager
+
+from cellbox.local.testing import RunningServer
+
+
+class Kernel:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.manager = KernelManager(kernel_name="python3")
+        self.manager.start_kernel(env=env)
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=60)
+
+    def run(self, code: str) -> tuple[str, list[dict[str, Any]]]:
+        """Execute `code`; returns the reply status and the iopub messages it produced."""
+        messages: list[dict[str, Any]] = []
+
+        def keep(msg: dict[str, Any]) -> None:
+            if msg["msg_type"] in ("stream", "error", "display_data", "execute_result"):
+                messages.append({"type": msg["msg_type"], **msg["content"]})
+
+        reply = self.client.execute_interactive(code, output_hook=keep, timeout=120)
+        for payload in reply["content"].get("payload", []):  # `?` help arrives as a pager payload
+            if payload.get("source") == "page":
+                messages.append({"type": "page", "data": payload["data"]})
+        return reply["content"]["status"], messages
+
+    def stop(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+
+
+def text(messages: list[dict[str, Any]], name: str) -> str:
+    return "".join(m["text"] for m in messages if m["type"] == "stream" and m["name"] == name)
+
+
+@pytest.fixture(scope="module")
+def kernel(local_server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
+    home = tmp_path_factory.mktemp("kernel-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELLBOX_", "OCI_"))}
+    env.update(
+        CELLBOX_BASE_URL=local_server.base_url,
+        CELLBOX_API_KEY=local_server.token,
+        CELLBOX_MODEL="cellbox-local",
+        CELLBOX_STATE_DIR=str(home / "state"),
+        XDG_CONFIG_HOME=str(home / "config"),
+    )
+    k = Kernel(env)
+    status, _ = k.run("%load_ext cellbox\nimport pandas as pd")
+    assert status == "ok"
+    yield k
+    k.run("%container delete")
+    k.stop()
+
+
+def test_cell_runs_remotely_with_inputs_and_outputs(kernel: Kernel) -> None:
+    status, out = kernel.run("sales = pd.DataFrame({'region': ['a', 'b', 'a'], 'price': [1.0, 2.0, 3.0]})")
+    assert status == "ok"
+    status, out = kernel.run(
+        "%%container -i sales -o totals\n"
+        "import os\n"
+        "totals = sales.groupby('region', as_index=False).price.sum()\n"
+        "print('rows', len(sales), 'cwd', os.getcwd())\n"
+        "totals"
+    )
+    assert status == "ok", out
+    assert "rows 3 cwd /mnt/data" in text(out, "stdout")
+    shown = [m for m in out if m["type"] == "display_data" and "text/html" in m["data"]]
+    assert shown and "<table" in shown[-1]["data"]["text/html"]
+    status, out = kernel.run("totals.price.tolist(), type(totals).__name__")
+    assert status == "ok"
+    assert out[-1]["data"]["text/plain"] == "([4.0, 2.0], 'DataFrame')"
+
+
+def test_remote_exception_fails_the_cell_with_the_remote_traceback(kernel: Kernel) -> None:
+    status, out = kernel.run("%%container\ndef f():\n    raise ValueError('bad row 7')\nf()")
+    assert status == "error"
+    error = next(m for m in out if m["type"] == "error")
+    assert error["ename"] == "RemoteError" and "ValueError: bad row 7" in error["evalue"]
+    assert any('File "<cell>", line 2, in f' in line for line in error["traceback"])
+
+
+def test_usage_errors_name_the_mistake(kernel: Kernel) -> None:
+    status, out = kernel.run("%%container -i not_defined_anywhere\nx = 1")
+    assert status == "error" and "-i not_defined_anywhere: no such variable" in text(out, "stderr")
+    status, out = kernel.run("%container frobnicate")
+    assert status == "error" and "invalid choice: 'frobnicate'" in text(out, "stderr")
+    status, out = kernel.run("%container new --memory 3g")
+    assert status == "error" and "invalid choice: '3g'" in text(out, "stderr")
+
+
+def test_braces_expand_in_the_magic_line_only(kernel: Kernel) -> None:
+    kernel.run("wanted = 'expanded'\nexpanded = {'k': 1}")
+    status, out = kernel.run("%%container -i {wanted}\nliteral = {'k': 2}\n(expanded['k'], literal['k'])")
+    assert status == "ok", out
+    assert out[-1]["data"]["text/plain"] == "[1, 2]"
+
+
+def test_line_commands_status_files_push_pull(kernel: Kernel, tmp_path) -> None:
+    local = tmp_path / "hello.txt"
+    local.write_text("hi there")
+    status, out = kernel.run(f"%container push {local}")
+    assert status == "ok", out
+    status, out = kernel.run("%container files")
+    assert status == "ok" and "/mnt/data/hello.txt" in out[-1]["data"]["text/plain"]
+    status, out = kernel.run("%container status")
+    assert status == "ok" and "running" in out[-1]["data"]["text/plain"]
+    status, out = kernel.run("%%container\nopen('made.txt', 'w').write('remote')")
+    assert status == "ok"
+    assert any("made.txt" in m.get("data", {}).get("text/plain", "") for m in out)  # the artifact view
+    status, out = kernel.run(f"%container pull made.txt --to {tmp_path}")
+    assert status == "ok" and (tmp_path / "made.txt").read_text() == "remote"
+
+
+def test_help_describes_the_syntax(kernel: Kernel) -> None:
+    status, out = kernel.run("%container?")
+    assert status == "ok"
+    shown = "".join(m["data"]["text/plain"] for m in out if m["type"] == "page")
+    assert "%%container [NAME_OR_ID] [-i VAR ...] [-o VAR ...]" in shown
