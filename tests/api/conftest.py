@@ -19,9 +19,9 @@ import pytest_asyncio
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from fakeserver import TOKEN, FakeServer  # noqa: E402
+from fakeserver import TOKEN, FakeServer
 
-from cellbox.api import AsyncClient, Client, RetryPolicy  # noqa: E402
+from cellbox.api import AsyncClient, Client, RetryPolicy
 
 FAST_RETRY = RetryPolicy(max_retries=2, initial_delay=0.01, max_delay=0.05)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Both
 
 from cellbox.api import Container, Deleted, NotFoundError, Page, ValidationError
+from conftest import Both
 
 
 def test_create_sends_every_parameter(both: Both) -> None:
@@ -104,7 +104,8 @@ def test_unknown_fields_are_kept(both: Both) -> None:
     assert box.extra["future_field"] == {"kept": True}
     assert box.future_field == {"kept": True}
     sent = box.to_dict()
-    assert sent["future_field"] == {"kept": True} and sent["expires_after"] == {"anchor": "last_active_at", "minutes": 20}
+    assert sent["future_field"] == {"kept": True}
+    assert sent["expires_after"] == {"anchor": "last_active_at", "minutes": 20}
     assert json.loads(json.dumps(sent)) == both.server.containers[box.id]
     with pytest.raises(AttributeError, match="no field 'nonexistent'"):
         _ = box.nonexistent

@@ -12,7 +12,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import TOKEN, Both
 from fakeserver import FakeServer
 
 from cellbox.api import (
@@ -26,6 +25,7 @@ from cellbox.api import (
     NotFoundError,
     ValidationError,
 )
+from conftest import TOKEN, Both
 
 PAYLOAD = bytes(range(256)) * 1000 + b"\r\n--not-a-boundary--\r\n"  # 256 kB and change, every byte value
 
