@@ -14,9 +14,11 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import socket
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +105,11 @@ def serve(options: Options) -> int:
         return 1
     # ipc socket paths must stay under ~100 bytes, so the runtime folder gets a short name in /tmp.
     runtime_dir = Path(tempfile.mkdtemp(prefix="cbx-", dir="/tmp"))
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn shuts down gracefully on these, then re-raises them with the handlers it found installed:
+        # no-op handlers let our own cleanup (endpoint file, runtime folder) run before we exit.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: None)
     try:
         return asyncio.run(_serve(options, sock, data_dir, endpoint_file, token, runtime_dir))
     finally:

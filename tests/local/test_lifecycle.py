@@ -1,0 +1,94 @@
+"""Expiry, durability across kill -9, and the warm pool."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import httpx
+import openai
+import pytest
+from local_helpers import logs, run
+
+from cellbox.local.testing import running_server
+
+
+@pytest.fixture
+def fast_clock(tmp_path):
+    """A server where one minute of `expires_after` lasts one second."""
+    with running_server(tmp_path / "d", seconds_per_minute=1, pool_size=1) as srv:
+        yield srv
+
+
+def _sdk(srv):
+    return openai.OpenAI(base_url=srv.base_url, api_key=srv.token, max_retries=0)
+
+
+def test_expired_container_reports_expired_and_refuses_use(fast_clock):
+    with _sdk(fast_clock) as c, httpx.Client(base_url=fast_clock.base_url, headers=fast_clock.headers) as h:
+        created = c.containers.create(name="short", expires_after={"anchor": "last_active_at", "minutes": 1})
+        up = c.containers.files.create(container_id=created.id, file=("x.txt", b"x"))
+        folder = fast_clock.data_dir / "containers" / created.id
+        assert folder.is_dir()
+        time.sleep(2.5)
+        assert c.containers.retrieve(created.id).status == "expired"
+        assert not folder.exists()  # files are gone
+        for method, path in [
+            ("GET", f"/containers/{created.id}/files"),
+            ("GET", f"/containers/{created.id}/files/{up.id}"),
+            ("GET", f"/containers/{created.id}/files/{up.id}/content"),
+        ]:
+            r = h.request(method, path)
+            assert r.status_code == 400, (path, r.text)
+            assert r.json()["error"]["message"] == "Container is expired."
+        with pytest.raises(openai.BadRequestError, match="Container is expired"):
+            run(c, created.id, "print(1)")
+        with pytest.raises(openai.BadRequestError, match="Container is expired"):
+            c.containers.files.create(container_id=created.id, file=("y.txt", b"y"))
+        listed = {x.id: x.status for x in c.containers.list()}
+        assert listed[created.id] == "expired"
+        c.containers.delete(created.id)
+        assert created.id not in {x.id for x in c.containers.list()}
+
+
+def test_activity_keeps_a_container_alive(fast_clock):
+    with _sdk(fast_clock) as c:
+        created = c.containers.create(name="busy", expires_after={"anchor": "last_active_at", "minutes": 2})
+        run(c, created.id, "state = 'alive'")
+        for _ in range(6):  # 3 s in all, past the 2 s expiry, but never 2 s idle
+            time.sleep(0.5)
+            c.containers.files.list(container_id=created.id)
+        assert logs(run(c, created.id, "print(state)")[0]) == "alive\n"
+
+
+def test_everything_survives_kill_9(tmp_path):
+    data = tmp_path / "d"
+    with running_server(data, pool_size=1) as srv, _sdk(srv) as c:
+        kept = c.containers.create(name="durable", memory_limit="4g")
+        up = c.containers.files.create(container_id=kept.id, file=("in/data.csv", b"a,b\n1,2\n"))
+        run(c, kept.id, "remember = 1\nopen('made.txt', 'w').write('by code')")
+        stored = c.files.create(file=("f.txt", b"file api"), purpose="user_data")
+        before = {f.path: f.id for f in c.containers.files.list(container_id=kept.id)}
+        srv.kill()
+    with running_server(data, pool_size=1) as srv, _sdk(srv) as c:
+        again = c.containers.retrieve(kept.id)
+        assert (again.name, again.memory_limit, again.status) == ("durable", "4g", "running")
+        after = {f.path: f.id for f in c.containers.files.list(container_id=kept.id)}
+        assert after == before
+        assert c.containers.files.content.retrieve(up.id, container_id=kept.id).read() == b"a,b\n1,2\n"
+        assert c.files.content(stored.id).read() == b"file api"
+        # The kernel restarted empty; the files are there for it.
+        out = logs(run(c, kept.id, "print('remember' in globals(), open('made.txt').read())")[0])
+        assert out == "False by code\n"
+
+
+def test_warm_pool_makes_create_fast(tmp_path):
+    with running_server(tmp_path / "d", pool_size=2) as srv, _sdk(srv) as c:
+        times = []
+        for _ in range(4):
+            time.sleep(1.0)  # let the pool refill
+            started = time.perf_counter()
+            created = c.containers.create(name="quick")
+            times.append(time.perf_counter() - started)
+            assert logs(run(c, created.id, "print('ready')")[0]) == "ready\n"
+        assert statistics.median(times) < 0.1, times

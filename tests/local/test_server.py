@@ -1,0 +1,103 @@
+"""The server process: auth, the endpoint file, refusing to run without isolation, latency injection."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import openai
+import pytest
+
+from cellbox.local.testing import running_server
+
+
+def test_every_request_needs_the_token(server):
+    for headers in [{}, {"Authorization": "Bearer wrong"}, {"Authorization": server.token}]:
+        r = httpx.get(f"{server.base_url}/containers", headers=headers)
+        assert r.status_code == 401
+        error = r.json()["error"]
+        assert error["type"] == "invalid_request_error"
+        assert server.token not in r.text
+    r = httpx.get(f"{server.base_url}/containers", headers={})
+    assert "didn't provide an API key" in r.json()["error"]["message"]
+    r = httpx.get(f"{server.base_url}/nope", headers={"Authorization": "Bearer x"})
+    assert r.status_code == 401  # unknown routes are no way around auth
+    with (
+        openai.OpenAI(base_url=server.base_url, api_key="wrong", max_retries=0) as c,
+        pytest.raises(openai.AuthenticationError),
+    ):
+        c.containers.list()
+
+
+def test_binds_loopback_by_default(server):
+    assert server.base_url.startswith("http://127.0.0.1:")
+
+
+def test_endpoint_file_lifecycle(tmp_path):
+    state = tmp_path / "state"
+    env = {**os.environ, "CELLBOX_STATE_DIR": str(state)}
+    argv = [sys.executable, "-m", "cellbox.local", "--port", "0", "--data-dir", str(tmp_path / "d")]
+    argv += ["--pool-size", "0", "--unsafe-no-isolation"]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        endpoint = state / "server.json"
+        deadline = time.monotonic() + 30
+        while not endpoint.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        assert endpoint.stat().st_mode & 0o777 == 0o600
+        info = json.loads(endpoint.read_text())
+        assert set(info) == {"base_url", "token", "pid"}
+        assert info["pid"] == proc.pid
+        assert info["base_url"].endswith("/v1")
+        r = httpx.get(f"{info['base_url']}/containers", headers={"Authorization": f"Bearer {info['token']}"})
+        assert r.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=30)[0].decode()
+    assert proc.returncode == 0
+    assert not endpoint.exists()
+    assert info["token"] not in output
+
+
+def test_refuses_to_run_without_isolation(tmp_path):
+    env = {**os.environ, "PATH": str(tmp_path)}  # no bwrap to be found
+    argv = [sys.executable, "-m", "cellbox.local", "--port", "0", "--data-dir", str(tmp_path / "d")]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "bubblewrap" in done.stderr
+    assert "--unsafe-no-isolation" in done.stderr
+
+
+def test_latency_injection(tmp_path):
+    with running_server(tmp_path / "d", latency_ms=300, pool_size=0) as srv:
+        started = time.perf_counter()
+        r = httpx.get(f"{srv.base_url}/containers", headers=srv.headers)
+        assert r.status_code == 200
+        assert time.perf_counter() - started >= 0.3
+        started = time.perf_counter()
+        assert httpx.get(f"{srv.base_url}/containers").status_code == 401
+        assert time.perf_counter() - started >= 0.3
+
+
+def test_cli_parser_registers_serve():
+    import argparse
+
+    from cellbox.local.cli import add_serve_parser
+
+    parser = argparse.ArgumentParser()
+    add_serve_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["serve", "--port", "9", "--token", "t", "--latency-ms", "5", "--unsafe-no-isolation"])
+    assert (args.port, args.token, args.latency_ms, args.unsafe_no_isolation, args.host) == (
+        9,
+        "t",
+        5.0,
+        True,
+        "127.0.0.1",
+    )
+    assert args.max_upload_mb == 512
