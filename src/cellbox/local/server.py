@@ -99,7 +99,7 @@ def serve(options: Options) -> int:
     endpoint_file = Path(options.endpoint_file or paths.endpoint_file()).absolute()
     token = options.token or secrets.token_urlsafe(32)
     try:
-        sock = socket.create_server((options.host, options.port), family=_family(options.host))
+        sock = _listen(options.host, options.port)
     except OSError as exc:
         print(f"cellbox serve: cannot listen on {options.host}:{options.port}: {exc.strerror}", file=sys.stderr)
         return 1
@@ -119,6 +119,20 @@ def serve(options: Options) -> int:
 
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on accepted sockets whose proto says TCP, and
+    # without it every response on a kept-alive connection waits ~40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(_family(host), socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(socket.SOMAXCONN)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 async def _serve(
