@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -126,3 +129,24 @@ def test_help_describes_the_syntax(kernel: Kernel) -> None:
     assert status == "ok"
     shown = "".join(m["data"]["text/plain"] for m in out if m["type"] == "page")
     assert "%%container [NAME_OR_ID] [-i VAR ...] [-o VAR ...]" in shown
+
+
+def test_interrupt_stops_the_remote_run(kernel: Kernel) -> None:
+    # SIGINT is how Jupyter interrupts a kernel on Linux; sent from this thread's timer directly, because the
+    # manager's own interrupt_kernel would make an event loop in the timer thread and leave it open.
+    pid = kernel.manager.provisioner.process.pid
+    timer = threading.Timer(1.5, os.kill, (pid, signal.SIGINT))
+    timer.start()
+    started = time.monotonic()
+    status, out = kernel.run(
+        "%%container\nimport time\nfor i in range(60):\n    open('tick.txt', 'w').write(str(i))\n    time.sleep(0.5)"
+    )
+    timer.join()
+    assert status == "error" and time.monotonic() - started < 10
+    assert any(m["type"] == "error" and m["ename"] == "KeyboardInterrupt" for m in out)
+    assert "remote run was stopped" in text(out, "stderr")
+    status, out = kernel.run("%%container\nprint(open('tick.txt').read())")
+    ticks = int(text(out, "stdout"))
+    time.sleep(1.5)  # were the loop still running remotely, it would tick on
+    status, out = kernel.run("%%container\nprint(open('tick.txt').read())")
+    assert status == "ok" and int(text(out, "stdout")) == ticks
