@@ -60,7 +60,8 @@ class Upload:
             name = self.filename or "upload.bin"
         elif hasattr(source, "read"):
             handle = source
-            name = self.filename or os.path.basename(getattr(source, "name", "") or "") or "upload.bin"
+            given = getattr(source, "name", None)  # an int for os.fdopen() files and pipes
+            name = self.filename or (os.path.basename(given) if isinstance(given, str) else "") or "upload.bin"
         else:
             raise ValidationError(
                 f"can't upload a {type(source).__name__}: pass a path, bytes or a file opened in binary mode"

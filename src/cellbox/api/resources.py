@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -301,9 +301,16 @@ class ContainerFiles:
             return body.read()
 
     def download(
-        self, container_id: str, file_id: str, to: str | os.PathLike[str], *, chunk_size: int = CHUNK_SIZE
+        self,
+        container_id: str,
+        file_id: str,
+        to: str | os.PathLike[str],
+        *,
+        chunk_size: int = CHUNK_SIZE,
+        progress: Callable[[int], object] | None = None,
     ) -> Path:
-        """Stream the file to `to`, atomically: `to` appears only once every byte has arrived."""
+        """Stream the file to `to`, atomically: `to` appears only once every byte has arrived.
+        `progress` is called with the size of each chunk written."""
         target = Path(to)
         with self.stream(container_id, file_id, chunk_size=chunk_size) as body:
             fd, temp = _temp_beside(target)
@@ -311,6 +318,8 @@ class ContainerFiles:
                 with os.fdopen(fd, "wb") as out:
                     for chunk in body:
                         out.write(chunk)
+                        if progress is not None:
+                            progress(len(chunk))
                 os.replace(temp, target)
             except BaseException:
                 os.unlink(temp)
@@ -374,7 +383,13 @@ class AsyncContainerFiles:
             return await body.read()
 
     async def download(
-        self, container_id: str, file_id: str, to: str | os.PathLike[str], *, chunk_size: int = CHUNK_SIZE
+        self,
+        container_id: str,
+        file_id: str,
+        to: str | os.PathLike[str],
+        *,
+        chunk_size: int = CHUNK_SIZE,
+        progress: Callable[[int], object] | None = None,
     ) -> Path:
         target = Path(to)
         async with self.stream(container_id, file_id, chunk_size=chunk_size) as body:
@@ -384,6 +399,8 @@ class AsyncContainerFiles:
                 with os.fdopen(fd, "wb") as out:
                     async for chunk in body:
                         out.write(chunk)
+                        if progress is not None:
+                            progress(len(chunk))
                 os.replace(temp, target)
             except BaseException:
                 os.unlink(temp)
