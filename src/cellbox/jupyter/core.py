@@ -1,0 +1,195 @@
+"""What the sidebar's REST API does, knowing nothing of tornado or jupyter_server.
+
+`Sidebar` turns the sidebar's requests into `cellbox.api` calls against the configured backend and keeps the
+workspace side safe: every workspace path is resolved under the server's root directory and refused outside it.
+Answers are plain JSON-able dicts; failures are `cellbox.api` errors or `SidebarError`, which the handlers turn
+into JSON in one place (`handlers.CellboxHandler.write_error`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import posixpath
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from .. import __version__, backend
+from ..api import AsyncClient, Container, ContainerFile, Settings, load_settings
+
+__all__ = ["MEMORY_LIMITS", "Sidebar", "SidebarError", "Workspace"]
+
+MEMORY_LIMITS = ("1g", "4g", "16g", "64g")
+
+
+class SidebarError(Exception):
+    """A request the sidebar can't carry out, with the HTTP status that says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Workspace:
+    """The server's root directory; paths given by the browser are relative to it (API paths, `/`-separated)."""
+
+    def __init__(self, root_dir: str | os.PathLike[str]) -> None:
+        self.root = Path(os.path.realpath(os.path.expanduser(root_dir)))
+
+    def resolve(self, path: str) -> Path:
+        """The real path of workspace path `path`; a `SidebarError` (403) when it would leave the workspace."""
+        if not isinstance(path, str) or "\0" in path:
+            raise SidebarError(400, "a workspace path must be a string")
+        parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+        if ".." in parts:  # a leading "/" means the workspace root, as in JupyterLab's own paths
+            raise SidebarError(403, f"{path!r} is outside the workspace; give a path relative to its root.")
+        real = Path(os.path.realpath(self.root.joinpath(*parts)))
+        if real != self.root and self.root not in real.parents:
+            raise SidebarError(403, f"{path!r} is outside the workspace (a link leading out of it?).")
+        return real
+
+    def relative(self, real: Path) -> str:
+        return real.relative_to(self.root).as_posix()
+
+
+def _field(body: Mapping[str, Any], name: str, kind: type, default: Any = None) -> Any:
+    value = body.get(name, default)
+    wrong = value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool))
+    if wrong:
+        raise SidebarError(400, f"`{name}` must be a {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def container_json(box: Container, now: float) -> dict[str, Any]:
+    """The container as the API sent it, plus what the panel shows: `expires_at` and `seconds_left`."""
+    data = box.to_dict()
+    data["expires_at"] = box.expires_at
+    data["seconds_left"] = None if box.expires_at is None else max(0, int(box.expires_at - now))
+    return data
+
+
+def file_json(item: ContainerFile) -> dict[str, Any]:
+    data = item.to_dict()
+    data["name"] = item.name
+    return data
+
+
+class Sidebar:
+    """The sidebar's operations. Each request resolves the settings afresh (a `cellbox serve` started or a
+    config changed is picked up at once) and uses its own short-lived `AsyncClient`, closed when it's done."""
+
+    def __init__(
+        self,
+        root_dir: str | os.PathLike[str],
+        *,
+        autostart: bool = True,
+        load: Callable[[], Settings] = load_settings,
+        client_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.workspace = Workspace(root_dir)
+        self.autostart = autostart
+        self._load = load
+        self._client_options = dict(client_options or {})
+
+    async def settings(self) -> Settings:
+        found = self._load()
+        if found.base_url or not self.autostart:
+            return found
+        # Nothing configured: the embedded local server, started if needed and shared with the kernels.
+        return await asyncio.to_thread(backend.settings, True)
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncClient]:
+        async with AsyncClient(settings=await self.settings(), **self._client_options) as client:
+            yield client
+
+    # --- status -----------------------------------------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        """Which backend the sidebar talks to; never a secret (`api_key` says only whether one is set)."""
+        found = self._load()
+        described = found.describe()
+        return {
+            "version": __version__,
+            "backend": described["backend"],
+            "base_url": described["base_url"],
+            "auth": described["auth"],
+            "api_key": described["api_key"],
+            "project": described["project"],
+            "autostart": self.autostart,
+            "workspace": str(self.workspace.root),
+        }
+
+    # --- containers -------------------------------------------------------------------------------------------
+
+    async def list_containers(self) -> dict[str, Any]:
+        async with self.connect() as client:
+            boxes = [box async for box in client.containers.list(order="desc")]
+        now = time.time()
+        return {"data": [container_json(box, now) for box in boxes], "now": now}
+
+    async def create_container(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        name = (_field(body, "name", str) or "").strip()
+        if not name:
+            raise SidebarError(400, "a container needs a name")
+        memory = _field(body, "memory_limit", str)
+        if memory is not None and memory not in MEMORY_LIMITS:
+            raise SidebarError(400, f"memory_limit must be one of {', '.join(MEMORY_LIMITS)}; got {memory!r}")
+        minutes = _field(body, "expires_after_minutes", int)
+        async with self.connect() as client:
+            box = await client.containers.create(name, memory_limit=memory, expires_after=minutes)
+        return container_json(box, time.time())
+
+    async def delete_container(self, container_id: str) -> dict[str, Any]:
+        async with self.connect() as client:
+            return (await client.containers.delete(container_id)).to_dict()
+
+    # --- files ------------------------------------------------------------------------------------------------
+
+    async def list_files(self, container_id: str) -> dict[str, Any]:
+        async with self.connect() as client:
+            items = [item async for item in client.containers.files.list(container_id)]
+        items.sort(key=lambda item: item.path or "")
+        return {"data": [file_json(item) for item in items]}
+
+    async def delete_file(self, container_id: str, file_id: str) -> dict[str, Any]:
+        async with self.connect() as client:
+            return (await client.containers.files.delete(container_id, file_id)).to_dict()
+
+    async def download(self, container_id: str, file_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Save a container file into workspace folder `directory` (default the root) under its own name, or
+        `name`; an existing file is replaced only with `overwrite`. Streamed, and written atomically."""
+        folder = self.workspace.resolve(_field(body, "directory", str, ""))
+        if not folder.is_dir():
+            raise SidebarError(404, f"no folder {self.workspace.relative(folder) or '/'!r} in the workspace")
+        overwrite = bool(_field(body, "overwrite", bool, False))
+        async with self.connect() as client:
+            item = await client.containers.files.retrieve(container_id, file_id)
+            name = _field(body, "name", str) or item.name
+            if not name or "/" in name or "\\" in name or name in (".", ".."):
+                raise SidebarError(400, f"{name!r} is not a file name")
+            target = self.workspace.resolve(posixpath.join(self.workspace.relative(folder), name))
+            shown = self.workspace.relative(target)
+            if target.is_dir():
+                raise SidebarError(409, f"{shown!r} is a folder in the workspace")
+            if target.exists() and not overwrite:
+                raise SidebarError(409, f"{shown!r} already exists in the workspace")
+            await client.containers.files.download(container_id, file_id, target)
+        return {"path": shown, "bytes": target.stat().st_size}
+
+    async def upload(self, container_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Upload workspace file `path` into the container (`/mnt/data/<name>`), streamed from disk."""
+        path = _field(body, "path", str)
+        if not path:
+            raise SidebarError(400, "give the workspace `path` of the file to upload")
+        source = self.workspace.resolve(path)
+        if not source.is_file():
+            if source.is_dir():
+                raise SidebarError(400, f"{path!r} is a folder; upload a file")
+            raise SidebarError(404, f"no file {path!r} in the workspace")
+        async with self.connect() as client:
+            return file_json(await client.containers.files.create(container_id, source))

@@ -1,0 +1,69 @@
+"""Fixtures for the sidebar's server extension: a real jupyter_server (pytest-jupyter's `jp_fetch`) with the
+cellbox extension enabled, talking to the suite's real local server.
+
+pytest-jupyter ships no pytest entry point; its fixtures and its hooks for coroutine tests are imported here so
+they apply to this folder only (pytest-asyncio stays strict for the rest of the suite).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_jupyter.jupyter_server import *  # noqa: F403
+from tornado.httpclient import HTTPResponse
+
+from cellbox.local.testing import RunningServer
+
+Call = Callable[..., Awaitable["Reply"]]
+
+
+@pytest.fixture
+def jp_server_config() -> dict[str, Any]:
+    return {
+        "ServerApp": {"jpserver_extensions": {"cellbox.jupyter": True}},
+        # Never start a detached local server from a test: a backend is always configured explicitly.
+        "CellboxSidebar": {"autostart": False},
+    }
+
+
+@pytest.fixture
+def workspace(jp_root_dir: Path) -> Path:
+    return jp_root_dir
+
+
+@dataclass
+class Reply:
+    code: int
+    json: Any
+    text: str
+
+
+@pytest.fixture
+def api(jp_fetch: Any) -> Call:
+    """`await api("GET", "containers")`: a call to /cellbox/api/…, a JSON body in, a `Reply` whatever the status."""
+
+    async def call(method: str, *path: str, body: Any = None, **kwargs: Any) -> Reply:
+        if body is not None:
+            kwargs["body"] = body if isinstance(body, (str, bytes)) else json.dumps(body)
+        elif method in ("POST", "PUT", "PATCH"):
+            kwargs["body"] = b""
+        response: HTTPResponse = await jp_fetch("cellbox", "api", *path, method=method, raise_error=False, **kwargs)
+        text = response.body.decode() if response.body else ""
+        try:
+            data = json.loads(text) if text else None
+        except ValueError:
+            data = None
+        return Reply(response.code, data, text)
+
+    return call
+
+
+@pytest.fixture
+def backend(use_local_server: RunningServer) -> RunningServer:
+    """The suite's local server, configured through the environment as a user would."""
+    return use_local_server

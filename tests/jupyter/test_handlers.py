@@ -1,0 +1,264 @@
+"""The sidebar's REST API on a real jupyter_server, against the real local server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+
+from cellbox.jupyter.handlers import ROUTES
+from cellbox.local.testing import RunningServer
+
+
+def _name() -> str:
+    return f"sidebar-{uuid.uuid4().hex[:8]}"
+
+
+async def _create(api, **fields) -> dict:
+    reply = await api("POST", "containers", body={"name": _name(), **fields})
+    assert reply.code == 201, reply.text
+    return reply.json
+
+
+# --- status ---------------------------------------------------------------------------------------------------
+
+
+async def test_status_names_the_backend_and_never_the_key(api, backend: RunningServer, workspace: Path) -> None:
+    reply = await api("GET", "status")
+    assert reply.code == 200
+    assert reply.json["base_url"] == backend.base_url
+    assert reply.json["auth"] == "api_key"
+    assert reply.json["api_key"] == "set"
+    assert reply.json["backend"] == "custom"
+    assert reply.json["workspace"] == str(workspace.resolve())
+    assert backend.token not in reply.text
+
+
+async def test_status_without_a_backend_says_so(api) -> None:
+    reply = await api("GET", "status")
+    assert reply.code == 200
+    assert reply.json["backend"] == "none"
+    assert reply.json["base_url"] is None
+
+
+async def test_nothing_configured_is_a_503_that_says_what_to_set(api) -> None:
+    reply = await api("GET", "containers")
+    assert reply.code == 503
+    assert "CELLBOX_BASE_URL" in reply.json["message"]
+    assert reply.json["upstream_status"] is None
+
+
+# --- containers -----------------------------------------------------------------------------------------------
+
+
+async def test_create_list_and_delete_a_container(api, backend: RunningServer) -> None:
+    box = await _create(api, memory_limit="1g", expires_after_minutes=5)
+    assert box["id"].startswith("cntr_")
+    assert box["memory_limit"] == "1g"
+    assert box["status"] == "running"
+    assert 0 < box["seconds_left"] <= 300
+    assert box["expires_at"] == box["last_active_at"] + 300
+
+    listed = await api("GET", "containers")
+    assert listed.code == 200
+    mine = [c for c in listed.json["data"] if c["id"] == box["id"]]
+    assert len(mine) == 1
+    assert mine[0]["name"] == box["name"]
+    assert abs(listed.json["now"] - box["last_active_at"]) < 120
+
+    deleted = await api("DELETE", "containers", box["id"])
+    assert deleted.code == 200
+    assert deleted.json["deleted"] is True
+    listed = await api("GET", "containers")
+    assert box["id"] not in [c["id"] for c in listed.json["data"] if c["status"] != "deleted"]
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({}, "needs a name"),
+        ({"name": "   "}, "needs a name"),
+        ({"name": 3}, "`name` must be a str"),
+        ({"name": "x", "memory_limit": "3g"}, "memory_limit must be one of 1g, 4g, 16g, 64g"),
+        ({"name": "x", "expires_after_minutes": "5"}, "`expires_after_minutes` must be a int"),
+        ({"name": "x", "expires_after_minutes": True}, "`expires_after_minutes` must be a int"),
+        ({"name": "x", "expires_after_minutes": 0}, "positive integer"),
+        ("{not json", "not valid JSON"),
+        ([1, 2], "must be a JSON object"),
+    ],
+)
+async def test_a_bad_create_is_a_400_with_a_reason(api, backend: RunningServer, body, needle: str) -> None:
+    reply = await api("POST", "containers", body=body)
+    assert reply.code == 400, reply.text
+    assert needle in reply.json["message"]
+
+
+async def test_the_backend_refusing_is_reported_with_its_status(api, backend: RunningServer) -> None:
+    reply = await api("DELETE", "containers", "cntr_doesnotexist")
+    assert reply.code == 404
+    assert reply.json["upstream_status"] == 404
+    assert "cntr_doesnotexist" in reply.json["message"] or "not found" in reply.json["message"].lower()
+
+    reply = await api("GET", "containers", "cntr_doesnotexist", "files")
+    assert reply.code == 404
+    assert reply.json["upstream_status"] == 404
+
+
+async def test_a_wrong_key_is_a_gateway_error_that_never_shows_the_key(
+    api, backend: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CELLBOX_API_KEY", "sk-wrong-secret-value")
+    reply = await api("GET", "containers")
+    assert reply.code == 502
+    assert reply.json["upstream_status"] == 401
+    assert "CELLBOX_API_KEY" in reply.json["message"]
+    assert "sk-wrong-secret-value" not in reply.text
+    assert backend.token not in reply.text
+
+
+async def test_an_unreachable_backend_is_a_502(api, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again when the block ends: nothing listens there
+    monkeypatch.setenv("CELLBOX_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    monkeypatch.setenv("CELLBOX_API_KEY", "sk-secret-value")
+    reply = await api("GET", "containers")
+    assert reply.code == 502
+    assert "could not connect" in reply.json["message"]
+    assert "sk-secret-value" not in reply.text
+
+
+# --- files ----------------------------------------------------------------------------------------------------
+
+
+async def test_upload_list_download_and_delete_a_file(api, backend: RunningServer, workspace: Path) -> None:
+    box = await _create(api)
+    (workspace / "data").mkdir()
+    (workspace / "data" / "sales.csv").write_bytes(b"region,total\nnorth,3\n")
+
+    uploaded = await api("POST", "containers", box["id"], "files", body={"path": "data/sales.csv"})
+    assert uploaded.code == 201, uploaded.text
+    assert uploaded.json["name"] == "sales.csv"
+    assert uploaded.json["path"] == "/mnt/data/sales.csv"
+    assert uploaded.json["bytes"] == 21
+    assert uploaded.json["source"] == "user"
+
+    listed = await api("GET", "containers", box["id"], "files")
+    assert [(f["name"], f["bytes"]) for f in listed.json["data"]] == [("sales.csv", 21)]
+    file_id = listed.json["data"][0]["id"]
+
+    (workspace / "results").mkdir()
+    saved = await api("POST", "containers", box["id"], "files", file_id, "download", body={"directory": "results"})
+    assert saved.code == 200, saved.text
+    assert saved.json == {"path": "results/sales.csv", "bytes": 21}
+    assert (workspace / "results" / "sales.csv").read_bytes() == b"region,total\nnorth,3\n"
+
+    again = await api("POST", "containers", box["id"], "files", file_id, "download", body={"directory": "results"})
+    assert again.code == 409
+    assert "already exists" in again.json["message"]
+    (workspace / "results" / "sales.csv").write_bytes(b"old")
+    replaced = await api(
+        "POST", "containers", box["id"], "files", file_id, "download", body={"directory": "results", "overwrite": True}
+    )
+    assert replaced.code == 200
+    assert (workspace / "results" / "sales.csv").read_bytes() == b"region,total\nnorth,3\n"
+
+    renamed = await api("POST", "containers", box["id"], "files", file_id, "download", body={"name": "copy.csv"})
+    assert renamed.json["path"] == "copy.csv"
+    assert (workspace / "copy.csv").exists()
+
+    deleted = await api("DELETE", "containers", box["id"], "files", file_id)
+    assert deleted.code == 200
+    listed = await api("GET", "containers", box["id"], "files")
+    assert listed.json["data"] == []
+    await api("DELETE", "containers", box["id"])
+
+
+@pytest.mark.parametrize("path", ["../outside.txt", "data/../../outside.txt", "link/outside.txt"])
+async def test_upload_refuses_files_outside_the_workspace(
+    api, backend: RunningServer, workspace: Path, tmp_path_factory: pytest.TempPathFactory, path: str
+) -> None:
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "outside.txt").write_text("private")
+    (workspace.parent / "outside.txt").write_text("private")
+    (workspace / "link").symlink_to(outside)
+    box = await _create(api)
+    reply = await api("POST", "containers", box["id"], "files", body={"path": path})
+    assert reply.code == 403, reply.text
+    assert "outside the workspace" in reply.json["message"]
+    assert (await api("GET", "containers", box["id"], "files")).json["data"] == []
+    await api("DELETE", "containers", box["id"])
+
+
+async def test_upload_reads_absolute_paths_as_workspace_paths(api, backend: RunningServer, workspace: Path) -> None:
+    box = await _create(api)
+    reply = await api("POST", "containers", box["id"], "files", body={"path": "/etc/hostname"})
+    assert reply.code == 404
+    assert "no file" in reply.json["message"]
+    (workspace / "notes.txt").write_text("hello")
+    reply = await api("POST", "containers", box["id"], "files", body={"path": "/notes.txt"})
+    assert reply.code == 201
+    folder = await api("POST", "containers", box["id"], "files", body={"path": "/"})
+    assert folder.code == 400
+    assert "is a folder" in folder.json["message"]
+    await api("DELETE", "containers", box["id"])
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"directory": ".."}, 403),
+        ({"directory": "link"}, 403),
+        ({"name": "../escape.txt"}, 400),
+        ({"directory": "missing"}, 404),
+        ({"directory": 7}, 400),
+    ],
+)
+async def test_download_never_writes_outside_the_workspace(
+    api, backend: RunningServer, workspace: Path, tmp_path_factory: pytest.TempPathFactory, body: dict, code: int
+) -> None:
+    outside = tmp_path_factory.mktemp("outside")
+    (workspace / "link").symlink_to(outside)
+    box = await _create(api)
+    (workspace / "escape.txt").write_text("x")
+    uploaded = await api("POST", "containers", box["id"], "files", body={"path": "escape.txt"})
+    (workspace / "escape.txt").unlink()
+    reply = await api("POST", "containers", box["id"], "files", uploaded.json["id"], "download", body=body)
+    assert reply.code == code, reply.text
+    assert os.listdir(outside) == []
+    assert not (workspace.parent / "escape.txt").exists()
+    await api("DELETE", "containers", box["id"])
+
+
+# --- authentication -------------------------------------------------------------------------------------------
+
+_CALLS = [
+    (method.upper(), pattern.replace("(?P<container_id>[^/]+)", "cntr_x").replace("(?P<file_id>[^/]+)", "cfile_x"))
+    for pattern, handler in ROUTES
+    for method in ("get", "post", "delete")
+    if method in vars(handler)
+]
+
+
+def test_every_route_is_covered_and_authenticated() -> None:
+    assert len(_CALLS) == 8
+    for _, handler in ROUTES:
+        for method in ("get", "post", "put", "patch", "delete"):
+            if method in vars(handler):
+                assert getattr(vars(handler)[method], "__wrapped__", None) is not None, (handler, method)
+
+
+@pytest.mark.parametrize(("method", "path"), _CALLS)
+async def test_unauthenticated_calls_are_refused(
+    api, backend: RunningServer, workspace: Path, method: str, path: str
+) -> None:
+    (workspace / "f.txt").write_text("x")
+    before = (await api("GET", "containers")).json["data"]
+    body = {"name": "intruder", "path": "f.txt"} if method == "POST" else None
+    reply = await api(method, *path.split("/"), body=body, headers={"Authorization": "token not-the-token"})
+    assert reply.code == 403
+    assert backend.token not in reply.text
+    assert (await api("GET", "containers")).json["data"] == before
