@@ -135,3 +135,35 @@ def test_loader_line_is_one_deterministic_line() -> None:
     assert "\n" not in line and line == loader_line(
         "/mnt/data/.cellbox/cellbox_runtime.py", "/mnt/data/.cellbox/runs/x/request.json"
     )
+
+
+class RecordingTracker:
+    made: list[RecordingTracker] = []
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.done, self.updates, self.closed = label, total, 0, 0, False
+        RecordingTracker.made.append(self)
+
+    def update(self, n: int) -> None:
+        self.done += n
+        self.updates += 1
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_long_push_and_pull_report_progress(sandbox: cellbox.Sandbox, tmp_path: Path) -> None:
+    RecordingTracker.made.clear()
+    sandbox.progress = RecordingTracker
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(range(256)) * (48 * 1024 * 2))  # 24 MiB: long enough to be worth a bar
+    sandbox.push(str(big), str(tmp_path / "big.bin"))  # the same file twice: sent once
+    (push,) = RecordingTracker.made
+    assert push.total == big.stat().st_size and push.done == push.total and push.closed and push.updates > 10
+    sandbox.push(str(big))  # unchanged: nothing sent, no bar
+    assert len(RecordingTracker.made) == 1
+    (tmp_path / "back").mkdir()
+    (local,) = sandbox.pull("big.bin", to=tmp_path / "back")
+    pull = RecordingTracker.made[-1]
+    assert pull.label.startswith("pull") and pull.done == pull.total == big.stat().st_size and pull.closed
+    assert local.read_bytes() == big.read_bytes()

@@ -102,6 +102,7 @@ class ContainerMagics(Magics):
     # --- sandboxes ------------------------------------------------------------------------------------------------
 
     def _remember(self, sandbox: Sandbox) -> Sandbox:
+        sandbox.progress = widgets.TransferProgress
         self._known[sandbox.id] = sandbox
         if sandbox.name:
             self._known[sandbox.name] = sandbox
@@ -219,8 +220,6 @@ class ContainerMagics(Magics):
             display(widgets.image(figure))
         if run.value is not None:
             display(run.value)
-        elif run.value_info and run.value_info.get("kind") in ("repr", "json"):
-            display(widgets.RemoteValue(run.value_info))
         if run.artifacts:
             display(widgets.ArtifactGallery(run.artifacts))
 

@@ -41,6 +41,19 @@ class SandboxGone(CellboxError):
     """The container expired or was deleted; `Sandbox.revive()` (or the next `%%container` cell) makes a new one."""
 
 
+class RemoteValue:
+    """The last expression of a cell that is neither a frame nor an image: its HTML or repr, as the sandbox made it."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.info = info
+
+    def _repr_html_(self) -> str | None:
+        return self.info.get("html")
+
+    def __repr__(self) -> str:
+        return str(self.info.get("repr", ""))
+
+
 @dataclasses.dataclass
 class Artifact:
     """A file in the sandbox that a run created or changed."""

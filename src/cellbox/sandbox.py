@@ -24,13 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from . import backend, frames
+from . import backend, frames, progress
 from .api import APIStatusError, BadRequestError, CellboxError, Client, Container, ContainerFile, NotFoundError
 from .api.operations import MEMORY_LIMITS
-from .results import Artifact, NoSuchSandbox, RemoteError, Run, SandboxGone
+from .results import Artifact, NoSuchSandbox, RemoteError, RemoteValue, Run, SandboxGone
 from .runtime import container_runtime_source
 from .runtime.container import RESULT_MARKER
-from .widgets import RemoteValue
 
 DATA_DIR = "/mnt/data"
 PRIVATE = ".cellbox"  # cellbox's own files inside /mnt/data: runtime, inputs, run records
@@ -38,8 +37,6 @@ RUNTIME_NAME = f"{PRIVATE}/cellbox_runtime.py"
 MAX_WORKERS = 8
 MEMORY_CHOICES = MEMORY_LIMITS
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-Progress = Callable[[str, int, int | None], None]  # (label, bytes done, bytes total)
 
 
 class LoaderMismatch(CellboxError):
@@ -75,6 +72,7 @@ class Sandbox:
         self._runtime: Pushed | None = None
         self._cache = Path(tempfile.mkdtemp(prefix="cellbox-"))
         self._owns_client = False
+        self.progress: progress.TrackerFactory | None = None  # shows long pushes and pulls (the magics set it)
         self._options = {"memory_limit": container.memory_limit}
 
     # --- making and finding -----------------------------------------------------------------------------------
@@ -171,9 +169,7 @@ class Sandbox:
 
     # --- push ---------------------------------------------------------------------------------------------------
 
-    def push(
-        self, *items: Any, name: str | None = None, to: str | None = None, progress: Progress | None = None
-    ) -> list[str]:
+    def push(self, *items: Any, name: str | None = None, to: str | None = None) -> list[str]:
         """Send values or files. A DataFrame/Series/JSON value needs `name` (its variable in the sandbox);
         paths, folders and globs land under /mnt/data (or `to`). Returns the remote paths; unchanged data is
         not sent again."""
@@ -187,7 +183,7 @@ class Sandbox:
                         f"pushing a {type(item).__name__} needs name= a valid Python variable name; got {name!r}"
                     )
                 jobs.append(self._value_job(item, name))
-        remotes = self._upload_many(jobs, progress)
+        remotes = self._upload_many(jobs)
         for _, remote, _, spec in jobs:
             if spec is not None:
                 self.pending[spec["name"]] = remote
@@ -224,20 +220,25 @@ class Sandbox:
                 raise CellboxError(f"no such file or folder: {match}; no files were sent")
         return jobs
 
-    def _upload_many(
-        self, jobs: Sequence[tuple[Path, str, str, dict[str, Any] | None]], progress: Progress | None = None
-    ) -> list[str]:
-        todo = [job for job in jobs if self._changed(job[1], job[2])]
+    def _upload_many(self, jobs: Sequence[tuple[Path, str, str, dict[str, Any] | None]]) -> list[str]:
+        # One upload per remote path, even when a push names the same file twice (the last one wins).
+        todo = list({job[1]: job for job in jobs if self._changed(job[1], job[2])}.values())
+        counter = progress.start(
+            self.progress, f"push to {self.name or self.id}", sum(j[0].stat().st_size for j in todo)
+        )
 
         def upload(job: tuple[Path, str, str, dict[str, Any] | None]) -> Pushed:
             local, remote, fp, spec = job
-            record = self._call(self.client.containers.files.create, self.id, local, filename=remote)
-            if progress:
-                progress(remote, local.stat().st_size, local.stat().st_size)
+            with local.open("rb") as raw:
+                body = progress.CountingReader(raw, counter) if counter else raw
+                record = self._call(self.client.containers.files.create, self.id, body, filename=remote)
             return Pushed(remote, fp, local, record.id, record.path, spec)
 
-        for entry in self._parallel(upload, todo):
-            self.manifest[entry.remote] = entry
+        try:
+            for entry in self._parallel(upload, todo):
+                self.manifest[entry.remote] = entry
+        finally:
+            progress.finish(counter)
         return [job[1] for job in jobs]
 
     def _changed(self, remote: str, fp: str) -> bool:
@@ -414,7 +415,7 @@ class Sandbox:
         private = f"{DATA_DIR}/{PRIVATE}/"
         return [r for r in records if include_private or not (r.path or "").startswith(private)]
 
-    def pull(self, *patterns: str, to: str | Path = ".", progress: Progress | None = None) -> list[Path]:
+    def pull(self, *patterns: str, to: str | Path = ".") -> list[Path]:
         """Download the files matching these globs (relative to /mnt/data) into folder `to`."""
         target = Path(to)
         records = self.files()
@@ -425,16 +426,18 @@ class Sandbox:
             if not matches:
                 raise CellboxError(f"no file in the sandbox matches {pattern!r}; `%container files` lists them")
             chosen.update({r.path or r.id: r for r in matches})
+        todo = list(chosen.values())
+        counter = progress.start(self.progress, f"pull from {self.name or self.id}", sum(r.bytes or 0 for r in todo))
 
         def download(record: ContainerFile) -> Path:
-            relative = posixpath.relpath(record.path or record.id, DATA_DIR)
-            local = target / relative
-            self._call(self.client.containers.files.download, self.id, record.id, local)
-            if progress:
-                progress(relative, record.bytes or 0, record.bytes)
+            local = target / posixpath.relpath(record.path or record.id, DATA_DIR)
+            self._call(self.client.containers.files.download, self.id, record.id, local, progress=counter)
             return local
 
-        return self._parallel(download, list(chosen.values()))
+        try:
+            return self._parallel(download, todo)
+        finally:
+            progress.finish(counter)
 
     # --- errors ---------------------------------------------------------------------------------------------------
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import base64
 import html
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from IPython.display import Image
+from IPython.display import Image, display
 
 from .api import Container, ContainerFile
 from .results import Artifact
@@ -99,17 +100,69 @@ class FileTable(_Table):
         self.rows = [(f.path or f.id, _size(f.bytes), f.source or "") for f in self.files]
 
 
-class RemoteValue:
-    """The last expression of a cell that is neither a frame nor an image: its HTML or repr, as the sandbox made it."""
+class TransferProgress:
+    """A progress bar for a push or pull: an ipywidgets bar in a kernel, a line on stderr elsewhere.
 
-    def __init__(self, info: dict[str, Any]) -> None:
-        self.info = info
+    `update` is called from transfer threads (under the caller's lock); the display refreshes at most every
+    0.1 s. `done`, `total` and `closed` can be inspected in tests.
+    """
 
-    def _repr_html_(self) -> str | None:
-        return self.info.get("html")
+    REFRESH = 0.1
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label = label
+        self.total = total
+        self.done = 0
+        self.closed = False
+        self._shown_at = 0.0
+        self._started = time.monotonic()
+        self.widget = _progress_widget(label, total)
+        if self.widget is not None:
+            display(self.widget)
+
+    def update(self, n: int) -> None:
+        self.done = min(self.total, max(0, self.done + n))
+        now = time.monotonic()
+        if now - self._shown_at >= self.REFRESH:
+            self._shown_at = now
+            self._render()
+
+    def close(self) -> None:
+        self.closed = True
+        self._render(final=True)
+
+    def text(self) -> str:
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        rate = self.done / elapsed
+        return f"{self.label}: {_size(self.done)} of {_size(self.total)} ({_size(int(rate))}/s)"
+
+    def _render(self, final: bool = False) -> None:
+        if self.widget is not None:
+            self.widget.children[0].value = self.done
+            self.widget.children[1].value = self.text()
+            if final:
+                self.widget.children[0].bar_style = "success" if self.done >= self.total else "warning"
+            return
+        sys.stderr.write("\r" + self.text() + ("\n" if final else ""))
+        sys.stderr.flush()
 
     def __repr__(self) -> str:
-        return str(self.info.get("repr", ""))
+        return self.text()
+
+
+def _progress_widget(label: str, total: int) -> Any:
+    """An ipywidgets bar when a kernel can show it, else None (the stderr line is used)."""
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is None or not hasattr(shell, "kernel"):
+            return None
+        import ipywidgets
+    except ImportError:
+        return None
+    bar = ipywidgets.IntProgress(value=0, min=0, max=max(total, 1), description="", layout={"width": "40%"})
+    return ipywidgets.HBox([bar, ipywidgets.Label(value=f"{label}: 0 of {_size(total)}")])
 
 
 def image(artifact: Artifact) -> Image:
