@@ -58,6 +58,16 @@ def fingerprint(value: Any) -> str:
     return h.hexdigest()
 
 
+def file_fingerprint(path: Path, chunk_size: int = 1024 * 1024) -> str:
+    """A content hash of a file, read in chunks."""
+    h = _hasher()
+    h.update(b"file\0")
+    with path.open("rb") as f:
+        while chunk := f.read(chunk_size):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def write(value: Any, stem: Path) -> dict[str, Any]:
     """Write a value for the sandbox; returns the runtime's spec for it (kind, format, local path)."""
     kind = kind_of(value)

@@ -56,8 +56,16 @@ class Pushed:
 
 
 def _file_fingerprint(path: Path) -> str:
+    """The file's content hash; re-hashed only when its size or modification time changes."""
     st = path.stat()
-    return f"file:{st.st_size}:{st.st_mtime_ns}"
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    digest = _file_hashes.get(key)
+    if digest is None:
+        digest = _file_hashes[key] = frames.file_fingerprint(path)
+    return digest
+
+
+_file_hashes: dict[tuple[str, int, int], str] = {}
 
 
 class Sandbox:
