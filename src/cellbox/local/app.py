@@ -28,7 +28,7 @@ from .middleware import BearerAuth, Latency
 from .sandbox import MEMORY_LIMITS
 from .uploads import ensure, read_multipart
 
-CHUNK = 1024 * 1024
+CHUNK = 64 * 1024
 MAX_JSON_BYTES = 16 * 1024 * 1024
 MAX_EXPIRY_MINUTES = 24 * 60
 
