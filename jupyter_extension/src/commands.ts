@@ -1,0 +1,220 @@
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { Dialog, InputDialog, Notification, showDialog } from '@jupyterlab/apputils';
+import { IDocumentManager } from '@jupyterlab/docmanager';
+import { FileDialog, IDefaultFileBrowser } from '@jupyterlab/filebrowser';
+import { fileUploadIcon, refreshIcon } from '@jupyterlab/ui-components';
+
+import { CellboxRequestError } from './handler';
+import { ContainersModel } from './model';
+import { ContainersPanel } from './panel';
+import { CommandIDs, IContainer, INewContainer, MEMORY_LIMITS, MemoryLimit } from './tokens';
+
+export interface ICommandContext {
+  app: JupyterFrontEnd;
+  model: ContainersModel;
+  panel: ContainersPanel;
+  fileBrowser: IDefaultFileBrowser | null;
+  docManager: IDocumentManager | null;
+}
+
+function label(box: IContainer): string {
+  return box.name || box.id;
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Run `work`, reporting a failure as a notification; resolves to undefined when it failed. */
+async function reported<T>(what: string, work: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await work();
+  } catch (error) {
+    Notification.error(`${what}: ${message(error)}`, { autoClose: 8000 });
+    return undefined;
+  }
+}
+
+/** The container to upload into: the selected one, the only one, or the one the user picks. */
+async function chooseContainer(model: ContainersModel): Promise<IContainer | null> {
+  if (model.selected) {
+    return model.selected;
+  }
+  const running = model.containers.filter(c => c.status === 'running');
+  if (running.length === 0) {
+    Notification.warning('Create a container first (the + in the Containers panel).', { autoClose: 5000 });
+    return null;
+  }
+  if (running.length === 1) {
+    return running[0];
+  }
+  const names = running.map(c => `${label(c)} (${c.id})`);
+  const result = await InputDialog.getItem({ title: 'Upload to container', items: names, current: 0 });
+  if (!result.button.accept || result.value === null) {
+    return null;
+  }
+  return running[names.indexOf(result.value)] ?? null;
+}
+
+/** Every action of the sidebar, as commands: the panel's buttons, the palette and the context menu use them. */
+export function addCommands(context: ICommandContext): void {
+  const { app, model, panel, fileBrowser, docManager } = context;
+  const { commands, shell } = app;
+
+  commands.addCommand(CommandIDs.open, {
+    label: 'Show Containers',
+    caption: 'Open the cellbox Containers sidebar',
+    execute: () => shell.activateById(panel.id)
+  });
+
+  commands.addCommand(CommandIDs.refresh, {
+    label: 'Refresh Containers',
+    icon: refreshIcon,
+    execute: () => model.refresh().catch(() => undefined)
+  });
+
+  commands.addCommand(CommandIDs.toggleAutoRefresh, {
+    label: 'Auto-refresh Containers',
+    isToggled: () => model.autoRefresh,
+    execute: () => {
+      model.autoRefresh = !model.autoRefresh;
+    }
+  });
+
+  commands.addCommand(CommandIDs.newContainer, {
+    label: 'New Container…',
+    caption: 'Create a container (name, memory)',
+    execute: async args => {
+      const name = typeof args.name === 'string' ? args.name : '';
+      if (!name) {
+        shell.activateById(panel.id);
+        panel.showNewForm();
+        return undefined;
+      }
+      const memory = MEMORY_LIMITS.includes(args.memory_limit as MemoryLimit)
+        ? (args.memory_limit as MemoryLimit)
+        : undefined;
+      const options: INewContainer = { name, memory_limit: memory };
+      const created = await reported(`Could not create ${name}`, () => model.createContainer(options));
+      if (created) {
+        Notification.success(`Created container ${label(created)}.`, { autoClose: 3000 });
+      }
+      return created;
+    }
+  });
+
+  commands.addCommand(CommandIDs.deleteContainer, {
+    label: 'Delete Container…',
+    execute: async args => {
+      const box = model.containers.find(c => c.id === args.id) ?? model.selected;
+      if (!box) {
+        return;
+      }
+      const answer = await showDialog({
+        title: 'Delete container',
+        body: `Delete "${label(box)}" and every file in it? This can't be undone.`,
+        buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
+      });
+      if (!answer.button.accept) {
+        return;
+      }
+      await reported(`Could not delete ${label(box)}`, () => model.deleteContainer(box.id));
+    }
+  });
+
+  commands.addCommand(CommandIDs.deleteFile, {
+    label: 'Delete File from Container…',
+    execute: async args => {
+      const file = model.files.find(f => f.id === args.id);
+      if (!file) {
+        return;
+      }
+      const answer = await showDialog({
+        title: 'Delete file',
+        body: `Delete "${file.name}" from ${model.selected ? label(model.selected) : 'the container'}?`,
+        buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
+      });
+      if (answer.button.accept) {
+        await reported(`Could not delete ${file.name}`, () => model.deleteFile(file.id));
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.downloadFile, {
+    label: 'Download into the Workspace',
+    execute: async args => {
+      const file = model.files.find(f => f.id === args.id);
+      if (!file) {
+        return;
+      }
+      const directory = fileBrowser?.model.path ?? '';
+      const save = async (overwrite: boolean) => {
+        try {
+          return await model.downloadFile(file.id, directory, overwrite);
+        } catch (error) {
+          if (!overwrite && error instanceof CellboxRequestError && error.status === 409) {
+            const answer = await showDialog({
+              title: 'Replace file?',
+              body: `${error.message}. Replace it with the container's ${file.name}?`,
+              buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Replace' })]
+            });
+            return answer.button.accept ? model.downloadFile(file.id, directory, true) : undefined;
+          }
+          throw error;
+        }
+      };
+      const saved = await reported(`Could not download ${file.name}`, () => save(false));
+      if (saved) {
+        Notification.success(`Saved ${saved.path}.`, { autoClose: 3000 });
+        await fileBrowser?.model.refresh();
+      }
+    }
+  });
+
+  const upload = async (paths: string[], box: IContainer) => {
+    for (const path of paths) {
+      const done = await reported(`Could not upload ${path}`, () => model.uploadFile(path, box.id));
+      if (done) {
+        Notification.success(`Uploaded ${path} to ${label(box)}.`, { autoClose: 3000 });
+      }
+    }
+  };
+
+  commands.addCommand(CommandIDs.uploadToContainer, {
+    label: 'Upload to container',
+    caption: 'Upload the selected files into a cellbox container',
+    icon: fileUploadIcon,
+    isVisible: () =>
+      !!fileBrowser && [...fileBrowser.selectedItems()].some(item => item.type !== 'directory'),
+    execute: async () => {
+      const paths = fileBrowser
+        ? [...fileBrowser.selectedItems()].filter(item => item.type !== 'directory').map(item => item.path)
+        : [];
+      const box = paths.length ? await chooseContainer(model) : null;
+      if (box) {
+        await upload(paths, box);
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.uploadWorkspaceFile, {
+    label: 'Upload a Workspace File to the Container…',
+    icon: fileUploadIcon,
+    isEnabled: () => !!docManager,
+    execute: async () => {
+      const box = await chooseContainer(model);
+      if (!box || !docManager) {
+        return;
+      }
+      const picked = await FileDialog.getOpenFiles({
+        manager: docManager,
+        title: `Upload to ${label(box)}`,
+        defaultPath: fileBrowser?.model.path,
+      });
+      const paths = (picked.value ?? []).filter(item => item.type !== 'directory').map(item => item.path);
+      if (picked.button.accept && paths.length) {
+        await upload(paths, box);
+      }
+    }
+  });
+}

@@ -1,0 +1,103 @@
+import { deleteIcon, ToolbarButtonComponent } from '@jupyterlab/ui-components';
+import * as React from 'react';
+
+import { formatCountdown, formatMemory } from '../format';
+import { IContainer } from '../tokens';
+
+export interface IContainerListProps {
+  containers: readonly IContainer[];
+  selectedId: string | null;
+  busy: ReadonlySet<string>;
+  loading: boolean;
+  secondsLeft: (container: IContainer) => number | null;
+  onSelect: (id: string) => void;
+  onDelete: (id: string) => void;
+}
+
+/** The containers: status, name, memory and time to expiry; a click selects one. */
+export function ContainerList(props: IContainerListProps): JSX.Element {
+  if (props.containers.length === 0) {
+    return (
+      <div className="jp-cellbox-empty">
+        {props.loading ? 'Loading…' : 'No containers. Create one with +.'}
+      </div>
+    );
+  }
+  return (
+    <ul className="jp-cellbox-list" role="listbox" aria-label="Containers">
+      {props.containers.map(box => (
+        <ContainerRow
+          key={box.id}
+          box={box}
+          selected={box.id === props.selectedId}
+          busy={props.busy.has(box.id)}
+          secondsLeft={props.secondsLeft(box)}
+          onSelect={props.onSelect}
+          onDelete={props.onDelete}
+        />
+      ))}
+    </ul>
+  );
+}
+
+interface IContainerRowProps {
+  box: IContainer;
+  selected: boolean;
+  busy: boolean;
+  secondsLeft: number | null;
+  onSelect: (id: string) => void;
+  onDelete: (id: string) => void;
+}
+
+function ContainerRow(props: IContainerRowProps): JSX.Element {
+  const { box, secondsLeft } = props;
+  const status = box.status ?? 'unknown';
+  const soon = secondsLeft !== null && secondsLeft < 120;
+  const classes = ['jp-cellbox-item', 'jp-cellbox-container'];
+  if (props.selected) {
+    classes.push('jp-mod-selected');
+  }
+  if (props.busy) {
+    classes.push('jp-mod-busy');
+  }
+  return (
+    <li
+      className={classes.join(' ')}
+      role="option"
+      aria-selected={props.selected}
+      data-id={box.id}
+      title={box.id}
+      onClick={() => props.onSelect(box.id)}
+    >
+      <span className={`jp-cellbox-status jp-cellbox-status-${status}`} title={status} />
+      <div className="jp-cellbox-item-main">
+        <div className="jp-cellbox-item-name">{box.name || box.id}</div>
+        <div className="jp-cellbox-item-meta">
+          <span className="jp-cellbox-chip" title="Memory">
+            {formatMemory(box.memory_limit)}
+          </span>
+          <span
+            className={`jp-cellbox-expiry${soon ? ' jp-mod-warn' : ''}`}
+            title="Time to expiry if left idle"
+          >
+            {status !== 'running'
+              ? status
+              : secondsLeft === null
+                ? 'running'
+                : `expires in ${formatCountdown(secondsLeft)}`}
+          </span>
+        </div>
+      </div>
+      <ToolbarButtonComponent
+        className="jp-cellbox-item-action"
+        icon={deleteIcon}
+        tooltip={`Delete ${box.name || box.id}`}
+        enabled={!props.busy}
+        onClick={event => {
+          event?.stopPropagation();
+          props.onDelete(box.id);
+        }}
+      />
+    </li>
+  );
+}

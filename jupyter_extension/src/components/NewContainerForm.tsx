@@ -1,0 +1,69 @@
+import * as React from 'react';
+
+import { INewContainer, MEMORY_LIMITS, MemoryLimit } from '../tokens';
+
+export interface INewContainerFormProps {
+  onCreate: (options: INewContainer) => Promise<unknown>;
+  onCancel: () => void;
+}
+
+/** Name and memory of a new container. */
+export function NewContainerForm(props: INewContainerFormProps): JSX.Element {
+  const [name, setName] = React.useState('');
+  const [memory, setMemory] = React.useState<MemoryLimit>('1g');
+  const [pending, setPending] = React.useState(false);
+  const valid = name.trim().length > 0;
+
+  const submit = async (event: React.FormEvent) => {
+    event.preventDefault();
+    if (!valid || pending) {
+      return;
+    }
+    setPending(true);
+    try {
+      await props.onCreate({ name: name.trim(), memory_limit: memory });
+    } finally {
+      setPending(false);
+    }
+  };
+
+  return (
+    <form className="jp-cellbox-form" aria-label="New container" onSubmit={submit}>
+      <label className="jp-cellbox-field">
+        <span>Name</span>
+        <input
+          className="jp-mod-styled jp-cellbox-input"
+          name="name"
+          placeholder="analysis"
+          autoFocus
+          value={name}
+          onChange={event => setName(event.target.value)}
+          onKeyDown={event => event.key === 'Escape' && props.onCancel()}
+        />
+      </label>
+      <label className="jp-cellbox-field">
+        <span>Memory</span>
+        <select
+          className="jp-mod-styled jp-cellbox-select"
+          name="memory"
+          value={memory}
+          onChange={event => setMemory(event.target.value as MemoryLimit)}
+        >
+          {MEMORY_LIMITS.map(limit => (
+            <option key={limit} value={limit}>
+              {limit.toUpperCase().replace(/G$/, ' GB')}
+            </option>
+          ))}
+        </select>
+      </label>
+      <div className="jp-cellbox-form-buttons">
+        <button type="button" className="jp-mod-styled jp-mod-reject" onClick={props.onCancel}>
+          Cancel
+        </button>
+        <button type="submit" className="jp-mod-styled jp-mod-accept" disabled={!valid || pending}>
+          {pending ? 'Creating…' : 'Create'}
+        </button>
+      </div>
+    </form>
+  );
+}

@@ -1,0 +1,50 @@
+/**
+ * The cellbox JupyterLab extension: a left-sidebar panel (`cellbox-sidebar`, "Containers") over the cellbox
+ * server extension's REST API, and an "Upload to container" entry in the file browser's context menu.
+ */
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
+import { IDocumentManager } from '@jupyterlab/docmanager';
+import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
+
+import { addCommands } from './commands';
+import { ContainersModel } from './model';
+import { ContainersPanel } from './panel';
+import { CommandIDs, SIDEBAR_ID } from './tokens';
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: 'cellbox:sidebar',
+  description: 'The cellbox Containers sidebar: sandboxes and their files.',
+  autoStart: true,
+  optional: [ILayoutRestorer, IDefaultFileBrowser, IDocumentManager, ICommandPalette],
+  activate: (
+    app: JupyterFrontEnd,
+    restorer: ILayoutRestorer | null,
+    fileBrowser: IDefaultFileBrowser | null,
+    docManager: IDocumentManager | null,
+    palette: ICommandPalette | null
+  ) => {
+    const model = new ContainersModel();
+    const panel = new ContainersPanel(model, app.commands);
+    addCommands({ app, model, panel, fileBrowser, docManager });
+
+    app.shell.add(panel, 'left', { rank: 600 });
+    restorer?.add(panel, SIDEBAR_ID);
+
+    app.contextMenu.addItem({
+      command: CommandIDs.uploadToContainer,
+      selector: '.jp-DirListing-item[data-isdir="false"]',
+      rank: 12
+    });
+    for (const command of [
+      CommandIDs.open,
+      CommandIDs.newContainer,
+      CommandIDs.refresh,
+      CommandIDs.toggleAutoRefresh
+    ]) {
+      palette?.addItem({ command, category: 'Containers' });
+    }
+  }
+};
+
+export default plugin;

@@ -1,0 +1,296 @@
+import { IDisposable } from '@lumino/disposable';
+import { Poll } from '@lumino/polling';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { apiPath, requestAPI } from './handler';
+import {
+  IContainer,
+  IContainerFile,
+  IContainerList,
+  IDownloaded,
+  IFileList,
+  INewContainer,
+  IStatus
+} from './tokens';
+
+/** How often the list is refreshed while the panel is visible, and how far the interval backs off on errors. */
+const REFRESH_INTERVAL = 10 * 1000;
+const MAX_BACKOFF = 5 * 60 * 1000;
+
+/**
+ * The sidebar's state: the containers, the selected one and its files, the backend's status and the last error.
+ * Refreshes itself with a poll that backs off while the server fails and pauses while the page is hidden;
+ * `changed` fires on every change and `ticked` once a second, for the expiry countdowns.
+ */
+export class ContainersModel implements IDisposable {
+  constructor(options: ContainersModel.IOptions = {}) {
+    this._request = options.request ?? requestAPI;
+    this._poll = new Poll({
+      auto: false,
+      factory: () => this._load(),
+      frequency: {
+        interval: options.interval ?? REFRESH_INTERVAL,
+        backoff: true,
+        max: MAX_BACKOFF
+      },
+      name: 'cellbox:containers',
+      standby: 'when-hidden'
+    });
+    this._clock = new Poll({
+      auto: false,
+      factory: async () => this._ticked.emit(),
+      frequency: { interval: 1000, backoff: false },
+      name: 'cellbox:clock',
+      standby: 'when-hidden'
+    });
+  }
+
+  /** Start polling (the panel calls this once it is attached). */
+  start(): void {
+    void this._poll.start();
+    void this._clock.start();
+  }
+
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  get ticked(): ISignal<this, void> {
+    return this._ticked;
+  }
+
+  get containers(): readonly IContainer[] {
+    return this._containers;
+  }
+
+  get files(): readonly IContainerFile[] {
+    return this._files;
+  }
+
+  get selected(): IContainer | null {
+    return this._containers.find(c => c.id === this._selectedId) ?? null;
+  }
+
+  get status(): IStatus | null {
+    return this._status;
+  }
+
+  /** The last failure, as the server extension worded it; null once a refresh succeeds again. */
+  get error(): string | null {
+    return this._error;
+  }
+
+  /** True until the first answer (or failure) arrives. */
+  get loading(): boolean {
+    return this._loading;
+  }
+
+  /** Ids of the containers and files an operation is under way for. */
+  get busy(): ReadonlySet<string> {
+    return this._busy;
+  }
+
+  get autoRefresh(): boolean {
+    return this._autoRefresh;
+  }
+
+  set autoRefresh(value: boolean) {
+    if (value === this._autoRefresh) {
+      return;
+    }
+    this._autoRefresh = value;
+    if (value) {
+      void this._poll.start();
+    } else {
+      void this._poll.stop();
+    }
+    this._changed.emit();
+  }
+
+  /** Seconds until `container` expires if left idle, counted on the server's clock; null when unknown. */
+  secondsLeft(container: IContainer): number | null {
+    if (container.expires_at === null || container.status !== 'running') {
+      return null;
+    }
+    const serverNow = Date.now() / 1000 + this._clockOffset;
+    return Math.max(0, Math.floor(container.expires_at - serverNow));
+  }
+
+  /** Reload everything now. */
+  async refresh(): Promise<void> {
+    await this._poll.refresh();
+    await this._poll.tick;
+  }
+
+  select(id: string | null): void {
+    if (id === this._selectedId) {
+      return;
+    }
+    this._selectedId = id;
+    this._files = [];
+    this._changed.emit();
+    if (id) {
+      void this._loadFiles().catch(error => this._fail(error));
+    }
+  }
+
+  async createContainer(options: INewContainer): Promise<IContainer> {
+    const created = await this._request<IContainer>('containers', {
+      method: 'POST',
+      body: options
+    });
+    this._containers = [created, ...this._containers.filter(c => c.id !== created.id)];
+    this.select(created.id);
+    void this.refresh();
+    return created;
+  }
+
+  async deleteContainer(id: string): Promise<void> {
+    await this._during(id, () => this._request(apiPath('containers', id), { method: 'DELETE' }));
+    this._containers = this._containers.filter(c => c.id !== id);
+    if (this._selectedId === id) {
+      this.select(null);
+    }
+    this._changed.emit();
+  }
+
+  /** Upload workspace file `path` into container `containerId` (by default the selected one). */
+  async uploadFile(path: string, containerId?: string): Promise<IContainerFile> {
+    const id = containerId ?? this._selectedId;
+    if (!id) {
+      throw new Error('Select a container first.');
+    }
+    const uploaded = await this._during(id, () =>
+      this._request<IContainerFile>(apiPath('containers', id, 'files'), {
+        method: 'POST',
+        body: { path }
+      })
+    );
+    if (id === this._selectedId) {
+      await this._loadFiles();
+    }
+    return uploaded;
+  }
+
+  /** Save a file of the selected container into workspace folder `directory`. */
+  async downloadFile(fileId: string, directory: string, overwrite = false): Promise<IDownloaded> {
+    const id = this._requireSelected();
+    return this._during(fileId, () =>
+      this._request<IDownloaded>(apiPath('containers', id, 'files', fileId, 'download'), {
+        method: 'POST',
+        body: { directory, overwrite }
+      })
+    );
+  }
+
+  async deleteFile(fileId: string): Promise<void> {
+    const id = this._requireSelected();
+    await this._during(fileId, () =>
+      this._request(apiPath('containers', id, 'files', fileId), { method: 'DELETE' })
+    );
+    this._files = this._files.filter(f => f.id !== fileId);
+    this._changed.emit();
+  }
+
+  get isDisposed(): boolean {
+    return this._isDisposed;
+  }
+
+  dispose(): void {
+    if (this._isDisposed) {
+      return;
+    }
+    this._isDisposed = true;
+    this._poll.dispose();
+    this._clock.dispose();
+    Signal.clearData(this);
+  }
+
+  private _requireSelected(): string {
+    if (!this._selectedId) {
+      throw new Error('Select a container first.');
+    }
+    return this._selectedId;
+  }
+
+  private async _during<T>(id: string, work: () => Promise<T>): Promise<T> {
+    this._busy.add(id);
+    this._changed.emit();
+    try {
+      return await work();
+    } finally {
+      this._busy.delete(id);
+      this._changed.emit();
+    }
+  }
+
+  private async _load(): Promise<void> {
+    try {
+      const [list, status] = await Promise.all([
+        this._request<IContainerList>('containers'),
+        this._status ? Promise.resolve(this._status) : this._request<IStatus>('status')
+      ]);
+      this._clockOffset = list.now - Date.now() / 1000;
+      this._containers = list.data.filter(c => c.status !== 'deleted');
+      this._status = status;
+      if (this._selectedId && !this.selected) {
+        this._selectedId = null;
+        this._files = [];
+      }
+      if (this._selectedId) {
+        await this._loadFiles(false);
+      }
+      this._error = null;
+    } catch (error) {
+      this._fail(error);
+      throw error; // the poll backs off
+    } finally {
+      this._loading = false;
+      this._changed.emit();
+    }
+  }
+
+  private async _loadFiles(emit = true): Promise<void> {
+    const id = this._selectedId;
+    if (!id) {
+      return;
+    }
+    const list = await this._request<IFileList>(apiPath('containers', id, 'files'));
+    if (id === this._selectedId) {
+      this._files = list.data;
+      if (emit) {
+        this._changed.emit();
+      }
+    }
+  }
+
+  private _fail(error: unknown): void {
+    this._error = error instanceof Error ? error.message : String(error);
+    this._changed.emit();
+  }
+
+  private _request: typeof requestAPI;
+  private _poll: Poll;
+  private _clock: Poll;
+  private _changed = new Signal<this, void>(this);
+  private _ticked = new Signal<this, void>(this);
+  private _containers: IContainer[] = [];
+  private _files: IContainerFile[] = [];
+  private _selectedId: string | null = null;
+  private _status: IStatus | null = null;
+  private _error: string | null = null;
+  private _loading = true;
+  private _busy = new Set<string>();
+  private _autoRefresh = true;
+  private _clockOffset = 0;
+  private _isDisposed = false;
+}
+
+export namespace ContainersModel {
+  export interface IOptions {
+    /** How the model calls the server extension (a seam for tests). */
+    request?: typeof requestAPI;
+    /** Milliseconds between refreshes. */
+    interval?: number;
+  }
+}

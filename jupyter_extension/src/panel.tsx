@@ -1,0 +1,154 @@
+import { CommandRegistry } from '@lumino/commands';
+import {
+  addIcon,
+  fileUploadIcon,
+  ReactWidget,
+  refreshIcon,
+  ToolbarButtonComponent,
+  UseSignal
+} from '@jupyterlab/ui-components';
+import * as React from 'react';
+
+import { ContainerList } from './components/ContainerList';
+import { FileList } from './components/FileList';
+import { NewContainerForm } from './components/NewContainerForm';
+import { cellboxIcon } from './icon';
+import { ContainersModel } from './model';
+import { CommandIDs, INewContainer, SIDEBAR_ID } from './tokens';
+
+/**
+ * The left-sidebar panel. It renders the model and hands every action to a command, so the palette, the
+ * context menu and the panel behave the same.
+ */
+export class ContainersPanel extends ReactWidget {
+  constructor(
+    readonly model: ContainersModel,
+    private readonly _commands: CommandRegistry
+  ) {
+    super();
+    this.id = SIDEBAR_ID;
+    this.title.icon = cellboxIcon;
+    this.title.caption = 'Containers';
+    this.title.label = '';
+    this.addClass('jp-cellbox-panel');
+  }
+
+  /** Show the new-container form and focus it. */
+  showNewForm(): void {
+    this._formOpen = true;
+    this.update();
+  }
+
+  protected onAfterAttach(msg: any): void {
+    super.onAfterAttach(msg);
+    this.model.start();
+  }
+
+  protected render(): JSX.Element {
+    return (
+      <UseSignal signal={this.model.changed}>
+        {() => <UseSignal signal={this.model.ticked}>{() => this._renderPanel()}</UseSignal>}
+      </UseSignal>
+    );
+  }
+
+  private _renderPanel(): JSX.Element {
+    const model = this.model;
+    const selected = model.selected;
+    const run = (id: string, args: Record<string, any> = {}) => void this._commands.execute(id, args);
+    return (
+      <div className="jp-cellbox-body">
+        <header className="jp-cellbox-header">
+          <h2 className="jp-cellbox-title">Containers</h2>
+          <div className="jp-cellbox-toolbar">
+            <ToolbarButtonComponent
+              icon={addIcon}
+              tooltip="New container"
+              dataset={{ action: 'new' }}
+              onClick={() => this.showNewForm()}
+            />
+            <ToolbarButtonComponent
+              icon={refreshIcon}
+              tooltip="Refresh"
+              dataset={{ action: 'refresh' }}
+              onClick={() => run(CommandIDs.refresh)}
+            />
+          </div>
+        </header>
+        {this._formOpen && (
+          <NewContainerForm
+            onCreate={(options: INewContainer) =>
+              this._commands.execute(CommandIDs.newContainer, { ...options }).then(created => {
+                if (created) {
+                  this._formOpen = false;
+                  this.update();
+                }
+              })
+            }
+            onCancel={() => {
+              this._formOpen = false;
+              this.update();
+            }}
+          />
+        )}
+        {model.error && (
+          <div className="jp-cellbox-error" role="alert">
+            {model.error}
+          </div>
+        )}
+        <section className="jp-cellbox-section jp-cellbox-containers">
+          <ContainerList
+            containers={model.containers}
+            selectedId={selected?.id ?? null}
+            busy={model.busy}
+            loading={model.loading}
+            secondsLeft={box => model.secondsLeft(box)}
+            onSelect={id => model.select(id)}
+            onDelete={id => run(CommandIDs.deleteContainer, { id })}
+          />
+        </section>
+        {selected && (
+          <section className="jp-cellbox-section jp-cellbox-files">
+            <header className="jp-cellbox-header jp-cellbox-subheader">
+              <h3 className="jp-cellbox-title" title={selected.id}>
+                Files · {selected.name || selected.id}
+              </h3>
+              <div className="jp-cellbox-toolbar">
+                <ToolbarButtonComponent
+                  icon={fileUploadIcon}
+                  tooltip="Upload a workspace file"
+                  dataset={{ action: 'upload' }}
+                  onClick={() => run(CommandIDs.uploadWorkspaceFile)}
+                />
+              </div>
+            </header>
+            <FileList
+              files={model.files}
+              busy={model.busy}
+              onDownload={id => run(CommandIDs.downloadFile, { id })}
+              onDelete={id => run(CommandIDs.deleteFile, { id })}
+            />
+          </section>
+        )}
+        <footer className="jp-cellbox-footer">
+          <label className="jp-cellbox-autorefresh" title="Refresh every 10 seconds while visible">
+            <input
+              type="checkbox"
+              checked={model.autoRefresh}
+              onChange={() => run(CommandIDs.toggleAutoRefresh)}
+            />
+            Auto-refresh
+          </label>
+          {model.status && (
+            <span className="jp-cellbox-backend" title={model.status.base_url ?? 'no backend configured'}>
+              {model.status.backend}
+              {model.status.base_url ? ` · ${model.status.base_url.replace(/^https?:\/\//, '')}` : ''}
+            </span>
+          )}
+        </footer>
+      </div>
+    );
+  }
+
+  private _formOpen = false;
+}
