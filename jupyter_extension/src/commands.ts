@@ -209,7 +209,7 @@ export function addCommands(context: ICommandContext): void {
       const picked = await FileDialog.getOpenFiles({
         manager: docManager,
         title: `Upload to ${label(box)}`,
-        defaultPath: fileBrowser?.model.path,
+        defaultPath: fileBrowser?.model.path
       });
       const paths = (picked.value ?? []).filter(item => item.type !== 'directory').map(item => item.path);
       if (picked.button.accept && paths.length) {

@@ -116,8 +116,9 @@ export class ContainersModel implements IDisposable {
     return Math.max(0, Math.floor(container.expires_at - serverNow));
   }
 
-  /** Reload everything now. */
+  /** Reload everything now, the backend's status included. */
   async refresh(): Promise<void> {
+    this._status = null;
     await this._poll.refresh();
     await this._poll.tick;
   }

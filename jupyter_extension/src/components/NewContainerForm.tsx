@@ -1,3 +1,4 @@
+import { HTMLSelect } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import { INewContainer, MEMORY_LIMITS, MemoryLimit } from '../tokens';
@@ -43,18 +44,16 @@ export function NewContainerForm(props: INewContainerFormProps): JSX.Element {
       </label>
       <label className="jp-cellbox-field">
         <span>Memory</span>
-        <select
-          className="jp-mod-styled jp-cellbox-select"
+        <HTMLSelect
+          className="jp-cellbox-select"
           name="memory"
           value={memory}
+          options={MEMORY_LIMITS.map(limit => ({
+            value: limit,
+            label: limit.toUpperCase().replace(/G$/, ' GB')
+          }))}
           onChange={event => setMemory(event.target.value as MemoryLimit)}
-        >
-          {MEMORY_LIMITS.map(limit => (
-            <option key={limit} value={limit}>
-              {limit.toUpperCase().replace(/G$/, ' GB')}
-            </option>
-          ))}
-        </select>
+        />
       </label>
       <div className="jp-cellbox-form-buttons">
         <button type="button" className="jp-mod-styled jp-mod-reject" onClick={props.onCancel}>
