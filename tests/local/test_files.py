@@ -123,10 +123,18 @@ def test_files_upload_requires_purpose(http):
     assert r.json()["error"]["param"] == "purpose"
 
 
+def _peak_rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
+
 def test_large_upload_streams_and_round_trips(http, server, container, tmp_path):
     payload = os.urandom(1024 * 1024) * 48  # 48 MiB
+    peak_before = _peak_rss_kib(server.process.pid)
     r = http.post(f"/containers/{container.id}/files", files={"file": ("big.bin", payload)})
     assert r.status_code == 200, r.text
+    # Streamed to disk: the server's peak memory does not grow with the upload.
+    assert _peak_rss_kib(server.process.pid) - peak_before < 16 * 1024
     fid = r.json()["id"]
     digest = hashlib.sha256()
     with http.stream("GET", f"/containers/{container.id}/files/{fid}/content") as resp:

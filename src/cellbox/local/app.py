@@ -258,6 +258,8 @@ async def _container_file_from_id(containers: Containers, container_id: str, fil
             raise errors.invalid(f"Invalid file name: {exc}", "file_id") from None
         except (IsADirectoryError, NotADirectoryError) as exc:
             raise errors.invalid(str(exc), "file_id") from None
+        except FileNotFoundError:  # the file or the container was deleted meanwhile
+            raise errors.not_found("file", file_id, param="file_id") from None
     return JSONResponse(container_file_json(row))
 
 
@@ -268,6 +270,8 @@ def _add(store, container_id: str, filename: str, path) -> dict:
         raise errors.invalid(f"Invalid file name: {exc}", "file") from None
     except (IsADirectoryError, NotADirectoryError) as exc:
         raise errors.invalid(str(exc), "file") from None
+    except FileNotFoundError:  # the container was deleted meanwhile
+        raise errors.not_found("container", container_id, param="container_id") from None
 
 
 async def list_container_files(request: Request) -> JSONResponse:

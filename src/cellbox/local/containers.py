@@ -73,8 +73,10 @@ class Containers:
     def deadline(self, row: dict) -> float:
         return row["last_active"] + row["expires_minutes"] * self.seconds_per_minute
 
-    def use(self, container_id: str) -> dict:
-        """The container's record for an operation on it: 404 if unknown, 400 if expired; refreshes activity."""
+    def use(self, container_id: str, *, touch: bool = True) -> dict:
+        """The container's record for an operation on it: 404 if unknown, 400 if expired; refreshes activity
+        unless `touch` is false (looking at a container is not using it: a panel that polls its status must
+        not keep it alive forever)."""
         row = self.store.get_container(container_id)
         if row is None:
             raise errors.not_found("container", container_id, param="container_id")
@@ -83,6 +85,8 @@ class Containers:
             row["status"] = "expired"
         if row["status"] == "expired":
             raise errors.expired()
+        if not touch:
+            return row
         now = time.time()
         self.store.touch(container_id, now)
         row["last_active"] = now
@@ -91,7 +95,7 @@ class Containers:
     def retrieve(self, container_id: str) -> dict:
         """Like use(), but an expired container is shown (status `expired`) rather than refused."""
         try:
-            return self.use(container_id)
+            return self.use(container_id, touch=False)
         except errors.APIError as exc:
             if exc.status != 400:
                 raise
@@ -121,6 +125,10 @@ class Containers:
         except Exception:
             await self.delete(container_id)
             raise
+        # Its clock starts when it is ready, not when a cold kernel began starting.
+        now = time.time()
+        self.store.touch(container_id, now)
+        row["last_active"] = now
         return row
 
     async def _start_kernel(self, container_id: str, memory_bytes: int) -> Kernel:
@@ -167,7 +175,7 @@ class Containers:
             result = await kernel.execute(code, timeout=self.exec_timeout)
         finally:
             self.store.touch(container_id)
-        if result.status == "failed":
+        if result.status == "failed" and self.store.get_container(container_id) is not None:
             # Most often the memory limit, hit somewhere that could not raise MemoryError.
             result.logs += (
                 f"\nThe kernel died (most likely it ran out of memory: this container's limit is {limit}). "
@@ -201,7 +209,9 @@ class Containers:
 
     async def delete(self, container_id: str) -> bool:
         self._drop_kernel(container_id)
-        found = self.store.delete_container(container_id)
+        # Under the container's lock, so an upload or scan in progress finishes before the folder goes.
+        async with self.lock(container_id):
+            found = self.store.delete_container(container_id)
         self._locks.pop(container_id, None)
         return found
 

@@ -95,6 +95,8 @@ def serve(options: Options) -> int:
                 file=sys.stderr,
             )
             return 2
+    if options.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s: anyone who can reach it and has the token can run code", options.host)
     data_dir = Path(options.data_dir or paths.default_data_dir()).absolute()
     endpoint_file = Path(options.endpoint_file or paths.endpoint_file()).absolute()
     token = options.token or secrets.token_urlsafe(32)

@@ -336,7 +336,9 @@ class Store:
 
 def _plain_name(filename: str) -> str:
     """The last component of an uploaded file's name, made safe to use as a name in /mnt/data."""
-    name = filename.replace("\x00", "").rsplit("/", 1)[-1]
+    name = "".join(ch if ord(ch) >= 32 else "_" for ch in filename).rsplit("/", 1)[-1]
+    while len(name.encode("utf-8", "surrogatepass")) > safepath.MAX_COMPONENT_BYTES:
+        name = name[1:]  # keep the end, where the extension is
     return name if name not in ("", ".", "..") else "file"
 
 
