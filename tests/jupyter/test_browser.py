@@ -192,7 +192,10 @@ def test_the_sidebar_creates_uploads_downloads_and_deletes(lab: Lab, page, use_l
     expect(row).to_be_visible()
     expect(row).to_have_class(re.compile(r"\bjp-mod-selected\b"))
     expect(row).to_contain_text("4 GB")
-    expect(row.locator(".jp-cellbox-expiry")).to_contain_text("expires in")
+    expiry = row.locator(".jp-cellbox-expiry")
+    expect(expiry).to_contain_text("expires in")
+    shown = expiry.inner_text()
+    expect(expiry).not_to_have_text(shown, timeout=5_000)  # the countdown ticks
     expect(form).to_be_hidden()
     expect(panel.locator(".jp-cellbox-files .jp-cellbox-empty")).to_contain_text("No files")
     containers = httpx.get(f"{use_local_server.base_url}/containers", headers=use_local_server.headers).json()

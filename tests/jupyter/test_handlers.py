@@ -207,6 +207,26 @@ async def test_upload_reads_absolute_paths_as_workspace_paths(api, backend: Runn
     await api("DELETE", "containers", box["id"])
 
 
+async def test_hidden_files_stay_put_as_in_the_contents_api(api, backend: RunningServer, workspace: Path) -> None:
+    (workspace / ".env").write_text("TOKEN=x")
+    (workspace / ".hidden").mkdir()
+    (workspace / ".hidden" / "a.txt").write_text("x")
+    box = await _create(api)
+    for path in (".env", ".hidden/a.txt"):
+        reply = await api("POST", "containers", box["id"], "files", body={"path": path})
+        assert reply.code == 403, reply.text
+        assert "hidden" in reply.json["message"]
+    (workspace / "ok.txt").write_text("x")
+    uploaded = (await api("POST", "containers", box["id"], "files", body={"path": "ok.txt"})).json
+    download = ("containers", box["id"], "files", uploaded["id"], "download")
+    reply = await api("POST", *download, body={"directory": ".hidden"})
+    assert reply.code == 403
+    reply = await api("POST", *download, body={"name": ".bashrc"})
+    assert reply.code == 403
+    assert not (workspace / ".bashrc").exists()
+    await api("DELETE", "containers", box["id"])
+
+
 @pytest.mark.parametrize(
     ("body", "code"),
     [

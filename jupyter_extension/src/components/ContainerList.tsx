@@ -67,7 +67,16 @@ function ContainerRow(props: IContainerRowProps): JSX.Element {
       aria-selected={props.selected}
       data-id={box.id}
       title={box.id}
+      tabIndex={0}
       onClick={() => props.onSelect(box.id)}
+      onKeyDown={event => {
+        if (event.key === 'Enter' || event.key === ' ') {
+          event.preventDefault();
+          props.onSelect(box.id);
+        } else if (event.key === 'Delete') {
+          props.onDelete(box.id);
+        }
+      }}
     >
       <span className={`jp-cellbox-status jp-cellbox-status-${status}`} title={status} />
       <div className="jp-cellbox-item-main">

@@ -37,6 +37,7 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 def _load_jupyter_server_extension(server_app: Any) -> None:
     config = CellboxSidebar(parent=server_app)
-    sidebar = Sidebar(server_app.root_dir, autostart=config.autostart)
+    allow_hidden = bool(getattr(server_app.contents_manager, "allow_hidden", False))
+    sidebar = Sidebar(server_app.root_dir, autostart=config.autostart, allow_hidden=allow_hidden)
     setup_handlers(server_app.web_app, sidebar)
     server_app.log.info("cellbox: sidebar API at /cellbox/api/ (workspace %s)", sidebar.workspace.root)

@@ -35,10 +35,12 @@ class SidebarError(Exception):
 
 
 class Workspace:
-    """The server's root directory; paths given by the browser are relative to it (API paths, `/`-separated)."""
+    """The server's root directory; paths given by the browser are relative to it (API paths, `/`-separated).
+    Hidden files and folders are refused, as the server's own contents API does, unless `allow_hidden`."""
 
-    def __init__(self, root_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, root_dir: str | os.PathLike[str], *, allow_hidden: bool = False) -> None:
         self.root = Path(os.path.realpath(os.path.expanduser(root_dir)))
+        self.allow_hidden = allow_hidden
 
     def resolve(self, path: str) -> Path:
         """The real path of workspace path `path`; a `SidebarError` (403) when it would leave the workspace."""
@@ -50,6 +52,8 @@ class Workspace:
         real = Path(os.path.realpath(self.root.joinpath(*parts)))
         if real != self.root and self.root not in real.parents:
             raise SidebarError(403, f"{path!r} is outside the workspace (a link leading out of it?).")
+        if not self.allow_hidden and any(part.startswith(".") for part in real.relative_to(self.root).parts):
+            raise SidebarError(403, f"{path!r} is hidden; the server is set not to serve hidden files.")
         return real
 
     def relative(self, real: Path) -> str:
@@ -87,10 +91,11 @@ class Sidebar:
         root_dir: str | os.PathLike[str],
         *,
         autostart: bool = True,
+        allow_hidden: bool = False,
         load: Callable[[], Settings] = load_settings,
         client_options: Mapping[str, Any] | None = None,
     ) -> None:
-        self.workspace = Workspace(root_dir)
+        self.workspace = Workspace(root_dir, allow_hidden=allow_hidden)
         self.autostart = autostart
         self._load = load
         self._client_options = dict(client_options or {})
