@@ -1,11 +1,12 @@
-# Two commands: `make install` sets everything up, `make test` sets up and runs the whole suite.
+# Two commands: `make install` sets everything up, `make test` sets up and runs the whole suite;
+# `make demo` opens JupyterLab on the quickstart notebook (the local sandbox server starts on first use).
 # Both are idempotent: a stamp file records what is installed, so a second run skips it.
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.cellbox-installed
 PYTHON ?= python3
 
-.PHONY: install system test lint bench
+.PHONY: install system test lint bench demo
 
 install: $(STAMP) system
 
@@ -24,6 +25,13 @@ lint: install
 
 test: install lint
 	$(PY) -m pytest
+	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
+
+# JupyterLab refuses to run as root unless told; as a user, the flag isn't needed.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+demo: install
+	$(VENV)/bin/jupyter lab notebooks/quickstart.ipynb $(ROOT_FLAG)
 
 bench: install
 	$(PY) benchmarks/run.py

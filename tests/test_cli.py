@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -118,3 +119,33 @@ def test_no_backend_configured_names_what_to_do() -> None:
 def test_bad_configuration_is_one_line(tmp_path) -> None:
     result = cellbox("ls", env={"CELLBOX_AUTH": "password"})
     assert result.returncode == 1 and "unknown auth kind 'password'" in result.stderr
+
+
+def test_serve_then_commands_find_it_with_no_configuration(tmp_path) -> None:
+    # A user's first steps: `cellbox serve` in one terminal, `cellbox ls` in another, nothing configured.
+    env = {**os.environ, "CELLBOX_STATE_DIR": str(tmp_path / "state")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cellbox", "serve", "--port", "0", "--data-dir", str(tmp_path / "data")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        endpoint = tmp_path / "state" / "server.json"
+        deadline = time.monotonic() + 30
+        while not endpoint.exists():
+            assert server.poll() is None, server.stderr.read()
+            assert time.monotonic() < deadline, "cellbox serve did not write its endpoint file"
+            time.sleep(0.05)
+        info = json.loads(endpoint.read_text())
+        assert oct(endpoint.stat().st_mode & 0o777) == "0o600"
+        created = cellbox("config", env={"CELLBOX_STATE_DIR": str(tmp_path / "state")})
+        assert "local" in created.stdout and info["base_url"] in created.stdout and info["token"] not in created.stdout
+        listed = cellbox("ls", env={"CELLBOX_STATE_DIR": str(tmp_path / "state")})
+        assert listed.returncode == 0 and listed.stdout.startswith("ID")
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=30)
+    assert server.returncode == 0, errors
+    assert not endpoint.exists()  # a clean stop takes the endpoint file with it

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 
 from . import paths
@@ -23,8 +24,8 @@ def _start_local_server() -> None:
     state = paths.state_dir()
     state.mkdir(parents=True, exist_ok=True)
     log = (state / "server.log").open("ab")
-    subprocess.Popen(
-        [sys.executable, "-m", "cellbox", "serve"],
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cellbox", "serve", "--port", "0"],  # any free port: the endpoint file says which
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=log,
@@ -32,6 +33,8 @@ def _start_local_server() -> None:
         close_fds=True,
     )
     log.close()
+    # Reaped when it exits (should this process still be alive), so it never lingers as a zombie.
+    threading.Thread(target=server.wait, name="cellbox-server-reaper", daemon=True).start()
 
 
 def _wait_for_endpoint(timeout: float) -> Settings:

@@ -92,10 +92,16 @@ class ContainerMagics(Magics):
             if cell is None:
                 return self._line(_parse(LINE_PARSER, line))
             return self._cell(_parse(CELL_PARSER, line), cell)
-        except SandboxGone as exc:
+        except SandboxGone:
             if self.current is not None:
                 self._gone.add(self.current.id)
-            raise CellboxError(str(exc)) from None
+            raise
+        except CellboxError as exc:
+            # The message says what to do; the frames of cellbox and httpx under it would only hide it.
+            if not hasattr(exc, "_render_traceback_"):
+                shown = [f"{type(exc).__name__}: {exc}"]
+                exc._render_traceback_ = lambda: shown  # type: ignore[attr-defined]
+            raise
 
     container.__doc__ = sys.modules[__name__].__doc__
 
@@ -159,10 +165,14 @@ class ContainerMagics(Magics):
         if command == "push":
             sandbox = self._sandbox(None)
             for item in args.items:
+                before = {entry.remote: entry.file_id for entry in sandbox.manifest.values()}
                 if item in self.shell.user_ns:
-                    sandbox.push(self.shell.user_ns[item], name=item)
+                    remotes = sandbox.push(self.shell.user_ns[item], name=item)
                 else:
-                    sandbox.push(item)
+                    remotes = sandbox.push(item)
+                sent = [r for r in remotes if sandbox.manifest[r].file_id != before.get(r)]
+                state = f"sent {len(sent)} of {len(remotes)} file(s)" if sent else "unchanged, nothing sent"
+                print(f"cellbox: pushed {item}: {state}", file=sys.stderr)
             return None
         if command == "pull":
             paths = self._require_current().pull(*args.patterns, to=args.to)

@@ -40,6 +40,9 @@ class NoSuchSandbox(CellboxError, LookupError):
 class SandboxGone(CellboxError):
     """The container expired or was deleted; `Sandbox.revive()` (or the next `%%container` cell) makes a new one."""
 
+    def _render_traceback_(self) -> list[str]:
+        return [f"SandboxGone: {self}"]
+
 
 class RemoteValue:
     """The last expression of a cell that is neither a frame nor an image: its HTML or repr, as the sandbox made it."""

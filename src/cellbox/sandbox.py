@@ -397,6 +397,11 @@ class Sandbox:
         run.outputs = dict(zip(names, fetched[: len(names)], strict=True))
         if value.get("kind") in ("dataframe", "series"):
             run.value = fetched[-1]
+            if value.get("truncated_from"):
+                run.stderr += (
+                    f"cellbox: showing the first {len(run.value):,} of {value['truncated_from']:,} rows; "
+                    "bring the whole frame back with -o NAME (outputs=[...]).\n"
+                )
         elif value.get("kind") == "json":
             run.value = value.get("json")
         elif value.get("kind") == "repr":

@@ -101,10 +101,11 @@ class FileTable(_Table):
 
 
 class TransferProgress:
-    """A progress bar for a push or pull: an ipywidgets bar in a kernel, a line on stderr elsewhere.
+    """A progress bar for a push or pull, shown through a display handle that is updated in place.
 
-    `update` is called from transfer threads (under the caller's lock); the display refreshes at most every
-    0.1 s. `done`, `total` and `closed` can be inspected in tests.
+    Plain HTML (`<progress>`) with a text fallback, so it works in any frontend and a saved notebook keeps the
+    final state; outside a kernel it is a line on stderr. `update` is called from transfer threads (under the
+    caller's lock); the display refreshes at most every 0.1 s. `done`, `total` and `closed` can be inspected.
     """
 
     REFRESH = 0.1
@@ -116,9 +117,7 @@ class TransferProgress:
         self.closed = False
         self._shown_at = 0.0
         self._started = time.monotonic()
-        self.widget = _progress_widget(label, total)
-        if self.widget is not None:
-            display(self.widget)
+        self._handle = display(self, display_id=True) if _in_kernel() else None
 
     def update(self, n: int) -> None:
         self.done = min(self.total, max(0, self.done + n))
@@ -133,36 +132,32 @@ class TransferProgress:
 
     def text(self) -> str:
         elapsed = max(time.monotonic() - self._started, 1e-6)
-        rate = self.done / elapsed
-        return f"{self.label}: {_size(self.done)} of {_size(self.total)} ({_size(int(rate))}/s)"
+        rate = _size(int(self.done / elapsed))
+        state = "done" if self.closed and self.done >= self.total else f"{100 * self.done // max(self.total, 1)}%"
+        return f"{self.label}: {_size(self.done)} of {_size(self.total)}, {rate}/s, {state}"
 
     def _render(self, final: bool = False) -> None:
-        if self.widget is not None:
-            self.widget.children[0].value = self.done
-            self.widget.children[1].value = self.text()
-            if final:
-                self.widget.children[0].bar_style = "success" if self.done >= self.total else "warning"
+        if self._handle is not None:
+            self._handle.update(self)
             return
         sys.stderr.write("\r" + self.text() + ("\n" if final else ""))
         sys.stderr.flush()
+
+    def _repr_html_(self) -> str:
+        return (
+            f"<div class='cellbox-progress'><progress value='{self.done}' max='{max(self.total, 1)}' "
+            f"style='width:40%;vertical-align:middle'></progress> {html.escape(self.text())}</div>"
+        )
 
     def __repr__(self) -> str:
         return self.text()
 
 
-def _progress_widget(label: str, total: int) -> Any:
-    """An ipywidgets bar when a kernel can show it, else None (the stderr line is used)."""
-    try:
-        from IPython import get_ipython
+def _in_kernel() -> bool:
+    from IPython import get_ipython
 
-        shell = get_ipython()
-        if shell is None or not hasattr(shell, "kernel"):
-            return None
-        import ipywidgets
-    except ImportError:
-        return None
-    bar = ipywidgets.IntProgress(value=0, min=0, max=max(total, 1), description="", layout={"width": "40%"})
-    return ipywidgets.HBox([bar, ipywidgets.Label(value=f"{label}: 0 of {_size(total)}")])
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
 
 
 def image(artifact: Artifact) -> Image:

@@ -27,6 +27,7 @@ from typing import Any
 RUNTIME_VERSION = 1
 MAX_TEXT = 2_000_000  # characters of stdout/stderr kept in the result record; the rest is summarised
 MAX_REPR = 100_000
+MAX_VALUE_ROWS = 100_000  # rows of a frame sent back for display as a cell's last value
 CELL_FILENAME = "<cell>"
 RESULT_MARKER = "cellbox-result: "
 MAX_LOGGED_RESULT = 200_000
@@ -170,8 +171,15 @@ def _describe_value(value: Any, out_dir: str) -> dict[str, Any]:
     kind = _kind_of(value)
     described: dict[str, Any] = {"type": f"{type(value).__module__}.{type(value).__qualname__}"}
     if kind is not None:
-        described.update(_write_frame(value, os.path.join(out_dir, "value"), kind))
-        return described
+        shown = value
+        if len(value) > MAX_VALUE_ROWS:  # to be displayed, not kept: -o brings a whole frame back
+            shown = value.head(MAX_VALUE_ROWS)
+            described["truncated_from"] = len(value)
+        try:
+            described.update(_write_frame(shown, os.path.join(out_dir, "value"), kind))
+            return described
+        except Exception:  # e.g. a Series of dtype objects, which Parquet can't hold: shown as pandas shows it
+            described.pop("truncated_from", None)
     if _is_figure(value):
         path = os.path.join(out_dir, "value.png")
         value.savefig(path, format="png", bbox_inches="tight")

@@ -1,0 +1,43 @@
+"""Run the example notebooks (`pytest --nbval notebooks`) against a local server made for the run.
+
+Kernels inherit this process's environment, so the server is configured there, as a user would through
+CELLBOX_BASE_URL / CELLBOX_API_KEY. A "minute" of container expiry lasts two seconds here, so the expiry demo in
+errors-and-recovery.ipynb finishes quickly; everything else behaves as it does for a user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from cellbox.local.testing import running_server
+
+SECONDS_PER_MINUTE = 2.0
+_stack = contextlib.ExitStack()
+
+
+def pytest_configure(config) -> None:
+    if not config.getoption("nbval", default=False):
+        return
+    work = Path(tempfile.mkdtemp(prefix="cellbox-notebooks-"))
+    _stack.callback(shutil.rmtree, work, True)
+    server = _stack.enter_context(running_server(work / "data", seconds_per_minute=SECONDS_PER_MINUTE))
+    for name in [n for n in os.environ if n.startswith(("CELLBOX_", "OCI_"))]:
+        del os.environ[name]
+    os.environ.update(
+        CELLBOX_BASE_URL=server.base_url,
+        CELLBOX_API_KEY=server.token,
+        CELLBOX_MODEL="cellbox-local",
+        CELLBOX_STATE_DIR=str(work / "state"),
+        XDG_CONFIG_HOME=str(work / "config"),
+    )
+
+
+def pytest_unconfigure(config) -> None:
+    _stack.close()
+    here = Path(__file__).parent
+    for produced in ("downloads", "outputs"):  # what the notebooks pull into their folder
+        shutil.rmtree(here / produced, ignore_errors=True)
