@@ -8,9 +8,7 @@ import httpx
 import openai
 import pytest
 
-from cellbox.local.testing import RunningServer, isolation_available, running_server
-
-requires_isolation = pytest.mark.skipif(not isolation_available(), reason="bubblewrap sandboxes unavailable here")
+from cellbox.local.testing import RunningServer, running_server
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +35,30 @@ def container(client: openai.OpenAI):
     yield created
     with contextlib.suppress(openai.NotFoundError):
         client.containers.delete(created.id)
+
+
+def _run(client: openai.OpenAI, container_id: str, code: str, include: bool = True):
+    """Runs code through /v1/responses; returns (code_interpreter_call, message)."""
+    response = client.responses.create(
+        model="cellbox-local",
+        input=code,
+        tools=[{"type": "code_interpreter", "container": container_id}],
+        include=["code_interpreter_call.outputs"] if include else [],
+    )
+    call, message = response.output
+    return call, message
+
+
+def _logs(call) -> str:
+    return "".join(o.logs for o in call.outputs or [] if o.type == "logs")
+
+
+# Helpers as fixtures: test modules cannot import conftest or each other under --import-mode=importlib.
+@pytest.fixture
+def run():
+    return _run
+
+
+@pytest.fixture
+def logs():
+    return _logs

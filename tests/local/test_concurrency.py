@@ -6,10 +6,9 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from local_helpers import logs, run
 
 
-def test_concurrent_uploads_deletes_and_runs_on_one_container(client, server, container):
+def test_concurrent_uploads_deletes_and_runs_on_one_container(client, server, container, run, logs):
     cid = container.id
 
     def upload(i: int) -> int:
@@ -54,7 +53,7 @@ def test_concurrent_uploads_to_one_path_never_mix(client, server, container):
     assert files[0].bytes == len(content)
 
 
-def test_many_containers_execute_at_once(client):
+def test_many_containers_execute_at_once(client, run, logs):
     ids = [client.containers.create(name=f"par{i}").id for i in range(6)]
     try:
         with ThreadPoolExecutor(6) as pool:

@@ -71,8 +71,7 @@ def test_hostile_upload_names_are_rejected(http, server, container, name):
     assert os.listdir(server.data_dir / "tmp") == []
 
 
-def test_upload_through_a_planted_symlink_is_refused(client, http, server, container):
-    from local_helpers import run
+def test_upload_through_a_planted_symlink_is_refused(client, http, server, container, run):
 
     run(client, container.id, "import os; os.symlink('/etc', 'link')")
     r = http.post(f"/containers/{container.id}/files", files={"file": ("link/owned.txt", b"evil")})

@@ -9,15 +9,13 @@ import uuid
 
 import openai
 import pytest
-from local_helpers import logs, run
 
-from cellbox.local.testing import running_server
-from conftest import requires_isolation
+from cellbox.local.testing import isolation_available, running_server
 
-pytestmark = requires_isolation
+pytestmark = pytest.mark.skipif(not isolation_available(), reason="bubblewrap sandboxes unavailable here")
 
 
-def test_no_network_not_even_the_server(client, server, container):
+def test_no_network_not_even_the_server(client, server, container, run, logs):
     port = int(server.base_url.rsplit(":", 1)[1].split("/")[0])
     code = f"""
 import socket
@@ -35,7 +33,7 @@ for addr in [("127.0.0.1", {port}), ("1.1.1.1", 53)]:
     assert out.count("refused") == 2
 
 
-def test_host_is_read_only_and_tmp_is_private(client, container):
+def test_host_is_read_only_and_tmp_is_private(client, container, run, logs):
     marker = f"cellbox-test-{uuid.uuid4().hex}"
     code = f"""
 for path in ["/etc/{marker}", "/usr/{marker}", "/{marker}"]:
@@ -55,7 +53,7 @@ print(open("/tmp/{marker}").read())
     assert not os.path.exists(f"/etc/{marker}")
 
 
-def test_server_state_and_other_containers_are_invisible(client, server, container):
+def test_server_state_and_other_containers_are_invisible(client, server, container, run, logs):
     other = client.containers.create(name="neighbour")
     try:
         client.containers.files.create(container_id=other.id, file=("secret.txt", b"neighbour's data"))
@@ -72,14 +70,14 @@ print(sorted(os.listdir("/mnt/data")))
         client.containers.delete(other.id)
 
 
-def test_own_pid_namespace(client, container):
+def test_own_pid_namespace(client, container, run, logs):
     code = "import os\nprint(len([p for p in os.listdir('/proc') if p.isdigit()]), os.getpid())"
     count, pid = logs(run(client, container.id, code)[0]).split()
     assert int(count) < 10  # only the sandbox's own processes
     assert int(pid) < 10
 
 
-def test_environment_is_scrubbed(tmp_path, monkeypatch):
+def test_environment_is_scrubbed(tmp_path, monkeypatch, run, logs):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-should-not-leak")
     monkeypatch.setenv("OCI_CLI_KEY_CONTENT", "oci-should-not-leak")
     with (
@@ -95,7 +93,7 @@ def test_environment_is_scrubbed(tmp_path, monkeypatch):
         assert "should-not-leak" not in srv.log()
 
 
-def test_memory_limit_raises_memory_error_and_the_kernel_lives(client, container):
+def test_memory_limit_raises_memory_error_and_the_kernel_lives(client, container, run, logs):
     run(client, container.id, "survivor = 'here'")
     call, _ = run(client, container.id, "hog = bytearray(3 * 1024**3)")
     assert call.status == "completed"
@@ -106,7 +104,7 @@ def test_memory_limit_raises_memory_error_and_the_kernel_lives(client, container
     assert logs(call) == "here\n"
 
 
-def test_a_bigger_limit_allows_more(client, container):
+def test_a_bigger_limit_allows_more(client, container, run, logs):
     # A private mapping counts against the limit when made, before any page is touched: quick to test.
     code = """
 import mmap
@@ -124,7 +122,7 @@ except OSError as exc:
         client.containers.delete(created.id)
 
 
-def test_kernel_death_restarts_the_kernel_and_keeps_files(client, container):
+def test_kernel_death_restarts_the_kernel_and_keeps_files(client, container, run, logs):
     client.containers.files.create(container_id=container.id, file=("kept.txt", b"kept"))
     run(client, container.id, "lost = 1")
     call, _ = run(client, container.id, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
@@ -136,6 +134,38 @@ def test_kernel_death_restarts_the_kernel_and_keeps_files(client, container):
 
 
 @pytest.mark.parametrize("target", ["/etc/passwd", "/proc/1/environ"])
-def test_symlinks_planted_by_code_are_not_served(client, http, container, target):
+def test_symlinks_planted_by_code_are_not_served(client, http, container, target, run):
     run(client, container.id, f"import os; os.symlink({target!r}, 'leak')")
     assert [f.path for f in client.containers.files.list(container_id=container.id)] == []
+
+
+def test_other_kernels_and_host_services_are_out_of_reach(client, container, run, logs):
+    other = client.containers.create(name="other-kernel")
+    try:
+        code = """
+import glob, json, os
+try:
+    shadow = open("/etc/shadow").read()
+except OSError:
+    shadow = ""
+print(json.dumps({
+    "connection_files": glob.glob("/tmp/cbx-*/*/k.json"),
+    "run": os.listdir("/run"),
+    "shadow": shadow,
+}))
+"""
+        seen = json.loads(logs(run(client, container.id, code)[0]))
+        # Only the kernel's own connection file; the other container's kernel socket and key stay hidden.
+        assert len(seen["connection_files"]) == 1
+        assert seen["run"] == []
+        assert seen["shadow"] == ""
+    finally:
+        client.containers.delete(other.id)
+
+
+def test_a_flood_of_output_is_capped(client, container, run, logs):
+    call, _ = run(client, container.id, "for _ in range(60):\n    print('x' * 100_000)")
+    text = logs(call)
+    assert len(text) < 5 * 1024 * 1024
+    assert "[output truncated:" in text
+    assert logs(run(client, container.id, "print('fine')")[0]) == "fine\n"

@@ -9,7 +9,6 @@ import time
 import httpx
 import openai
 import pytest
-from local_helpers import logs, run
 
 from cellbox.local.testing import running_server
 
@@ -25,7 +24,7 @@ def _sdk(srv):
     return openai.OpenAI(base_url=srv.base_url, api_key=srv.token, max_retries=0)
 
 
-def test_expired_container_reports_expired_and_refuses_use(fast_clock):
+def test_expired_container_reports_expired_and_refuses_use(fast_clock, run):
     with _sdk(fast_clock) as c, httpx.Client(base_url=fast_clock.base_url, headers=fast_clock.headers) as h:
         created = c.containers.create(name="short", expires_after={"anchor": "last_active_at", "minutes": 2})
         up = c.containers.files.create(container_id=created.id, file=("x.txt", b"x"))
@@ -52,7 +51,7 @@ def test_expired_container_reports_expired_and_refuses_use(fast_clock):
         assert created.id not in {x.id for x in c.containers.list()}
 
 
-def test_activity_keeps_a_container_alive(fast_clock):
+def test_activity_keeps_a_container_alive(fast_clock, run, logs):
     with _sdk(fast_clock) as c:
         created = c.containers.create(name="busy", expires_after={"anchor": "last_active_at", "minutes": 3})
         run(c, created.id, "state = 'alive'")
@@ -62,7 +61,7 @@ def test_activity_keeps_a_container_alive(fast_clock):
         assert logs(run(c, created.id, "print(state)")[0]) == "alive\n"
 
 
-def test_everything_survives_kill_9(tmp_path):
+def test_everything_survives_kill_9(tmp_path, run, logs):
     data = tmp_path / "d"
     with running_server(data, pool_size=1) as srv, _sdk(srv) as c:
         kept = c.containers.create(name="durable", memory_limit="4g")
@@ -100,7 +99,7 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
-def test_warm_pool_makes_create_fast(tmp_path):
+def test_warm_pool_makes_create_fast(tmp_path, run, logs):
     with running_server(tmp_path / "d", pool_size=2) as srv, _sdk(srv) as c:
         times = []
         for _ in range(4):

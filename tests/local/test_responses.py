@@ -8,7 +8,6 @@ import time
 import httpx
 import openai
 import pytest
-from local_helpers import logs, run
 
 from cellbox.local.testing import running_server
 
@@ -41,25 +40,25 @@ def test_runs_code_and_returns_a_standard_response(client: openai.OpenAI, contai
     assert response.usage.total_tokens == 0
 
 
-def test_outputs_only_when_included(client, container):
+def test_outputs_only_when_included(client, container, run):
     call, _ = run(client, container.id, "print(1)", include=False)
     assert call.outputs is None
 
 
-def test_first_fenced_python_block_is_the_code(client, container):
+def test_first_fenced_python_block_is_the_code(client, container, run, logs):
     text = "Please run this:\n```python\nx = 5\nprint(x + 1)\n```\nand not this:\n```python\nprint('no')\n```"
     call, _ = run(client, container.id, text)
     assert call.code == "x = 5\nprint(x + 1)\n"
     assert logs(call) == "6\n"
 
 
-def test_state_persists_between_calls(client, container):
+def test_state_persists_between_calls(client, container, run, logs):
     run(client, container.id, "counter = 41")
     call, _ = run(client, container.id, "counter += 1\nprint(counter)")
     assert logs(call) == "42\n"
 
 
-def test_input_as_message_list_uses_last_user_message(client, container):
+def test_input_as_message_list_uses_last_user_message(client, container, logs):
     response = client.responses.create(
         model="cellbox-local",
         input=[
@@ -73,7 +72,7 @@ def test_input_as_message_list_uses_last_user_message(client, container):
     assert logs(response.output[0]) == "new\n"
 
 
-def test_exception_completes_with_traceback_in_logs(client, container):
+def test_exception_completes_with_traceback_in_logs(client, container, run, logs):
     call, _ = run(client, container.id, "def f():\n    raise ValueError('boom')\nf()")
     assert call.status == "completed"
     text = logs(call)
@@ -82,13 +81,13 @@ def test_exception_completes_with_traceback_in_logs(client, container):
     assert "\x1b[" not in text  # no terminal colours
 
 
-def test_last_expression_and_stderr_in_logs(client, container):
+def test_last_expression_and_stderr_in_logs(client, container, run, logs):
     call, _ = run(client, container.id, "import sys\nsys.stderr.write('warn\\n')\n1 + 2")
     assert "warn" in logs(call)
     assert "3" in logs(call)
 
 
-def test_images_become_data_urls(client, container):
+def test_images_become_data_urls(client, container, run):
     code = f"from IPython.display import Image, display\nimport base64\ndisplay(Image(data=base64.b64decode('{PNG}')))"
     call, _ = run(client, container.id, code)
     images = [o for o in call.outputs if o.type == "image"]
@@ -96,7 +95,7 @@ def test_images_become_data_urls(client, container):
     assert images[0].url == f"data:image/png;base64,{PNG}"
 
 
-def test_files_written_by_code_are_listed_with_source_assistant(client, container):
+def test_files_written_by_code_are_listed_with_source_assistant(client, container, run):
     up = client.containers.files.create(container_id=container.id, file=("keep.txt", b"k"))
     _, message = run(
         client, container.id, "import os\nos.makedirs('out', exist_ok=True)\nopen('out/r.txt', 'w').write('hi')"
@@ -117,7 +116,7 @@ def test_files_written_by_code_are_listed_with_source_assistant(client, containe
     assert [f.path for f in client.containers.files.list(container_id=container.id)] == ["/mnt/data/keep.txt"]
 
 
-def test_auto_container_with_files_and_memory_limit(client: openai.OpenAI):
+def test_auto_container_with_files_and_memory_limit(client: openai.OpenAI, logs):
     uploaded = client.files.create(file=("in.txt", b"payload"), purpose="user_data")
     response = client.responses.create(
         model="cellbox-local",
@@ -134,7 +133,7 @@ def test_auto_container_with_files_and_memory_limit(client: openai.OpenAI):
     client.containers.delete(created.id)
 
 
-def test_unknown_container_is_404(client):
+def test_unknown_container_is_404(client, run):
     try:
         run(client, "cntr_doesnotexist", "print(1)")
     except openai.NotFoundError as exc:
@@ -162,7 +161,7 @@ def test_request_errors(http, container):
     assert r.status_code == 400 and r.json()["error"]["param"] == "stream"
 
 
-def test_timeout_interrupts_and_keeps_state(tmp_path):
+def test_timeout_interrupts_and_keeps_state(tmp_path, run, logs):
     with (
         running_server(tmp_path / "d", exec_timeout=1.5, pool_size=0) as srv,
         openai.OpenAI(base_url=srv.base_url, api_key=srv.token, max_retries=0) as c,
@@ -178,7 +177,7 @@ def test_timeout_interrupts_and_keeps_state(tmp_path):
         assert logs(call) == "yes\n"
 
 
-def test_client_disconnect_interrupts_the_code(server, client, container):
+def test_client_disconnect_interrupts_the_code(server, client, container, run, logs):
     run(client, container.id, "kept = 'still here'")
     body = {
         "model": "cellbox-local",

@@ -14,7 +14,9 @@ from .server import Options, serve
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="port to bind; 0 picks a free one (default: 8765)")
+    parser.add_argument(
+        "--port", type=int, help="port to bind; 0 picks a free one (default: 8765, or a free one if it is taken)"
+    )
     parser.add_argument("--data-dir", type=Path, help="where containers and files are kept")
     parser.add_argument("--token", help="bearer token clients must send (default: a random one)")
     parser.add_argument(

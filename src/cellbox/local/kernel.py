@@ -136,7 +136,7 @@ class Kernel:
             await self._drain(self._client.get_iopub_msg)
             msg_id = self._client.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
             result = Execution()
-            logs: list[str] = []
+            logs = _Logs()
             deadline = None if timeout is None else time.monotonic() + timeout
             interrupted = False
             try:
@@ -162,7 +162,7 @@ class Kernel:
                 # The client went away: stop the code, keep the kernel (and its variables).
                 self._send_interrupt()
                 raise
-            result.logs = _clip("".join(logs))
+            result.logs = logs.text()
             await self._drain(self._client.get_shell_msg)
             return result
 
@@ -197,7 +197,7 @@ def _is_idle(msg: dict) -> bool:
     return msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle"
 
 
-def _collect(msg: dict, logs: list[str], result: Execution) -> None:
+def _collect(msg: dict, logs: _Logs, result: Execution) -> None:
     kind, content = msg["msg_type"], msg["content"]
     if kind == "stream":
         logs.append(content.get("text", ""))
@@ -214,7 +214,24 @@ def _collect(msg: dict, logs: list[str], result: Execution) -> None:
             logs.append(data["text/plain"] + "\n")
 
 
-def _clip(text: str) -> str:
-    if len(text) <= MAX_LOG_CHARS:
+class _Logs:
+    """Text output, capped as it arrives so that a chatty cell cannot fill the server's memory."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._size = 0
+        self._dropped = 0
+
+    def append(self, text: str) -> None:
+        room = MAX_LOG_CHARS - self._size
+        if len(text) > room:
+            self._dropped += len(text) - max(room, 0)
+            text = text[: max(room, 0)]
+        self._parts.append(text)
+        self._size += len(text)
+
+    def text(self) -> str:
+        text = "".join(self._parts)
+        if self._dropped:
+            text += f"\n[output truncated: {self._dropped} more characters]\n"
         return text
-    return text[:MAX_LOG_CHARS] + f"\n[output truncated: {len(text) - MAX_LOG_CHARS} more characters]\n"

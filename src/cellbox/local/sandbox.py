@@ -27,6 +27,12 @@ MEMORY_LIMITS = {"1g": 1 << 30, "4g": 4 << 30, "16g": 16 << 30, "64g": 64 << 30}
 _PR_SET_PDEATHSIG = 1
 
 
+# Host places a sandbox has no business reading: service sockets (a unix socket on a read-only mount still
+# accepts connections), service data, and secrets root can read even without capabilities.
+_MASKED_FOLDERS = ["/run", "/var", "/srv", "/media", "/etc/ssh", "/etc/ssl/private"]
+_MASKED_FILES = ["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-"]
+
+
 class IsolationUnavailable(RuntimeError):
     """bubblewrap cannot run here; the message says why and what to do."""
 
@@ -72,13 +78,19 @@ class Launcher:
             # /tmp is RAM; without a size a cell could fill memory there, past its limit.
             argv += ["--size", str(memory_bytes)]
         argv += ["--tmpfs", "/tmp", "--tmpfs", "/mnt"]
-        for hidden in self.hidden:
-            if hidden.is_dir():
-                argv += ["--tmpfs", str(hidden)]
+        for folder in [*_MASKED_FOLDERS, *map(str, self.hidden)]:
+            if os.path.isdir(folder) and not os.path.islink(folder):
+                argv += ["--tmpfs", folder]
+        for path in _MASKED_FILES:
+            if os.path.isfile(path):
+                argv += ["--ro-bind", "/dev/null", path]
+        argv += ["--dir", "/var/tmp"]
         # The interpreter may live under a masked folder (a venv in $HOME or /tmp): bring it back, read-only.
         for prefix in dict.fromkeys([sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(self.python))]):
             argv += ["--ro-bind", prefix, prefix]
-        argv += ["--bind", str(self.runtime_dir), str(self.runtime_dir)]
+        # Only this kernel's own runtime folder: the others hold other containers' kernel sockets and keys.
+        own = str(connection_file.parent)
+        argv += ["--bind", own, own]
         argv += ["--bind", str(workdir), MOUNT, "--chdir", MOUNT]
         argv += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "sandbox"]
         argv += ["--unshare-cgroup-try", "--cap-drop", "ALL", "--new-session", "--die-with-parent"]

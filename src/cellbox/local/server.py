@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -32,11 +33,13 @@ from .store import Store
 
 log = logging.getLogger("cellbox.local")
 
+DEFAULT_PORT = 8765
+
 
 @dataclass
 class Options:
     host: str = "127.0.0.1"
-    port: int = 8765
+    port: int | None = None  # None: DEFAULT_PORT, or any free port if that one is taken
     data_dir: Path | None = None
     token: str | None = None
     unsafe_no_isolation: bool = False
@@ -100,11 +103,16 @@ def serve(options: Options) -> int:
     data_dir = Path(options.data_dir or paths.default_data_dir()).absolute()
     endpoint_file = Path(options.endpoint_file or paths.endpoint_file()).absolute()
     token = options.token or secrets.token_urlsafe(32)
+    port = DEFAULT_PORT if options.port is None else options.port
     try:
-        sock = _listen(options.host, options.port)
+        sock = _listen(options.host, port)
     except OSError as exc:
-        print(f"cellbox serve: cannot listen on {options.host}:{options.port}: {exc.strerror}", file=sys.stderr)
-        return 1
+        if options.port is None and exc.errno == errno.EADDRINUSE:
+            # Clients find the server through the endpoint file, so any port does.
+            sock = _listen(options.host, 0)
+        else:
+            print(f"cellbox serve: cannot listen on {options.host}:{port}: {exc.strerror}", file=sys.stderr)
+            return 1
     # ipc socket paths must stay under ~100 bytes, so the runtime folder gets a short name in /tmp.
     runtime_dir = Path(tempfile.mkdtemp(prefix="cbx-", dir="/tmp"))
     if threading.current_thread() is threading.main_thread():
