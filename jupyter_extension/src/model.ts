@@ -227,13 +227,13 @@ export class ContainersModel implements IDisposable {
 
   private async _load(): Promise<void> {
     try {
-      const [list, status] = await Promise.all([
-        this._request<IContainerList>('containers'),
-        this._status ? Promise.resolve(this._status) : this._request<IStatus>('status')
-      ]);
+      if (!this._status) {
+        // Which backend, shown even when it fails to answer.
+        this._status = await this._request<IStatus>('status');
+      }
+      const list = await this._request<IContainerList>('containers');
       this._clockOffset = list.now - Date.now() / 1000;
       this._containers = list.data.filter(c => c.status !== 'deleted');
-      this._status = status;
       if (this._selectedId && !this.selected) {
         this._selectedId = null;
         this._files = [];

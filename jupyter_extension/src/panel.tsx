@@ -102,6 +102,7 @@ export class ContainersPanel extends ReactWidget {
             selectedId={selected?.id ?? null}
             busy={model.busy}
             loading={model.loading}
+            failed={model.error !== null}
             secondsLeft={box => model.secondsLeft(box)}
             onSelect={id => model.select(id)}
             onDelete={id => run(CommandIDs.deleteContainer, { id })}

@@ -8,6 +8,7 @@ against the suite's real local server, with every Jupyter and cellbox directory 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -47,6 +48,8 @@ if not os.path.exists(CHROMIUM):
         pytest.fail("the browser test needs Chromium at /usr/bin/chromium", pytrace=False)
     pytest.skip("the browser test needs Chromium (apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+expect.set_options(timeout=20_000)
 
 
 @dataclass
@@ -73,16 +76,17 @@ def _user_settings(settings_dir: Path) -> None:
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
 
 
-@pytest.fixture
-def lab(use_local_server: RunningServer, tmp_path: Path) -> Iterator[Lab]:
+@contextlib.contextmanager
+def _running_lab(tmp_path: Path, base_url: str, api_key: str) -> Iterator[Lab]:
+    """`jupyter lab` on a free port with its own token, its workspace in tmp_path, cellbox pointed at base_url."""
     root = tmp_path / "workspace"
     (root / "results").mkdir(parents=True)
     (root / "sales.csv").write_text("region,total\nnorth,3\nsouth,5\n")
     jupyter = tmp_path / "jupyter"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "CELLBOX_"))}
     env.update(
-        CELLBOX_BASE_URL=use_local_server.base_url,
-        CELLBOX_API_KEY=use_local_server.token,
+        CELLBOX_BASE_URL=base_url,
+        CELLBOX_API_KEY=api_key,
         CELLBOX_STATE_DIR=str(tmp_path / "state"),
         XDG_CONFIG_HOME=str(tmp_path / "config"),
         JUPYTER_CONFIG_DIR=str(jupyter / "config"),
@@ -135,6 +139,12 @@ def lab(use_local_server: RunningServer, tmp_path: Path) -> Iterator[Lab]:
 
 
 @pytest.fixture
+def lab(use_local_server: RunningServer, tmp_path: Path) -> Iterator[Lab]:
+    with _running_lab(tmp_path, use_local_server.base_url, use_local_server.token) as running:
+        yield running
+
+
+@pytest.fixture
 def page(tmp_path: Path) -> Iterator[object]:
     OUTPUT.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as playwright:
@@ -155,21 +165,24 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(OUTPUT / f"{name}.png"))
 
 
-def test_the_sidebar_creates_uploads_downloads_and_deletes(lab: Lab, page, use_local_server: RunningServer) -> None:
-    expect = sync_api.expect
-    expect.set_options(timeout=20_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-
+def _open_sidebar(page, lab: Lab):
+    """Load JupyterLab and click the Containers tab; the tab and the panel."""
     page.goto(f"{lab.url}/lab?token={lab.token}")
     expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=60_000)
-
-    # The tab in the left sidebar opens the panel.
     tab = page.locator('.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="cellbox-sidebar"]')
     expect(tab).to_be_visible()
     tab.click()
     panel = page.locator("#cellbox-sidebar")
     expect(panel).to_be_visible()
+    return tab, panel
+
+
+def test_the_sidebar_creates_uploads_downloads_and_deletes(lab: Lab, page, use_local_server: RunningServer) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    # The tab in the left sidebar opens the panel.
+    tab, panel = _open_sidebar(page, lab)
     expect(panel.locator(".jp-cellbox-title").first).to_have_text("Containers")
     expect(panel.locator(".jp-cellbox-empty")).to_contain_text("No containers")
     expect(panel.locator(".jp-cellbox-backend")).to_contain_text("127.0.0.1")
@@ -253,3 +266,19 @@ def test_the_sidebar_creates_uploads_downloads_and_deletes(lab: Lab, page, use_l
 
     assert errors == [], errors
     assert use_local_server.token not in lab.log()
+
+
+def test_the_sidebar_shows_why_the_backend_fails(page, tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]  # nothing listens there once the block ends
+    with _running_lab(tmp_path, f"http://127.0.0.1:{closed}/v1", "sk-never-shown") as lab:
+        _, panel = _open_sidebar(page, lab)
+        alert = panel.locator(".jp-cellbox-error")
+        expect(alert).to_contain_text("could not connect", timeout=30_000)
+        expect(alert).to_contain_text(f"127.0.0.1:{closed}")
+        expect(panel).not_to_contain_text("sk-never-shown")
+        expect(panel.locator(".jp-cellbox-backend")).to_contain_text(f"127.0.0.1:{closed}")
+        expect(panel.locator(".jp-cellbox-container")).to_have_count(0)
+        _shot(page, "10-backend-unreachable")
+        assert "sk-never-shown" not in lab.log()

@@ -9,6 +9,8 @@ export interface IContainerListProps {
   selectedId: string | null;
   busy: ReadonlySet<string>;
   loading: boolean;
+  /** The last refresh failed: the list may be stale, and "no containers" may not be true. */
+  failed: boolean;
   secondsLeft: (container: IContainer) => number | null;
   onSelect: (id: string) => void;
   onDelete: (id: string) => void;
@@ -17,6 +19,9 @@ export interface IContainerListProps {
 /** The containers: status, name, memory and time to expiry; a click selects one. */
 export function ContainerList(props: IContainerListProps): JSX.Element {
   if (props.containers.length === 0) {
+    if (props.failed) {
+      return <></>;
+    }
     return (
       <div className="jp-cellbox-empty">
         {props.loading ? 'Loading…' : 'No containers. Create one with +.'}
