@@ -37,6 +37,13 @@ async def test_status_names_the_backend_and_never_the_key(api, backend: RunningS
     assert backend.token not in reply.text
 
 
+async def test_status_never_shows_credentials_in_the_base_url(api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CELLBOX_BASE_URL", "https://someone:hunter2@gateway.example/v1")
+    reply = await api("GET", "status")
+    assert reply.json["base_url"] == "https://gateway.example/v1"
+    assert "hunter2" not in reply.text
+
+
 async def test_status_without_a_backend_says_so(api) -> None:
     reply = await api("GET", "status")
     assert reply.code == 200

@@ -12,6 +12,7 @@ import asyncio
 import os
 import posixpath
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -68,6 +69,16 @@ def _field(body: Mapping[str, Any], name: str, kind: type, default: Any = None) 
     return value
 
 
+def _without_userinfo(url: str | None) -> str | None:
+    """A base URL as the browser may see it: any `user:password@` taken out."""
+    if not url:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
 def container_json(box: Container, now: float) -> dict[str, Any]:
     """The container as the API sent it, plus what the panel shows: `expires_at` and `seconds_left`."""
     data = box.to_dict()
@@ -121,7 +132,7 @@ class Sidebar:
         return {
             "version": __version__,
             "backend": described["backend"],
-            "base_url": described["base_url"],
+            "base_url": _without_userinfo(described["base_url"]),
             "auth": described["auth"],
             "api_key": described["api_key"],
             "project": described["project"],
