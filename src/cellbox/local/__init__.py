@@ -1,0 +1,52 @@
+"""cellbox's embedded local sandbox server: the Containers API under /v1, with real, isolated, stateful sandboxes.
+
+Run it with `cellbox serve` (or `python -m cellbox.local`); in tests, `cellbox.local.testing.running_server`.
+
+Modules, one concept each::
+
+    app.py         the route table and handlers; records shaped like the cloud's
+    errors.py      errors in the OpenAI shape
+    middleware.py  bearer-token auth, injected latency
+    uploads.py     streaming multipart parsing into a temp file
+    store.py       SQLite metadata and file bytes in the data dir (atomic renames)
+    safepath.py    paths under /mnt/data that cannot escape it (no symlink following)
+    sandbox.py     the bubblewrap launcher and the isolation check
+    kernel.py      one ipykernel per container over jupyter_client (ipc transport)
+    pool.py        warm sandboxes for fast creates
+    containers.py  live containers: kernels, locks, expiry
+    responses.py   the `cellbox-local` model behind POST /v1/responses
+    server.py      wiring, uvicorn, the endpoint file; cli.py: `cellbox serve`
+
+Behaviour a client can rely on (where the cloud's is unknown, this is what its users would expect):
+
+- Auth: every request needs `Authorization: Bearer <token>`; otherwise 401 with code `invalid_api_key` (wrong
+  token) or null (none given). The endpoint file `{"base_url", "token", "pid"}` (mode 0600) exists while the
+  server runs.
+- Ids sort by creation time: `cntr_` + 48 hex, `cfile_` + 32 hex, `file-` + 22 characters. Lists are newest
+  first by default; `after` works even for an id deleted since.
+- Containers: `status` is `running` or `expired`; `memory_limit` defaults to `1g`; `expires_after` defaults to
+  20 minutes after `last_active_at` (1 to 1440 minutes accepted); every operation on a container (retrieve,
+  any file operation, a run) refreshes `last_active_at`. An expired container is still listed and retrievable
+  (status `expired`), its files and kernel are gone, and any other use answers 400 "Container is expired."
+  (code `container_expired`); deleting it works. `network_policy` is always `{"type": "disabled"}` (an
+  allowlist is refused with 400), `skills` are refused with 400.
+- Container files: multipart `file` upload (the part's filename is the path under /mnt/data; `sub/x.csv` lands
+  at `/mnt/data/sub/x.csv`; `..`, absolute paths other than `/mnt/data/...`, NUL or control characters, and
+  names over 255 bytes a component or 1024 in all are refused with 400, param `file`), or JSON/multipart
+  `file_id` (copied, named after the file's last component). A file record is an immutable version: writing a
+  path anew (upload, or code changing it) gives it a new id; unchanged files keep theirs. After each run the
+  folder is scanned: new or changed files appear with source `assistant`, vanished ones disappear. Symlinks
+  are never listed or followed. Content is `application/octet-stream`, streamed, with Content-Length.
+  Uploads over the limit (512 MiB by default) answer 413 code `file_too_large`.
+- Files API: `POST /v1/files` (multipart `file` and a required `purpose`), list (limit up to 10000, `purpose`
+  filter), retrieve, delete (`{"id", "object": "file", "deleted": true}`), content.
+- Responses: `model` is required (any name is accepted and echoed back); `stream` is refused with 400; the
+  request needs a `code_interpreter` tool whose `container` is an id or `{"type": "auto", "file_ids",
+  "memory_limit"}`. The code is the first fenced python block of the input (the last user message when the
+  input is a list), else the whole text. Output: a `code_interpreter_call` (outputs only with `include:
+  ["code_interpreter_call.outputs"]`: one `logs` item with stdout, stderr, tracebacks and the last value, then
+  `image` items as data URLs) and an assistant message with the logs and a `container_file_citation` per
+  new or changed file. Call status: `completed` (also when the code raised: the traceback is in the logs),
+  `incomplete` (interrupted after the server's --exec-timeout), `failed` (the kernel died, e.g. out of
+  memory; it was restarted: variables lost, files kept). A client that disconnects interrupts its code.
+"""

@@ -253,7 +253,7 @@ async def _container_file_from_id(containers: Containers, container_id: str, fil
     async with containers.lock(container_id):
         containers.use(container_id)
         try:
-            row = store.copy_file_to_container(file_id, container_id)
+            row = await asyncio.to_thread(store.copy_file_to_container, file_id, container_id)
         except safepath.UnsafePath as exc:
             raise errors.invalid(f"Invalid file name: {exc}", "file_id") from None
         except (IsADirectoryError, NotADirectoryError) as exc:

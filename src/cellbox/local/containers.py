@@ -121,7 +121,7 @@ class Containers:
         try:
             async with self.lock(container_id):
                 for file_id in file_ids:
-                    self.store.copy_file_to_container(file_id, container_id)
+                    await asyncio.to_thread(self.store.copy_file_to_container, file_id, container_id)
         except Exception:
             await self.delete(container_id)
             raise

@@ -6,6 +6,7 @@ Layout of the data dir::
     containers/<cntr_id>/  a container's /mnt/data, bound into its sandbox
     files/<file-id>        bytes of the Files API
     tmp/                   uploads in flight; renamed into place when complete, so no partial file is ever seen
+    trash/                 folders of deleted or expired containers, being removed in the background
 
 Ids sort by creation time (their first 16 hex digits are the creation time, as the cloud's start with it), so a
 list's `after` cursor works even when the object it names was deleted since.
@@ -100,7 +101,8 @@ class Store:
         self.containers_dir = self.data_dir / "containers"
         self.files_dir = self.data_dir / "files"
         self.tmp_dir = self.data_dir / "tmp"
-        for d in (self.data_dir, self.containers_dir, self.files_dir, self.tmp_dir):
+        self.trash_dir = self.data_dir / "trash"
+        for d in (self.data_dir, self.containers_dir, self.files_dir, self.tmp_dir, self.trash_dir):
             d.mkdir(parents=True, exist_ok=True)
         os.chmod(self.data_dir, 0o700)
         self._lock = threading.RLock()
@@ -119,7 +121,7 @@ class Store:
 
     def _clean_tmp(self) -> None:
         # Leftovers of uploads interrupted by a crash, and of warm sandboxes never handed out.
-        for path in self.tmp_dir.iterdir():
+        for path in [*self.tmp_dir.iterdir(), *self.trash_dir.iterdir()]:
             _remove(path)
         for path in self.containers_dir.glob(".pool-*"):
             _remove(path)
@@ -139,6 +141,15 @@ class Store:
             args = (*args, after)
         rows = self._query(f"SELECT * FROM {table} WHERE {where} ORDER BY id {direction} LIMIT ?", (*args, limit + 1))
         return Page(rows[:limit], len(rows) > limit)
+
+    def _discard(self, folder: Path) -> None:
+        """Removes a folder without making the caller wait: renamed out of sight now, deleted in a thread."""
+        trash = self.trash_dir / secrets.token_hex(12)
+        try:
+            os.rename(folder, trash)
+        except FileNotFoundError:
+            return
+        threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True}, daemon=True).start()
 
     def temp_path(self) -> Path:
         """A fresh path in the data dir's tmp folder (same filesystem as the destinations, so rename works)."""
@@ -189,7 +200,7 @@ class Store:
             self._db.execute("UPDATE containers SET status = 'expired' WHERE id = ?", (container_id,))
             self._db.execute("DELETE FROM container_files WHERE container_id = ?", (container_id,))
             self._db.execute("COMMIT")
-        _remove(self.container_dir(container_id))
+        self._discard(self.container_dir(container_id))
 
     def delete_container(self, container_id: str) -> bool:
         with self._lock:
@@ -197,7 +208,7 @@ class Store:
             found = self._db.execute("DELETE FROM containers WHERE id = ?", (container_id,)).rowcount
             self._db.execute("DELETE FROM container_files WHERE container_id = ?", (container_id,))
             self._db.execute("COMMIT")
-        _remove(self.container_dir(container_id))
+        self._discard(self.container_dir(container_id))
         return bool(found)
 
     # -- container files --------------------------------------------------------------------------------
