@@ -58,6 +58,14 @@ def fingerprint(value: Any) -> str:
     return h.hexdigest()
 
 
+def file_fingerprint_bytes(data: bytes) -> str:
+    """The fingerprint `file_fingerprint` gives a file holding these bytes."""
+    h = _hasher()
+    h.update(b"file\0")
+    h.update(data)
+    return h.hexdigest()
+
+
 def file_fingerprint(path: Path, chunk_size: int = 1024 * 1024) -> str:
     """A content hash of a file, read in chunks."""
     h = _hasher()

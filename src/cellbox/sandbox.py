@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fnmatch
+import functools
 import glob as globlib
 import json
 import os
@@ -33,7 +34,6 @@ from .runtime.container import RESULT_MARKER
 
 DATA_DIR = "/mnt/data"
 PRIVATE = ".cellbox"  # cellbox's own files inside /mnt/data: runtime, inputs, run records
-RUNTIME_NAME = f"{PRIVATE}/cellbox_runtime.py"
 MAX_WORKERS = 8
 MEMORY_CHOICES = MEMORY_LIMITS
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -300,7 +300,7 @@ class Sandbox:
             json.dumps(request).encode(),
             filename=f"{PRIVATE}/runs/{run_id}/request.json",
         )
-        loader = loader_line(runtime.path or f"{DATA_DIR}/{RUNTIME_NAME}", uploaded.path or "")
+        loader = loader_line(runtime.path or f"{DATA_DIR}/{runtime.remote}", uploaded.path or "")
         response = self._call(
             self.client.responses.create,
             model=self.model,
@@ -326,13 +326,14 @@ class Sandbox:
         return {**entry.spec, "name": var, "path": entry.path or f"{DATA_DIR}/{remote}"}
 
     def _ensure_runtime(self) -> Pushed:
-        source = container_runtime_source()
-        fp = frames.fingerprint(source.decode())
+        source, fp = _runtime_source()
         if self._runtime is None or self._runtime.fingerprint != fp:
-            local = self._cache / "cellbox_runtime.py"
+            # Named by content: the kernel keeps a loaded runtime by path, so a new version is a new path.
+            name = f"{PRIVATE}/cellbox_runtime_{fp[:12]}.py"
+            local = self._cache / posixpath.basename(name)
             local.write_bytes(source)
-            record = self._call(self.client.containers.files.create, self.id, local, filename=RUNTIME_NAME)
-            self._runtime = Pushed(RUNTIME_NAME, fp, local, record.id, record.path)
+            record = self._call(self.client.containers.files.create, self.id, local, filename=name)
+            self._runtime = Pushed(name, fp, local, record.id, record.path)
         return self._runtime
 
     def _result(self, logs: str, result_path: str) -> dict[str, Any]:
@@ -490,8 +491,20 @@ def find_container(client: Client, id_or_name: str, *, running_only: bool = Fals
 
 
 def loader_line(runtime_path: str, request_path: str) -> str:
-    """The one line the model must run. Deterministic, so the code it reports running can be checked exactly."""
-    return f"__import__('runpy').run_path({runtime_path!r})['run']({request_path!r})"
+    """The one line the model must run. Deterministic, so the code it reports running can be checked exactly.
+
+    The runtime keeps itself loaded in the kernel (`sys.cellbox_runtimes`, keyed by its path, which names its
+    content), so only the first run of a session pays for compiling it."""
+    return (
+        f"(getattr(__import__('sys'), 'cellbox_runtimes', {{}}).get({runtime_path!r}) "
+        f"or __import__('runpy').run_path({runtime_path!r}))['run']({request_path!r})"
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _runtime_source() -> tuple[bytes, str]:
+    source = container_runtime_source()
+    return source, frames.file_fingerprint_bytes(source)
 
 
 def run_prompt(loader: str) -> str:

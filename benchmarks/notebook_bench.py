@@ -1,0 +1,309 @@
+"""The notebook experience, measured against its baselines side by side in one run.
+
+    .venv/bin/python benchmarks/notebook_bench.py            # everything (about two minutes)
+    .venv/bin/python benchmarks/notebook_bench.py --quick    # smaller frame and artifact, fewer rounds
+
+1. `%%container pass` in a real kernel vs a raw jupyter_client execute of `pass` (target: p50 <= 4x).
+2. Pushing a 5-million-row, 6-column DataFrame vs writing the same Parquet and uploading it with one bare httpx
+   request (target <= 1.2x); re-pushing it unchanged (target: nothing sent, <= 10% of the first push).
+3. Against the obvious route with the official openai SDK: the frame as CSV through `containers.files.create`
+   (target: cellbox >= 10x faster); 200 artifacts of 100 kB pulled with `--latency-ms 20` on the server, SDK
+   `list` + `content` per file (target >= 5x faster).
+4. Pulling a 1 GiB artifact: client peak RSS growth (target <= 64 MB).
+
+Results are printed as a Markdown table; benchmarks/README.md keeps the latest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import openai
+import pandas as pd
+from jupyter_client.manager import KernelManager
+
+from cellbox.api import Client
+from cellbox.api.config import load_settings
+from cellbox.local.testing import RunningServer, running_server
+from cellbox.sandbox import Sandbox
+
+
+@dataclasses.dataclass
+class Row:
+    what: str
+    cellbox: str
+    baseline: str
+    ratio: float
+    target: str
+    ok: bool
+
+
+def client_for(server: RunningServer) -> Client:
+    settings = dataclasses.replace(load_settings(base_url=server.base_url, api_key=server.token), model="cellbox-local")
+    return Client(settings=settings)
+
+
+@contextlib.contextmanager
+def kernel(env: dict[str, str]) -> Iterator:
+    manager = KernelManager(kernel_name="python3")
+    manager.start_kernel(env=env)
+    kc = manager.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=60)
+    try:
+        yield kc
+    finally:
+        kc.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def execute(kc, code: str) -> float:
+    started = time.perf_counter()
+    reply = kc.execute_interactive(code, timeout=120, output_hook=lambda msg: None)
+    elapsed = time.perf_counter() - started
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return elapsed
+
+
+def bench_pass(server: RunningServer, rounds: int) -> Row:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELLBOX_")}
+    env.update(CELLBOX_BASE_URL=server.base_url, CELLBOX_API_KEY=server.token, CELLBOX_MODEL="cellbox-local")
+    with kernel(env) as magic, kernel(env) as raw:
+        execute(magic, "%load_ext cellbox\n%container new bench-pass")
+        for _ in range(5):  # warm both: imports, connections, the runtime upload
+            execute(magic, "%%container\npass")
+            execute(raw, "pass")
+        ours, theirs = [], []
+        for i in range(rounds):
+            pair = [("ours", magic, "%%container\npass"), ("raw", raw, "pass")]
+            for name, kc, code in pair if i % 2 == 0 else reversed(pair):
+                (ours if name == "ours" else theirs).append(execute(kc, code))
+        execute(magic, "%container delete bench-pass")
+    a, b = statistics.median(ours), statistics.median(theirs)
+    return Row(
+        "`%%container pass` p50 vs raw execute of `pass`",
+        f"{a * 1e3:.1f} ms",
+        f"{b * 1e3:.2f} ms",
+        a / b,
+        "<= 4x",
+        a / b <= 4,
+    )
+
+
+def frame(rows: int) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    return pd.DataFrame(
+        {
+            "id": np.arange(rows),
+            "value": rng.normal(size=rows),
+            "count": rng.integers(0, 1000, rows),
+            "name": rng.choice(["alpha", "beta", "gamma", "delta"], rows),
+            "kind": pd.Categorical(rng.choice(["a", "b", "c"], rows)),
+            "at": pd.date_range("2026-01-01", periods=rows, freq="s", tz="UTC"),
+        }
+    )
+
+
+def bench_push(server: RunningServer, rows: int, tmp: Path, rounds: int) -> list[Row]:
+    df = frame(rows)
+    path = tmp / "baseline.parquet"
+    with client_for(server) as client:
+        sandbox = Sandbox.create("bench-push", client=client)
+        url = f"{server.base_url}/containers/{sandbox.id}/files"
+
+        def ours(data: pd.DataFrame) -> float:
+            sandbox.manifest.clear()  # a first push every time: nothing known to be there already
+            started = time.perf_counter()
+            sandbox.push(data, name="big")
+            return time.perf_counter() - started
+
+        def bare(data: pd.DataFrame) -> float:
+            started = time.perf_counter()
+            data.to_parquet(path)
+            with path.open("rb") as f:
+                files = {"file": ("baseline.parquet", f, "application/octet-stream")}
+                httpx.post(url, headers=server.headers, files=files, timeout=300).raise_for_status()
+            return time.perf_counter() - started
+
+        small = df.head(1000)
+        ours(small), bare(small)  # warm both: imports, Parquet machinery, connections
+        mine, theirs = [], []
+        for i in range(rounds):
+            for side in (ours, bare) if i % 2 == 0 else (bare, ours):
+                (mine if side is ours else theirs).append(side(df))
+        first, baseline = statistics.median(mine), statistics.median(theirs)
+
+        files_before = len(sandbox.files(include_private=True))
+        started = time.perf_counter()
+        sandbox.push(df, name="big")
+        again = time.perf_counter() - started
+        sent_again = len(sandbox.files(include_private=True)) - files_before
+
+        sdk = openai.OpenAI(base_url=server.base_url, api_key=server.token, max_retries=0)
+        started = time.perf_counter()
+        csv = tmp / "frame.csv"
+        df.to_csv(csv, index=False)
+        with csv.open("rb") as f:
+            sdk.containers.files.create(container_id=sandbox.id, file=f)
+        sdk_time = time.perf_counter() - started
+        sdk.close()
+        sandbox.delete()
+    label = f"{rows:,} x 6"
+    return [
+        Row(
+            f"push a {label} DataFrame vs to_parquet + one bare httpx upload (median of {rounds})",
+            f"{first:.2f} s",
+            f"{baseline:.2f} s",
+            first / baseline,
+            "<= 1.2x",
+            first / baseline <= 1.2,
+        ),
+        Row(
+            "re-push unchanged vs the first push",
+            f"{again * 1e3:.0f} ms ({sent_again} sent)",
+            f"{first:.2f} s",
+            again / first,
+            "<= 0.10, nothing sent",
+            again / first <= 0.10 and sent_again == 0,
+        ),
+        Row(
+            "push vs openai SDK (to_csv + containers.files.create)",
+            f"{first:.2f} s",
+            f"{sdk_time:.2f} s",
+            sdk_time / first,
+            ">= 10x faster",
+            sdk_time / first >= 10,
+        ),
+    ]
+
+
+def bench_pull_many(tmp: Path, count: int, size: int) -> Row:
+    with running_server(tmp / "latency-data", latency_ms=20) as server, client_for(server) as client:
+        sandbox = Sandbox.create("bench-pull", client=client)
+        made = sandbox.run(
+            f"import os\nos.makedirs('arts', exist_ok=True)\n"
+            f"for i in range({count}):\n    open(f'arts/a{{i:03d}}.bin', 'wb').write(os.urandom({size}))"
+        )
+        assert made.ok, made.error
+        started = time.perf_counter()
+        pulled = sandbox.pull("arts/*", to=tmp / "ours")
+        ours = time.perf_counter() - started
+        assert len(pulled) == count
+
+        sdk = openai.OpenAI(base_url=server.base_url, api_key=server.token, max_retries=0)
+        target = tmp / "sdk"
+        target.mkdir()
+        started = time.perf_counter()
+        for record in sdk.containers.files.list(container_id=sandbox.id):
+            if record.path.startswith("/mnt/data/arts/"):
+                data = sdk.containers.files.content.retrieve(record.id, container_id=sandbox.id).read()
+                (target / os.path.basename(record.path)).write_bytes(data)
+        theirs = time.perf_counter() - started
+        sdk.close()
+        assert len(list(target.iterdir())) == count
+        sandbox.delete()
+    return Row(
+        f"pull {count} artifacts of {size // 1000} kB, server latency 20 ms, vs SDK list + content",
+        f"{ours:.2f} s",
+        f"{theirs:.2f} s",
+        theirs / ours,
+        ">= 5x faster",
+        theirs / ours >= 5,
+    )
+
+
+PULL_RSS = textwrap.dedent(
+    """
+    import dataclasses, json, sys
+    from cellbox.api import Client
+    from cellbox.api.config import load_settings
+    from cellbox.sandbox import Sandbox
+
+    def hwm():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) * 1024
+
+    base_url, token, box, target = sys.argv[1:5]
+    settings = dataclasses.replace(load_settings(base_url=base_url, api_key=token), model="cellbox-local")
+    sandbox = Sandbox.attach(box, client=Client(settings=settings))
+    sandbox.files()  # warm: imports and the connection are not the transfer
+    before = hwm()
+    (path,) = sandbox.pull("huge.bin", to=target)
+    print(json.dumps({"growth": hwm() - before, "bytes": path.stat().st_size}))
+    """
+)
+
+
+def bench_pull_big(server: RunningServer, size: int, tmp: Path) -> Row:
+    with client_for(server) as client:
+        sandbox = Sandbox.create("bench-big", client=client)
+        made = sandbox.run(
+            f"import os\nchunk = os.urandom(1 << 20)\nwith open('huge.bin', 'wb') as f:\n"
+            f"    for _ in range({size >> 20}):\n        f.write(chunk)"
+        )
+        assert made.ok, made.error
+        started = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-c", PULL_RSS, server.base_url, server.token, sandbox.id, str(tmp / "big")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        elapsed = time.perf_counter() - started
+        result = json.loads(out.stdout)
+        assert result["bytes"] == size
+        sandbox.delete()
+    growth = result["growth"] / 1e6
+    return Row(
+        f"pull a {size >> 20} MiB artifact: client peak RSS growth",
+        f"{growth:.1f} MB",
+        f"{size / elapsed / 1e6:.0f} MB/s",
+        growth / 64,
+        "<= 64 MB",
+        growth <= 64,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer rounds")
+    args = parser.parse_args()
+    rows_n = 500_000 if args.quick else 5_000_000
+    big = (64 if args.quick else 1024) << 20
+    rounds = 20 if args.quick else 60
+    results: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="cellbox-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        with running_server(tmp / "data", pool_size=2) as server:
+            results.append(bench_pass(server, rounds))
+            results += bench_push(server, rows_n, tmp, 3 if args.quick else 5)
+            results.append(bench_pull_big(server, big, tmp))
+        results.append(bench_pull_many(tmp, 200, 100_000))
+    print(
+        f"\n{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, {platform.machine()}, "
+        f"Python {platform.python_version()}\n"
+    )
+    print("| measurement | cellbox | baseline | ratio | target | |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r.what} | {r.cellbox} | {r.baseline} | {r.ratio:.2f} | {r.target} | {'pass' if r.ok else 'MISS'} |")
+
+
+if __name__ == "__main__":
+    main()
