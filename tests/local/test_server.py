@@ -101,3 +101,16 @@ def test_cli_parser_registers_serve():
         "127.0.0.1",
     )
     assert args.max_upload_mb == 512
+
+
+def test_unsafe_mode_runs_code_without_a_sandbox(tmp_path, run, logs):
+    with (
+        running_server(tmp_path / "d", unsafe_no_isolation=True, pool_size=0) as srv,
+        openai.OpenAI(base_url=srv.base_url, api_key=srv.token, max_retries=0) as c,
+    ):
+        cid = c.containers.create(name="plain").id
+        # Relative paths are the container's folder; there is no /mnt/data without a sandbox.
+        call, _ = run(c, cid, "open('made.txt', 'w').write('x')\nprint('ok')")
+        assert logs(call) == "ok\n"
+        assert [f.path for f in c.containers.files.list(container_id=cid)] == ["/mnt/data/made.txt"]
+        assert (srv.data_dir / "containers" / cid / "made.txt").read_text() == "x"

@@ -183,7 +183,7 @@ class Containers:
             )
             with contextlib.suppress(errors.APIError):
                 await self._start_kernel(container_id, MEMORY_LIMITS[limit])
-        elif result.error == "MemoryError":
+        elif result.error and "MemoryError" in result.error:
             result.logs += f"\nMemoryError: this container's memory limit is {limit}.\n"
         if self.store.get_container(container_id) is None:
             return result, []
