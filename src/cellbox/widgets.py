@@ -20,6 +20,7 @@ from .results import Artifact
 
 PREVIEW_ROWS = 20
 INLINE_IMAGE_LIMIT = 10_000_000
+INLINE_DOWNLOAD_LIMIT = 5_000_000  # bytes a download link carries inside the notebook itself
 
 
 def _size(n: int | None) -> str:
@@ -197,10 +198,21 @@ class ArtifactGallery:
             return f"{title}<img src='data:{artifact.mimetype};base64,{encoded}' style='max-width:100%'/>"
         if kind == "table":
             try:
-                return title + self.preview(artifact).to_html(max_rows=PREVIEW_ROWS)
+                table = self.preview(artifact).to_html(max_rows=PREVIEW_ROWS)
             except Exception as exc:  # a file that isn't the table its name says: show it as a file
-                return f"{title}<div>(no preview: {html.escape(str(exc))})</div>"
-        return title
+                table = f"<div>(no preview: {html.escape(str(exc))})</div>"
+            return title + table + self._link(artifact)
+        return title + self._link(artifact)
+
+    def _link(self, artifact: Artifact) -> str:
+        if (artifact.size or 0) > INLINE_DOWNLOAD_LIMIT:
+            relative = artifact.path.removeprefix("/mnt/data/")
+            return f"<div>too large to embed: <code>%container pull {html.escape(relative)}</code></div>"
+        encoded = base64.b64encode(artifact.read()).decode("ascii")
+        name = html.escape(artifact.name, quote=True)
+        return (
+            f"<div><a download='{name}' href='data:application/octet-stream;base64,{encoded}'>download {name}</a></div>"
+        )
 
     def _repr_html_(self) -> str:
         items = "".join(f"<div class='cellbox-artifact'>{self._item_html(a)}</div>" for a in self.items)
