@@ -201,7 +201,9 @@ async def create_container(request: Request) -> JSONResponse:
 
 async def list_containers(request: Request) -> JSONResponse:
     limit, order, after = list_params(request)
-    page = containers_of(request).store.list_containers(limit, order, after, request.query_params.get("name"))
+    containers = containers_of(request)
+    page = containers.store.list_containers(limit, order, after, request.query_params.get("name"))
+    page.rows = [containers.current(row) for row in page.rows]
     return JSONResponse(page_json(page, container_json))
 
 

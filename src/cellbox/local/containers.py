@@ -92,6 +92,13 @@ class Containers:
         row["last_active"] = now
         return row
 
+    def current(self, row: dict) -> dict:
+        """The record with its status as of now: a container past its deadline expires here, not at the next sweep."""
+        if row["status"] == "running" and time.time() > self.deadline(row) and not self._busy(row["id"]):
+            self.expire(row["id"])
+            row = {**row, "status": "expired"}
+        return row
+
     def retrieve(self, container_id: str) -> dict:
         """Like use(), but an expired container is shown (status `expired`) rather than refused."""
         try:
