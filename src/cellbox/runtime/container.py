@@ -69,8 +69,15 @@ def _has_pyarrow() -> bool:
 # --- values in and out ----------------------------------------------------------------------------------------
 
 
-def _dtype_record(frame: Any) -> dict[str, str]:
-    return {str(col): str(dtype) for col, dtype in frame.dtypes.items()}
+def _dtype_record(frame: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    for col, dtype in frame.dtypes.items():
+        if str(dtype) == "category":  # the categories and their order don't survive CSV by themselves
+            categories = [c.item() if hasattr(c, "item") else c for c in dtype.categories]
+            record[str(col)] = {"dtype": "category", "categories": categories, "ordered": bool(dtype.ordered)}
+        else:
+            record[str(col)] = str(dtype)
+    return record
 
 
 def _write_frame(frame: Any, path_stem: str, kind: str) -> dict[str, Any]:
@@ -117,7 +124,9 @@ def _apply_dtypes(frame: Any, dtypes: dict[str, str]) -> Any:
     for col, dtype in dtypes.items():
         if col not in frame.columns:
             continue
-        if dtype.startswith("datetime64"):
+        if isinstance(dtype, dict):
+            frame[col] = frame[col].astype(pd.CategoricalDtype(dtype["categories"], ordered=dtype["ordered"]))
+        elif dtype.startswith("datetime64"):
             tz = dtype[dtype.index(",") + 1 : -1].strip() if "," in dtype else None
             values = pd.to_datetime(frame[col], utc=tz is not None)
             frame[col] = values.dt.tz_convert(tz) if tz else values

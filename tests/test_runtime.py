@@ -1,0 +1,108 @@
+"""The container runtime on its own: what a run records, and the CSV fallback where pyarrow is missing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from cellbox.runtime import container as runtime
+
+
+def typed_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "i": [1, 2, 3],
+            "f": [0.5, None, 2.5],
+            "s": ["a", "b", "c"],
+            "cat": pd.Categorical(["x", "y", "x"], categories=["y", "x"]),
+            "when": pd.to_datetime(["2024-01-01 10:00", "2024-06-01 00:00", "2024-12-31 23:59"]).tz_localize(
+                "America/New_York"
+            ),
+            "n": pd.array([1, None, 3], dtype="Int64"),
+            "b": pd.array([True, None, False], dtype="boolean"),
+        },
+        index=pd.Index([10, 20, 30], name="row"),
+    )
+
+
+@pytest.mark.parametrize("pyarrow", [True, False], ids=["parquet", "csv-fallback"])
+def test_frames_round_trip_with_their_dtypes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pyarrow: bool) -> None:
+    monkeypatch.setattr(runtime, "_has_pyarrow", lambda: pyarrow)
+    frame = typed_frame()
+    spec = runtime._write_frame(frame, str(tmp_path / "f"), "dataframe")
+    assert spec["format"] == ("parquet" if pyarrow else "csv")
+    back = runtime._import(spec)
+    pd.testing.assert_frame_equal(back, frame)
+    assert back["cat"].cat.categories.tolist() == ["y", "x"]
+
+
+@pytest.mark.parametrize("pyarrow", [True, False], ids=["parquet", "csv-fallback"])
+def test_series_round_trip_keeps_its_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pyarrow: bool) -> None:
+    monkeypatch.setattr(runtime, "_has_pyarrow", lambda: pyarrow)
+    series = pd.Series([1.5, 2.5], name="weight")
+    back = runtime._import(runtime._write_frame(series, str(tmp_path / "s"), "series"))
+    pd.testing.assert_series_equal(back, series)
+
+
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str, namespace: dict[str, Any], **more: Any) -> dict:
+    monkeypatch.setattr(runtime, "_user_namespace", lambda: namespace)
+    monkeypatch.chdir(tmp_path)
+    private = tmp_path / ".cellbox"
+    run_dir = private / "runs" / "r1"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    request = {
+        "run_id": "r1",
+        "code": code,
+        "result_path": str(run_dir / "result.json"),
+        "out_dir": str(run_dir / "out"),
+        "private_dir": str(private),
+        "watch": str(tmp_path),
+        "inputs": [],
+        "outputs": [],
+        **more,
+    }
+    (run_dir / "request.json").write_text(json.dumps(request))
+    result = runtime.execute(str(run_dir / "request.json"))
+    assert json.loads((run_dir / "result.json").read_text()) == json.loads(json.dumps(result, default=str))
+    return result
+
+
+def test_a_run_records_streams_value_changes_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    namespace: dict[str, Any] = {}
+    result = run(
+        tmp_path, monkeypatch, "import sys\nx = 2\nprint('out')\nprint('err', file=sys.stderr)\nx * 21", namespace
+    )
+    assert result["ok"] and result["stdout"] == "out\n" and result["stderr"] == "err\n"
+    assert result["value"]["kind"] == "json" and result["value"]["json"] == 42 and namespace["x"] == 2
+    result = run(tmp_path, monkeypatch, "with open('made.txt', 'w') as f:\n    f.write('m')\ny = x + 1", namespace)
+    assert result["changed"] == [str(tmp_path / "made.txt")] and namespace["y"] == 3
+    result = run(tmp_path, monkeypatch, "def f():\n    return {}['missing']\nf()", namespace)
+    assert not result["ok"] and result["error"]["ename"] == "KeyError"
+    assert 'File "<cell>", line 2, in f' in result["error"]["traceback"]
+    assert "container.py" not in result["error"]["traceback"]  # the runtime's own frames are not shown
+
+
+def test_outputs_that_cannot_travel_say_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run(tmp_path, monkeypatch, "import threading\nlock = threading.Lock()", {}, outputs=["lock", "nope"])
+    assert not result["ok"] and result["error"]["ename"] == "TypeError"
+    assert "-o brings back DataFrames" in result["error"]["evalue"]
+    result = run(tmp_path, monkeypatch, "a = 1", {}, outputs=["missing"])
+    assert result["error"]["ename"] == "NameError" and "missing" in result["error"]["evalue"]
+
+
+def test_big_frames_shown_as_values_are_cut_and_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime, "MAX_VALUE_ROWS", 10)
+    result = run(tmp_path, monkeypatch, "import pandas as pd\npd.DataFrame({'v': range(25)})", {})
+    assert result["value"]["truncated_from"] == 25 and result["value"]["rows"] == 10
+
+
+def test_earlier_runs_are_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    old = tmp_path / ".cellbox" / "runs" / "r0"
+    old.mkdir(parents=True)
+    (old / "result.json").write_text("{}")
+    run(tmp_path, monkeypatch, "pass", {})
+    assert not old.exists() and (tmp_path / ".cellbox" / "runs" / "r1" / "result.json").exists()
