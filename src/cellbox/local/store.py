@@ -114,6 +114,7 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._clean_tmp()
+        self._clean_orphans()
 
     def close(self) -> None:
         with self._lock:
@@ -125,6 +126,17 @@ class Store:
             _remove(path)
         for path in self.containers_dir.glob(".pool-*"):
             _remove(path)
+
+    def _clean_orphans(self) -> None:
+        # A crash between moving bytes into place and recording them leaves bytes nobody can name.
+        files = {row["id"] for row in self._query("SELECT id FROM files")}
+        for path in self.files_dir.iterdir():
+            if path.name not in files:
+                _remove(path)
+        containers = {row["id"] for row in self._query("SELECT id FROM containers WHERE status = 'running'")}
+        for path in self.containers_dir.iterdir():
+            if path.name.startswith("cntr_") and path.name not in containers:
+                _remove(path)
 
     def _query(self, sql: str, args: tuple = ()) -> list[dict]:
         with self._lock:

@@ -1,0 +1,63 @@
+"""The store on its own: recovery after a crash, id order, and the scan of files written by code."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from cellbox.local import safepath
+from cellbox.local.store import Store, new_id
+
+
+def test_ids_sort_by_creation_and_carry_the_time():
+    ids = [new_id("cntr_", 32) for _ in range(200)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 200
+
+
+def test_crash_leftovers_are_cleaned_on_open(tmp_path):
+    store = Store(tmp_path)
+    kept = store.create_container("kept", 20, "1g", None)
+    (store.tmp_dir / "half-written-upload").write_bytes(b"partial")
+    (store.files_dir / "file-nobody-recorded").write_bytes(b"x")
+    (store.containers_dir / "cntr_never_recorded").mkdir()
+    (store.containers_dir / ".pool-abc").mkdir()
+    store.close()
+    store = Store(tmp_path)
+    assert list(store.tmp_dir.iterdir()) == []
+    assert list(store.files_dir.iterdir()) == []
+    assert sorted(p.name for p in store.containers_dir.iterdir()) == [kept["id"]]
+    assert store.get_container(kept["id"])["name"] == "kept"
+
+
+def test_scan_keeps_ids_of_unchanged_files_and_drops_vanished_ones(tmp_path):
+    store = Store(tmp_path)
+    cid = store.create_container("scan", 20, "1g", None)["id"]
+    folder = store.container_dir(cid)
+    (folder / "a.txt").write_text("a")
+    os.makedirs(folder / "sub")
+    (folder / "sub" / "b.txt").write_text("b")
+    os.symlink("/etc/passwd", folder / "link")
+    first = {row["path"]: row for row in store.sync_container_files(cid)}
+    assert set(first) == {"a.txt", "sub/b.txt"}
+    assert {row["source"] for row in first.values()} == {"assistant"}
+    assert store.sync_container_files(cid) == []  # nothing changed: no new records
+    (folder / "a.txt").write_text("changed")
+    os.remove(folder / "sub" / "b.txt")
+    changed = store.sync_container_files(cid)
+    assert [row["path"] for row in changed] == ["a.txt"]
+    assert changed[0]["id"] != first["a.txt"]["id"]
+    rows = store.list_container_files(cid, 100, "asc", None).rows
+    assert [row["path"] for row in rows] == ["a.txt"]
+
+
+@pytest.mark.parametrize("name", ["../x", "/etc/x", "a/./b", "a\nb", "x" * 256, "y/" * 600 + "z"])
+def test_unsafe_names(name):
+    with pytest.raises(safepath.UnsafePath):
+        safepath.split_name(name)
+
+
+def test_safe_names():
+    assert safepath.split_name("/mnt/data/sub/x.csv") == ["sub", "x.csv"]
+    assert safepath.split_name("résumé v2.pdf") == ["résumé v2.pdf"]
