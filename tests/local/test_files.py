@@ -158,3 +158,26 @@ def test_upload_over_the_limit_is_413_and_leaves_nothing(tmp_path):
         assert r.json()["error"]["code"] == "file_too_large"
         assert h.get(f"/containers/{cid}/files").json()["data"] == []
         assert os.listdir(srv.data_dir / "tmp") == []
+
+
+def test_an_aborted_upload_leaves_nothing(http, server, container):
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    url = urlsplit(server.base_url)
+    head = (
+        f"POST {url.path}/containers/{container.id}/files HTTP/1.1\r\nHost: {url.netloc}\r\n"
+        f"Authorization: Bearer {server.token}\r\nContent-Type: multipart/form-data; boundary=B\r\n"
+        f"Content-Length: {10 * 1024 * 1024}\r\n\r\n"
+        '--B\r\nContent-Disposition: form-data; name="file"; filename="partial.bin"\r\n\r\n'
+    ).encode()
+    with socket.create_connection((url.hostname, url.port)) as sock:
+        sock.sendall(head + b"x" * (1024 * 1024))
+        time.sleep(0.3)
+    deadline = time.monotonic() + 5
+    while os.listdir(server.data_dir / "tmp") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.listdir(server.data_dir / "tmp") == []
+    assert http.get(f"/containers/{container.id}/files").json()["data"] == []
+    assert not (server.data_dir / "containers" / container.id / "partial.bin").exists()

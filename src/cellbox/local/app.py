@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -505,6 +505,7 @@ def build_app(containers: Containers, settings: Settings, lifespan=None) -> Star
             APIError: errors.handle_api_error,
             HTTPException: errors.handle_http_exception,
             ClientGone: _client_gone,
+            ClientDisconnect: _client_gone,
             Exception: errors.handle_unexpected,
         },
         lifespan=lifespan,

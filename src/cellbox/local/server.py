@@ -53,11 +53,25 @@ class Options:
 
 def write_endpoint_file(path: Path, base_url: str, token: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        other = json.loads(path.read_text())["pid"]
+        if other != os.getpid() and _alive(other):
+            log.warning("another local server (pid %s) is running; clients will now find this one", other)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump({"base_url": base_url, "token": token, "pid": os.getpid()}, f)
     os.replace(tmp, path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def remove_endpoint_file(path: Path, base_url: str) -> None:
