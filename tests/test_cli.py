@@ -149,3 +149,14 @@ def test_serve_then_commands_find_it_with_no_configuration(tmp_path) -> None:
         _, errors = server.communicate(timeout=30)
     assert server.returncode == 0, errors
     assert not endpoint.exists()  # a clean stop takes the endpoint file with it
+
+
+def test_rm_refuses_to_guess_between_containers_sharing_a_name(client: Client) -> None:
+    first = client.containers.create("cli-twin")
+    second = client.containers.create("cli-twin")
+    result = cellbox("rm", "cli-twin")
+    assert result.returncode == 1 and "2 containers are named 'cli-twin'" in result.stderr
+    assert first.id in result.stderr and second.id in result.stderr
+    assert {b.id for b in client.containers.list(name="cli-twin")} >= {first.id, second.id}  # nothing deleted
+    for box in (first, second):
+        client.containers.delete(box.id)

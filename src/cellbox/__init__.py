@@ -14,7 +14,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Artifact", "NoSuchSandbox", "RemoteError", "Run", "Sandbox", "SandboxGone", "__version__"]
+__all__ = ["Artifact", "NoSuchContainer", "RemoteError", "Run", "Sandbox", "SandboxGone", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -23,10 +23,14 @@ def __getattr__(name: str) -> Any:
         from .sandbox import Sandbox
 
         return Sandbox
-    if name in ("Artifact", "NoSuchSandbox", "RemoteError", "Run", "SandboxGone"):
+    if name in ("Artifact", "RemoteError", "Run", "SandboxGone"):
         from . import results
 
         return getattr(results, name)
+    if name == "NoSuchContainer":
+        from .api.lookup import NoSuchContainer
+
+        return NoSuchContainer
     raise AttributeError(f"module 'cellbox' has no attribute {name!r}")
 
 

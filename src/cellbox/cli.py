@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from . import __version__
-from .api import CellboxError, Client, Container, NotFoundError, load_settings
+from .api import CellboxError, Client, Container, load_settings
+from .api.lookup import find_container
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -61,17 +62,8 @@ def _size(n: int | None) -> str:
 
 
 def _resolve(client: Client, id_or_name: str) -> Container:
-    """A container by id, or else by its (unique) name."""
-    try:
-        return client.containers.retrieve(id_or_name)
-    except NotFoundError:
-        matches = [c for c in client.containers.list(name=id_or_name) if c.name == id_or_name]
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            ids = ", ".join(c.id for c in matches)
-            raise CellboxError(f"{len(matches)} containers are named {id_or_name!r} ({ids}); give the id.") from None
-        raise CellboxError(f"no container with id or name {id_or_name!r}; `cellbox ls` lists them.") from None
+    # A name shared by several containers is refused here: `rm` must never guess which one to delete.
+    return find_container(client, id_or_name, unique=True)
 
 
 def _print_json(records: Iterable[Any]) -> None:

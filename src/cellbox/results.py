@@ -33,10 +33,6 @@ class RemoteError(CellboxError):
         return ["Remote traceback (in the sandbox):", *lines]
 
 
-class NoSuchSandbox(CellboxError, LookupError):
-    """No container has that id or name."""
-
-
 class SandboxGone(CellboxError):
     """The container expired or was deleted; `Sandbox.revive()` (or the next `%%container` cell) makes a new one."""
 

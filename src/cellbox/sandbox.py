@@ -27,8 +27,9 @@ from typing import Any
 
 from . import backend, frames, progress
 from .api import APIStatusError, BadRequestError, CellboxError, Client, Container, ContainerFile, NotFoundError
+from .api.lookup import NoSuchContainer, find_container
 from .api.operations import MEMORY_LIMITS
-from .results import Artifact, NoSuchSandbox, RemoteError, RemoteValue, Run, SandboxGone
+from .results import Artifact, RemoteError, RemoteValue, Run, SandboxGone
 from .runtime import container_runtime_source
 from .runtime.container import RESULT_MARKER
 
@@ -118,7 +119,7 @@ class Sandbox:
         client = given or backend.connect()
         try:
             sandbox = cls(client, find_container(client, name, running_only=True))
-        except NoSuchSandbox:
+        except NoSuchContainer:
             sandbox = cls.create(name, client=client, **options)
         sandbox._owns_client = given is None
         return sandbox
@@ -474,20 +475,6 @@ def _is_gone(exc: APIStatusError, container_id: str) -> bool:
     if isinstance(exc, BadRequestError):
         return "expired" in text
     return "container" in text or container_id.lower() in text
-
-
-def find_container(client: Client, id_or_name: str, *, running_only: bool = False) -> Container:
-    """A container by id, else the newest one with that name."""
-    try:
-        box = client.containers.retrieve(id_or_name)
-        if not running_only or box.status in (None, "running", "active"):
-            return box
-    except NotFoundError:
-        pass
-    for box in client.containers.list(name=id_or_name, order="desc"):
-        if box.name == id_or_name and (not running_only or box.status in (None, "running", "active")):
-            return box
-    raise NoSuchSandbox(f"no container with id or name {id_or_name!r}; `%container list` shows them.")
 
 
 def loader_line(runtime_path: str, request_path: str) -> str:

@@ -1,0 +1,44 @@
+"""Finding a container by id or by name: the one lookup the command line, sandboxes and the sidebar share."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .errors import CellboxError, NotFoundError
+from .records import Container
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["AmbiguousName", "NoSuchContainer", "find_container"]
+
+LIVE = (None, "running", "active")
+
+
+class NoSuchContainer(CellboxError, LookupError):
+    """No container has that id or name."""
+
+
+class AmbiguousName(CellboxError, LookupError):
+    """Several containers share the name, and picking one would be a guess."""
+
+
+def find_container(client: Client, id_or_name: str, *, running_only: bool = False, unique: bool = False) -> Container:
+    """The container with this id, else the newest one with this name (or, with `unique`, the only one)."""
+    try:
+        box = client.containers.retrieve(id_or_name)
+        if not running_only or box.status in LIVE:
+            return box
+    except NotFoundError:
+        pass
+    named = [
+        box
+        for box in client.containers.list(name=id_or_name, order="desc")
+        if box.name == id_or_name and (not running_only or box.status in LIVE)
+    ]
+    if unique and len(named) > 1:
+        ids = ", ".join(box.id for box in named)
+        raise AmbiguousName(f"{len(named)} containers are named {id_or_name!r} ({ids}); give the id.")
+    if not named:
+        raise NoSuchContainer(f"no container with id or name {id_or_name!r}; `cellbox ls` lists them.")
+    return named[0]
