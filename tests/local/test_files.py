@@ -181,3 +181,18 @@ def test_an_aborted_upload_leaves_nothing(http, server, container):
     assert os.listdir(server.data_dir / "tmp") == []
     assert http.get(f"/containers/{container.id}/files").json()["data"] == []
     assert not (server.data_dir / "containers" / container.id / "partial.bin").exists()
+
+
+def test_byte_ranges_and_head(http, container):
+    data = bytes(range(256)) * 4
+    fid = http.post(f"/containers/{container.id}/files", files={"file": ("r.bin", data)}).json()["id"]
+    url = f"/containers/{container.id}/files/{fid}/content"
+    r = http.get(url, headers={"Range": "bytes=10-19"})
+    assert (r.status_code, r.content, r.headers["content-range"]) == (206, data[10:20], "bytes 10-19/1024")
+    assert http.get(url, headers={"Range": "bytes=1000-"}).content == data[1000:]
+    assert http.get(url, headers={"Range": "bytes=-4"}).content == data[-4:]
+    r = http.get(url, headers={"Range": "bytes=2000-3000"})
+    assert (r.status_code, r.headers["content-range"]) == (416, "bytes */1024")
+    r = http.head(url)
+    assert (r.status_code, r.headers["content-length"], r.content) == (200, "1024", b"")
+    assert http.get(url).headers["accept-ranges"] == "bytes"

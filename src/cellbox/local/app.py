@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import os
-import urllib.parse
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
@@ -19,16 +18,15 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from . import errors, responses, safepath
 from .containers import Containers
+from .download import FileStream
 from .errors import APIError
 from .middleware import BearerAuth, Latency
 from .sandbox import MEMORY_LIMITS
 from .uploads import ensure, read_multipart
 
-CHUNK = 64 * 1024
 MAX_JSON_BYTES = 16 * 1024 * 1024
 MAX_EXPIRY_MINUTES = 24 * 60
 
@@ -419,55 +417,6 @@ async def until_disconnect(request: Request, work):
             await task
         raise ClientGone()
     return task.result()
-
-
-# -- streaming file bytes ---------------------------------------------------------------------------------------
-
-
-class FileStream:
-    """Streams an open file in chunks and stops as soon as the client goes away."""
-
-    def __init__(self, fd: int, filename: str) -> None:
-        self.fd = fd
-        self.filename = filename
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        gone = asyncio.Event()
-
-        async def watch() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            gone.set()
-
-        watcher = asyncio.ensure_future(watch())
-        try:
-            size = os.fstat(self.fd).st_size
-            quoted = urllib.parse.quote(self.filename, safe="")
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [
-                        (b"content-type", b"application/octet-stream"),
-                        (b"content-length", str(size).encode()),
-                        (b"content-disposition", f"attachment; filename*=UTF-8''{quoted}".encode()),
-                    ],
-                }
-            )
-            if size == 0:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-            offset = 0
-            while offset < size and not gone.is_set():
-                chunk = os.pread(self.fd, min(CHUNK, size - offset), offset)
-                if not chunk:
-                    break  # truncated meanwhile: the client sees a short body and knows
-                offset += len(chunk)
-                await send({"type": "http.response.body", "body": chunk, "more_body": offset < size})
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-            os.close(self.fd)
 
 
 # -- the application --------------------------------------------------------------------------------------------
