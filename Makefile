@@ -10,7 +10,12 @@ PYTHON ?= python3
 
 install: $(STAMP) system
 
-$(STAMP): pyproject.toml
+# The frontend is built by the editable install, so its sources count too.
+FRONTEND := jupyter_extension/package.json jupyter_extension/package-lock.json \
+	$(wildcard jupyter_extension/src/*.ts jupyter_extension/src/*.tsx jupyter_extension/src/components/*.tsx \
+	jupyter_extension/style/*)
+
+$(STAMP): pyproject.toml $(FRONTEND)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,oci]'
