@@ -175,6 +175,19 @@ def test_timeout_interrupts_and_keeps_state(tmp_path, run, logs):
         assert "KeyboardInterrupt" in logs(call)
         call, _ = run(c, cid, "print(kept)")
         assert logs(call) == "yes\n"
+        # A cell that prints without pause is still stopped on time.
+        started = time.monotonic()
+        call, _ = run(c, cid, "while True:\n    print('spam')")
+        assert time.monotonic() - started < 10
+        assert call.status == "incomplete"
+        # Code that ignores the interrupt loses its kernel, and the container carries on with a new one.
+        stubborn = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(300)"
+        started = time.monotonic()
+        call, _ = run(c, cid, stubborn)
+        assert time.monotonic() - started < 15
+        assert call.status == "failed"
+        assert "ignored the interrupt" in logs(call)
+        assert logs(run(c, cid, "print('kept' in globals())")[0]) == "False\n"
 
 
 def test_client_disconnect_interrupts_the_code(server, client, container, run, logs):

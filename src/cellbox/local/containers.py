@@ -183,11 +183,12 @@ class Containers:
         finally:
             self.store.touch(container_id)
         if result.status == "failed" and self.store.get_container(container_id) is not None:
-            # Most often the memory limit, hit somewhere that could not raise MemoryError.
-            result.logs += (
-                f"\nThe kernel died (most likely it ran out of memory: this container's limit is {limit}). "
-                "It has been restarted: variables are lost, files in /mnt/data are kept.\n"
-            )
+            if not result.killed:
+                # Most often the memory limit, hit somewhere that could not raise MemoryError.
+                result.logs += (
+                    f"\nThe kernel died (most likely it ran out of memory: this container's limit is {limit}). "
+                    "It has been restarted: variables are lost, files in /mnt/data are kept.\n"
+                )
             with contextlib.suppress(errors.APIError):
                 await self._start_kernel(container_id, MEMORY_LIMITS[limit])
         elif result.error and "MemoryError" in result.error:

@@ -25,6 +25,7 @@ from .sandbox import Launcher, preexec
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 MAX_LOG_CHARS = 4 * 1024 * 1024
+INTERRUPT_GRACE = 5.0  # seconds an interrupted run gets to stop before its kernel is killed
 
 
 class KernelError(RuntimeError):
@@ -39,6 +40,7 @@ class Execution:
     images: list[str] = field(default_factory=list)  # data: URLs
     error: str | None = None  # exception class name when the code raised
     status: str = "completed"  # or "incomplete" (interrupted, timed out) / "failed" (kernel died)
+    killed: bool = False  # we killed the kernel because the code would not stop
 
 
 class Kernel:
@@ -128,7 +130,11 @@ class Kernel:
         return text.strip()[-2000:] or "no output"
 
     async def execute(self, code: str, timeout: float | None = None) -> Execution:
-        """Runs code; an exception in it is part of the result, not an error of this call."""
+        """Runs code; an exception in it is part of the result, not an error of this call.
+
+        Past `timeout` the code is interrupted; code that ignores the interrupt for INTERRUPT_GRACE seconds
+        more has its kernel killed (the caller starts a new one).
+        """
         async with self._lock:
             if not self.alive:
                 raise KernelError("The kernel is not running.")
@@ -138,20 +144,24 @@ class Kernel:
             result = Execution()
             logs = _Logs()
             deadline = None if timeout is None else time.monotonic() + timeout
-            interrupted = False
             try:
                 while True:
+                    if deadline is not None and time.monotonic() > deadline and result.status == "completed":
+                        result.status = "incomplete"
+                        logs.append(f"\nThe execution took longer than {timeout:g} s and was interrupted.\n")
+                        self._send_interrupt()
+                        deadline += INTERRUPT_GRACE
+                    elif deadline is not None and time.monotonic() > deadline:
+                        self.kill()
+                        result.status, result.killed = "failed", True
+                        logs.append("\nThe code ignored the interrupt; its kernel was restarted (variables lost).\n")
+                        break
                     try:
                         msg = await self._client.get_iopub_msg(timeout=0.5)
                     except queue.Empty:
                         if not self.alive:
                             result.status = "failed"
                             break
-                        if deadline is not None and time.monotonic() > deadline and not interrupted:
-                            interrupted = True
-                            result.status = "incomplete"
-                            logs.append(f"\nThe execution took longer than {timeout:g} s and was interrupted.\n")
-                            self._send_interrupt()
                         continue
                     if msg["parent_header"].get("msg_id") != msg_id:
                         continue
@@ -159,12 +169,28 @@ class Kernel:
                         break
                     _collect(msg, logs, result)
             except asyncio.CancelledError:
-                # The client went away: stop the code, keep the kernel (and its variables).
+                # The client went away: stop the code, and keep the kernel (and its variables) if it stops.
                 self._send_interrupt()
+                await self._settle(msg_id)
                 raise
             result.logs = logs.text()
-            await self._drain(self._client.get_shell_msg)
+            if self._client is not None:
+                await self._drain(self._client.get_shell_msg)
             return result
+
+    async def _settle(self, msg_id: str) -> None:
+        """Waits for an interrupted run to end; kills the kernel if it will not."""
+        deadline = time.monotonic() + INTERRUPT_GRACE
+        while self._client is not None and time.monotonic() < deadline:
+            try:
+                msg = await self._client.get_iopub_msg(timeout=0.2)
+            except queue.Empty:
+                if not self.alive:
+                    return
+                continue
+            if msg["parent_header"].get("msg_id") == msg_id and _is_idle(msg):
+                return
+        self.kill()
 
     def _send_interrupt(self) -> None:
         if self._client is not None and self.alive:
