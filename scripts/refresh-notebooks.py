@@ -1,0 +1,73 @@
+"""Re-run the example notebooks against a fresh local server and save their outputs, which `make test` compares
+with nbval. Run after changing what cells show: `.venv/bin/python scripts/refresh-notebooks.py [NOTEBOOK ...]`.
+
+The server and environment match notebooks/conftest.py (a "minute" of expiry lasts two seconds)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from cellbox.local.testing import running_server
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+sys.path.insert(0, str(NOTEBOOKS))
+from conftest import SECONDS_PER_MINUTE  # noqa: E402
+
+
+def refresh(path: Path) -> int:
+    """Run one notebook and save it; returns how many cells raised, or didn't, against their tags."""
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    )
+    client.execute()
+    surprises = 0
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        failed = any(o.output_type == "error" for o in cell.outputs)
+        if failed != ("raises-exception" in cell.metadata.get("tags", [])):
+            surprises += 1
+            state = "raised" if failed else "did not raise"
+            print(f"{path.name}: this cell {state}, unlike its tags say:\n{cell.source}\n", file=sys.stderr)
+    nbformat.write(notebook, path)
+    print(f"refreshed {path.name}")
+    return surprises
+
+
+def main(paths: list[str]) -> int:
+    chosen = [Path(p) for p in paths] or sorted(NOTEBOOKS.glob("*.ipynb"))
+    surprises = 0
+    with (
+        tempfile.TemporaryDirectory(prefix="cellbox-notebooks-") as work,
+        running_server(Path(work) / "data", seconds_per_minute=SECONDS_PER_MINUTE) as server,
+    ):
+        for name in [n for n in os.environ if n.startswith(("CELLBOX_", "OCI_"))]:
+            del os.environ[name]
+        os.environ.update(
+            CELLBOX_BASE_URL=server.base_url,
+            CELLBOX_API_KEY=server.token,
+            CELLBOX_MODEL="cellbox-local",
+            CELLBOX_STATE_DIR=str(Path(work) / "state"),
+            XDG_CONFIG_HOME=str(Path(work) / "config"),
+        )
+        for path in chosen:
+            surprises += refresh(path)
+    for produced in ("downloads", "outputs"):  # what the notebooks pull into their folder
+        shutil.rmtree(NOTEBOOKS / produced, ignore_errors=True)
+    return 1 if surprises else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
