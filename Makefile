@@ -25,8 +25,8 @@ system:
 	@scripts/install-system.sh
 
 lint: install
-	$(VENV)/bin/ruff check src tests benchmarks scripts notebooks
-	$(VENV)/bin/ruff format --check src tests benchmarks scripts notebooks
+	$(VENV)/bin/ruff check src tests benchmarks scripts notebooks/conftest.py
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts notebooks/conftest.py
 
 test: install lint
 	$(PY) -m pytest
