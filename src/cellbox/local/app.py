@@ -149,6 +149,14 @@ def is_multipart(request: Request) -> bool:
 # -- containers -----------------------------------------------------------------------------------------------
 
 
+def _memory_limit(value: object) -> str:
+    if value is None:
+        return "1g"
+    if not isinstance(value, str) or value not in MEMORY_LIMITS:
+        raise errors.invalid("Invalid 'memory_limit': expected one of 1g, 4g, 16g, 64g.", "memory_limit")
+    return value
+
+
 def _create_params(body: dict) -> tuple[str, int, str, list[str]]:
     name = body.get("name")
     if name is None:
@@ -170,9 +178,7 @@ def _create_params(body: dict) -> tuple[str, int, str, list[str]]:
                 f"Invalid 'expires_after.minutes': expected an integer from 1 to {MAX_EXPIRY_MINUTES}.",
                 "expires_after.minutes",
             )
-    memory_limit = body.get("memory_limit") or "1g"
-    if memory_limit not in MEMORY_LIMITS:
-        raise errors.invalid("Invalid 'memory_limit': expected one of 1g, 4g, 16g, 64g.", "memory_limit")
+    memory_limit = _memory_limit(body.get("memory_limit"))
     file_ids = body.get("file_ids") or []
     if not isinstance(file_ids, list) or not all(isinstance(f, str) for f in file_ids):
         raise errors.invalid("Invalid 'file_ids': expected a list of file ids.", "file_ids")
@@ -378,9 +384,7 @@ async def create_response(request: Request) -> JSONResponse:
     containers = containers_of(request)
     if isinstance(parsed.container, dict):
         spec = parsed.container
-        memory_limit = spec.get("memory_limit") or "1g"
-        if memory_limit not in MEMORY_LIMITS:
-            raise errors.invalid("Invalid 'memory_limit': expected one of 1g, 4g, 16g, 64g.", "memory_limit")
+        memory_limit = _memory_limit(spec.get("memory_limit"))
         file_ids = spec.get("file_ids") or []
         if not isinstance(file_ids, list) or not all(isinstance(f, str) for f in file_ids):
             raise errors.invalid("Invalid 'file_ids': expected a list of file ids.", "file_ids")
