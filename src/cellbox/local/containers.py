@@ -148,7 +148,12 @@ class Containers:
             task = asyncio.get_running_loop().create_task(self._spawn(container_id, memory_bytes))
             self._starting[container_id] = task
             task.add_done_callback(lambda _: self._starting.pop(container_id, None))
-        return await asyncio.shield(task)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():  # the container was deleted or expired while its kernel was starting
+                raise errors.not_found("container", container_id, param="container_id") from None
+            raise
 
     async def _spawn(self, container_id: str, memory_bytes: int) -> Kernel:
         old = self._kernels.pop(container_id, None)
