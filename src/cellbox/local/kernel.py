@@ -118,7 +118,7 @@ class Kernel:
     async def _drain(self, getter) -> None:
         with contextlib.suppress(queue.Empty):
             while True:
-                await getter(timeout=0.001)
+                await getter(timeout=0)
 
     def _stderr_tail(self) -> str:
         if self._dir is None:
