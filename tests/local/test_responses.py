@@ -203,3 +203,24 @@ def test_client_disconnect_interrupts_the_code(server, client, container, run, l
     call, _ = run(client, container.id, "print(kept)")
     assert time.monotonic() - started < 5  # the sleeping cell was interrupted, not waited for
     assert logs(call) == "still here\n"
+
+
+@pytest.mark.asyncio
+async def test_the_async_sdk_works_too(server):
+    async with openai.AsyncOpenAI(base_url=server.base_url, api_key=server.token, max_retries=0) as c:
+        created = await c.containers.create(name="async")
+        await c.containers.files.create(container_id=created.id, file=("a.txt", b"async bytes"))
+        response = await c.responses.create(
+            model="cellbox-local",
+            input="print(open('a.txt').read())",
+            tools=[{"type": "code_interpreter", "container": created.id}],
+            include=["code_interpreter_call.outputs"],
+        )
+        assert response.output[0].outputs[0].logs == "async bytes\n"
+        await c.containers.delete(created.id)
+
+
+def test_errors_carry_a_request_id(client):
+    with pytest.raises(openai.NotFoundError) as err:
+        client.containers.retrieve("cntr_missing")
+    assert err.value.request_id.startswith("req_")

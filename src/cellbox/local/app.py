@@ -23,7 +23,7 @@ from . import errors, responses, safepath
 from .containers import Containers
 from .download import FileStream
 from .errors import APIError
-from .middleware import BearerAuth, Latency
+from .middleware import BearerAuth, Latency, RequestId
 from .sandbox import MEMORY_LIMITS
 from .uploads import ensure, read_multipart
 
@@ -450,7 +450,11 @@ async def _client_gone(request: Request, exc: Exception) -> JSONResponse:
 
 
 def build_app(containers: Containers, settings: Settings, lifespan=None) -> Starlette:
-    middleware = [Middleware(Latency, delay_ms=settings.latency_ms), Middleware(BearerAuth, token=settings.token)]
+    middleware = [
+        Middleware(Latency, delay_ms=settings.latency_ms),
+        Middleware(RequestId),
+        Middleware(BearerAuth, token=settings.token),
+    ]
     app = Starlette(
         routes=ROUTES,
         middleware=middleware,

@@ -1,10 +1,12 @@
-"""ASGI middleware: bearer-token auth on every request, and injected latency for tests and benchmarks."""
+"""ASGI middleware: request ids, bearer-token auth on every request, and injected latency for tests and
+benchmarks."""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
 import json
+import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -71,3 +73,23 @@ class Latency:
             await send(message)
 
         await self.app(scope, receive, delayed_send)
+
+
+class RequestId:
+    """`x-request-id` on every response, as the cloud sends it (clients show it in their errors)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = f"req_{secrets.token_hex(16)}".encode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id)]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from .errors import APIError, invalid, too_large
 
 _MAX_FIELD_BYTES = 64 * 1024
+_MAX_FIELDS_BYTES = 1024 * 1024  # all text fields together: a form of many small fields stays small too
 
 
 @dataclass
@@ -46,6 +47,7 @@ class _Parser:
         self._is_file = False
         self._buffer = bytearray()
         self._fd: int | None = None
+        self._fields_bytes = 0
 
     def on_part_begin(self) -> None:
         self._disposition = b""
@@ -87,8 +89,11 @@ class _Parser:
                 view = view[os.write(self._fd, view) :]
         else:
             self._buffer += data[start:end]
+            self._fields_bytes += end - start
             if len(self._buffer) > _MAX_FIELD_BYTES:
                 raise invalid(f"The form field '{self._name}' is too long.", param=self._name)
+            if self._fields_bytes > _MAX_FIELDS_BYTES:
+                raise invalid("The form has too much text besides the file.")
 
     def on_part_end(self) -> None:
         if self._is_file:
