@@ -128,7 +128,8 @@ def serve(options: Options) -> int:
             print(f"cellbox serve: cannot listen on {options.host}:{port}: {exc.strerror}", file=sys.stderr)
             return 1
     # ipc socket paths must stay under ~100 bytes, so the runtime folder gets a short name in /tmp.
-    runtime_dir = Path(tempfile.mkdtemp(prefix="cbx-", dir="/tmp"))
+    _remove_stale_runtime_dirs()
+    runtime_dir = Path(tempfile.mkdtemp(prefix=f"cbx-{os.getpid()}-", dir="/tmp"))
     if threading.current_thread() is threading.main_thread():
         # uvicorn shuts down gracefully on these, then re-raises them with the handlers it found installed:
         # no-op handlers let our own cleanup (endpoint file, runtime folder) run before we exit.
@@ -139,6 +140,14 @@ def serve(options: Options) -> int:
     finally:
         sock.close()
         shutil.rmtree(runtime_dir, ignore_errors=True)
+
+
+def _remove_stale_runtime_dirs() -> None:
+    """Runtime folders of servers that were killed (kill -9 leaves no chance to clean up)."""
+    for folder in Path("/tmp").glob("cbx-*-*"):
+        pid = folder.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)) and folder.stat().st_uid == os.getuid():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _family(host: str) -> socket.AddressFamily:
