@@ -98,8 +98,9 @@ def test_create_rejects_bad_bodies(http, body, param):
     assert error["message"]
 
 
-def test_malformed_json_is_400(http):
-    r = http.post("/containers", content=b"{nope", headers={"content-type": "application/json"})
+@pytest.mark.parametrize("body", [b"{nope", b'{"name": "\\udc80"}', b"\xff\xfe", b"[1, 2]"])
+def test_malformed_json_is_400(http, body):
+    r = http.post("/containers", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 400
     assert "JSON" in r.json()["error"]["message"]
 

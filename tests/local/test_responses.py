@@ -224,3 +224,9 @@ def test_errors_carry_a_request_id(client):
     with pytest.raises(openai.NotFoundError) as err:
         client.containers.retrieve("cntr_missing")
     assert err.value.request_id.startswith("req_")
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_not_fatal(client, container, run, logs):
+    call, _ = run(client, container.id, "open(b'bad\\xff.txt', 'w').write('x')\nopen('good.txt', 'w').write('y')")
+    assert call.status == "completed"
+    assert [f.path for f in client.containers.files.list(container_id=container.id)] == ["/mnt/data/good.txt"]

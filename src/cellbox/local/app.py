@@ -108,7 +108,9 @@ async def read_json(request: Request) -> dict:
         return {}
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        # Escaped lone surrogates ("\udc80") parse, but no text column or JSON answer can hold them.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeError) as exc:
         raise errors.invalid(f"The request body is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise errors.invalid("The request body must be a JSON object.")

@@ -104,5 +104,15 @@ def walk_files(root: str) -> Iterator[tuple[str, os.stat_result]]:
                 st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
             except OSError:
                 continue
-            if stat.S_ISREG(st.st_mode):
-                yield (name if rel == "." else f"{rel}/{name}"), st
+            path = name if rel == "." else f"{rel}/{name}"
+            # A name that is not UTF-8 cannot travel in JSON (nor be stored as text): it is not listed.
+            if stat.S_ISREG(st.st_mode) and _is_utf8(path):
+                yield path, st
+
+
+def _is_utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
