@@ -1,7 +1,7 @@
 """Fixtures for the `cellbox.api` tests: a real fake Containers API on loopback, and clients pointed at it.
 
-The user's own configuration never leaks in: every test runs with XDG_CONFIG_HOME and CELLBOX_STATE_DIR in
-tmp dirs and no CELLBOX_* / OCI_* variables.
+The user's own configuration never leaks in: tests/conftest.py gives every test of the suite a clean
+environment.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import inspect
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,18 +23,6 @@ from fakeserver import TOKEN, FakeServer
 from cellbox.api import AsyncClient, Client, RetryPolicy
 
 FAST_RETRY = RetryPolicy(max_retries=2, initial_delay=0.01, max_delay=0.05)
-
-
-@pytest.fixture(autouse=True)
-def isolated_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point config and state at empty tmp dirs and clear the variables cellbox reads."""
-    home = tmp_path_factory.mktemp("home")
-    for name in list(os.environ):
-        if name.startswith(("CELLBOX_", "OCI_")) or name in ("XDG_STATE_HOME",):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
-    monkeypatch.setenv("CELLBOX_STATE_DIR", str(home / "state"))
-    return home
 
 
 @pytest.fixture(scope="session")

@@ -29,9 +29,9 @@ def _write_endpoint(pid: int, url: str = "http://127.0.0.1:9999/v1", token: str 
     return path
 
 
-def test_the_user_s_config_is_isolated(isolated_config: Path) -> None:
-    assert str(paths.config_file()).startswith(str(isolated_config))
-    assert str(paths.endpoint_file()).startswith(str(isolated_config))
+def test_the_user_s_config_is_isolated(clean_environment: Path) -> None:
+    assert str(paths.config_file()).startswith(str(clean_environment))
+    assert str(paths.endpoint_file()).startswith(str(clean_environment))
     assert not any(name.startswith("CELLBOX_") and name != "CELLBOX_STATE_DIR" for name in os.environ)
 
 
