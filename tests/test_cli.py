@@ -59,7 +59,7 @@ def test_files_by_name_shows_path_size_and_source(client: Client, capsys: pytest
     assert main(["files", "cli-files"]) == 0
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if "/mnt/data/notes.txt" in line)
-    assert "2.5 KB" in line and "user" in line
+    assert "2.5 kB" in line and "user" in line
     client.containers.delete(box.id)
 
 

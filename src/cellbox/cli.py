@@ -13,52 +13,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from . import __version__
+from . import __version__, text
 from .api import CellboxError, Client, Container, load_settings
 from .api.lookup import find_container
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-
-def _table(rows: Iterable[Sequence[str]], header: Sequence[str]) -> str:
-    rows = [list(map(str, r)) for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join(lines)
-
-
-def _ago(ts: int | None, now: float) -> str:
-    if ts is None:
-        return "-"
-    seconds = int(now - ts)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if abs(seconds) >= size:
-            return f"{seconds // size}{unit} ago"
-    return f"{seconds}s ago"
-
-
-def _expires_in(box: Container, now: float) -> str:
-    if box.status and box.status != "running":
-        return "-"
-    at = box.expires_at
-    if at is None:
-        return "-"
-    left = int(at - now)
-    return "now" if left <= 0 else f"{left // 60}m{left % 60:02d}s"
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return str(n)
 
 
 def _resolve(client: Client, id_or_name: str) -> Container:
@@ -78,10 +39,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
         return 0
     now = time.time()
     rows = [
-        (b.id, b.name or "", b.status or "", b.memory_limit or "-", _expires_in(b, now), _ago(b.created_at, now))
+        (b.id, b.name or "", b.status or "", b.memory_limit or "-", text.time_left(b, now), text.ago(b.created_at, now))
         for b in boxes
     ]
-    print(_table(rows, ("ID", "NAME", "STATUS", "MEMORY", "EXPIRES IN", "CREATED")))
+    print(text.table(("ID", "NAME", "STATUS", "MEMORY", "EXPIRES IN", "CREATED"), rows))
     return 0
 
 
@@ -93,8 +54,8 @@ def cmd_files(args: argparse.Namespace) -> int:
         _print_json(files)
         return 0
     now = time.time()
-    rows = [(f.id, f.path or "", _size(f.bytes), f.source or "", _ago(f.created_at, now)) for f in files]
-    print(_table(rows, ("ID", "PATH", "SIZE", "SOURCE", "CREATED")))
+    rows = [(f.id, f.path or "", text.size(f.bytes), f.source or "", text.ago(f.created_at, now)) for f in files]
+    print(text.table(("ID", "PATH", "SIZE", "SOURCE", "CREATED"), rows))
     return 0
 
 

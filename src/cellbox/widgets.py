@@ -15,30 +15,13 @@ from typing import Any
 
 from IPython.display import Image, display
 
+from . import text
 from .api import Container, ContainerFile
 from .results import Artifact
 
 PREVIEW_ROWS = 20
 INLINE_IMAGE_LIMIT = 10_000_000
 INLINE_DOWNLOAD_LIMIT = 5_000_000  # bytes a download link carries inside the notebook itself
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return str(n)
-
-
-def _expires_in(box: Container, now: float | None = None) -> str:
-    if box.status not in (None, "running", "active") or box.expires_at is None:
-        return "-"
-    left = int(box.expires_at - (now or time.time()))
-    return "now" if left <= 0 else f"{left // 60}m {left % 60:02d}s"
 
 
 def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -49,13 +32,6 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return f"<table class='cellbox-table'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join(lines)
-
-
 class _Table:
     header: tuple[str, ...] = ()
     rows: list[tuple[str, ...]]
@@ -64,7 +40,7 @@ class _Table:
         return _html_table(self.header, self.rows)
 
     def __repr__(self) -> str:
-        return _text_table(self.header, self.rows)
+        return text.table(self.header, self.rows)
 
 
 class StatusView(_Table):
@@ -80,7 +56,7 @@ class StatusView(_Table):
                 container.id,
                 container.status or "?",
                 container.memory_limit or "-",
-                _expires_in(container),
+                text.time_left(container),
             )
         ]
 
@@ -98,7 +74,7 @@ class FileTable(_Table):
 
     def __init__(self, files: Sequence[ContainerFile]) -> None:
         self.files = sorted(files, key=lambda f: f.path or "")
-        self.rows = [(f.path or f.id, _size(f.bytes), f.source or "") for f in self.files]
+        self.rows = [(f.path or f.id, text.size(f.bytes), f.source or "") for f in self.files]
 
 
 class TransferProgress:
@@ -133,9 +109,9 @@ class TransferProgress:
 
     def text(self) -> str:
         elapsed = max(time.monotonic() - self._started, 1e-6)
-        rate = _size(int(self.done / elapsed))
+        rate = text.size(int(self.done / elapsed))
         state = "done" if self.closed and self.done >= self.total else f"{100 * self.done // max(self.total, 1)}%"
-        return f"{self.label}: {_size(self.done)} of {_size(self.total)}, {rate}/s, {state}"
+        return f"{self.label}: {text.size(self.done)} of {text.size(self.total)}, {rate}/s, {state}"
 
     def _render(self, final: bool = False) -> None:
         if self._handle is not None:
@@ -191,7 +167,7 @@ class ArtifactGallery:
         return pd.read_csv(data, nrows=PREVIEW_ROWS)
 
     def _item_html(self, artifact: Artifact) -> str:
-        title = f"<div><code>{html.escape(artifact.path)}</code> · {_size(artifact.size)}</div>"
+        title = f"<div><code>{html.escape(artifact.path)}</code> · {text.size(artifact.size)}</div>"
         kind = self.kind(artifact)
         if kind == "image":
             encoded = base64.b64encode(artifact.read()).decode("ascii")
@@ -220,5 +196,5 @@ class ArtifactGallery:
 
     def __repr__(self) -> str:
         lines = [f"{len(self.items)} file(s) from the sandbox:"]
-        lines += [f"  {a.path}  ({_size(a.size)})" for a in self.items]
+        lines += [f"  {a.path}  ({text.size(a.size)})" for a in self.items]
         return "\n".join(lines)
