@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from cellbox.local.testing import running_server
+from cellbox.local.testing import RunningServer, running_server
 
 SECONDS_PER_MINUTE = 2.0
 _stack = contextlib.ExitStack()
@@ -25,6 +25,11 @@ def pytest_configure(config) -> None:
     work = Path(tempfile.mkdtemp(prefix="cellbox-notebooks-"))
     _stack.callback(shutil.rmtree, work, True)
     server = _stack.enter_context(running_server(work / "data", seconds_per_minute=SECONDS_PER_MINUTE))
+    use_server(server, work)
+
+
+def use_server(server: RunningServer, work: Path) -> None:
+    """Point this process's environment (which kernels inherit) at `server`, with config and state in `work`."""
     for name in [n for n in os.environ if n.startswith(("CELLBOX_", "OCI_"))]:
         del os.environ[name]
     os.environ.update(

@@ -5,7 +5,6 @@ The server and environment match notebooks/conftest.py (a "minute" of expiry las
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
@@ -18,7 +17,7 @@ from cellbox.local.testing import running_server
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 sys.path.insert(0, str(NOTEBOOKS))
-from conftest import SECONDS_PER_MINUTE  # noqa: E402
+from conftest import SECONDS_PER_MINUTE, use_server  # noqa: E402
 
 
 def refresh(path: Path) -> int:
@@ -53,15 +52,7 @@ def main(paths: list[str]) -> int:
         tempfile.TemporaryDirectory(prefix="cellbox-notebooks-") as work,
         running_server(Path(work) / "data", seconds_per_minute=SECONDS_PER_MINUTE) as server,
     ):
-        for name in [n for n in os.environ if n.startswith(("CELLBOX_", "OCI_"))]:
-            del os.environ[name]
-        os.environ.update(
-            CELLBOX_BASE_URL=server.base_url,
-            CELLBOX_API_KEY=server.token,
-            CELLBOX_MODEL="cellbox-local",
-            CELLBOX_STATE_DIR=str(Path(work) / "state"),
-            XDG_CONFIG_HOME=str(Path(work) / "config"),
-        )
+        use_server(server, Path(work))
         for path in chosen:
             surprises += refresh(path)
     for produced in ("downloads", "outputs"):  # what the notebooks pull into their folder
