@@ -23,9 +23,9 @@ from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.display import display
 
 from . import widgets
-from .api import CellboxError
+from .api import MEMORY_LIMITS, CellboxError
 from .results import RemoteError, Run, SandboxGone
-from .sandbox import MEMORY_CHOICES, Sandbox
+from .sandbox import Sandbox
 
 __all__ = ["ContainerMagics", "load_ipython_extension"]
 
@@ -35,7 +35,7 @@ def _line_parser() -> MagicArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     new = sub.add_parser("new", help="create a sandbox and make it the current one")
     new.add_argument("name", nargs="?")
-    new.add_argument("--memory", choices=MEMORY_CHOICES)
+    new.add_argument("--memory", choices=MEMORY_LIMITS)
     new.add_argument("--expires", type=int, metavar="MINUTES")
     use = sub.add_parser("use", help="make an existing sandbox the current one")
     use.add_argument("name")

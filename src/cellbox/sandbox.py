@@ -28,7 +28,6 @@ from typing import Any
 from . import backend, frames, progress
 from .api import APIStatusError, BadRequestError, CellboxError, Client, Container, ContainerFile, NotFoundError
 from .api.lookup import NoSuchContainer, find_container
-from .api.operations import MEMORY_LIMITS
 from .results import Artifact, RemoteError, RemoteValue, Run, SandboxGone
 from .runtime import container_runtime_source
 from .runtime.container import RESULT_MARKER
@@ -36,7 +35,6 @@ from .runtime.container import RESULT_MARKER
 DATA_DIR = "/mnt/data"
 PRIVATE = ".cellbox"  # cellbox's own files inside /mnt/data: runtime, inputs, run records
 MAX_WORKERS = 8
-MEMORY_CHOICES = MEMORY_LIMITS
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

@@ -27,6 +27,7 @@ from .errors import (
     UnprocessableEntityError,
     ValidationError,
 )
+from .operations import MEMORY_LIMITS
 from .records import (
     CodeInterpreterCall,
     Container,
@@ -43,6 +44,7 @@ from .records import (
 __all__ = [
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT",
+    "MEMORY_LIMITS",
     "APIConnectionError",
     "APIError",
     "APIResponseValidationError",

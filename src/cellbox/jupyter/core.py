@@ -19,11 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__, backend
-from ..api import AsyncClient, Container, ContainerFile, Settings, load_settings
+from ..api import MEMORY_LIMITS, AsyncClient, Container, ContainerFile, Settings, load_settings
 
 __all__ = ["MEMORY_LIMITS", "Sidebar", "SidebarError", "Workspace"]
-
-MEMORY_LIMITS = ("1g", "4g", "16g", "64g")
 
 
 class SidebarError(Exception):
