@@ -154,7 +154,7 @@ def test_request_errors(http, container):
         json={
             "model": "m",
             "input": "x",
-            "stream": True,
+            "stream": "yes",
             "tools": [{"type": "code_interpreter", "container": container.id}],
         },
     )
@@ -230,3 +230,72 @@ def test_a_file_name_that_is_not_utf8_is_skipped_not_fatal(client, container, ru
     call, _ = run(client, container.id, "open(b'bad\\xff.txt', 'w').write('x')\nopen('good.txt', 'w').write('y')")
     assert call.status == "completed"
     assert [f.path for f in client.containers.files.list(container_id=container.id)] == ["/mnt/data/good.txt"]
+
+
+def test_streamed_events_build_the_same_response(client, container):
+    client.containers.files.create(container_id=container.id, file=("in.txt", b"streamed"))
+    events = list(
+        client.responses.create(
+            model="cellbox-local",
+            input="print(open('in.txt').read())\nopen('out.txt', 'w').write('o')",
+            tools=[{"type": "code_interpreter", "container": container.id}],
+            include=["code_interpreter_call.outputs"],
+            stream=True,
+        )
+    )
+    kinds = [e.type for e in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-1] == "response.completed"
+    for expected in [
+        "response.code_interpreter_call.in_progress",
+        "response.code_interpreter_call_code.delta",
+        "response.code_interpreter_call.interpreting",
+        "response.code_interpreter_call.completed",
+        "response.output_text.delta",
+    ]:
+        assert expected in kinds
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    final = events[-1].response
+    call, message = final.output
+    assert call.outputs[0].logs.startswith("streamed\n")
+    assert message.content[0].annotations[0].filename == "out.txt"
+    # The SDK's accumulating helper puts the same response together from the events.
+    with client.responses.stream(
+        model="cellbox-local",
+        input="print('again')",
+        tools=[{"type": "code_interpreter", "container": container.id}],
+        include=["code_interpreter_call.outputs"],
+    ) as stream:
+        text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        assembled = stream.get_final_response()
+    assert text == "again\n"
+    assert assembled.output_text == "again\n"
+    assert assembled.output[0].outputs[0].logs == "again\n"
+
+
+def test_streaming_to_an_unknown_container_is_a_plain_404(client):
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(
+            model="cellbox-local",
+            input="print(1)",
+            tools=[{"type": "code_interpreter", "container": "cntr_nope"}],
+            stream=True,
+        )
+
+
+def test_leaving_a_stream_interrupts_the_code(server, client, container, run, logs):
+    run(client, container.id, "kept = 'still here'")
+    body = {
+        "model": "cellbox-local",
+        "input": "import time\ntime.sleep(600)",
+        "tools": [{"type": "code_interpreter", "container": container.id}],
+        "stream": True,
+    }
+    with httpx.stream("POST", f"{server.base_url}/responses", json=body, headers=server.headers, timeout=30) as r:
+        for line in r.iter_lines():
+            if "code_interpreter_call.interpreting" in line:
+                break  # the code is running: hang up
+    started = time.monotonic()
+    call, _ = run(client, container.id, "print(kept)")
+    assert time.monotonic() - started < 5
+    assert logs(call) == "still here\n"

@@ -40,10 +40,12 @@ Behaviour a client can rely on (where the cloud's is unknown, this is what its u
   Uploads over the limit (512 MiB by default) answer 413 code `file_too_large`.
 - Files API: `POST /v1/files` (multipart `file` and a required `purpose`), list (limit up to 10000, `purpose`
   filter), retrieve, delete (`{"id", "object": "file", "deleted": true}`), content.
-- Responses: `model` is required (any name is accepted and echoed back); `stream` is refused with 400; the
-  request needs a `code_interpreter` tool whose `container` is an id or `{"type": "auto", "file_ids",
-  "memory_limit"}`. The code is the first fenced python block of the input (the last user message when the
-  input is a list), else the whole text. Output: a `code_interpreter_call` (outputs only with `include:
+- Responses: `model` is required (any name is accepted and echoed back); the request needs a
+  `code_interpreter` tool whose `container` is an id or `{"type": "auto", "file_ids", "memory_limit"}`.
+  With `stream: true` the answer is server-sent events (response.created ... code_interpreter_call.interpreting
+  ... output_text.delta ... response.completed) that the SDK's `responses.stream()` assembles. The code is
+  the first fenced python block of the input (the last user message when the input is a list), else the
+  whole text. Output: a `code_interpreter_call` (outputs only with `include:
   ["code_interpreter_call.outputs"]`: one `logs` item with stdout, stderr, tracebacks and the last value, then
   `image` items as data URLs) and an assistant message with the logs and a `container_file_citation` per
   new or changed file. Call status: `completed` (also when the code raised: the traceback is in the logs),

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
@@ -18,6 +19,7 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from . import errors, responses, safepath
 from .containers import Containers
@@ -381,7 +383,7 @@ async def file_content(request: Request) -> FileStream:
 # -- responses --------------------------------------------------------------------------------------------------
 
 
-async def create_response(request: Request) -> JSONResponse:
+async def create_response(request: Request) -> JSONResponse | EventStream:
     parsed = responses.parse(await read_json(request))
     containers = containers_of(request)
     if isinstance(parsed.container, dict):
@@ -394,6 +396,10 @@ async def create_response(request: Request) -> JSONResponse:
         container_id = row["id"]
     else:
         container_id = parsed.container
+    if parsed.stream:
+        events = responses.stream(parsed, container_id, lambda: containers.execute(container_id, parsed.code))
+        containers.use(container_id)  # fail before the stream starts for an unknown or expired container
+        return EventStream(request, events)
     result, changed = await until_disconnect(request, containers.execute(container_id, parsed.code))
     return JSONResponse(responses.build(parsed, container_id, result, changed))
 
@@ -423,6 +429,29 @@ async def until_disconnect(request: Request, work):
             await task
         raise ClientGone()
     return task.result()
+
+
+class EventStream:
+    """Server-sent events; the client going away cancels the producer (and so interrupts the code)."""
+
+    def __init__(self, request: Request, events: AsyncIterator[bytes]) -> None:
+        self.request = request
+        self.events = events
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def produce() -> None:
+            headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            try:
+                async for chunk in self.events:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except APIError as exc:  # too late for a status code: the stream ends with an error event
+                data = json.dumps({"type": "error", **exc.body()["error"]})
+                await send({"type": "http.response.body", "body": f"event: error\ndata: {data}\n\n".encode()})
+            await send({"type": "http.response.body", "body": b""})
+
+        with contextlib.suppress(ClientGone):
+            await until_disconnect(self.request, produce())
 
 
 # -- the application --------------------------------------------------------------------------------------------

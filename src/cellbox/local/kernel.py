@@ -144,6 +144,7 @@ class Kernel:
             result = Execution()
             logs = _Logs()
             deadline = None if timeout is None else time.monotonic() + timeout
+            resend = 0.0
             try:
                 while True:
                     if deadline is not None and time.monotonic() > deadline and result.status == "completed":
@@ -151,6 +152,10 @@ class Kernel:
                         logs.append(f"\nThe execution took longer than {timeout:g} s and was interrupted.\n")
                         self._send_interrupt()
                         deadline += INTERRUPT_GRACE
+                        resend = time.monotonic() + 0.5
+                    elif result.status == "incomplete" and time.monotonic() > resend and time.monotonic() < deadline:
+                        self._send_interrupt()  # one that lands in the instant before the handler is set is lost
+                        resend = time.monotonic() + 0.5
                     elif deadline is not None and time.monotonic() > deadline:
                         self.kill()
                         result.status, result.killed = "failed", True
@@ -179,17 +184,29 @@ class Kernel:
             return result
 
     async def _settle(self, msg_id: str) -> None:
-        """Waits for an interrupted run to end; kills the kernel if it will not."""
+        """Waits for an interrupted run to end; kills the kernel if it will not.
+
+        An interrupt that reaches the kernel before the code starts (or in the instant before it installs its
+        SIGINT handler) is ignored, so it is sent again until the run ends; the lock held meanwhile keeps a
+        later run from catching one of them.
+        """
         deadline = time.monotonic() + INTERRUPT_GRACE
+        resend = time.monotonic() + 0.5
         while self._client is not None and time.monotonic() < deadline:
             try:
-                msg = await self._client.get_iopub_msg(timeout=0.2)
+                msg = await self._client.get_iopub_msg(timeout=0.1)
             except queue.Empty:
                 if not self.alive:
                     return
-                continue
-            if msg["parent_header"].get("msg_id") == msg_id and _is_idle(msg):
-                return
+                msg = None
+            if msg is not None and msg["parent_header"].get("msg_id") == msg_id:
+                if _is_idle(msg):
+                    return
+                if msg["msg_type"] == "status":  # busy: the code starts only now
+                    self._send_interrupt()
+            if time.monotonic() > resend:
+                self._send_interrupt()
+                resend = time.monotonic() + 0.5
         self.kill()
 
     def _send_interrupt(self) -> None:
