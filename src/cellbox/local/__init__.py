@@ -19,6 +19,7 @@ Modules, one concept each::
 
 Behaviour a client can rely on (where the cloud's is unknown, this is what its users would expect):
 
+- Every response carries `x-request-id` (`req_...`), which the SDK attaches to its errors.
 - Auth: every request needs `Authorization: Bearer <token>`; otherwise 401 with code `invalid_api_key` (wrong
   token) or null (none given). The endpoint file `{"base_url", "token", "pid"}` (mode 0600) exists while the
   server runs.
@@ -36,7 +37,8 @@ Behaviour a client can rely on (where the cloud's is unknown, this is what its u
   `file_id` (copied, named after the file's last component). A file record is an immutable version: writing a
   path anew (upload, or code changing it) gives it a new id; unchanged files keep theirs. After each run the
   folder is scanned: new or changed files appear with source `assistant`, vanished ones disappear. Symlinks
-  are never listed or followed. Content is `application/octet-stream`, streamed, with Content-Length.
+  are never listed or followed. Content is `application/octet-stream`, streamed, with Content-Length;
+  a single `Range: bytes=a-b` answers 206 (416 when unsatisfiable); HEAD reads nothing.
   Uploads over the limit (512 MiB by default) answer 413 code `file_too_large`.
 - Files API: `POST /v1/files` (multipart `file` and a required `purpose`), list (limit up to 10000, `purpose`
   filter), retrieve, delete (`{"id", "object": "file", "deleted": true}`), content.
