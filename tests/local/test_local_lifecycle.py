@@ -30,9 +30,11 @@ def test_expired_container_reports_expired_and_refuses_use(fast_clock, run):
         up = c.containers.files.create(container_id=created.id, file=("x.txt", b"x"))
         folder = fast_clock.data_dir / "containers" / created.id
         assert folder.is_dir()
+        kernels = _wait_for_children(fast_clock.process.pid, 2)  # its kernel, and the refilled warm one
         time.sleep(3.5)
         assert c.containers.retrieve(created.id).status == "expired"
         assert not folder.exists()  # files are gone
+        assert len(_children(fast_clock.process.pid)) == kernels - 1  # and so is its kernel
         for method, path in [
             ("GET", f"/containers/{created.id}/files"),
             ("GET", f"/containers/{created.id}/files/{up.id}"),
@@ -85,6 +87,26 @@ def test_everything_survives_kill_9(tmp_path, run, logs):
         # The kernel restarted empty; the files are there for it.
         out = logs(run(c, kept.id, "print('remember' in globals(), open('made.txt').read())")[0])
         assert out == "False by code\n"
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for child in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{child}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(child))
+        except OSError:
+            continue
+    return found
+
+
+def _wait_for_children(pid: int, count: int) -> int:
+    deadline = time.monotonic() + 10
+    while len(_children(pid)) != count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(_children(pid)) == count
+    return count
 
 
 def _processes_mentioning(text: str) -> list[int]:
