@@ -41,6 +41,6 @@ else:
     schema = schemathesis.openapi.from_path(SPEC)
 
     @schema.parametrize()
-    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def test_no_server_errors(case, fuzz_server):
         case.call_and_validate(base_url=fuzz_server.base_url, headers=fuzz_server.headers, checks=[not_a_server_error])
