@@ -111,7 +111,8 @@ def test_unknown_route_is_404_in_openai_shape(http):
     assert r.json()["error"]["message"] == "Invalid URL (GET /v1/nothing-here)"
 
 
-def test_operations_refresh_last_active_at(client: openai.OpenAI, container):
+def test_operations_refresh_last_active_at_but_looking_does_not(client: openai.OpenAI, container):
     time.sleep(1.1)
+    assert client.containers.retrieve(container.id).last_active_at == container.last_active_at
     client.containers.files.list(container_id=container.id)
     assert client.containers.retrieve(container.id).last_active_at > container.last_active_at

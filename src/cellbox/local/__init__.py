@@ -26,8 +26,9 @@ Behaviour a client can rely on (where the cloud's is unknown, this is what its u
 - Ids sort by creation time: `cntr_` + 48 hex, `cfile_` + 32 hex, `file-` + 22 characters. Lists are newest
   first by default; `after` works even for an id deleted since.
 - Containers: `status` is `running` or `expired`; `memory_limit` defaults to `1g`; `expires_after` defaults to
-  20 minutes after `last_active_at` (1 to 1440 minutes accepted); every operation on a container (retrieve,
-  any file operation, a run) refreshes `last_active_at`. An expired container is still listed and retrievable
+  20 minutes after `last_active_at` (1 to 1440 minutes accepted); every use of a container (any file
+  operation, a run) refreshes `last_active_at`; looking at it (retrieve, list) does not, so a panel that polls
+  does not keep containers alive. An expired container is still listed and retrievable
   (status `expired`), its files and kernel are gone, and any other use answers 400 "Container is expired."
   (code `container_expired`); deleting it works. `network_policy` is always `{"type": "disabled"}` (an
   allowlist is refused with 400), `skills` are refused with 400.
