@@ -125,17 +125,14 @@ class ContainerMagics(Magics):
             sandbox = self.current
         else:
             sandbox = self._remember(Sandbox.create())
-            print(f"cellbox: created sandbox {sandbox.name} ({sandbox.id})", file=sys.stderr)
+            _say(f"created sandbox {sandbox.name} ({sandbox.id})")
         if sandbox.id in self._gone:
             old = sandbox.id
             sandbox.revive()
             self._gone.discard(old)
             self._remember(sandbox)
-            print(
-                f"cellbox: sandbox {sandbox.name} had expired; made {sandbox.id} and pushed "
-                f"{len(sandbox.manifest)} item(s) again",
-                file=sys.stderr,
-            )
+            pushed = len(sandbox.manifest)
+            _say(f"sandbox {sandbox.name} had expired; made {sandbox.id} and pushed {pushed} item(s) again")
         return sandbox
 
     def _require_current(self) -> Sandbox:
@@ -172,11 +169,11 @@ class ContainerMagics(Magics):
                     remotes = sandbox.push(item)
                 sent = [r for r in remotes if sandbox.manifest[r].file_id != before.get(r)]
                 state = f"sent {len(sent)} of {len(remotes)} file(s)" if sent else "unchanged, nothing sent"
-                print(f"cellbox: pushed {item}: {state}", file=sys.stderr)
+                _say(f"pushed {item}: {state}")
             return None
         if command == "pull":
             paths = self._require_current().pull(*args.patterns, to=args.to)
-            print(f"cellbox: pulled {len(paths)} file(s) into {args.to}", file=sys.stderr)
+            _say(f"pulled {len(paths)} file(s) into {args.to}")
             return None
         if command == "delete":
             sandbox = self._known.get(args.name) if args.name else self._require_current()
@@ -186,7 +183,7 @@ class ContainerMagics(Magics):
             self._known = {k: v for k, v in self._known.items() if v is not sandbox}
             if self.current is sandbox:
                 self.current = None
-            print(f"cellbox: deleted {sandbox.name or ''} ({sandbox.id})", file=sys.stderr)
+            _say(f"deleted {sandbox.name or ''} ({sandbox.id})")
             return None
         raise UsageError(f"unknown %container command {command!r}")  # pragma: no cover - argparse rejects it first
 
@@ -232,6 +229,11 @@ class ContainerMagics(Magics):
             display(run.value)
         if run.artifacts:
             display(widgets.ArtifactGallery(run.artifacts))
+
+
+def _say(message: str) -> None:
+    # What cellbox did, on stdout: stderr is shown as an alarm, and this is news, not trouble.
+    print(f"cellbox: {message}")
 
 
 def load_ipython_extension(ipython: Any) -> None:
