@@ -113,6 +113,9 @@ def test_line_commands_status_files_push_pull(kernel: Kernel, tmp_path) -> None:
     local.write_text("hi there")
     status, out = kernel.run(f"%container push {local}")
     assert status == "ok", out
+    assert f"cellbox: pushed {local}: sent 1 of 1 file(s)" in text(out, "stdout")
+    status, out = kernel.run(f"%container push {local}")
+    assert f"cellbox: pushed {local}: unchanged, nothing sent" in text(out, "stdout")
     status, out = kernel.run("%container files")
     assert status == "ok" and "/mnt/data/hello.txt" in out[-1]["data"]["text/plain"]
     status, out = kernel.run("%container status")
