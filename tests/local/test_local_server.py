@@ -114,3 +114,19 @@ def test_unsafe_mode_runs_code_without_a_sandbox(tmp_path, run, logs):
         assert logs(call) == "ok\n"
         assert [f.path for f in c.containers.files.list(container_id=cid)] == ["/mnt/data/made.txt"]
         assert (srv.data_dir / "containers" / cid / "made.txt").read_text() == "x"
+
+
+def test_fault_injection(tmp_path):
+    with running_server(tmp_path / "d", error_rate=1.0, pool_size=0) as srv:
+        r = httpx.get(f"{srv.base_url}/containers", headers=srv.headers)
+        assert r.status_code == 503
+        assert r.json()["error"]["code"] == "injected_fault"
+        assert httpx.get(f"{srv.base_url}/containers").status_code == 401  # auth still comes first
+    with (
+        running_server(tmp_path / "e", error_rate=0.5, pool_size=0) as srv,
+        openai.OpenAI(base_url=srv.base_url, api_key=srv.token, max_retries=12) as c,
+    ):
+        # The SDK retries 503s: with half the requests failing, every call still gets through.
+        for i in range(5):
+            created = c.containers.create(name=f"retry{i}")
+            assert c.containers.retrieve(created.id).name == f"retry{i}"

@@ -25,7 +25,7 @@ from . import errors, responses, safepath
 from .containers import Containers
 from .download import FileStream
 from .errors import APIError
-from .middleware import BearerAuth, Latency, RequestId
+from .middleware import BearerAuth, Faults, Latency, RequestId
 from .sandbox import MEMORY_LIMITS
 from .uploads import ensure, read_multipart
 
@@ -38,6 +38,7 @@ class Settings:
     token: str
     max_upload_bytes: int = 512 * 1024 * 1024
     latency_ms: float = 0.0
+    error_rate: float = 0.0
 
 
 # -- shaping records ----------------------------------------------------------------------------------------
@@ -485,6 +486,7 @@ def build_app(containers: Containers, settings: Settings, lifespan=None) -> Star
         Middleware(Latency, delay_ms=settings.latency_ms),
         Middleware(RequestId),
         Middleware(BearerAuth, token=settings.token),
+        Middleware(Faults, rate=settings.error_rate),
     ]
     app = Starlette(
         routes=ROUTES,

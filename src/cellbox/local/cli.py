@@ -25,6 +25,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run kernels as plain processes when bubblewrap sandboxes are not available",
     )
     parser.add_argument("--latency-ms", type=float, default=0.0, help="add this delay to every response")
+    parser.add_argument(
+        "--error-rate", type=float, default=0.0, help="answer this share of requests (0 to 1) with a retryable 503"
+    )
     parser.add_argument("--max-upload-mb", type=int, default=512, help="largest file upload (default: 512)")
     parser.add_argument("--pool-size", type=int, default=2, help="warm sandboxes kept ready (default: 2)")
     parser.add_argument("--exec-timeout", type=float, help="interrupt code running longer than this (seconds)")
@@ -54,6 +57,7 @@ def run_serve(args: argparse.Namespace) -> int:
             token=args.token,
             unsafe_no_isolation=args.unsafe_no_isolation,
             latency_ms=args.latency_ms,
+            error_rate=args.error_rate,
             max_upload_mb=args.max_upload_mb,
             pool_size=args.pool_size,
             exec_timeout=args.exec_timeout,

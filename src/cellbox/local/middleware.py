@@ -1,11 +1,12 @@
-"""ASGI middleware: request ids, bearer-token auth on every request, and injected latency for tests and
-benchmarks."""
+"""ASGI middleware: request ids, bearer-token auth on every request, and injected latency and faults for tests
+and benchmarks."""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
 import json
+import random
 import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -93,3 +94,21 @@ class RequestId:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+class Faults:
+    """Answers a share of requests with a retryable 503, as an overloaded cloud does, before they do anything."""
+
+    def __init__(self, app: ASGIApp, rate: float) -> None:
+        self.app = app
+        self.rate = rate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.rate <= 0 or random.random() >= self.rate:
+            await self.app(scope, receive, send)
+            return
+        error = {"message": "Injected fault (--error-rate).", "type": "server_error", "param": None}
+        body = json.dumps({"error": {**error, "code": "injected_fault"}}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 503, "headers": [*headers, (b"retry-after", b"0")]})
+        await send({"type": "http.response.body", "body": body})

@@ -44,6 +44,7 @@ class Options:
     token: str | None = None
     unsafe_no_isolation: bool = False
     latency_ms: float = 0.0
+    error_rate: float = 0.0
     max_upload_mb: int = 512
     pool_size: int = 2
     exec_timeout: float | None = None
@@ -194,7 +195,10 @@ async def _serve(
             await containers.close()
 
     settings = Settings(
-        token=token, max_upload_bytes=options.max_upload_mb * 1024 * 1024, latency_ms=options.latency_ms
+        token=token,
+        max_upload_bytes=options.max_upload_mb * 1024 * 1024,
+        latency_ms=options.latency_ms,
+        error_rate=options.error_rate,
     )
     app = build_app(containers, settings, lifespan=lifespan)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5)
