@@ -19,6 +19,8 @@ Modules, one concept each::
 
 Behaviour a client can rely on (where the cloud's is unknown, this is what its users would expect):
 
+- For tests and benchmarks: `--latency-ms N` delays every response; `--error-rate R` answers that share of
+  authenticated requests with a retryable 503 (code `injected_fault`, `Retry-After: 0`) before they do anything.
 - Every response carries `x-request-id` (`req_...`), which the SDK attaches to its errors.
 - Auth: every request needs `Authorization: Bearer <token>`; otherwise 401 with code `invalid_api_key` (wrong
   token) or null (none given). The endpoint file `{"base_url", "token", "pid"}` (mode 0600) exists while the
