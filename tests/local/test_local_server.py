@@ -130,3 +130,14 @@ def test_fault_injection(tmp_path):
         for i in range(4):
             created = c.containers.create(name=f"retry{i}")
             assert c.containers.retrieve(created.id).name == f"retry{i}"
+
+
+def test_access_log_shows_requests_but_never_the_token(tmp_path):
+    with running_server(tmp_path / "d", access_log=True, pool_size=0, token="tok-not-in-logs") as srv:
+        httpx.get(f"{srv.base_url}/containers", headers=srv.headers)
+        httpx.get(f"{srv.base_url}/containers", headers={"Authorization": "Bearer wrong-token-also-hidden"})
+        time.sleep(0.2)
+        log = srv.log()
+    assert "GET /v1/containers" in log
+    assert "tok-not-in-logs" not in log
+    assert "wrong-token-also-hidden" not in log

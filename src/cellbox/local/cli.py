@@ -30,6 +30,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-upload-mb", type=int, default=512, help="largest file upload (default: 512)")
     parser.add_argument("--pool-size", type=int, default=2, help="warm sandboxes kept ready (default: 2)")
+    parser.add_argument("--access-log", action="store_true", help="log every request (method, path, status)")
     parser.add_argument("--exec-timeout", type=float, help="interrupt code running longer than this (seconds)")
     # For tests: how many seconds a minute of `expires_after` lasts, and where to write the endpoint file.
     parser.add_argument("--seconds-per-minute", type=float, default=60.0, help=argparse.SUPPRESS)
@@ -61,6 +62,7 @@ def run_serve(args: argparse.Namespace) -> int:
             max_upload_mb=args.max_upload_mb,
             pool_size=args.pool_size,
             exec_timeout=args.exec_timeout,
+            access_log=args.access_log,
             seconds_per_minute=args.seconds_per_minute,
             endpoint_file=args.endpoint_file,
         )

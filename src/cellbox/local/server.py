@@ -48,6 +48,7 @@ class Options:
     max_upload_mb: int = 512
     pool_size: int = 2
     exec_timeout: float | None = None
+    access_log: bool = False
     seconds_per_minute: float = 60.0
     endpoint_file: Path | None = None
 
@@ -201,7 +202,14 @@ async def _serve(
         error_rate=options.error_rate,
     )
     app = build_app(containers, settings, lifespan=lifespan)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+    # The access log shows method, path and status; the Authorization header never reaches it.
+    config = uvicorn.Config(
+        app,
+        log_level="info" if options.access_log else "warning",
+        access_log=options.access_log,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
     server = uvicorn.Server(config)
     host, port = sock.getsockname()[:2]
     shown_host = f"[{host}]" if ":" in host else host
