@@ -27,6 +27,7 @@ system:
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks scripts notebooks/conftest.py
 	$(VENV)/bin/ruff format --check src tests benchmarks scripts notebooks/conftest.py
+	$(VENV)/bin/mypy
 
 test: install lint
 	$(PY) -m pytest

@@ -80,7 +80,7 @@ class Sandbox:
         self._cache = Path(tempfile.mkdtemp(prefix="cellbox-"))
         self._owns_client = False
         self.progress: progress.TrackerFactory | None = None  # shows long pushes and pulls (the magics set it)
-        self._options = {"memory_limit": container.memory_limit}
+        self._options: dict[str, Any] = {"memory_limit": container.memory_limit}
 
     # --- making and finding -----------------------------------------------------------------------------------
 
@@ -283,7 +283,7 @@ class Sandbox:
         runtime = self._ensure_runtime()
         run_id = uuid.uuid4().hex[:12]
         run_dir = f"{DATA_DIR}/{PRIVATE}/runs/{run_id}"
-        request = {
+        request: dict[str, Any] = {
             "run_id": run_id,
             "code": code,
             "result_path": f"{run_dir}/result.json",

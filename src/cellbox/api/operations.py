@@ -240,6 +240,7 @@ def create_container_file(
         return Operation("POST", path, _record(ContainerFile), json={"file_id": _checked_id(file_id, "file_id")})
     if filename is not None and (not filename or "\x00" in filename):
         raise ValidationError(f"invalid filename {filename!r}")
+    assert file is not None  # exactly one of the two was given
     return Operation("POST", path, _record(ContainerFile), upload=Upload(file, filename))
 
 

@@ -54,7 +54,7 @@ class Record:
                 known[key] = build(value) if build is not None and value is not None else value
             else:
                 extra[key] = value
-        made = cls(**known, extra=extra)
+        made = cls(**known, extra=extra)  # type: ignore[call-arg]  # every subclass is a @record dataclass
         made.__dict__["_sent"] = dict(data)
         return made
 
@@ -89,8 +89,8 @@ def _plain(value: Any) -> Any:
 def record(cls: type[R]) -> type[R]:
     """Make a Record subclass a dataclass with an `extra` field, repr'd compactly."""
     cls.__annotations__["extra"] = "dict[str, Any]"
-    cls.extra = dataclasses.field(default_factory=dict, repr=False)  # type: ignore[assignment]
-    return dataclasses.dataclass(cls)  # type: ignore[return-value]
+    cls.extra = dataclasses.field(default_factory=dict, repr=False)
+    return dataclasses.dataclass(cls)
 
 
 @record
