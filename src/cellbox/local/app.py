@@ -420,6 +420,9 @@ async def until_disconnect(request: Request, work):
     watcher = asyncio.ensure_future(disconnected())
     try:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # the server is shutting down: the work goes too
+        task.cancel()
+        raise
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
