@@ -7,14 +7,13 @@ writes (`cellbox.paths.endpoint_file()`), so `Client()` needs no arguments on a 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from .. import paths
+from .. import endpoint, paths
 from .errors import ConfigurationError
 
 if sys.version_info >= (3, 11):
@@ -109,29 +108,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return table
 
 
-def _read_endpoint_file(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("base_url"), str):
-        return None
-    pid = data.get("pid")
-    if isinstance(pid, int) and not _pid_alive(pid):
-        return None  # left behind by a server that died without cleaning up
-    return data
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def load_settings(
     env: Mapping[str, str] | None = None,
     config_file: Path | None = None,
@@ -168,11 +144,11 @@ def load_settings(
         values["base_url"] = oci_base_url(values["oci_region"])
         origin["base_url"] = origin["oci_region"]
     if "base_url" not in values:
-        found = _read_endpoint_file(endpoint_file or paths.endpoint_file())
+        found = endpoint.read(endpoint_file or paths.endpoint_file())
         if found is not None:
-            values["base_url"], origin["base_url"] = found["base_url"], "endpoint file"
-            if "api_key" not in values and isinstance(found.get("token"), str):
-                values["api_key"], origin["api_key"] = found["token"], "endpoint file"
+            values["base_url"], origin["base_url"] = found.base_url, "endpoint file"
+            if "api_key" not in values and found.token is not None:
+                values["api_key"], origin["api_key"] = found.token, "endpoint file"
     if "base_url" in values:
         values["base_url"] = values["base_url"].rstrip("/")
         if not values["base_url"].startswith(("http://", "https://")):

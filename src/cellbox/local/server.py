@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import json
 import logging
 import os
 import secrets
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import uvicorn
 
-from .. import paths
+from .. import endpoint, paths
 from .app import Settings, build_app
 from .containers import Containers
 from .sandbox import IsolationUnavailable, Launcher, check_isolation
@@ -54,37 +53,10 @@ class Options:
 
 
 def write_endpoint_file(path: Path, base_url: str, token: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        other = json.loads(path.read_text())["pid"]
-        if other != os.getpid() and _alive(other):
-            log.warning("another local server (pid %s) is running; clients will now find this one", other)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"base_url": base_url, "token": token, "pid": os.getpid()}, f)
-    os.replace(tmp, path)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_endpoint_file(path: Path, base_url: str) -> None:
-    """Removes the file only if it still describes this server (another may have started since)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return
-    if data.get("pid") == os.getpid() and data.get("base_url") == base_url:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+    running = endpoint.read(path)
+    if running is not None and running.pid not in (None, os.getpid()):
+        log.warning("another local server (pid %s) is running; clients will now find this one", running.pid)
+    endpoint.write(path, base_url, token)
 
 
 def _hidden_folders(data_dir: Path, endpoint_file: Path) -> list[Path]:
@@ -148,7 +120,7 @@ def _remove_stale_runtime_dirs() -> None:
     """Runtime folders of servers that were killed (kill -9 leaves no chance to clean up)."""
     for folder in Path("/tmp").glob("cbx-*-*"):
         pid = folder.name.split("-")[1]
-        if pid.isdigit() and not _alive(int(pid)) and folder.stat().st_uid == os.getuid():
+        if pid.isdigit() and not endpoint.pid_alive(int(pid)) and folder.stat().st_uid == os.getuid():
             shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -226,6 +198,6 @@ async def _serve(
             log.info("serving %s (%s); data in %s; token in %s", base_url, isolation, data_dir, endpoint_file)
         await task
     finally:
-        remove_endpoint_file(endpoint_file, base_url)
+        endpoint.remove(endpoint_file, base_url)
         store.close()
     return 0 if server.started else 1
