@@ -121,7 +121,7 @@ def test_bad_configuration_is_one_line(tmp_path) -> None:
     assert result.returncode == 1 and "unknown auth kind 'password'" in result.stderr
 
 
-def test_serve_then_commands_find_it_with_no_configuration(tmp_path) -> None:
+def test_serve_then_commands_find_it_with_no_configuration_and_stop_stops_it(tmp_path) -> None:
     # A user's first steps: `cellbox serve` in one terminal, `cellbox ls` in another, nothing configured.
     env = {**os.environ, "CELLBOX_STATE_DIR": str(tmp_path / "state")}
     server = subprocess.Popen(
@@ -144,11 +144,15 @@ def test_serve_then_commands_find_it_with_no_configuration(tmp_path) -> None:
         assert "local" in created.stdout and info["base_url"] in created.stdout and info["token"] not in created.stdout
         listed = cellbox("ls", env={"CELLBOX_STATE_DIR": str(tmp_path / "state")})
         assert listed.returncode == 0 and listed.stdout.startswith("ID")
+        stopped = cellbox("stop", env={"CELLBOX_STATE_DIR": str(tmp_path / "state")})
+        assert stopped.returncode == 0 and f"stopped the local server at {info['base_url']}" in stopped.stdout
     finally:
         server.terminate()
         _, errors = server.communicate(timeout=30)
     assert server.returncode == 0, errors
     assert not endpoint.exists()  # a clean stop takes the endpoint file with it
+    again = cellbox("stop", env={"CELLBOX_STATE_DIR": str(tmp_path / "state")})
+    assert again.returncode == 0 and "no local server is running" in again.stdout
 
 
 def test_rm_refuses_to_guess_between_containers_sharing_a_name(client: Client) -> None:

@@ -1,4 +1,4 @@
-"""The `cellbox` command: `serve`, `ls`, `files`, `rm`, `config`.
+"""The `cellbox` command: `serve`, `stop`, `ls`, `files`, `rm`, `config`.
 
 Every failure ends as one line on stderr and a non-zero exit: no traceback, never a secret.
 """
@@ -8,12 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from . import __version__, text
+from . import __version__, endpoint, paths, text
 from .api import CellboxError, Client, Container, load_settings
 from .api.lookup import find_container
 
@@ -90,6 +91,23 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stop(args: argparse.Namespace) -> int:
+    """Stop the local server that clients on this machine find through the endpoint file."""
+    file = paths.endpoint_file()
+    running = endpoint.read(file)
+    if running is None or running.pid is None:
+        print("cellbox: no local server is running")
+        return 0
+    os.kill(running.pid, signal.SIGTERM)
+    deadline = time.monotonic() + args.timeout
+    while endpoint.read(file) is not None:
+        if time.monotonic() > deadline:
+            return _fail(f"the local server (pid {running.pid}) did not stop within {args.timeout:g}s")
+        time.sleep(0.05)
+    print(f"cellbox: stopped the local server at {running.base_url} (pid {running.pid})")
+    return 0
+
+
 def _add_serve(subparsers: Any) -> None:
     try:
         from .local.cli import add_serve_parser, run_serve
@@ -128,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     rm = sub.add_parser("rm", help="delete containers")
     rm.add_argument("containers", metavar="CONTAINER", nargs="+", help="container ids or names")
     rm.set_defaults(handler=cmd_rm)
+
+    stop = sub.add_parser("stop", help="stop the local server started by `cellbox serve` or by a notebook")
+    stop.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for it (default 30)")
+    stop.set_defaults(handler=cmd_stop)
 
     config = sub.add_parser("config", help="show the backend, base URL and auth kind (never a secret)")
     config.add_argument("--json", action="store_true", help="print JSON")
