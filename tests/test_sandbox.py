@@ -63,15 +63,19 @@ def test_remote_exception_is_a_remote_error_with_the_cell_traceback(sandbox: cel
         run.raise_for_error()
 
 
-def test_unchanged_push_sends_nothing(sandbox: cellbox.Sandbox, local_server: RunningServer) -> None:
+def test_unchanged_push_sends_nothing_and_a_new_value_replaces_the_old(sandbox: cellbox.Sandbox) -> None:
+    def uploads() -> dict[str, str]:
+        return {f.path or "": f.id for f in sandbox.files(include_private=True)}
+
     frame = typed_frame()
     sandbox.push(frame, name="t")
-    before = len(sandbox.files(include_private=True))
+    first = uploads()
     sandbox.push(frame.copy(), name="t")
-    assert len(sandbox.files(include_private=True)) == before
+    assert uploads() == first  # the same content: nothing sent
     frame.loc[0, "i"] = 99
     sandbox.push(frame, name="t")
-    assert len(sandbox.files(include_private=True)) == before + 1
+    after = uploads()
+    assert after.keys() == first.keys() and after != first  # sent again, in place of the old value
     assert sandbox.run("int(t.i[0])").value == 99
 
 

@@ -203,7 +203,8 @@ class Sandbox:
         for entry in self.manifest.values():
             if entry.fingerprint == fp and entry.spec is not None and entry.spec["name"] == name:
                 return entry.local, entry.remote, fp, entry.spec
-        spec = frames.write(value, self._cache / f"{name}-{fp[:16]}")
+        # One file per variable, here and in the sandbox: a new value replaces the old one rather than piling up.
+        spec = frames.write(value, self._cache / name)
         local = Path(spec.pop("path"))
         spec["name"] = name
         return local, f"{PRIVATE}/inputs/{local.name}", fp, spec
