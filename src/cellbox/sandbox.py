@@ -388,7 +388,10 @@ class Sandbox:
                 raise CellboxError(f"the sandbox wrote {spec['path']} but it is not in the container's file list")
             local = self._cache / f"{run.id}-{record.id}{posixpath.splitext(spec['path'])[1]}"
             self._call(self.client.containers.files.download, self.id, record.id, local)
-            return frames.read(spec, local)
+            try:
+                return frames.read(spec, local)
+            finally:
+                local.unlink()  # read into memory: the copy on disk has done its job
 
         names = list(outputs)
         specs = [outputs[n] for n in names]
