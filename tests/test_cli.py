@@ -146,9 +146,12 @@ def test_serve_then_commands_find_it_with_no_configuration_and_stop_stops_it(tmp
         assert listed.returncode == 0 and listed.stdout.startswith("ID")
         stopped = cellbox("stop", env={"CELLBOX_STATE_DIR": str(tmp_path / "state")})
         assert stopped.returncode == 0 and f"stopped the local server at {info['base_url']}" in stopped.stdout
-    finally:
-        server.terminate()
+        # `stop` alone must end the process; a SIGTERM of our own could land in its interpreter's shutdown.
         _, errors = server.communicate(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
     assert server.returncode == 0, errors
     assert not endpoint.exists()  # a clean stop takes the endpoint file with it
     again = cellbox("stop", env={"CELLBOX_STATE_DIR": str(tmp_path / "state")})
