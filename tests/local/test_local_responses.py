@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 import time
 
 import httpx
@@ -299,3 +300,43 @@ def test_leaving_a_stream_interrupts_the_code(server, client, container, run, lo
     call, _ = run(client, container.id, "print(kept)")
     assert time.monotonic() - started < 5
     assert logs(call) == "still here\n"
+
+
+def _delete_soon(client: openai.OpenAI, container_id: str) -> threading.Timer:
+    deleter = threading.Timer(1.0, client.containers.delete, (container_id,))
+    deleter.start()
+    return deleter
+
+
+def test_deleting_the_container_while_its_code_runs_answers_404(client, container):
+    deleter = _delete_soon(client, container.id)
+    started = time.monotonic()
+    try:
+        with pytest.raises(openai.NotFoundError, match="No container found"):
+            client.responses.create(
+                model="cellbox-local",
+                input="import time\ntime.sleep(60)",
+                tools=[{"type": "code_interpreter", "container": container.id}],
+            )
+    finally:
+        deleter.join()
+    assert time.monotonic() - started < 10  # the run ends with its container, not at the sleep's end
+
+
+def test_deleting_the_container_while_a_stream_runs_ends_it_with_an_error_event(client, container):
+    deleter = _delete_soon(client, container.id)
+    try:
+        events = list(
+            client.responses.create(
+                model="cellbox-local",
+                input="import time\ntime.sleep(60)",
+                tools=[{"type": "code_interpreter", "container": container.id}],
+                stream=True,
+            )
+        )
+    finally:
+        deleter.join()
+    error, failed = events[-2:]
+    assert error.type == "error" and error.code == "not_found" and "No container found" in error.message
+    assert failed.type == "response.failed" and failed.response.status == "failed"
+    assert failed.response.error.code == "not_found"

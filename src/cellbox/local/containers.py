@@ -198,8 +198,8 @@ class Containers:
                 await self._start_kernel(container_id, MEMORY_LIMITS[limit])
         elif result.error and "MemoryError" in result.error:
             result.logs += f"\nMemoryError: this container's memory limit is {limit}.\n"
-        if self.store.get_container(container_id) is None:
-            return result, []
+        if self.store.get_container(container_id) is None:  # deleted while the code ran
+            raise errors.not_found("container", container_id, param="container_id")
         async with self.lock(container_id):
             changed = self.store.sync_container_files(container_id)
         return result, changed

@@ -168,6 +168,12 @@ class Kernel:
                             result.status = "failed"
                             break
                         continue
+                    except asyncio.CancelledError:
+                        if self._client is not None:
+                            raise
+                        # Killed from outside (its container was deleted): closing its sockets cancelled the poll.
+                        result.status, result.killed = "failed", True
+                        break
                     if msg["parent_header"].get("msg_id") != msg_id:
                         continue
                     if _is_idle(msg):

@@ -205,7 +205,14 @@ async def stream(
     yield event("response.code_interpreter_call_code.delta", delta=request.code, **call)
     yield event("response.code_interpreter_call_code.done", code=request.code, **call)
     yield event("response.code_interpreter_call.interpreting", **call)
-    result, new_files = await run()
+    try:
+        result, new_files = await run()
+    except errors.APIError as exc:  # the status line is long gone: the failure travels as events
+        yield event("error", code=exc.code, message=exc.message, param=exc.param)
+        failed = envelope(request, ids, container_id, [], "failed")
+        failed["error"] = {"code": exc.code or "server_error", "message": exc.message}
+        yield event("response.failed", response=failed)
+        return
     yield event("response.code_interpreter_call.completed", **call)
     yield event("response.output_item.done", output_index=0, item=call_item(request, ids, container_id, result))
     message = message_item(ids, container_id, result, new_files)
