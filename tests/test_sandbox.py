@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,3 +172,13 @@ def test_long_push_and_pull_report_progress(sandbox: cellbox.Sandbox, tmp_path: 
     pull = RecordingTracker.made[-1]
     assert pull.label.startswith("pull") and pull.done == pull.total == big.stat().st_size and pull.closed
     assert local.read_bytes() == big.read_bytes()
+
+
+def test_a_sandbox_deleted_mid_cell_is_reported_as_gone(sandbox: cellbox.Sandbox) -> None:
+    deleter = threading.Timer(1.0, sandbox.client.containers.delete, (sandbox.id,))
+    deleter.start()
+    try:
+        with pytest.raises(cellbox.SandboxGone, match="expired or was deleted"):
+            sandbox.run("import time\ntime.sleep(20)")
+    finally:
+        deleter.join()

@@ -354,11 +354,15 @@ class Sandbox:
         found: dict[str, ContainerFile] = {}
         if not wanted:
             return found
-        for record in self.client.containers.files.list(self.id, order="desc", limit=100):
-            if record.path in wanted and record.path not in found:
-                found[record.path] = record
-                if len(found) == len(wanted):
-                    break
+
+        def scan(container_id: str) -> None:
+            for record in self.client.containers.files.list(container_id, order="desc", limit=100):
+                if record.path in wanted and record.path not in found:
+                    found[record.path] = record
+                    if len(found) == len(wanted):
+                        return
+
+        self._call(scan, self.id)
         return found
 
     def _build_run(self, result: dict[str, Any], pull: Sequence[str], to: str | Path) -> Run:
