@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from jupyter_client.manager import KernelManager
 
@@ -153,3 +154,27 @@ def test_interrupt_stops_the_remote_run(kernel: Kernel) -> None:
     time.sleep(1.5)  # were the loop still running remotely, it would tick on
     status, out = kernel.run("%%container\nprint(open('tick.txt').read())")
     assert status == "ok" and int(text(out, "stdout")) == ticks
+
+
+def test_a_container_deleted_mid_cell_fails_the_cell_and_the_next_cell_carries_on(
+    kernel: Kernel, local_server: RunningServer, tmp_path
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("pushed before")
+    assert kernel.run(f"%container push {notes}")[0] == "ok"
+    status, out = kernel.run("print(get_ipython().find_magic('container').__self__.current.id)")
+    container_id = text(out, "stdout").strip()
+    delete = threading.Timer(
+        1.5, httpx.delete, (f"{local_server.base_url}/containers/{container_id}",), {"headers": local_server.headers}
+    )
+    delete.start()
+    started = time.monotonic()
+    status, out = kernel.run("%%container\nimport time\ntime.sleep(60)")
+    delete.join()
+    assert status == "error" and time.monotonic() - started < 15
+    error = next(m for m in out if m["type"] == "error")
+    assert error["ename"] == "SandboxGone" and "expired or was deleted" in error["evalue"]
+    status, out = kernel.run("%%container\nprint(open('notes.txt').read())")
+    assert status == "ok", out
+    assert "was gone (expired or deleted); made cntr_" in text(out, "stdout")
+    assert text(out, "stdout").endswith("pushed before\n")  # the manifest was pushed again

@@ -132,7 +132,8 @@ class ContainerMagics(Magics):
             self._gone.discard(old)
             self._remember(sandbox)
             pushed = len(sandbox.manifest)
-            _say(f"sandbox {sandbox.name} had expired; made {sandbox.id} and pushed {pushed} item(s) again")
+            gone = f"sandbox {sandbox.name} was gone (expired or deleted)"
+            _say(f"{gone}; made {sandbox.id} and pushed {pushed} item(s) again")
         return sandbox
 
     def _require_current(self) -> Sandbox:
