@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 
 import cellbox
+from cellbox.api import Container
+from cellbox.api.errors import APIStatusError, error_from_response
 from cellbox.local.testing import RunningServer
-from cellbox.sandbox import LoaderMismatch, loader_line
+from cellbox.sandbox import LoaderMismatch, _is_gone, loader_line
 
 
 @pytest.fixture
@@ -182,3 +185,63 @@ def test_a_sandbox_deleted_mid_cell_is_reported_as_gone(sandbox: cellbox.Sandbox
             sandbox.run("import time\ntime.sleep(20)")
     finally:
         deleter.join()
+
+
+def test_a_missing_file_is_not_a_missing_sandbox(sandbox: cellbox.Sandbox) -> None:
+    # The local server's 404 for a file says "No container file found": the container itself is still there.
+    run = sandbox.run("open('made.txt', 'w').write('here')\nkept = 7")
+    (artifact,) = run.artifacts
+    sandbox.client.containers.files.delete(sandbox.id, artifact.file.id)
+    with pytest.raises(cellbox.api.NotFoundError):
+        artifact.read()
+    old = sandbox.id
+    assert sandbox.run("kept").value == 7 and sandbox.id == old  # the same container, its state intact
+
+
+def api_error(status: int, body: dict) -> APIStatusError:
+    request = httpx.Request("GET", "https://api.example/v1/containers/cntr_1/files/cfile_1/content")
+    return error_from_response(httpx.Response(status, json=body, request=request))
+
+
+def container(status: str) -> Callable[[], Container]:
+    return lambda: Container(id="cntr_1", status=status)
+
+
+def never() -> Container:
+    raise AssertionError("the error says enough: no need to ask for the container")
+
+
+def gone_on_retrieve() -> Container:
+    raise api_error(404, {"error": {"message": "Container not found", "type": "invalid_request_error"}})
+
+
+def unreachable() -> Container:
+    raise cellbox.api.APIConnectionError("connection refused")
+
+
+OPENAI_FILE_404 = {"error": {"message": "File cfile_1 not found on container cntr_1", "type": "invalid_request_error"}}
+OPENAI_EXPIRED = {"error": {"message": "Container is expired.", "type": "invalid_request_error"}}
+OCI_404 = {"code": "NotAuthorizedOrNotFound", "message": "Authorization failed or requested resource not found"}
+LOCAL_FILE_404 = {"error": {"message": "No container file found with id 'cfile_1'.", "param": "file_id"}}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "retrieve", "gone"),
+    [
+        (400, {"error": {"message": "Container is expired.", "code": "container_expired"}}, never, True),
+        (404, {"error": {"message": "No container found with id 'cntr_1'.", "param": "container_id"}}, never, True),
+        (404, LOCAL_FILE_404, container("running"), False),
+        (404, LOCAL_FILE_404, gone_on_retrieve, True),
+        (404, OPENAI_FILE_404, container("running"), False),
+        (404, OPENAI_FILE_404, container("expired"), True),
+        (400, OPENAI_EXPIRED, container("expired"), True),
+        (400, OPENAI_EXPIRED, gone_on_retrieve, True),
+        (404, OCI_404, container("running"), False),
+        (404, OCI_404, gone_on_retrieve, True),
+        (404, OPENAI_FILE_404, unreachable, False),
+    ],
+)
+def test_gone_is_decided_by_code_param_or_the_container_never_by_wording(
+    status: int, body: dict, retrieve: Callable[[], Container], gone: bool
+) -> None:
+    assert _is_gone(api_error(status, body), retrieve) is gone

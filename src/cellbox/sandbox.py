@@ -26,7 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from . import backend, frames, progress
-from .api import APIStatusError, BadRequestError, CellboxError, Client, Container, ContainerFile, NotFoundError
+from .api import (
+    APIError,
+    APIStatusError,
+    BadRequestError,
+    CellboxError,
+    Client,
+    Container,
+    ContainerFile,
+    NotFoundError,
+)
 from .api.lookup import NoSuchContainer, find_container
 from .results import Artifact, RemoteError, RemoteValue, Run, SandboxGone
 from .runtime import container_runtime_source
@@ -467,7 +476,7 @@ class Sandbox:
         try:
             return fn(*args, **kwargs)
         except (NotFoundError, BadRequestError) as exc:
-            if _is_gone(exc, self.id):
+            if _is_gone(exc, lambda: self.client.containers.retrieve(self.id)):
                 raise SandboxGone(
                     f"sandbox {self.name or self.id} ({self.id}) has expired or was deleted. "
                     "Call revive() (the next %%container cell does it for you) to make a new one with the same "
@@ -476,11 +485,26 @@ class Sandbox:
             raise
 
 
-def _is_gone(exc: APIStatusError, container_id: str) -> bool:
-    text = (str(exc) or "").lower()
-    if isinstance(exc, BadRequestError):
-        return "expired" in text
-    return "container" in text or container_id.lower() in text
+GONE_STATUSES = ("expired", "deleted")
+
+
+def _is_gone(exc: APIStatusError, retrieve: Callable[[], Container]) -> bool:
+    """Whether a 400/404 means the container itself is gone (expired or deleted).
+
+    Decided by the API's error code and parameter, or, when those don't say, by asking for the container; never by
+    the message's wording, which names the container for a missing file too ("No container file found", "File
+    cfile_… not found on container cntr_…")."""
+    if exc.code == "container_expired":
+        return True
+    if isinstance(exc, NotFoundError) and exc.param == "container_id":
+        return True
+    try:
+        container = retrieve()
+    except (NotFoundError, BadRequestError):  # 404 unknown, or 400 "Container is expired." for any use of it
+        return True
+    except APIError:  # can't tell: the original error stands
+        return False
+    return container.status in GONE_STATUSES
 
 
 def loader_line(runtime_path: str, request_path: str) -> str:
