@@ -245,3 +245,20 @@ def test_gone_is_decided_by_code_param_or_the_container_never_by_wording(
     status: int, body: dict, retrieve: Callable[[], Container], gone: bool
 ) -> None:
     assert _is_gone(api_error(status, body), retrieve) is gone
+
+
+def test_what_a_run_hands_back_stays_readable_after_later_runs(sandbox: cellbox.Sandbox, tmp_path: Path) -> None:
+    # The runtime drops earlier runs' folders: what a Run handed over must not depend on them.
+    first = sandbox.run(
+        "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+        "plt.plot([1, 2, 3])\nopen('made.txt', 'w').write('made')\nplt.gcf()"
+    )
+    assert first.ok, first.error
+    assert sandbox.run("1 + 1").value == 2
+    assert sandbox.run("2 + 2").value == 4
+    assert len(first.figures) == 2  # the last value, then the figures still open
+    for n, figure in enumerate(first.figures):
+        assert figure.read().startswith(b"\x89PNG")
+        assert figure.download(tmp_path / f"figure-{n}.png").read_bytes() == figure.read()
+    (made,) = first.artifacts
+    assert made.read() == b"made"

@@ -388,17 +388,22 @@ class Sandbox:
         )
         value = result.get("value") or {}
         outputs = result.get("outputs") or {}
-        wanted = [spec["path"] for spec in outputs.values()]
-        if value.get("path"):
-            wanted.append(value["path"])
-        wanted += result.get("figures") or []
-        wanted += result.get("changed") or []
-        records = self._files_at(wanted)
+        # The run's own files (values, figures) live in its folder, which the next run drops: everything the Run
+        # hands over from there is fetched now. Files the code made in /mnt/data stay there, read when asked.
+        figures = ([value["path"]] if value.get("kind") == "image" else []) + (result.get("figures") or [])
+        specs = [outputs[n] for n in outputs]
+        if value.get("kind") in ("dataframe", "series"):
+            specs.append(value)
+        records = self._files_at([s["path"] for s in specs] + figures + (result.get("changed") or []))
+
+        def record_of(path: str) -> ContainerFile:
+            record = records.get(path)
+            if record is None:
+                raise CellboxError(f"the sandbox wrote {path} but it is not in the container's file list")
+            return record
 
         def fetch(spec: dict[str, Any]) -> Any:
-            record = records.get(spec["path"])
-            if record is None:
-                raise CellboxError(f"the sandbox wrote {spec['path']} but it is not in the container's file list")
+            record = record_of(spec["path"])
             local = self._cache / f"{run.id}-{record.id}{posixpath.splitext(spec['path'])[1]}"
             self._call(self.client.containers.files.download, self.id, record.id, local)
             try:
@@ -406,14 +411,15 @@ class Sandbox:
             finally:
                 local.unlink()  # read into memory: the copy on disk has done its job
 
-        names = list(outputs)
-        specs = [outputs[n] for n in names]
-        if value.get("kind") in ("dataframe", "series", "image"):
-            specs.append(value)
-        fetched = self._parallel(lambda s: fetch(s) if s.get("kind") != "image" else None, specs)
-        run.outputs = dict(zip(names, fetched[: len(names)], strict=True))
+        def fetch_figure(path: str) -> Artifact:
+            artifact = self._artifact(record_of(path))
+            artifact.read()
+            return artifact
+
+        fetched = self._parallel(lambda job: fetch_figure(job) if isinstance(job, str) else fetch(job), specs + figures)
+        run.outputs = dict(zip(outputs, fetched[: len(outputs)], strict=True))
         if value.get("kind") in ("dataframe", "series"):
-            run.value = fetched[-1]
+            run.value = fetched[len(outputs)]
             if value.get("truncated_from"):
                 run.stderr += (
                     f"cellbox: showing the first {len(run.value):,} of {value['truncated_from']:,} rows; "
@@ -423,10 +429,8 @@ class Sandbox:
             run.value = value.get("json")
         elif value.get("kind") == "repr":
             run.value = RemoteValue(value)
-        run.figures = [self._artifact(records[p]) for p in result.get("figures") or [] if p in records]
+        run.figures = fetched[len(specs) :]
         run.artifacts = [self._artifact(records[p]) for p in result.get("changed") or [] if p in records]
-        if value.get("kind") == "image" and value.get("path") in records:
-            run.figures.insert(0, self._artifact(records[value["path"]]))
         if pull:
             self.pull(*pull, to=to)
         return run
