@@ -44,7 +44,7 @@ def test_push_run_and_outputs_keep_dtypes(sandbox: cellbox.Sandbox) -> None:
     run = sandbox.run("sales['twice'] = sales.i * 2\nprint(len(sales))\nsales.s.tolist()", outputs=["sales"])
     assert run.ok and run.stdout == "3\n"
     assert run.value == ["a", "b", "c"]
-    back = run.outputs["sales"]
+    back = run.variables["sales"]
     pd.testing.assert_frame_equal(back.drop(columns="twice"), frame)
     assert back["twice"].tolist() == [2, 4, 6]
 
@@ -54,7 +54,7 @@ def test_state_persists_between_runs_and_series_round_trip(sandbox: cellbox.Sand
     series = pd.Series([1.0, 2.0], name="weights")
     run = sandbox.run("counter += 1\nw = weights * 10\ncounter", inputs={"weights": series}, outputs=["w"])
     assert run.value == 42
-    pd.testing.assert_series_equal(run.outputs["w"], series * 10)
+    pd.testing.assert_series_equal(run.variables["w"], series * 10)
 
 
 def test_remote_exception_is_a_remote_error_with_the_cell_traceback(sandbox: cellbox.Sandbox) -> None:

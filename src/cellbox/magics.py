@@ -215,7 +215,7 @@ class ContainerMagics(Magics):
         self._show(run)
         if run.error is not None:
             raise run.error
-        namespace.update(run.outputs)
+        namespace.update(run.variables)
 
     def _show(self, run: Run) -> None:
         if run.stdout:

@@ -103,17 +103,17 @@ class Artifact:
 
 @dataclasses.dataclass
 class Run:
-    """The outcome of `Sandbox.run`: output streams, the error if any, the last value, `-o` outputs, artifacts."""
+    """The outcome of `Sandbox.run`: output streams, the error if any, the last value, the `-o` variables brought
+    back (`variables`, by name), figures and artifacts."""
 
     id: str
     stdout: str = ""
     stderr: str = ""
     error: RemoteError | None = None
     value: Any = None
-    outputs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    variables: dict[str, Any] = dataclasses.field(default_factory=dict)
     artifacts: list[Artifact] = dataclasses.field(default_factory=list)
     figures: list[Artifact] = dataclasses.field(default_factory=list)
-    value_info: dict[str, Any] | None = dataclasses.field(default=None, repr=False)
     duration: float | None = None
 
     @property

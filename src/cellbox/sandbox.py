@@ -383,7 +383,6 @@ class Sandbox:
             error=RemoteError(error["ename"], error["evalue"], error["traceback"], run_id=result["run_id"])
             if error
             else None,
-            value_info=result.get("value"),
             duration=result.get("duration"),
         )
         value = result.get("value") or {}
@@ -417,7 +416,7 @@ class Sandbox:
             return artifact
 
         fetched = self._parallel(lambda job: fetch_figure(job) if isinstance(job, str) else fetch(job), specs + figures)
-        run.outputs = dict(zip(outputs, fetched[: len(outputs)], strict=True))
+        run.variables = dict(zip(outputs, fetched[: len(outputs)], strict=True))
         if value.get("kind") in ("dataframe", "series"):
             run.value = fetched[len(outputs)]
             if value.get("truncated_from"):
