@@ -1,28 +1,22 @@
-"""Fixtures for the `cellbox.api` tests: a real fake Containers API on loopback, and clients pointed at it.
+"""Fixtures for the `cellbox.api` tests: the mock API (an httpx `MockTransport`) for answers a server can be
+told to give, the fake Containers API on loopback for what needs a socket, and clients pointed at them.
 
 The user's own configuration never leaks in: tests/conftest.py gives every test of the suite a clean
-environment.
+environment. Helpers live in modules of their own (tests/api is on the pythonpath): `fakeserver`, `mockapi`,
+`runboth`, `ocisigning`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-import os
-import sys
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
-
-sys.path.insert(0, os.path.dirname(__file__))
-
 from fakeserver import TOKEN, FakeServer
+from mockapi import MockAPI
+from runboth import FAST_RETRY, Both
 
-from cellbox.api import AsyncClient, Client, RetryPolicy
-
-FAST_RETRY = RetryPolicy(max_retries=2, initial_delay=0.01, max_delay=0.05)
+from cellbox.api import AsyncClient, Client
 
 
 @pytest.fixture(scope="session")
@@ -53,63 +47,17 @@ async def aclient(server: FakeServer) -> AsyncIterator[AsyncClient]:
         yield c
 
 
-class Both:
-    """Runs a call on a sync or an async client alike: `both(lambda c: c.containers.retrieve(cid))`.
-
-    Awaitables are awaited and iterators (sync or async) collected into lists, on a private event loop.
-    """
-
-    def __init__(self, kind: str, server: FakeServer, **options: Any) -> None:
-        self.kind = kind
-        self.server = server
-        self._loop = asyncio.new_event_loop() if kind == "async" else None
-        self.client = self.make(**options)
-
-    def make(self, **options: Any) -> Client | AsyncClient:
-        options.setdefault("base_url", self.server.base_url)
-        options.setdefault("api_key", TOKEN)
-        retry = options.pop("retry", FAST_RETRY)
-        cls = AsyncClient if self.kind == "async" else Client
-        made = cls(**options)
-        if retry is not None:
-            made.retry = retry
-        return made
-
-    def __call__(self, call: Callable[[Any], Any], client: Client | AsyncClient | None = None) -> Any:
-        result = call(client or self.client)
-        if inspect.isawaitable(result):
-            return self._run(result)
-        if hasattr(result, "__aiter__"):
-            return self._run(_collect(result))
-        if inspect.isgenerator(result):
-            return list(result)
-        return result
-
-    def _run(self, awaitable: Any) -> Any:
-        assert self._loop is not None
-        return self._loop.run_until_complete(awaitable)
-
-    def close(self, client: Client | AsyncClient | None = None) -> None:
-        target = client or self.client
-        if isinstance(target, AsyncClient):
-            self._run(target.aclose())
-        else:
-            target.close()
-
-    def finish(self) -> None:
-        self.close()
-        if self._loop is not None:
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-            self._loop.close()
-
-
-async def _collect(items: Any) -> list[Any]:
-    return [item async for item in items]
+@pytest.fixture(params=["sync", "async"])
+def both(request: pytest.FixtureRequest, server: FakeServer) -> Iterator[Both]:
+    """A client of each kind (the test runs twice) against the fake server on loopback, with fast retries."""
+    runner = Both(request.param, server)
+    yield runner
+    runner.finish()
 
 
 @pytest.fixture(params=["sync", "async"])
-def both(request: pytest.FixtureRequest, server: FakeServer) -> Iterator[Both]:
-    """A client of each kind (the test runs twice) against the fake server, with fast retries."""
-    runner = Both(request.param, server)
+def mocked(request: pytest.FixtureRequest) -> Iterator[Both]:
+    """A client of each kind (the test runs twice) over a fresh `MockAPI`, with fast retries."""
+    runner = Both(request.param, MockAPI())
     yield runner
     runner.finish()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from runboth import Both
 
 from cellbox.api import Container, Deleted, NotFoundError, Page, ValidationError
-from conftest import Both
 
 
 def test_create_sends_every_parameter(both: Both) -> None:
@@ -128,7 +128,7 @@ def test_unknown_fields_are_kept(both: Both) -> None:
         (lambda c: c.containers.list_page(limit=True), "limit"),
         (lambda c: c.containers.list_page(order="newest"), "order must be 'asc' or 'desc'"),
         (lambda c: c.containers.list(limit=0), "limit"),
-        (lambda c: c.containers.retrieve(""), "container_id must be a non-empty string"),
+        (lambda c: c.containers.retrieve(""), "container_id must be an id"),
         (lambda c: c.containers.delete(None), "container_id"),
     ],
 )
@@ -147,12 +147,3 @@ def test_unknown_container_is_not_found(both: Both) -> None:
     assert error.request_id and error.request_id in str(error)
     assert "GET /v1/containers/cntr_missing" in str(error) and "cellbox ls" in str(error)
     assert both.server.count() == 1  # a 404 is an answer, not retried
-
-
-@pytest.mark.parametrize("bad_id", ["..", ".", "../containers", "a/b", "x?y=1", "cntr#1"])
-def test_ids_stay_one_path_segment(both: Both, bad_id: str) -> None:
-    with pytest.raises(NotFoundError):
-        both(lambda c: c.containers.retrieve(bad_id))
-    [sent] = both.server.requests()
-    assert sent.method == "GET" and sent.raw_path.startswith("/v1/containers/") and sent.raw_path.count("/") == 3
-    assert sent.query == ""

@@ -7,6 +7,8 @@ import time
 
 import httpx
 import pytest
+from fakeserver import TOKEN
+from runboth import Both
 
 from cellbox.api import (
     APIConnectionError,
@@ -28,7 +30,6 @@ from cellbox.api import (
     UnprocessableEntityError,
     load_settings,
 )
-from conftest import TOKEN, Both
 
 CID = "cntr_errors"
 PATH = f"/v1/containers/{CID}"

@@ -12,7 +12,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from fakeserver import FakeServer
+from fakeserver import TOKEN, FakeServer
+from runboth import Both
 
 from cellbox.api import (
     APIConnectionError,
@@ -25,7 +26,6 @@ from cellbox.api import (
     NotFoundError,
     ValidationError,
 )
-from conftest import TOKEN, Both
 
 PAYLOAD = bytes(range(256)) * 1000 + b"\r\n--not-a-boundary--\r\n"  # 256 kB and change, every byte value
 

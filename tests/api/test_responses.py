@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from runboth import Both
 
 from cellbox.api import (
     CodeInterpreterCall,
@@ -12,7 +13,6 @@ from cellbox.api import (
     Response,
     ValidationError,
 )
-from conftest import Both
 
 
 def test_create_binds_the_tool_to_the_container(both: Both) -> None:

@@ -9,6 +9,8 @@ import time
 
 import httpx
 import pytest
+from fakeserver import TOKEN
+from runboth import Both
 
 from cellbox.api import (
     APIConnectionError,
@@ -20,7 +22,6 @@ from cellbox.api import (
 )
 from cellbox.api.base import parse_retry_after
 from cellbox.api.operations import Operation
-from conftest import TOKEN, Both
 
 CID = "cntr_retry"
 PATH = f"/v1/containers/{CID}"

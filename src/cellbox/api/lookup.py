@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .errors import CellboxError, NotFoundError
+from .errors import CellboxError, NotFoundError, ValidationError
+from .operations import is_plain_id
 from .records import Container
 
 if TYPE_CHECKING:
@@ -24,13 +25,18 @@ class AmbiguousName(CellboxError, LookupError):
 
 
 def find_container(client: Client, id_or_name: str, *, running_only: bool = False, unique: bool = False) -> Container:
-    """The container with this id, else the newest one with this name (or, with `unique`, the only one)."""
-    try:
-        box = client.containers.retrieve(id_or_name)
-        if not running_only or box.status in LIVE:
-            return box
-    except NotFoundError:
-        pass
+    """The container with this id, else the newest one with this name (or, with `unique`, the only one).
+
+    A name that can't be an id (`my box`, `a/b`) is only looked up by name: it never goes into a URL path."""
+    if not isinstance(id_or_name, str) or not id_or_name.strip():
+        raise ValidationError(f"give a container id or name; got {id_or_name!r}")
+    if is_plain_id(id_or_name):
+        try:
+            box = client.containers.retrieve(id_or_name)
+            if not running_only or box.status in LIVE:
+                return box
+        except NotFoundError:
+            pass
     named = [
         box
         for box in client.containers.list(name=id_or_name, order="desc")

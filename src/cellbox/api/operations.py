@@ -10,11 +10,11 @@ import dataclasses
 import json
 import mimetypes
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any, Union
-from urllib.parse import quote
 
 import httpx
 
@@ -129,11 +129,28 @@ def _checked_id(value: str, what: str) -> str:
     return value
 
 
+# An id that goes into a URL path is a plain token, so no server can read it as anything but one id: not `.` or
+# `..` (which would name the collection itself, so `DELETE /containers/..` could delete everything), not `/`, not
+# an escape a server might decode. Dots and colons are allowed: OCI ids are OCIDs (`ocid1.generativeai….oc1.iad.…`).
+_PLAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,255}")
+
+
+def is_plain_id(value: object) -> bool:
+    """Whether `value` can be an id in a URL path: an ASCII letter or digit, then letters, digits, `_ - . :`."""
+    return isinstance(value, str) and _PLAIN_ID.fullmatch(value) is not None
+
+
 def _id(value: str, what: str) -> str:
-    """An id as one path segment: quoted, so `../x` (or `..`) can't walk to another endpoint."""
-    segment = quote(_checked_id(value, what), safe="")
-    # URL normalisation drops `.` and `..` segments; escaped, they stay a (wrong, so 404) id.
-    return segment.replace(".", "%2E") if segment in (".", "..") else segment
+    """An id for a URL path segment, sent as it is; anything but a plain token is refused before sending."""
+    if not is_plain_id(value):
+        shown = (
+            repr(value) if not isinstance(value, str) or len(value) <= 80 else f"{value[:60]!r}… ({len(value)} chars)"
+        )
+        raise ValidationError(
+            f"{what} must be an id as the API returned it (an ASCII letter or digit, then letters, digits, "
+            f"'_', '-', '.' or ':', at most 256 characters); got {shown}. Nothing was sent."
+        )
+    return value
 
 
 def _memory_limit(value: str | None) -> str | None:
