@@ -14,7 +14,8 @@ import cellbox
 from cellbox.api import Container
 from cellbox.api.errors import APIStatusError, error_from_response
 from cellbox.local.testing import RunningServer
-from cellbox.sandbox import LoaderMismatch, _is_gone, loader_line
+from cellbox.protocol import LoaderMismatch, loader_line
+from cellbox.sandbox import _is_gone
 
 
 @pytest.fixture
@@ -120,7 +121,7 @@ def test_figures_come_back_as_png(sandbox: cellbox.Sandbox) -> None:
 
 def test_loader_mismatch_is_refused(sandbox: cellbox.Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     # The local model runs the first fenced block it is given: hand it a different one, as a wayward model would.
-    monkeypatch.setattr("cellbox.sandbox.run_prompt", lambda loader: "```python\nprint('something else')\n```")
+    monkeypatch.setattr("cellbox.protocol.run_prompt", lambda loader: "```python\nprint('something else')\n```")
     with pytest.raises(LoaderMismatch, match="something else"):
         sandbox.run("1")
 

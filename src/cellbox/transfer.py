@@ -1,0 +1,295 @@
+"""Moving data between the notebook and a container: pushes, pulls and the files a run leaves.
+
+A manifest of what was pushed (keyed by content fingerprint) makes pushing unchanged data again free and lets a
+new container get everything again (`Sandbox.revive`). Transfers of several files run in parallel; long ones
+report progress to the tracker factory they are given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import glob as globlib
+import os
+import posixpath
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from . import frames, progress
+from .api import CellboxError, Client, Container, ContainerFile
+from .protocol import DATA_DIR, PRIVATE, VARIABLE_NAME, Result, runtime_file
+from .results import Artifact, Run
+
+MAX_WORKERS = 8
+
+# One file to upload: the local file, its path relative to /mnt/data, its fingerprint, and for a value the
+# runtime's spec of it (kind, format, variable name).
+Job = tuple[Path, str, str, dict[str, Any] | None]
+
+
+@dataclasses.dataclass
+class Pushed:
+    """One entry of the manifest: what was sent, where it lives, and how to send it again."""
+
+    remote: str  # path relative to /mnt/data
+    fingerprint: str
+    local: Path  # the file that was uploaded (a cached copy for values)
+    file_id: str | None = None
+    path: str | None = None  # absolute path in the container, as the API reported it
+    spec: dict[str, Any] | None = None  # for values: the runtime's spec (kind, format)
+
+
+def file_fingerprint(path: Path) -> str:
+    """The file's content hash; re-hashed only when its size or modification time changes."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    digest = _file_hashes.get(key)
+    if digest is None:
+        digest = _file_hashes[key] = frames.file_fingerprint(path)
+    return digest
+
+
+_file_hashes: dict[tuple[str, int, int], str] = {}
+
+
+def parallel(work: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    if len(items) <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(items))) as pool:
+        return list(pool.map(work, items))
+
+
+def file_jobs(pattern: str, to: str | None) -> list[Job]:
+    """The files a path, folder or glob names, each with where it lands under /mnt/data (or `to`)."""
+    matches = sorted(globlib.glob(pattern, recursive=True)) if globlib.has_magic(pattern) else [pattern]
+    if not matches:
+        raise CellboxError(f"nothing matches {pattern!r}; no files were sent")
+    jobs: list[Job] = []
+    for match in matches:
+        path = Path(match)
+        if path.is_dir():
+            base = posixpath.join(to or "", path.resolve().name)
+            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                remote = posixpath.join(base, file.relative_to(path).as_posix())
+                jobs.append((file, remote, file_fingerprint(file), None))
+        elif path.is_file():
+            remote = posixpath.join(to, path.name) if to else path.name
+            jobs.append((path, remote, file_fingerprint(path), None))
+        else:
+            raise CellboxError(f"no such file or folder: {match}; no files were sent")
+    return jobs
+
+
+class Transfers:
+    """The data side of one sandbox session.
+
+    `container` gives the session's current container (a revived session has a new one); every API call goes
+    through `call`, where the session turns "the container is gone" into one clear error."""
+
+    def __init__(self, client: Client, container: Callable[[], Container], call: Callable[..., Any]) -> None:
+        self.client = client
+        self._container = container
+        self._call = call
+        self.cache = Path(tempfile.mkdtemp(prefix="cellbox-"))
+        self.manifest: dict[str, Pushed] = {}  # remote path -> entry
+        self.pending: dict[str, str] = {}  # variable name -> remote path of its value, loaded at the next run
+        self.progress: progress.TrackerFactory | None = None  # shows long pushes and pulls (the magics set it)
+        self._runtime: Pushed | None = None
+
+    @property
+    def _id(self) -> str:
+        return self._container().id
+
+    @property
+    def _label(self) -> str:
+        return self._container().name or self._id
+
+    def close(self) -> None:
+        """Forget what was pushed and drop the cached copies."""
+        self.manifest.clear()
+        self.pending.clear()
+        shutil.rmtree(self.cache, ignore_errors=True)
+
+    # --- push ---------------------------------------------------------------------------------------------------
+
+    def push(self, *items: Any, name: str | None = None, to: str | None = None) -> list[str]:
+        jobs: list[Job] = []
+        for item in items:
+            if isinstance(item, (str, os.PathLike)) and name is None:
+                jobs.extend(file_jobs(str(item), to))
+            else:
+                if name is None or not VARIABLE_NAME.match(name):
+                    raise CellboxError(
+                        f"pushing a {type(item).__name__} needs name= a valid Python variable name; got {name!r}"
+                    )
+                jobs.append(self._value_job(item, name))
+        remotes = self.upload_many(jobs)
+        for _, remote, _, spec in jobs:
+            if spec is not None:
+                self.pending[spec["name"]] = remote
+        return remotes
+
+    def _value_job(self, value: Any, name: str) -> Job:
+        if frames.kind_of(value) is None:
+            frames.write(value, self.cache / "x")  # raises the clear "can't be sent" error
+        fp = frames.fingerprint(value)
+        for entry in self.manifest.values():
+            if entry.fingerprint == fp and entry.spec is not None and entry.spec["name"] == name:
+                return entry.local, entry.remote, fp, entry.spec
+        # One file per variable, here and in the sandbox: a new value replaces the old one rather than piling up.
+        spec = frames.write(value, self.cache / name)
+        local = Path(spec.pop("path"))
+        spec["name"] = name
+        return local, f"{PRIVATE}/inputs/{local.name}", fp, spec
+
+    def upload_many(self, jobs: Sequence[Job]) -> list[str]:
+        """Upload what changed (one upload per remote path: the last job for a path wins); returns every remote
+        path, sent or not."""
+        todo = list({job[1]: job for job in jobs if self._changed(job[1], job[2])}.values())
+        counter = progress.start(self.progress, f"push to {self._label}", sum(j[0].stat().st_size for j in todo))
+
+        def upload(job: Job) -> Pushed:
+            local, remote, fp, spec = job
+            with local.open("rb") as raw:
+                body = progress.CountingReader(raw, counter) if counter else raw
+                record = self.upload(body, remote)
+            return Pushed(remote, fp, local, record.id, record.path, spec)
+
+        try:
+            for entry in parallel(upload, todo):
+                self.manifest[entry.remote] = entry
+        finally:
+            progress.finish(counter)
+        return [job[1] for job in jobs]
+
+    def _changed(self, remote: str, fp: str) -> bool:
+        entry = self.manifest.get(remote)
+        return entry is None or entry.fingerprint != fp
+
+    def upload(self, body: Any, filename: str) -> ContainerFile:
+        """One file (bytes, a path or a binary file) as `filename`, relative to /mnt/data."""
+        record: ContainerFile = self._call(self.client.containers.files.create, self._id, body, filename=filename)
+        return record
+
+    def push_again(self) -> None:
+        """Everything in the manifest, into the (new) current container; values load again at the next run."""
+        entries = list(self.manifest.values())
+        self.manifest.clear()
+        self._runtime = None
+        self.upload_many([(e.local, e.remote, e.fingerprint, e.spec) for e in entries])
+        for entry in entries:
+            if entry.spec is not None:
+                self.pending.setdefault(entry.spec["name"], entry.remote)
+
+    def runtime(self) -> Pushed:
+        """The container runtime, uploaded once per session and version."""
+        name, source, fp = runtime_file()
+        if self._runtime is None or self._runtime.fingerprint != fp:
+            local = self.cache / posixpath.basename(name)
+            local.write_bytes(source)
+            record = self.upload(local, name)
+            self._runtime = Pushed(name, fp, local, record.id, record.path)
+        return self._runtime
+
+    def input_specs(self) -> list[dict[str, Any]]:
+        """The runtime's specs of the values pushed since the last run, each with its path in the container."""
+        specs = []
+        for var, remote in self.pending.items():
+            entry = self.manifest[remote]
+            assert entry.spec is not None
+            specs.append({**entry.spec, "name": var, "path": entry.path or f"{DATA_DIR}/{remote}"})
+        return specs
+
+    # --- files, pull and a run's files ----------------------------------------------------------------------------
+
+    def files(self, *, include_private: bool = False) -> list[ContainerFile]:
+        records = self._call(lambda cid: list(self.client.containers.files.list(cid, limit=100)), self._id)
+        private = f"{DATA_DIR}/{PRIVATE}/"
+        return [r for r in records if include_private or not (r.path or "").startswith(private)]
+
+    def files_at(self, paths: Iterable[str]) -> dict[str, ContainerFile]:
+        """The file records at these absolute paths (newest first, stopping once all are found)."""
+        wanted = set(paths)
+        found: dict[str, ContainerFile] = {}
+        if not wanted:
+            return found
+
+        def scan(container_id: str) -> None:
+            for record in self.client.containers.files.list(container_id, order="desc", limit=100):
+                if record.path in wanted and record.path not in found:
+                    found[record.path] = record
+                    if len(found) == len(wanted):
+                        return
+
+        self._call(scan, self._id)
+        return found
+
+    def content_at(self, path: str) -> bytes | None:
+        """The bytes of the file at this absolute path, or None when the container has none there."""
+        record = self.files_at([path]).get(path)
+        if record is None:
+            return None
+        content: bytes = self._call(self.client.containers.files.content, self._id, record.id)
+        return content
+
+    def collect(self, result: Result) -> Run:
+        """The `Run` for a result, its values read and its figures fetched now: they live in the run's folder,
+        which the next run drops. Files the code made in /mnt/data stay there, read when asked."""
+        records = self.files_at(result.paths())
+        specs = result.frame_specs
+        figures = [path for path in result.figures if path in records]
+
+        def read_value(spec: dict[str, Any]) -> Any:
+            record = records.get(spec["path"])
+            if record is None:
+                raise CellboxError(f"the sandbox wrote {spec['path']} but it is not in the container's file list")
+            local = self.cache / f"{result.run_id}-{record.id}{posixpath.splitext(spec['path'])[1]}"
+            self._call(self.client.containers.files.download, self._id, record.id, local)
+            try:
+                return frames.read(spec, local)
+            finally:
+                local.unlink()  # read into memory: the copy on disk has done its job
+
+        def fetch_figure(path: str) -> Artifact:
+            artifact = self.artifact(records[path])
+            artifact.read()
+            return artifact
+
+        fetched = parallel(lambda job: fetch_figure(job) if isinstance(job, str) else read_value(job), specs + figures)
+        artifacts = [self.artifact(records[p]) for p in result.changed if p in records]
+        return result.to_run(fetched[: len(specs)], fetched[len(specs) :], artifacts)
+
+    def artifact(self, record: ContainerFile) -> Artifact:
+        return Artifact(
+            record,
+            lambda f: self._call(self.client.containers.files.content, self._id, f.id),
+            lambda f, target: self._call(self.client.containers.files.download, self._id, f.id, target),
+        )
+
+    def pull(self, *patterns: str, to: str | Path = ".") -> list[Path]:
+        """Download the files matching these globs (relative to /mnt/data) into folder `to`."""
+        target = Path(to)
+        records = self.files()
+        chosen: dict[str, ContainerFile] = {}
+        for pattern in patterns:
+            absolute = pattern if pattern.startswith("/") else f"{DATA_DIR}/{pattern}"
+            matches = [r for r in records if fnmatch.fnmatchcase(r.path or "", absolute)]
+            if not matches:
+                raise CellboxError(f"no file in the sandbox matches {pattern!r}; `%container files` lists them")
+            chosen.update({r.path or r.id: r for r in matches})
+        todo = list(chosen.values())
+        counter = progress.start(self.progress, f"pull from {self._label}", sum(r.bytes or 0 for r in todo))
+
+        def download(record: ContainerFile) -> Path:
+            local = target / posixpath.relpath(record.path or record.id, DATA_DIR)
+            self._call(self.client.containers.files.download, self._id, record.id, local, progress=counter)
+            return local
+
+        try:
+            return parallel(download, todo)
+        finally:
+            progress.finish(counter)
