@@ -6,14 +6,14 @@ import os
 
 import pytest
 
-from cellbox.local import safepath
-from cellbox.local.store import Store, new_id
+from cellbox.local import ids, safepath
+from cellbox.local.store import Store
 
 
 def test_ids_sort_by_creation_and_carry_the_time():
-    ids = [new_id("cntr_", 32) for _ in range(200)]
-    assert ids == sorted(ids)
-    assert len(set(ids)) == 200
+    made = [ids.new_container_id() for _ in range(200)]
+    assert made == sorted(made)
+    assert len(set(made)) == 200
 
 
 def test_crash_leftovers_are_cleaned_on_open(tmp_path):

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from . import errors, responses, safepath
+from . import errors, ids, responses, safepath
 from .containers import Containers
 from .download import FileStream
 from .errors import APIError
@@ -143,8 +143,21 @@ def settings_of(request: Request) -> Settings:
     return request.app.state.settings
 
 
+_ISSUED = {
+    "container_id": ("container", ids.is_container_id),
+    "file_id": ("file", ids.is_file_id),
+}
+
+
 def path_param(request: Request, name: str) -> str:
-    return request.path_params[name]
+    """An id from the URL, refused with a 404 unless it has the shape of the ids this server issues."""
+    value = request.path_params[name]
+    kind, issued = _ISSUED[name]
+    if name == "file_id" and "container_id" in request.path_params:
+        kind, issued = "container file", ids.is_container_file_id
+    if not issued(value):
+        raise errors.not_found(kind, value, param=name)
+    return value
 
 
 def is_multipart(request: Request) -> bool:

@@ -8,8 +8,8 @@ Layout of the data dir::
     tmp/                   uploads in flight; renamed into place when complete, so no partial file is ever seen
     trash/                 folders of deleted or expired containers, being removed in the background
 
-Ids sort by creation time (their first 16 hex digits are the creation time, as the cloud's start with it), so a
-list's `after` cursor works even when the object it names was deleted since.
+Only ids of the shapes in ids.py ever name a folder or a file: `container_dir` and `file_path` refuse anything
+else, so a string from a URL can't point at the data dir itself or outside it.
 
 A container file is an immutable version: writing a path anew (upload or code) gives it a new id, so a client
 can tell new or changed files by their ids. A file the code leaves unchanged keeps its id.
@@ -22,13 +22,12 @@ import os
 import secrets
 import shutil
 import sqlite3
-import string
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import safepath
+from . import ids, safepath
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -60,31 +59,9 @@ CREATE TABLE IF NOT EXISTS files (
 );
 """
 
-_id_lock = threading.Lock()
-_last_stamp = 0
-_BASE62 = string.digits + string.ascii_letters
 
-
-def _stamp() -> int:
-    """Nanoseconds since the epoch, strictly increasing within this process."""
-    global _last_stamp
-    with _id_lock:
-        now = max(time.time_ns(), _last_stamp + 1)
-        _last_stamp = now
-        return now
-
-
-def new_id(prefix: str, random_hex: int) -> str:
-    """`prefix` + 8 hex digits of seconds + 8 of nanoseconds + random hex: sorts by creation like cloud ids."""
-    ns = _stamp()
-    seconds, frac = divmod(ns, 1_000_000_000)
-    return f"{prefix}{seconds:08x}{frac:08x}{secrets.token_hex(random_hex // 2)}"
-
-
-def new_file_id() -> str:
-    ns = _stamp()
-    seconds, frac = divmod(ns, 1_000_000_000)
-    return f"file-{seconds:08x}{frac:08x}" + "".join(secrets.choice(_BASE62) for _ in range(6))
+class UnknownId(KeyError):
+    """A string that is not an id this server issues: it names no folder or file."""
 
 
 @dataclass
@@ -161,7 +138,7 @@ class Store:
             os.rename(folder, trash)
         except FileNotFoundError:
             return
-        threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True}, daemon=True).start()
+        threading.Thread(target=safepath.remove_tree, args=(trash,), daemon=True).start()
 
     def temp_path(self) -> Path:
         """A fresh path in the data dir's tmp folder (same filesystem as the destinations, so rename works)."""
@@ -170,11 +147,13 @@ class Store:
     # -- containers -------------------------------------------------------------------------------------
 
     def container_dir(self, container_id: str) -> Path:
+        if not ids.is_container_id(container_id):
+            raise UnknownId(container_id)
         return self.containers_dir / container_id
 
     def create_container(self, name: str, minutes: int, memory_limit: str, directory: Path | None) -> dict:
         """Records a container; `directory` (a warm sandbox's folder) becomes its /mnt/data if given."""
-        container_id = new_id("cntr_", 32)
+        container_id = ids.new_container_id()
         now = time.time()
         target = self.container_dir(container_id)
         if directory is not None:
@@ -215,12 +194,13 @@ class Store:
         self._discard(self.container_dir(container_id))
 
     def delete_container(self, container_id: str) -> bool:
+        folder = self.container_dir(container_id)
         with self._lock:
             self._db.execute("BEGIN")
             found = self._db.execute("DELETE FROM containers WHERE id = ?", (container_id,)).rowcount
             self._db.execute("DELETE FROM container_files WHERE container_id = ?", (container_id,))
             self._db.execute("COMMIT")
-        self._discard(self.container_dir(container_id))
+        self._discard(folder)
         return bool(found)
 
     # -- container files --------------------------------------------------------------------------------
@@ -259,7 +239,7 @@ class Store:
 
     def _record_container_file(self, container_id: str, rel: str, st: os.stat_result, source: str) -> dict:
         row = {
-            "id": new_id("cfile_", 16),
+            "id": ids.new_container_file_id(),
             "container_id": container_id,
             "path": rel,
             "bytes": st.st_size,
@@ -319,10 +299,12 @@ class Store:
     # -- files API --------------------------------------------------------------------------------------
 
     def file_path(self, file_id: str) -> Path:
+        if not ids.is_file_id(file_id):
+            raise UnknownId(file_id)
         return self.files_dir / file_id
 
     def add_file(self, filename: str, purpose: str, source_path: Path) -> dict:
-        file_id = new_file_id()
+        file_id = ids.new_file_id()
         size = source_path.stat().st_size
         os.rename(source_path, self.file_path(file_id))
         row = {"id": file_id, "filename": filename, "bytes": size, "purpose": purpose, "created_at": int(time.time())}
@@ -366,8 +348,4 @@ def _plain_name(filename: str) -> str:
 
 
 def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+    safepath.remove_tree(path)
