@@ -201,7 +201,8 @@ class Containers:
         if self.store.get_container(container_id) is None:  # deleted while the code ran
             raise errors.not_found("container", container_id, param="container_id")
         async with self.lock(container_id):
-            changed = self.store.sync_container_files(container_id)
+            # Off the event loop: a scan grows with what the code left in /mnt/data, other clients must not wait.
+            changed = await asyncio.to_thread(self.store.sync_container_files, container_id)
         return result, changed
 
     # -- ending a container -----------------------------------------------------------------------------

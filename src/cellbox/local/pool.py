@@ -11,9 +11,9 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import shutil
 from pathlib import Path
 
+from . import safepath
 from .kernel import Kernel
 from .sandbox import Launcher
 
@@ -80,4 +80,4 @@ class WarmPool:
 
 def _discard(kernel: Kernel) -> None:
     kernel.kill()
-    shutil.rmtree(kernel.workdir, ignore_errors=True)
+    safepath.remove_tree(kernel.workdir)

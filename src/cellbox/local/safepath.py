@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import stat
 from collections.abc import Iterator
 
 MAX_COMPONENT_BYTES = 255
 MAX_PATH_BYTES = 1024
+# Bounds of a scan of /mnt/data, whatever the code left there: deeper folders are not entered, and entries past
+# the cap are not listed.
+MAX_SCAN_DEPTH = 64
+MAX_SCAN_ENTRIES = 200_000
 MOUNT = "/mnt/data"
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -21,6 +26,10 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 class UnsafePath(ValueError):
     """A name that would leave /mnt/data or that no filesystem can hold."""
+
+
+class NotARegularFile(OSError):
+    """A FIFO, device, socket or folder where a file's bytes were expected: never read."""
 
 
 def split_name(name: str) -> list[str]:
@@ -74,12 +83,17 @@ def open_file(root: str, parts: list[str]) -> int:
     """A read descriptor of a regular file under root (no symlinks anywhere on the path)."""
     parent = open_parent(root, parts, create=False)
     try:
-        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, freezing whoever called.
+        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=parent)
     finally:
         os.close(parent)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotARegularFile(parts[-1])
+        os.set_blocking(fd, True)
+    except BaseException:
         os.close(fd)
-        raise IsADirectoryError(parts[-1])
+        raise
     return fd
 
 
@@ -92,22 +106,167 @@ def unlink(root: str, parts: list[str]) -> None:
 
 
 def walk_files(root: str) -> Iterator[tuple[str, os.stat_result]]:
-    """(relative path, stat) of every regular file under root; symlinks are neither followed nor listed.
+    """(relative path, stat) of every regular file under root that a client could name.
 
-    `os.fwalk` holds a descriptor of each directory, so a directory swapped for a symlink mid-walk is not
-    entered.
+    Iterative, with one open descriptor per level of the current path only, so no folder chain can exhaust the
+    stack or the descriptors: folders deeper than MAX_SCAN_DEPTH are not entered, paths longer than
+    MAX_PATH_BYTES are not listed, and the walk stops after MAX_SCAN_ENTRIES entries. Symlinks are neither
+    followed nor listed; a folder swapped for a symlink mid-walk is not entered (each is opened with
+    O_NOFOLLOW from its parent's descriptor); anything vanishing or unreadable mid-walk is skipped.
     """
-    for dirpath, _dirs, names, dirfd in os.fwalk(root, follow_symlinks=False):
-        rel = os.path.relpath(dirpath, root)
-        for name in names:
+    try:
+        top = open_root(root)
+    except OSError:
+        return
+    # Each level: its descriptor, its path relative to root, and the iterator over its entries.
+    stack: list[tuple[int, str, Iterator[os.DirEntry[str]]]] = []
+    seen = 0
+    try:
+        stack.append((top, "", _entries(top)))
+        while stack:
+            fd, rel, entries = stack[-1]
+            entry = next(entries, None)
+            if entry is None:
+                stack.pop()
+                os.close(fd)
+                continue
+            seen += 1
+            if seen > MAX_SCAN_ENTRIES:
+                return
+            path = f"{rel}/{entry.name}" if rel else entry.name
+            if len(path.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES or not _is_utf8(path):
+                continue  # no client can name it: a name that is not UTF-8 cannot travel in JSON
             try:
-                st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+                st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            path = name if rel == "." else f"{rel}/{name}"
-            # A name that is not UTF-8 cannot travel in JSON (nor be stored as text): it is not listed.
-            if stat.S_ISREG(st.st_mode) and _is_utf8(path):
+            if stat.S_ISREG(st.st_mode):
                 yield path, st
+            elif stat.S_ISDIR(st.st_mode) and len(stack) < MAX_SCAN_DEPTH:
+                try:
+                    child = os.open(entry.name, _DIR_FLAGS, dir_fd=fd)
+                except OSError:
+                    continue
+                stack.append((child, path, _entries(child)))
+    finally:
+        for fd, _rel, _entries_left in stack:
+            os.close(fd)
+
+
+def _entries(fd: int) -> Iterator[os.DirEntry[str]]:
+    try:
+        with os.scandir(fd) as it:
+            while True:
+                try:
+                    entry = next(it)
+                except StopIteration:
+                    return
+                except OSError:
+                    return
+                yield entry
+    except OSError:
+        return
+
+
+def remove_tree(path: str | os.PathLike[str]) -> None:
+    """Removes a file or a folder tree of any depth, whatever code in a sandbox left in it.
+
+    `shutil.rmtree` recurses (a chain of a few thousand folders ends in RecursionError, and paths longer than
+    PATH_MAX fail), so folders are removed by flattening: every sub-folder found is renamed up into the top folder
+    and emptied there in turn. That needs three descriptors at most and no path longer than two components.
+    """
+    path = os.fspath(path)
+    parent_path, name = os.path.split(path.rstrip("/"))
+    try:
+        parent = os.open(parent_path or ".", _DIR_FLAGS)
+    except OSError:
+        return
+    try:
+        try:
+            st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        except OSError:
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=parent)
+            return
+        try:
+            top = _open_writable_dir(parent, name)
+        except OSError:
+            return
+        try:
+            _flatten_and_empty(top)
+        finally:
+            os.close(top)
+        with contextlib.suppress(OSError):
+            os.rmdir(name, dir_fd=parent)
+    finally:
+        os.close(parent)
+
+
+def _flatten_and_empty(top: int) -> None:
+    while True:
+        try:
+            names = os.listdir(top)
+        except OSError:
+            return
+        if not names:
+            return
+        for name in names:
+            try:
+                st = os.stat(name, dir_fd=top, follow_symlinks=False)
+            except OSError:
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=top)
+                continue
+            try:
+                sub = _open_writable_dir(top, name)
+            except OSError:
+                continue
+            try:
+                for child in _names(sub):
+                    try:
+                        child_st = os.stat(child, dir_fd=sub, follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if stat.S_ISDIR(child_st.st_mode):
+                        with contextlib.suppress(OSError):
+                            os.rename(child, f".rm-{secrets.token_hex(8)}", src_dir_fd=sub, dst_dir_fd=top)
+                    else:
+                        with contextlib.suppress(OSError):
+                            os.unlink(child, dir_fd=sub)
+            finally:
+                os.close(sub)
+            with contextlib.suppress(OSError):
+                os.rmdir(name, dir_fd=top)
+
+
+def _names(fd: int) -> list[str]:
+    try:
+        return os.listdir(fd)
+    except OSError:
+        return []
+
+
+def _open_writable_dir(parent: int, name: str) -> int:
+    """A descriptor of the folder `name` (never a symlink), made readable and writable by us if the code in the
+    sandbox took those permissions away."""
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    except PermissionError:
+        fd = None
+    if fd is None or not os.access(f"/proc/self/fd/{fd}", os.R_OK | os.W_OK | os.X_OK):
+        # chmod through an O_PATH descriptor: a path-based chmod could follow a symlink swapped in meanwhile.
+        handle = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent)
+        try:
+            os.chmod(f"/proc/self/fd/{handle}", 0o700)
+        finally:
+            os.close(handle)
+        if fd is None:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    return fd
 
 
 def _is_utf8(path: str) -> bool:
