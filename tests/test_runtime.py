@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from cellbox.local import safepath
 from cellbox.runtime import container as runtime
 
 
@@ -106,3 +107,21 @@ def test_earlier_runs_are_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     (old / "result.json").write_text("{}")
     run(tmp_path, monkeypatch, "pass", {})
     assert not old.exists() and (tmp_path / ".cellbox" / "runs" / "r1" / "result.json").exists()
+
+
+def test_a_folder_chain_deeper_than_the_stack_does_not_break_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code = (
+        "import os\nfd = os.open('.', os.O_RDONLY)\nfor _ in range(3000):\n"
+        "    os.mkdir('d', dir_fd=fd)\n    nxt = os.open('d', os.O_RDONLY, dir_fd=fd)\n    os.close(fd)\n    fd = nxt\n"
+        "os.close(fd)\nwith open('made.txt', 'w') as f:\n    f.write('m')"
+    )
+    try:
+        result = run(tmp_path, monkeypatch, code, {})
+        assert result["ok"], result.get("error")
+        assert str(tmp_path / "made.txt") in result["changed"]
+        result = run(tmp_path, monkeypatch, "with open('later.txt', 'w') as f:\n    f.write('l')", {})
+        assert result["ok"] and result["changed"] == [str(tmp_path / "later.txt")]
+    finally:
+        safepath.remove_tree(tmp_path / "d")  # shutil.rmtree, which cleans tmp_path, can't

@@ -44,17 +44,37 @@ def _user_namespace() -> dict[str, Any]:
         return __main__.__dict__
 
 
+# A scan of /mnt/data stops this deep and after this many entries, whatever the code left there.
+SNAPSHOT_MAX_DEPTH = 64
+SNAPSHOT_MAX_ENTRIES = 200_000
+
+
 def _snapshot(root: str, skip: str) -> dict[str, tuple[int, int]]:
+    """(size, mtime) of the files under root; iterative and bounded (os.walk recurses, and a folder chain a few
+    thousand deep would end every later run in RecursionError)."""
     files: dict[str, tuple[int, int]] = {}
-    for folder, dirs, names in os.walk(root):
-        dirs[:] = [d for d in dirs if os.path.join(folder, d) != skip and not d.startswith(".ipython")]
-        for name in names:
-            path = os.path.join(folder, name)
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            files[path] = (st.st_size, st.st_mtime_ns)
+    pending = [(root, 0)]
+    seen = 0
+    while pending and seen < SNAPSHOT_MAX_ENTRIES:
+        folder, depth = pending.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    seen += 1
+                    if seen > SNAPSHOT_MAX_ENTRIES:
+                        break
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            wanted = entry.path != skip and not entry.name.startswith(".ipython")
+                            if wanted and depth + 1 < SNAPSHOT_MAX_DEPTH:
+                                pending.append((entry.path, depth + 1))
+                            continue
+                        st = entry.stat()
+                    except OSError:
+                        continue
+                    files[entry.path] = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            continue
     return files
 
 
