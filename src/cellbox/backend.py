@@ -7,7 +7,6 @@ separate process reached over HTTP like any remote; nothing here imports it.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -74,7 +73,3 @@ def model_for(found: Settings) -> str:
         "running code on a remote backend needs a model: set CELLBOX_MODEL (e.g. a model your OCI project or "
         "OpenAI account can use with the code_interpreter tool)."
     )
-
-
-def is_local(found: Settings) -> bool:
-    return found.backend == "local" or os.environ.get("CELLBOX_MODEL") == LOCAL_MODEL

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from contextlib import closing
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
@@ -23,6 +23,8 @@ from .operations import Operation
 from .resources import AsyncContainers, AsyncFiles, AsyncResponses, Containers, Files, Responses
 
 __all__ = ["AsyncClient", "Client"]
+
+T = TypeVar("T")
 
 
 class Client(BaseClient):
@@ -36,7 +38,7 @@ class Client(BaseClient):
         self.files = Files(self)
         self.responses = Responses(self)
 
-    def _execute(self, op: Operation) -> Any:
+    def _execute(self, op: Operation[T]) -> T:
         flow = self.flow(self._http, op)
         outcome: Outcome = None
         with closing(flow):  # an interrupt between steps still closes the files the flow opened
@@ -77,7 +79,7 @@ class AsyncClient(BaseClient):
         self.files = AsyncFiles(self)
         self.responses = AsyncResponses(self)
 
-    async def _execute(self, op: Operation) -> Any:
+    async def _execute(self, op: Operation[T]) -> T:
         flow = self.flow(self._http, op)
         outcome: Outcome = None
         with closing(flow):

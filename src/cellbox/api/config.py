@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from .. import endpoint, paths
 from .errors import ConfigurationError
@@ -23,7 +23,6 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 __all__ = ["AUTH_KINDS", "Settings", "load_settings", "oci_base_url"]
 
-AuthKind = Literal["api_key", "oci_user_principal", "oci_session", "oci_instance_principal", "oci_resource_principal"]
 AUTH_KINDS: tuple[str, ...] = (
     "api_key",
     "oci_user_principal",

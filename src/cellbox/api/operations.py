@@ -1,7 +1,8 @@
 """Every endpoint the client calls, described once as data: method, path, body, and how to read the answer.
 
-The functions here validate arguments and build `Operation`s; they do no I/O. `Client` and `AsyncClient` run
-the same `Operation`s, so request building and response parsing exist exactly once.
+The functions here validate arguments and build `Operation`s; they do no I/O. Each one is where its call's
+parameters are declared: the resource methods of `Client` and `AsyncClient` are made from these functions and
+take the same parameters (see `resources.py`), so request building and response parsing exist exactly once.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any, Union
+from typing import IO, Any, Generic, TypeVar, Union
 
 import httpx
 
@@ -27,6 +28,8 @@ ORDERS = ("asc", "desc")
 RESPONSES_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 
 FileSource = Union[str, "os.PathLike[str]", bytes, IO[bytes]]
+T = TypeVar("T")
+R = TypeVar("R", bound=Record)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,12 +74,13 @@ class Upload:
 
 
 @dataclasses.dataclass(frozen=True)
-class Operation:
-    """One API call. `parse` reads a successful response; with `stream=True` the open response is returned."""
+class Operation(Generic[T]):
+    """One API call, answering a `T`. `parse` reads a successful response; with `stream=True` the open
+    response is the answer."""
 
     method: str
     path: str
-    parse: Callable[[httpx.Response], Any] | None = None
+    parse: Callable[[httpx.Response], T] | None = None
     params: Mapping[str, Any] | None = None
     json: Any = None
     upload: Upload | None = None
@@ -101,8 +105,8 @@ def json_body(response: httpx.Response) -> Any:
         raise malformed_response(response, f"invalid JSON: {exc}") from None
 
 
-def _parse(build: Callable[[Any], Any]) -> Callable[[httpx.Response], Any]:
-    def parse(response: httpx.Response) -> Any:
+def _parse(build: Callable[[Any], T]) -> Callable[[httpx.Response], T]:
+    def parse(response: httpx.Response) -> T:
         data = json_body(response)
         try:
             return build(data)
@@ -112,12 +116,20 @@ def _parse(build: Callable[[Any], Any]) -> Callable[[httpx.Response], Any]:
     return parse
 
 
-def _page_of(item: type[Record]) -> Callable[[httpx.Response], Page[Any]]:
+def _page_of(item: type[R]) -> Callable[[httpx.Response], Page[R]]:
     return _parse(lambda data: Page.parse(data, item))
 
 
-def _record(item: type[Record]) -> Callable[[httpx.Response], Any]:
+def _record(item: type[R]) -> Callable[[httpx.Response], R]:
     return _parse(item.from_dict)
+
+
+def next_page(op: Operation[Page[R]], page: Page[R]) -> Operation[Page[R]] | None:
+    """The call for the page after `page` (the same call, `after` its last item), or None at the end."""
+    after = page.next_after
+    if after is None:
+        return None
+    return dataclasses.replace(op, params={**(op.params or {}), "after": after})
 
 
 # --- validation ---------------------------------------------------------------------------------------------
@@ -203,7 +215,9 @@ def create_container(
     expires_after: int | Mapping[str, Any] | None = None,
     file_ids: Sequence[str] | None = None,
     network_policy: Mapping[str, Any] | None = None,
-) -> Operation:
+) -> Operation[Container]:
+    """Create a container. `memory_limit` is one of 1g, 4g, 16g, 64g; `expires_after` is minutes of idleness
+    (or the API's {anchor, minutes}); `file_ids` are Files API ids to copy in."""
     if not isinstance(name, str) or not name.strip():
         raise ValidationError(f"a container needs a non-empty name; got {name!r}")
     body: dict[str, Any] = {"name": name}
@@ -224,15 +238,19 @@ def create_container(
 
 def list_containers(
     *, limit: int | None = None, order: str | None = None, after: str | None = None, name: str | None = None
-) -> Operation:
+) -> Operation[Page[Container]]:
+    """Containers, newest first unless `order="asc"`, `limit` (1-100) a page, starting after id `after`;
+    `name` keeps those of that name."""
     return Operation("GET", "/containers", _page_of(Container), params=_list_params(limit, order, after, name=name))
 
 
-def retrieve_container(container_id: str) -> Operation:
+def retrieve_container(container_id: str) -> Operation[Container]:
+    """The container with this id."""
     return Operation("GET", f"/containers/{_id(container_id, 'container_id')}", _record(Container))
 
 
-def delete_container(container_id: str) -> Operation:
+def delete_container(container_id: str) -> Operation[Deleted]:
+    """Delete the container and its files."""
     return Operation("DELETE", f"/containers/{_id(container_id, 'container_id')}", _record(Deleted))
 
 
@@ -249,7 +267,9 @@ def create_container_file(
     *,
     file_id: str | None = None,
     filename: str | None = None,
-) -> Operation:
+) -> Operation[ContainerFile]:
+    """Upload `file` (a path, streamed from disk; bytes; or a binary file object) into the container's
+    /mnt/data, under its own name or `filename`; or copy the Files API file `file_id` there."""
     path = _files_path(container_id)
     if (file is None) == (file_id is None):
         raise ValidationError("give exactly one of file (a path, bytes or binary file) or file_id")
@@ -263,21 +283,24 @@ def create_container_file(
 
 def list_container_files(
     container_id: str, *, limit: int | None = None, order: str | None = None, after: str | None = None
-) -> Operation:
+) -> Operation[Page[ContainerFile]]:
+    """The container's files, `limit` (1-100) a page, starting after id `after`."""
     return Operation(
         "GET", _files_path(container_id), _page_of(ContainerFile), params=_list_params(limit, order, after)
     )
 
 
-def retrieve_container_file(container_id: str, file_id: str) -> Operation:
+def retrieve_container_file(container_id: str, file_id: str) -> Operation[ContainerFile]:
+    """One file of the container."""
     return Operation("GET", f"{_files_path(container_id)}/{_id(file_id, 'file_id')}", _record(ContainerFile))
 
 
-def delete_container_file(container_id: str, file_id: str) -> Operation:
+def delete_container_file(container_id: str, file_id: str) -> Operation[Deleted]:
+    """Delete one file of the container."""
     return Operation("DELETE", f"{_files_path(container_id)}/{_id(file_id, 'file_id')}", _record(Deleted))
 
 
-def container_file_content(container_id: str, file_id: str) -> Operation:
+def container_file_content(container_id: str, file_id: str) -> Operation[httpx.Response]:
     # identity: bytes arrive exactly as stored and are passed through raw, in large chunks.
     return Operation(
         "GET",
@@ -290,23 +313,29 @@ def container_file_content(container_id: str, file_id: str) -> Operation:
 # --- files (the Files API, for file_id / file_ids) -----------------------------------------------------------
 
 
-def create_file(file: FileSource, *, purpose: str = "user_data", filename: str | None = None) -> Operation:
+def create_file(file: FileSource, *, purpose: str = "user_data", filename: str | None = None) -> Operation[File]:
+    """Upload `file` (a path, bytes or a binary file object) to the Files API."""
     return Operation("POST", "/files", _record(File), upload=Upload(file, filename), form={"purpose": purpose})
 
 
-def list_files(*, limit: int | None = None, order: str | None = None, after: str | None = None) -> Operation:
+def list_files(
+    *, limit: int | None = None, order: str | None = None, after: str | None = None
+) -> Operation[Page[File]]:
+    """Files of the Files API, `limit` (1-100) a page, starting after id `after`."""
     return Operation("GET", "/files", _page_of(File), params=_list_params(limit, order, after))
 
 
-def retrieve_file(file_id: str) -> Operation:
+def retrieve_file(file_id: str) -> Operation[File]:
+    """One file of the Files API."""
     return Operation("GET", f"/files/{_id(file_id, 'file_id')}", _record(File))
 
 
-def delete_file(file_id: str) -> Operation:
+def delete_file(file_id: str) -> Operation[Deleted]:
+    """Delete a file of the Files API."""
     return Operation("DELETE", f"/files/{_id(file_id, 'file_id')}", _record(Deleted))
 
 
-def file_content(file_id: str) -> Operation:
+def file_content(file_id: str) -> Operation[httpx.Response]:
     return Operation(
         "GET", f"/files/{_id(file_id, 'file_id')}/content", stream=True, headers={"Accept-Encoding": "identity"}
     )
@@ -327,8 +356,8 @@ def code_interpreter_tool(container: str | Mapping[str, Any]) -> dict[str, Any]:
 
 def create_response(
     *,
-    model: str,
     input: str | Sequence[Mapping[str, Any]],
+    model: str | None = None,
     container: str | Mapping[str, Any] | None = None,
     tools: Sequence[Mapping[str, Any]] | None = None,
     include: Sequence[str] | None = ("code_interpreter_call.outputs",),
@@ -336,7 +365,10 @@ def create_response(
     tool_choice: str | Mapping[str, Any] | None = None,
     extra_body: Mapping[str, Any] | None = None,
     timeout: float | None = None,
-) -> Operation:
+) -> Operation[Response]:
+    """Create a response; `container` binds the `code_interpreter` tool to a container id (or `auto`).
+    `model` defaults to the client's (CELLBOX_MODEL); `timeout` (seconds) bounds how long to wait for the
+    answer, ten minutes unless given."""
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise ValidationError(f"timeout must be a positive number of seconds; got {timeout!r}")
     if not isinstance(model, str) or not model.strip():

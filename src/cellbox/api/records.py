@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import posixpath
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 __all__ = [
     "CodeInterpreterCall",
@@ -27,7 +27,6 @@ __all__ = [
     "Response",
 ]
 
-MemoryLimit = Literal["1g", "4g", "16g", "64g"]
 R = TypeVar("R", bound="Record")
 _FIELD_NAMES: dict[type, frozenset[str]] = {}  # per record class, its fields but `extra`
 

@@ -1,28 +1,37 @@
 """The client's resources: `client.containers`, `client.containers.files`, `client.files`, `client.responses`.
 
-Each method validates and describes its call through `operations` and hands it to the client. The sync and
-async classes are twins of one-line shells with identical signatures (tests/api/test_twins.py keeps them so).
+A resource method is made from the `operations` function that describes its call, and takes exactly that
+function's parameters: `retrieve = _call(ops.retrieve_container)` in `Containers`, `_acall(...)` in
+`AsyncContainers`. `_pages` / `_apages` make `list()`, which follows `after` from page to page. What moves
+bytes for a download (`stream`, `content`, `download`) is written out once per shell. The sync and async
+classes are twins with identical signatures (tests/api/test_twins.py keeps them so).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import httpx
 
 from . import operations as ops
 from .base import CHUNK_SIZE
 from .errors import APIConnectionError, connection_error
-from .operations import FileSource
-from .records import Container, ContainerFile, Deleted, File, Page, Response
+from .operations import Operation
+from .records import Page, Record
 
 if TYPE_CHECKING:
+    from .base import BaseClient
     from .client import AsyncClient, Client
+
+P = ParamSpec("P")
+T = TypeVar("T")
+R = TypeVar("R", bound=Record)
 
 __all__ = [
     "AsyncContainerFiles",
@@ -145,147 +154,154 @@ def _umask() -> int:
     return mask
 
 
+# --- resource methods, made from the operations --------------------------------------------------------------
+
+# Keyword arguments that, left out (or empty), come from the client: name -> how to find it there.
+Defaults = dict[str, Callable[["BaseClient"], Any]]
+
+
+class _Resource:
+    """Base of the resources of one client kind: names the methods made for the subclass by `_shell`."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, member in vars(cls).items():
+            if getattr(member, "_made_from", None) is not None:
+                member.__name__ = name
+                member.__qualname__ = f"{cls.__qualname__}.{name}"
+
+
+class _SyncResource(_Resource):
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+
+class _AsyncResource(_Resource):
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+
+def _shell(method: Any, build: Callable[..., Any], *, iterator: str | None = None) -> Any:
+    """Give `method` the parameters and docstring of `build` (help(), IDEs and the twin test read them), and
+    as its answer what `build`'s operation answers: `Operation[Container]` -> `Container`, or for `list()`
+    the `iterator` of its page's items."""
+    signature = inspect.signature(build)
+    answer = str(signature.return_annotation).removeprefix("Operation[").removesuffix("]")
+    doc = build.__doc__ or ""
+    if iterator is not None:
+        answer = f"{iterator}[{answer.removeprefix('Page[').removesuffix(']')}]"
+        doc = f"Every item from the first page on, following `after` from page to page. {doc}"
+    self = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    method.__signature__ = signature.replace(
+        parameters=[self, *signature.parameters.values()], return_annotation=answer
+    )
+    method.__doc__ = doc
+    method._made_from = build
+    return method
+
+
+def _arguments(client: BaseClient, kwargs: dict[str, Any], defaults: Defaults | None) -> dict[str, Any]:
+    for name, default in (defaults or {}).items():
+        if not kwargs.get(name):
+            kwargs[name] = default(client)
+    return kwargs
+
+
+def _call(
+    build: Callable[P, Operation[T]], defaults: Defaults | None = None
+) -> Callable[Concatenate[_SyncResource, P], T]:
+    """A method of a sync resource that runs the operation `build` describes and returns its answer."""
+
+    def method(self: _SyncResource, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._client._execute(build(*args, **_arguments(self._client, kwargs, defaults)))
+
+    return _shell(method, build)
+
+
+def _acall(
+    build: Callable[P, Operation[T]], defaults: Defaults | None = None
+) -> Callable[Concatenate[_AsyncResource, P], Coroutine[Any, Any, T]]:
+    """The async twin of `_call`."""
+
+    async def method(self: _AsyncResource, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._client._execute(build(*args, **_arguments(self._client, kwargs, defaults)))
+
+    return _shell(method, build)
+
+
+def _pages(build: Callable[P, Operation[Page[R]]]) -> Callable[Concatenate[_SyncResource, P], Iterator[R]]:
+    """`list()`: every item of every page, from the page `build` describes on, following `after`."""
+
+    def method(self: _SyncResource, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[R]:
+        op: Operation[Page[R]] | None = build(*args, **kwargs)
+        while op is not None:
+            page = self._client._execute(op)
+            yield from page.data
+            op = ops.next_page(op, page)
+
+    return _shell(method, build, iterator="Iterator")
+
+
+def _apages(build: Callable[P, Operation[Page[R]]]) -> Callable[Concatenate[_AsyncResource, P], AsyncIterator[R]]:
+    """The async twin of `_pages`."""
+
+    async def method(self: _AsyncResource, /, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[R]:
+        op: Operation[Page[R]] | None = build(*args, **kwargs)
+        while op is not None:
+            page = await self._client._execute(op)
+            for item in page.data:
+                yield item
+            op = ops.next_page(op, page)
+
+    return _shell(method, build, iterator="AsyncIterator")
+
+
+def _model(client: BaseClient) -> str | None:
+    return client.settings.model
+
+
 # --- containers -----------------------------------------------------------------------------------------------
 
 
-class Containers:
+class Containers(_SyncResource):
     """`client.containers`: create, list, retrieve and delete containers; `.files` for their files."""
 
     def __init__(self, client: Client) -> None:
-        self._client = client
+        super().__init__(client)
         self.files = ContainerFiles(client)
 
-    def create(
-        self,
-        name: str,
-        *,
-        memory_limit: str | None = None,
-        expires_after: int | Mapping[str, Any] | None = None,
-        file_ids: Sequence[str] | None = None,
-        network_policy: Mapping[str, Any] | None = None,
-    ) -> Container:
-        """Create a container. `expires_after` is minutes of idleness (or the API's {anchor, minutes})."""
-        return self._client._execute(
-            ops.create_container(
-                name,
-                memory_limit=memory_limit,
-                expires_after=expires_after,
-                file_ids=file_ids,
-                network_policy=network_policy,
-            )
-        )
-
-    def list(
-        self, *, limit: int | None = None, order: str | None = None, name: str | None = None
-    ) -> Iterator[Container]:
-        """Every container, following `after` across pages of `limit` (the server's default page size)."""
-        after = None
-        while True:
-            page = self.list_page(limit=limit, order=order, after=after, name=name)
-            yield from page.data
-            if (after := page.next_after) is None:
-                return
-
-    def list_page(
-        self, *, limit: int | None = None, order: str | None = None, after: str | None = None, name: str | None = None
-    ) -> Page[Container]:
-        """One page of containers."""
-        return self._client._execute(ops.list_containers(limit=limit, order=order, after=after, name=name))
-
-    def retrieve(self, container_id: str) -> Container:
-        return self._client._execute(ops.retrieve_container(container_id))
-
-    def delete(self, container_id: str) -> Deleted:
-        return self._client._execute(ops.delete_container(container_id))
+    create = _call(ops.create_container)
+    list = _pages(ops.list_containers)
+    list_page = _call(ops.list_containers)
+    retrieve = _call(ops.retrieve_container)
+    delete = _call(ops.delete_container)
 
 
-class AsyncContainers:
+class AsyncContainers(_AsyncResource):
     """`client.containers` of an `AsyncClient`."""
 
     def __init__(self, client: AsyncClient) -> None:
-        self._client = client
+        super().__init__(client)
         self.files = AsyncContainerFiles(client)
 
-    async def create(
-        self,
-        name: str,
-        *,
-        memory_limit: str | None = None,
-        expires_after: int | Mapping[str, Any] | None = None,
-        file_ids: Sequence[str] | None = None,
-        network_policy: Mapping[str, Any] | None = None,
-    ) -> Container:
-        return await self._client._execute(
-            ops.create_container(
-                name,
-                memory_limit=memory_limit,
-                expires_after=expires_after,
-                file_ids=file_ids,
-                network_policy=network_policy,
-            )
-        )
-
-    async def list(
-        self, *, limit: int | None = None, order: str | None = None, name: str | None = None
-    ) -> AsyncIterator[Container]:
-        after = None
-        while True:
-            page = await self.list_page(limit=limit, order=order, after=after, name=name)
-            for item in page.data:
-                yield item
-            if (after := page.next_after) is None:
-                return
-
-    async def list_page(
-        self, *, limit: int | None = None, order: str | None = None, after: str | None = None, name: str | None = None
-    ) -> Page[Container]:
-        return await self._client._execute(ops.list_containers(limit=limit, order=order, after=after, name=name))
-
-    async def retrieve(self, container_id: str) -> Container:
-        return await self._client._execute(ops.retrieve_container(container_id))
-
-    async def delete(self, container_id: str) -> Deleted:
-        return await self._client._execute(ops.delete_container(container_id))
+    create = _acall(ops.create_container)
+    list = _apages(ops.list_containers)
+    list_page = _acall(ops.list_containers)
+    retrieve = _acall(ops.retrieve_container)
+    delete = _acall(ops.delete_container)
 
 
 # --- container files ------------------------------------------------------------------------------------------
 
 
-class ContainerFiles:
+class ContainerFiles(_SyncResource):
     """`client.containers.files`: upload, list, retrieve, delete and download a container's files."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def create(
-        self,
-        container_id: str,
-        file: FileSource | None = None,
-        *,
-        file_id: str | None = None,
-        filename: str | None = None,
-    ) -> ContainerFile:
-        """Upload `file` (a path, streamed from disk; bytes; or a binary file object), or copy a `file_id`."""
-        return self._client._execute(ops.create_container_file(container_id, file, file_id=file_id, filename=filename))
-
-    def list(self, container_id: str, *, limit: int | None = None, order: str | None = None) -> Iterator[ContainerFile]:
-        after = None
-        while True:
-            page = self.list_page(container_id, limit=limit, order=order, after=after)
-            yield from page.data
-            if (after := page.next_after) is None:
-                return
-
-    def list_page(
-        self, container_id: str, *, limit: int | None = None, order: str | None = None, after: str | None = None
-    ) -> Page[ContainerFile]:
-        return self._client._execute(ops.list_container_files(container_id, limit=limit, order=order, after=after))
-
-    def retrieve(self, container_id: str, file_id: str) -> ContainerFile:
-        return self._client._execute(ops.retrieve_container_file(container_id, file_id))
-
-    def delete(self, container_id: str, file_id: str) -> Deleted:
-        return self._client._execute(ops.delete_container_file(container_id, file_id))
+    create = _call(ops.create_container_file)
+    list = _pages(ops.list_container_files)
+    list_page = _call(ops.list_container_files)
+    retrieve = _call(ops.retrieve_container_file)
+    delete = _call(ops.delete_container_file)
 
     @contextmanager
     def stream(self, container_id: str, file_id: str, *, chunk_size: int = CHUNK_SIZE) -> Iterator[ContentStream]:
@@ -327,47 +343,14 @@ class ContainerFiles:
         return target
 
 
-class AsyncContainerFiles:
+class AsyncContainerFiles(_AsyncResource):
     """`client.containers.files` of an `AsyncClient`."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
-
-    async def create(
-        self,
-        container_id: str,
-        file: FileSource | None = None,
-        *,
-        file_id: str | None = None,
-        filename: str | None = None,
-    ) -> ContainerFile:
-        return await self._client._execute(
-            ops.create_container_file(container_id, file, file_id=file_id, filename=filename)
-        )
-
-    async def list(
-        self, container_id: str, *, limit: int | None = None, order: str | None = None
-    ) -> AsyncIterator[ContainerFile]:
-        after = None
-        while True:
-            page = await self.list_page(container_id, limit=limit, order=order, after=after)
-            for item in page.data:
-                yield item
-            if (after := page.next_after) is None:
-                return
-
-    async def list_page(
-        self, container_id: str, *, limit: int | None = None, order: str | None = None, after: str | None = None
-    ) -> Page[ContainerFile]:
-        return await self._client._execute(
-            ops.list_container_files(container_id, limit=limit, order=order, after=after)
-        )
-
-    async def retrieve(self, container_id: str, file_id: str) -> ContainerFile:
-        return await self._client._execute(ops.retrieve_container_file(container_id, file_id))
-
-    async def delete(self, container_id: str, file_id: str) -> Deleted:
-        return await self._client._execute(ops.delete_container_file(container_id, file_id))
+    create = _acall(ops.create_container_file)
+    list = _apages(ops.list_container_files)
+    list_page = _acall(ops.list_container_files)
+    retrieve = _acall(ops.retrieve_container_file)
+    delete = _acall(ops.delete_container_file)
 
     @asynccontextmanager
     async def stream(
@@ -411,59 +394,32 @@ class AsyncContainerFiles:
 # --- files ----------------------------------------------------------------------------------------------------
 
 
-class Files:
+class Files(_SyncResource):
     """`client.files`: the Files API, whose ids `containers.create(file_ids=...)` accepts."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def create(self, file: FileSource, *, purpose: str = "user_data", filename: str | None = None) -> File:
-        return self._client._execute(ops.create_file(file, purpose=purpose, filename=filename))
-
-    def list(self, *, limit: int | None = None, order: str | None = None) -> Iterator[File]:
-        after = None
-        while True:
-            page = self._client._execute(ops.list_files(limit=limit, order=order, after=after))
-            yield from page.data
-            if (after := page.next_after) is None:
-                return
-
-    def retrieve(self, file_id: str) -> File:
-        return self._client._execute(ops.retrieve_file(file_id))
-
-    def delete(self, file_id: str) -> Deleted:
-        return self._client._execute(ops.delete_file(file_id))
+    create = _call(ops.create_file)
+    list = _pages(ops.list_files)
+    list_page = _call(ops.list_files)
+    retrieve = _call(ops.retrieve_file)
+    delete = _call(ops.delete_file)
 
     def content(self, file_id: str) -> bytes:
+        """The whole file in memory."""
         with ContentStream(self._client._execute(ops.file_content(file_id))) as body:
             return body.read()
 
 
-class AsyncFiles:
+class AsyncFiles(_AsyncResource):
     """`client.files` of an `AsyncClient`."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
-
-    async def create(self, file: FileSource, *, purpose: str = "user_data", filename: str | None = None) -> File:
-        return await self._client._execute(ops.create_file(file, purpose=purpose, filename=filename))
-
-    async def list(self, *, limit: int | None = None, order: str | None = None) -> AsyncIterator[File]:
-        after = None
-        while True:
-            page = await self._client._execute(ops.list_files(limit=limit, order=order, after=after))
-            for item in page.data:
-                yield item
-            if (after := page.next_after) is None:
-                return
-
-    async def retrieve(self, file_id: str) -> File:
-        return await self._client._execute(ops.retrieve_file(file_id))
-
-    async def delete(self, file_id: str) -> Deleted:
-        return await self._client._execute(ops.delete_file(file_id))
+    create = _acall(ops.create_file)
+    list = _apages(ops.list_files)
+    list_page = _acall(ops.list_files)
+    retrieve = _acall(ops.retrieve_file)
+    delete = _acall(ops.delete_file)
 
     async def content(self, file_id: str) -> bytes:
+        """The whole file in memory."""
         async with AsyncContentStream(await self._client._execute(ops.file_content(file_id))) as body:
             return await body.read()
 
@@ -471,71 +427,13 @@ class AsyncFiles:
 # --- responses ------------------------------------------------------------------------------------------------
 
 
-class Responses:
+class Responses(_SyncResource):
     """`client.responses`: the Responses API, for running code with the `code_interpreter` tool."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    def create(
-        self,
-        *,
-        input: str | Sequence[Mapping[str, Any]],
-        model: str | None = None,
-        container: str | Mapping[str, Any] | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        include: Sequence[str] | None = ("code_interpreter_call.outputs",),
-        instructions: str | None = None,
-        tool_choice: str | Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        timeout: float | None = None,
-    ) -> Response:
-        """Create a response; `container` binds the `code_interpreter` tool to a container id (or `auto`).
-        `timeout` (seconds) bounds how long to wait for it; the default allows ten minutes."""
-        return self._client._execute(
-            ops.create_response(
-                model=model or self._client.settings.model or "",
-                input=input,
-                container=container,
-                tools=tools,
-                include=include,
-                instructions=instructions,
-                tool_choice=tool_choice,
-                extra_body=extra_body,
-                timeout=timeout,
-            )
-        )
+    create = _call(ops.create_response, defaults={"model": _model})
 
 
-class AsyncResponses:
+class AsyncResponses(_AsyncResource):
     """`client.responses` of an `AsyncClient`."""
 
-    def __init__(self, client: AsyncClient) -> None:
-        self._client = client
-
-    async def create(
-        self,
-        *,
-        input: str | Sequence[Mapping[str, Any]],
-        model: str | None = None,
-        container: str | Mapping[str, Any] | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        include: Sequence[str] | None = ("code_interpreter_call.outputs",),
-        instructions: str | None = None,
-        tool_choice: str | Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-        timeout: float | None = None,
-    ) -> Response:
-        return await self._client._execute(
-            ops.create_response(
-                model=model or self._client.settings.model or "",
-                input=input,
-                container=container,
-                tools=tools,
-                include=include,
-                instructions=instructions,
-                tool_choice=tool_choice,
-                extra_body=extra_body,
-                timeout=timeout,
-            )
-        )
+    create = _acall(ops.create_response, defaults={"model": _model})
