@@ -1,8 +1,8 @@
-"""An in-memory Containers API on loopback, for testing and measuring `cellbox.api` against real HTTP.
+"""An in-memory Containers API on loopback, for testing `cellbox.api` against real HTTP.
 
     server = FakeServer(data_dir).start()          # uvicorn in a background thread on a free port
-    server.fail("/v1/containers", status=503, headers={"Retry-After": "1"}, times=2)
     server.drop("/v1/containers/*")                # close the connection instead of answering
+    server.delay("/v1/containers", 2, times=3)     # answer late (for timeouts)
     server.count("GET", "/v1/containers")          # attempts seen
 
 Enough of the API to exercise the client: containers (CRUD, pagination with limit/order/after/name), container
@@ -11,15 +11,14 @@ delete, content streamed from disk), the Files API, and `POST /v1/responses` ans
 `code_interpreter_call` plus a message with a `container_file_citation`. Every request needs
 `Authorization: Bearer <token>`.
 
-Faults are queued per path pattern (fnmatch) and consumed in order, one per matching request: a status with a
-body and headers, an HTML page, malformed JSON with 200, a dropped connection (before answering, or part-way
-through the body), a delay. Run as a script (`python fakeserver.py --data-dir D [--sink]`) it serves in its own
-process and prints its base URL, for benchmarks.
+Faults are the ones that need a socket, queued per path pattern (fnmatch) and consumed in order, one per
+matching request: a dropped connection (before answering, or part-way through the body) and a delay. Answers
+a server can simply be told to give (statuses, HTML pages, malformed JSON) are `mockapi.py`'s, over an httpx
+`MockTransport`.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import fnmatch
@@ -28,7 +27,6 @@ import itertools
 import json
 import os
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
@@ -49,10 +47,7 @@ CHUNK = 64 * 1024
 class Fault:
     pattern: str
     method: str | None
-    kind: str  # status | html | malformed | drop | drop_body | delay
-    status: int = 500
-    body: Any = None
-    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    kind: str  # drop | drop_body | delay
     seconds: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
@@ -72,7 +67,7 @@ class Logged:
 @dataclasses.dataclass
 class StoredFile:
     meta: dict[str, Any]
-    path: Path | None  # None in sink mode
+    path: Path
     sha256: str
     content_type: str | None = None
     field: str = "file"
@@ -87,9 +82,8 @@ def _error(status: int, message: str, type_: str = "invalid_request_error", code
 class _FormSink:
     """Streaming multipart/form-data: text fields kept, file parts hashed, counted and written to disk."""
 
-    def __init__(self, directory: Path, sink: bool) -> None:
+    def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.sink = sink
         self.fields: dict[str, str] = {}
         self.files: list[dict[str, Any]] = []
         self._header_field = b""
@@ -117,19 +111,15 @@ class _FormSink:
         _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
         name = options.get(b"name", b"").decode()
         if b"filename" in options:
-            target = None
-            handle = None
-            if not self.sink:
-                target = self.directory / f"up-{next(_ids):06d}"
-                handle = target.open("wb")
+            target = self.directory / f"up-{next(_ids):06d}"
             self._current = {
                 "field": name,
                 "filename": options[b"filename"].decode(),
                 "content_type": self._headers.get(b"content-type", b"").decode() or None,
-                "hash": hashlib.sha256() if not self.sink else None,
+                "hash": hashlib.sha256(),
                 "size": 0,
                 "path": target,
-                "handle": handle,
+                "handle": target.open("wb"),
             }
         else:
             self._current = {"field": name, "value": True}
@@ -143,10 +133,8 @@ class _FormSink:
             return
         chunk = data[start:end]
         current["size"] += len(chunk)
-        if current["hash"] is not None:
-            current["hash"].update(chunk)
-        if current["handle"] is not None:
-            current["handle"].write(chunk)
+        current["hash"].update(chunk)
+        current["handle"].write(chunk)
 
     def on_part_end(self) -> None:
         current = self._current
@@ -155,10 +143,8 @@ class _FormSink:
         if "value" in current:
             self.fields[current["field"]] = self._value.decode()
             return
-        if current["handle"] is not None:
-            current["handle"].close()
-        current["sha256"] = current.pop("hash").hexdigest() if current["hash"] is not None else None
-        current.pop("handle")
+        current.pop("handle").close()
+        current["sha256"] = current.pop("hash").hexdigest()
         self.files.append(current)
 
 
@@ -168,11 +154,10 @@ _ids = itertools.count(1)
 class FakeAPI:
     """The ASGI app: faults and the request log around a Starlette app with the API's routes."""
 
-    def __init__(self, data_dir: str | os.PathLike[str], token: str = TOKEN, sink: bool = False) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str], token: str = TOKEN) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.token = token
-        self.sink = sink
         self._lock = threading.Lock()
         self.app = Starlette(routes=self._routes())
         self.reset()
@@ -195,26 +180,13 @@ class FakeAPI:
         with self._lock:
             self.faults.extend(dataclasses.replace(fault) for _ in range(times))
 
-    def fail(self, pattern, status=500, body=None, headers=None, *, times=1, method=None) -> None:
-        """The next `times` requests matching `pattern` answer `status` with `body` (JSON if not bytes/str)."""
-        self._queue(Fault(pattern, method, "status", status, body, dict(headers or {})), times)
-
-    def html(self, pattern, status=502, *, times=1, method=None) -> None:
-        """Answer an HTML page, as a proxy or gateway in front of the API would."""
-        body = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>nginx</body></html>"
-        self._queue(Fault(pattern, method, "html", status, body), times)
-
-    def malformed(self, pattern, *, times=1, method=None, body: bytes = b'{"id": "cntr_x", "name": '):
-        """Answer 200 with a body that is not valid JSON."""
-        self._queue(Fault(pattern, method, "malformed", 200, body), times)
-
     def drop(self, pattern, *, times=1, method=None, mid_body: bool = False) -> None:
         """Close the connection: before answering, or (mid_body) after the headers and part of the body."""
         self._queue(Fault(pattern, method, "drop_body" if mid_body else "drop"), times)
 
     def delay(self, pattern, seconds: float, *, times=1, method=None) -> None:
         """Wait `seconds` before handling the request normally."""
-        self._queue(Fault(pattern, method, "delay", seconds=seconds), times)
+        self._queue(Fault(pattern, method, "delay", seconds), times)
 
     def count(self, method: str | None = None, pattern: str = "*") -> int:
         """How many requests (attempts) matching method and path pattern arrived."""
@@ -273,35 +245,17 @@ class FakeAPI:
         if headers.get("authorization") != f"Bearer {self.token}":
             await _error(401, "Incorrect API key provided.", code="invalid_api_key")(scope, receive, send_with_id)
             return
-        if fault is not None:
+        if fault is not None:  # drop_body
             await _drain(receive)
-            await self._answer_fault(fault, send_with_id)
+            await self._drop_mid_body(send_with_id)
             return
         await self.app(scope, receive, send_with_id)
 
-    async def _answer_fault(self, fault: Fault, send) -> None:
-        if fault.kind == "drop_body":
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1000000")]})
-            await send({"type": "http.response.body", "body": b"x" * 1000, "more_body": True})
-            await asyncio.sleep(0.05)
-            _abort(send)
-            return
-        if fault.kind == "html":
-            content_type, body = "text/html; charset=utf-8", fault.body.encode()
-        elif fault.kind == "malformed":
-            content_type, body = "application/json", fault.body
-        elif isinstance(fault.body, bytes):
-            content_type, body = fault.headers.pop("content-type", "text/plain"), fault.body
-        elif isinstance(fault.body, str):
-            content_type, body = fault.headers.pop("content-type", "text/plain"), fault.body.encode()
-        else:
-            default = {"error": {"message": f"scripted {fault.status}", "type": "server_error", "param": None}}
-            content_type = "application/json"
-            body = json.dumps(fault.body if fault.body is not None else default).encode()
-        headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
-        headers += [(k.lower().encode(), v.encode()) for k, v in fault.headers.items()]
-        await send({"type": "http.response.start", "status": fault.status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+    async def _drop_mid_body(self, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1000000")]})
+        await send({"type": "http.response.body", "body": b"x" * 1000, "more_body": True})
+        await asyncio.sleep(0.05)
+        _abort(send)
 
     # --- routes ---------------------------------------------------------------------------------------------
 
@@ -425,15 +379,14 @@ class FakeAPI:
                 return self._no_container(cid)
             container["status"] = "deleted"
             for stored in self.container_files.pop(cid, {}).values():
-                if stored.path is not None:
-                    stored.path.unlink(missing_ok=True)
+                stored.path.unlink(missing_ok=True)
         return JSONResponse({"id": cid, "object": "container.deleted", "deleted": True})
 
     async def _receive_form(self, request: Request) -> _FormSink | Response:
         content_type, options = parse_options_header(request.headers.get("content-type", ""))
         if content_type != b"multipart/form-data" or b"boundary" not in options:
             return _error(400, "Expected multipart/form-data.")
-        form = _FormSink(self.data_dir, self.sink)
+        form = _FormSink(self.data_dir)
         parser = MultipartParser(options[b"boundary"], callbacks=_callbacks(form))
         async for chunk in request.stream():
             parser.write(chunk)
@@ -442,10 +395,8 @@ class FakeAPI:
 
     def _copy_file(self, cid: str, source: StoredFile) -> dict[str, Any]:
         fid = f"cfile_{next(_ids):08d}"
-        target = None
-        if source.path is not None:
-            target = self.data_dir / f"up-{next(_ids):06d}"
-            target.write_bytes(source.path.read_bytes())
+        target = self.data_dir / f"up-{next(_ids):06d}"
+        target.write_bytes(source.path.read_bytes())
         meta = {
             "id": fid,
             "object": "container.file",
@@ -518,8 +469,7 @@ class FakeAPI:
             return stored
         with self._lock:
             self.container_files[request.path_params["cid"]].pop(stored.meta["id"], None)
-        if stored.path is not None:
-            stored.path.unlink(missing_ok=True)
+        stored.path.unlink(missing_ok=True)
         return JSONResponse({"id": stored.meta["id"], "object": "container.file.deleted", "deleted": True})
 
     async def container_file_content(self, request: Request):
@@ -646,16 +596,6 @@ def _callbacks(form: _FormSink) -> dict[str, Any]:
 def _stream_file(stored: StoredFile) -> Response:
     size = stored.meta["bytes"]
     headers = {"content-length": str(size)}
-    if stored.path is None:  # sink mode: zeros of the recorded size
-
-        async def zeros():
-            block = bytes(1024 * 1024)
-            left = size
-            while left > 0:
-                yield block[: min(left, len(block))]
-                left -= len(block)
-
-        return StreamingResponse(zeros(), media_type="application/octet-stream", headers=headers)
 
     async def chunks():
         with stored.path.open("rb") as f:
@@ -689,8 +629,8 @@ def _abort(send) -> None:
 class FakeServer:
     """`FakeAPI` served by uvicorn on 127.0.0.1 in a background thread."""
 
-    def __init__(self, data_dir: str | os.PathLike[str], token: str = TOKEN, sink: bool = False) -> None:
-        self.api = FakeAPI(data_dir, token=token, sink=sink)
+    def __init__(self, data_dir: str | os.PathLike[str], token: str = TOKEN) -> None:
+        self.api = FakeAPI(data_dir, token=token)
         self.token = token
         # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets that say so (else +40 ms per answer)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -725,20 +665,3 @@ class FakeServer:
 
     def __getattr__(self, name: str) -> Any:  # the test controls live on the app
         return getattr(self.api, name)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--sink", action="store_true", help="don't store or hash uploads; serve zeros")
-    args = parser.parse_args()
-    server = FakeServer(args.data_dir, sink=args.sink).start()
-    print(server.base_url, flush=True)
-    try:
-        sys.stdin.read()  # serve until the parent closes our stdin
-    finally:
-        server.stop()
-
-
-if __name__ == "__main__":
-    main()
