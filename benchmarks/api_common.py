@@ -1,4 +1,5 @@
-"""What the `api_*` benchmarks share: the fake Containers API in its own process, and peak-RSS readings."""
+"""What the `api_*` benchmarks share: the benchmark Containers API (fake_api.py) in its own process, and
+peak-RSS readings."""
 
 from __future__ import annotations
 
@@ -11,20 +12,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-FAKESERVER = ROOT / "tests" / "api" / "fakeserver.py"
-sys.path.insert(0, str(FAKESERVER.parent))
+from fake_api import TOKEN
 
-from fakeserver import TOKEN  # noqa: E402
+FAKE_API = Path(__file__).resolve().parent / "fake_api.py"
 
 __all__ = ["TOKEN", "machine", "peak_rss_kb", "served"]
 
 
 @contextmanager
-def served(data_dir: Path, *, sink: bool) -> Iterator[str]:
-    """Run the fake server in a separate process (no shared GIL with the client); yields its base URL."""
-    args = [sys.executable, str(FAKESERVER), "--data-dir", str(data_dir)] + (["--sink"] if sink else [])
-    process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def served() -> Iterator[str]:
+    """Run the fake API in a separate process (no shared GIL with the client); yields its base URL."""
+    process = subprocess.Popen(
+        [sys.executable, str(FAKE_API)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert process.stdout is not None
         base_url = process.stdout.readline().strip()

@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 
@@ -30,8 +28,7 @@ def main() -> None:
     from cellbox.api import Client
 
     with (
-        tempfile.TemporaryDirectory(prefix="cellbox-bench-") as tmp,
-        served(Path(tmp), sink=True) as base_url,
+        served() as base_url,
         Client(base_url=base_url, api_key=TOKEN) as client,
         httpx.Client(timeout=60) as bare,
     ):

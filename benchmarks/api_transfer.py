@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/api_transfer.py               # 1 GiB each way, 7 rounds
     .venv/bin/python benchmarks/api_transfer.py --size 256M --rounds 2
 
-The fake Containers API (tests/api/fakeserver.py, `--sink`: uploads parsed and counted, downloads served from
+The benchmark Containers API (benchmarks/fake_api.py: uploads parsed and counted, downloads served from
 memory) runs in its own process. Every measurement runs in a fresh child process, so its peak RSS growth
 (VmHWM after minus before, the client warmed up) is its own; the sides alternate, and which goes first alternates
 too, to spread the machine's noise evenly. Targets: throughput ratio >= 0.90, RSS growth <= 64 MB.
@@ -120,7 +120,7 @@ def main() -> None:
             while left > 0:
                 f.write(block[: min(left, len(block))])
                 left -= len(block)
-        with served(work / "server", sink=True) as base_url, Client(base_url=base_url, api_key=TOKEN) as client:
+        with served() as base_url, Client(base_url=base_url, api_key=TOKEN) as client:
             container = client.containers.create("bench").id
             file_id = client.containers.files.create(container, source).id  # what the downloads fetch
             results: dict[str, list[dict[str, float]]] = {}
