@@ -56,36 +56,39 @@ def _depth(folder) -> int:
 @pytest.mark.slow
 def test_a_deep_chain_breaks_neither_runs_nor_restarts_nor_deletion(tmp_path, run, logs):
     data = tmp_path / "data"
-    with running_server(data, pool_size=0) as srv, _sdk(srv) as client:
-        attacker = client.containers.create(name="attacker")
-        bystander = client.containers.create(name="bystander")
-        kept = client.containers.files.create(container_id=bystander.id, file=("kept.txt", b"kept"))
-        call, _ = run(client, attacker.id, CHAIN)
-        assert "built" in logs(call)
-        assert _depth(data / "containers" / attacker.id / "chain") == DEPTH
+    try:
+        with running_server(data, pool_size=0) as srv, _sdk(srv) as client:
+            attacker = client.containers.create(name="attacker")
+            bystander = client.containers.create(name="bystander")
+            kept = client.containers.files.create(container_id=bystander.id, file=("kept.txt", b"kept"))
+            call, _ = run(client, attacker.id, CHAIN)
+            assert "built" in logs(call)
+            assert _depth(data / "containers" / attacker.id / "chain") == DEPTH
 
-        listed = {f.path for f in client.containers.files.list(container_id=attacker.id, limit=100)}
-        assert "/mnt/data/top.txt" in listed
-        assert "/mnt/data/chain/d/d/shallow-dir/near.txt" in listed
-        assert not any(p.endswith("bottom.txt") for p in listed)  # past the scan's depth: not listed
-        call, _ = run(client, attacker.id, "print(6 * 7)")
-        assert logs(call).strip() == "42"
-        started = time.monotonic()
-        call, _ = run(client, bystander.id, "print(1)")
-        assert logs(call).strip() == "1" and time.monotonic() - started < 1.0
+            listed = {f.path for f in client.containers.files.list(container_id=attacker.id, limit=100)}
+            assert "/mnt/data/top.txt" in listed
+            assert "/mnt/data/chain/d/d/shallow-dir/near.txt" in listed
+            assert not any(p.endswith("bottom.txt") for p in listed)  # past the scan's depth: not listed
+            call, _ = run(client, attacker.id, "print(6 * 7)")
+            assert logs(call).strip() == "42"
+            started = time.monotonic()
+            call, _ = run(client, bystander.id, "print(1)")
+            assert logs(call).strip() == "1" and time.monotonic() - started < 1.0
 
-    # The server starts again on that data dir, with both containers and their files.
-    with running_server(data, pool_size=0) as srv, _sdk(srv) as client:
-        assert {f.path for f in client.containers.files.list(container_id=attacker.id)} >= {"/mnt/data/top.txt"}
-        content = client.containers.files.content.retrieve(kept.id, container_id=bystander.id).read()
-        assert content == b"kept"
-        call, _ = run(client, attacker.id, "print(open('/mnt/data/top.txt').read())")
-        assert logs(call).strip() == "top"
+        # The server starts again on that data dir, with both containers and their files.
+        with running_server(data, pool_size=0) as srv, _sdk(srv) as client:
+            assert {f.path for f in client.containers.files.list(container_id=attacker.id)} >= {"/mnt/data/top.txt"}
+            content = client.containers.files.content.retrieve(kept.id, container_id=bystander.id).read()
+            assert content == b"kept"
+            call, _ = run(client, attacker.id, "print(open('/mnt/data/top.txt').read())")
+            assert logs(call).strip() == "top"
 
-        client.containers.delete(attacker.id)
-        assert not (data / "containers" / attacker.id).exists()
-        wait_until(lambda: not any((data / "trash").iterdir()), timeout=30, what="the chain to be removed")
-        assert client.containers.files.list(container_id=bystander.id).data[0].id == kept.id
+            client.containers.delete(attacker.id)
+            assert not (data / "containers" / attacker.id).exists()
+            wait_until(lambda: not any((data / "trash").iterdir()), timeout=30, what="the chain to be removed")
+            assert client.containers.files.list(container_id=bystander.id).data[0].id == kept.id
+    finally:
+        safepath.remove_tree(data)  # shutil.rmtree, which cleans tmp_path, can't
 
 
 def test_walk_and_remove_are_iterative(tmp_path):
@@ -102,13 +105,15 @@ def test_walk_and_remove_are_iterative(tmp_path):
     os.close(fd)
     (root / "d" / "b.txt").write_text("b")
     os.chmod(root / "d" / "d", 0o000)  # the code may take permissions away
-
-    found = dict(safepath.walk_files(str(root)))
-    assert set(found) == {"a.txt", "d/b.txt"}
-    descriptors = len(os.listdir("/proc/self/fd"))
-    safepath.remove_tree(root)
-    assert not root.exists()
-    assert len(os.listdir("/proc/self/fd")) == descriptors
+    try:
+        found = dict(safepath.walk_files(str(root)))
+        assert set(found) == {"a.txt", "d/b.txt"}
+        descriptors = len(os.listdir("/proc/self/fd"))
+        safepath.remove_tree(root)
+        assert not root.exists()
+        assert len(os.listdir("/proc/self/fd")) == descriptors
+    finally:
+        safepath.remove_tree(root)
 
 
 def test_walk_stops_at_its_entry_cap(tmp_path, monkeypatch):
