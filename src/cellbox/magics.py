@@ -22,7 +22,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.display import display
 
-from . import widgets
+from . import views
 from .api import MEMORY_LIMITS, CellboxError
 from .results import RemoteError, Run, SandboxGone
 from .sandbox import Sandbox
@@ -108,7 +108,7 @@ class ContainerMagics(Magics):
     # --- sandboxes ------------------------------------------------------------------------------------------------
 
     def _remember(self, sandbox: Sandbox) -> Sandbox:
-        sandbox.progress = widgets.TransferProgress
+        sandbox.progress = views.TransferProgress
         self._known[sandbox.id] = sandbox
         if sandbox.name:
             self._known[sandbox.name] = sandbox
@@ -150,16 +150,16 @@ class ContainerMagics(Magics):
         if command == "new":
             sandbox = Sandbox.create(args.name, memory_limit=args.memory, expires_after=args.expires)
             self._remember(sandbox)
-            return widgets.StatusView(sandbox.container)
+            return views.StatusView(sandbox.container)
         if command == "use":
-            return widgets.StatusView(self._sandbox(args.name).container)
+            return views.StatusView(self._sandbox(args.name).container)
         if command == "list":
             client = self.current.client if self.current else Sandbox.default_client()
-            return widgets.ContainerTable(list(client.containers.list(order="desc")))
+            return views.ContainerTable(list(client.containers.list(order="desc")))
         if command == "status":
-            return widgets.StatusView(self._require_current().refresh())
+            return views.StatusView(self._require_current().refresh())
         if command == "files":
-            return widgets.FileTable(self._require_current().files())
+            return views.FileTable(self._require_current().files())
         if command == "push":
             sandbox = self._sandbox(None)
             for item in args.items:
@@ -225,11 +225,11 @@ class ContainerMagics(Magics):
             sys.stderr.write(run.stderr)
             sys.stderr.flush()
         for figure in run.figures:
-            display(widgets.image(figure))
+            display(views.image(figure))
         if run.value is not None:
             display(run.value)
         if run.artifacts:
-            display(widgets.ArtifactGallery(run.artifacts))
+            display(views.ArtifactGallery(run.artifacts))
 
 
 def _say(message: str) -> None:

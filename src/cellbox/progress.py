@@ -1,7 +1,7 @@
 """Progress of pushes and pulls: bytes moved out of a total, reported from the transfer threads.
 
-`Sandbox` reports to whatever `Tracker` factory it is given (the magics give it a widget); by default, nothing
-is shown. Transfers smaller than `MIN_BYTES` report nothing: a bar that flashes by is noise.
+`Sandbox` reports to whatever `Tracker` factory it is given (the magics give it a progress view); by default,
+nothing is shown. Transfers smaller than `MIN_BYTES` report nothing: a bar that flashes by is noise.
 """
 
 from __future__ import annotations

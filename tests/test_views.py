@@ -11,7 +11,7 @@ import pytest
 
 from cellbox.api import Container, ContainerFile
 from cellbox.results import Artifact, RemoteError
-from cellbox.widgets import ArtifactGallery, ContainerTable, FileTable, StatusView, TransferProgress
+from cellbox.views import ArtifactGallery, ContainerTable, FileTable, StatusView, TransferProgress
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="

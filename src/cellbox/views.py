@@ -1,7 +1,7 @@
-"""How sandboxes, files and artifacts look in a notebook.
+"""How containers, files, transfers and artifacts look in a notebook.
 
-Each view is a plain object with `_repr_html_` and `__repr__`, so it renders in JupyterLab, in a static
-notebook export and in a terminal alike, and tests can inspect what it holds (`.rows`, `.items`).
+Each view is a plain object with `_repr_html_` and `__repr__` (no ipywidgets), so it renders in JupyterLab, in a
+static notebook export and in a terminal alike, and tests can inspect what it holds (`.rows`, `.items`).
 """
 
 from __future__ import annotations
