@@ -102,7 +102,10 @@ def test_a_frame_value_and_an_error_come_back_as_a_run(tmp_path: Path, monkeypat
     failed = box.run(protocol.Request.new("def f():\n    return 1 / 0\nf()", data_dir=str(tmp_path)))
     run = failed.to_run([], [], [])
     assert run.error is not None and run.error.ename == "ZeroDivisionError" and run.error.run_id == failed.run_id
+    # Only the cell's frames: the runtime, uploaded under its content-named file, is not shown.
+    assert run.error.traceback.startswith('Traceback (most recent call last):\n  File "<cell>", line 3, in <module>')
     assert 'File "<cell>", line 2, in f' in run.error.traceback
+    assert Path(box.runtime_path).name.startswith("cellbox_runtime_") and box.runtime_path not in run.error.traceback
 
 
 def test_anything_but_the_loader_is_refused() -> None:

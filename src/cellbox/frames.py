@@ -7,22 +7,17 @@ runtime's own reader, so both ends agree on formats and dtypes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
+import xxhash
+
 from .runtime import container as runtime
 
-try:
-    import xxhash
 
-    def _hasher() -> Any:
-        return xxhash.xxh3_128()
-except ImportError:  # pragma: no cover - xxhash is a dependency; this keeps a broken install working
-
-    def _hasher() -> Any:
-        return hashlib.blake2b(digest_size=16)
+def _hasher() -> Any:
+    return xxhash.xxh3_128()
 
 
 def kind_of(value: Any) -> str | None:

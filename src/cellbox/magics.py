@@ -24,7 +24,7 @@ from IPython.display import display
 
 from . import views
 from .api import MEMORY_LIMITS, CellboxError
-from .results import RemoteError, Run, SandboxGone
+from .results import Run, SandboxGone
 from .sandbox import Sandbox
 
 __all__ = ["ContainerMagics", "load_ipython_extension"]
@@ -239,6 +239,3 @@ def _say(message: str) -> None:
 
 def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magics(ContainerMagics)
-
-
-__all__ += ["RemoteError"]

@@ -28,11 +28,11 @@ from .api import (
 )
 from .api.lookup import NoSuchContainer, find_container
 from .progress import TrackerFactory
-from .protocol import DATA_DIR, LoaderMismatch, loader_line
+from .protocol import DATA_DIR, loader_line
 from .results import Run, SandboxGone
 from .transfer import Pushed, Transfers
 
-__all__ = ["DATA_DIR", "LoaderMismatch", "Pushed", "Sandbox", "loader_line"]
+__all__ = ["Sandbox"]
 
 GONE_STATUSES = ("expired", "deleted")
 

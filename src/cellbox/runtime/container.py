@@ -294,7 +294,7 @@ def _split_last_expression(source: str) -> tuple[ast.Module, ast.Expression | No
 def _format_error(exc: BaseException) -> dict[str, Any]:
     frames = traceback.extract_tb(exc.__traceback__)
     # Drop the runtime's own frames: the user wants to see their cell, not the machinery around it.
-    keep = [f for f in frames if f.filename != __file__ and not f.filename.endswith("cellbox_runtime.py")]
+    keep = [f for f in frames if f.filename != __file__]
     lines = ["Traceback (most recent call last):\n"] if keep else []
     lines += traceback.format_list(keep)
     lines += traceback.format_exception_only(type(exc), exc)
