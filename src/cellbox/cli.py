@@ -109,12 +109,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def _add_serve(subparsers: Any) -> None:
-    try:
-        from .local.cli import add_serve_parser, run_serve
-    except ImportError:  # the local server's package is optional at import time
-        parser = subparsers.add_parser("serve", help="run the embedded local sandbox server")
-        parser.set_defaults(handler=lambda _: _fail("the local server is not available in this installation"))
-        return
+    from .local.cli import add_serve_parser, run_serve
+
     add_serve_parser(subparsers).set_defaults(handler=run_serve)
 
 

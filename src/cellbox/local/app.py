@@ -8,215 +8,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
-from . import errors, ids, responses, safepath
+from . import errors, responses, safepath
 from .containers import Containers
 from .download import FileStream
 from .errors import APIError
 from .middleware import BearerAuth, Faults, Latency, RequestId
-from .sandbox import MEMORY_LIMITS
+from .options import ServerOptions
+from .params import create_params, is_multipart, list_params, memory_limit_of, path_param, read_json
+from .records import container_file_json, container_json, file_json, page_json
 from .uploads import ensure, read_multipart
-
-MAX_JSON_BYTES = 16 * 1024 * 1024
-MAX_EXPIRY_MINUTES = 24 * 60
-
-
-@dataclass
-class Settings:
-    token: str
-    max_upload_bytes: int = 512 * 1024 * 1024
-    latency_ms: float = 0.0
-    error_rate: float = 0.0
-
-
-# -- shaping records ----------------------------------------------------------------------------------------
-
-
-def container_json(row: dict) -> dict:
-    return {
-        "id": row["id"],
-        "object": "container",
-        "name": row["name"],
-        "created_at": row["created_at"],
-        "status": row["status"],
-        "last_active_at": int(row["last_active"]),
-        "expires_after": {"anchor": "last_active_at", "minutes": row["expires_minutes"]},
-        "memory_limit": row["memory_limit"],
-        "network_policy": {"type": "disabled"},
-    }
-
-
-def container_file_json(row: dict) -> dict:
-    return {
-        "id": row["id"],
-        "object": "container.file",
-        "container_id": row["container_id"],
-        "created_at": row["created_at"],
-        "bytes": row["bytes"],
-        "path": f"{safepath.MOUNT}/{row['path']}",
-        "source": row["source"],
-    }
-
-
-def file_json(row: dict) -> dict:
-    return {
-        "id": row["id"],
-        "object": "file",
-        "bytes": row["bytes"],
-        "created_at": row["created_at"],
-        "filename": row["filename"],
-        "purpose": row["purpose"],
-        "status": "processed",
-        "expires_at": None,
-        "status_details": None,
-    }
-
-
-def page_json(page, shape) -> dict:
-    data = [shape(row) for row in page.rows]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": page.has_more,
-    }
-
-
-# -- request helpers ----------------------------------------------------------------------------------------
-
-
-async def read_json(request: Request) -> dict:
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_JSON_BYTES:
-        raise APIError(413, f"The request body is larger than {MAX_JSON_BYTES} bytes.")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_JSON_BYTES:
-            raise APIError(413, f"The request body is larger than {MAX_JSON_BYTES} bytes.")
-    if not body.strip():
-        return {}
-    try:
-        value = json.loads(body)
-        # Escaped lone surrogates ("\udc80") parse, but no text column or JSON answer can hold them.
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except (ValueError, UnicodeError) as exc:
-        raise errors.invalid(f"The request body is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise errors.invalid("The request body must be a JSON object.")
-    return value
-
-
-def list_params(request: Request, max_limit: int = 100) -> tuple[int, str, str | None]:
-    query = request.query_params
-    raw = query.get("limit", "20")
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise errors.invalid(f"Invalid 'limit': expected an integer, got '{raw}'.", "limit") from None
-    if not 1 <= limit <= max_limit:
-        raise errors.invalid(f"Invalid 'limit': it must be between 1 and {max_limit}.", "limit")
-    order = query.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise errors.invalid("Invalid 'order': expected 'asc' or 'desc'.", "order")
-    return limit, order, query.get("after") or None
 
 
 def containers_of(request: Request) -> Containers:
     return request.app.state.containers
 
 
-def settings_of(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-_ISSUED = {
-    "container_id": ("container", ids.is_container_id),
-    "file_id": ("file", ids.is_file_id),
-}
-
-
-def path_param(request: Request, name: str) -> str:
-    """An id from the URL, refused with a 404 unless it has the shape of the ids this server issues."""
-    value = request.path_params[name]
-    kind, issued = _ISSUED[name]
-    if name == "file_id" and "container_id" in request.path_params:
-        kind, issued = "container file", ids.is_container_file_id
-    if not issued(value):
-        raise errors.not_found(kind, value, param=name)
-    return value
-
-
-def is_multipart(request: Request) -> bool:
-    return request.headers.get("content-type", "").lower().startswith("multipart/form-data")
+def options_of(request: Request) -> ServerOptions:
+    return request.app.state.options
 
 
 # -- containers -----------------------------------------------------------------------------------------------
 
 
-def _memory_limit(value: object) -> str:
-    if value is None:
-        return "1g"
-    if not isinstance(value, str) or value not in MEMORY_LIMITS:
-        raise errors.invalid("Invalid 'memory_limit': expected one of 1g, 4g, 16g, 64g.", "memory_limit")
-    return value
-
-
-def _create_params(body: dict) -> tuple[str, int, str, list[str]]:
-    name = body.get("name")
-    if name is None:
-        raise errors.missing("name")
-    if not isinstance(name, str):
-        raise errors.invalid("Invalid 'name': expected a string.", "name")
-    if len(name) > 1024:
-        raise errors.invalid("Invalid 'name': longer than 1024 characters.", "name")
-    minutes = 20
-    expires = body.get("expires_after")
-    if expires is not None:
-        if not isinstance(expires, dict):
-            raise errors.invalid("Invalid 'expires_after': expected an object.", "expires_after")
-        if expires.get("anchor") != "last_active_at":
-            raise errors.invalid("Invalid 'expires_after.anchor': expected 'last_active_at'.", "expires_after.anchor")
-        minutes = expires.get("minutes")
-        if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_EXPIRY_MINUTES:
-            raise errors.invalid(
-                f"Invalid 'expires_after.minutes': expected an integer from 1 to {MAX_EXPIRY_MINUTES}.",
-                "expires_after.minutes",
-            )
-    memory_limit = _memory_limit(body.get("memory_limit"))
-    file_ids = body.get("file_ids") or []
-    if not isinstance(file_ids, list) or not all(isinstance(f, str) for f in file_ids):
-        raise errors.invalid("Invalid 'file_ids': expected a list of file ids.", "file_ids")
-    policy = body.get("network_policy")
-    if policy is not None:
-        if not isinstance(policy, dict) or policy.get("type") not in ("disabled", "allowlist"):
-            raise errors.invalid("Invalid 'network_policy'.", "network_policy")
-        if policy["type"] == "allowlist":
-            raise errors.invalid(
-                "Network access is not available in local containers; use network_policy type 'disabled'.",
-                "network_policy",
-            )
-    skills = body.get("skills")
-    if skills:
-        raise errors.invalid("Skills are not supported by the local server.", "skills")
-    return name, minutes, memory_limit, file_ids
-
-
 async def create_container(request: Request) -> JSONResponse:
-    name, minutes, memory_limit, file_ids = _create_params(await read_json(request))
+    name, minutes, memory_limit, file_ids = create_params(await read_json(request))
     row = await containers_of(request).create(name, minutes, memory_limit, file_ids)
     return JSONResponse(container_json(row))
 
@@ -249,7 +73,7 @@ async def create_container_file(request: Request) -> JSONResponse:
     containers.use(container_id)
     store = containers.store
     if is_multipart(request):
-        upload = await read_multipart(request, store.temp_path(), settings_of(request).max_upload_bytes)
+        upload = await read_multipart(request, store.temp_path(), options_of(request).max_upload_bytes)
         try:
             if upload.path is None and upload.fields.get("file_id"):
                 return await _container_file_from_id(containers, container_id, upload.fields["file_id"])
@@ -347,7 +171,7 @@ async def create_file(request: Request) -> JSONResponse:
     if not is_multipart(request):
         raise errors.invalid("Upload files as multipart/form-data with a `file` part and a `purpose` field.")
     store = containers_of(request).store
-    upload = await read_multipart(request, store.temp_path(), settings_of(request).max_upload_bytes)
+    upload = await read_multipart(request, store.temp_path(), options_of(request).max_upload_bytes)
     try:
         ensure(upload)
         purpose = upload.fields.get("purpose")
@@ -397,12 +221,12 @@ async def file_content(request: Request) -> FileStream:
 # -- responses --------------------------------------------------------------------------------------------------
 
 
-async def create_response(request: Request) -> JSONResponse | EventStream:
+async def create_response(request: Request) -> JSONResponse | StreamingResponse:
     parsed = responses.parse(await read_json(request))
     containers = containers_of(request)
     if isinstance(parsed.container, dict):
         spec = parsed.container
-        memory_limit = _memory_limit(spec.get("memory_limit"))
+        memory_limit = memory_limit_of(spec.get("memory_limit"))
         file_ids = spec.get("file_ids") or []
         if not isinstance(file_ids, list) or not all(isinstance(f, str) for f in file_ids):
             raise errors.invalid("Invalid 'file_ids': expected a list of file ids.", "file_ids")
@@ -413,7 +237,9 @@ async def create_response(request: Request) -> JSONResponse | EventStream:
     if parsed.stream:
         events = responses.stream(parsed, container_id, lambda: containers.execute(container_id, parsed.code))
         containers.use(container_id)  # fail before the stream starts for an unknown or expired container
-        return EventStream(request, events)
+        # Starlette's streaming response cancels the events when the client goes away, which interrupts the code.
+        headers = {"cache-control": "no-cache"}
+        return StreamingResponse(events, media_type="text/event-stream; charset=utf-8", headers=headers)
     result, changed = await until_disconnect(request, containers.execute(container_id, parsed.code))
     return JSONResponse(responses.build(parsed, container_id, result, changed))
 
@@ -448,29 +274,6 @@ async def until_disconnect(request: Request, work):
     return task.result()
 
 
-class EventStream:
-    """Server-sent events; the client going away cancels the producer (and so interrupts the code)."""
-
-    def __init__(self, request: Request, events: AsyncIterator[bytes]) -> None:
-        self.request = request
-        self.events = events
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def produce() -> None:
-            headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            try:
-                async for chunk in self.events:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except APIError as exc:  # too late for a status code: the stream ends with an error event
-                data = json.dumps({"type": "error", **exc.body()["error"]})
-                await send({"type": "http.response.body", "body": f"event: error\ndata: {data}\n\n".encode()})
-            await send({"type": "http.response.body", "body": b""})
-
-        with contextlib.suppress(ClientGone):
-            await until_disconnect(self.request, produce())
-
-
 # -- the application --------------------------------------------------------------------------------------------
 
 ROUTES = [
@@ -497,12 +300,12 @@ async def _client_gone(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": {"message": "Client closed the request.", "type": "client_closed"}}, 499)
 
 
-def build_app(containers: Containers, settings: Settings, lifespan=None) -> Starlette:
+def build_app(containers: Containers, options: ServerOptions, token: str, lifespan=None) -> Starlette:
     middleware = [
-        Middleware(Latency, delay_ms=settings.latency_ms),
+        Middleware(Latency, delay_ms=options.latency_ms),
         Middleware(RequestId),
-        Middleware(BearerAuth, token=settings.token),
-        Middleware(Faults, rate=settings.error_rate),
+        Middleware(BearerAuth, token=token),
+        Middleware(Faults, rate=options.error_rate),
     ]
     app = Starlette(
         routes=ROUTES,
@@ -517,5 +320,5 @@ def build_app(containers: Containers, settings: Settings, lifespan=None) -> Star
         lifespan=lifespan,
     )
     app.state.containers = containers
-    app.state.settings = settings
+    app.state.options = options
     return app

@@ -19,37 +19,18 @@ import socket
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
 
 from .. import endpoint, paths
-from .app import Settings, build_app
+from .app import build_app
 from .containers import Containers
+from .options import DEFAULT_PORT, ServerOptions
 from .sandbox import IsolationUnavailable, Launcher, check_isolation
 from .store import Store
 
 log = logging.getLogger("cellbox.local")
-
-DEFAULT_PORT = 8765
-
-
-@dataclass
-class Options:
-    host: str = "127.0.0.1"
-    port: int | None = None  # None: DEFAULT_PORT, or any free port if that one is taken
-    data_dir: Path | None = None
-    token: str | None = None
-    unsafe_no_isolation: bool = False
-    latency_ms: float = 0.0
-    error_rate: float = 0.0
-    max_upload_mb: int = 512
-    pool_size: int = 2
-    exec_timeout: float | None = None
-    access_log: bool = False
-    seconds_per_minute: float = 60.0
-    endpoint_file: Path | None = None
 
 
 def write_endpoint_file(path: Path, base_url: str, token: str) -> None:
@@ -72,7 +53,7 @@ def _hidden_folders(data_dir: Path, endpoint_file: Path) -> list[Path]:
     return list(dict.fromkeys(hidden))
 
 
-def serve(options: Options) -> int:
+def serve(options: ServerOptions) -> int:
     """Runs the server until SIGINT/SIGTERM; returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="cellbox serve: %(message)s", stream=sys.stderr)
     if not options.unsafe_no_isolation:
@@ -143,7 +124,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 async def _serve(
-    options: Options, sock: socket.socket, data_dir: Path, endpoint_file: Path, token: str, runtime_dir: Path
+    options: ServerOptions, sock: socket.socket, data_dir: Path, endpoint_file: Path, token: str, runtime_dir: Path
 ) -> int:
     store = Store(data_dir)
     launcher = Launcher(
@@ -167,13 +148,7 @@ async def _serve(
         finally:
             await containers.close()
 
-    settings = Settings(
-        token=token,
-        max_upload_bytes=options.max_upload_mb * 1024 * 1024,
-        latency_ms=options.latency_ms,
-        error_rate=options.error_rate,
-    )
-    app = build_app(containers, settings, lifespan=lifespan)
+    app = build_app(containers, options, token, lifespan=lifespan)
     # The access log shows method, path and status; the Authorization header never reaches it.
     config = uvicorn.Config(
         app,

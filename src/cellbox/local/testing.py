@@ -1,7 +1,8 @@
 """Run a real local server for tests: `with running_server(tmp_path) as server: ...`.
 
 The server runs in a subprocess on a free loopback port and dies with the test process. `server.base_url`
-ends in `/v1`; `server.token` is its bearer token. Options are `cellbox serve` flags as keyword arguments
+ends in `/v1`; `server.token` is its bearer token. Options are the fields of `ServerOptions` (the `cellbox serve`
+flags) as keyword arguments
 (`latency_ms=5`, `pool_size=0`, `seconds_per_minute=1`, ...). Isolation is used when bubblewrap works here and
 skipped otherwise, unless `unsafe_no_isolation` says which.
 """
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from .options import to_argv
 from .sandbox import IsolationUnavailable, check_isolation
 
 _isolation: bool | None = None
@@ -86,17 +88,6 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)
 
 
-def _argv(options: dict) -> list[str]:
-    argv = []
-    for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            argv.append(flag)
-        elif value is not None and value is not False:
-            argv += [flag, str(value)]
-    return argv
-
-
 @contextlib.contextmanager
 def running_server(data_dir: str | os.PathLike, timeout: float = 60.0, **options) -> Iterator[RunningServer]:
     """A started server on 127.0.0.1 with its data in `data_dir`; stopped (and its kernels killed) on exit."""
@@ -109,7 +100,7 @@ def running_server(data_dir: str | os.PathLike, timeout: float = 60.0, **options
     endpoint = work / "server.json"
     log_path = work / "server.log"
     argv = [sys.executable, "-m", "cellbox.local", "--data-dir", str(data_dir), "--endpoint-file", str(endpoint)]
-    argv += _argv(options)
+    argv += to_argv(options)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELLBOX_")}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
