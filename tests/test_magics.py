@@ -13,7 +13,11 @@ import httpx
 import pytest
 from jupyter_client.manager import KernelManager
 
+from cellbox import backend
+from cellbox.api import Client
 from cellbox.local.testing import RunningServer
+from cellbox.magics import ContainerMagics
+from cellbox.sandbox import Sandbox
 
 
 class Kernel:
@@ -178,3 +182,28 @@ def test_a_container_deleted_mid_cell_fails_the_cell_and_the_next_cell_carries_o
     assert status == "ok", out
     assert "was gone (expired or deleted); made cntr_" in text(out, "stdout")
     assert text(out, "stdout").endswith("pushed before\n")  # the manifest was pushed again
+
+
+def test_list_closes_the_client_it_made_and_reuses_the_current_one(
+    use_local_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[Client] = []
+
+    def connect() -> Client:
+        made.append(backend.connect())
+        return made[-1]
+
+    monkeypatch.setattr(Sandbox, "default_client", staticmethod(connect))
+    magics = ContainerMagics(None)
+    sandbox = Sandbox.create("listed")
+    try:
+        table = magics.container("list")  # no current container: a client of its own, closed once listed
+        assert sandbox.id in [row[1] for row in table.rows]
+        (client,) = made
+        assert client._http.is_closed
+        magics.current = sandbox
+        table = magics.container("list")  # the current container's client, which stays open for it
+        assert sandbox.id in [row[1] for row in table.rows]
+        assert len(made) == 1 and not sandbox.client._http.is_closed
+    finally:
+        sandbox.delete()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -263,3 +265,34 @@ def test_what_a_run_hands_back_stays_readable_after_later_runs(sandbox: cellbox.
         assert figure.download(tmp_path / f"figure-{n}.png").read_bytes() == figure.read()
     (made,) = first.artifacts
     assert made.read() == b"made"
+
+
+def test_copies_of_pushed_values_do_not_pile_up(use_local_server: RunningServer) -> None:
+    sandbox = cellbox.Sandbox.create(name="copies")
+    cache = sandbox.transfers.cache
+    try:
+        for n in range(5):
+            sandbox.push(pd.DataFrame({"v": [n] * 1000}), name="t")
+            assert sandbox.run("int(t.v.sum())").value == n * 1000
+        assert [p.name for p in cache.iterdir()] == ["t.parquet"]  # one copy per variable, replaced in place
+        sandbox.push({"now": "json"}, name="t")  # the same variable in another format
+        assert [p.name for p in cache.iterdir()] == ["t.json"]
+        sandbox.client.containers.delete(sandbox.id)
+        sandbox.revive()
+        assert sandbox.run("t").value == {"now": "json"}  # the latest value comes back, not the earlier frame
+        assert [p.name for p in cache.iterdir()] == ["t.json"]  # the runtime and the run's values left nothing
+    finally:
+        sandbox.delete()
+    assert not cache.exists()
+
+
+def test_the_copies_folder_is_removed_at_exit_without_close(tmp_path: Path) -> None:
+    script = (
+        "from cellbox.transfer import Transfers\n"
+        "t = Transfers(None, None, None)\n"
+        "(t.cache / 'sales.parquet').write_bytes(b'x')\n"
+        "print(t.cache)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+    cache = Path(done.stdout.strip())
+    assert cache.name.startswith("cellbox-") and not cache.exists()

@@ -154,8 +154,10 @@ class ContainerMagics(Magics):
         if command == "use":
             return views.StatusView(self._sandbox(args.name).container)
         if command == "list":
-            client = self.current.client if self.current else Sandbox.default_client()
-            return views.ContainerTable(list(client.containers.list(order="desc")))
+            if self.current is not None:  # the session's client, which stays open with it
+                return views.ContainerTable(list(self.current.client.containers.list(order="desc")))
+            with Sandbox.default_client() as client:
+                return views.ContainerTable(list(client.containers.list(order="desc")))
         if command == "status":
             return views.StatusView(self._require_current().refresh())
         if command == "files":

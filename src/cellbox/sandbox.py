@@ -28,7 +28,7 @@ from .api import (
 )
 from .api.lookup import NoSuchContainer, find_container
 from .progress import TrackerFactory
-from .protocol import DATA_DIR, loader_line
+from .protocol import loader_line
 from .results import Run, SandboxGone
 from .transfer import Pushed, Transfers
 
@@ -188,7 +188,7 @@ class Sandbox:
         request = protocol.Request.new(code, inputs=self.transfers.input_specs(), variables=outputs)
         runtime = self.transfers.runtime()
         uploaded = self.transfers.upload(request.body(), request.filename)
-        loader = loader_line(runtime.path or f"{DATA_DIR}/{runtime.remote}", uploaded.path or "")
+        loader = loader_line(runtime, uploaded.path or "")
         response = self._call(
             self.client.responses.create,
             model=self.model,

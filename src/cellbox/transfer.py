@@ -3,6 +3,11 @@
 A manifest of what was pushed (keyed by content fingerprint) makes pushing unchanged data again free and lets a
 new container get everything again (`Sandbox.revive`). Transfers of several files run in parallel; long ones
 report progress to the tracker factory they are given.
+
+Values travel as files written to a private temporary folder: one file per variable, replaced by its next value,
+kept because a revived container gets it again, and removed with the folder when the session closes or the
+process exits. Nothing else is left there: the runtime is uploaded from memory, and a run's values are deleted
+once read.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import os
 import posixpath
 import shutil
 import tempfile
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -98,7 +104,8 @@ class Transfers:
         self.manifest: dict[str, Pushed] = {}  # remote path -> entry
         self.pending: dict[str, str] = {}  # variable name -> remote path of its value, loaded at the next run
         self.progress: progress.TrackerFactory | None = None  # shows long pushes and pulls (the magics set it)
-        self._runtime: Pushed | None = None
+        self._runtime: tuple[str, str] | None = None  # (fingerprint, path in the container) of the uploaded runtime
+        self._remove_cache = weakref.finalize(self, shutil.rmtree, self.cache, ignore_errors=True)  # at exit too
 
     @property
     def _id(self) -> str:
@@ -112,7 +119,7 @@ class Transfers:
         """Forget what was pushed and drop the cached copies."""
         self.manifest.clear()
         self.pending.clear()
-        shutil.rmtree(self.cache, ignore_errors=True)
+        self._remove_cache()
 
     # --- push ---------------------------------------------------------------------------------------------------
 
@@ -131,7 +138,16 @@ class Transfers:
         for _, remote, _, spec in jobs:
             if spec is not None:
                 self.pending[spec["name"]] = remote
+                self._forget_earlier_values(spec["name"], keep=remote)
         return remotes
+
+    def _forget_earlier_values(self, name: str, keep: str) -> None:
+        """A variable holds one value: an earlier one in another format (a frame, then a JSON value) is neither
+        kept on disk nor pushed again into a revived container."""
+        for remote, entry in list(self.manifest.items()):
+            if entry.spec is not None and entry.spec["name"] == name and remote != keep:
+                del self.manifest[remote]
+                entry.local.unlink(missing_ok=True)
 
     def _value_job(self, value: Any, name: str) -> Job:
         if frames.kind_of(value) is None:
@@ -185,15 +201,13 @@ class Transfers:
             if entry.spec is not None:
                 self.pending.setdefault(entry.spec["name"], entry.remote)
 
-    def runtime(self) -> Pushed:
-        """The container runtime, uploaded once per session and version."""
+    def runtime(self) -> str:
+        """The container runtime's path in the container; uploaded (from memory) once per container and version."""
         name, source, fp = runtime_file()
-        if self._runtime is None or self._runtime.fingerprint != fp:
-            local = self.cache / posixpath.basename(name)
-            local.write_bytes(source)
-            record = self.upload(local, name)
-            self._runtime = Pushed(name, fp, local, record.id, record.path)
-        return self._runtime
+        if self._runtime is None or self._runtime[0] != fp:
+            record = self.upload(source, name)
+            self._runtime = (fp, record.path or f"{DATA_DIR}/{name}")
+        return self._runtime[1]
 
     def input_specs(self) -> list[dict[str, Any]]:
         """The runtime's specs of the values pushed since the last run, each with its path in the container."""
@@ -248,11 +262,11 @@ class Transfers:
             if record is None:
                 raise CellboxError(f"the sandbox wrote {spec['path']} but it is not in the container's file list")
             local = self.cache / f"{result.run_id}-{record.id}{posixpath.splitext(spec['path'])[1]}"
-            self._call(self.client.containers.files.download, self._id, record.id, local)
             try:
+                self._call(self.client.containers.files.download, self._id, record.id, local)
                 return frames.read(spec, local)
             finally:
-                local.unlink()  # read into memory: the copy on disk has done its job
+                local.unlink(missing_ok=True)  # read into memory (or failed): the copy on disk has done its job
 
         def fetch_figure(path: str) -> Artifact:
             artifact = self.artifact(records[path])
