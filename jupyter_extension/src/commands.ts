@@ -4,6 +4,7 @@ import { IDocumentManager } from '@jupyterlab/docmanager';
 import { FileDialog, IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { fileUploadIcon, refreshIcon } from '@jupyterlab/ui-components';
 
+import { isLive } from './format';
 import { CellboxRequestError } from './handler';
 import { ContainersModel } from './model';
 import { ContainersPanel } from './panel';
@@ -40,7 +41,7 @@ async function chooseContainer(model: ContainersModel): Promise<IContainer | nul
   if (model.selected) {
     return model.selected;
   }
-  const running = model.containers.filter(c => c.status === 'running');
+  const running = model.containers.filter(c => isLive(c.status));
   if (running.length === 0) {
     Notification.warning('Create a container first (the + in the Containers panel).', { autoClose: 5000 });
     return null;

@@ -2,6 +2,7 @@ import { IDisposable } from '@lumino/disposable';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
+import { secondsLeft as secondsLeftAt } from './format';
 import { apiPath, requestAPI } from './handler';
 import {
   IContainer,
@@ -109,11 +110,7 @@ export class ContainersModel implements IDisposable {
 
   /** Seconds until `container` expires if left idle, counted on the server's clock; null when unknown. */
   secondsLeft(container: IContainer): number | null {
-    if (container.expires_at === null || container.status !== 'running') {
-      return null;
-    }
-    const serverNow = Date.now() / 1000 + this._clockOffset;
-    return Math.max(0, Math.floor(container.expires_at - serverNow));
+    return secondsLeftAt(container, Date.now() / 1000 + this._clockOffset);
   }
 
   /** Reload everything now, the backend's status included. */
@@ -202,6 +199,9 @@ export class ContainersModel implements IDisposable {
       return;
     }
     this._isDisposed = true;
+    // Stopping clears the next tick's timer, which disposing a Poll alone leaves pending.
+    void this._poll.stop();
+    void this._clock.stop();
     this._poll.dispose();
     this._clock.dispose();
     Signal.clearData(this);

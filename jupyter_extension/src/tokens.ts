@@ -9,9 +9,15 @@ export const SIDEBAR_ID = 'cellbox-sidebar';
 /** The server extension's routes live under `<base_url>/cellbox/api/`. */
 export const API_NAMESPACE = 'cellbox/api';
 
-/** Memory sizes a container can have. */
+/** Memory sizes a container can have, as the API spells them (Python: `cellbox.api.MEMORY_LIMITS`). */
 export const MEMORY_LIMITS = ['1g', '4g', '16g', '64g'] as const;
 export type MemoryLimit = (typeof MEMORY_LIMITS)[number];
+
+/**
+ * Statuses of a container that is up and counting down to expiry; a server that sends no status means one
+ * (Python: `cellbox.api.lookup.LIVE`). Everything else (`expired`, `deleted`) is gone.
+ */
+export const LIVE_STATUSES: readonly (string | null)[] = [null, 'running', 'active'];
 
 export namespace CommandIDs {
   export const open = 'cellbox:open';
@@ -25,18 +31,14 @@ export namespace CommandIDs {
   export const toggleAutoRefresh = 'cellbox:toggle-auto-refresh';
 }
 
-/** A container, as the Containers API describes it, plus the expiry the server computed. */
+/** A container: the fields of the Containers API record that the sidebar shows, plus the expiry the server computed. */
 export interface IContainer {
   id: string;
   name: string | null;
   status: string | null;
   memory_limit: string | null;
-  created_at: number | null;
-  last_active_at: number | null;
-  expires_after?: { anchor: string; minutes: number | null } | null;
   /** Unix time at which the container expires if left idle. */
   expires_at: number | null;
-  seconds_left: number | null;
 }
 
 /** A file inside a container. */
@@ -47,7 +49,6 @@ export interface IContainerFile {
   bytes: number | null;
   /** `user` (uploaded) or `assistant` (made by code in the container). */
   source: string | null;
-  created_at: number | null;
 }
 
 export interface IContainerList {
@@ -62,23 +63,15 @@ export interface IFileList {
 
 /** Which backend the server extension talks to. Never holds a secret. */
 export interface IStatus {
-  version: string;
   backend: string;
   base_url: string | null;
-  auth: string;
-  api_key: string;
-  project: string | null;
-  autostart: boolean;
-  workspace: string;
 }
 
 export interface INewContainer {
   name: string;
   memory_limit?: MemoryLimit;
-  expires_after_minutes?: number;
 }
 
 export interface IDownloaded {
   path: string;
-  bytes: number;
 }

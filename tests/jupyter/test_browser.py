@@ -204,9 +204,9 @@ def test_the_sidebar_creates_uploads_downloads_and_deletes(lab: Lab, page, use_l
     row = panel.locator(".jp-cellbox-container", has_text="browser-test")
     expect(row).to_be_visible()
     expect(row).to_have_class(re.compile(r"\bjp-mod-selected\b"))
-    expect(row).to_contain_text("4 GB")
+    expect(row.locator(".jp-cellbox-chip")).to_have_text("4g")  # as the notebook tables and `cellbox ls` say
     expiry = row.locator(".jp-cellbox-expiry")
-    expect(expiry).to_contain_text("expires in")
+    expect(expiry).to_have_text(re.compile(r"^expires in \d+m \d\ds$"))
     shown = expiry.inner_text()
     expect(expiry).not_to_have_text(shown, timeout=5_000)  # the countdown ticks
     expect(form).to_be_hidden()

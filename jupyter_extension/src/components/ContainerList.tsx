@@ -94,11 +94,7 @@ function ContainerRow(props: IContainerRowProps): JSX.Element {
             className={`jp-cellbox-expiry${soon ? ' jp-mod-warn' : ''}`}
             title="Time to expiry if left idle"
           >
-            {status !== 'running'
-              ? status
-              : secondsLeft === null
-                ? 'running'
-                : `expires in ${formatCountdown(secondsLeft)}`}
+            {secondsLeft === null ? status : `expires in ${formatCountdown(secondsLeft)}`}
           </span>
         </div>
       </div>

@@ -1,6 +1,7 @@
 import { HTMLSelect } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
+import { formatMemory } from '../format';
 import { INewContainer, MEMORY_LIMITS, MemoryLimit } from '../tokens';
 
 export interface INewContainerFormProps {
@@ -48,10 +49,7 @@ export function NewContainerForm(props: INewContainerFormProps): JSX.Element {
           className="jp-cellbox-select"
           name="memory"
           value={memory}
-          options={MEMORY_LIMITS.map(limit => ({
-            value: limit,
-            label: limit.toUpperCase().replace(/G$/, ' GB')
-          }))}
+          options={MEMORY_LIMITS.map(limit => ({ value: limit, label: formatMemory(limit) }))}
           onChange={event => setMemory(event.target.value as MemoryLimit)}
         />
       </label>
