@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from traitlets import Bool
-from traitlets.config import Configurable
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Instance
 
 from .core import Sidebar
 from .handlers import setup_handlers
@@ -20,8 +20,11 @@ from .handlers import setup_handlers
 __all__ = ["CellboxSidebar"]
 
 
-class CellboxSidebar(Configurable):
-    """Settings of the sidebar's server extension."""
+class CellboxSidebar(ExtensionApp):
+    """The sidebar's server extension: its settings, its routes, and the clients it closes at shutdown."""
+
+    name = "cellbox"
+    load_other_extensions = True
 
     autostart = Bool(
         True,
@@ -30,14 +33,21 @@ class CellboxSidebar(Configurable):
         "magics do. When False, the sidebar reports that nothing is configured instead.",
     )
 
+    sidebar = Instance(Sidebar, allow_none=True)
 
-def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    return [{"module": "cellbox.jupyter"}]
+    def initialize_handlers(self) -> None:
+        server_app = self.serverapp
+        assert server_app is not None
+        allow_hidden = bool(getattr(server_app.contents_manager, "allow_hidden", False))
+        self.sidebar = Sidebar(server_app.root_dir, autostart=self.autostart, allow_hidden=allow_hidden)
+        setup_handlers(server_app.web_app, self.sidebar)
+        self.log.info("cellbox: sidebar API at /cellbox/api/ (workspace %s)", self.sidebar.workspace.root)
+
+    async def stop_extension(self) -> None:
+        """Close the sidebar's clients (and with them their connections, tokens and certificates)."""
+        if self.sidebar is not None:
+            await self.sidebar.aclose()
 
 
-def _load_jupyter_server_extension(server_app: Any) -> None:
-    config = CellboxSidebar(parent=server_app)
-    allow_hidden = bool(getattr(server_app.contents_manager, "allow_hidden", False))
-    sidebar = Sidebar(server_app.root_dir, autostart=config.autostart, allow_hidden=allow_hidden)
-    setup_handlers(server_app.web_app, sidebar)
-    server_app.log.info("cellbox: sidebar API at /cellbox/api/ (workspace %s)", sidebar.workspace.root)
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    return [{"module": "cellbox.jupyter", "app": CellboxSidebar}]

@@ -3,12 +3,15 @@
 `Sidebar` turns the sidebar's requests into `cellbox.api` calls against the configured backend and keeps the
 workspace side safe: every workspace path is resolved under the server's root directory and refused outside it.
 Answers are plain JSON-able dicts; failures are `cellbox.api` errors or `SidebarError`, which the handlers turn
-into JSON in one place (`handlers.CellboxHandler.write_error`).
+into JSON in one place (`handlers.CellboxHandler.write_error`). `Clients` keeps one `AsyncClient` per effective
+configuration, so requests share connections and, with OCI IAM auth, the signer's certificate and token.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import os
 import posixpath
 import time
@@ -21,7 +24,7 @@ from typing import Any
 from .. import __version__, backend
 from ..api import MEMORY_LIMITS, AsyncClient, Container, ContainerFile, Settings, load_settings
 
-__all__ = ["MEMORY_LIMITS", "Sidebar", "SidebarError", "Workspace"]
+__all__ = ["MEMORY_LIMITS", "Clients", "Sidebar", "SidebarError", "Workspace", "fingerprint"]
 
 
 class SidebarError(Exception):
@@ -91,9 +94,75 @@ def file_json(item: ContainerFile) -> dict[str, Any]:
     return data
 
 
+# Keys are fingerprinted with a secret of this process's own: a fingerprint seen anywhere can't be checked against
+# guessed keys.
+_FINGERPRINT_SALT = os.urandom(32)
+
+
+def fingerprint(settings: Settings) -> tuple[str | None, ...]:
+    """What tells one effective configuration from another: everything a client is built from, with the API key
+    replaced by a salted hash of it (the secret itself is never part of the key)."""
+    key = settings.api_key
+    digest = hmac.new(_FINGERPRINT_SALT, key.encode(), hashlib.sha256).hexdigest() if key else None
+    return (
+        settings.base_url,
+        settings.auth,
+        digest,
+        settings.oci_config_file,
+        settings.oci_profile,
+        settings.project,
+        settings.model,
+    )
+
+
+class Clients:
+    """One `AsyncClient` for the current configuration, shared by every request that uses it.
+
+    A request leases the client for its settings (`async with clients.lease(settings) as client`). When the
+    configuration changes (another base URL, auth kind or key, a local server restarted with a new token), a new
+    client takes over and the old one is closed as soon as the last request using it is done. `aclose` closes
+    them all, at server shutdown."""
+
+    def __init__(self, factory: Callable[[Settings], AsyncClient]) -> None:
+        self._factory = factory
+        self._key: tuple[str | None, ...] | None = None
+        self._current: AsyncClient | None = None
+        self._leases: dict[AsyncClient, int] = {}  # every open client, current or retiring: requests using it
+
+    @asynccontextmanager
+    async def lease(self, settings: Settings) -> AsyncIterator[AsyncClient]:
+        key = fingerprint(settings)
+        retired = None
+        if self._current is None or key != self._key:
+            client = self._factory(settings)  # may fail (no key, no OCI config): the current client stays
+            retired, self._current, self._key = self._current, client, key
+            self._leases[client] = 0
+        client = self._current
+        self._leases[client] += 1
+        try:
+            if retired is not None and self._leases.get(retired) == 0:
+                await self._close(retired)
+            yield client
+        finally:
+            if client in self._leases:  # else `aclose` has closed it already
+                self._leases[client] -= 1
+                if client is not self._current and self._leases[client] == 0:
+                    await self._close(client)
+
+    async def _close(self, client: AsyncClient) -> None:
+        del self._leases[client]
+        await client.aclose()
+
+    async def aclose(self) -> None:
+        """Close every client, in use or not (the server is shutting down); a later lease makes a new one."""
+        clients, self._leases, self._current, self._key = list(self._leases), {}, None, None
+        for client in clients:
+            await client.aclose()
+
+
 class Sidebar:
     """The sidebar's operations. Each request resolves the settings afresh (a `cellbox serve` started or a
-    config changed is picked up at once) and uses its own short-lived `AsyncClient`, closed when it's done."""
+    config changed is picked up at once) and leases the one `AsyncClient` kept for those settings."""
 
     def __init__(
         self,
@@ -107,7 +176,8 @@ class Sidebar:
         self.workspace = Workspace(root_dir, allow_hidden=allow_hidden)
         self.autostart = autostart
         self._load = load
-        self._client_options = dict(client_options or {})
+        options = dict(client_options or {})
+        self._clients = Clients(lambda settings: AsyncClient(settings=settings, **options))
 
     async def settings(self) -> Settings:
         found = self._load()
@@ -118,8 +188,12 @@ class Sidebar:
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncClient]:
-        async with AsyncClient(settings=await self.settings(), **self._client_options) as client:
+        async with self._clients.lease(await self.settings()) as client:
             yield client
+
+    async def aclose(self) -> None:
+        """Close the clients kept for the requests (at server shutdown)."""
+        await self._clients.aclose()
 
     # --- status -----------------------------------------------------------------------------------------------
 
