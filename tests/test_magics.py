@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from IPython.core.error import UsageError
 from jupyter_client.manager import KernelManager
 
 from cellbox import backend
@@ -166,8 +167,10 @@ def test_a_container_deleted_mid_cell_fails_the_cell_and_the_next_cell_carries_o
     notes = tmp_path / "notes.txt"
     notes.write_text("pushed before")
     assert kernel.run(f"%container push {notes}")[0] == "ok"
-    status, out = kernel.run("print(get_ipython().find_magic('container').__self__.current.id)")
-    container_id = text(out, "stdout").strip()
+    status, out = kernel.run(
+        "current = get_ipython().find_magic('container').__self__.current\nprint(current.id, current.name)"
+    )
+    container_id, name = text(out, "stdout").split()
     delete = threading.Timer(
         1.5, httpx.delete, (f"{local_server.base_url}/containers/{container_id}",), {"headers": local_server.headers}
     )
@@ -177,10 +180,12 @@ def test_a_container_deleted_mid_cell_fails_the_cell_and_the_next_cell_carries_o
     delete.join()
     assert status == "error" and time.monotonic() - started < 15
     error = next(m for m in out if m["type"] == "error")
-    assert error["ename"] == "SandboxGone" and "expired or was deleted" in error["evalue"]
+    assert error["ename"] == "SandboxGone" and error["evalue"].startswith(
+        f"container {name} ({container_id}) has expired or was deleted"
+    )
     status, out = kernel.run("%%container\nprint(open('notes.txt').read())")
     assert status == "ok", out
-    assert "was gone (expired or deleted); made cntr_" in text(out, "stdout")
+    assert f"cellbox: container {name} was gone (expired or deleted); made cntr_" in text(out, "stdout")
     assert text(out, "stdout").endswith("pushed before\n")  # the manifest was pushed again
 
 
@@ -195,6 +200,8 @@ def test_list_closes_the_client_it_made_and_reuses_the_current_one(
 
     monkeypatch.setattr(Sandbox, "default_client", staticmethod(connect))
     magics = ContainerMagics(None)
+    with pytest.raises(UsageError, match="no current container: `%container new` makes one"):
+        magics.container("files")
     sandbox = Sandbox.create("listed")
     try:
         table = magics.container("list")  # no current container: a client of its own, closed once listed

@@ -92,7 +92,8 @@ def test_outputs_that_cannot_travel_say_what_to_do(tmp_path: Path, monkeypatch: 
     assert not result["ok"] and result["error"]["ename"] == "TypeError"
     assert "-o brings back DataFrames" in result["error"]["evalue"]
     result = run(tmp_path, monkeypatch, "a = 1", {}, outputs=["missing"])
-    assert result["error"]["ename"] == "NameError" and "missing" in result["error"]["evalue"]
+    assert result["error"]["ename"] == "NameError"
+    assert result["error"]["evalue"] == "-o missing: no variable 'missing' in the container after the cell ran"
 
 
 def test_big_frames_shown_as_values_are_cut_and_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -109,7 +109,7 @@ def test_bad_input_is_clear_and_sends_nothing(sandbox: cellbox.Sandbox, tmp_path
         sandbox.push(str(tmp_path / "missing.csv"))
     with pytest.raises(TypeError, match="can't be sent"):
         sandbox.push(object(), name="thing")
-    with pytest.raises(cellbox.api.CellboxError, match="no file in the sandbox matches"):
+    with pytest.raises(cellbox.api.CellboxError, match="no file in the container matches"):
         sandbox.pull("nothing-*.bin", to=tmp_path)
     run = sandbox.run("import threading\nlock = threading.Lock()", outputs=["lock"])
     assert run.error is not None and "-o brings back DataFrames" in run.error.evalue
@@ -184,7 +184,9 @@ def test_a_sandbox_deleted_mid_cell_is_reported_as_gone(sandbox: cellbox.Sandbox
     deleter = threading.Timer(1.0, sandbox.client.containers.delete, (sandbox.id,))
     deleter.start()
     try:
-        with pytest.raises(cellbox.SandboxGone, match="expired or was deleted"):
+        with pytest.raises(
+            cellbox.SandboxGone, match=r"^container test-sandbox \(cntr_\w+\) has expired or was deleted"
+        ):
             sandbox.run("import time\ntime.sleep(20)")
     finally:
         deleter.join()

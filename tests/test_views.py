@@ -1,4 +1,4 @@
-"""How runs, files and sandboxes look: the views hold what they show, and degrade to text."""
+"""How runs, files and containers look: the views hold what they show, and degrade to text."""
 
 from __future__ import annotations
 
@@ -100,4 +100,4 @@ def test_progress_outside_a_kernel_is_a_line_on_stderr(capsys: pytest.CaptureFix
 def test_remote_error_renders_the_remote_traceback() -> None:
     error = RemoteError("KeyError", "'price'", 'Traceback (most recent call last):\n  File "<cell>", line 3\nKeyError')
     lines = error._render_traceback_()
-    assert lines[0] == "Remote traceback (in the sandbox):" and lines[-1] == "KeyError"
+    assert lines[0] == "Remote traceback (in the container):" and lines[-1] == "KeyError"

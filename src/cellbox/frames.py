@@ -1,4 +1,4 @@
-"""DataFrames and JSON values on their way into and out of a sandbox.
+"""DataFrames and JSON values on their way into and out of a container.
 
 Fingerprints come from the Arrow form of a frame (tens of milliseconds for millions of rows, far cheaper than
 writing it), so re-pushing unchanged data costs almost nothing. Reading results back reuses the container
@@ -72,7 +72,7 @@ def file_fingerprint(path: Path, chunk_size: int = 1024 * 1024) -> str:
 
 
 def write(value: Any, stem: Path) -> dict[str, Any]:
-    """Write a value for the sandbox; returns the runtime's spec for it (kind, format, local path)."""
+    """Write a value for the container; returns the runtime's spec for it (kind, format, local path)."""
     kind = kind_of(value)
     if kind in ("dataframe", "series"):
         return runtime._write_frame(value, str(stem), kind)
@@ -81,7 +81,7 @@ def write(value: Any, stem: Path) -> dict[str, Any]:
         Path(path).write_text(json.dumps(value, allow_nan=False), encoding="utf-8")
         return {"kind": "json", "format": "json", "path": path}
     raise TypeError(
-        f"a {type(value).__module__}.{type(value).__qualname__} can't be sent to a sandbox: push DataFrames, "
+        f"a {type(value).__module__}.{type(value).__qualname__} can't be sent to a container: push DataFrames, "
         "Series and JSON values (numbers, strings, booleans, None, lists and dicts of them), or save it to a file "
         "and push the file."
     )

@@ -33,21 +33,21 @@ __all__ = ["ContainerMagics", "load_ipython_extension"]
 def _line_parser() -> MagicArgumentParser:
     parser = MagicArgumentParser(prog="%container", add_help=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    new = sub.add_parser("new", help="create a sandbox and make it the current one")
+    new = sub.add_parser("new", help="create a container and make it the current one")
     new.add_argument("name", nargs="?")
     new.add_argument("--memory", choices=MEMORY_LIMITS)
     new.add_argument("--expires", type=int, metavar="MINUTES")
-    use = sub.add_parser("use", help="make an existing sandbox the current one")
+    use = sub.add_parser("use", help="make an existing container the current one")
     use.add_argument("name")
-    sub.add_parser("list", help="list sandboxes")
-    sub.add_parser("files", help="list the current sandbox's files")
-    sub.add_parser("status", help="show the current sandbox")
+    sub.add_parser("list", help="list containers")
+    sub.add_parser("files", help="list the current container's files")
+    sub.add_parser("status", help="show the current container")
     push = sub.add_parser("push", help="send notebook variables or local files")
     push.add_argument("items", nargs="+", metavar="VAR_OR_PATH")
-    pull = sub.add_parser("pull", help="download files from the sandbox")
+    pull = sub.add_parser("pull", help="download files from the container")
     pull.add_argument("patterns", nargs="+", metavar="REMOTE_GLOB")
     pull.add_argument("--to", default=".")
-    delete = sub.add_parser("delete", help="delete a sandbox (the current one by default)")
+    delete = sub.add_parser("delete", help="delete a container (the current one by default)")
     delete.add_argument("name", nargs="?")
     return parser
 
@@ -78,7 +78,7 @@ def _parse(parser: MagicArgumentParser, line: str) -> Any:
 
 @magics_class
 class ContainerMagics(Magics):
-    """Run cells in a sandbox reached through the Containers API."""
+    """Run cells in a container reached through the Containers API."""
 
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
@@ -125,20 +125,20 @@ class ContainerMagics(Magics):
             sandbox = self.current
         else:
             sandbox = self._remember(Sandbox.create())
-            _say(f"created sandbox {sandbox.name} ({sandbox.id})")
+            _say(f"created container {sandbox.name} ({sandbox.id})")
         if sandbox.id in self._gone:
             old = sandbox.id
             sandbox.revive()
             self._gone.discard(old)
             self._remember(sandbox)
             pushed = len(sandbox.manifest)
-            gone = f"sandbox {sandbox.name} was gone (expired or deleted)"
+            gone = f"container {sandbox.name or old} was gone (expired or deleted)"
             _say(f"{gone}; made {sandbox.id} and pushed {pushed} item(s) again")
         return sandbox
 
     def _require_current(self) -> Sandbox:
         if self.current is None:
-            raise UsageError("no current sandbox: `%container new` makes one, `%container use NAME` picks one")
+            raise UsageError("no current container: `%container new` makes one, `%container use NAME` picks one")
         return self.current
 
     # --- %container -----------------------------------------------------------------------------------------------
@@ -186,7 +186,7 @@ class ContainerMagics(Magics):
             self._known = {k: v for k, v in self._known.items() if v is not sandbox}
             if self.current is sandbox:
                 self.current = None
-            _say(f"deleted {sandbox.name or ''} ({sandbox.id})")
+            _say(f"deleted container {sandbox.name or sandbox.id} ({sandbox.id})")
             return None
         raise UsageError(f"unknown %container command {command!r}")  # pragma: no cover - argparse rejects it first
 

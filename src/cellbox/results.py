@@ -1,4 +1,4 @@
-"""What a run gives back: `Run`, its `Artifact`s, and `RemoteError` for an exception raised in the sandbox.
+"""What a run gives back: `Run`, its `Artifact`s, and `RemoteError` for an exception raised in the container.
 
 They render themselves in a notebook (`_repr_html_`, `_repr_png_`, `_render_traceback_`) and are plain Python
 objects elsewhere.
@@ -19,7 +19,7 @@ IMAGE_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpe
 
 
 class RemoteError(CellboxError):
-    """The cell raised in the sandbox. IPython shows the remote traceback, and the cell fails."""
+    """The cell raised in the container. IPython shows the remote traceback, and the cell fails."""
 
     def __init__(self, ename: str, evalue: str, traceback: str, *, run_id: str | None = None) -> None:
         super().__init__(f"{ename}: {evalue}" if evalue else ename)
@@ -30,7 +30,7 @@ class RemoteError(CellboxError):
 
     def _render_traceback_(self) -> list[str]:
         lines = (self.traceback or f"{self.ename}: {self.evalue}\n").rstrip("\n").splitlines()
-        return ["Remote traceback (in the sandbox):", *lines]
+        return ["Remote traceback (in the container):", *lines]
 
 
 class SandboxGone(CellboxError):
@@ -41,7 +41,7 @@ class SandboxGone(CellboxError):
 
 
 class RemoteValue:
-    """The last expression of a cell that is neither a frame nor an image: its HTML or repr, as the sandbox made it."""
+    """A cell's last expression that is neither a frame nor an image: its HTML or repr, as the container made it."""
 
     def __init__(self, info: dict[str, Any]) -> None:
         self.info = info
@@ -55,7 +55,7 @@ class RemoteValue:
 
 @dataclasses.dataclass
 class Artifact:
-    """A file in the sandbox that a run created or changed."""
+    """A file in the container that a run created or changed."""
 
     file: ContainerFile
     _fetch: Callable[[ContainerFile], bytes] = dataclasses.field(repr=False)

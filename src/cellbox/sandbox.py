@@ -154,7 +154,7 @@ class Sandbox:
     # --- data in and out ----------------------------------------------------------------------------------------
 
     def push(self, *items: Any, name: str | None = None, to: str | None = None) -> list[str]:
-        """Send values or files. A DataFrame/Series/JSON value needs `name` (its variable in the sandbox);
+        """Send values or files. A DataFrame/Series/JSON value needs `name` (its variable in the container);
         paths, folders and globs land under /mnt/data (or `to`). Returns the remote paths; unchanged data is
         not sent again."""
         return self.transfers.push(*items, name=name, to=to)
@@ -179,7 +179,7 @@ class Sandbox:
         to: str | Path = ".",
         timeout: float | None = None,
     ) -> Run:
-        """Run `code` in the sandbox. `inputs` are pushed as variables first, `files` as files; `outputs` name
+        """Run `code` in the container. `inputs` are pushed as variables first, `files` as files; `outputs` name
         variables to bring back (`Run.variables`); `pull` globs of files to download into `to` afterwards."""
         for var, value in (inputs or {}).items():
             self.push(value, name=var)
@@ -211,7 +211,7 @@ class Sandbox:
         content = self.transfers.content_at(path)
         if content is None:
             raise CellboxError(
-                f"the run left no result record ({path}); the sandbox may have restarted mid-run. "
+                f"the run left no result record ({path}); the container may have restarted mid-run. "
                 f"Output it printed:\n{logs[-2000:]}"
             )
         record: dict[str, Any] = json.loads(content)
@@ -226,7 +226,7 @@ class Sandbox:
         except (NotFoundError, BadRequestError) as exc:
             if _is_gone(exc, lambda: self.client.containers.retrieve(self.id)):
                 raise SandboxGone(
-                    f"sandbox {self.name or self.id} ({self.id}) has expired or was deleted. "
+                    f"container {self.name or self.id} ({self.id}) has expired or was deleted. "
                     "Call revive() (the next %%container cell does it for you) to make a new one with the same "
                     "data pushed again."
                 ) from None

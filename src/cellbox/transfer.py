@@ -260,7 +260,7 @@ class Transfers:
         def read_value(spec: dict[str, Any]) -> Any:
             record = records.get(spec["path"])
             if record is None:
-                raise CellboxError(f"the sandbox wrote {spec['path']} but it is not in the container's file list")
+                raise CellboxError(f"the run wrote {spec['path']} but it is not in the container's file list")
             local = self.cache / f"{result.run_id}-{record.id}{posixpath.splitext(spec['path'])[1]}"
             try:
                 self._call(self.client.containers.files.download, self._id, record.id, local)
@@ -293,7 +293,7 @@ class Transfers:
             absolute = pattern if pattern.startswith("/") else f"{DATA_DIR}/{pattern}"
             matches = [r for r in records if fnmatch.fnmatchcase(r.path or "", absolute)]
             if not matches:
-                raise CellboxError(f"no file in the sandbox matches {pattern!r}; `%container files` lists them")
+                raise CellboxError(f"no file in the container matches {pattern!r}; `%container files` lists them")
             chosen.update({r.path or r.id: r for r in matches})
         todo = list(chosen.values())
         counter = progress.start(self.progress, f"pull from {self._label}", sum(r.bytes or 0 for r in todo))

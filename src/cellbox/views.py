@@ -192,9 +192,9 @@ class ArtifactGallery:
 
     def _repr_html_(self) -> str:
         items = "".join(f"<div class='cellbox-artifact'>{self._item_html(a)}</div>" for a in self.items)
-        return f"<div class='cellbox-artifacts'><b>{len(self.items)} file(s) from the sandbox</b>{items}</div>"
+        return f"<div class='cellbox-artifacts'><b>{len(self.items)} file(s) from the container</b>{items}</div>"
 
     def __repr__(self) -> str:
-        lines = [f"{len(self.items)} file(s) from the sandbox:"]
+        lines = [f"{len(self.items)} file(s) from the container:"]
         lines += [f"  {a.path}  ({text.size(a.size)})" for a in self.items]
         return "\n".join(lines)

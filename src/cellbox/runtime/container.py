@@ -365,7 +365,7 @@ def execute(request_path: str) -> dict[str, Any]:
                 result["ok"] = False
                 result["error"] = {
                     "ename": "NameError",
-                    "evalue": f"-o {name}: no variable {name!r} in the sandbox after the cell ran",
+                    "evalue": f"-o {name}: no variable {name!r} in the container after the cell ran",
                     "traceback": "",
                 }
                 break
