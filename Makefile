@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.cellbox-installed
 PYTHON ?= python3
 
-.PHONY: install system test lint bench demo
+.PHONY: install system test jstest lint bench demo
 
 install: $(STAMP) system
 
@@ -29,9 +29,15 @@ lint: install
 	$(VENV)/bin/ruff format --check src tests benchmarks scripts notebooks/conftest.py
 	$(VENV)/bin/mypy
 
-test: install lint
+test: install lint jstest
 	$(PY) -m pytest
 	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
+
+# The sidebar's Jest tests (model, formatters). The editable install ran `npm install`; a node_modules from
+# before Jest was added is completed from the lockfile.
+jstest: install
+	test -x jupyter_extension/node_modules/.bin/jest || (cd jupyter_extension && npm ci)
+	cd jupyter_extension && npm test
 
 # JupyterLab refuses to run as root unless told; as a user, the flag isn't needed.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
