@@ -7,7 +7,7 @@
 3. 20 containers executing at once: all must succeed; throughput;
 4. content download of a large file vs. `python -m http.server` serving the same file.
 
-The server runs as `cellbox serve` would (bubblewrap sandboxes when available) in a subprocess; downloads are
+The server runs as `cellbox serve` would (bubblewrap jails when available) in a subprocess; downloads are
 read with curl, so the client is the same C program for both servers.
 """
 
@@ -188,7 +188,7 @@ def main() -> None:
         shutil.rmtree(data, ignore_errors=True)
     ratio = printed["served"] / printed["raw"]
     share = download["served"] / download["http.server"]
-    sandbox = "bubblewrap sandboxes" if isolation_available() else "no isolation (bubblewrap unavailable)"
+    sandbox = "bubblewrap jails" if isolation_available() else "no isolation (bubblewrap unavailable)"
     lines = [
         "## Local server (`cellbox serve`)",
         "",

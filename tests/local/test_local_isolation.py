@@ -12,7 +12,7 @@ import pytest
 
 from cellbox.local.testing import isolation_available, running_server
 
-pytestmark = pytest.mark.skipif(not isolation_available(), reason="bubblewrap sandboxes unavailable here")
+pytestmark = pytest.mark.skipif(not isolation_available(), reason="bubblewrap jails unavailable here")
 
 
 def test_no_network_not_even_the_server(client, server, container, run, logs):

@@ -125,7 +125,7 @@ def test_warm_pool_makes_create_fast(tmp_path, run, logs):
     with running_server(tmp_path / "d", pool_size=2) as srv, _sdk(srv) as c:
         times = []
         for i in range(4):
-            # The i containers' kernels plus a full pool: each create below takes a warm sandbox.
+            # The i containers' kernels plus a full pool: each create below takes a warm kernel.
             _wait_for_children(srv.process.pid, i + 2)
             time.sleep(1.2)  # the newest warm kernel has spawned; let it finish starting
             started = time.perf_counter()

@@ -4,15 +4,19 @@ Run it with `cellbox serve` (or `python -m cellbox.local`); in tests, `cellbox.l
 
 Modules, one concept each::
 
-    app.py         the route table and handlers; records shaped like the cloud's
+    app.py         the route table and handlers
+    params.py      reading requests: JSON bodies, list parameters, ids from the URL
+    records.py     records shaped like the cloud's
+    options.py     the server's options, declared once (flags, wiring, tests)
+    ids.py         the ids the server issues, and the check that a string is one
     errors.py      errors in the OpenAI shape
     middleware.py  bearer-token auth, injected latency
     uploads.py     streaming multipart parsing into a temp file
     store.py       SQLite metadata and file bytes in the data dir (atomic renames)
-    safepath.py    paths under /mnt/data that cannot escape it (no symlink following)
-    sandbox.py     the bubblewrap launcher and the isolation check
+    safepath.py    paths under /mnt/data that cannot escape it (no symlink following); bounded scans, deep removals
+    launcher.py    starts kernels in bubblewrap jails under a container's Limits; the isolation check
     kernel.py      one ipykernel per container over jupyter_client (ipc transport)
-    pool.py        warm sandboxes for fast creates
+    pool.py        warm kernels for fast creates
     containers.py  live containers: kernels, locks, expiry
     responses.py   the `cellbox-local` model behind POST /v1/responses
     server.py      wiring, uvicorn, the endpoint file; cli.py: `cellbox serve`
@@ -26,7 +30,8 @@ Behaviour a client can rely on (where the cloud's is unknown, this is what its u
   token) or null (none given). The endpoint file `{"base_url", "token", "pid"}` (mode 0600) exists while the
   server runs.
 - Ids sort by creation time: `cntr_` + 48 hex, `cfile_` + 32 hex, `file-` + 22 characters. Lists are newest
-  first by default; `after` works even for an id deleted since.
+  first by default; `after` works even for an id deleted since. A path id of any other shape is a 404 before
+  anything touches the disk.
 - Containers: `status` is `running` or `expired`; `memory_limit` defaults to `1g`; `expires_after` defaults to
   20 minutes after `last_active_at` (1 to 1440 minutes accepted); every use of a container (any file
   operation, a run) refreshes `last_active_at`; looking at it (retrieve, list) does not, so a panel that polls
@@ -39,8 +44,11 @@ Behaviour a client can rely on (where the cloud's is unknown, this is what its u
   names over 255 bytes a component or 1024 in all are refused with 400, param `file`), or JSON/multipart
   `file_id` (copied, named after the file's last component). A file record is an immutable version: writing a
   path anew (upload, or code changing it) gives it a new id; unchanged files keep theirs. After each run the
-  folder is scanned: new or changed files appear with source `assistant`, vanished ones disappear. Symlinks
-  are never listed or followed. Content is `application/octet-stream`, streamed, with Content-Length;
+  folder is scanned (off the event loop; folders deeper than 64 levels are not entered, paths over 1024 bytes
+  are not listed, and a scan stops after 200,000 entries): new or changed files appear with source
+  `assistant`, vanished ones disappear. Only regular files are listed or read: symlinks are never followed, and
+  a file swapped for a FIFO or a device after the scan answers 404 rather than being opened. Content is
+  `application/octet-stream`, streamed, with Content-Length;
   a single `Range: bytes=a-b` answers 206 (416 when unsatisfiable); HEAD reads nothing.
   Uploads over the limit (512 MiB by default) answer 413 code `file_too_large`.
 - Files API: `POST /v1/files` (multipart `file` and a required `purpose`), list (limit up to 10000, `purpose`

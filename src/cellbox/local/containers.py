@@ -17,8 +17,8 @@ from collections import defaultdict
 
 from . import errors
 from .kernel import Execution, Kernel, KernelError
+from .launcher import Launcher, Limits
 from .pool import WarmPool
-from .sandbox import MEMORY_LIMITS, Launcher
 from .store import Store
 
 log = logging.getLogger("cellbox.local")
@@ -38,7 +38,7 @@ class Containers:
         self.launcher = launcher
         self.exec_timeout = exec_timeout
         self.seconds_per_minute = seconds_per_minute
-        self.pool = WarmPool(launcher, store.containers_dir, pool_size, MEMORY_LIMITS["1g"])
+        self.pool = WarmPool(launcher, store.containers_dir, pool_size, Limits.for_memory_limit("1g"))
         self._kernels: dict[str, Kernel] = {}
         self._starting: dict[str, asyncio.Task] = {}
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -112,7 +112,7 @@ class Containers:
         for file_id in file_ids:
             if self.store.get_file(file_id) is None:
                 raise errors.not_found("file", file_id, param="file_ids")
-        memory_bytes = MEMORY_LIMITS[memory_limit]
+        limits = Limits.for_memory_limit(memory_limit)
         kernel = self.pool.take() if memory_limit == "1g" else None
         row = self.store.create_container(name, minutes, memory_limit, kernel.workdir if kernel else None)
         container_id = row["id"]
@@ -121,7 +121,7 @@ class Containers:
             self._kernels[container_id] = kernel
         else:
             try:
-                await self._start_kernel(container_id, memory_bytes)
+                await self._start_kernel(container_id, limits)
             except BaseException:
                 self.store.delete_container(container_id)
                 raise
@@ -138,14 +138,14 @@ class Containers:
         row["last_active"] = now
         return row
 
-    async def _start_kernel(self, container_id: str, memory_bytes: int) -> Kernel:
+    async def _start_kernel(self, container_id: str, limits: Limits) -> Kernel:
         """The container's kernel, started once even when several requests want it at the same moment."""
         kernel = self._kernels.get(container_id)
         if kernel is not None and kernel.alive:
             return kernel
         task = self._starting.get(container_id)
         if task is None:
-            task = asyncio.get_running_loop().create_task(self._spawn(container_id, memory_bytes))
+            task = asyncio.get_running_loop().create_task(self._spawn(container_id, limits))
             self._starting[container_id] = task
             task.add_done_callback(lambda _: self._starting.pop(container_id, None))
         try:
@@ -155,11 +155,11 @@ class Containers:
                 raise errors.not_found("container", container_id, param="container_id") from None
             raise
 
-    async def _spawn(self, container_id: str, memory_bytes: int) -> Kernel:
+    async def _spawn(self, container_id: str, limits: Limits) -> Kernel:
         old = self._kernels.pop(container_id, None)
         if old is not None:
             old.kill()
-        kernel = Kernel(self.launcher, self.store.container_dir(container_id), memory_bytes)
+        kernel = Kernel(self.launcher, self.store.container_dir(container_id), limits)
         try:
             await kernel.start()
         except KernelError as exc:
@@ -179,11 +179,12 @@ class Containers:
         """Runs code in the container's kernel; returns what it produced and the files it wrote or changed."""
         row = self.use(container_id)
         limit = row["memory_limit"]
-        kernel = await self._start_kernel(container_id, MEMORY_LIMITS[limit])
+        limits = Limits.for_memory_limit(limit)
+        kernel = await self._start_kernel(container_id, limits)
         try:
             result = await kernel.execute(code, timeout=self.exec_timeout)
         except KernelError:
-            kernel = await self._start_kernel(container_id, MEMORY_LIMITS[limit])
+            kernel = await self._start_kernel(container_id, limits)
             result = await kernel.execute(code, timeout=self.exec_timeout)
         finally:
             self.store.touch(container_id)
@@ -195,7 +196,7 @@ class Containers:
                     "It has been restarted: variables are lost, files in /mnt/data are kept.\n"
                 )
             with contextlib.suppress(errors.APIError):
-                await self._start_kernel(container_id, MEMORY_LIMITS[limit])
+                await self._start_kernel(container_id, limits)
         elif result.error and "MemoryError" in result.error:
             result.logs += f"\nMemoryError: this container's memory limit is {limit}.\n"
         if self.store.get_container(container_id) is None:  # deleted while the code ran

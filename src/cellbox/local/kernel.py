@@ -1,4 +1,4 @@
-"""One stateful Python kernel (ipykernel over jupyter_client, ipc transport) in its sandbox.
+"""One stateful Python kernel (ipykernel over jupyter_client, ipc transport) in its jail.
 
 Everything here runs on the server's event loop: processes are spawned from the loop's thread (the kernels'
 death signal is tied to the thread that spawned them) and messages are read with jupyter_client's asyncio
@@ -21,7 +21,7 @@ from pathlib import Path
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.connect import write_connection_file
 
-from .sandbox import Launcher, preexec
+from .launcher import Launcher, Limits
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 MAX_LOG_CHARS = 4 * 1024 * 1024
@@ -44,10 +44,10 @@ class Execution:
 
 
 class Kernel:
-    def __init__(self, launcher: Launcher, workdir: Path, memory_bytes: int | None) -> None:
+    def __init__(self, launcher: Launcher, workdir: Path, limits: Limits) -> None:
         self.launcher = launcher
         self.workdir = workdir
-        self.memory_bytes = memory_bytes
+        self.limits = limits
         self._proc: subprocess.Popen | None = None
         self._client: AsyncKernelClient | None = None
         self._dir: Path | None = None
@@ -75,16 +75,7 @@ class Kernel:
         )
         stderr = open(self._dir / "stderr", "wb")  # noqa: SIM115 - the child keeps writing to it
         try:
-            self._proc = subprocess.Popen(
-                self.launcher.argv(self.workdir, connection_file, self.memory_bytes),
-                env=self.launcher.env(home),
-                cwd=self.launcher.cwd(self.workdir),
-                stdin=subprocess.DEVNULL,
-                stdout=stderr,
-                stderr=stderr,
-                preexec_fn=preexec(self.memory_bytes),
-                start_new_session=True,
-            )
+            self._proc = self.launcher.spawn(self.workdir, connection_file, home, self.limits, stderr)
         finally:
             stderr.close()
         client = AsyncKernelClient()
@@ -219,9 +210,6 @@ class Kernel:
         if self._client is not None and self.alive:
             self._client.control_channel.send(self._client.session.msg("interrupt_request", {}))
 
-    async def interrupt(self) -> None:
-        self._send_interrupt()
-
     def kill(self) -> None:
         if self._client is not None:
             with contextlib.suppress(Exception):
@@ -232,14 +220,11 @@ class Kernel:
                 self._proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(timeout=5)
+            self.launcher.cleanup(self._proc)
             self._proc = None
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
-
-    async def restart(self) -> None:
-        self.kill()
-        await self.start()
 
 
 def _is_idle(msg: dict) -> bool:

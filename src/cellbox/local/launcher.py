@@ -1,11 +1,14 @@
-"""How a kernel process is launched: inside a bubblewrap sandbox, or (when asked) without one.
+"""How a container's kernel process is launched: inside a bubblewrap jail, or (when asked) without one.
 
-The sandbox is what the cloud's containers are: the host's filesystem read-only, the container's folder bound
+The jail is what the cloud's containers are: the host's filesystem read-only, the container's folder bound
 at /mnt/data (also the working directory), a private /tmp, no network at all, its own pid namespace, no
 capabilities, and the server's data, state and home folders masked. The kernel talks to the server over ipc
 sockets in a runtime folder bound at the same path inside and out (TCP cannot cross the network namespace).
 Memory is capped with RLIMIT_DATA, which makes an over-allocating cell raise MemoryError while the kernel lives
 on (RLIMIT_AS made some native writers hang instead).
+
+`Launcher.spawn` starts a kernel under a `Limits` value and `Launcher.cleanup` releases what spawning set up once
+the process is gone: the two hooks where per-container enforcement (cgroups, quotas) plugs in.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 MOUNT = "/mnt/data"
 MEMORY_LIMITS = {"1g": 1 << 30, "4g": 4 << 30, "16g": 16 << 30, "64g": 64 << 30}
@@ -27,7 +31,7 @@ MEMORY_LIMITS = {"1g": 1 << 30, "4g": 4 << 30, "16g": 16 << 30, "64g": 64 << 30}
 _PR_SET_PDEATHSIG = 1
 
 
-# Host places a sandbox has no business reading: service sockets (a unix socket on a read-only mount still
+# Host places a jail has no business reading: service sockets (a unix socket on a read-only mount still
 # accepts connections), service data, and secrets root can read even without capabilities.
 _MASKED_FOLDERS = ["/run", "/var", "/srv", "/media", "/etc/ssh", "/etc/ssl/private"]
 _MASKED_FILES = ["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-"]
@@ -37,10 +41,22 @@ class IsolationUnavailable(RuntimeError):
     """bubblewrap cannot run here; the message says why and what to do."""
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one container's processes may use; None is "not limited"."""
+
+    memory_bytes: int | None = None
+
+    @classmethod
+    def for_memory_limit(cls, memory_limit: str) -> Limits:
+        """The limits of a container created with this `memory_limit` (1g, 4g, 16g, 64g)."""
+        return cls(memory_bytes=MEMORY_LIMITS[memory_limit])
+
+
 def check_isolation() -> None:
-    """Raises IsolationUnavailable unless a bubblewrap sandbox with every namespace we use can start."""
+    """Raises IsolationUnavailable unless a bubblewrap jail with every namespace we use can start."""
     if not sys.platform.startswith("linux"):
-        raise IsolationUnavailable(f"sandboxes need Linux namespaces (bubblewrap); this is {sys.platform}")
+        raise IsolationUnavailable(f"containers need Linux namespaces (bubblewrap); this is {sys.platform}")
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise IsolationUnavailable("bubblewrap is not installed (on Debian/Ubuntu: apt-get install bubblewrap)")
@@ -53,19 +69,37 @@ def check_isolation() -> None:
     if done.returncode != 0:
         reason = done.stderr.strip() or f"exit status {done.returncode}"
         raise IsolationUnavailable(
-            f"bubblewrap cannot create a sandbox here ({reason}); unprivileged user namespaces may be disabled "
+            f"bubblewrap cannot create a jail here ({reason}); unprivileged user namespaces may be disabled "
             "(sysctl kernel.unprivileged_userns_clone=1 or kernel.apparmor_restrict_unprivileged_userns=0)"
         )
 
 
 @dataclass
 class Launcher:
-    """Builds the command, environment and process setup of one kernel."""
+    """Starts kernels: the command, environment and process setup of one, under its container's limits."""
 
     isolated: bool
     runtime_dir: Path
     hidden: list[Path] = field(default_factory=list)
     python: str = sys.executable
+
+    def spawn(
+        self, workdir: Path, connection_file: Path, home: Path, limits: Limits, log: IO[bytes]
+    ) -> subprocess.Popen:
+        """The kernel's process, started in its jail with `log` as its stdout and stderr."""
+        return subprocess.Popen(
+            self.argv(workdir, connection_file, limits.memory_bytes),
+            env=self.env(home),
+            cwd=self.cwd(workdir),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            preexec_fn=preexec(limits.memory_bytes),
+            start_new_session=True,
+        )
+
+    def cleanup(self, process: subprocess.Popen) -> None:
+        """Releases what spawn set up for a process that has ended (nothing yet beyond the process itself)."""
 
     def argv(self, workdir: Path, connection_file: Path, memory_bytes: int | None) -> list[str]:
         kernel = [self.python, "-m", "ipykernel_launcher", "-f", str(connection_file)]

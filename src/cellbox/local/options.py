@@ -32,7 +32,7 @@ class ServerOptions:
     data_dir: Path | None = field(default=None, metadata=_help("where containers and files are kept"))
     token: str | None = field(default=None, metadata=_help("bearer token clients must send (default: a random one)"))
     unsafe_no_isolation: bool = field(
-        default=False, metadata=_help("run kernels as plain processes when bubblewrap sandboxes are not available")
+        default=False, metadata=_help("run kernels as plain processes when bubblewrap jails are not available")
     )
     latency_ms: float = field(default=0.0, metadata=_help("add this delay to every response"))
     error_rate: float = field(

@@ -9,7 +9,7 @@ from starlette.requests import Request
 
 from . import errors, ids
 from .errors import APIError
-from .sandbox import MEMORY_LIMITS
+from .launcher import MEMORY_LIMITS
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
 MAX_EXPIRY_MINUTES = 24 * 60

@@ -1,8 +1,8 @@
-"""A few warm sandboxes, started ahead of time so that creating a container does not wait for a kernel.
+"""A few warm kernels, started ahead of time so that creating a container does not wait for a kernel.
 
-Warm sandboxes have the default memory limit (1g, what most containers use); a container asking for more gets
-a cold one. Each warm sandbox owns a folder `containers/.pool-*` that becomes the container's folder when it is
-handed out (the sandbox's bind mount follows the renamed folder).
+Warm kernels have the default memory limit (1g, what most containers use); a container asking for more gets
+a cold one. Each warm kernel owns a folder `containers/.pool-*` that becomes the container's folder when it is
+handed out (the jail's bind mount follows the renamed folder).
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ from pathlib import Path
 
 from . import safepath
 from .kernel import Kernel
-from .sandbox import Launcher
+from .launcher import Launcher, Limits
 
 log = logging.getLogger("cellbox.local")
 
 
 class WarmPool:
-    def __init__(self, launcher: Launcher, folder: Path, size: int, memory_bytes: int) -> None:
+    def __init__(self, launcher: Launcher, folder: Path, size: int, limits: Limits) -> None:
         self.launcher = launcher
         self.folder = folder
         self.size = size
-        self.memory_bytes = memory_bytes
+        self.limits = limits
         self._ready: list[Kernel] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -50,7 +50,7 @@ class WarmPool:
             while len(self._ready) < self.size:
                 folder = self.folder / f".pool-{secrets.token_hex(8)}"
                 folder.mkdir()
-                kernel = Kernel(self.launcher, folder, self.memory_bytes)
+                kernel = Kernel(self.launcher, folder, self.limits)
                 try:
                     await kernel.start()
                 except asyncio.CancelledError:
@@ -59,7 +59,7 @@ class WarmPool:
                 except Exception as exc:
                     _discard(kernel)
                     self._failures += 1
-                    log.warning("could not start a warm sandbox: %s", exc)
+                    log.warning("could not start a warm kernel: %s", exc)
                     # Back off rather than spin when kernels cannot start at all.
                     await asyncio.sleep(min(30.0, 0.5 * 2**self._failures))
                     continue

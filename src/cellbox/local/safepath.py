@@ -1,6 +1,6 @@
 """Paths inside a container's /mnt/data that cannot escape it.
 
-Code in the sandbox can plant symlinks in /mnt/data that point anywhere on the host once the server follows
+Code in a container can plant symlinks in /mnt/data that point anywhere on the host once the server follows
 them, so every server-side access walks the path one directory at a time with `O_NOFOLLOW` from a descriptor
 of the container's root. That leaves no window between checking a path and using it.
 """
@@ -169,7 +169,7 @@ def _entries(fd: int) -> Iterator[os.DirEntry[str]]:
 
 
 def remove_tree(path: str | os.PathLike[str]) -> None:
-    """Removes a file or a folder tree of any depth, whatever code in a sandbox left in it.
+    """Removes a file or a folder tree of any depth, whatever code in a container left in it.
 
     `shutil.rmtree` recurses (a chain of a few thousand folders ends in RecursionError, and paths longer than
     PATH_MAX fail), so folders are removed by flattening: every sub-folder found is renamed up into the top folder
@@ -252,7 +252,7 @@ def _names(fd: int) -> list[str]:
 
 def _open_writable_dir(parent: int, name: str) -> int:
     """A descriptor of the folder `name` (never a symlink), made readable and writable by us if the code in the
-    sandbox took those permissions away."""
+    container took those permissions away."""
     try:
         fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
     except PermissionError:

@@ -26,8 +26,8 @@ import uvicorn
 from .. import endpoint, paths
 from .app import build_app
 from .containers import Containers
+from .launcher import IsolationUnavailable, Launcher, check_isolation
 from .options import DEFAULT_PORT, ServerOptions
-from .sandbox import IsolationUnavailable, Launcher, check_isolation
 from .store import Store
 
 log = logging.getLogger("cellbox.local")
@@ -41,7 +41,7 @@ def write_endpoint_file(path: Path, base_url: str, token: str) -> None:
 
 
 def _hidden_folders(data_dir: Path, endpoint_file: Path) -> list[Path]:
-    """Host folders the sandbox must not see: homes, the server's data and state (token, other containers)."""
+    """Host folders a jail must not see: homes, the server's data and state (token, other containers)."""
     candidates = [Path.home(), Path("/home"), Path("/root"), data_dir, endpoint_file.parent, paths.state_dir()]
     tmp = Path("/tmp")
     hidden = []
@@ -61,7 +61,7 @@ def serve(options: ServerOptions) -> int:
             check_isolation()
         except IsolationUnavailable as exc:
             print(
-                f"cellbox serve: cannot isolate sandboxes: {exc}.\n"
+                f"cellbox serve: cannot isolate containers: {exc}.\n"
                 "Refusing to run code without isolation; pass --unsafe-no-isolation to run kernels as plain "
                 "processes of this user (no filesystem, network or process isolation).",
                 file=sys.stderr,
@@ -169,7 +169,7 @@ async def _serve(
             await asyncio.sleep(0.02)
         if server.started:
             write_endpoint_file(endpoint_file, base_url, token)
-            isolation = "unsafe, no isolation" if options.unsafe_no_isolation else "bubblewrap sandboxes"
+            isolation = "unsafe, no isolation" if options.unsafe_no_isolation else "bubblewrap jails"
             log.info("serving %s (%s); data in %s; token in %s", base_url, isolation, data_dir, endpoint_file)
         await task
     finally:

@@ -3,7 +3,7 @@
 Layout of the data dir::
 
     cellbox.sqlite3        containers, container files, files (WAL, survives kill -9)
-    containers/<cntr_id>/  a container's /mnt/data, bound into its sandbox
+    containers/<cntr_id>/  a container's /mnt/data, bound into its jail
     files/<file-id>        bytes of the Files API
     tmp/                   uploads in flight; renamed into place when complete, so no partial file is ever seen
     trash/                 folders of deleted or expired containers, being removed in the background
@@ -98,7 +98,7 @@ class Store:
             self._db.close()
 
     def _clean_tmp(self) -> None:
-        # Leftovers of uploads interrupted by a crash, and of warm sandboxes never handed out.
+        # Leftovers of uploads interrupted by a crash, and of warm kernels never handed out.
         for path in [*self.tmp_dir.iterdir(), *self.trash_dir.iterdir()]:
             _remove(path)
         for path in self.containers_dir.glob(".pool-*"):
@@ -152,7 +152,7 @@ class Store:
         return self.containers_dir / container_id
 
     def create_container(self, name: str, minutes: int, memory_limit: str, directory: Path | None) -> dict:
-        """Records a container; `directory` (a warm sandbox's folder) becomes its /mnt/data if given."""
+        """Records a container; `directory` (a warm kernel's folder) becomes its /mnt/data if given."""
         container_id = ids.new_container_id()
         now = time.time()
         target = self.container_dir(container_id)

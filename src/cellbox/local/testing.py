@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from .launcher import IsolationUnavailable, check_isolation
 from .options import to_argv
-from .sandbox import IsolationUnavailable, check_isolation
 
 _isolation: bool | None = None
 T = TypeVar("T")
