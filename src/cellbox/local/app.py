@@ -235,7 +235,7 @@ async def create_response(request: Request) -> JSONResponse | StreamingResponse:
     else:
         container_id = parsed.container
     if parsed.stream:
-        events = responses.stream(parsed, container_id, lambda: containers.execute(container_id, parsed.code))
+        events = responses.stream(parsed, container_id, lambda: detached(containers.execute(container_id, parsed.code)))
         containers.use(container_id)  # fail before the stream starts for an unknown or expired container
         # Starlette's streaming response cancels the events when the client goes away, which interrupts the code.
         headers = {"cache-control": "no-cache"}
@@ -246,6 +246,21 @@ async def create_response(request: Request) -> JSONResponse | StreamingResponse:
 
 class ClientGone(Exception):
     pass
+
+
+async def detached(work):
+    """Awaits `work` in a task of its own, which a cancellation of the caller cancels exactly once.
+
+    StreamingResponse stops a stream whose client left by cancelling an anyio scope, which cancels every later
+    await too; the run must get one plain cancellation instead, so it can interrupt the code and wait (holding
+    the kernel) until the code has stopped.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
 
 
 async def until_disconnect(request: Request, work):
