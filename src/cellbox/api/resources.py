@@ -3,7 +3,7 @@
 A resource method is made from the `operations` function that describes its call, and takes exactly that
 function's parameters: `retrieve = _call(ops.retrieve_container)` in `Containers`, `_acall(...)` in
 `AsyncContainers`. `_pages` / `_apages` make `list()`, which follows `after` from page to page. What moves
-bytes for a download (`stream`, `content`, `download`) is written out once per shell. The sync and async
+bytes for a download (`stream`, `content`, `download`) is written out once per shell over streams.py. The sync and async
 classes are twins with identical signatures (tests/api/test_twins.py keeps them so).
 """
 
@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import inspect
 import os
-import tempfile
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-import httpx
-
 from . import operations as ops
 from .base import CHUNK_SIZE
-from .errors import APIConnectionError, connection_error
 from .operations import Operation
 from .records import Page, Record
+from .streams import AsyncContentStream, AtomicFile, ContentStream
 
 if TYPE_CHECKING:
     from .base import BaseClient
@@ -45,113 +42,6 @@ __all__ = [
     "Files",
     "Responses",
 ]
-
-
-# --- streamed content -----------------------------------------------------------------------------------------
-
-
-class ContentStream:
-    """The body of a content download, read in chunks. Use as a context manager, or call `close()`."""
-
-    def __init__(self, response: httpx.Response, chunk_size: int = CHUNK_SIZE) -> None:
-        self.response = response
-        self.chunk_size = chunk_size
-
-    @property
-    def size(self) -> int | None:
-        length = self.response.headers.get("content-length")
-        return int(length) if length and length.isdigit() else None
-
-    def __iter__(self) -> Iterator[bytes]:
-        if self.response.is_stream_consumed:  # already read, e.g. by an in-memory transport
-            yield from _split(self.response.content, self.chunk_size)
-            return
-        try:
-            yield from self.response.iter_raw(self.chunk_size)
-        except httpx.TransportError as exc:
-            raise _dropped(exc, self.response) from None
-
-    def read(self) -> bytes:
-        return b"".join(self)
-
-    def close(self) -> None:
-        self.response.close()
-
-    def __enter__(self) -> ContentStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class AsyncContentStream:
-    """The async twin of `ContentStream`."""
-
-    def __init__(self, response: httpx.Response, chunk_size: int = CHUNK_SIZE) -> None:
-        self.response = response
-        self.chunk_size = chunk_size
-
-    @property
-    def size(self) -> int | None:
-        length = self.response.headers.get("content-length")
-        return int(length) if length and length.isdigit() else None
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        if self.response.is_stream_consumed:
-            for chunk in _split(self.response.content, self.chunk_size):
-                yield chunk
-            return
-        try:
-            async for chunk in self.response.aiter_raw(self.chunk_size):
-                yield chunk
-        except httpx.TransportError as exc:
-            raise _dropped(exc, self.response) from None
-
-    async def read(self) -> bytes:
-        return b"".join([chunk async for chunk in self])
-
-    async def aclose(self) -> None:
-        await self.response.aclose()
-
-    async def __aenter__(self) -> AsyncContentStream:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-
-def _split(data: bytes, size: int) -> Iterator[bytes]:
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
-
-
-def _dropped(exc: httpx.TransportError, response: httpx.Response) -> APIConnectionError:
-    error = connection_error(exc, response.request)
-    error.message = f"{error.message} The download stopped part-way; nothing was written in place of the file."
-    error.args = (error.message,)
-    return error
-
-
-def _temp_beside(target: Path) -> tuple[int, str]:
-    # Written next to the target and renamed over it, so a reader never sees half a file.
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    # mkstemp makes the file private (0600); the download gets the mode any new file would.
-    os.fchmod(fd, 0o666 & ~_umask())
-    return fd, temp
-
-
-def _umask() -> int:
-    try:  # Linux: read it without changing it (os.umask would, briefly, for every thread)
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 # --- resource methods, made from the operations --------------------------------------------------------------
@@ -327,20 +217,10 @@ class ContainerFiles(_SyncResource):
     ) -> Path:
         """Stream the file to `to`, atomically: `to` appears only once every byte has arrived.
         `progress` is called with the size of each chunk written."""
-        target = Path(to)
-        with self.stream(container_id, file_id, chunk_size=chunk_size) as body:
-            fd, temp = _temp_beside(target)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    for chunk in body:
-                        out.write(chunk)
-                        if progress is not None:
-                            progress(len(chunk))
-                os.replace(temp, target)
-            except BaseException:
-                os.unlink(temp)
-                raise
-        return target
+        with self.stream(container_id, file_id, chunk_size=chunk_size) as body, AtomicFile(to, progress) as out:
+            for chunk in body:
+                out.write(chunk)
+        return out.target
 
 
 class AsyncContainerFiles(_AsyncResource):
@@ -374,21 +254,12 @@ class AsyncContainerFiles(_AsyncResource):
         chunk_size: int = CHUNK_SIZE,
         progress: Callable[[int], object] | None = None,
     ) -> Path:
-        target = Path(to)
         async with self.stream(container_id, file_id, chunk_size=chunk_size) as body:
-            fd, temp = _temp_beside(target)
-            try:
-                # Local disk writes are fast next to the network; a thread per chunk would cost more.
-                with os.fdopen(fd, "wb") as out:
-                    async for chunk in body:
-                        out.write(chunk)
-                        if progress is not None:
-                            progress(len(chunk))
-                os.replace(temp, target)
-            except BaseException:
-                os.unlink(temp)
-                raise
-        return target
+            # Local disk writes are fast next to the network; a thread per chunk would cost more.
+            with AtomicFile(to, progress) as out:
+                async for chunk in body:
+                    out.write(chunk)
+        return out.target
 
 
 # --- files ----------------------------------------------------------------------------------------------------
