@@ -175,21 +175,23 @@ def remove_tree(path: str | os.PathLike[str]) -> None:
     PATH_MAX fail), so folders are removed by flattening: every sub-folder found is renamed up into the top folder
     and emptied there in turn. That needs three descriptors at most and no path longer than two components.
     """
-    path = os.fspath(path)
-    parent_path, name = os.path.split(path.rstrip("/"))
+    parent_path, name = os.path.split(os.fspath(path).rstrip("/"))
     try:
         parent = os.open(parent_path or ".", _DIR_FLAGS)
     except OSError:
         return
     try:
-        try:
-            st = os.stat(name, dir_fd=parent, follow_symlinks=False)
-        except OSError:
-            return
-        if not stat.S_ISDIR(st.st_mode):
-            with contextlib.suppress(OSError):
-                os.unlink(name, dir_fd=parent)
-            return
+        _remove_at(parent, name)
+    finally:
+        os.close(parent)
+
+
+def _remove_at(parent: int, name: str) -> None:
+    kind = _kind(parent, name)
+    if kind == "other":
+        with contextlib.suppress(OSError):
+            os.unlink(name, dir_fd=parent)
+    elif kind == "dir":
         try:
             top = _open_writable_dir(parent, name)
         except OSError:
@@ -200,47 +202,51 @@ def remove_tree(path: str | os.PathLike[str]) -> None:
             os.close(top)
         with contextlib.suppress(OSError):
             os.rmdir(name, dir_fd=parent)
-    finally:
-        os.close(parent)
 
 
 def _flatten_and_empty(top: int) -> None:
+    left: list[str] = []
     while True:
-        try:
-            names = os.listdir(top)
-        except OSError:
+        names = sorted(_names(top))
+        if not names or names == left:  # empty, or what is left can't be removed: stop rather than spin
             return
-        if not names:
-            return
+        left = names
         for name in names:
-            try:
-                st = os.stat(name, dir_fd=top, follow_symlinks=False)
-            except OSError:
-                continue
-            if not stat.S_ISDIR(st.st_mode):
+            kind = _kind(top, name)
+            if kind == "dir":
+                _lift_children(top, name)  # no recursion: what was below is now beside it, in `top`
+                with contextlib.suppress(OSError):
+                    os.rmdir(name, dir_fd=top)
+            elif kind == "other":
                 with contextlib.suppress(OSError):
                     os.unlink(name, dir_fd=top)
-                continue
-            try:
-                sub = _open_writable_dir(top, name)
-            except OSError:
-                continue
-            try:
-                for child in _names(sub):
-                    try:
-                        child_st = os.stat(child, dir_fd=sub, follow_symlinks=False)
-                    except OSError:
-                        continue
-                    if stat.S_ISDIR(child_st.st_mode):
-                        with contextlib.suppress(OSError):
-                            os.rename(child, f".rm-{secrets.token_hex(8)}", src_dir_fd=sub, dst_dir_fd=top)
-                    else:
-                        with contextlib.suppress(OSError):
-                            os.unlink(child, dir_fd=sub)
-            finally:
-                os.close(sub)
-            with contextlib.suppress(OSError):
-                os.rmdir(name, dir_fd=top)
+
+
+def _lift_children(top: int, name: str) -> None:
+    """Moves the sub-folders of `top/name` up into `top` and removes its other entries."""
+    try:
+        sub = _open_writable_dir(top, name)
+    except OSError:
+        return
+    try:
+        for child in _names(sub):
+            if _kind(sub, child) == "dir":
+                with contextlib.suppress(OSError):
+                    os.rename(child, f".rm-{secrets.token_hex(8)}", src_dir_fd=sub, dst_dir_fd=top)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(child, dir_fd=sub)
+    finally:
+        os.close(sub)
+
+
+def _kind(dir_fd: int, name: str) -> str | None:
+    """ "dir", "other", or None when nothing is there any more."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return None
+    return "dir" if stat.S_ISDIR(st.st_mode) else "other"
 
 
 def _names(fd: int) -> list[str]:
