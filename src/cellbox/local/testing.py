@@ -9,6 +9,7 @@ skipped otherwise, unless `unsafe_no_isolation` says which.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import json
@@ -81,6 +82,20 @@ def wait_until(condition: Callable[[], T], timeout: float = 10.0, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what or condition!r}")
         time.sleep(interval)
+
+
+async def wait_until_async(
+    condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> T:
+    """`wait_until` for coroutines: sleeps with `asyncio.sleep`, so the event loop (and a server on it) runs on."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition!r}")
+        await asyncio.sleep(interval)
 
 
 def _die_with_parent() -> None:
