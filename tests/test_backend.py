@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 
 import cellbox
 from cellbox import paths
 from cellbox.backend import connect, model_for
+from cellbox.local.testing import wait_until
 
 
 def test_nothing_configured_starts_the_local_server_once() -> None:
@@ -26,7 +26,4 @@ def test_nothing_configured_starts_the_local_server_once() -> None:
         sandbox.delete()
     finally:
         os.kill(info["pid"], signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while paths.endpoint_file().exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-    assert not paths.endpoint_file().exists()
+    wait_until(lambda: not paths.endpoint_file().exists(), timeout=30, what="the stopped server's endpoint file to go")

@@ -6,13 +6,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
 from cellbox.api import Client, NotFoundError
 from cellbox.cli import main
-from cellbox.local.testing import RunningServer
+from cellbox.local.testing import RunningServer, wait_until
 
 
 def cellbox(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -133,11 +132,12 @@ def test_serve_then_commands_find_it_with_no_configuration_and_stop_stops_it(tmp
     )
     try:
         endpoint = tmp_path / "state" / "server.json"
-        deadline = time.monotonic() + 30
-        while not endpoint.exists():
+
+        def written() -> bool:
             assert server.poll() is None, server.stderr.read()
-            assert time.monotonic() < deadline, "cellbox serve did not write its endpoint file"
-            time.sleep(0.05)
+            return endpoint.exists()
+
+        wait_until(written, timeout=30, what="cellbox serve to write its endpoint file")
         info = json.loads(endpoint.read_text())
         assert oct(endpoint.stat().st_mode & 0o777) == "0o600"
         created = cellbox("config", env={"CELLBOX_STATE_DIR": str(tmp_path / "state")})

@@ -8,6 +8,8 @@ import os
 import openai
 import pytest
 
+from cellbox.local.testing import wait_until
+
 
 def test_upload_list_retrieve_content_delete(client: openai.OpenAI, container):
     up = client.containers.files.create(container_id=container.id, file=("report.csv", b"a,b\n1,2\n"))
@@ -162,7 +164,6 @@ def test_upload_over_the_limit_is_413_and_leaves_nothing(tmp_path):
 
 def test_an_aborted_upload_leaves_nothing(http, server, container):
     import socket
-    import time
     from urllib.parse import urlsplit
 
     url = urlsplit(server.base_url)
@@ -174,11 +175,8 @@ def test_an_aborted_upload_leaves_nothing(http, server, container):
     ).encode()
     with socket.create_connection((url.hostname, url.port)) as sock:
         sock.sendall(head + b"x" * (1024 * 1024))
-        time.sleep(0.3)
-    deadline = time.monotonic() + 5
-    while os.listdir(server.data_dir / "tmp") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert os.listdir(server.data_dir / "tmp") == []
+        wait_until(lambda: os.listdir(server.data_dir / "tmp"), what="the upload to reach a temp file")
+    wait_until(lambda: not os.listdir(server.data_dir / "tmp"), what="the aborted upload's temp file to go")
     assert http.get(f"/containers/{container.id}/files").json()["data"] == []
     assert not (server.data_dir / "containers" / container.id / "partial.bin").exists()
 

@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from cellbox.local.testing import running_server
+from cellbox.local.testing import running_server, wait_until
 
 
 def test_every_request_needs_the_token(server):
@@ -46,10 +46,12 @@ def test_endpoint_file_lifecycle(tmp_path):
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         endpoint = state / "server.json"
-        deadline = time.monotonic() + 30
-        while not endpoint.exists():
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+
+        def written() -> bool:
+            assert proc.poll() is None
+            return endpoint.exists()
+
+        wait_until(written, timeout=30, what="the server to write its endpoint file")
         assert endpoint.stat().st_mode & 0o777 == 0o600
         info = json.loads(endpoint.read_text())
         assert set(info) == {"base_url", "token", "pid"}
@@ -136,8 +138,12 @@ def test_access_log_shows_requests_but_never_the_token(tmp_path):
     with running_server(tmp_path / "d", access_log=True, pool_size=0, token="tok-not-in-logs") as srv:
         httpx.get(f"{srv.base_url}/containers", headers=srv.headers)
         httpx.get(f"{srv.base_url}/containers", headers={"Authorization": "Bearer wrong-token-also-hidden"})
-        time.sleep(0.2)
-        log = srv.log()
+
+        def both_logged() -> str | None:
+            log = srv.log()
+            return log if log.count("GET /v1/containers") >= 2 else None
+
+        log = wait_until(both_logged, what="both requests in the access log")
     assert "GET /v1/containers" in log
     assert "tok-not-in-logs" not in log
     assert "wrong-token-also-hidden" not in log
