@@ -28,7 +28,6 @@ import json
 import os
 import socket
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from cellbox.local.testing import wait_until
 
 TOKEN = "sk-test-fake-0123456789"
 CHUNK = 64 * 1024
@@ -651,11 +652,9 @@ class FakeServer:
 
     def start(self) -> FakeServer:
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake server did not start")
-            time.sleep(0.01)
+        wait_until(lambda: self._server.started or not self._thread.is_alive(), what="the fake server to start")
+        if not self._server.started:
+            raise RuntimeError("the fake server did not start")
         return self
 
     def stop(self) -> None:

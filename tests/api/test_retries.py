@@ -136,9 +136,10 @@ def test_a_post_is_resent_after_connection_refused(both: Both) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     seen: list[bytes] = []
+    refused = threading.Event()
 
     def serve_later() -> None:
-        time.sleep(0.3)
+        refused.wait(30)  # nothing listens until the client has been turned away once
         with socket.socket() as listener:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             listener.bind(("127.0.0.1", port))
@@ -157,13 +158,50 @@ def test_a_post_is_resent_after_connection_refused(both: Both) -> None:
 
     thread = threading.Thread(target=serve_later)
     thread.start()
-    client = both.make(base_url=f"http://127.0.0.1:{port}/v1", retry=RetryPolicy(max_retries=5, initial_delay=0.2))
+    if both.kind == "sync":
+        http = httpx.Client(transport=_Refusals(refused))
+    else:
+        http = httpx.AsyncClient(transport=_AsyncRefusals(refused))
+    client = both.make(
+        base_url=f"http://127.0.0.1:{port}/v1", http_client=http, retry=RetryPolicy(max_retries=5, initial_delay=0.2)
+    )
     try:
         box = both(lambda c: c.containers.create("late"), client)
     finally:
         both.close(client)
+        refused.set()  # lets the thread end, had the client failed before trying at all
         thread.join(10)
     assert box.id == "cntr_late" and len(seen) == 1 and seen[0].startswith(b"POST /v1/containers ")
+
+
+class _Refusals(httpx.HTTPTransport):
+    """Sets `refused` when a connection is refused."""
+
+    def __init__(self, refused: threading.Event) -> None:
+        super().__init__()
+        self.refused = refused
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return super().handle_request(request)
+        except httpx.ConnectError:
+            self.refused.set()
+            raise
+
+
+class _AsyncRefusals(httpx.AsyncHTTPTransport):
+    """Sets `refused` when a connection is refused."""
+
+    def __init__(self, refused: threading.Event) -> None:
+        super().__init__()
+        self.refused = refused
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except httpx.ConnectError:
+            self.refused.set()
+            raise
 
 
 def test_a_delete_is_retried_like_a_get(mocked: Both, box: str) -> None:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from typing import Any
 
 import pytest
 
 from cellbox import endpoint, paths
+from cellbox.local.testing import wait_until_async
 
 
 @pytest.fixture
@@ -32,7 +32,6 @@ async def test_nothing_configured_starts_the_local_server(api) -> None:
         assert status.json["backend"] == "local" and running.token not in status.text
     finally:
         os.kill(running.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while endpoint.read(paths.endpoint_file()) is not None and time.monotonic() < deadline:
-            time.sleep(0.05)
-    assert endpoint.read(paths.endpoint_file()) is None
+    await wait_until_async(
+        lambda: endpoint.read(paths.endpoint_file()) is None, timeout=30, what="the stopped server's endpoint to go"
+    )
