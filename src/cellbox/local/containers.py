@@ -38,7 +38,7 @@ class Containers:
         self.launcher = launcher
         self.exec_timeout = exec_timeout
         self.seconds_per_minute = seconds_per_minute
-        self.pool = WarmPool(launcher, store.containers_dir, pool_size, Limits.for_memory_limit("1g"))
+        self.pool = WarmPool(launcher, store.containers_dir, pool_size, launcher.limits_for("1g"))
         self._kernels: dict[str, Kernel] = {}
         self._starting: dict[str, asyncio.Task] = {}
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -112,7 +112,7 @@ class Containers:
         for file_id in file_ids:
             if self.store.get_file(file_id) is None:
                 raise errors.not_found("file", file_id, param="file_ids")
-        limits = Limits.for_memory_limit(memory_limit)
+        limits = self.launcher.limits_for(memory_limit)
         kernel = self.pool.take() if memory_limit == "1g" else None
         row = self.store.create_container(name, minutes, memory_limit, kernel.workdir if kernel else None)
         container_id = row["id"]
@@ -179,26 +179,39 @@ class Containers:
         """Runs code in the container's kernel; returns what it produced and the files it wrote or changed."""
         row = self.use(container_id)
         limit = row["memory_limit"]
-        limits = Limits.for_memory_limit(limit)
+        limits = self.launcher.limits_for(limit)
+        lost = _why_lost(self._kernels.get(container_id))
         kernel = await self._start_kernel(container_id, limits)
         try:
             result = await kernel.execute(code, timeout=self.exec_timeout)
         except KernelError:
+            lost = lost or "it had stopped"
             kernel = await self._start_kernel(container_id, limits)
             result = await kernel.execute(code, timeout=self.exec_timeout)
         finally:
             self.store.touch(container_id)
+        if lost:
+            # Said before anything else, so nobody finds out from a NameError.
+            result.logs = (
+                f"[This container's Python process was restarted before this run ({lost}): variables and imports "
+                "of earlier runs are gone; files in /mnt/data are kept.]\n" + result.logs
+            )
         if result.status == "failed" and self.store.get_container(container_id) is not None:
             if not result.killed:
-                # Most often the memory limit, hit somewhere that could not raise MemoryError.
+                cause = "it ran out of memory" if result.memory_kills else "most likely it ran out of memory"
                 result.logs += (
-                    f"\nThe kernel died (most likely it ran out of memory: this container's limit is {limit}). "
-                    "It has been restarted: variables are lost, files in /mnt/data are kept.\n"
+                    f"\nThe kernel died ({cause}: this container's limit is {limit}, for every process it runs and "
+                    "for /tmp). It has been restarted: variables are lost, files in /mnt/data are kept.\n"
                 )
             with contextlib.suppress(errors.APIError):
                 await self._start_kernel(container_id, limits)
         elif result.error and "MemoryError" in result.error:
             result.logs += f"\nMemoryError: this container's memory limit is {limit}.\n"
+        elif result.memory_kills:
+            result.logs += (
+                f"\n{result.memory_kills} process(es) of this run were killed: this container's memory limit "
+                f"({limit}) covers every process it runs and the files in /tmp.\n"
+            )
         if self.store.get_container(container_id) is None:  # deleted while the code ran
             raise errors.not_found("container", container_id, param="container_id")
         async with self.lock(container_id):
@@ -241,3 +254,14 @@ class Containers:
                         self.expire(row["id"])
                     except Exception:
                         log.exception("could not expire container %s", row["id"])
+
+
+def _why_lost(kernel: Kernel | None) -> str | None:
+    """Why a container's kernel state is gone before a run, or None when it is intact."""
+    if kernel is None:
+        return "the server restarted since its last run"
+    if kernel.alive:
+        return None
+    if kernel.memory_kills():
+        return "its memory limit ended it"
+    return "it was ended from outside"

@@ -5,8 +5,12 @@ Handlers raise `APIError` (or one of the helpers below); the app turns it into a
 
 from __future__ import annotations
 
+import logging
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+
+log = logging.getLogger("cellbox.local")
 
 
 class APIError(Exception):
@@ -75,4 +79,6 @@ async def handle_http_exception(request: Request, exc: Exception) -> JSONRespons
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The client learns only that it failed; the operator's log gets the traceback.
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return error_response(APIError(500, "The local server had an internal error.", type="server_error"))

@@ -41,6 +41,7 @@ class Execution:
     error: str | None = None  # exception class name when the code raised
     status: str = "completed"  # or "incomplete" (interrupted, timed out) / "failed" (kernel died)
     killed: bool = False  # we killed the kernel because the code would not stop
+    memory_kills: int = 0  # processes of the run the container's memory limit killed
 
 
 class Kernel:
@@ -60,6 +61,10 @@ class Kernel:
     @property
     def busy(self) -> bool:
         return self._lock.locked()
+
+    def memory_kills(self) -> int:
+        """Processes of this kernel's jail the memory limit has killed so far."""
+        return self.launcher.memory_kills(self._proc) if self._proc is not None else 0
 
     async def start(self, timeout: float = 60.0) -> None:
         self._dir = self.launcher.runtime_dir / secrets.token_hex(4)
@@ -133,6 +138,7 @@ class Kernel:
             await self._drain(self._client.get_iopub_msg)
             msg_id = self._client.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
             result = Execution()
+            kills_before = self.memory_kills()
             logs = _Logs()
             deadline = None if timeout is None else time.monotonic() + timeout
             resend = 0.0
@@ -175,6 +181,7 @@ class Kernel:
                 self._send_interrupt()
                 await self._settle(msg_id)
                 raise
+            result.memory_kills = self.memory_kills() - kills_before
             result.logs = logs.text()
             if self._client is not None:
                 await self._drain(self._client.get_shell_msg)

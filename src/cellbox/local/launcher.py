@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from .cgroups import Cgroup, CgroupLimits, CgroupTree
+
 MOUNT = "/mnt/data"
 MEMORY_LIMITS = {"1g": 1 << 30, "4g": 4 << 30, "16g": 16 << 30, "64g": 64 << 30}
 
@@ -46,11 +48,8 @@ class Limits:
     """What one container's processes may use; None is "not limited"."""
 
     memory_bytes: int | None = None
-
-    @classmethod
-    def for_memory_limit(cls, memory_limit: str) -> Limits:
-        """The limits of a container created with this `memory_limit` (1g, 4g, 16g, 64g)."""
-        return cls(memory_bytes=MEMORY_LIMITS[memory_limit])
+    processes: int | None = None
+    cpus: float | None = None
 
 
 def check_isolation() -> None:
@@ -82,24 +81,52 @@ class Launcher:
     runtime_dir: Path
     hidden: list[Path] = field(default_factory=list)
     python: str = sys.executable
+    # Server-wide limits every container gets, whatever its memory limit.
+    processes: int | None = None
+    cpus: float | None = None
+    cgroups: CgroupTree | None = None
+    _groups: dict[int, Cgroup] = field(default_factory=dict, repr=False)
+
+    def limits_for(self, memory_limit: str) -> Limits:
+        """The limits of a container created with this `memory_limit` (1g, 4g, 16g, 64g)."""
+        return Limits(memory_bytes=MEMORY_LIMITS[memory_limit], processes=self.processes, cpus=self.cpus)
 
     def spawn(
         self, workdir: Path, connection_file: Path, home: Path, limits: Limits, log: IO[bytes]
     ) -> subprocess.Popen:
-        """The kernel's process, started in its jail with `log` as its stdout and stderr."""
-        return subprocess.Popen(
-            self.argv(workdir, connection_file, limits.memory_bytes),
-            env=self.env(home),
-            cwd=self.cwd(workdir),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            preexec_fn=preexec(limits.memory_bytes),
-            start_new_session=True,
-        )
+        """The kernel's process, started in its jail and its control group with `log` as its stdout and stderr."""
+        group = None
+        if self.cgroups is not None:
+            group = self.cgroups.create(CgroupLimits(limits.memory_bytes, limits.processes, limits.cpus))
+        try:
+            process = subprocess.Popen(
+                self.argv(workdir, connection_file, limits.memory_bytes),
+                env=self.env(home),
+                cwd=self.cwd(workdir),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                preexec_fn=preexec(limits.memory_bytes, group),
+                start_new_session=True,
+            )
+        except BaseException:
+            if group is not None:
+                group.remove()
+            raise
+        if group is not None:
+            self._groups[process.pid] = group
+        return process
 
     def cleanup(self, process: subprocess.Popen) -> None:
-        """Releases what spawn set up for a process that has ended (nothing yet beyond the process itself)."""
+        """Releases what spawn set up for a process that has ended: ends what it left running, removes its group."""
+        group = self._groups.pop(process.pid, None)
+        if group is not None:
+            group.remove()
+
+    def memory_kills(self, process: subprocess.Popen) -> int:
+        """How many of the process's jail the memory limit has killed (0 where the limit isn't a cgroup's)."""
+        group = self._groups.get(process.pid)
+        return group.oom_kills() if group is not None else 0
 
     def argv(self, workdir: Path, connection_file: Path, memory_bytes: int | None) -> list[str]:
         kernel = [self.python, "-m", "ipykernel_launcher", "-f", str(connection_file)]
@@ -151,10 +178,13 @@ class Launcher:
         return "/" if self.isolated else str(workdir)
 
 
-def preexec(memory_bytes: int | None) -> Callable[[], None]:
-    """Runs in the child before exec: die with the server, and cap the data segment."""
+def preexec(memory_bytes: int | None, group: Cgroup | None = None) -> Callable[[], None]:
+    """Runs in the child before exec: join the container's control group, die with the server, and cap the data
+    segment (a process over it gets MemoryError and lives on; the group's limit covers its children too)."""
 
     def setup() -> None:
+        if group is not None:
+            group.join()
         if sys.platform.startswith("linux"):
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         if memory_bytes:

@@ -44,6 +44,13 @@ class ServerOptions:
     exec_timeout: float | None = field(
         default=None, metadata=_help("interrupt code running longer than this (seconds)")
     )
+    max_processes: int = field(
+        default=256, metadata=_help("processes and threads one container may run at once (default: 256)")
+    )
+    cpu_limit: float | None = field(
+        default=None,
+        metadata=_help("CPUs one container may use, e.g. 1.5 (default: all of the host's but one, at least 1)"),
+    )
     # For tests: how many seconds a minute of `expires_after` lasts, and where to write the endpoint file.
     seconds_per_minute: float = field(default=60.0, metadata=_help(None))
     endpoint_file: Path | None = field(default=None, metadata=_help(None))

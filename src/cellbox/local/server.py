@@ -24,6 +24,7 @@ from pathlib import Path
 import uvicorn
 
 from .. import endpoint, paths
+from . import cgroups
 from .app import build_app
 from .containers import Containers
 from .launcher import IsolationUnavailable, Launcher, check_isolation
@@ -127,10 +128,17 @@ async def _serve(
     options: ServerOptions, sock: socket.socket, data_dir: Path, endpoint_file: Path, token: str, runtime_dir: Path
 ) -> int:
     store = Store(data_dir)
+    cgroups.remove_stale()
+    tree = cgroups.CgroupTree.detect()
+    for limit in tree.not_enforced:
+        log.warning("this host does not let the server limit %s per container: not enforced", limit)
     launcher = Launcher(
         isolated=not options.unsafe_no_isolation,
         runtime_dir=runtime_dir,
         hidden=_hidden_folders(data_dir, endpoint_file),
+        processes=options.max_processes,
+        cpus=options.cpu_limit or max(1.0, float((os.cpu_count() or 1) - 1)),
+        cgroups=tree if tree.bases else None,
     )
     containers = Containers(
         store,
@@ -147,6 +155,7 @@ async def _serve(
             yield
         finally:
             await containers.close()
+            tree.close()
 
     app = build_app(containers, options, token, lifespan=lifespan)
     # The access log shows method, path and status; the Authorization header never reaches it.
