@@ -17,7 +17,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cellbox.local.testing import RunningServer
+from cellbox.local.testing import RunningServer, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -61,6 +60,15 @@ class Lab:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(f"{self.url}/{path}", headers={"Authorization": f"token {self.token}"})
+
+    def sidebar_saved_open(self) -> bool:
+        """Whether JupyterLab has saved its layout with the Containers panel open on the left."""
+        reply = self.get("lab/api/workspaces/default")
+        layout = reply.json().get("data", {}).get("layout-restorer:data", {}) if reply.is_success else {}
+        return layout.get("left", {}).get("current") == "cellbox-sidebar"
 
 
 def _free_port() -> int:
@@ -115,20 +123,21 @@ def _running_lab(tmp_path: Path, base_url: str, api_key: str) -> Iterator[Lab]:
     with open(log_path, "wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
     url = f"http://127.0.0.1:{port}"
+    lab = Lab(url, token, root, log_path)
     try:
-        deadline = time.monotonic() + 60
-        while True:
+
+        def answering() -> bool:
             if process.poll() is not None:
-                pytest.fail(f"JupyterLab exited ({process.returncode}):\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{url}/api/status", headers={"Authorization": f"token {token}"}).is_success:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"JupyterLab did not start within 60 s:\n{log_path.read_text()}")
-            time.sleep(0.2)
-        yield Lab(url, token, root, log_path)
+                pytest.fail(f"JupyterLab exited ({process.returncode}):\n{lab.log()}")
+            with contextlib.suppress(httpx.TransportError):
+                return lab.get("api/status").is_success
+            return False
+
+        try:
+            wait_until(answering, timeout=60, interval=0.2, what="JupyterLab to answer")
+        except AssertionError as exc:
+            pytest.fail(f"{exc}:\n{lab.log()}")
+        yield lab
     finally:
         process.terminate()
         try:
@@ -189,7 +198,7 @@ def test_the_sidebar_creates_uploads_downloads_and_deletes(lab: Lab, page, use_l
     _shot(page, "01-sidebar-open")
 
     # The panel comes back after a reload.
-    page.wait_for_timeout(1500)  # the layout is saved shortly after it changes
+    wait_until(lab.sidebar_saved_open, timeout=30, interval=0.2, what="the layout to be saved")
     page.reload()
     expect(page.locator("#cellbox-sidebar")).to_be_visible(timeout=60_000)
 
@@ -248,7 +257,12 @@ def test_the_sidebar_creates_uploads_downloads_and_deletes(lab: Lab, page, use_l
     # The dark theme.
     page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
     expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false")
-    page.wait_for_timeout(500)
+    # Then JupyterLab hides and shows its shell (the toasts slide in again) and fades out its splash screen.
+    expect(page.locator("#jupyterlab-splash")).to_have_count(0)
+    expect(panel).to_be_visible()
+    page.locator(".Toastify__toast").evaluate_all(
+        "toasts => Promise.all(toasts.flatMap(t => t.getAnimations()).map(a => a.finished.catch(() => null)))"
+    )
     _shot(page, "07-dark-theme")
 
     # Delete, after confirming.
