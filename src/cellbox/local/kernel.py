@@ -25,6 +25,9 @@ from .launcher import Launcher, Limits
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 MAX_LOG_CHARS = 4 * 1024 * 1024
+# Images of one run, as the base64 text they travel in: past either cap they are counted, not kept.
+MAX_IMAGE_CHARS = 16 * 1024 * 1024
+MAX_IMAGES = 64
 INTERRUPT_GRACE = 5.0  # seconds an interrupted run gets to stop before its kernel is killed
 
 
@@ -42,6 +45,8 @@ class Execution:
     status: str = "completed"  # or "incomplete" (interrupted, timed out) / "failed" (kernel died)
     killed: bool = False  # we killed the kernel because the code would not stop
     memory_kills: int = 0  # processes of the run the container's memory limit killed
+    image_bytes: int = 0
+    images_dropped: int = 0
 
 
 class Kernel:
@@ -107,14 +112,32 @@ class Kernel:
                 end = time.monotonic() + 0.5
                 while time.monotonic() < end:
                     msg = await self._client.get_iopub_msg(timeout=max(0.01, end - time.monotonic()))
-                    if msg["parent_header"].get("msg_id") == msg_id and _is_idle(msg):
+                    if _parent_id(msg) == msg_id and _is_idle(msg):
                         await self._drain(self._client.get_shell_msg)
                         return
 
+    async def _replied(self, msg_id: str) -> bool:
+        """Whether the shell channel holds the reply to `msg_id` (the run has ended), without waiting."""
+        assert self._client is not None
+        for _ in range(10_000):  # bounded: a channel that keeps failing must not spin
+            try:
+                reply = await self._client.get_shell_msg(timeout=0)
+            except queue.Empty:
+                return False
+            except Exception:  # unparsable: not an answer of the kernel's own making
+                continue
+            if _parent_id(reply) == msg_id:
+                return True
+        return False
+
     async def _drain(self, getter) -> None:
-        with contextlib.suppress(queue.Empty):
-            while True:
+        for _ in range(10_000):  # bounded: a channel that keeps failing must not spin
+            try:
                 await getter(timeout=0)
+            except queue.Empty:
+                return
+            except Exception:  # unparsable messages are dropped like any other
+                continue
 
     def _stderr_tail(self) -> str:
         if self._dir is None:
@@ -142,6 +165,7 @@ class Kernel:
             logs = _Logs()
             deadline = None if timeout is None else time.monotonic() + timeout
             resend = 0.0
+            replied = False
             try:
                 while True:
                     if deadline is not None and time.monotonic() > deadline and result.status == "completed":
@@ -164,6 +188,12 @@ class Kernel:
                         if not self.alive:
                             result.status = "failed"
                             break
+                        # Output floods can drop iopub messages, the final "idle" among them: the shell reply
+                        # says the run is over all the same (once iopub has been quiet twice, so no race).
+                        if replied:
+                            logs.append("\n[The run printed faster than its output could be kept: some is lost.]\n")
+                            break
+                        replied = await self._replied(msg_id)
                         continue
                     except asyncio.CancelledError:
                         if self._client is not None:
@@ -171,7 +201,9 @@ class Kernel:
                         # Killed from outside (its container was deleted): closing its sockets cancelled the poll.
                         result.status, result.killed = "failed", True
                         break
-                    if msg["parent_header"].get("msg_id") != msg_id:
+                    except Exception:  # a message that doesn't parse (bad signature, not JSON): not ours
+                        continue
+                    if _parent_id(msg) != msg_id:
                         continue
                     if _is_idle(msg):
                         break
@@ -182,6 +214,11 @@ class Kernel:
                 await self._settle(msg_id)
                 raise
             result.memory_kills = self.memory_kills() - kills_before
+            if result.images_dropped:
+                logs.append(
+                    f"\n[{result.images_dropped} image(s) not kept: a run keeps at most {MAX_IMAGES} images and "
+                    f"{MAX_IMAGE_CHARS // (1024 * 1024)} MiB of them; save more to /mnt/data instead.]\n"
+                )
             result.logs = logs.text()
             if self._client is not None:
                 await self._drain(self._client.get_shell_msg)
@@ -203,10 +240,10 @@ class Kernel:
                 if not self.alive:
                     return
                 msg = None
-            if msg is not None and msg["parent_header"].get("msg_id") == msg_id:
+            if msg is not None and _parent_id(msg) == msg_id:
                 if _is_idle(msg):
                     return
-                if msg["msg_type"] == "status":  # busy: the code starts only now
+                if msg.get("msg_type") == "status":  # busy: the code starts only now
                     self._send_interrupt()
             if time.monotonic() > resend:
                 self._send_interrupt()
@@ -235,24 +272,47 @@ class Kernel:
 
 
 def _is_idle(msg: dict) -> bool:
-    return msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle"
+    content = msg.get("content")
+    return msg.get("msg_type") == "status" and isinstance(content, dict) and content.get("execution_state") == "idle"
+
+
+def _parent_id(msg: dict) -> object:
+    parent = msg.get("parent_header")
+    return parent.get("msg_id") if isinstance(parent, dict) else None
 
 
 def _collect(msg: dict, logs: _Logs, result: Execution) -> None:
-    kind, content = msg["msg_type"], msg["content"]
+    """Adds one iopub message to the run's output. The kernel runs hostile code, which can send anything on its
+    own sockets: whatever isn't the documented shape is skipped, never trusted."""
+    kind, content = msg.get("msg_type"), msg.get("content")
+    if not isinstance(content, dict):
+        return
     if kind == "stream":
-        logs.append(content.get("text", ""))
+        logs.append(_text(content.get("text")))
     elif kind == "error":
-        result.error = content.get("ename") or "Error"
-        logs.append(_ANSI.sub("", "\n".join(content.get("traceback") or [])) + "\n")
+        result.error = _text(content.get("ename"))[:200] or "Error"
+        lines = content.get("traceback")
+        lines = [_text(line) for line in lines] if isinstance(lines, list) else []
+        logs.append(_ANSI.sub("", "\n".join(lines)) + "\n")
     elif kind in ("execute_result", "display_data"):
-        data = content.get("data", {})
+        data = content.get("data")
+        if not isinstance(data, dict):
+            return
         for mime in ("image/png", "image/jpeg", "image/gif"):
-            if mime in data:
-                result.images.append(f"data:{mime};base64,{''.join(data[mime].split())}")
+            if isinstance(data.get(mime), str):
+                encoded = "".join(data[mime].split())
+                if result.image_bytes + len(encoded) > MAX_IMAGE_CHARS or len(result.images) >= MAX_IMAGES:
+                    result.images_dropped += 1
+                else:
+                    result.images.append(f"data:{mime};base64,{encoded}")
+                    result.image_bytes += len(encoded)
                 return
         if "text/plain" in data:
-            logs.append(data["text/plain"] + "\n")
+            logs.append(_text(data["text/plain"]) + "\n")
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 class _Logs:

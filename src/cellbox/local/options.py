@@ -42,7 +42,7 @@ class ServerOptions:
     pool_size: int = field(default=2, metadata=_help("warm kernels kept ready for new containers (default: 2)"))
     access_log: bool = field(default=False, metadata=_help("log every request (method, path, status)"))
     exec_timeout: float | None = field(
-        default=None, metadata=_help("interrupt code running longer than this (seconds)")
+        default=1800.0, metadata=_help("interrupt code running longer than this (seconds; default: 1800)")
     )
     max_processes: int = field(
         default=256, metadata=_help("processes and threads one container may run at once (default: 256)")
