@@ -25,6 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from cellbox.local.testing import wait_until
+
 TOKEN = "sk-bench-fake-0123456789"
 _BLOCK = bytes(1024 * 1024)
 
@@ -140,10 +142,9 @@ def serve() -> tuple[str, uvicorn.Server, threading.Thread]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("the benchmark server did not start")
-        time.sleep(0.01)
+    wait_until(lambda: server.started or not thread.is_alive(), timeout=30, what="the benchmark server to start")
+    if not server.started:
+        raise RuntimeError("the benchmark server did not start")
     return f"http://127.0.0.1:{sock.getsockname()[1]}/v1", server, thread
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 from jupyter_client.manager import start_new_kernel
 
-from cellbox.local.testing import isolation_available, running_server
+from cellbox.local.testing import isolation_available, running_server, wait_until
 
 
 def _p(values: list[float], q: float) -> float:
@@ -164,12 +164,12 @@ def _free_port() -> int:
 
 
 def _wait_port(port: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        time.sleep(0.05)
-    raise RuntimeError("http.server did not start")
+            return True
+        return False
+
+    wait_until(listening, what="http.server to listen")
 
 
 def main() -> None:
