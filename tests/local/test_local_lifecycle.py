@@ -122,7 +122,9 @@ def test_warm_pool_makes_create_fast(tmp_path, run, logs):
         for i in range(4):
             # The i containers' kernels plus a full pool: each create below takes a warm kernel.
             _wait_for_children(srv.process.pid, i + 2)
-            time.sleep(1.2)  # the newest warm kernel has spawned; let it finish starting
+            # The newest warm kernel has spawned; let it finish starting. Only the server sees it become ready
+            # (no outside signal to await), and a create takes only a ready one.
+            time.sleep(1.2)
             started = time.perf_counter()
             created = c.containers.create(name="quick")
             times.append(time.perf_counter() - started)
