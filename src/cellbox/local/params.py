@@ -30,6 +30,8 @@ async def read_json(request: Request) -> dict:
         value = json.loads(body)
         # Escaped lone surrogates ("\udc80") parse, but no text column or JSON answer can hold them.
         json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise errors.invalid("The request body is nested too deeply to be a request.") from None
     except (ValueError, UnicodeError) as exc:
         raise errors.invalid(f"The request body is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):

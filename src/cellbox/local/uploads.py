@@ -48,6 +48,7 @@ class _Parser:
         self._buffer = bytearray()
         self._fd: int | None = None
         self._fields_bytes = 0
+        self.complete = False  # the closing boundary arrived
 
     def on_part_begin(self) -> None:
         self._disposition = b""
@@ -71,7 +72,7 @@ class _Parser:
             raise invalid("A multipart part has no name in its Content-Disposition header.")
         self._name = options[b"name"].decode("utf-8", "replace")
         if self._name == "file" and b"filename" in options:
-            if self._fd is not None:
+            if self.upload.path is not None:
                 raise invalid("Only one `file` part is accepted.", param="file")
             self._is_file = True
             self.upload.filename = options[b"filename"].decode("utf-8", "replace")
@@ -101,6 +102,9 @@ class _Parser:
         elif self._name:
             self.upload.fields[self._name] = self._buffer.decode("utf-8", "replace")
 
+    def on_end(self) -> None:
+        self.complete = True
+
     def _close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
@@ -123,6 +127,12 @@ async def read_multipart(request: Request, temp_path: Path, max_bytes: int) -> U
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
+        if not state.complete:
+            # A body cut short (a dropped connection, a client that gave up) must not be stored as a whole file.
+            raise invalid(
+                "The multipart/form-data body ended before its closing boundary: the upload is incomplete and "
+                "nothing was stored. Send it again."
+            )
     except FormParserError as exc:
         state._close()
         state.upload.discard()
