@@ -20,7 +20,7 @@ import httpx
 from .. import __version__
 from .auth import auth_from_settings
 from .config import Settings, load_settings
-from .errors import ConfigurationError, connection_error, error_from_response
+from .errors import ConfigurationError, connection_error, error_from_response, refused_parameter
 from .operations import Operation
 
 __all__ = ["DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT", "BaseClient", "RetryPolicy", "Sleep"]
@@ -136,8 +136,15 @@ class BaseClient:
             )
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ConfigurationError(f"max_retries must be a non-negative integer; got {max_retries!r}")
+        if ".oci.oraclecloud.com" in settings.base_url and not settings.project:
+            raise ConfigurationError(
+                "OCI Generative AI needs a project: set CELLBOX_PROJECT (or `project` in config.toml) to the OCID "
+                "of a Generative AI project; it is sent as the OpenAI-Project header on every request."
+            )
         self.settings = settings
         self.base_url = settings.base_url.rstrip("/")
+        # Optional body fields this backend refused, by (path, model): never sent again by this client.
+        self.refused_parameters: dict[tuple[str, str | None], set[str]] = {}
         self.retry = RetryPolicy(max_retries=max_retries)
         self._auth: httpx.Auth = auth if isinstance(auth, httpx.Auth) else auth_from_settings(settings)
         headers = {"User-Agent": f"cellbox/{__version__} httpx/{httpx.__version__}", "Accept": "application/json"}
@@ -158,14 +165,21 @@ class BaseClient:
     def _http_options(self) -> dict[str, Any]:
         return {"timeout": self.timeout, "follow_redirects": False}
 
-    def _build_request(self, http: httpx.Client | httpx.AsyncClient, op: Operation, files: Any) -> httpx.Request:
+    def refused(self, op: Operation) -> set[str]:
+        """The optional fields of `op` this backend has refused (and that are left out from now on)."""
+        model = op.json.get("model") if isinstance(op.json, dict) else None
+        return self.refused_parameters.setdefault((op.path, model), set())
+
+    def _build_request(
+        self, http: httpx.Client | httpx.AsyncClient, op: Operation, files: Any, body: Any = None
+    ) -> httpx.Request:
         # An absolute URL and our own headers, so an `http_client=` given by the caller works as well as ours
         # (the shells pass `self._auth` when sending); one URL parse instead of a relative join per request.
         return http.build_request(
             op.method,
             self.base_url + op.path,
             params=op.params or None,
-            json=op.json,
+            json=op.json if body is None else body,
             files=files,
             data=op.form or None,
             headers={**self._headers, **op.headers} if op.headers else self._headers,
@@ -177,8 +191,10 @@ class BaseClient:
         with ExitStack() as stack:
             files = op.upload.open(stack) if op.upload else None
             attempt = 0
+            refused = self.refused(op) if op.optional else set()
             while True:
-                request = self._build_request(http, op, files)
+                body = {k: v for k, v in op.json.items() if k not in refused} if op.optional else None
+                request = self._build_request(http, op, files, body)
                 outcome = yield request
                 if isinstance(outcome, httpx.TransportError):
                     delay = self.retry.delay(op, attempt, error=outcome)
@@ -188,6 +204,10 @@ class BaseClient:
                     assert isinstance(outcome, httpx.Response)
                     if outcome.is_success:
                         return outcome if op.stream else op.parse(outcome)  # type: ignore[misc]
+                    name = refused_parameter(outcome, op.optional & set(body or ()))
+                    if name is not None:  # sent again at once without it; each field is dropped at most once
+                        refused.add(name)
+                        continue
                     delay = self.retry.delay(op, attempt, response=outcome)
                     if delay is None:
                         raise error_from_response(outcome)

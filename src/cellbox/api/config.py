@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .. import endpoint, paths
 from .errors import ConfigurationError
+from .operations import REASONING_EFFORTS
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-__all__ = ["AUTH_KINDS", "Settings", "load_settings", "oci_base_url"]
+__all__ = ["AUTH_KINDS", "OCI_REGIONS", "RegionWarning", "Settings", "load_settings", "oci_base_url"]
 
 AUTH_KINDS: tuple[str, ...] = (
     "api_key",
@@ -41,7 +44,27 @@ _SOURCES: dict[str, tuple[str, str]] = {
     "oci_profile": ("OCI_CONFIG_PROFILE", "oci_config_profile"),
     "project": ("CELLBOX_PROJECT", "project"),
     "model": ("CELLBOX_MODEL", "model"),
+    "reasoning_effort": ("CELLBOX_REASONING_EFFORT", "reasoning_effort"),
 }
+
+# The regions OCI documents for the agentic APIs (Responses, Containers); shared/reference/cloud-behaviour.md.
+OCI_REGIONS = (
+    "us-ashburn-1",
+    "us-chicago-1",
+    "us-phoenix-1",
+    "sa-saopaulo-1",
+    "eu-frankfurt-1",
+    "uk-london-1",
+    "me-riyadh-1",
+    "ap-hyderabad-1",
+    "ap-osaka-1",
+)
+_OCI_HOST = re.compile(r"^https?://inference\.generativeai\.([a-z0-9-]+)\.oci\.oraclecloud\.com(?:[:/]|$)")
+_warned_regions: set[str] = set()
+
+
+class RegionWarning(UserWarning):
+    """The configured OCI region is not one OCI documents for the Responses and Containers APIs."""
 
 
 def oci_base_url(region: str) -> str:
@@ -61,6 +84,7 @@ class Settings:
     oci_profile: str = "DEFAULT"
     project: str | None = None
     model: str | None = None
+    reasoning_effort: str | None = None
     origin: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -88,6 +112,7 @@ class Settings:
             "oci_profile": self.oci_profile if self.auth.startswith("oci_") else None,
             "project": self.project,
             "model": self.model,
+            "reasoning_effort": self.reasoning_effort,
             "sources": dict(self.origin),
         }
 
@@ -154,4 +179,25 @@ def load_settings(
             raise ConfigurationError(
                 f"base URL {values['base_url']!r} (from {origin['base_url']}) must start with http:// or https://."
             )
+        _check_region(values["base_url"], origin["base_url"])
+    effort = values.get("reasoning_effort")
+    if effort is not None and effort not in REASONING_EFFORTS:
+        raise ConfigurationError(
+            f"unknown reasoning effort {effort!r} (from {origin['reasoning_effort']}); use one of: "
+            f"{', '.join(REASONING_EFFORTS)}."
+        )
     return Settings(**values, origin=origin)
+
+
+def _check_region(base_url: str, source: str) -> None:
+    """Warn (once per region) when an OCI base URL names a region OCI does not document for these APIs."""
+    found = _OCI_HOST.match(base_url)
+    if found is None or found.group(1) in OCI_REGIONS or found.group(1) in _warned_regions:
+        return
+    _warned_regions.add(found.group(1))
+    warnings.warn(
+        f"OCI region {found.group(1)!r} (from {source}) is not one OCI documents for the Responses and "
+        f"Containers APIs ({', '.join(OCI_REGIONS)}); requests may fail there. `cellbox doctor` checks it.",
+        RegionWarning,
+        stacklevel=3,
+    )

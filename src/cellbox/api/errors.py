@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from typing import Any
 
 import httpx
+
+from ..redact import redact, redact_json, secrets_in_authorization
 
 __all__ = [
     "APIConnectionError",
@@ -204,6 +207,9 @@ def error_from_response(response: httpx.Response) -> APIStatusError:
         body = json.loads(response.content) if response.content else None
     except ValueError:
         body = None
+    # What the backend (or a proxy) says is shown to people: credentials it echoes are taken out first.
+    secrets = _sent_secrets(response.request)
+    body = redact_json(body, secrets)
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
         api_message = error.get("message")
@@ -235,18 +241,60 @@ def error_from_response(response: httpx.Response) -> APIStatusError:
     request_id = response.headers.get("x-request-id") or response.headers.get("opc-request-id")
     if request_id:
         details.append(f"request id {request_id}")
-    text += f" ({', '.join(details)})"
+    text = redact(text + f" ({', '.join(details)})", secrets)
     if cls.hint:
         text += f" {cls.hint}"
     return cls(text, response=response, body=body, type=type_, code=code, param=param)
 
 
+def _sent_secrets(request: httpx.Request) -> list[str]:
+    """The credentials this request carried (the key it sent, an OCI signature), to take out of what the
+    answer says."""
+    return secrets_in_authorization(request.headers.get("authorization"))
+
+
+_REFUSAL = re.compile(
+    r"unknown|unsupported|unrecognized|not supported|not allowed|not permitted|extra (?:inputs|fields)|"
+    r"does not support|isn't supported|is not available",
+    re.IGNORECASE,
+)
+
+
+def refused_parameter(response: httpx.Response, candidates: Collection[str]) -> str | None:
+    """Which of `candidates` (top-level body fields) a 400 answer refuses, if it refuses one of them.
+
+    Read from the error's `param` (`reasoning.effort` names `reasoning`), or, when the backend gives none, from a
+    message that says the parameter is unknown or unsupported and names it ("Unknown parameter: 'store'.")."""
+    if response.status_code != 400 or not candidates:
+        return None
+    try:
+        body = json.loads(response.content) if response.content else None
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        error = body if isinstance(body, dict) else {}
+    param = error.get("param")
+    if isinstance(param, str) and param:
+        top = re.split(r"[.\[]", param, maxsplit=1)[0]
+        if top in candidates:
+            return top
+    message = error.get("message") or error.get("detail")
+    if not isinstance(message, str) or not _REFUSAL.search(message):
+        return None
+    for name in sorted(candidates):
+        if re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", message):
+            return name
+    return None
+
+
 def malformed_response(response: httpx.Response, problem: str) -> APIResponseValidationError:
     """A 2xx whose body is not what the API sends."""
     kind = "an HTML page" if looks_like_html(response) else "a body"
+    snippet = redact(_snippet(response.content), _sent_secrets(response.request))
     return APIResponseValidationError(
         f"{_where(response.request)} answered {response.status_code} with {kind} that is not the API's JSON "
-        f"({problem}): {_snippet(response.content)!r}. Is the base URL right, and is a proxy in the way?",
+        f"({problem}): {snippet!r}. Is the base URL right, and is a proxy in the way?",
         response=response,
     )
 

@@ -23,6 +23,8 @@ from .errors import ValidationError, malformed_response
 from .records import Container, ContainerFile, Deleted, File, Page, Record, Response
 
 MEMORY_LIMITS = ("1g", "4g", "16g", "64g")
+# `reasoning.effort` values (openai-python `types/shared/reasoning_effort.py`); which a model takes varies.
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 ORDERS = ("asc", "desc")
 # Running code through a model can take minutes; everything else is quick.
 RESPONSES_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
@@ -88,6 +90,8 @@ class Operation(Generic[T]):
     stream: bool = False
     timeout: httpx.Timeout | None = None
     headers: Mapping[str, str] | None = None
+    # Fields of the JSON body a backend may refuse: sent again without them (see `BaseClient.flow`).
+    optional: frozenset[str] = frozenset()
 
     @property
     def may_have_side_effects(self) -> bool:
@@ -363,16 +367,33 @@ def create_response(
     include: Sequence[str] | None = ("code_interpreter_call.outputs",),
     instructions: str | None = None,
     tool_choice: str | Mapping[str, Any] | None = None,
+    max_tool_calls: int | None = None,
+    parallel_tool_calls: bool | None = None,
+    store: bool | None = None,
+    background: bool | None = None,
+    reasoning_effort: str | None = None,
+    optional: Sequence[str] = (),
     extra_body: Mapping[str, Any] | None = None,
     timeout: float | None = None,
 ) -> Operation[Response]:
     """Create a response; `container` binds the `code_interpreter` tool to a container id (or `auto`).
     `model` defaults to the client's (CELLBOX_MODEL); `timeout` (seconds) bounds how long to wait for the
-    answer, ten minutes unless given."""
+    answer, ten minutes unless given. `max_tool_calls`, `parallel_tool_calls`, `store`, `background` and
+    `reasoning_effort` (sent as `reasoning: {"effort": …}`) are sent when given. Body fields named in `optional`
+    may be left out: a backend that refuses one (400 unknown or unsupported parameter) gets the request again
+    without it, and the client remembers not to send it again."""
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise ValidationError(f"timeout must be a positive number of seconds; got {timeout!r}")
     if not isinstance(model, str) or not model.strip():
         raise ValidationError("a model is needed to run code remotely; set CELLBOX_MODEL or pass model=")
+    if max_tool_calls is not None and (
+        isinstance(max_tool_calls, bool) or not isinstance(max_tool_calls, int) or max_tool_calls < 1
+    ):
+        raise ValidationError(f"max_tool_calls must be a positive integer; got {max_tool_calls!r}")
+    if reasoning_effort is not None and reasoning_effort not in REASONING_EFFORTS:
+        raise ValidationError(
+            f"reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}; got {reasoning_effort!r}"
+        )
     body: dict[str, Any] = {"model": model, "input": input if isinstance(input, str) else list(input)}
     all_tools = [dict(t) for t in tools or ()]
     if container is not None:
@@ -385,6 +406,35 @@ def create_response(
         body["instructions"] = instructions
     if tool_choice is not None:
         body["tool_choice"] = tool_choice
+    for name, value in (
+        ("max_tool_calls", max_tool_calls),
+        ("parallel_tool_calls", parallel_tool_calls),
+        ("store", store),
+        ("background", background),
+    ):
+        if value is not None:
+            body[name] = value
+    if reasoning_effort is not None:
+        body["reasoning"] = {"effort": reasoning_effort}
     body.update(extra_body or {})
+    if isinstance(optional, str):
+        raise ValidationError("optional must be a list of body field names, not one string")
     limit = RESPONSES_TIMEOUT if timeout is None else httpx.Timeout(timeout, connect=min(10.0, timeout))
-    return Operation("POST", "/responses", _record(Response), json=body, timeout=limit)
+    return Operation(
+        "POST", "/responses", _record(Response), json=body, timeout=limit, optional=frozenset(optional) & set(body)
+    )
+
+
+def retrieve_response(response_id: str) -> Operation[Response]:
+    """A stored response (a `background: true` one is polled this way until its status is final)."""
+    return Operation("GET", f"/responses/{_id(response_id, 'response_id')}", _record(Response))
+
+
+def cancel_response(response_id: str) -> Operation[Response]:
+    """Cancel a `background: true` response that is still queued or in progress."""
+    return Operation("POST", f"/responses/{_id(response_id, 'response_id')}/cancel", _record(Response))
+
+
+def delete_response(response_id: str) -> Operation[Deleted]:
+    """Delete a stored response."""
+    return Operation("DELETE", f"/responses/{_id(response_id, 'response_id')}", _record(Deleted))

@@ -302,9 +302,15 @@ class Responses(_SyncResource):
     """`client.responses`: the Responses API, for running code with the `code_interpreter` tool."""
 
     create = _call(ops.create_response, defaults={"model": _model})
+    retrieve = _call(ops.retrieve_response)
+    cancel = _call(ops.cancel_response)
+    delete = _call(ops.delete_response)
 
 
 class AsyncResponses(_AsyncResource):
     """`client.responses` of an `AsyncClient`."""
 
     create = _acall(ops.create_response, defaults={"model": _model})
+    retrieve = _acall(ops.retrieve_response)
+    cancel = _acall(ops.cancel_response)
+    delete = _acall(ops.delete_response)
