@@ -153,7 +153,8 @@ def test_interrupt_stops_the_remote_run(kernel: Kernel) -> None:
     timer.join()
     assert status == "error" and time.monotonic() - started < 10
     assert any(m["type"] == "error" and m["ename"] == "KeyboardInterrupt" for m in out)
-    assert "remote run was stopped" in text(out, "stderr")
+    said = text(out, "stderr")
+    assert "remote run was cancelled" in said or "remote code may still be running" in said
     status, out = kernel.run("%%container\nprint(open('tick.txt').read())")
     ticks = int(text(out, "stdout"))
     time.sleep(1.5)  # were the loop still running remotely, it would tick on

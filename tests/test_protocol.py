@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import sys
 import types
 from pathlib import Path
@@ -14,8 +15,9 @@ import pandas as pd
 import pytest
 
 from cellbox import frames, protocol
-from cellbox.api import CodeInterpreterCall
+from cellbox.api import CodeInterpreterCall, Response
 from cellbox.protocol import LoaderMismatch
+from cellbox.runtime.container import REFUSED_MARKER
 
 
 class InProcessContainer:
@@ -53,10 +55,9 @@ class InProcessContainer:
     def run(self, request: protocol.Request) -> protocol.Result:
         loader = protocol.loader_line(self.runtime_path, self.put(request.filename, request.body()))
         assert loader in protocol.run_prompt(loader)
-        logs = protocol.checked_logs([self.execute(loader)], loader, "in-process")
-        record = protocol.result_from_logs(logs)
-        assert record is not None
-        return protocol.Result.parse(record)
+        reading = protocol.read_calls([self.execute(loader)], loader)
+        assert reading.started and not reading.foreign and reading.record is not None
+        return protocol.Result.parse(reading.record)
 
 
 def read_values(result: protocol.Result) -> list[Any]:
@@ -108,17 +109,122 @@ def test_a_frame_value_and_an_error_come_back_as_a_run(tmp_path: Path, monkeypat
     assert Path(box.runtime_path).name.startswith("cellbox_runtime_") and box.runtime_path not in run.error.traceback
 
 
-def test_anything_but_the_loader_is_refused() -> None:
-    loader = protocol.loader_line("/mnt/data/.cellbox/rt.py", "/mnt/data/.cellbox/runs/x/request.json")
-    assert "\n" not in loader
-    ran = CodeInterpreterCall.from_dict({"id": "ci_1", "code": "print('something else')"})
-    with pytest.raises(LoaderMismatch, match="something else"):
-        protocol.checked_logs([ran], loader, "m")
-    with pytest.raises(LoaderMismatch, match="no code"):
-        protocol.checked_logs([], loader, "m")
-    twice = CodeInterpreterCall.from_dict({"id": "ci_2", "code": loader})
-    with pytest.raises(LoaderMismatch):
-        protocol.checked_logs([twice, twice], loader, "m")
+LOADER = protocol.loader_line("/mnt/data/.cellbox/rt.py", "/mnt/data/.cellbox/runs/x/request.json")
+
+
+def call(code: str | None, status: str = "completed", logs: str | None = None) -> CodeInterpreterCall:
+    outputs = None if logs is None else [{"type": "logs", "logs": logs}]
+    item = {"type": "code_interpreter_call", "id": "ci_1", "code": code, "status": status, "outputs": outputs}
+    return CodeInterpreterCall.from_dict(item)
+
+
+def test_the_loader_reformatted_is_the_loader_and_anything_else_is_foreign() -> None:
+    assert "\n" not in LOADER
+    reformatted = LOADER.replace("'", '"').replace("(", "( ").replace(", ", " ,  ") + "  # run it\n"
+    assert reformatted != LOADER and protocol.same_code(reformatted, LOADER)
+    assert protocol.same_code(f"\n{LOADER}\n", LOADER)
+    assert not protocol.same_code(LOADER.replace("'run'", "'execute'"), LOADER)
+    assert not protocol.same_code(LOADER + "\nprint(1)", LOADER)
+    assert not protocol.same_code("print('something else')", LOADER)
+    assert not protocol.same_code("this is ( not python", LOADER) and not protocol.same_code(None, LOADER)
+    reading = protocol.read_calls([call(reformatted, logs="ran\n"), call("print('something else')")], LOADER)
+    assert reading.started and reading.foreign == ["print('something else')"] and not reading.retry
+    error = protocol.deviation(reading.foreign, "m", reading.started)
+    message = str(error)
+    assert isinstance(error, LoaderMismatch) and "something else" in message
+    assert "state is uncertain" in message and "%container new --fresh" in message and "revive()" in message
+
+
+def test_what_a_reply_says_about_the_run() -> None:
+    record = {"run_id": "x", "stdout": "", "stderr": ""}
+    logs = "cellbox run x: ok\n" + protocol.RESULT_MARKER + json.dumps(record) + "\n"
+    assert protocol.read_calls([call(LOADER, logs=logs)], LOADER).record == record
+    # A completed call with no outputs (a backend that sends none): the run started, its record is a file.
+    quiet = protocol.read_calls([call(LOADER)], LOADER)
+    assert quiet.started and quiet.record is None and not quiet.retry
+    # The loader run a second time: the runtime refused, so the run had started before.
+    refused = protocol.read_calls(
+        [call(LOADER, "incomplete", logs=f"{REFUSED_MARKER}run x was started before")], LOADER
+    )
+    assert refused.started and not refused.retry
+    # Nothing started: no call at all, or a call that ended incomplete without running anything.
+    assert protocol.read_calls([], LOADER).retry
+    never = protocol.read_calls([call(LOADER, "incomplete")], LOADER)
+    assert never.retry and never.problems == ["the model's call ended incomplete"]
+    assert protocol.read_calls([call("", "incomplete")], LOADER).retry
+
+
+def response(status: str, output: list, **fields: object) -> Response:
+    return Response.from_dict({"id": "resp_1", "status": status, "output": output, **fields})
+
+
+def test_statuses_and_errors_are_said_in_words() -> None:
+    failed = response("failed", [], error={"code": "rate_limit_exceeded", "message": "Slow down."})
+    assert protocol.read_response(failed, LOADER).problems == [
+        "the response failed: rate_limit_exceeded: Slow down.",
+        "the model replied without calling the python tool",
+    ]
+    cut = response(
+        "incomplete", [call(LOADER, "incomplete").to_dict()], incomplete_details={"reason": "max_output_tokens"}
+    )
+    assert protocol.read_response(cut, LOADER).problems == [
+        "the response ended incomplete: max_output_tokens",
+        "the model's call ended incomplete",
+    ]
+    chat = [{"type": "message", "content": [{"type": "output_text", "text": "I would rather   not."}]}]
+    assert protocol.read_response(response("completed", chat), LOADER).problems == [
+        "the model replied without calling the python tool: 'I would rather not.'"
+    ]
+
+
+def test_request_options_bound_the_model() -> None:
+    options = protocol.request_options(reasoning_effort="low")
+    assert options["tool_choice"] == {"type": "code_interpreter"}
+    assert options["max_tool_calls"] == 1 and options["parallel_tool_calls"] is False
+    assert options["instructions"] == protocol.INSTRUCTIONS and "exactly once" in protocol.INSTRUCTIONS
+    assert options["background"] is True and options["store"] is True  # polling needs a stored response
+    assert options["reasoning_effort"] == "low"
+    foreground = protocol.request_options(background=False)
+    assert "background" not in foreground and foreground["store"] is False and "reasoning_effort" not in foreground
+
+
+def test_a_run_starts_at_most_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    box = InProcessContainer(tmp_path, monkeypatch)
+    request = protocol.Request.new("ran = globals().get('ran', 0) + 1\nran", data_dir=str(tmp_path))
+    loader = protocol.loader_line(box.runtime_path, box.put(request.filename, request.body()))
+    first = protocol.read_calls([box.execute(loader)], loader)
+    assert first.record is not None and first.record["value"]["json"] == 1
+    again = box.execute(loader)  # the model runs the loader again (a rerun after an error, or a retry)
+    assert again.logs == f"{REFUSED_MARKER}run {request.run_id} was started before; not running it again\n"
+    assert box.namespace.ran == 1
+    assert protocol.read_calls([again], loader).started
+
+
+def test_uploads_are_placed_before_the_code_and_small_outputs_travel_inline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    box = InProcessContainer(tmp_path, monkeypatch)
+    stored = box.put("88e12fa445d32636f190a0b33daed6cb-c.txt", b"nested")  # where the service put it
+    wanted = str(tmp_path / "data" / "sub" / "c.txt")  # where push said it would be
+    request = protocol.Request.new(
+        "import pandas as pd, pathlib\nsmall = pd.DataFrame({'v': [1, 2]})\npathlib.Path(WANTED).read_text()".replace("WANTED", repr(wanted)),
+        variables=["small"],
+        data_dir=str(tmp_path),
+        place=[
+            {"from": stored, "to": wanted},
+            {"from": str(tmp_path / "nowhere.txt"), "to": str(tmp_path / "lost.txt")},
+        ],
+    )
+    result = box.run(request)
+    assert result.error is None and result.value["json"] == "nested"
+    assert not Path(stored).exists() and Path(wanted).read_bytes() == b"nested"
+    assert wanted not in result.changed  # placed before the code ran: not the code's doing
+    assert result.notes == [
+        f"the upload for {tmp_path / 'lost.txt'} was not found at {tmp_path / 'nowhere.txt'}; the file is missing"
+    ]
+    path = result.variables["small"]["path"]
+    assert result.inline[path] == Path(path).read_bytes()  # no download needed
+    assert frames.read(result.variables["small"], Path(path))["v"].tolist() == [1, 2]
 
 
 def test_variable_names_are_checked_before_anything_is_sent() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -49,14 +50,18 @@ def test_series_round_trip_keeps_its_name(tmp_path: Path, monkeypatch: pytest.Mo
     pd.testing.assert_series_equal(back, series)
 
 
+RUN_IDS = itertools.count(2)
+
+
 def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str, namespace: dict[str, Any], **more: Any) -> dict:
     monkeypatch.setattr(runtime, "_user_namespace", lambda: namespace)
     monkeypatch.chdir(tmp_path)
     private = tmp_path / ".cellbox"
-    run_dir = private / "runs" / "r1"
+    run_id = more.pop("run_id", None) or f"r{next(RUN_IDS)}"  # a run starts once: each run is a new one
+    run_dir = private / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     request = {
-        "run_id": "r1",
+        "run_id": run_id,
         "code": code,
         "result_path": str(run_dir / "result.json"),
         "out_dir": str(run_dir / "out"),
@@ -106,7 +111,7 @@ def test_earlier_runs_are_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     old = tmp_path / ".cellbox" / "runs" / "r0"
     old.mkdir(parents=True)
     (old / "result.json").write_text("{}")
-    run(tmp_path, monkeypatch, "pass", {})
+    run(tmp_path, monkeypatch, "pass", {}, run_id="r1")
     assert not old.exists() and (tmp_path / ".cellbox" / "runs" / "r1" / "result.json").exists()
 
 

@@ -5,19 +5,18 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pandas as pd
 import pytest
+from mockapi import MockAPI
 
 import cellbox
 from cellbox.api import Container
-from cellbox.api.errors import APIStatusError, error_from_response
 from cellbox.local.testing import RunningServer
 from cellbox.protocol import LoaderMismatch, loader_line
-from cellbox.sandbox import _is_gone
+from cellbox.sandbox import NotAuthorized, container_state
 
 
 @pytest.fixture
@@ -203,53 +202,64 @@ def test_a_missing_file_is_not_a_missing_sandbox(sandbox: cellbox.Sandbox) -> No
     assert sandbox.run("kept").value == 7 and sandbox.id == old  # the same container, its state intact
 
 
-def api_error(status: int, body: dict) -> APIStatusError:
-    request = httpx.Request("GET", "https://api.example/v1/containers/cntr_1/files/cfile_1/content")
-    return error_from_response(httpx.Response(status, json=body, request=request))
-
-
-def container(status: str) -> Callable[[], Container]:
-    return lambda: Container(id="cntr_1", status=status)
-
-
-def never() -> Container:
-    raise AssertionError("the error says enough: no need to ask for the container")
-
-
-def gone_on_retrieve() -> Container:
-    raise api_error(404, {"error": {"message": "Container not found", "type": "invalid_request_error"}})
-
-
-def unreachable() -> Container:
-    raise cellbox.api.APIConnectionError("connection refused")
-
-
-OPENAI_FILE_404 = {"error": {"message": "File cfile_1 not found on container cntr_1", "type": "invalid_request_error"}}
+OPENAI_404 = {"error": {"message": "Container not found", "type": "invalid_request_error", "code": None}}
 OPENAI_EXPIRED = {"error": {"message": "Container is expired.", "type": "invalid_request_error"}}
 OCI_404 = {"code": "NotAuthorizedOrNotFound", "message": "Authorization failed or requested resource not found"}
-LOCAL_FILE_404 = {"error": {"message": "No container file found with id 'cfile_1'.", "param": "file_id"}}
+RUNNING, EXPIRED, MISSING = "running", "expired", "missing"
 
 
 @pytest.mark.parametrize(
-    ("status", "body", "retrieve", "gone"),
+    ("retrieve", "listed", "state"),
     [
-        (400, {"error": {"message": "Container is expired.", "code": "container_expired"}}, never, True),
-        (404, {"error": {"message": "No container found with id 'cntr_1'.", "param": "container_id"}}, never, True),
-        (404, LOCAL_FILE_404, container("running"), False),
-        (404, LOCAL_FILE_404, gone_on_retrieve, True),
-        (404, OPENAI_FILE_404, container("running"), False),
-        (404, OPENAI_FILE_404, container("expired"), True),
-        (400, OPENAI_EXPIRED, container("expired"), True),
-        (400, OPENAI_EXPIRED, gone_on_retrieve, True),
-        (404, OCI_404, container("running"), False),
-        (404, OCI_404, gone_on_retrieve, True),
-        (404, OPENAI_FILE_404, unreachable, False),
+        ((200, RUNNING), None, "present"),
+        ((200, EXPIRED), None, "gone"),
+        ((200, "deleted"), None, "gone"),
+        ((404, OPENAI_404), None, "gone"),
+        ((400, OPENAI_EXPIRED), None, "gone"),
+        ((401, {"error": {"message": "Incorrect API key provided."}}), None, "unauthorized"),
+        ((403, {"error": {"message": "no access"}}), None, "unauthorized"),
+        ((500, {"error": {"message": "boom"}}), None, "unknown"),
+        # OCI's 404 says "not authorized" and "not found" at once: the listing decides.
+        ((404, OCI_404), RUNNING, "unauthorized"),
+        ((404, OCI_404), EXPIRED, "gone"),
+        ((404, OCI_404), MISSING, "gone"),
+        ((404, OCI_404), (404, OCI_404), "unauthorized"),
     ],
 )
-def test_gone_is_decided_by_code_param_or_the_container_never_by_wording(
-    status: int, body: dict, retrieve: Callable[[], Container], gone: bool
-) -> None:
-    assert _is_gone(api_error(status, body), retrieve) is gone
+def test_gone_is_decided_by_retrieving_the_container(retrieve: tuple, listed: object, state: str) -> None:
+    api = MockAPI()
+    box = api.add_container("c")
+    if retrieve[0] == 200:
+        box["status"] = retrieve[1]
+    else:
+        api.fail(f"/v1/containers/{box['id']}", retrieve[0], retrieve[1], method="GET", times=3)
+    if listed == MISSING:
+        api.containers.clear()
+    elif listed in (RUNNING, EXPIRED):
+        box["status"] = listed
+    elif isinstance(listed, tuple):
+        api.fail("/v1/containers", listed[0], listed[1], method="GET")
+    with api.client(max_retries=0) as client:
+        assert container_state(client, box["id"]) == state
+
+
+def test_a_file_404_is_not_a_gone_container_and_an_oci_auth_failure_says_so() -> None:
+    api = MockAPI()
+    box = api.add_container("c")
+    with api.client(max_retries=0) as client:
+        sandbox = cellbox.Sandbox(client, Container.from_dict(box), model="m")
+        file_404 = {"error": {"message": f"File cfile_1 not found on container {box['id']}", "param": None}}
+        api.fail(f"/v1/containers/{box['id']}/files/cfile_1", 404, file_404)
+        with pytest.raises(cellbox.api.NotFoundError, match="not found on container"):
+            sandbox._call(client.containers.files.retrieve, box["id"], "cfile_1")
+        # OCI: the file and the container both answer NotAuthorizedOrNotFound, and the listing still shows it.
+        api.fail(f"/v1/containers/{box['id']}*", 404, OCI_404, times=2)
+        with pytest.raises(NotAuthorized, match="authorization failure, not a missing container"):
+            sandbox._call(client.containers.files.retrieve, box["id"], "cfile_1")
+        api.containers.clear()  # now it is gone: the listing no longer has it
+        api.fail(f"/v1/containers/{box['id']}*", 404, OCI_404, times=2)
+        with pytest.raises(cellbox.SandboxGone):
+            sandbox._call(client.containers.files.retrieve, box["id"], "cfile_1")
 
 
 def test_what_a_run_hands_back_stays_readable_after_later_runs(sandbox: cellbox.Sandbox, tmp_path: Path) -> None:

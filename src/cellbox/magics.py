@@ -1,7 +1,7 @@
 """`%container` and `%%container` (`%load_ext cellbox`). Thin: parsing, the notebook namespace, and display;
 the work is done by `cellbox.Sandbox`, which is usable without IPython.
 
-    %container new [NAME] [--memory 1g|4g|16g|64g] [--expires MINUTES]
+    %container new [NAME] [--memory 1g|4g|16g|64g] [--expires MINUTES] [--fresh]
     %container use NAME_OR_ID
     %container list | files | status
     %container push VAR_OR_PATH ...
@@ -37,6 +37,9 @@ def _line_parser() -> MagicArgumentParser:
     new.add_argument("name", nargs="?")
     new.add_argument("--memory", choices=MEMORY_LIMITS)
     new.add_argument("--expires", type=int, metavar="MINUTES")
+    new.add_argument(
+        "--fresh", action="store_true", help="delete the container of that name (or the current one) first"
+    )
     use = sub.add_parser("use", help="make an existing container the current one")
     use.add_argument("name")
     sub.add_parser("list", help="list containers")
@@ -136,6 +139,27 @@ class ContainerMagics(Magics):
             _say(f"{gone}; made {sandbox.id} and pushed {pushed} item(s) again")
         return sandbox
 
+    def _start_clean(self, name: str | None) -> None:
+        """`new --fresh`: the container of that name (or the current one) is deleted, so nothing of its state or
+        files carries over."""
+        old = (self._known.get(name) if name else self.current) or None
+        if old is None and name:
+            try:
+                old = Sandbox.attach(name)
+            except CellboxError:
+                return  # nothing of that name: already clean
+        if old is None:
+            return
+        try:
+            old.delete()
+        except SandboxGone:
+            pass
+        self._known = {k: v for k, v in self._known.items() if v is not old}
+        self._gone.discard(old.id)
+        if self.current is old:
+            self.current = None
+        _say(f"deleted container {old.name or old.id} ({old.id})")
+
     def _require_current(self) -> Sandbox:
         if self.current is None:
             raise UsageError("no current container: `%container new` makes one, `%container use NAME` picks one")
@@ -148,6 +172,8 @@ class ContainerMagics(Magics):
         if command is None:
             raise UsageError("%container needs a command: new, use, list, files, push, pull, delete, status")
         if command == "new":
+            if args.fresh:
+                self._start_clean(args.name)
             sandbox = Sandbox.create(args.name, memory_limit=args.memory, expires_after=args.expires)
             self._remember(sandbox)
             return views.StatusView(sandbox.container)
@@ -209,8 +235,9 @@ class ContainerMagics(Magics):
                 to=args.to,
                 timeout=args.timeout,
             )
-        except KeyboardInterrupt:
-            print("cellbox: interrupted; the remote run was stopped", file=sys.stderr)
+        except KeyboardInterrupt as exc:
+            said = exc.args[0] if exc.args else "the remote code may still be running"
+            print(f"cellbox: interrupted; {said}", file=sys.stderr)
             raise
         except TypeError as exc:  # a -i value that can't travel
             raise UsageError(str(exc)) from None
@@ -232,6 +259,8 @@ class ContainerMagics(Magics):
             display(run.value)
         if run.artifacts:
             display(views.ArtifactGallery(run.artifacts))
+        for note in run.notes:
+            print(f"cellbox: {note}", file=sys.stderr)
 
 
 def _say(message: str) -> None:

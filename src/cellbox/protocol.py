@@ -1,15 +1,26 @@
 """The run protocol: how a cell's code reaches cellbox's runtime in the container, and how its result comes back.
 
-Code travels as a file (DESIGN.md). A `Request` is uploaded beside the runtime; the model is asked (`run_prompt`)
-to run one fixed `loader_line`; the code it reports running is checked against that line (`checked_logs`), and
-anything else is refused; the runtime's result record is read from the call's logs (`result_from_logs`, or from
-its file when too big to log) and parsed into a `Result`, which makes the `Run` once its files are fetched.
+Code travels as a file (DESIGN.md). A `Request` is uploaded beside the runtime; the model is asked (`run_prompt`,
+with `INSTRUCTIONS` and the bounds of `request_options`) to run one fixed `loader_line`; the calls it reports are
+read (`read_response`): a call whose code is the loader (the same syntax tree: a model may reformat it) is the run,
+any other code is a deviation that leaves the container's state uncertain, and a reply that never started the run
+may be asked again (the runtime refuses a second start, so a cell runs at most once whatever the model does). The
+runtime's result record is read from the call's logs (or from its file when too big to log, or when the backend
+sent no logs) and parsed into a `Result`, which makes the `Run` once its files are fetched.
+
+What the real services do, and where it is written down: shared/reference/cloud-behaviour.md. In short: a model
+may call the tool more than once and rewrite failing code ([Doc] OpenAI's guide), so the request bounds it
+(`tool_choice` naming the tool, `max_tool_calls: 1`, `parallel_tool_calls: false`) and the runtime refuses
+reruns; `outputs` are null without `include` ([Obs]); only `background: true` responses can be polled and
+cancelled ([Doc]), and polling needs them stored, so a background run is stored and deleted once read.
 
 Nothing here does I/O: `Sandbox` moves the bytes, and a test can drive the protocol in-process against the runtime.
 """
 
 from __future__ import annotations
 
+import ast
+import base64
 import dataclasses
 import functools
 import json
@@ -19,19 +30,31 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from . import frames
-from .api import CellboxError, CodeInterpreterCall
+from .api import CellboxError, CodeInterpreterCall, Response
 from .results import Artifact, RemoteError, RemoteValue, Run
 from .runtime import container_runtime_source
-from .runtime.container import RESULT_MARKER
+from .runtime.container import REFUSED_MARKER, RESULT_MARKER
 
 DATA_DIR = "/mnt/data"
+RESULT_WAIT = 15.0  # seconds to wait for a result record's file to show in a lagging listing
 PRIVATE = ".cellbox"  # cellbox's own files inside the data folder: runtime, inputs, run records
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 FRAME_KINDS = ("dataframe", "series")
 
 
+START_CLEAN = (
+    "To start clean: `%container new --fresh` (or `Sandbox.revive()`, which makes a new container and pushes your "
+    "data again), or delete the container."
+)
+
+
 class LoaderMismatch(CellboxError):
-    """The model ran something other than cellbox's loader line; nothing it did is trusted."""
+    """The model ran something other than cellbox's loader line; nothing it did is trusted, and the container's
+    state is uncertain."""
+
+
+class RunFailed(CellboxError):
+    """The response that should have run the cell ended without running it; the message says how, in words."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,6 +76,7 @@ class Request:
     inputs: tuple[dict[str, Any], ...] = ()
     variables: tuple[str, ...] = ()
     data_dir: str = DATA_DIR
+    place: tuple[dict[str, str], ...] = ()  # {"from": where an upload was stored, "to": where it belongs}
 
     @classmethod
     def new(
@@ -62,11 +86,12 @@ class Request:
         inputs: Iterable[dict[str, Any]] = (),
         variables: Sequence[str] = (),
         data_dir: str = DATA_DIR,
+        place: Iterable[dict[str, str]] = (),
     ) -> Request:
         for name in variables:
             if not VARIABLE_NAME.match(name):
                 raise CellboxError(f"-o {name!r} is not a valid Python variable name")
-        return cls(uuid.uuid4().hex[:12], code, tuple(inputs), tuple(variables), data_dir)
+        return cls(uuid.uuid4().hex[:12], code, tuple(inputs), tuple(variables), data_dir, tuple(place))
 
     @property
     def filename(self) -> str:
@@ -86,6 +111,7 @@ class Request:
             "out_dir": f"{run_dir}/out",
             "private_dir": f"{self.data_dir}/{PRIVATE}",
             "watch": self.data_dir,
+            "place": list(self.place),
             "inputs": list(self.inputs),
             "outputs": list(self.variables),
         }
@@ -103,6 +129,13 @@ def loader_line(runtime_path: str, request_path: str) -> str:
     )
 
 
+INSTRUCTIONS = (
+    "You are a code runner. Call the python tool (code_interpreter) exactly once, with exactly the code in the "
+    "user's message, unchanged. Do not run any other code. Do not run it again, even if it fails or prints an "
+    "error: the error is the expected result. Then reply with the single word done."
+)
+
+
 def run_prompt(loader: str) -> str:
     return (
         "Call the python tool exactly once with exactly the code below, unchanged, then reply with the single word "
@@ -110,15 +143,116 @@ def run_prompt(loader: str) -> str:
     )
 
 
-def checked_logs(calls: Sequence[CodeInterpreterCall], loader: str, model: str) -> str:
-    """The logs of the one call that ran exactly the loader; any other code, or more calls, is refused."""
-    if len(calls) != 1 or (calls[0].code or "").strip() != loader:
-        ran = "\n---\n".join(c.code or "" for c in calls) or "(no code)"
-        raise LoaderMismatch(
-            f"the model did not run cellbox's loader exactly; it ran:\n{ran}\nNothing from this run is used. "
-            f"Check CELLBOX_MODEL ({model}) supports the code_interpreter tool and follows instructions."
-        )
-    return calls[0].logs
+def request_options(*, reasoning_effort: str | None = None, background: bool = True) -> dict[str, Any]:
+    """The bounds of the request that runs a cell: one call of the code_interpreter tool and nothing else.
+
+    Each is optional to the backend (one that refuses it gets the request again without it). A background run
+    must be stored for polling (`store: true`); it is deleted once read. Otherwise nothing is stored."""
+    options: dict[str, Any] = {
+        "instructions": INSTRUCTIONS,
+        "tool_choice": {"type": "code_interpreter"},
+        "max_tool_calls": 1,
+        "parallel_tool_calls": False,
+        "store": background,
+        "optional": ("tool_choice", "max_tool_calls", "parallel_tool_calls", "store", "background", "reasoning"),
+    }
+    if background:
+        options["background"] = True
+    if reasoning_effort is not None:
+        options["reasoning_effort"] = reasoning_effort
+    return options
+
+
+def same_code(code: str | None, loader: str) -> bool:
+    """Whether `code` is the loader: the same text, or the same syntax tree (quotes, spacing and line breaks a
+    model may change); anything that parses to different code is not."""
+    if not code:
+        return False
+    if code.strip() == loader:
+        return True
+    try:
+        return ast.dump(ast.parse(code.strip())) == ast.dump(ast.parse(loader))
+    except (SyntaxError, ValueError):
+        return False
+
+
+@dataclasses.dataclass
+class Reading:
+    """What one response says about the run."""
+
+    record: dict[str, Any] | None  # the result record, when a call's logs carry it
+    started: bool  # the run started (a completed loader call, or the runtime refusing a second start)
+    foreign: list[str]  # code the model ran that is not the loader
+    problems: list[str]  # the response's and the calls' statuses and errors, in words
+
+    @property
+    def retry(self) -> bool:
+        """Nothing ran: asking again is safe."""
+        return self.record is None and not self.started and not self.foreign
+
+
+def read_calls(calls: Sequence[CodeInterpreterCall], loader: str) -> Reading:
+    """Sort the calls a model reports into the run (calls of the loader) and anything else it ran."""
+    record: dict[str, Any] | None = None
+    started = False
+    foreign: list[str] = []
+    problems: list[str] = []
+    for call in calls:
+        if not same_code(call.code, loader):
+            if (call.code or "").strip():
+                foreign.append(call.code or "")
+            elif call.status not in (None, "completed"):
+                problems.append(f"the model's call ended {call.status} before running any code")
+            continue
+        logs = call.logs
+        found = result_from_logs(logs)
+        if found is not None and record is None:
+            record = found
+        if found is not None or REFUSED_MARKER in logs or call.status == "completed":
+            started = True
+        if call.status not in (None, "completed"):
+            problems.append(f"the model's call ended {call.status}" + (f": {logs[-300:].strip()}" if logs else ""))
+    return Reading(record, started, foreign, problems)
+
+
+def read_response(response: Response, loader: str) -> Reading:
+    """`read_calls`, plus the response's own status and error in words."""
+    reading = read_calls(response.code_interpreter_calls, loader)
+    status = response.status
+    if status == "failed":
+        reading.problems.insert(0, f"the response failed: {describe_error(response.error)}")
+    elif status == "incomplete":
+        details = response.to_dict().get("incomplete_details") or {}
+        reason = details.get("reason") if isinstance(details, dict) else None
+        reading.problems.insert(0, f"the response ended incomplete: {reason or 'no reason given'}")
+    elif status == "cancelled":
+        reading.problems.insert(0, "the response was cancelled")
+    elif status not in (None, "completed"):
+        reading.problems.insert(0, f"the response ended with status {status!r}")
+    if not response.code_interpreter_calls:
+        said = " ".join(response.output_text.split())[:300]
+        reading.problems.append("the model replied without calling the python tool" + (f": {said!r}" if said else ""))
+    return reading
+
+
+def describe_error(error: Any) -> str:
+    """A response's `error` ({code, message}) in words."""
+    if isinstance(error, dict):
+        code, message = error.get("code"), error.get("message")
+        return ": ".join(str(part) for part in (code, message) if part) or "no detail given"
+    return str(error) if error else "no detail given"
+
+
+def deviation(foreign: Sequence[str], model: str, started: bool) -> LoaderMismatch:
+    """The error for a model that ran code of its own: what it ran, and that the container's state is uncertain."""
+    ran = "\n---\n".join(foreign)
+    cell = "Your cell ran once, and then the model" if started else "The model"
+    return LoaderMismatch(
+        f"{cell} ran code other than cellbox's loader:\n{ran}\n"
+        "Nothing from this response is used, and the container's state is uncertain: that code may have changed "
+        f"variables or files. {START_CLEAN} Check that CELLBOX_MODEL ({model}) supports the code_interpreter tool "
+        "and follows instructions."
+    )
 
 
 def result_from_logs(logs: str) -> dict[str, Any] | None:
@@ -143,6 +277,9 @@ class Result:
     figures: list[str]  # paths of PNGs: the last value when it is a figure, then the figures left open
     changed: list[str]  # paths of the files in the data folder the run created or changed
     duration: float | None
+    sizes: dict[str, int] = dataclasses.field(default_factory=dict)  # bytes of each changed file, as written
+    inline: dict[str, bytes] = dataclasses.field(default_factory=dict)  # small output files, by path
+    notes: list[str] = dataclasses.field(default_factory=list)
 
     @classmethod
     def parse(cls, record: dict[str, Any]) -> Result:
@@ -160,6 +297,9 @@ class Result:
             figures=image + list(record.get("figures") or []),
             changed=list(record.get("changed") or []),
             duration=record.get("duration"),
+            sizes=dict(record.get("sizes") or {}),
+            inline={path: base64.b64decode(data) for path, data in (record.get("inline") or {}).items()},
+            notes=list(record.get("notes") or []),
         )
 
     @property
@@ -186,6 +326,7 @@ class Result:
             figures=list(figures),
             artifacts=list(artifacts),
             duration=self.duration,
+            notes=list(self.notes),
         )
         kind = self.value.get("kind")
         if kind in FRAME_KINDS:

@@ -104,7 +104,8 @@ class Artifact:
 @dataclasses.dataclass
 class Run:
     """The outcome of `Sandbox.run`: output streams, the error if any, the last value, the `-o` variables brought
-    back (`variables`, by name), figures and artifacts."""
+    back (`variables`, by name), figures and artifacts, and `notes`: what cellbox could not do (an artifact it
+    could not find, an upload it could not place) or had to say (the model was asked again)."""
 
     id: str
     stdout: str = ""
@@ -115,6 +116,7 @@ class Run:
     artifacts: list[Artifact] = dataclasses.field(default_factory=list)
     figures: list[Artifact] = dataclasses.field(default_factory=list)
     duration: float | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)  # what cellbox could not do or had to say
 
     @property
     def ok(self) -> bool:
@@ -134,4 +136,6 @@ class Run:
         if self.artifacts:
             items = "".join(f"<li>{a._repr_html_()}</li>" for a in self.artifacts)
             parts.append(f"<ul>{items}</ul>")
+        for note in self.notes:
+            parts.append(f"<p>cellbox: {html.escape(note)}</p>")
         return "\n".join(parts)

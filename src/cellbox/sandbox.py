@@ -4,12 +4,20 @@ The session composes two parts and owns the container's lifecycle: `cellbox.prot
 (request, loader line, check of the code the model ran, result record), `cellbox.transfer` moves the bytes
 (pushes with their manifest, pulls, a run's files). Every API call goes through `Sandbox._call`, the one place
 where "the container is gone" becomes `SandboxGone`.
+
+"Gone" is decided by retrieving the container (404, or status expired or deleted), never by a 404 on something
+else: OCI answers 404 NotAuthorizedOrNotFound when authorization fails ([Obs], shared/reference/
+cloud-behaviour.md), so that answer is checked against a listing, and an authorization failure is said as one.
+A run is a `background: true` response where the backend takes it ([Doc]: only those can be polled and
+cancelled): polled with backoff, cancelled on interrupt or when the run's time limit passes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,23 +26,35 @@ from typing import Any
 from . import backend, protocol
 from .api import (
     APIError,
-    APIStatusError,
+    AuthenticationError,
     BadRequestError,
     CellboxError,
     Client,
     Container,
     ContainerFile,
     NotFoundError,
+    PermissionDeniedError,
+    Response,
 )
 from .api.lookup import NoSuchContainer, find_container
 from .progress import TrackerFactory
 from .protocol import loader_line
 from .results import Run, SandboxGone
-from .transfer import Pushed, Transfers
+from .transfer import Backoff, Pushed, Transfers
 
 __all__ = ["Sandbox"]
 
+log = logging.getLogger("cellbox")
+
 GONE_STATUSES = ("expired", "deleted")
+PENDING_STATUSES = ("queued", "in_progress")
+OCI_AUTH_OR_MISSING = "NotAuthorizedOrNotFound"
+DELETE_WAIT = 10.0  # seconds a deleted container may take to stop being listed as running
+CANCEL_TIMEOUT = 10.0
+
+
+class NotAuthorized(CellboxError):
+    """The backend refused access to the container (OCI says so with a 404 NotAuthorizedOrNotFound)."""
 
 
 class Sandbox:
@@ -129,8 +149,19 @@ class Sandbox:
         return self.container
 
     def delete(self) -> None:
-        with contextlib.suppress(NotFoundError):
+        """Delete the container and confirm it is gone (a retrieve that answers 404, or status deleted)."""
+        try:
             self.client.containers.delete(self.id)
+        except (NotFoundError, BadRequestError) as exc:  # already gone, expired, or not ours to see
+            if container_state(self.client, self.id) == "unauthorized":
+                raise NotAuthorized(f"can't delete container {self.name or self.id} ({self.id}): {exc}") from None
+        pause = Backoff(DELETE_WAIT, first=0.2)
+        while (state := container_state(self.client, self.id)) != "gone":
+            if state == "unauthorized" or not pause.wait():
+                raise CellboxError(
+                    f"container {self.name or self.id} ({self.id}) was deleted but the backend still shows it "
+                    f"({state}) after {DELETE_WAIT:.0f}s; check with `cellbox ls` and delete it again."
+                )
         self.close()
 
     def close(self) -> None:
@@ -146,7 +177,10 @@ class Sandbox:
         self.close()
 
     def revive(self) -> Sandbox:
-        """A new container with the same name and options, with everything in the manifest pushed again."""
+        """A new container with the same name and options, with everything in the manifest pushed again. The old
+        one is deleted first (best effort: it is usually gone already)."""
+        with contextlib.suppress(CellboxError):
+            self.client.containers.delete(self.id)
         self.container = self.client.containers.create(self.name or "cellbox", **self._options)
         self.transfers.push_again()
         return self
@@ -185,34 +219,133 @@ class Sandbox:
             self.push(value, name=var)
         if files:
             self.push(*files)
-        request = protocol.Request.new(code, inputs=self.transfers.input_specs(), variables=outputs)
-        runtime = self.transfers.runtime()
-        uploaded = self.transfers.upload(request.body(), request.filename)
+        moves = self.transfers.take_placements()
+        request = protocol.Request.new(code, inputs=self.transfers.input_specs(), variables=outputs, place=moves)
+        try:
+            runtime = self.transfers.runtime()
+            uploaded = self.transfers.upload_private(request.body(), request.filename)
+        except BaseException:
+            self._restore(moves)
+            raise
         loader = loader_line(runtime, uploaded.path or "")
-        response = self._call(
-            self.client.responses.create,
-            model=self.model,
-            input=protocol.run_prompt(loader),
-            container=self.id,
-            tool_choice="required",
-            timeout=timeout,
-        )
-        logs = protocol.checked_logs(response.code_interpreter_calls, loader, self.model)
+        try:
+            record, notes = self._run_loader(request, loader, timeout)
+        except BaseException:
+            self._restore(moves)  # moved already if the run started: the runtime then skips them
+            raise
+        finally:
+            self.transfers.delete_private(uploaded)  # read by the runtime at its start; not the user's
         self.transfers.pending.clear()
-        record = protocol.result_from_logs(logs)
-        if record is None:
-            record = self._result_file(request.result_path, logs)
         run = self.transfers.collect(protocol.Result.parse(record))
+        run.notes[:0] = notes
         if pull:
             self.pull(*pull, to=to)
         return run
 
-    def _result_file(self, path: str, logs: str) -> dict[str, Any]:
-        content = self.transfers.content_at(path)
+    def _restore(self, moves: list[dict[str, str]]) -> None:
+        """Uploads a run did not place: the next run places them."""
+        for move in moves:
+            stored, file_id = move["from"], ""
+            self.transfers.placements.setdefault(move["to"], (stored, file_id))
+
+    def _run_loader(
+        self, request: protocol.Request, loader: str, timeout: float | None
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Ask the model to run the loader (again, once, when it did not start the run); the result record and
+        notes for the user. A model that ran other code is refused: the container's state is then uncertain."""
+        notes: list[str] = []
+        for attempt in (1, 2):
+            response = self._respond(loader, timeout)
+            reading = protocol.read_response(response, loader)
+            if reading.foreign:
+                raise protocol.deviation(reading.foreign, self.model, reading.started)
+            if reading.record is not None or reading.started:
+                if response.status not in (None, "completed"):
+                    notes.extend(reading.problems)
+                record = reading.record or self._result_file(request.result_path, reading.problems)
+                return record, notes
+            said = "; ".join(reading.problems) or "the model did not run the cell"
+            if attempt == 1 and response.status not in ("failed", "cancelled"):
+                log.info("cellbox: %s; asking the model again", said)
+                continue
+            raise protocol.RunFailed(
+                f"the cell did not run: {said}."
+                + (" Asked twice." if attempt == 2 else "")
+                + f" Check that CELLBOX_MODEL ({self.model}) supports the code_interpreter tool."
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _respond(self, loader: str, timeout: float | None) -> Response:
+        """One response running the loader: in the background where the backend allows it (polled with
+        backoff, cancelled on interrupt or past `timeout`), else waited for in one request."""
+        refused = self.client.refused_parameters.get(("/responses", self.model), set())
+        background = "background" not in refused
+        options = protocol.request_options(
+            reasoning_effort=self.client.settings.reasoning_effort, background=background
+        )
+        response: Response | None = None
+        started = time.monotonic()
+        try:
+            response = self._call(
+                self.client.responses.create,
+                model=self.model,
+                input=protocol.run_prompt(loader),
+                container=self.id,
+                timeout=None if background else timeout,
+                **options,
+            )
+            pause = Backoff(float("inf"), first=0.1, most=1.0)
+            while response.status in PENDING_STATUSES:
+                if timeout is not None and time.monotonic() - started > timeout:
+                    self._cancel(response)
+                    raise protocol.RunFailed(
+                        f"the cell ran longer than its time limit ({timeout:g}s) and was cancelled; the container "
+                        "keeps its state up to where the code stopped."
+                    )
+                pause.wait()
+                response = self._call(self.client.responses.retrieve, response.id)
+        except KeyboardInterrupt:
+            if response is not None and response.status in PENDING_STATUSES:
+                stopped = self._cancel(response)
+                raise KeyboardInterrupt(
+                    "the remote run was cancelled"
+                    if stopped
+                    else "cancelling the remote run failed: it may still be running"
+                ) from None
+            how = (
+                "this backend runs cells in the foreground (it refused background responses), so they can't be "
+                "cancelled"
+                if not background
+                else "the interrupt came before the backend answered"
+            )
+            raise KeyboardInterrupt(f"the remote code may still be running: {how}") from None
+        finally:
+            if response is not None and options.get("store") and response.status not in PENDING_STATUSES:
+                self._forget_response(response)
+        return response
+
+    def _cancel(self, response: Response) -> bool:
+        try:
+            cancelled = self.client.responses.cancel(response.id)
+        except CellboxError as exc:
+            log.warning("cellbox: could not cancel response %s: %s", response.id, exc)
+            return False
+        return cancelled.status not in PENDING_STATUSES
+
+    def _forget_response(self, response: Response) -> None:
+        """A stored (background) response, deleted once read: best effort."""
+        with contextlib.suppress(CellboxError):
+            self.client.responses.delete(response.id)
+
+    def _result_file(self, path: str, problems: list[str]) -> dict[str, Any]:
+        """The result record from its file, for a run whose logs did not carry it (too big to print, or a
+        backend that sends no outputs); the listing is polled, as it may lag."""
+        content = self.transfers.content_at(path, wait=protocol.RESULT_WAIT)
         if content is None:
+            said = f" ({'; '.join(problems)})" if problems else ""
             raise CellboxError(
-                f"the run left no result record ({path}); the container may have restarted mid-run. "
-                f"Output it printed:\n{logs[-2000:]}"
+                f"the run started but left no result record ({path}){said}; it may still be running, or the "
+                f"container restarted mid-run. {protocol.START_CLEAN}"
             )
         record: dict[str, Any] = json.loads(content)
         return record
@@ -220,33 +353,58 @@ class Sandbox:
     # --- errors ---------------------------------------------------------------------------------------------------
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call the API, turning "the container is gone" into one clear error."""
+        """Call the API, turning "the container is gone" into one clear error, and an authorization failure
+        into another."""
         try:
             return fn(*args, **kwargs)
         except (NotFoundError, BadRequestError) as exc:
-            if _is_gone(exc, lambda: self.client.containers.retrieve(self.id)):
+            state = container_state(self.client, self.id)
+            if state == "gone":
                 raise SandboxGone(
                     f"container {self.name or self.id} ({self.id}) has expired or was deleted. "
                     "Call revive() (the next %%container cell does it for you) to make a new one with the same "
                     "data pushed again."
                 ) from None
+            if state == "unauthorized":
+                raise NotAuthorized(
+                    f"the backend refused access to container {self.name or self.id} ({self.id}): {exc} "
+                    "This is an authorization failure, not a missing container: check the credentials' policy and "
+                    "CELLBOX_PROJECT."
+                ) from None
             raise
 
 
-def _is_gone(exc: APIStatusError, retrieve: Callable[[], Container]) -> bool:
-    """Whether a 400/404 means the container itself is gone (expired or deleted).
+def container_state(client: Client, container_id: str) -> str:
+    """`gone` (expired or deleted), `present`, `unauthorized` or `unknown`, decided by retrieving the container.
 
-    Decided by the API's error code and parameter, or, when those don't say, by asking for the container; never by
-    the message's wording, which names the container for a missing file too ("No container file found", "File
-    cfile_… not found on container cntr_…")."""
-    if exc.code == "container_expired":
-        return True
-    if isinstance(exc, NotFoundError) and exc.param == "container_id":
-        return True
+    Never by an error on something else, nor by any message's wording (a missing file's 404 names the container
+    too: "File cfile_… not found on container cntr_…"). A 404 NotAuthorizedOrNotFound (OCI's answer when
+    authorization fails, too) is checked against a listing: a container the backend lists no more is gone."""
     try:
-        container = retrieve()
-    except (NotFoundError, BadRequestError):  # 404 unknown, or 400 "Container is expired." for any use of it
-        return True
+        container = client.containers.retrieve(container_id)
+    except NotFoundError as exc:
+        if exc.code != OCI_AUTH_OR_MISSING:
+            return "gone"
+        return _listed_state(client, container_id)
+    except BadRequestError as exc:  # "Container is expired." answers every use of an expired container
+        return "gone" if exc.code == "container_expired" or "expired" in str(exc.message).lower() else "unknown"
+    except (AuthenticationError, PermissionDeniedError):
+        return "unauthorized"
     except APIError:  # can't tell: the original error stands
-        return False
-    return container.status in GONE_STATUSES
+        return "unknown"
+    return "gone" if container.status in GONE_STATUSES else "present"
+
+
+def _listed_state(client: Client, container_id: str, pages: int = 10) -> str:
+    """Whether the listing shows the container (a 404 NotAuthorizedOrNotFound on it says neither)."""
+    try:
+        for n, box in enumerate(client.containers.list(order="desc", limit=100)):
+            if box.id == container_id:
+                return "gone" if box.status in GONE_STATUSES else "unauthorized"
+            if n >= pages * 100:
+                return "unknown"
+    except (NotFoundError, AuthenticationError, PermissionDeniedError):
+        return "unauthorized"
+    except APIError:
+        return "unknown"
+    return "gone"

@@ -8,6 +8,13 @@ Values travel as files written to a private temporary folder: one file per varia
 kept because a revived container gets it again, and removed with the folder when the session closes or the
 process exits. Nothing else is left there: the runtime is uploaded from memory, and a run's values are deleted
 once read.
+
+The service decides where an upload lands (its record's `path`; OpenAI's example answers
+`/mnt/data/<32 hex>-<name>`, [Doc] in shared/reference/cloud-behaviour.md): an upload stored elsewhere than where
+`push` said is moved into place by the runtime before the next run's code (`placements`). cellbox's own uploads
+(the runtime, run requests) are known by id and never listed as the user's. Listings may lag behind what code
+wrote, with `bytes: null`, and a listed file's content may 404 at first ([Obs] openai-python#2466): lookups are
+retried with backoff within a bound, and what can't be found is reported, never dropped.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import os
 import posixpath
 import shutil
 import tempfile
+import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,11 +34,35 @@ from pathlib import Path
 from typing import Any
 
 from . import frames, progress
-from .api import CellboxError, Client, Container, ContainerFile
+from .api import CellboxError, Client, Container, ContainerFile, NotFoundError
 from .protocol import DATA_DIR, PRIVATE, VARIABLE_NAME, Result, runtime_file
 from .results import Artifact, Run
 
 MAX_WORKERS = 8
+# How long a file the runtime says it wrote may take to show in the listing (or its content to stop 404ing).
+LISTING_WAIT = 15.0
+CONTENT_WAIT = 3.0
+FIRST_DELAY = 0.1
+MAX_DELAY = 2.0
+
+
+class Backoff:
+    """Delays that double from `first` up to `most`, until `limit` seconds have passed."""
+
+    def __init__(self, limit: float, first: float = FIRST_DELAY, most: float = MAX_DELAY) -> None:
+        self.deadline = time.monotonic() + limit
+        self.delay = first
+        self.most = most
+
+    def wait(self) -> bool:
+        """Sleep before the next try; False (without sleeping) when the time is up."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(self.delay, left))
+        self.delay = min(self.most, self.delay * 2)
+        return True
+
 
 # One file to upload: the local file, its path relative to /mnt/data, its fingerprint, and for a value the
 # runtime's spec of it (kind, format, variable name).
@@ -45,7 +77,7 @@ class Pushed:
     fingerprint: str
     local: Path  # the file that was uploaded (a cached copy for values)
     file_id: str | None = None
-    path: str | None = None  # absolute path in the container, as the API reported it
+    path: str | None = None  # absolute path in the container where the code finds it (once placed)
     spec: dict[str, Any] | None = None  # for values: the runtime's spec (kind, format)
 
 
@@ -105,6 +137,10 @@ class Transfers:
         self.pending: dict[str, str] = {}  # variable name -> remote path of its value, loaded at the next run
         self.progress: progress.TrackerFactory | None = None  # shows long pushes and pulls (the magics set it)
         self._runtime: tuple[str, str] | None = None  # (fingerprint, path in the container) of the uploaded runtime
+        self.private_ids: set[str] = set()  # cellbox's own uploads (runtime, run requests): never the user's files
+        # Uploads the service stored elsewhere than asked: wanted absolute path -> (stored path, file id), moved
+        # into place by the runtime at the next run.
+        self.placements: dict[str, tuple[str, str]] = {}
         self._remove_cache = weakref.finalize(self, shutil.rmtree, self.cache, ignore_errors=True)  # at exit too
 
     @property
@@ -119,6 +155,8 @@ class Transfers:
         """Forget what was pushed and drop the cached copies."""
         self.manifest.clear()
         self.pending.clear()
+        self.placements.clear()
+        self.private_ids.clear()
         self._remove_cache()
 
     # --- push ---------------------------------------------------------------------------------------------------
@@ -168,19 +206,54 @@ class Transfers:
         todo = list({job[1]: job for job in jobs if self._changed(job[1], job[2])}.values())
         counter = progress.start(self.progress, f"push to {self._label}", sum(j[0].stat().st_size for j in todo))
 
-        def upload(job: Job) -> Pushed:
+        def upload(job: Job) -> tuple[Pushed, ContainerFile]:
             local, remote, fp, spec = job
             with local.open("rb") as raw:
                 body = progress.CountingReader(raw, counter) if counter else raw
                 record = self.upload(body, remote)
-            return Pushed(remote, fp, local, record.id, record.path, spec)
+            return Pushed(remote, fp, local, record.id, f"{DATA_DIR}/{remote}", spec), record
 
         try:
-            for entry in parallel(upload, todo):
+            for entry, record in parallel(upload, todo):
                 self.manifest[entry.remote] = entry
+                self._place_later(entry.path or "", record)
         finally:
             progress.finish(counter)
         return [job[1] for job in jobs]
+
+    def _place_later(self, wanted: str, record: ContainerFile) -> None:
+        """Remember to move an upload the service stored elsewhere; an earlier upload for the same place that
+        was never moved is deleted (best effort), so it doesn't linger where the service put it."""
+        earlier = self.placements.pop(wanted, None)
+        if earlier is not None:
+            self._forget_file(earlier[1])
+        if record.path and record.path != wanted:
+            self.placements[wanted] = (record.path, record.id)
+
+    def _forget_file(self, file_id: str) -> None:
+        try:
+            self.client.containers.files.delete(self._id, file_id)
+        except NotFoundError:
+            pass
+        except CellboxError:
+            pass  # best effort: a stray file is untidy, not wrong
+        self.private_ids.discard(file_id)
+
+    def take_placements(self) -> list[dict[str, str]]:
+        """The moves the next run makes before its code (and forgets them here)."""
+        moves = [{"from": stored, "to": wanted} for wanted, (stored, _) in self.placements.items()]
+        self.placements.clear()
+        return moves
+
+    def upload_private(self, body: Any, filename: str) -> ContainerFile:
+        """One of cellbox's own files (a run request): known by id, never shown as the user's."""
+        record = self.upload(body, filename)
+        self.private_ids.add(record.id)
+        return record
+
+    def delete_private(self, record: ContainerFile) -> None:
+        """Delete one of cellbox's own files once read, so listings don't grow with every cell."""
+        self._forget_file(record.id)
 
     def _changed(self, remote: str, fp: str) -> bool:
         entry = self.manifest.get(remote)
@@ -195,6 +268,8 @@ class Transfers:
         """Everything in the manifest, into the (new) current container; values load again at the next run."""
         entries = list(self.manifest.values())
         self.manifest.clear()
+        self.placements.clear()
+        self.private_ids.clear()
         self._runtime = None
         self.upload_many([(e.local, e.remote, e.fingerprint, e.spec) for e in entries])
         for entry in entries:
@@ -206,6 +281,7 @@ class Transfers:
         name, source, fp = runtime_file()
         if self._runtime is None or self._runtime[0] != fp:
             record = self.upload(source, name)
+            self.private_ids.add(record.id)
             self._runtime = (fp, record.path or f"{DATA_DIR}/{name}")
         return self._runtime[1]
 
@@ -222,11 +298,25 @@ class Transfers:
 
     def files(self, *, include_private: bool = False) -> list[ContainerFile]:
         records = self._call(lambda cid: list(self.client.containers.files.list(cid, limit=100)), self._id)
-        private = f"{DATA_DIR}/{PRIVATE}/"
-        return [r for r in records if include_private or not (r.path or "").startswith(private)]
+        if include_private:
+            return records
+        return [record for record in map(self._as_placed, records) if not self.is_private(record)]
 
-    def files_at(self, paths: Iterable[str]) -> dict[str, ContainerFile]:
-        """The file records at these absolute paths (newest first, stopping once all are found)."""
+    def is_private(self, record: ContainerFile) -> bool:
+        """cellbox's own: one of its uploads (by id) or anything under /mnt/data/.cellbox."""
+        return record.id in self.private_ids or (record.path or "").startswith(f"{DATA_DIR}/{PRIVATE}/")
+
+    def _as_placed(self, record: ContainerFile) -> ContainerFile:
+        """An upload not yet moved into place, shown where `push` said it is."""
+        for wanted, (_, file_id) in self.placements.items():
+            if file_id == record.id:
+                return ContainerFile.from_dict({**record.to_dict(), "path": wanted})
+        return record
+
+    def files_at(self, paths: Iterable[str], *, wait: float = 0.0) -> dict[str, ContainerFile]:
+        """The file records at these absolute paths (newest first, stopping once all are found). With `wait`,
+        listings are polled with backoff for up to that many seconds until every path is listed with its size
+        (a listing may lag behind what code just wrote); what is still missing then is left out."""
         wanted = set(paths)
         found: dict[str, ContainerFile] = {}
         if not wanted:
@@ -234,60 +324,111 @@ class Transfers:
 
         def scan(container_id: str) -> None:
             for record in self.client.containers.files.list(container_id, order="desc", limit=100):
-                if record.path in wanted and record.path not in found:
+                if record.path in wanted and (record.path not in found or found[record.path].bytes is None):
                     found[record.path] = record
-                    if len(found) == len(wanted):
+                    if len(found) == len(wanted) and all(r.bytes is not None for r in found.values()):
                         return
 
-        self._call(scan, self._id)
-        return found
+        pause = Backoff(wait)
+        while True:
+            self._call(scan, self._id)
+            settled = len(found) == len(wanted) and all(r.bytes is not None for r in found.values())
+            if settled or not pause.wait():
+                return found
 
-    def content_at(self, path: str) -> bytes | None:
-        """The bytes of the file at this absolute path, or None when the container has none there."""
-        record = self.files_at([path]).get(path)
+    def content(self, file_id: str, *, wait: float = 0.0) -> bytes:
+        """A file's bytes; with `wait`, a 404 is retried with backoff for up to that many seconds (content may
+        404 for a file just listed) before it stands."""
+        pause = Backoff(wait)
+        while True:
+            try:
+                content: bytes = self._call(self.client.containers.files.content, self._id, file_id)
+                return content
+            except NotFoundError:
+                if not pause.wait():
+                    raise
+
+    def content_at(self, path: str, *, wait: float = 0.0) -> bytes | None:
+        """The bytes of the file at this absolute path, or None when the container has none there (after
+        polling the listing for up to `wait` seconds)."""
+        record = self.files_at([path], wait=wait).get(path)
         if record is None:
             return None
-        content: bytes = self._call(self.client.containers.files.content, self._id, record.id)
-        return content
+        return self.content(record.id, wait=CONTENT_WAIT if wait else 0.0)
 
     def collect(self, result: Result) -> Run:
         """The `Run` for a result, its values read and its figures fetched now: they live in the run's folder,
-        which the next run drops. Files the code made in /mnt/data stay there, read when asked."""
-        records = self.files_at(result.paths())
+        which the next run drops. Small ones came inside the result record; the rest are looked up in the
+        listing (polled: it may lag). Files the code made in /mnt/data stay there, read when asked; one that
+        can't be found is reported in `Run.notes`."""
         specs = result.frame_specs
-        figures = [path for path in result.figures if path in records]
+        needed = [path for path in result.paths() if path not in result.inline]
+        records = self.files_at(needed, wait=LISTING_WAIT)
+        notes = list(result.notes)
+        figures = [path for path in result.figures if path in result.inline or path in records]
+        for path in result.figures:
+            if path not in figures:
+                notes.append(f"the run saved a figure ({path}) that the container's file list never showed")
 
         def read_value(spec: dict[str, Any]) -> Any:
-            record = records.get(spec["path"])
-            if record is None:
-                raise CellboxError(f"the run wrote {spec['path']} but it is not in the container's file list")
-            local = self.cache / f"{result.run_id}-{record.id}{posixpath.splitext(spec['path'])[1]}"
+            path = spec["path"]
+            local = self.cache / f"{result.run_id}-{posixpath.basename(path)}"
             try:
-                self._call(self.client.containers.files.download, self._id, record.id, local)
+                if path in result.inline:
+                    local.write_bytes(result.inline[path])
+                else:
+                    record = records.get(path)
+                    if record is None:
+                        raise CellboxError(
+                            f"the run wrote {path} but it did not appear in the container's file list within "
+                            f"{LISTING_WAIT:.0f}s; run the cell again, or check the backend's file listing."
+                        )
+                    local.write_bytes(self.content(record.id, wait=CONTENT_WAIT))
                 return frames.read(spec, local)
             finally:
                 local.unlink(missing_ok=True)  # read into memory (or failed): the copy on disk has done its job
 
         def fetch_figure(path: str) -> Artifact:
+            if path in result.inline:
+                data = result.inline[path]
+                record = ContainerFile.from_dict(
+                    {"id": "", "container_id": self._id, "path": path, "bytes": len(data), "source": "assistant"}
+                )
+                artifact = self.artifact(record)
+                artifact._cache = data
+                return artifact
             artifact = self.artifact(records[path])
             artifact.read()
             return artifact
 
         fetched = parallel(lambda job: fetch_figure(job) if isinstance(job, str) else read_value(job), specs + figures)
-        artifacts = [self.artifact(records[p]) for p in result.changed if p in records]
-        return result.to_run(fetched[: len(specs)], fetched[len(specs) :], artifacts)
+        artifacts = []
+        for path in result.changed:
+            record = records.get(path)
+            if record is None:
+                notes.append(
+                    f"the run wrote {path}, but it did not appear in the container's file list within "
+                    f"{LISTING_WAIT:.0f}s; `%container files` (Sandbox.files()) shows it once it does"
+                )
+                continue
+            if record.bytes is None and path in result.sizes:
+                record = ContainerFile.from_dict({**record.to_dict(), "bytes": result.sizes[path]})
+            artifacts.append(self.artifact(record))
+        run = result.to_run(fetched[: len(specs)], fetched[len(specs) :], artifacts)
+        run.notes = notes
+        return run
 
     def artifact(self, record: ContainerFile) -> Artifact:
         return Artifact(
             record,
-            lambda f: self._call(self.client.containers.files.content, self._id, f.id),
+            lambda f: self.content(f.id, wait=CONTENT_WAIT),
             lambda f, target: self._call(self.client.containers.files.download, self._id, f.id, target),
         )
 
     def pull(self, *patterns: str, to: str | Path = ".") -> list[Path]:
         """Download the files matching these globs (relative to /mnt/data) into folder `to`."""
         target = Path(to)
-        records = self.files()
+        records = self.files()  # uploads not yet moved into place are shown where they belong
         chosen: dict[str, ContainerFile] = {}
         for pattern in patterns:
             absolute = pattern if pattern.startswith("/") else f"{DATA_DIR}/{pattern}"

@@ -7,15 +7,22 @@ persist between runs like notebook cells.
 A run is described by a JSON request file and leaves a JSON result file plus output files beside it:
 
     request: {"run_id", "code", "result_path", "out_dir", "private_dir", "watch": "/mnt/data",
+              "place": [{"from": stored path, "to": wanted path}],
               "inputs": [{"name", "path", "format", "kind", ...}], "outputs": ["name", ...]}
     result:  {"run_id", "ok", "stdout", "stderr", "error": {"ename", "evalue", "traceback"} | null,
               "value": {...} | null, "outputs": {"name": {...}}, "figures": [path], "changed": [path],
-              "duration": seconds}
+              "sizes": {path: bytes}, "inline": {path: base64}, "notes": [text], "duration": seconds}
+
+A run starts at most once: its folder gets a `started` marker created exclusively, and a second start of the same
+run (a model that runs the loader again) prints `REFUSED_MARKER` and does nothing. Uploads land where the service
+puts them (OpenAI's example: `/mnt/data/<hex>-<name>`); `place` moves each where cellbox said it would be before
+the code runs. Small output files travel inside the result record (`inline`), saving the client a download.
 """
 
 from __future__ import annotations
 
 import ast
+import base64
 import io
 import json
 import os
@@ -25,13 +32,17 @@ import time
 import traceback
 from typing import Any
 
-RUNTIME_VERSION = 1
+RUNTIME_VERSION = 2
 MAX_TEXT = 2_000_000  # characters of stdout/stderr kept in the result record; the rest is summarised
 MAX_REPR = 100_000
 MAX_VALUE_ROWS = 100_000  # rows of a frame sent back for display as a cell's last value
 CELL_FILENAME = "<cell>"
 RESULT_MARKER = "cellbox-result: "
+REFUSED_MARKER = "cellbox-refused: "
 MAX_LOGGED_RESULT = 200_000
+MAX_INLINE_FILE = 64 * 1024  # output files this small travel inside the result record …
+MAX_INLINE_TOTAL = 128 * 1024  # … up to this much in all
+STARTED = "started"
 
 
 def _user_namespace() -> dict[str, Any]:
@@ -302,8 +313,11 @@ def _format_error(exc: BaseException) -> dict[str, Any]:
 
 
 def run(request_path: str) -> None:
-    """Run one request and print a one-line summary; the result file is written whatever the cell does."""
+    """Run one request and print a one-line summary; the result file is written whatever the cell does.
+    A run already started (the loader run a second time) is refused: nothing runs again."""
     result = execute(request_path)
+    if result is None:
+        return
     state = "ok" if result["ok"] else f"error {result['error']['ename']}"
     print(f"cellbox run {result['run_id']}: {state} in {result['duration']:.3f}s")
     record = json.dumps(result, default=str)
@@ -325,20 +339,70 @@ def _forget_earlier_runs(runs_dir: str, keep: str) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def execute(request_path: str) -> dict[str, Any]:
-    """Run one request; always writes the result file, whatever the cell does."""
+def _start(run_dir: str) -> bool:
+    """Mark the run started; False when it already was (the marker is created exclusively, once)."""
+    os.makedirs(run_dir, exist_ok=True)
+    try:
+        os.close(os.open(os.path.join(run_dir, STARTED), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return False
+    return True
+
+
+def _place(moves: list[dict[str, str]]) -> list[str]:
+    """Move uploads from where the service stored them to where cellbox said they would be; notes on failures."""
+    notes = []
+    for move in moves:
+        source, target = move["from"], move["to"]
+        if source == target:
+            continue
+        try:
+            os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+            os.replace(source, target)
+        except FileNotFoundError:
+            if not os.path.exists(target):
+                notes.append(f"the upload for {target} was not found at {source}; the file is missing")
+        except OSError as exc:
+            notes.append(f"could not move the upload {source} to {target}: {exc}")
+    return notes
+
+
+def _inline(paths: list[str]) -> dict[str, str]:
+    """The small files among `paths`, base64, within MAX_INLINE_TOTAL."""
+    inline: dict[str, str] = {}
+    total = 0
+    for path in paths:
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            continue
+        if size > MAX_INLINE_FILE or total + size > MAX_INLINE_TOTAL:
+            continue
+        with open(path, "rb") as f:
+            inline[path] = base64.b64encode(f.read()).decode("ascii")
+        total += size
+    return inline
+
+
+def execute(request_path: str) -> dict[str, Any] | None:
+    """Run one request; always writes the result file, whatever the cell does. None, doing nothing, when the
+    run was started before."""
     started = time.time()
     with open(request_path, encoding="utf-8") as f:
         request = json.load(f)
     out_dir = request["out_dir"]
     run_dir = os.path.dirname(out_dir)
+    if not _start(run_dir):
+        print(f"{REFUSED_MARKER}run {request['run_id']} was started before; not running it again")
+        return None
     _forget_earlier_runs(os.path.dirname(run_dir), keep=run_dir)
     os.makedirs(out_dir, exist_ok=True)
+    notes = _place(request.get("place") or [])
     watch = request.get("watch") or os.getcwd()
     skip = request.get("private_dir") or os.path.dirname(out_dir)  # cellbox's own files are not artifacts
     before = _snapshot(watch, skip)
     result: dict[str, Any] = {"run_id": request["run_id"], "ok": True, "error": None, "value": None}
-    result.update(outputs={}, figures=[], changed=[], runtime_version=RUNTIME_VERSION)
+    result.update(outputs={}, figures=[], changed=[], runtime_version=RUNTIME_VERSION, notes=notes)
     namespace = _user_namespace()
     stdout, stderr = _Capture(), _Capture()
     saved = sys.stdout, sys.stderr
@@ -381,6 +445,11 @@ def execute(request_path: str) -> dict[str, Any]:
         stderr.write(f"cellbox: could not save a figure: {exc}\n")
     after = _snapshot(watch, skip)
     result["changed"] = sorted(p for p, sig in after.items() if before.get(p) != sig)
+    result["sizes"] = {p: after[p][0] for p in result["changed"]}
+    value = result["value"] or {}
+    small = [spec["path"] for spec in result["outputs"].values() if spec.get("path")]
+    small += [value["path"]] if value.get("path") else []
+    result["inline"] = _inline(small + result["figures"])
     result["stdout"], result["stderr"] = stdout.value(), stderr.value()
     result["duration"] = round(time.time() - started, 6)
     temp = request["result_path"] + ".tmp"
