@@ -17,10 +17,23 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         yield srv
 
 
+def sdk(server: RunningServer, **options) -> openai.OpenAI:
+    """The official SDK against a local server, validating every answer strictly against its types."""
+    return openai.OpenAI(
+        base_url=server.base_url, api_key=server.token, max_retries=0, _strict_response_validation=True, **options
+    )
+
+
 @pytest.fixture
 def client(server: RunningServer):
-    with openai.OpenAI(base_url=server.base_url, api_key=server.token, max_retries=0) as c:
+    with sdk(server) as c:
         yield c
+
+
+# Test modules cannot import conftest (--import-mode=importlib): they get `sdk` as a fixture.
+@pytest.fixture(name="sdk")
+def sdk_fixture():
+    return sdk
 
 
 @pytest.fixture

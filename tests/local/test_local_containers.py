@@ -113,9 +113,40 @@ def test_unknown_route_is_404_in_openai_shape(http):
     assert r.json()["error"]["message"] == "Invalid URL (GET /v1/nothing-here)"
 
 
-def test_operations_refresh_last_active_at_but_looking_does_not(client: openai.OpenAI, container):
+def _past_last_active(created) -> None:
     # last_active_at counts whole seconds: once the clock is past its second, any refresh would show.
-    wait_until(lambda: time.time() >= container.last_active_at + 1, what="the clock to pass last_active_at")
-    assert client.containers.retrieve(container.id).last_active_at == container.last_active_at
-    client.containers.files.list(container_id=container.id)
-    assert client.containers.retrieve(container.id).last_active_at > container.last_active_at
+    wait_until(lambda: time.time() >= created.last_active_at + 1, what="the clock to pass last_active_at")
+
+
+def _listed(client: openai.OpenAI, container_id: str):
+    return next(c for c in client.containers.list(limit=100) if c.id == container_id)
+
+
+def test_listing_containers_is_not_an_operation_on_them(client: openai.OpenAI, container):
+    _past_last_active(container)
+    assert _listed(client, container.id).last_active_at == container.last_active_at
+
+
+def test_retrieving_a_container_refreshes_last_active_at(client: openai.OpenAI, container):
+    # OpenAI's guide: "any container operation, like retrieving the container, or adding or deleting files".
+    _past_last_active(container)
+    retrieved = client.containers.retrieve(container.id)
+    assert retrieved.last_active_at > container.last_active_at
+    assert _listed(client, container.id).last_active_at == retrieved.last_active_at
+
+
+@pytest.mark.parametrize("operation", ["list files", "upload", "retrieve file", "content", "delete file", "run"])
+def test_every_operation_on_a_container_refreshes_last_active_at(client: openai.OpenAI, container, run, operation):
+    up = client.containers.files.create(container_id=container.id, file=("a.txt", b"a"))
+    before = _listed(client, container.id)
+    _past_last_active(before)
+    files = client.containers.files
+    {
+        "list files": lambda: files.list(container_id=container.id),
+        "upload": lambda: files.create(container_id=container.id, file=("b.txt", b"b")),
+        "retrieve file": lambda: files.retrieve(up.id, container_id=container.id),
+        "content": lambda: files.content.retrieve(up.id, container_id=container.id).read(),
+        "delete file": lambda: files.delete(up.id, container_id=container.id),
+        "run": lambda: run(client, container.id, "1"),
+    }[operation]()
+    assert _listed(client, container.id).last_active_at > before.last_active_at

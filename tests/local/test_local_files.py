@@ -82,9 +82,14 @@ def test_upload_through_a_planted_symlink_is_refused(client, http, server, conta
 
 
 def test_missing_file_part_is_400(http, container):
-    r = http.post(f"/containers/{container.id}/files", files={"other": ("x.txt", b"x")})
+    r = http.post(f"/containers/{container.id}/files", files={"file_id": (None, "")})
     assert r.status_code == 400
     assert r.json()["error"]["param"] == "file"
+    r = http.post(f"/containers/{container.id}/files", files={"other": ("x.txt", b"x")})
+    assert r.status_code == 400
+    assert r.json()["error"] | {"message": ""} == {
+        "message": "", "type": "invalid_request_error", "param": "other", "code": "unknown_parameter"
+    }  # fmt: skip
     r = http.post(f"/containers/{container.id}/files", json={})
     assert r.status_code == 400
     assert r.json()["error"]["param"] == "file_id"

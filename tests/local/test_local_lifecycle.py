@@ -21,7 +21,7 @@ def fast_clock(tmp_path):
 
 
 def _sdk(srv):
-    return openai.OpenAI(base_url=srv.base_url, api_key=srv.token, max_retries=0)
+    return openai.OpenAI(base_url=srv.base_url, api_key=srv.token, max_retries=0, _strict_response_validation=True)
 
 
 def test_expired_container_reports_expired_and_refuses_use(fast_clock, run):
@@ -31,9 +31,10 @@ def test_expired_container_reports_expired_and_refuses_use(fast_clock, run):
         folder = fast_clock.data_dir / "containers" / created.id
         assert folder.is_dir()
         kernels = _wait_for_children(fast_clock.process.pid, 2)  # its kernel, and the refilled warm one
-        # Expired within 10 s of a 2 s expiry (the default of 20 minutes would be 20 s here); looking does not
-        # count as use, so polling the status cannot keep it alive.
-        wait_until(lambda: c.containers.retrieve(created.id).status == "expired", what="the container to expire")
+        # Expired within 10 s of a 2 s expiry (the default of 20 minutes would be 20 s here). Listing containers
+        # is not an operation on them, so polling the list cannot keep it alive (retrieving it would).
+        wait_until(lambda: _listed_status(c, created.id) == "expired", what="the container to expire")
+        assert c.containers.retrieve(created.id).status == "expired"  # shown, never revived
         assert not folder.exists()  # files are gone
         assert len(_children(fast_clock.process.pid)) == kernels - 1  # and so is its kernel
         for method, path in [
@@ -54,13 +55,21 @@ def test_expired_container_reports_expired_and_refuses_use(fast_clock, run):
         assert created.id not in {x.id for x in c.containers.list()}
 
 
-def test_activity_keeps_a_container_alive(fast_clock, run, logs):
+def _listed_status(c: openai.OpenAI, container_id: str) -> str:
+    return next(x.status for x in c.containers.list(limit=100) if x.id == container_id)
+
+
+@pytest.mark.parametrize("operation", ["list files", "retrieve"])
+def test_activity_keeps_a_container_alive(fast_clock, run, logs, operation):
     with _sdk(fast_clock) as c:
         created = c.containers.create(name="busy", expires_after={"anchor": "last_active_at", "minutes": 3})
         run(c, created.id, "state = 'alive'")
         for _ in range(8):  # 4 s in all, past the 3 s expiry, but never 3 s idle
             time.sleep(0.5)
-            c.containers.files.list(container_id=created.id)
+            if operation == "retrieve":
+                assert c.containers.retrieve(created.id).status == "running"
+            else:
+                c.containers.files.list(container_id=created.id)
         assert logs(run(c, created.id, "print(state)")[0]) == "alive\n"
 
 

@@ -9,8 +9,9 @@ Modules, one concept each::
     records.py     records shaped like the cloud's
     options.py     the server's options, declared once (flags, wiring, tests)
     ids.py         the ids the server issues, and the check that a string is one
-    errors.py      errors in the OpenAI shape
-    middleware.py  bearer-token auth, injected latency
+    errors.py      errors in the OpenAI shape (and OCI's)
+    middleware.py  bearer-token auth, injected latency and faults, OCI's error shape and required project
+    listing.py     file listings that lag behind the files (--listing-lag-ms)
     uploads.py     streaming multipart parsing into a temp file
     store.py       SQLite metadata and file bytes in the data dir (atomic renames)
     safepath.py    paths under /mnt/data that cannot escape it (no symlink following); bounded scans, deep removals
@@ -18,10 +19,27 @@ Modules, one concept each::
     kernel.py      one ipykernel per container over jupyter_client (ipc transport)
     pool.py        warm kernels for fast creates
     containers.py  live containers: kernels, locks, expiry
-    responses.py   the `cellbox-local` model behind POST /v1/responses
+    responses.py   POST /v1/responses requests (every documented field) and the records of a Response
+    model.py       the `cellbox-local` model: its calls, tool_choice and max_tool_calls, its --model-quirks
+    stored.py      responses being made and kept: GET/DELETE/cancel, background runs, bounded storage
     server.py      wiring, uvicorn, the endpoint file; cli.py: `cellbox serve`
 
-Behaviour a client can rely on (where the cloud's is unknown, this is what its users would expect):
+Behaviour a client can rely on (where the cloud's is unknown, this is what its users would expect). Sources:
+shared/reference/cloud-behaviour.md ([Doc] documented, [Obs] reported); deviations from the cloud are marked
+"Deviation".
+
+- Profiles (`--profile`, a set of option values, options.PROFILES): `openai` stores uploads at
+  `/mnt/data/<32 hex>-<basename>` ([Doc] OpenAI's upload example; the folders of a name with `/` are dropped,
+  the record's `path` says where it landed); `oci` answers every error as `{"code", "message"}` with an
+  `opc-request-id` header ([Obs]; codes by status: 400 InvalidParameter or MissingParameter, 401
+  NotAuthenticated, 404 NotAuthorizedOrNotFound, 429 TooManyRequests, 500 InternalServerError...), a wrong
+  token as 404 NotAuthorizedOrNotFound "Authorization failed or requested resource not found" ([Obs]), and any
+  request without an `OpenAI-Project` header as 400 MissingParameter ([Doc] projects are required). Without a
+  profile the server keeps the documented API semantics. `--listing-lag-ms` and `--model-quirks`: listing.py and
+  model.py.
+- Unknown request fields (JSON bodies of every endpoint, multipart form fields) answer 400 `unknown_parameter`
+  naming the field: `Unknown parameter: 'foo'.`, param `foo` (nested: `expires_after.foo`), as OpenAI does
+  [Obs]. Every documented field is known (responses.py says what the model does with each).
 
 - For tests and benchmarks: `--latency-ms N` delays every response; `--error-rate R` answers that share of
   authenticated requests with a retryable 503 (code `injected_fault`, `Retry-After: 0`) before they do anything.
@@ -33,12 +51,14 @@ Behaviour a client can rely on (where the cloud's is unknown, this is what its u
   first by default; `after` works even for an id deleted since. A path id of any other shape is a 404 before
   anything touches the disk.
 - Containers: `status` is `running` or `expired`; `memory_limit` defaults to `1g`; `expires_after` defaults to
-  20 minutes after `last_active_at` (1 to 1440 minutes accepted); every use of a container (any file
-  operation, a run) refreshes `last_active_at`; looking at it (retrieve, list) does not, so a panel that polls
-  does not keep containers alive. An expired container is still listed and retrievable
-  (status `expired`), its files and kernel are gone, and any other use answers 400 "Container is expired."
-  (code `container_expired`); deleting it works. `network_policy` is always `{"type": "disabled"}` (an
-  allowlist is refused with 400), `skills` are refused with 400.
+  20 minutes after `last_active_at` (1 to 1440 minutes accepted); every operation on a container refreshes
+  `last_active_at`, retrieving it included ([Doc] "any container operation, like retrieving the container, or
+  adding or deleting files"), so a panel must poll the container list, which is not an operation on any
+  container, never retrieve each one. An expired container can't come back: it is still listed and retrievable
+  (status `expired`: retrieving is how a client learns it is gone), its files and kernel are gone, and any other
+  use answers 400 "Container is expired." ([Obs]; code `container_expired`); deleting it works.
+  `network_policy` is always `{"type": "disabled"}` (an allowlist is refused with 400), `skills` are refused
+  with 400.
 - Container files: multipart `file` upload (the part's filename is the path under /mnt/data; `sub/x.csv` lands
   at `/mnt/data/sub/x.csv`; `..`, absolute paths other than `/mnt/data/...`, NUL or control characters, and
   names over 255 bytes a component or 1024 in all are refused with 400, param `file`), or JSON/multipart
@@ -56,12 +76,30 @@ Behaviour a client can rely on (where the cloud's is unknown, this is what its u
 - Responses: `model` is required (any name is accepted and echoed back); the request needs a
   `code_interpreter` tool whose `container` is an id or `{"type": "auto", "file_ids", "memory_limit"}`.
   With `stream: true` the answer is server-sent events (response.created ... code_interpreter_call.interpreting
-  ... output_text.delta ... response.completed) that the SDK's `responses.stream()` assembles. The code is
-  the first fenced python block of the input (the last user message when the input is a list), else the
-  whole text. Output: a `code_interpreter_call` (outputs only with `include:
-  ["code_interpreter_call.outputs"]`: one `logs` item with stdout, stderr, tracebacks and the last value, then
-  `image` items as data URLs) and an assistant message with the logs and a `container_file_citation` per
-  new or changed file. Call status: `completed` (also when the code raised: the traceback is in the logs),
-  `incomplete` (interrupted after the server's --exec-timeout), `failed` (the kernel died, e.g. out of
-  memory; it was restarted: variables lost, files kept). A client that disconnects interrupts its code.
+  ... output_text.delta ... output_text.annotation.added ... response.completed) that the SDK's
+  `responses.stream()` assembles. The code is the first fenced python block of the input (the last user message
+  when the input is a list), else the whole text. Output: a `code_interpreter_call` (outputs only with
+  `include: ["code_interpreter_call.outputs"]` [Obs]: one `logs` item with stdout, stderr, tracebacks and the
+  last value, then `image` items as data URLs) and an assistant message with the logs and a
+  `container_file_citation` per new or changed file. Call status: `completed` (also when the code raised: the
+  traceback is in the logs), `incomplete` (interrupted after the server's --exec-timeout), `failed` (the kernel
+  died, e.g. out of memory; it was restarted: variables lost, files kept). A client that disconnects
+  interrupts its code, unless the response is in the background. A run that fails (its container deleted
+  meanwhile) ends a stream with an `error` event and `response.failed` whose error code is `server_error` (the
+  SDK knows a fixed list of codes). Every answer passes the official SDK's strict response validation.
+- `tool_choice`: `"none"` gives a reply without any call; `"auto"`, `"required"`, `{"type":
+  "code_interpreter"}` and `{"type": "allowed_tools"}` naming code_interpreter give the call; a choice of a tool
+  not in `tools` is a 400. `max_tool_calls` (at least 1) bounds the calls of one response ([Doc] further
+  attempts are ignored); `parallel_tool_calls` is echoed, and either value is honoured: the model's calls never
+  run in parallel.
+- Stored responses: `store` (default true) keeps a response for `GET /v1/responses/{id}` (`include` there can
+  ask for outputs too) and `DELETE /v1/responses/{id}`; with `store: false` they answer 404. A response id
+  (`resp_` + 48 hex) of another shape is a 404 before anything else. `background: true` (needs `store`) answers
+  at once with status `queued`, then `in_progress`, polled with GET to `completed`; `POST
+  /v1/responses/{id}/cancel` interrupts its code and answers once it stopped, status `cancelled` (a finished one
+  is returned as it is); cancelling a response that is not in the background is 400 "Cannot cancel a
+  synchronous response." ([Doc] only background responses can be cancelled). `GET ...?stream=true
+  &starting_after=N` streams a background response's events again. Deviation: stored responses live in memory,
+  bounded (the newest 1,000 finished, 64 MiB; at most 100 background ones running, more answer 429), and do
+  not survive a restart (the cloud keeps them 30 days).
 """

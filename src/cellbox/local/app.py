@@ -1,7 +1,7 @@
 """The HTTP API under /v1: containers, container files, files and responses, declared as a route table.
 
 Handlers validate the request, call the store or the live containers, and shape the answer like the cloud's.
-Every error leaves as `{"error": {...}}` through errors.py.
+Every error leaves as `{"error": {...}}` through errors.py (or in OCI's shape, see middleware.py).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -17,14 +18,27 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from . import errors, responses, safepath
+from . import errors, ids, responses, safepath
 from .containers import Containers
 from .download import FileStream
 from .errors import APIError
-from .middleware import BearerAuth, Faults, Latency, RequestId
+from .listing import ListingLag
+from .middleware import BearerAuth, Faults, Latency, OciErrors, RequestId, RequireProject
+from .model import RequestCounter
 from .options import ServerOptions
-from .params import create_params, is_multipart, list_params, memory_limit_of, path_param, read_json
+from .params import (
+    CONTAINER_FILE_FIELDS,
+    FILE_FIELDS,
+    create_params,
+    is_multipart,
+    list_params,
+    memory_limit_of,
+    path_param,
+    read_json,
+    refuse_unknown,
+)
 from .records import container_file_json, container_json, file_json, page_json
+from .stored import StoredResponses, sse
 from .uploads import ensure, read_multipart
 
 
@@ -34,6 +48,14 @@ def containers_of(request: Request) -> Containers:
 
 def options_of(request: Request) -> ServerOptions:
     return request.app.state.options
+
+
+def lag_of(request: Request) -> ListingLag:
+    return request.app.state.listing_lag
+
+
+def stored_of(request: Request) -> StoredResponses:
+    return request.app.state.stored
 
 
 # -- containers -----------------------------------------------------------------------------------------------
@@ -75,17 +97,20 @@ async def create_container_file(request: Request) -> JSONResponse:
     if is_multipart(request):
         upload = await read_multipart(request, store.temp_path(), options_of(request).max_upload_bytes)
         try:
+            refuse_unknown(upload.fields, CONTAINER_FILE_FIELDS)
             if upload.path is None and upload.fields.get("file_id"):
                 return await _container_file_from_id(containers, container_id, upload.fields["file_id"])
             ensure(upload)
             assert upload.path is not None and upload.filename is not None
+            name = _stored_name(upload.filename, options_of(request))
             async with containers.lock(container_id):
                 containers.use(container_id)
-                row = _add(store, container_id, upload.filename, upload.path)
+                row = _add(store, container_id, name, upload.path)
         finally:
             upload.discard()
         return JSONResponse(container_file_json(row))
     body = await read_json(request)
+    refuse_unknown(body, CONTAINER_FILE_FIELDS)
     file_id = body.get("file_id")
     if not file_id:
         raise errors.missing("file_id")
@@ -111,6 +136,14 @@ async def _container_file_from_id(containers: Containers, container_id: str, fil
     return JSONResponse(container_file_json(row))
 
 
+def _stored_name(filename: str, options: ServerOptions) -> str:
+    """Where an upload lands under /mnt/data: its name, or (`--upload-names prefixed`, as OpenAI's example
+    answers "/mnt/data/<32 hex>-<name>") 32 random hex digits, a dash and its basename: folders are dropped."""
+    if options.upload_names != "prefixed":
+        return filename
+    return f"{secrets.token_hex(16)}-{filename.rsplit('/', 1)[-1]}"
+
+
 def _add(store, container_id: str, filename: str, path) -> dict:
     try:
         return store.add_container_file(container_id, filename, path, "user")
@@ -128,6 +161,7 @@ async def list_container_files(request: Request) -> JSONResponse:
     limit, order, after = list_params(request)
     containers.use(container_id)
     page = containers.store.list_container_files(container_id, limit, order, after)
+    page.rows = lag_of(request).shown(page.rows)
     return JSONResponse(page_json(page, container_file_json))
 
 
@@ -136,13 +170,14 @@ def _container_file(request: Request) -> dict:
     container_id, file_id = path_param(request, "container_id"), path_param(request, "file_id")
     containers.use(container_id)
     row = containers.store.get_container_file(container_id, file_id)
-    if row is None:
+    if row is None or lag_of(request).phase(file_id) == "hidden":
         raise errors.not_found("container file", file_id, param="file_id")
     return row
 
 
 async def retrieve_container_file(request: Request) -> JSONResponse:
-    return JSONResponse(container_file_json(_container_file(request)))
+    row = _container_file(request)
+    return JSONResponse(container_file_json(lag_of(request).shown([row])[0]))
 
 
 async def delete_container_file(request: Request) -> JSONResponse:
@@ -157,6 +192,9 @@ async def delete_container_file(request: Request) -> JSONResponse:
 
 async def container_file_content(request: Request) -> FileStream:
     row = _container_file(request)
+    if lag_of(request).phase(row["id"]) is not None:  # the words a cloud was seen to answer (listing.py)
+        message = f"File {row['id']} not found on container {row['container_id']}"
+        raise APIError(404, message, param="file_id", code="not_found")
     try:
         fd = containers_of(request).store.open_container_file(row["container_id"], row)
     except OSError:
@@ -173,6 +211,8 @@ async def create_file(request: Request) -> JSONResponse:
     store = containers_of(request).store
     upload = await read_multipart(request, store.temp_path(), options_of(request).max_upload_bytes)
     try:
+        # `expires_after` is accepted and ignored: files on the local server never expire.
+        refuse_unknown(upload.fields, FILE_FIELDS)
         ensure(upload)
         purpose = upload.fields.get("purpose")
         if not purpose:
@@ -223,7 +263,10 @@ async def file_content(request: Request) -> FileStream:
 
 async def create_response(request: Request) -> JSONResponse | StreamingResponse:
     parsed = responses.parse(await read_json(request))
-    containers = containers_of(request)
+    containers, stored = containers_of(request), stored_of(request)
+    previous = parsed.body.get("previous_response_id")
+    if previous is not None and not (ids.is_response_id(previous) and stored.has(previous)):
+        raise errors.not_found("previous response", previous, param="previous_response_id")
     if isinstance(parsed.container, dict):
         spec = parsed.container
         memory_limit = memory_limit_of(spec.get("memory_limit"))
@@ -234,33 +277,59 @@ async def create_response(request: Request) -> JSONResponse | StreamingResponse:
         container_id = row["id"]
     else:
         container_id = parsed.container
+    containers.use(container_id)  # 404 or 400 (expired) now, before anything starts
+    lag = lag_of(request)
+
+    async def execute(code: str):
+        result, changed = await containers.execute(container_id, code)
+        lag.wrote(changed)
+        return result, changed
+
+    nth = request.app.state.requests_per_container.next(container_id)
+    run = stored.start(parsed, container_id, execute, options_of(request).quirks, nth)
     if parsed.stream:
-        events = responses.stream(parsed, container_id, lambda: detached(containers.execute(container_id, parsed.code)))
-        containers.use(container_id)  # fail before the stream starts for an unknown or expired container
-        # Starlette's streaming response cancels the events when the client goes away, which interrupts the code.
+        # Starlette's streaming response stops the events when the client goes away, which cancels the run
+        # (interrupting the code) unless it is in the background.
         headers = {"cache-control": "no-cache"}
+        return StreamingResponse(sse(run, False), media_type="text/event-stream; charset=utf-8", headers=headers)
+    if parsed.background:
+        return JSONResponse(run.shown())
+    await until_disconnect(request, run.task)
+    if run.failure is not None:
+        raise run.failure
+    return JSONResponse(run.shown())
+
+
+def _includes_outputs(request: Request) -> bool:
+    return responses.OUTPUTS in request.query_params.getlist("include") + request.query_params.getlist("include[]")
+
+
+async def retrieve_response(request: Request) -> JSONResponse | StreamingResponse:
+    run = stored_of(request).get(path_param(request, "response_id"))
+    if request.query_params.get("stream") == "true":
+        if not run.keep_events:
+            raise errors.invalid("Only background responses can be streamed again.", "stream")
+        raw = request.query_params.get("starting_after", "-1")
+        after = int(raw) if raw.lstrip("-").isdigit() else -1
+        headers = {"cache-control": "no-cache"}
+        events = sse(run, _includes_outputs(request), after)
         return StreamingResponse(events, media_type="text/event-stream; charset=utf-8", headers=headers)
-    result, changed = await until_disconnect(request, containers.execute(container_id, parsed.code))
-    return JSONResponse(responses.build(parsed, container_id, result, changed))
+    return JSONResponse(run.shown(_includes_outputs(request)))
+
+
+async def delete_response(request: Request) -> JSONResponse:
+    response_id = path_param(request, "response_id")
+    stored_of(request).delete(response_id)
+    return JSONResponse({"id": response_id, "object": "response", "deleted": True})
+
+
+async def cancel_response(request: Request) -> JSONResponse:
+    run = await stored_of(request).cancel(path_param(request, "response_id"))
+    return JSONResponse(run.shown())
 
 
 class ClientGone(Exception):
     pass
-
-
-async def detached(work):
-    """Awaits `work` in a task of its own, which a cancellation of the caller cancels exactly once.
-
-    StreamingResponse stops a stream whose client left by cancelling an anyio scope, which cancels every later
-    await too; the run must get one plain cancellation instead, so it can interrupt the code and wait (holding
-    the kernel) until the code has stopped.
-    """
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
 
 
 async def until_disconnect(request: Request, work):
@@ -307,6 +376,9 @@ ROUTES = [
     Route("/v1/files/{file_id}", delete_file, methods=["DELETE"]),
     Route("/v1/files/{file_id}/content", file_content, methods=["GET"]),
     Route("/v1/responses", create_response, methods=["POST"]),
+    Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
+    Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
+    Route("/v1/responses/{response_id}/cancel", cancel_response, methods=["POST"]),
 ]
 
 
@@ -316,10 +388,13 @@ async def _client_gone(request: Request, exc: Exception) -> JSONResponse:
 
 
 def build_app(containers: Containers, options: ServerOptions, token: str, lifespan=None) -> Starlette:
+    oci = options.error_shape == "oci"
     middleware = [
         Middleware(Latency, delay_ms=options.latency_ms),
-        Middleware(RequestId),
-        Middleware(BearerAuth, token=token),
+        Middleware(RequestId, oci=oci),
+        *([Middleware(OciErrors)] if oci else []),
+        Middleware(BearerAuth, token=token, oci=oci),
+        *([Middleware(RequireProject)] if options.require_project else []),
         Middleware(Faults, rate=options.error_rate),
     ]
     app = Starlette(
@@ -336,4 +411,7 @@ def build_app(containers: Containers, options: ServerOptions, token: str, lifesp
     )
     app.state.containers = containers
     app.state.options = options
+    app.state.listing_lag = ListingLag(options.listing_lag_ms)
+    app.state.stored = StoredResponses()
+    app.state.requests_per_container = RequestCounter()
     return app

@@ -75,8 +75,9 @@ class Containers:
 
     def use(self, container_id: str, *, touch: bool = True) -> dict:
         """The container's record for an operation on it: 404 if unknown, 400 if expired; refreshes activity
-        unless `touch` is false (looking at a container is not using it: a panel that polls its status must
-        not keep it alive forever)."""
+        (`last_active_at`) unless `touch` is false. Every operation on a container counts, retrieving it included
+        (OpenAI's guide: "any container operation, like retrieving the container, or adding or deleting files");
+        listing containers is not an operation on any of them."""
         row = self.store.get_container(container_id)
         if row is None:
             raise errors.not_found("container", container_id, param="container_id")
@@ -100,9 +101,10 @@ class Containers:
         return row
 
     def retrieve(self, container_id: str) -> dict:
-        """Like use(), but an expired container is shown (status `expired`) rather than refused."""
+        """Like use() (so it refreshes activity), but an expired container is shown (status `expired`) rather than
+        refused: retrieving is how a client learns that a container is gone."""
         try:
-            return self.use(container_id, touch=False)
+            return self.use(container_id)
         except errors.APIError as exc:
             if exc.status != 400:
                 raise

@@ -1,6 +1,8 @@
 """Errors in the OpenAI shape: `{"error": {"message", "type", "param", "code"}}` with the right status.
 
 Handlers raise `APIError` (or one of the helpers below); the app turns it into a JSON response in one place.
+With `--error-shape oci` (`--profile oci`) the middleware turns every error answer into OCI's gateway shape
+`{"code", "message"}` (oci_body below).
 """
 
 from __future__ import annotations
@@ -44,6 +46,15 @@ def missing(param: str) -> APIError:
     return APIError(400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
 
 
+def unknown_parameter(param: str) -> APIError:
+    # OpenAI's words for a field it does not know, e.g. "Unknown parameter: 'parent_id'."
+    return APIError(400, f"Unknown parameter: '{param}'.", param=param, code="unknown_parameter")
+
+
+def unsupported_parameter(param: str, message: str) -> APIError:
+    return APIError(400, message, param=param, code="unsupported_parameter")
+
+
 def not_found(kind: str, object_id: str, param: str | None = None) -> APIError:
     return APIError(404, f"No {kind} found with id '{object_id}'.", param=param, code="not_found")
 
@@ -55,6 +66,30 @@ def expired() -> APIError:
 
 def too_large(limit: int) -> APIError:
     return APIError(413, f"File too large: the limit is {limit} bytes.", param="file", code="file_too_large")
+
+
+# OCI's gateway error codes by status (docs.oracle.com, API errors); the OpenAI code picks among the 400s.
+_OCI_CODES = {
+    400: "InvalidParameter",
+    401: "NotAuthenticated",
+    404: "NotAuthorizedOrNotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    413: "PayloadTooLarge",
+    416: "InvalidParameter",
+    429: "TooManyRequests",
+    499: "ClientClosedRequest",
+    500: "InternalServerError",
+    503: "ServiceUnavailable",
+}
+
+
+def oci_body(status: int, error: dict) -> dict:
+    """An OpenAI-shaped error's fields as OCI's gateway answers them: `{"code", "message"}`."""
+    code = _OCI_CODES.get(status, "InvalidParameter" if status < 500 else "InternalServerError")
+    if error.get("code") == "missing_required_parameter":
+        code = "MissingParameter"
+    return {"code": code, "message": error.get("message") or "Request failed"}
 
 
 def error_response(exc: APIError) -> JSONResponse:

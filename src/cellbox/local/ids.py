@@ -23,6 +23,7 @@ _last_stamp = 0
 CONTAINER = re.compile(r"cntr_[0-9a-f]{48}")
 CONTAINER_FILE = re.compile(r"cfile_[0-9a-f]{32}")
 FILE = re.compile(r"file-[0-9a-f]{16}[0-9A-Za-z]{6}")
+RESPONSE = re.compile(r"resp_[0-9a-f]{48}")
 
 
 def _stamp() -> int:
@@ -51,6 +52,15 @@ def new_file_id() -> str:
     return "file-" + _time_hex() + "".join(secrets.choice(_BASE62) for _ in range(6))
 
 
+def new_response_id() -> str:
+    return "resp_" + _time_hex() + secrets.token_hex(16)
+
+
+def new_item_id(prefix: str) -> str:
+    """The id of an item in a response (`ci_...`, `msg_...`): never looked up, so only unique."""
+    return prefix + _time_hex() + secrets.token_hex(16)
+
+
 def is_container_id(value: str) -> bool:
     return CONTAINER.fullmatch(value) is not None
 
@@ -61,3 +71,7 @@ def is_container_file_id(value: str) -> bool:
 
 def is_file_id(value: str) -> bool:
     return FILE.fullmatch(value) is not None
+
+
+def is_response_id(value: str) -> bool:
+    return RESPONSE.fullmatch(value) is not None

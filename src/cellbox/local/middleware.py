@@ -1,5 +1,5 @@
-"""ASGI middleware: request ids, bearer-token auth on every request, and injected latency and faults for tests
-and benchmarks."""
+"""ASGI middleware: request ids, bearer-token auth on every request, injected latency and faults for tests
+and benchmarks, and OCI's gateway manners (`--profile oci`): its error shape and its required project."""
 
 from __future__ import annotations
 
@@ -11,13 +11,19 @@ import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import errors
+
+OCI_AUTHORIZATION_FAILED = "Authorization failed or requested resource not found"
+
 
 class BearerAuth:
-    """401 in the OpenAI shape unless `Authorization: Bearer <token>` matches (constant-time compare)."""
+    """401 in the OpenAI shape unless `Authorization: Bearer <token>` matches (constant-time compare). As OCI's
+    gateway (`oci`), a wrong key is an authorization failure: 404 NotAuthorizedOrNotFound."""
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    def __init__(self, app: ASGIApp, token: str, oci: bool = False) -> None:
         self.app = app
         self._expected = f"Bearer {token}".encode()
+        self._oci = oci
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -31,7 +37,10 @@ class BearerAuth:
         if hmac.compare_digest(given, self._expected):
             await self.app(scope, receive, send)
             return
-        if given:
+        status = 401
+        if given and self._oci:
+            status, message, code = 404, OCI_AUTHORIZATION_FAILED, "not_found"
+        elif given:
             message, code = "Incorrect API key provided.", "invalid_api_key"
         else:
             message = (
@@ -45,7 +54,7 @@ class BearerAuth:
         await send(
             {
                 "type": "http.response.start",
-                "status": 401,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
@@ -77,10 +86,12 @@ class Latency:
 
 
 class RequestId:
-    """`x-request-id` on every response, as the cloud sends it (clients show it in their errors)."""
+    """`x-request-id` on every response, as the cloud sends it (clients show it in their errors); OCI's gateway
+    sends it as `opc-request-id` (`oci`: both)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, oci: bool = False) -> None:
         self.app = app
+        self._names = [b"x-request-id", b"opc-request-id"] if oci else [b"x-request-id"]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,7 +101,8 @@ class RequestId:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id)]}
+                ids = [(name, request_id) for name in self._names]
+                message = {**message, "headers": [*message.get("headers", []), *ids]}
             await send(message)
 
         await self.app(scope, receive, send_with_id)
@@ -112,3 +124,63 @@ class Faults:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 503, "headers": [*headers, (b"retry-after", b"0")]})
         await send({"type": "http.response.body", "body": body})
+
+
+async def _send_json(send: Send, status: int, body: dict, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    data = json.dumps(body).encode()
+    fixed = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": [*(headers or []), *fixed]})
+    await send({"type": "http.response.body", "body": data})
+
+
+class OciErrors:
+    """Every error answer in OCI's gateway shape `{"code", "message"}` (errors.oci_body), whoever made it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        body = bytearray()
+
+        async def reshape(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                start = message
+                return
+            if start is None or message["type"] != "http.response.body":
+                await send(message)
+                return
+            body.extend(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            try:
+                error = json.loads(body)["error"]
+            except (ValueError, KeyError, TypeError):
+                error = {"message": body.decode("utf-8", "replace")}
+            replaced = (b"content-type", b"content-length")
+            kept = [(k, v) for k, v in start.get("headers", []) if k.lower() not in replaced]
+            await _send_json(send, start["status"], errors.oci_body(start["status"], error), kept)
+
+        await self.app(scope, receive, reshape)
+
+
+class RequireProject:
+    """400 unless the request names a project (`OpenAI-Project`), as OCI's OpenAI-compatible API requires."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or any(k == b"openai-project" and v.strip() for k, v in scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        error = errors.missing("OpenAI-Project")
+        error.message = (
+            "Missing the OpenAI-Project header: OCI's OpenAI-compatible API needs a Generative AI project OCID "
+            "on every request (cellbox sends CELLBOX_PROJECT)."
+        )
+        await _send_json(send, error.status, error.body())

@@ -3,7 +3,8 @@ come from `ServerOptions`.
 
 Each field's metadata holds its help text (None: a flag for tests only, hidden from `--help`); the field's
 name is its flag (`max_upload_mb` is `--max-upload-mb`), and a profile that makes the server behave like a given
-service is just a set of field values.
+service is just a set of field values (PROFILES): `--profile oci` sets `error_shape="oci"` and
+`require_project=True`, and a field given explicitly wins over its profile's value.
 """
 
 from __future__ import annotations
@@ -18,8 +19,40 @@ from typing import Any
 DEFAULT_PORT = 8765
 
 
-def _help(text: str | None) -> dict[str, str | None]:
-    return {"help": text}
+def _help(text: str | None, choices: tuple[str, ...] | None = None, convert: Any = None) -> dict[str, object]:
+    return {"help": text, "choices": choices, "convert": convert}
+
+
+# What each cloud does that the documented API does not say (shared/reference/cloud-behaviour.md has the sources).
+PROFILES: dict[str, dict[str, Any]] = {
+    # OpenAI's upload example answers "/mnt/data/<32 hex>-<name>": the service prefixes what it stores.
+    "openai": {"upload_names": "prefixed"},
+    # OCI's gateway: {"code", "message"} errors with opc-request-id, 404 NotAuthorizedOrNotFound for an
+    # authorization failure, and a Generative AI project (the OpenAI-Project header) required on every request.
+    "oci": {"error_shape": "oci", "require_project": True},
+}
+
+# The model's misbehaviours --model-quirks can turn on (responses.py says when each happens).
+QUIRKS = ("rerun-on-error", "reformat", "no-call", "incomplete", "ignore-limits")
+
+
+def parse_quirks(text: str | None) -> frozenset[str]:
+    """The quirks a --model-quirks value turns on ('all' or a comma list); ValueError naming an unknown one."""
+    given = {q.strip() for q in (text or "").split(",") if q.strip()}
+    if "all" in given:
+        return frozenset(QUIRKS)
+    unknown = given - set(QUIRKS)
+    if unknown:
+        raise ValueError(f"unknown model quirk(s) {', '.join(sorted(unknown))}: expected all or {', '.join(QUIRKS)}")
+    return frozenset(given)
+
+
+def _quirks_flag(text: str) -> str:
+    try:
+        parse_quirks(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 @dataclass
@@ -51,9 +84,74 @@ class ServerOptions:
         default=None,
         metadata=_help("CPUs one container may use, e.g. 1.5 (default: all of the host's but one, at least 1)"),
     )
+    profile: str | None = field(
+        default=None,
+        metadata=_help(
+            "behave like a real service: 'openai' stores uploads as /mnt/data/<32 hex>-<basename>; 'oci' answers "
+            "errors as {code, message} with opc-request-id, an authorization failure as 404 "
+            "NotAuthorizedOrNotFound, and refuses requests without an OpenAI-Project header",
+            choices=tuple(PROFILES),
+        ),
+    )
+    model_quirks: str | None = field(
+        default=None,
+        metadata=_help(
+            "make the cellbox-local model misbehave the way an LLM may: 'all' or a comma list of "
+            + ", ".join(QUIRKS)
+            + ". rerun-on-error: code that raised is run again in a second call (unless max_tool_calls is 1); "
+            "reformat: every call's code is restyled (quotes, spacing), same meaning; no-call and incomplete: the "
+            "2nd, 5th, 8th... request on a container gets a reply without a call, or a call that ends incomplete "
+            "without running (both on: no-call on the 2nd, 8th..., incomplete on the 5th, 11th...; the 1st request "
+            "and the one after each quirky one are always clean); ignore-limits: max_tool_calls and tool_choice "
+            "are ignored",
+            convert=_quirks_flag,
+        ),
+    )
+    listing_lag_ms: float = field(
+        default=0.0,
+        metadata=_help(
+            "files written by code are missing from file lists for this long after the run, then listed for as "
+            "long again with bytes null and content answering 404, as clouds have been seen to do (default: 0)"
+        ),
+    )
+    upload_names: str = field(
+        default="as-named",
+        metadata=_help(
+            "where an upload lands: 'as-named' (/mnt/data/<its name>, folders kept) or 'prefixed' "
+            "(/mnt/data/<32 hex>-<basename>, like OpenAI's example); --profile openai sets 'prefixed'",
+            choices=("as-named", "prefixed"),
+        ),
+    )
+    error_shape: str = field(
+        default="openai",
+        metadata=_help(
+            "errors as OpenAI's {error: {message, type, param, code}} or OCI's {code, message} with "
+            "opc-request-id; --profile oci sets 'oci'",
+            choices=("openai", "oci"),
+        ),
+    )
+    require_project: bool = field(
+        default=False,
+        metadata=_help("refuse requests without an OpenAI-Project header, as OCI does; --profile oci sets it"),
+    )
     # For tests: how many seconds a minute of `expires_after` lasts, and where to write the endpoint file.
     seconds_per_minute: float = field(default=60.0, metadata=_help(None))
     endpoint_file: Path | None = field(default=None, metadata=_help(None))
+
+    def __post_init__(self) -> None:
+        if self.profile is not None:
+            if self.profile not in PROFILES:
+                raise ValueError(f"unknown profile {self.profile!r}: expected one of {', '.join(PROFILES)}")
+            defaults = {f.name: f.default for f in dataclasses.fields(self)}
+            for name, value in PROFILES[self.profile].items():
+                if getattr(self, name) == defaults[name]:
+                    setattr(self, name, value)
+        parse_quirks(self.model_quirks)  # refuse an unknown quirk now, not at the first request
+
+    @property
+    def quirks(self) -> frozenset[str]:
+        """The --model-quirks turned on."""
+        return parse_quirks(self.model_quirks)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -85,7 +183,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag(f.name), action="store_true", help=help_text)
             continue
         convert = Path if "Path" in kind else int if kind.startswith("int") else float if "float" in kind else str
-        parser.add_argument(flag(f.name), type=convert, default=f.default, help=help_text)
+        convert = f.metadata.get("convert") or convert
+        choices = f.metadata.get("choices")
+        parser.add_argument(flag(f.name), type=convert, default=f.default, choices=choices, help=help_text)
 
 
 def from_namespace(args: argparse.Namespace) -> ServerOptions:

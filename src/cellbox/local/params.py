@@ -1,9 +1,15 @@
 """Reading requests: JSON bodies, list parameters, ids from the URL and the container-create body, validated
-into plain values or refused with the OpenAI-shaped error that names the parameter."""
+into plain values or refused with the OpenAI-shaped error that names the parameter.
+
+Every documented field of a request body is known (the OpenAPI document, the SDK's `*_create_params.py`); any
+other answers 400 `unknown_parameter` naming it ("Unknown parameter: 'foo'."), as OpenAI does, so a typo is
+never silently ignored.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 
 from starlette.requests import Request
 
@@ -13,6 +19,17 @@ from .launcher import MEMORY_LIMITS
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
 MAX_EXPIRY_MINUTES = 24 * 60
+
+CONTAINER_CREATE_FIELDS = ("name", "expires_after", "file_ids", "memory_limit", "network_policy", "skills")
+CONTAINER_FILE_FIELDS = ("file", "file_id")  # JSON body (file_id) or multipart (file, file_id)
+FILE_FIELDS = ("file", "purpose", "expires_after[anchor]", "expires_after[seconds]")  # multipart
+
+
+def refuse_unknown(body: dict, known: Collection[str], prefix: str = "") -> None:
+    """400 `unknown_parameter` for the first field of `body` that is not in `known` (`prefix` for nested ones)."""
+    for name in body:
+        if name not in known:
+            raise errors.unknown_parameter(f"{prefix}{name}")
 
 
 async def read_json(request: Request) -> dict:
@@ -57,6 +74,7 @@ def list_params(request: Request, max_limit: int = 100) -> tuple[int, str, str |
 _ISSUED = {
     "container_id": ("container", ids.is_container_id),
     "file_id": ("file", ids.is_file_id),
+    "response_id": ("response", ids.is_response_id),
 }
 
 
@@ -87,6 +105,7 @@ def memory_limit_of(value: object) -> str:
 
 
 def create_params(body: dict) -> tuple[str, int, str, list[str]]:
+    refuse_unknown(body, CONTAINER_CREATE_FIELDS)
     name = body.get("name")
     if name is None:
         raise errors.missing("name")
@@ -99,6 +118,7 @@ def create_params(body: dict) -> tuple[str, int, str, list[str]]:
     if expires is not None:
         if not isinstance(expires, dict):
             raise errors.invalid("Invalid 'expires_after': expected an object.", "expires_after")
+        refuse_unknown(expires, ("anchor", "minutes"), "expires_after.")
         if expires.get("anchor") != "last_active_at":
             raise errors.invalid("Invalid 'expires_after.anchor': expected 'last_active_at'.", "expires_after.anchor")
         minutes = expires.get("minutes")

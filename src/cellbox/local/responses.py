@@ -1,27 +1,66 @@
-"""The `cellbox-local` model behind `POST /v1/responses`: it runs the code it is given, deterministically.
+"""POST /v1/responses requests, read and checked, and the records a Response is made of, shaped like the cloud's.
 
-The code is the first fenced python block of the (last user) input, else the whole input text. The answer is a
-standard Response (or, with `stream: true`, the server-sent events that build one): a `code_interpreter_call`
-item (outputs only when `include` asks for `code_interpreter_call.outputs`, like the cloud) and an assistant
-message repeating the logs, with a `container_file_citation` for each file the code wrote. An exception in the
-code is not a failed call: as in the cloud, the call completes and the traceback is in its logs.
+Every field the SDK can send (`openai/types/responses/response_create_params.py`) is known; what the local
+model does with each:
+
+- honoured: `model` (any name, echoed), `input`, `tools` (a `code_interpreter` tool is required; others are
+  echoed and never called), `include` (`code_interpreter_call.outputs`), `stream`, `background`, `store`,
+  `tool_choice`, `max_tool_calls`, `parallel_tool_calls` (the local model never makes parallel calls: its calls
+  run one after another in the container's one kernel, which satisfies either value), `previous_response_id`
+  (must name a stored response; the model reads only the latest input anyway), `metadata`;
+- echoed, with no effect on a deterministic model: `instructions`, `temperature`, `top_p`, `max_output_tokens`,
+  `reasoning`, `truncation`, `user`, `safety_identifier`, `prompt_cache_key`, `prompt_cache_retention`,
+  `service_tier`, `top_logprobs`, `text` (plain text format only);
+- accepted and ignored: `stream_options`, `background_options`, `context_management`, `moderation`,
+  `prompt_cache_options`, `access_programs`, `image`;
+- refused with 400 `unsupported_parameter`: `conversation`, `prompt` (stored conversations and prompt templates
+  do not exist locally), a `text.format` other than text.
+
+Anything else is 400 `unknown_parameter`.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
+import copy
 import re
-import secrets
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import errors
 from .kernel import Execution
+from .params import refuse_unknown
 
 OUTPUTS = "code_interpreter_call.outputs"
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py|ipython)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+
+FIELDS = (
+    "model", "input", "tools", "include", "stream", "background", "store", "tool_choice", "max_tool_calls",
+    "parallel_tool_calls", "previous_response_id", "metadata", "instructions", "temperature", "top_p",
+    "max_output_tokens", "reasoning", "truncation", "user", "safety_identifier", "prompt_cache_key",
+    "prompt_cache_retention", "service_tier", "top_logprobs", "text", "stream_options", "background_options",
+    "context_management", "moderation", "prompt_cache_options", "access_programs", "image", "conversation", "prompt",
+)  # fmt: skip
+_UNSUPPORTED = {
+    "conversation": "Conversations are not available on the local server: send the whole input with each request.",
+    "prompt": "Prompt templates are not available on the local server: send the input itself.",
+}
+# Echoed fields and the JSON types the SDK's Response accepts for them (None is always accepted).
+_ECHOED: dict[str, tuple[type, ...]] = {
+    "instructions": (str,),
+    "temperature": (int, float),
+    "top_p": (int, float),
+    "max_output_tokens": (int,),
+    "user": (str,),
+    "safety_identifier": (str,),
+    "prompt_cache_key": (str,),
+    "top_logprobs": (int,),
+    "metadata": (dict,),
+    "previous_response_id": (str,),
+}
+_CHOICES = {
+    "truncation": ("auto", "disabled"),
+    "service_tier": ("auto", "default", "flex", "scale", "priority"),
+    "prompt_cache_retention": ("in_memory", "24h"),
+}
 
 
 @dataclass
@@ -31,23 +70,81 @@ class Request:
     container: str | dict  # a container id, or {"type": "auto", ...}
     include_outputs: bool
     stream: bool
+    background: bool
+    store: bool
+    may_call: bool  # what tool_choice allows: False for "none", or allowed_tools without code_interpreter
+    max_tool_calls: int | None
     body: dict
 
 
 def parse(body: object) -> Request:
     if not isinstance(body, dict):
         raise errors.invalid("The request body must be a JSON object.")
+    refuse_unknown(body, FIELDS)
+    for name, message in _UNSUPPORTED.items():
+        if body.get(name) is not None:
+            raise errors.unsupported_parameter(name, message)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise errors.missing("model")
-    stream = body.get("stream") or False
-    if not isinstance(stream, bool):
-        raise errors.invalid("Invalid 'stream': expected a boolean.", "stream")
+    stream, background = _flag(body, "stream", False), _flag(body, "background", False)
+    store = _flag(body, "store", True)
+    _flag(body, "parallel_tool_calls", True)
+    if background and not store:
+        raise errors.invalid("Background responses must be stored: `background: true` needs `store: true`.", "store")
     include = body.get("include") or []
-    if not isinstance(include, list):
+    if not isinstance(include, list) or not all(isinstance(item, str) for item in include):
         raise errors.invalid("`include` must be a list of strings.", "include")
-    container = _container(body.get("tools"))
-    return Request(model, extract_code(_input_text(body.get("input"))), container, OUTPUTS in include, stream, body)
+    _check_echoed(body)
+    tools = body.get("tools")
+    container = _container(tools)
+    code = extract_code(_input_text(body.get("input")))
+    return Request(
+        model,
+        code,
+        container,
+        OUTPUTS in include,
+        stream,
+        background,
+        store,
+        _may_call(body.get("tool_choice", "auto"), tools),  # type: ignore[arg-type]
+        _max_tool_calls(body.get("max_tool_calls")),
+        body,
+    )
+
+
+def _flag(body: dict, name: str, default: bool) -> bool:
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise errors.invalid(f"Invalid '{name}': expected a boolean.", name)
+    return value
+
+
+def _check_echoed(body: dict) -> None:
+    for name, kinds in _ECHOED.items():
+        value = body.get(name)
+        if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
+            raise errors.invalid(f"Invalid '{name}': expected {' or '.join(k.__name__ for k in kinds)}.", name)
+    metadata = body.get("metadata") or {}
+    if not all(isinstance(v, str) for v in metadata.values()) or len(metadata) > 16:
+        raise errors.invalid("Invalid 'metadata': at most 16 string values.", "metadata")
+    for name, allowed in _CHOICES.items():
+        value = body.get(name)
+        if value is not None and value not in allowed:
+            raise errors.invalid(f"Invalid '{name}': expected one of {', '.join(allowed)}.", name)
+    reasoning = body.get("reasoning")
+    if reasoning is not None and not isinstance(reasoning, dict):
+        raise errors.invalid("Invalid 'reasoning': expected an object.", "reasoning")
+    text = body.get("text")
+    if text is not None:
+        if not isinstance(text, dict):
+            raise errors.invalid("Invalid 'text': expected an object.", "text")
+        if (text.get("format") or {"type": "text"}).get("type") != "text":
+            raise errors.unsupported_parameter(
+                "text.format", "The cellbox-local model answers in plain text only: use text.format type 'text'."
+            )
 
 
 def _container(tools: object) -> str | dict:
@@ -55,16 +152,52 @@ def _container(tools: object) -> str | dict:
         raise errors.invalid("The cellbox-local model runs code only: give it a `code_interpreter` tool.", "tools")
     for tool in tools:
         if isinstance(tool, dict) and tool.get("type") == "code_interpreter":
+            refuse_unknown(tool, ("type", "container", "allowed_callers"), "tools[].")
             container = tool.get("container")
             if isinstance(container, str) and container:
                 return container
             if isinstance(container, dict) and container.get("type") == "auto":
+                refuse_unknown(container, ("type", "file_ids", "memory_limit", "network_policy"), "tools[].container.")
                 return container
             raise errors.invalid(
                 'The code_interpreter tool needs a `container`: a container id or {"type": "auto"}.',
                 "tools.container",
             )
     raise errors.invalid("The cellbox-local model runs code only: give it a `code_interpreter` tool.", "tools")
+
+
+def _may_call(choice: object, tools: list) -> bool:
+    """Whether `tool_choice` lets the model call code_interpreter; a choice of a tool it lacks is a 400."""
+    if choice in ("auto", "required"):
+        return True
+    if choice == "none":
+        return False
+    if isinstance(choice, dict):
+        kind = choice.get("type")
+        if kind == "code_interpreter":
+            return True
+        if kind == "allowed_tools" and choice.get("mode", "auto") in ("auto", "required"):
+            allowed = choice.get("tools")
+            if isinstance(allowed, list) and all(isinstance(t, dict) for t in allowed):
+                return any(t.get("type") == "code_interpreter" for t in allowed)
+        if isinstance(kind, str) and kind != "allowed_tools":
+            names = {t.get("type") for t in tools if isinstance(t, dict)}
+            if kind not in names:
+                raise errors.invalid(f"Tool choice '{kind}' not found in 'tools' parameter.", "tool_choice")
+            return False  # a tool the local model cannot call: it answers without one
+    raise errors.invalid(
+        "Invalid 'tool_choice': expected 'none', 'auto', 'required', {\"type\": \"code_interpreter\"} or "
+        '{"type": "allowed_tools", "mode": ..., "tools": [...]}.',
+        "tool_choice",
+    )
+
+
+def _max_tool_calls(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise errors.invalid("Invalid 'max_tool_calls': expected an integer of at least 1.", "max_tool_calls")
+    return value
 
 
 def _input_text(value: object) -> str:
@@ -95,149 +228,41 @@ def extract_code(text: str) -> str:
     return match.group(1) if match else text
 
 
-def _id(prefix: str) -> str:
-    return prefix + secrets.token_hex(24)
+# -- records ----------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Ids:
-    """The ids of one response and its two items, fixed before it runs so that streamed events agree."""
-
-    response: str = field(default_factory=lambda: _id("resp_"))
-    call: str = field(default_factory=lambda: _id("ci_"))
-    message: str = field(default_factory=lambda: _id("msg_"))
-    created_at: int = field(default_factory=lambda: int(time.time()))
-
-
-def call_item(request: Request, ids: Ids, container_id: str, result: Execution | None) -> dict:
-    """The code_interpreter_call item; `result` None while the code has not run yet."""
+def call_item(call_id: str, container_id: str, code: str, status: str, result: Execution | None = None) -> dict:
+    """A code_interpreter_call item; its outputs are kept whole here and hidden by `visible` when not asked for."""
     outputs: list[dict] | None = None
-    if result is not None and request.include_outputs:
+    if result is not None:
         outputs = [{"type": "logs", "logs": result.logs}] if result.logs else []
         outputs += [{"type": "image", "url": url} for url in result.images]
     return {
-        "id": ids.call,
+        "id": call_id,
         "type": "code_interpreter_call",
-        "status": result.status if result is not None else "in_progress",
-        "code": request.code if result is not None else "",
+        "status": status,
+        "code": code,
         "container_id": container_id,
         "outputs": outputs,
     }
 
 
-def message_item(ids: Ids, container_id: str, result: Execution | None, new_files: list[dict]) -> dict:
+def message_item(message_id: str, text: str | None, annotations: list[dict] | None = None) -> dict:
+    """An assistant message; `text` None while it is being written."""
     content = []
-    if result is not None:
-        text, annotations = _message(container_id, result, new_files)
-        content = [{"type": "output_text", "text": text, "annotations": annotations, "logprobs": []}]
+    if text is not None:
+        content = [{"type": "output_text", "text": text, "annotations": annotations or [], "logprobs": []}]
     return {
-        "id": ids.message,
+        "id": message_id,
         "type": "message",
         "role": "assistant",
-        "status": "completed" if result is not None else "in_progress",
+        "status": "completed" if text is not None else "in_progress",
         "content": content,
     }
 
 
-def envelope(request: Request, ids: Ids, container_id: str, output: list[dict], status: str) -> dict:
-    body = request.body
-    tools = [dict(tool) for tool in body.get("tools", []) if isinstance(tool, dict)]
-    for tool in tools:
-        if tool.get("type") == "code_interpreter":
-            tool["container"] = container_id
-    return {
-        "id": ids.response,
-        "object": "response",
-        "created_at": ids.created_at,
-        "status": status,
-        "background": False,
-        "error": None,
-        "incomplete_details": None,
-        "instructions": body.get("instructions"),
-        "max_output_tokens": body.get("max_output_tokens"),
-        "model": request.model,
-        "output": output,
-        "parallel_tool_calls": body.get("parallel_tool_calls", True),
-        "previous_response_id": body.get("previous_response_id"),
-        "reasoning": {"effort": None, "summary": None},
-        "store": body.get("store", True),
-        "temperature": 1.0,
-        "text": {"format": {"type": "text"}},
-        "tool_choice": body.get("tool_choice", "auto"),
-        "tools": tools,
-        "top_p": 1.0,
-        "truncation": "disabled",
-        "usage": {
-            "input_tokens": 0,
-            "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": 0,
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": 0,
-        },
-        "user": None,
-        "metadata": body.get("metadata") or {},
-    }
-
-
-def build(request: Request, container_id: str, result: Execution, new_files: list[dict]) -> dict:
-    ids = Ids()
-    output = [call_item(request, ids, container_id, result), message_item(ids, container_id, result, new_files)]
-    return envelope(request, ids, container_id, output, "completed")
-
-
-async def stream(
-    request: Request, container_id: str, run: Callable[[], Awaitable[tuple[Execution, list[dict]]]]
-) -> AsyncIterator[bytes]:
-    """Server-sent events of one run, in the order the cloud sends them for a code_interpreter call."""
-    ids = Ids()
-    counter = itertools.count()
-
-    def event(kind: str, **fields: object) -> bytes:
-        data = json.dumps({"type": kind, "sequence_number": next(counter), **fields})
-        return f"event: {kind}\ndata: {data}\n\n".encode()
-
-    pending = envelope(request, ids, container_id, [], "in_progress")
-    yield event("response.created", response=pending)
-    yield event("response.in_progress", response=pending)
-    call = {"output_index": 0, "item_id": ids.call}
-    yield event("response.output_item.added", output_index=0, item=call_item(request, ids, container_id, None))
-    yield event("response.code_interpreter_call.in_progress", **call)
-    yield event("response.code_interpreter_call_code.delta", delta=request.code, **call)
-    yield event("response.code_interpreter_call_code.done", code=request.code, **call)
-    yield event("response.code_interpreter_call.interpreting", **call)
-    try:
-        result, new_files = await run()
-    except errors.APIError as exc:  # the status line is long gone: the failure travels as events
-        yield event("error", code=exc.code, message=exc.message, param=exc.param)
-        failed = envelope(request, ids, container_id, [], "failed")
-        failed["error"] = {"code": exc.code or "server_error", "message": exc.message}
-        yield event("response.failed", response=failed)
-        return
-    yield event("response.code_interpreter_call.completed", **call)
-    yield event("response.output_item.done", output_index=0, item=call_item(request, ids, container_id, result))
-    message = message_item(ids, container_id, result, new_files)
-    part = message["content"][0]
-    at = {"item_id": ids.message, "output_index": 1}
-    yield event("response.output_item.added", output_index=1, item=message_item(ids, container_id, None, []))
-    yield event("response.content_part.added", content_index=0, part={**part, "text": "", "annotations": []}, **at)
-    yield event("response.output_text.delta", content_index=0, delta=part["text"], logprobs=[], **at)
-    for index, annotation in enumerate(part["annotations"]):
-        yield event(
-            "response.output_text.annotation_added",
-            content_index=0,
-            annotation_index=index,
-            annotation=annotation,
-            **at,
-        )
-    yield event("response.output_text.done", content_index=0, text=part["text"], logprobs=[], **at)
-    yield event("response.content_part.done", content_index=0, part=part, **at)
-    yield event("response.output_item.done", output_index=1, item=message)
-    output = [call_item(request, ids, container_id, result), message]
-    yield event("response.completed", response=envelope(request, ids, container_id, output, "completed"))
-
-
-def _message(container_id: str, result: Execution, new_files: list[dict]) -> tuple[str, list[dict]]:
-    text = result.logs
+def citations(container_id: str, text: str, new_files: list[dict]) -> tuple[str, list[dict]]:
+    """The message text with a link per file the code wrote, and a container_file_citation for each."""
     annotations = []
     for row in new_files:
         filename = row["path"].rsplit("/", 1)[-1]
@@ -257,3 +282,59 @@ def _message(container_id: str, result: Execution, new_files: list[dict]) -> tup
             }
         )
     return text, annotations
+
+
+def envelope(request: Request, response_id: str, created_at: int, container_id: str, status: str) -> dict:
+    """The Response record, with no output yet."""
+    body = request.body
+    tools = [dict(tool) for tool in body.get("tools", []) if isinstance(tool, dict)]
+    for tool in tools:
+        if tool.get("type") == "code_interpreter":
+            tool["container"] = container_id
+    reasoning = body.get("reasoning") or {}
+    record = {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at,
+        "status": status,
+        "background": request.background,
+        "completed_at": None,
+        "error": None,
+        "incomplete_details": None,
+        "model": request.model,
+        "output": [],
+        "parallel_tool_calls": _flag(body, "parallel_tool_calls", True),
+        "max_tool_calls": request.max_tool_calls,
+        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+        "store": request.store,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": body.get("tool_choice") or "auto",
+        "tools": tools,
+        "truncation": body.get("truncation") or "disabled",
+        "service_tier": body.get("service_tier") or "default",
+        "usage": {
+            "input_tokens": 0,
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "output_tokens": 0,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 0,
+        },
+        "metadata": body.get("metadata") or {},
+        "temperature": body.get("temperature", 1.0),
+        "top_p": body.get("top_p", 1.0),
+    }
+    for name in _ECHOED:
+        record.setdefault(name, body.get(name))
+    return record
+
+
+def visible(record: dict, include_outputs: bool) -> dict:
+    """A copy of a record (a Response, or an output item) as the client sees it: a code_interpreter_call's
+    outputs are null unless `include` asked for them, as in the cloud."""
+    shown = copy.deepcopy(record)
+    items = shown["output"] if shown.get("object") == "response" else [shown]
+    if not include_outputs:
+        for item in items:
+            if item.get("type") == "code_interpreter_call":
+                item["outputs"] = None
+    return shown

@@ -1,0 +1,153 @@
+"""Stored and background responses: GET, DELETE, cancel, `store` and `background`, through the official SDK."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import openai
+import pytest
+
+from cellbox.local.testing import wait_until
+
+
+def _create(client: openai.OpenAI, container_id: str, code: str, **options):
+    return client.responses.create(
+        model="cellbox-local",
+        input=code,
+        tools=[{"type": "code_interpreter", "container": container_id}],
+        **options,
+    )
+
+
+def test_a_stored_response_can_be_retrieved_and_deleted(client: openai.OpenAI, container):
+    made = _create(client, container.id, "print('kept')")
+    got = client.responses.retrieve(made.id)
+    assert (got.id, got.status, got.store, got.background) == (made.id, "completed", True, False)
+    assert got.output_text == made.output_text == "kept\n"
+    assert got.output[0].outputs is None  # outputs only when asked for, as in the cloud: by the GET...
+    included = client.responses.retrieve(made.id, include=["code_interpreter_call.outputs"])
+    assert included.output[0].outputs[0].logs == "kept\n"
+    with_outputs = _create(client, container.id, "print(3)", include=["code_interpreter_call.outputs"])
+    assert client.responses.retrieve(with_outputs.id).output[0].outputs[0].logs == "3\n"  # ...or the create
+    client.responses.delete(made.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(made.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.delete(made.id)
+
+
+def test_store_false_is_not_retrievable(client: openai.OpenAI, container):
+    made = _create(client, container.id, "print(1)", store=False)
+    assert made.store is False and made.status == "completed"
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(made.id)
+
+
+@pytest.mark.parametrize("response_id", ["resp_nope", "resp_" + "0" * 48, "%2E%2E", "cntr_" + "0" * 48])
+def test_unknown_response_ids_are_404(http, response_id):
+    for method, path in [("GET", ""), ("DELETE", ""), ("POST", "/cancel")]:
+        r = http.request(method, f"/responses/{response_id}{path}")
+        assert r.status_code == 404, (method, path, r.text)
+
+
+def test_background_answers_at_once_and_is_polled_to_completed(client: openai.OpenAI, container):
+    started = time.monotonic()
+    made = _create(client, container.id, "import time\ntime.sleep(1.5)\nprint('late')", background=True)
+    assert time.monotonic() - started < 1.0
+    assert made.background is True and made.status in ("queued", "in_progress")
+    assert made.output == []
+    done = wait_until(
+        lambda: (r := client.responses.retrieve(made.id)).status == "completed" and r, what="the run to complete"
+    )
+    assert time.monotonic() - started >= 1.5
+    assert done.output_text == "late\n" and done.completed_at is not None
+    assert done.output[0].type == "code_interpreter_call" and done.output[0].status == "completed"
+
+
+def test_cancel_interrupts_the_code(client: openai.OpenAI, container, run, logs):
+    run(client, container.id, "kept = 'state survives'")
+    made = _create(client, container.id, "import time\nstarted = 1\ntime.sleep(600)\nfinished = 1", background=True)
+    wait_until(
+        lambda: [o.status for o in client.responses.retrieve(made.id).output] == ["interpreting"],
+        what="the code to run",
+    )
+    cancelled = client.responses.cancel(made.id)
+    assert cancelled.status == "cancelled"
+    assert [o.status for o in cancelled.output] == ["incomplete"]
+    assert client.responses.retrieve(made.id).status == "cancelled"
+    # The kernel is free at once (the sleep was interrupted) and kept its state; the code stopped where it was.
+    started = time.monotonic()
+    out = logs(run(client, container.id, "print(kept, 'started' in globals(), 'finished' in globals())")[0])
+    assert time.monotonic() - started < 5
+    assert out == "state survives True False\n"
+    # Cancelling again returns it as it is.
+    assert client.responses.cancel(made.id).status == "cancelled"
+
+
+def test_cancelling_a_response_not_in_the_background_is_400(client: openai.OpenAI, container):
+    made = _create(client, container.id, "1")
+    with pytest.raises(openai.BadRequestError, match="Cannot cancel a synchronous response"):
+        client.responses.cancel(made.id)
+
+
+def test_a_finished_background_response_cancels_to_itself(client: openai.OpenAI, container):
+    made = _create(client, container.id, "print(2)", background=True)
+    wait_until(lambda: client.responses.retrieve(made.id).status == "completed", what="the run to complete")
+    assert client.responses.cancel(made.id).status == "completed"
+
+
+def test_deleting_a_running_background_response_stops_it(client: openai.OpenAI, container, run, logs):
+    made = _create(client, container.id, "import time\ntime.sleep(600)", background=True)
+    wait_until(
+        lambda: [o.status for o in client.responses.retrieve(made.id).output] == ["interpreting"],
+        what="the code to run",
+    )
+    client.responses.delete(made.id)
+    started = time.monotonic()
+    assert logs(run(client, container.id, "print('free')")[0]) == "free\n"
+    assert time.monotonic() - started < 5
+
+
+def test_background_needs_store(http, container):
+    body = {
+        "model": "m",
+        "input": "1",
+        "tools": [{"type": "code_interpreter", "container": container.id}],
+        "background": True,
+        "store": False,
+    }
+    r = http.post("/responses", json=body)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "store"
+
+
+def test_a_background_stream_survives_its_reader_and_can_be_streamed_again(server, client, container):
+    body = {
+        "model": "cellbox-local",
+        "input": "import time\ntime.sleep(1)\nprint('streamed')",
+        "tools": [{"type": "code_interpreter", "container": container.id}],
+        "stream": True,
+        "background": True,
+    }
+    response_id = None
+    with httpx.stream("POST", f"{server.base_url}/responses", json=body, headers=server.headers, timeout=30) as r:
+        for line in r.iter_lines():
+            if line.startswith("data:") and '"response.created"' in line:
+                response_id = line.split('"id": "', 1)[1].split('"', 1)[0]
+                break  # hang up: a background run goes on
+    assert response_id is not None
+    done = wait_until(
+        lambda: (x := client.responses.retrieve(response_id)).status == "completed" and x, what="the run"
+    )
+    assert done.output_text == "streamed\n"
+    events = list(client.responses.retrieve(response_id, stream=True, starting_after=1))
+    assert events[0].sequence_number == 2
+    assert events[-1].type == "response.completed" and events[-1].response.output_text == "streamed\n"
+
+
+def test_previous_response_id_must_name_a_stored_response(client: openai.OpenAI, container):
+    first = _create(client, container.id, "x = 1")
+    second = _create(client, container.id, "print(x + 1)", previous_response_id=first.id)
+    assert second.previous_response_id == first.id and second.output_text == "2\n"
+    with pytest.raises(openai.NotFoundError):
+        _create(client, container.id, "1", previous_response_id="resp_" + "0" * 48)
