@@ -17,7 +17,7 @@ from collections import defaultdict
 
 from . import errors
 from .kernel import Execution, Kernel, KernelError
-from .launcher import Launcher, Limits
+from .launcher import MEMORY_LIMITS, Launcher, Limits, host_memory_bytes
 from .pool import WarmPool
 from .store import Store
 
@@ -33,9 +33,11 @@ class Containers:
         pool_size: int = 2,
         exec_timeout: float | None = None,
         seconds_per_minute: float = 60.0,
+        max_containers: int | None = None,
     ) -> None:
         self.store = store
         self.launcher = launcher
+        self.max_containers = max_containers
         self.exec_timeout = exec_timeout
         self.seconds_per_minute = seconds_per_minute
         self.pool = WarmPool(launcher, store.containers_dir, pool_size, launcher.limits_for("1g"))
@@ -114,6 +116,20 @@ class Containers:
         for file_id in file_ids:
             if self.store.get_file(file_id) is None:
                 raise errors.not_found("file", file_id, param="file_ids")
+        if MEMORY_LIMITS[memory_limit] > host_memory_bytes():
+            raise errors.invalid(
+                f"Invalid 'memory_limit': {memory_limit} is more memory than this host has "
+                f"({host_memory_bytes() / (1 << 30):.0f} GiB); choose a smaller one.",
+                "memory_limit",
+            )
+        if self.max_containers is not None and len(self.store.running_containers()) >= self.max_containers:
+            raise errors.APIError(
+                429,
+                f"This server runs at most {self.max_containers} containers at once (--max-containers): delete "
+                "one you no longer need (cellbox ls, cellbox rm) and try again.",
+                type="rate_limit_error",
+                code="too_many_containers",
+            )
         limits = self.launcher.limits_for(memory_limit)
         kernel = self.pool.take() if memory_limit == "1g" else None
         row = self.store.create_container(name, minutes, memory_limit, kernel.workdir if kernel else None)

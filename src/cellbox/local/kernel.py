@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import zmq.asyncio
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.connect import write_connection_file
 
@@ -88,9 +89,11 @@ class Kernel:
             self._proc = self.launcher.spawn(self.workdir, connection_file, home, self.limits, stderr)
         finally:
             stderr.close()
-        client = AsyncKernelClient()
+        # One zmq context for every kernel: a context per client costs an I/O thread and descriptors each.
+        client = AsyncKernelClient(context=_shared_context())
         client.load_connection_file(str(connection_file))
-        client.start_channels(hb=False)
+        # Shell, iopub and control only: each channel costs descriptors and a thread, and no run reads stdin.
+        client.start_channels(stdin=False, hb=False)
         self._client = client
         try:
             await self._wait_ready(timeout)
@@ -269,6 +272,16 @@ class Kernel:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+
+_context: zmq.asyncio.Context | None = None
+
+
+def _shared_context() -> zmq.asyncio.Context:
+    global _context
+    if _context is None or _context.closed:
+        _context = zmq.asyncio.Context()
+    return _context
 
 
 def _is_idle(msg: dict) -> bool:

@@ -39,6 +39,18 @@ _MASKED_FOLDERS = ["/run", "/var", "/srv", "/media", "/etc/ssh", "/etc/ssl/priva
 _MASKED_FILES = ["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-"]
 
 
+def host_memory_bytes() -> int:
+    """The host's RAM (MemTotal), or no limit where /proc/meminfo can't say."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 1 << 62
+
+
 class IsolationUnavailable(RuntimeError):
     """bubblewrap cannot run here; the message says why and what to do."""
 

@@ -80,6 +80,13 @@ class ServerOptions:
     max_processes: int = field(
         default=256, metadata=_help("processes and threads one container may run at once (default: 256)")
     )
+    max_containers: int | None = field(
+        default=None,
+        metadata=_help(
+            "containers at once; more are refused with 429 (default: sized to the host, one per 96 MiB of RAM and "
+            "20 open files)"
+        ),
+    )
     cpu_limit: float | None = field(
         default=None,
         metadata=_help("CPUs one container may use, e.g. 1.5 (default: all of the host's but one, at least 1)"),

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import logging
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -27,7 +28,7 @@ from .. import endpoint, paths
 from . import cgroups
 from .app import build_app
 from .containers import Containers
-from .launcher import IsolationUnavailable, Launcher, check_isolation
+from .launcher import IsolationUnavailable, Launcher, check_isolation, host_memory_bytes
 from .options import DEFAULT_PORT, ServerOptions
 from .store import Store
 
@@ -57,6 +58,7 @@ def _hidden_folders(data_dir: Path, endpoint_file: Path) -> list[Path]:
 def serve(options: ServerOptions) -> int:
     """Runs the server until SIGINT/SIGTERM; returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="cellbox serve: %(message)s", stream=sys.stderr)
+    raise_open_files_limit()
     if not options.unsafe_no_isolation:
         try:
             check_isolation()
@@ -96,6 +98,23 @@ def serve(options: ServerOptions) -> int:
     finally:
         sock.close()
         shutil.rmtree(runtime_dir, ignore_errors=True)
+
+
+def raise_open_files_limit() -> int:
+    """Lifts this process's open-file limit to the hard limit (each container's kernel costs descriptors, and at
+    the usual 1,024 a server with ~80 containers stops accepting connections); returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def default_max_containers() -> int:
+    """As many containers as the host can hold: ~20 descriptors and ~96 MiB of RAM each, room left for the rest."""
+    files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    by_files = (files - 256) // 20 if files != resource.RLIM_INFINITY else 10_000
+    return max(1, min(by_files, host_memory_bytes() // (96 << 20)))
 
 
 def _remove_stale_runtime_dirs() -> None:
@@ -146,6 +165,7 @@ async def _serve(
         pool_size=options.pool_size,
         exec_timeout=options.exec_timeout,
         seconds_per_minute=options.seconds_per_minute,
+        max_containers=options.max_containers or default_max_containers(),
     )
 
     @contextlib.asynccontextmanager
