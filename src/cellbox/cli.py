@@ -17,6 +17,7 @@ from typing import Any
 from . import __version__, endpoint, paths, text
 from .api import CellboxError, Client, Container, load_settings
 from .api.lookup import find_container
+from .redact import configured_secrets, redact
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -68,7 +69,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
                 box = _resolve(client, name)
                 client.containers.delete(box.id)
             except CellboxError as exc:
-                print(f"cellbox rm: {name}: {exc}", file=sys.stderr)
+                print(redact(f"cellbox rm: {name}: {exc}", configured_secrets()), file=sys.stderr)
                 failed += 1
             else:
                 print(f"deleted {box.id}" + (f" ({box.name})" if box.name else ""))
@@ -115,7 +116,8 @@ def _add_serve(subparsers: Any) -> None:
 
 
 def _fail(message: str) -> int:
-    print(f"cellbox: {message}", file=sys.stderr)
+    # The message may quote what a backend or proxy said: credentials it echoed are taken out.
+    print(redact(f"cellbox: {message}", configured_secrets()), file=sys.stderr)
     return EXIT_ERROR
 
 

@@ -178,6 +178,7 @@ class Sidebar:
         self._load = load
         options = dict(client_options or {})
         self._clients = Clients(lambda settings: AsyncClient(settings=settings, **options))
+        self._used_keys: set[str] = set()  # every key a request was sent with: never shown back (`secrets`)
 
     async def settings(self) -> Settings:
         found = self._load()
@@ -188,8 +189,22 @@ class Sidebar:
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncClient]:
-        async with self._clients.lease(await self.settings()) as client:
+        settings = await self.settings()
+        if settings.api_key:
+            self._used_keys.add(settings.api_key)
+        async with self._clients.lease(settings) as client:
             yield client
+
+    def secrets(self) -> list[str]:
+        """The keys this sidebar has sent and the one configured now: what its errors and logs must not show."""
+        found = set(self._used_keys)
+        try:
+            key = self._load().api_key
+        except Exception:  # a configuration that can't be read has no key to hide
+            key = None
+        if key:
+            found.add(key)
+        return sorted(found)
 
     async def aclose(self) -> None:
         """Close the clients kept for the requests (at server shutdown)."""

@@ -1,7 +1,8 @@
 """The REST API under `/cellbox/api/` that the JupyterLab sidebar talks to.
 
 One base handler turns every failure into JSON (`{"message", "reason", "upstream_status", "request_id"}`) and
-logs it on one line; the handlers are thin calls into `core.Sidebar`; `ROUTES` is the whole API.
+logs it on one line, credentials taken out of both (`cellbox.redact`: what a backend or proxy echoes back); the
+handlers are thin calls into `core.Sidebar`; `ROUTES` is the whole API.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..api import (
     ConfigurationError,
     ValidationError,
 )
+from ..redact import redact
 from .core import Sidebar, SidebarError
 
 __all__ = ["ROUTES", "CellboxHandler", "setup_handlers"]
@@ -84,20 +86,25 @@ class CellboxHandler(APIHandler):
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         message = getattr(exc, "message", None) or str(exc)
+        request_id = getattr(exc, "request_id", None)
         self.finish(
             {
-                "message": message,
+                "message": self.redact(message),
                 "reason": responses.get(status, "Error"),
                 "upstream_status": upstream,
-                "request_id": getattr(exc, "request_id", None),
+                "request_id": None if request_id is None else self.redact(str(request_id)),
             }
         )
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, (CellboxError, SidebarError)):
-            self.log.warning("cellbox: %s %s: %s", self.request.method, self.request.path, value)
+            self.log.warning("cellbox: %s %s: %s", self.request.method, self.request.path, self.redact(str(value)))
         else:
             super().log_exception(typ, value, tb)
+
+    def redact(self, text: str) -> str:
+        """`text` without the sidebar's credentials, or anything that looks like one."""
+        return redact(text, self.sidebar.secrets())
 
 
 class StatusHandler(CellboxHandler):
