@@ -3,7 +3,8 @@
 A file the code wrote or changed is, for N ms after its run, missing from the container's file list (and a 404
 by id); for N ms more it is listed with `bytes: null` and its content answers 404 "File cfile_... not found on
 container cntr_..." (openai/openai-python#2466 reports both); after that it is a file like any other. Uploads are
-never late: only the scan after a run is.
+never late: only the scan after a run is. `bytes: null` is not what the SDK's types allow (`bytes: int`), so
+those answers fail its strict response validation, as the cloud's would: clients must read listings leniently.
 """
 
 from __future__ import annotations

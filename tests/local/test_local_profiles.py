@@ -1,0 +1,140 @@
+"""--profile openai|oci and --listing-lag-ms: the local server with the clouds' manners."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import httpx
+import openai
+import pytest
+
+from cellbox.local.options import ServerOptions
+from cellbox.local.testing import running_server, wait_until
+
+PROJECT = {"OpenAI-Project": "ocid1.generativeaiproject.oc1.iad.test"}
+
+
+@pytest.fixture(scope="module")
+def oci(tmp_path_factory):
+    with running_server(tmp_path_factory.mktemp("oci"), profile="oci", pool_size=1) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def openai_profile(tmp_path_factory):
+    with running_server(tmp_path_factory.mktemp("openai"), profile="openai", pool_size=1) as srv:
+        yield srv
+
+
+def test_a_profile_is_a_set_of_option_values():
+    assert ServerOptions(profile="openai").upload_names == "prefixed"
+    oci_options = ServerOptions(profile="oci")
+    assert (oci_options.error_shape, oci_options.require_project, oci_options.upload_names) == ("oci", True, "as-named")
+    assert ServerOptions(profile="openai", upload_names="as-named").upload_names == "prefixed"  # defaults yield
+    assert ServerOptions(error_shape="oci").require_project is False
+
+
+# -- openai ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "basename"), [("report.csv", "report.csv"), ("sub/dir/data.json", "data.json")])
+def test_openai_uploads_land_prefixed_and_the_record_says_where(openai_profile, sdk, run, logs, name, basename):
+    with sdk(openai_profile) as c:
+        cid = c.containers.create(name="uploads").id
+        up = c.containers.files.create(container_id=cid, file=(name, b"payload"))
+        assert re.fullmatch(r"/mnt/data/[0-9a-f]{32}-" + re.escape(basename), up.path), up.path
+        assert [f.path for f in c.containers.files.list(container_id=cid)] == [up.path]
+        assert c.containers.files.content.retrieve(up.id, container_id=cid).read() == b"payload"
+        assert logs(run(c, cid, f"print(open({up.path!r}).read())")[0]) == "payload\n"
+        # Files the code writes keep the names it gave them.
+        run(c, cid, "open('out.txt', 'w').write('o')")
+        assert "/mnt/data/out.txt" in {f.path for f in c.containers.files.list(container_id=cid)}
+
+
+def test_openai_errors_keep_the_openai_shape(openai_profile):
+    r = httpx.get(f"{openai_profile.base_url}/containers/cntr_x", headers=openai_profile.headers)
+    assert r.status_code == 404 and set(r.json()["error"]) == {"message", "type", "param", "code"}
+    assert "opc-request-id" not in r.headers
+
+
+# -- oci ------------------------------------------------------------------------------------------------------
+
+
+def _oci_error(r: httpx.Response, status: int, code: str) -> str:
+    assert r.status_code == status, r.text
+    assert set(r.json()) == {"code", "message"}, r.text
+    assert r.json()["code"] == code
+    assert r.headers["opc-request-id"] and r.headers["content-type"] == "application/json"
+    return r.json()["message"]
+
+
+def test_oci_needs_a_project_on_every_request(oci):
+    r = httpx.get(f"{oci.base_url}/containers", headers=oci.headers)
+    assert "OpenAI-Project" in _oci_error(r, 400, "MissingParameter")
+    r = httpx.get(f"{oci.base_url}/containers", headers={**oci.headers, **PROJECT})
+    assert r.status_code == 200 and r.headers["opc-request-id"]
+
+
+def test_oci_authorization_failures_are_404_not_authorized_or_not_found(oci):
+    r = httpx.get(f"{oci.base_url}/containers", headers={"Authorization": "Bearer wrong", **PROJECT})
+    assert _oci_error(r, 404, "NotAuthorizedOrNotFound") == "Authorization failed or requested resource not found"
+    _oci_error(httpx.get(f"{oci.base_url}/containers", headers=PROJECT), 401, "NotAuthenticated")
+
+
+def test_oci_errors_have_the_gateway_shape(oci, sdk):
+    headers = {**oci.headers, **PROJECT}
+    with httpx.Client(base_url=oci.base_url, headers=headers) as h:
+        _oci_error(h.get("/containers/cntr_nope"), 404, "NotAuthorizedOrNotFound")
+        _oci_error(h.get("/nothing-here"), 404, "NotAuthorizedOrNotFound")
+        assert "name" in _oci_error(h.post("/containers", json={}), 400, "MissingParameter")
+        assert _oci_error(h.post("/containers", json={"name": "x", "nope": 1}), 400, "InvalidParameter") == (
+            "Unknown parameter: 'nope'."
+        )
+    # The SDK still raises its errors for them, carrying the request id.
+    with sdk(oci, default_headers=PROJECT) as c:
+        with pytest.raises(openai.NotFoundError) as err:
+            c.containers.retrieve("cntr_" + "0" * 48)
+        assert err.value.body == {"code": "NotAuthorizedOrNotFound", "message": err.value.body["message"]}
+        created = c.containers.create(name="works")  # and everything else works with a project
+        assert c.containers.retrieve(created.id).status == "running"
+
+
+# -- listing lag ----------------------------------------------------------------------------------------------
+
+
+def _lenient(srv) -> openai.OpenAI:
+    # `bytes: null` is what a cloud was seen to answer, and what the SDK's types (bytes: int) refuse under strict
+    # validation: a client must read such listings leniently.
+    return openai.OpenAI(base_url=srv.base_url, api_key=srv.token, max_retries=0)
+
+
+def test_files_written_by_code_are_listed_late_with_bytes_null(tmp_path, run):
+    lag = 1.0
+    with running_server(tmp_path / "d", listing_lag_ms=lag * 1000, pool_size=1) as srv, _lenient(srv) as c:
+        cid = c.containers.create(name="lag").id
+        up = c.containers.files.create(container_id=cid, file=("up.txt", b"u"))
+        assert c.containers.files.list(container_id=cid).data[0].bytes == 1  # uploads are never late
+        _, message = run(c, cid, "open('made.txt', 'w').write('made')")
+        ran = time.monotonic()
+        made_id = message.content[0].annotations[0].file_id
+        # First it is missing from the list (and a 404 by id)...
+        assert [f.id for f in c.containers.files.list(container_id=cid)] == [up.id]
+        with pytest.raises(openai.NotFoundError):
+            c.containers.files.retrieve(made_id, container_id=cid)
+        # ...then listed with bytes null, its content a 404 in the words a cloud was seen to use...
+        listed = wait_until(
+            lambda: next((f for f in c.containers.files.list(container_id=cid) if f.id == made_id), None),
+            what="the file to be listed",
+        )
+        assert time.monotonic() - ran >= lag * 0.9
+        assert listed.bytes is None and listed.path == "/mnt/data/made.txt"
+        assert c.containers.files.retrieve(made_id, container_id=cid).bytes is None
+        with pytest.raises(openai.NotFoundError, match=f"File {made_id} not found on container {cid}"):
+            c.containers.files.content.retrieve(made_id, container_id=cid).read()
+        # ...and then it is a file like any other.
+        wait_until(
+            lambda: c.containers.files.retrieve(made_id, container_id=cid).bytes == 4, what="the file's size"
+        )
+        assert time.monotonic() - ran >= 2 * lag * 0.9
+        assert c.containers.files.content.retrieve(made_id, container_id=cid).read() == b"made"
