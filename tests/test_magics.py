@@ -53,13 +53,11 @@ def text(messages: list[dict[str, Any]], name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def kernel(local_server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
+def kernel(cloud_environment: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
     home = tmp_path_factory.mktemp("kernel-home")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CELLBOX_", "OCI_"))}
     env.update(
-        CELLBOX_BASE_URL=local_server.base_url,
-        CELLBOX_API_KEY=local_server.token,
-        CELLBOX_MODEL="cellbox-local",
+        **cloud_environment,
         CELLBOX_STATE_DIR=str(home / "state"),
         XDG_CONFIG_HOME=str(home / "config"),
     )
@@ -163,7 +161,7 @@ def test_interrupt_stops_the_remote_run(kernel: Kernel) -> None:
 
 
 def test_a_container_deleted_mid_cell_fails_the_cell_and_the_next_cell_carries_on(
-    kernel: Kernel, local_server: RunningServer, tmp_path
+    kernel: Kernel, cloud_server: RunningServer, cloud_environment: dict[str, str], tmp_path
 ) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("pushed before")
@@ -172,8 +170,9 @@ def test_a_container_deleted_mid_cell_fails_the_cell_and_the_next_cell_carries_o
         "current = get_ipython().find_magic('container').__self__.current\nprint(current.id, current.name)"
     )
     container_id, name = text(out, "stdout").split()
+    headers = {**cloud_server.headers, "OpenAI-Project": cloud_environment.get("CELLBOX_PROJECT", "")}
     delete = threading.Timer(
-        1.5, httpx.delete, (f"{local_server.base_url}/containers/{container_id}",), {"headers": local_server.headers}
+        1.5, httpx.delete, (f"{cloud_server.base_url}/containers/{container_id}",), {"headers": headers}
     )
     delete.start()
     started = time.monotonic()
@@ -191,7 +190,7 @@ def test_a_container_deleted_mid_cell_fails_the_cell_and_the_next_cell_carries_o
 
 
 def test_list_closes_the_client_it_made_and_reuses_the_current_one(
-    use_local_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+    use_cloud_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     made: list[Client] = []
 

@@ -14,13 +14,12 @@ from mockapi import MockAPI
 
 import cellbox
 from cellbox.api import Container
-from cellbox.local.testing import RunningServer
 from cellbox.protocol import LoaderMismatch, loader_line
 from cellbox.sandbox import NotAuthorized, container_state
 
 
 @pytest.fixture
-def sandbox(use_local_server: RunningServer) -> Iterator[cellbox.Sandbox]:
+def sandbox(use_cloud_server: str) -> Iterator[cellbox.Sandbox]:
     sb = cellbox.Sandbox.create(name="test-sandbox")
     yield sb
     sb.delete()
@@ -279,7 +278,7 @@ def test_what_a_run_hands_back_stays_readable_after_later_runs(sandbox: cellbox.
     assert made.read() == b"made"
 
 
-def test_copies_of_pushed_values_do_not_pile_up(use_local_server: RunningServer) -> None:
+def test_copies_of_pushed_values_do_not_pile_up(use_cloud_server: str) -> None:
     sandbox = cellbox.Sandbox.create(name="copies")
     cache = sandbox.transfers.cache
     try:

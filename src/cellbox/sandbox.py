@@ -265,6 +265,8 @@ class Sandbox:
                 record = reading.record or self._result_file(request.result_path, reading.problems)
                 return record, notes
             said = "; ".join(reading.problems) or "the model did not run the cell"
+            if container_state(self.client, self.id) == "gone":  # e.g. deleted while it ran
+                raise self._gone() from None
             if attempt == 1 and response.status not in ("failed", "cancelled"):
                 log.info("cellbox: %s; asking the model again", said)
                 continue
@@ -360,11 +362,7 @@ class Sandbox:
         except (NotFoundError, BadRequestError) as exc:
             state = container_state(self.client, self.id)
             if state == "gone":
-                raise SandboxGone(
-                    f"container {self.name or self.id} ({self.id}) has expired or was deleted. "
-                    "Call revive() (the next %%container cell does it for you) to make a new one with the same "
-                    "data pushed again."
-                ) from None
+                raise self._gone() from None
             if state == "unauthorized":
                 raise NotAuthorized(
                     f"the backend refused access to container {self.name or self.id} ({self.id}): {exc} "
@@ -372,6 +370,13 @@ class Sandbox:
                     "CELLBOX_PROJECT."
                 ) from None
             raise
+
+    def _gone(self) -> SandboxGone:
+        return SandboxGone(
+            f"container {self.name or self.id} ({self.id}) has expired or was deleted. "
+            "Call revive() (the next %%container cell does it for you) to make a new one with the same "
+            "data pushed again."
+        )
 
 
 def container_state(client: Client, container_id: str) -> str:

@@ -47,7 +47,7 @@ MAX_DELAY = 2.0
 
 
 class Backoff:
-    """Delays that double from `first` up to `most`, until `limit` seconds have passed."""
+    """Delays that grow by half from `first` up to `most`, until `limit` seconds have passed."""
 
     def __init__(self, limit: float, first: float = FIRST_DELAY, most: float = MAX_DELAY) -> None:
         self.deadline = time.monotonic() + limit
@@ -60,7 +60,7 @@ class Backoff:
         if left <= 0:
             return False
         time.sleep(min(self.delay, left))
-        self.delay = min(self.most, self.delay * 2)
+        self.delay = min(self.most, self.delay * 1.5)
         return True
 
 
@@ -298,9 +298,8 @@ class Transfers:
 
     def files(self, *, include_private: bool = False) -> list[ContainerFile]:
         records = self._call(lambda cid: list(self.client.containers.files.list(cid, limit=100)), self._id)
-        if include_private:
-            return records
-        return [record for record in map(self._as_placed, records) if not self.is_private(record)]
+        placed = [self._as_placed(record) for record in records]
+        return placed if include_private else [record for record in placed if not self.is_private(record)]
 
     def is_private(self, record: ContainerFile) -> bool:
         """cellbox's own: one of its uploads (by id) or anything under /mnt/data/.cellbox."""
@@ -344,6 +343,30 @@ class Transfers:
             try:
                 content: bytes = self._call(self.client.containers.files.content, self._id, file_id)
                 return content
+            except NotFoundError:
+                if not pause.wait():
+                    raise
+
+    def head(self, file_id: str, limit: int, *, wait: float = 0.0) -> bytes:
+        """The first `limit` bytes of a file (all of it when shorter): the download stops there, whatever size
+        the file claims. With `wait`, a 404 is retried as in `content`."""
+
+        def read(container_id: str) -> bytes:
+            chunks: list[bytes] = []
+            got = 0
+            with self.client.containers.files.stream(container_id, file_id) as body:
+                for chunk in body:
+                    chunks.append(chunk[: limit - got])
+                    got += len(chunks[-1])
+                    if got >= limit:
+                        break  # leaving the block closes the response: the rest is never read
+            return b"".join(chunks)
+
+        pause = Backoff(wait)
+        while True:
+            try:
+                prefix: bytes = self._call(read, self._id)
+                return prefix
             except NotFoundError:
                 if not pause.wait():
                     raise
@@ -423,6 +446,7 @@ class Transfers:
             record,
             lambda f: self.content(f.id, wait=CONTENT_WAIT),
             lambda f, target: self._call(self.client.containers.files.download, self._id, f.id, target),
+            _head=lambda f, limit: self.head(f.id, limit, wait=CONTENT_WAIT),
         )
 
     def pull(self, *patterns: str, to: str | Path = ".") -> list[Path]:
