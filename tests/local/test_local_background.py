@@ -136,9 +136,7 @@ def test_a_background_stream_survives_its_reader_and_can_be_streamed_again(serve
                 response_id = line.split('"id": "', 1)[1].split('"', 1)[0]
                 break  # hang up: a background run goes on
     assert response_id is not None
-    done = wait_until(
-        lambda: (x := client.responses.retrieve(response_id)).status == "completed" and x, what="the run"
-    )
+    done = wait_until(lambda: (x := client.responses.retrieve(response_id)).status == "completed" and x, what="the run")
     assert done.output_text == "streamed\n"
     events = list(client.responses.retrieve(response_id, stream=True, starting_after=1))
     assert events[0].sequence_number == 2

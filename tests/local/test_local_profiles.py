@@ -133,8 +133,6 @@ def test_files_written_by_code_are_listed_late_with_bytes_null(tmp_path, run):
         with pytest.raises(openai.NotFoundError, match=f"File {made_id} not found on container {cid}"):
             c.containers.files.content.retrieve(made_id, container_id=cid).read()
         # ...and then it is a file like any other.
-        wait_until(
-            lambda: c.containers.files.retrieve(made_id, container_id=cid).bytes == 4, what="the file's size"
-        )
+        wait_until(lambda: c.containers.files.retrieve(made_id, container_id=cid).bytes == 4, what="the file's size")
         assert time.monotonic() - ran >= 2 * lag * 0.9
         assert c.containers.files.content.retrieve(made_id, container_id=cid).read() == b"made"
