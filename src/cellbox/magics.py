@@ -24,6 +24,7 @@ from IPython.display import display
 
 from . import views
 from .api import MEMORY_LIMITS, CellboxError
+from .redact import configured_secrets, redact
 from .results import Run, SandboxGone
 from .sandbox import Sandbox
 
@@ -102,7 +103,8 @@ class ContainerMagics(Magics):
         except CellboxError as exc:
             # The message says what to do; the frames of cellbox and httpx under it would only hide it.
             if not hasattr(exc, "_render_traceback_"):
-                shown = [f"{type(exc).__name__}: {exc}"]
+                # It may quote what a backend or proxy said: credentials it echoed are taken out.
+                shown = [redact(f"{type(exc).__name__}: {exc}", configured_secrets())]
                 exc._render_traceback_ = lambda: shown  # type: ignore[attr-defined]
             raise
 
