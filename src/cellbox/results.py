@@ -16,6 +16,7 @@ from typing import Any
 from .api import CellboxError, ContainerFile
 
 IMAGE_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif"}
+PNG_REPR_LIMIT = 10_000_000  # an artifact displays itself as an image up to this size
 
 
 class RemoteError(CellboxError):
@@ -55,12 +56,19 @@ class RemoteValue:
 
 @dataclasses.dataclass
 class Artifact:
-    """A file in the container that a run created or changed."""
+    """A file in the container that a run created or changed.
+
+    `read()` brings the whole file; `head(n)` at most its first n bytes, whatever size the file claims (what
+    previews use: a sparse file can claim gigabytes). `_head` asks for that byte range and stops reading there
+    even if the backend sends more; an artifact made without one reads the whole file once and keeps it."""
 
     file: ContainerFile
     _fetch: Callable[[ContainerFile], bytes] = dataclasses.field(repr=False)
     _download: Callable[[ContainerFile, Path], Path] = dataclasses.field(repr=False)
     _cache: bytes | None = dataclasses.field(default=None, repr=False)
+    _head: Callable[[ContainerFile, int], bytes] | None = dataclasses.field(default=None, repr=False)
+    _prefix: bytes = dataclasses.field(default=b"", repr=False)  # the longest prefix read so far
+    _prefix_is_all: bool = dataclasses.field(default=False, repr=False)  # ... and the file ends there
 
     @property
     def path(self) -> str:
@@ -83,6 +91,17 @@ class Artifact:
             self._cache = self._fetch(self.file)
         return self._cache
 
+    def head(self, limit: int) -> bytes:
+        """The first `limit` bytes of the file (all of it when shorter); never reads past them."""
+        if self._cache is not None:
+            return self._cache[:limit]
+        if len(self._prefix) < limit and not self._prefix_is_all:
+            if self._head is None:
+                return self.read()[:limit]
+            self._prefix = self._head(self.file, limit)
+            self._prefix_is_all = len(self._prefix) < limit
+        return self._prefix[:limit]
+
     def download(self, to: str | Path = ".") -> Path:
         """Save into folder `to` (or as file `to` when it isn't an existing folder); returns the local path."""
         target = Path(to)
@@ -94,7 +113,10 @@ class Artifact:
         return self._download(self.file, target)
 
     def _repr_png_(self) -> bytes | None:
-        return self.read() if self.mimetype == "image/png" else None
+        if self.mimetype != "image/png" or (self.size or 0) > PNG_REPR_LIMIT:
+            return None
+        data = self.head(PNG_REPR_LIMIT + 1)
+        return data if len(data) <= PNG_REPR_LIMIT else None
 
     def _repr_html_(self) -> str:
         size = "?" if self.size is None else f"{self.size:,} bytes"

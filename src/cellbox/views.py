@@ -20,8 +20,16 @@ from .api import Container, ContainerFile
 from .results import Artifact
 
 PREVIEW_ROWS = 20
+# What the gallery reads of a file is bounded by these, whatever size the file claims (a sparse file can claim
+# gigabytes): it reads at most the first so many bytes.
+CSV_PREVIEW_BYTES = 1 << 20  # a CSV preview is made from this prefix (its last, cut line dropped)
+PARQUET_PREVIEW_LIMIT = 16_000_000  # Parquet keeps its index at the end: larger files get no preview
 INLINE_IMAGE_LIMIT = 10_000_000
 INLINE_DOWNLOAD_LIMIT = 5_000_000  # bytes a download link carries inside the notebook itself
+
+
+class NoPreview(Exception):
+    """Why a file gets no preview (shown in its place)."""
 
 
 def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -156,35 +164,56 @@ class ArtifactGallery:
         return "file"
 
     def preview(self, artifact: Artifact) -> Any:
-        """A DataFrame of the first rows of a CSV or Parquet artifact."""
+        """A DataFrame of the first rows of a CSV or Parquet artifact, read from a bounded prefix of the file:
+        a CSV's first `CSV_PREVIEW_BYTES`, a whole Parquet file only up to `PARQUET_PREVIEW_LIMIT` (`NoPreview`
+        past it: its index is at the end)."""
         import io
 
         import pandas as pd
 
-        data = io.BytesIO(artifact.read())
         if artifact.name.lower().endswith(".parquet"):
-            return pd.read_parquet(data).head(PREVIEW_ROWS)
-        return pd.read_csv(data, nrows=PREVIEW_ROWS)
+            import pyarrow.parquet as pq
+
+            too_large = NoPreview(f"over {text.size(PARQUET_PREVIEW_LIMIT)}, too large to preview here")
+            if (artifact.size or 0) > PARQUET_PREVIEW_LIMIT:
+                raise too_large
+            data = artifact.head(PARQUET_PREVIEW_LIMIT + 1)
+            if len(data) > PARQUET_PREVIEW_LIMIT:
+                raise too_large
+            batches = pq.ParquetFile(io.BytesIO(data)).iter_batches(batch_size=PREVIEW_ROWS)
+            first = next(batches, None)
+            return pd.DataFrame() if first is None else first.to_pandas()
+        data = artifact.head(CSV_PREVIEW_BYTES + 1)
+        if len(data) > CSV_PREVIEW_BYTES:  # cut off: keep the complete lines
+            end = data.rfind(b"\n", 0, CSV_PREVIEW_BYTES)
+            if end < 0:
+                raise NoPreview(f"no complete line in its first {text.size(CSV_PREVIEW_BYTES)}")
+            data = data[: end + 1]
+        return pd.read_csv(io.BytesIO(data), nrows=PREVIEW_ROWS)
 
     def _item_html(self, artifact: Artifact) -> str:
         title = f"<div><code>{html.escape(artifact.path)}</code> · {text.size(artifact.size)}</div>"
         kind = self.kind(artifact)
         if kind == "image":
-            encoded = base64.b64encode(artifact.read()).decode("ascii")
-            return f"{title}<img src='data:{artifact.mimetype};base64,{encoded}' style='max-width:100%'/>"
+            data = artifact.head(INLINE_IMAGE_LIMIT + 1)
+            if len(data) <= INLINE_IMAGE_LIMIT:
+                encoded = base64.b64encode(data).decode("ascii")
+                return f"{title}<img src='data:{artifact.mimetype};base64,{encoded}' style='max-width:100%'/>"
+            # larger than its listing said: shown as a file
         if kind == "table":
             try:
                 table = self.preview(artifact).to_html(max_rows=PREVIEW_ROWS)
-            except Exception as exc:  # a file that isn't the table its name says: show it as a file
+            except Exception as exc:  # NoPreview, or a file that isn't the table its name says: shown as a file
                 table = f"<div>(no preview: {html.escape(str(exc))})</div>"
             return title + table + self._link(artifact)
         return title + self._link(artifact)
 
     def _link(self, artifact: Artifact) -> str:
-        if (artifact.size or 0) > INLINE_DOWNLOAD_LIMIT:
+        data = b"" if (artifact.size or 0) > INLINE_DOWNLOAD_LIMIT else artifact.head(INLINE_DOWNLOAD_LIMIT + 1)
+        if (artifact.size or 0) > INLINE_DOWNLOAD_LIMIT or len(data) > INLINE_DOWNLOAD_LIMIT:
             relative = artifact.path.removeprefix("/mnt/data/")
             return f"<div>too large to embed: <code>%container pull {html.escape(relative)}</code></div>"
-        encoded = base64.b64encode(artifact.read()).decode("ascii")
+        encoded = base64.b64encode(data).decode("ascii")
         name = html.escape(artifact.name, quote=True)
         return (
             f"<div><a download='{name}' href='data:application/octet-stream;base64,{encoded}'>download {name}</a></div>"
