@@ -33,12 +33,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cloud_profiles(*names): run only against these of --cloud-profiles")
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cloud_profile" in metafunc.fixturenames:
         chosen = [p.strip() for p in metafunc.config.getoption("--cloud-profiles").split(",") if p.strip()]
         unknown = set(chosen) - set(CLOUD_PROFILES)
         if unknown:
             raise pytest.UsageError(f"--cloud-profiles: unknown {', '.join(sorted(unknown))}")
+        only = metafunc.definition.get_closest_marker("cloud_profiles")
+        if only is not None:
+            chosen = [name for name in chosen if name in only.args]
         metafunc.parametrize("cloud_profile", chosen, scope="session")
 
 

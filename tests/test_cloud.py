@@ -1,0 +1,314 @@
+"""cellbox against the services as they are (issue 8, part 2), proved against the local server with the openai
+and oci profiles (every model quirk on, a lagging listing) and, for faults no server gives on demand, a
+transport that changes what the real server answered."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+import cellbox
+from cellbox import protocol, transfer
+from cellbox.api import Client
+from cellbox.sandbox import NotAuthorized
+
+Hook = Callable[[httpx.Request], "httpx.Response | None"]
+
+
+class Faults(httpx.BaseTransport):
+    """The real transport, with a log of what was sent and hooks that may answer instead of the server
+    (`before`) or change its answer (`after`)."""
+
+    def __init__(self) -> None:
+        self.real = httpx.HTTPTransport()
+        self.sent: list[tuple[str, str, dict | None]] = []
+        self.before: list[Hook] = []
+        self.after: list[Callable[[httpx.Request, httpx.Response], httpx.Response]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = None
+        if request.url.path.endswith("/responses") and request.method == "POST":
+            body = json.loads(request.read())
+        self.sent.append((request.method, request.url.path.removeprefix("/v1"), body))
+        for hook in self.before:
+            answer = hook(request)
+            if answer is not None:
+                return answer
+        response = self.real.handle_request(request)
+        for change in self.after:
+            response = change(request, response)
+        return response
+
+    def close(self) -> None:
+        self.real.close()
+
+    def count(self, method: str, prefix: str) -> int:
+        return sum(1 for m, path, _ in self.sent if m == method and path.startswith(prefix))
+
+    def bodies(self) -> list[dict]:
+        return [body for _, _, body in self.sent if body is not None]
+
+
+@pytest.fixture
+def faults() -> Faults:
+    return Faults()
+
+
+@pytest.fixture
+def sandbox(use_cloud_server: str, faults: Faults) -> Iterator[cellbox.Sandbox]:
+    client = Client(http_client=httpx.Client(transport=faults, timeout=60))
+    sb = cellbox.Sandbox.create(name="cloud", client=client)
+    yield sb
+    sb.delete()
+    client.close()
+
+
+def test_the_request_bounds_the_model_and_a_background_run_is_deleted_once_read(
+    sandbox: cellbox.Sandbox, faults: Faults
+) -> None:
+    assert sandbox.run("1 + 1").value == 2
+    body = faults.bodies()[0]
+    assert body["tool_choice"] == {"type": "code_interpreter"} and body["max_tool_calls"] == 1
+    assert body["parallel_tool_calls"] is False and body["instructions"] == protocol.INSTRUCTIONS
+    assert body["background"] is True and body["store"] is True  # polling needs it stored …
+    assert faults.count("DELETE", "/responses/") == faults.count("POST", "/responses")  # … and it is deleted
+
+
+def test_reasoning_effort_is_sent_when_configured(
+    use_cloud_server: str, faults: Faults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CELLBOX_REASONING_EFFORT", "low")
+    with Client(http_client=httpx.Client(transport=faults, timeout=60)) as client:
+        sb = cellbox.Sandbox.create(name="effort", client=client)
+        try:
+            assert sb.run("3").value == 3
+        finally:
+            sb.delete()
+    assert faults.bodies()[0]["reasoning"] == {"effort": "low"}
+
+
+@pytest.mark.cloud_profiles("openai", "oci")
+def test_a_cell_runs_once_whatever_the_model_does(sandbox: cellbox.Sandbox, faults: Faults) -> None:
+    # The quirky model restyles every call, ignores max_tool_calls, and now and then answers without a call or
+    # with an incomplete one: each cell still runs exactly once, and replies that ran nothing are asked again.
+    sandbox.run("ran = 0")
+    cells = 6
+    for n in range(cells):
+        run = sandbox.run("ran += 1\nraise ValueError(ran)")
+        assert run.error is not None and run.error.evalue == str(n + 1)
+    assert sandbox.run("ran").value == cells
+    assert faults.count("POST", "/responses") > cells + 2  # some replies did not run the loader: asked again
+
+
+def test_uploads_are_placed_where_push_said_and_cellbox_files_stay_private(
+    sandbox: cellbox.Sandbox, faults: Faults, tmp_path: Path
+) -> None:
+    (tmp_path / "data" / "sub").mkdir(parents=True)
+    (tmp_path / "data" / "sub" / "c.txt").write_text("nested")
+    (tmp_path / "top.csv").write_text("x\n1\n")
+    assert sandbox.push(str(tmp_path / "data"), str(tmp_path / "top.csv")) == ["data/sub/c.txt", "top.csv"]
+    sandbox.push(pd.DataFrame({"v": [1, 2]}), name="t")
+    shown = sorted(f.path or "" for f in sandbox.files())
+    assert shown == ["/mnt/data/data/sub/c.txt", "/mnt/data/top.csv"]  # where push said, nothing of cellbox's
+    code = "import pandas as pd\n(open('data/sub/c.txt').read(), int(pd.read_csv('top.csv').x.sum()), int(t.v.sum()))"
+    assert sandbox.run(code).value == ["nested", 1, 3]
+    every = [f.path for f in sandbox.files(include_private=True)]
+    for _ in range(3):
+        assert sandbox.run("None").ok
+    assert len(sandbox.files(include_private=True)) <= len(every)  # run records don't pile up
+    assert faults.count("DELETE", f"/containers/{sandbox.id}/files/") >= 4  # each run's request, once read
+    assert sorted(f.path or "" for f in sandbox.files()) == shown
+
+
+def test_small_outputs_come_inside_the_result_record(sandbox: cellbox.Sandbox, faults: Faults) -> None:
+    run = sandbox.run(
+        "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt, pandas as pd\n"
+        "plt.plot([1, 2])\nsmall = pd.DataFrame({'v': [1, 2]})\nsmall",
+        outputs=["small"],
+    )
+    assert run.ok and run.variables["small"].v.tolist() == [1, 2] and run.value.v.tolist() == [1, 2]
+    assert run.figures[0].read().startswith(b"\x89PNG")
+    assert faults.count("GET", f"/containers/{sandbox.id}/files/") == 0  # no content downloaded
+
+
+@pytest.mark.cloud_profiles("plain")
+def test_a_file_missing_from_listings_is_reported_and_content_404s_are_retried(
+    sandbox: cellbox.Sandbox, faults: Faults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transfer, "LISTING_WAIT", 0.5)
+
+    def hide(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if request.method == "GET" and request.url.path.endswith("/files"):
+            body = json.loads(response.read())
+            body["data"] = [f for f in body["data"] if not f["path"].endswith("hidden.txt")]
+            return httpx.Response(200, json=body, headers={"x-request-id": "req_x"})
+        return response
+
+    faults.after.append(hide)
+    run = sandbox.run("open('hidden.txt', 'w').write('h')\nopen('shown.txt', 'w').write('s')")
+    assert [a.name for a in run.artifacts] == ["shown.txt"]
+    (note,) = run.notes
+    assert "the run wrote /mnt/data/hidden.txt, but it did not appear in the container's file list" in note
+    missing = {"error": {"message": "File not found on container", "type": "invalid_request_error"}}
+    first_404 = [True]
+
+    def not_yet(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path.endswith("/content") and first_404.pop() if first_404 else False:
+            return httpx.Response(404, json=missing)
+        return None
+
+    faults.before.append(not_yet)
+    assert run.artifacts[0].read() == b"s"  # the first 404 was waited out
+
+
+def refuse_background(request: httpx.Request) -> httpx.Response | None:
+    posted = request.method == "POST" and request.url.path.endswith("/responses")
+    if posted and "background" in json.loads(request.read()):
+        error = {"message": "Unknown parameter: 'background'.", "param": "background", "code": "unknown_parameter"}
+        return httpx.Response(400, json={"error": error})
+    return None
+
+
+@pytest.mark.cloud_profiles("plain")
+def test_a_backend_without_background_runs_cells_in_the_foreground(sandbox: cellbox.Sandbox, faults: Faults) -> None:
+    faults.before.append(refuse_background)
+    assert sandbox.run("1").value == 1
+    assert sandbox.run("2").value == 2
+    bodies = faults.bodies()
+    assert ["background" in b for b in bodies] == [True, False, False]  # refused once, then never sent
+    assert [b["store"] for b in bodies[1:]] == [True, False]  # stored only while it meant to poll
+
+    def interrupt(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path.endswith("/responses"):
+            raise KeyboardInterrupt
+        return None
+
+    faults.before.append(interrupt)
+    with pytest.raises(KeyboardInterrupt, match=r"may still be running.*foreground"):
+        sandbox.run("import time\ntime.sleep(1)")
+
+
+@pytest.mark.cloud_profiles("plain")
+def test_an_interrupt_cancels_a_background_run(sandbox: cellbox.Sandbox, faults: Faults) -> None:
+    polls = []
+
+    def interrupt_on_second_poll(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "GET" and "/responses/" in request.url.path:
+            polls.append(request)
+            if len(polls) == 2:
+                raise KeyboardInterrupt
+        return None
+
+    faults.before.append(interrupt_on_second_poll)
+    sandbox.run("ticks = 0")
+    polls.clear()
+    with pytest.raises(KeyboardInterrupt, match="the remote run was cancelled"):
+        sandbox.run("import time\nfor _ in range(100):\n    ticks += 1\n    time.sleep(0.1)")
+    assert faults.count("POST", "/responses/") == 1  # …/cancel
+    faults.before.clear()
+    stopped = sandbox.run("ticks").value
+    time.sleep(0.5)
+    assert sandbox.run("ticks").value == stopped < 100
+
+
+@pytest.mark.cloud_profiles("plain")
+def test_a_run_past_its_time_limit_is_cancelled(sandbox: cellbox.Sandbox, faults: Faults) -> None:
+    started = time.monotonic()
+    with pytest.raises(protocol.RunFailed, match=r"time limit \(1s\) and was cancelled"):
+        sandbox.run("import time\ntime.sleep(30)", timeout=1)
+    assert time.monotonic() - started < 10 and faults.count("POST", "/responses/") == 1
+    assert sandbox.run("'alive'").value == "alive"
+
+
+def answer(body: dict) -> Hook:
+    def hook(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST" and request.url.path.endswith("/responses"):
+            return httpx.Response(200, json={"id": "resp_x", "object": "response", **body})
+        return None
+
+    return hook
+
+
+@pytest.mark.cloud_profiles("plain")
+def test_replies_that_never_run_the_cell_are_asked_again_once_then_said_in_words(
+    sandbox: cellbox.Sandbox, faults: Faults
+) -> None:
+    no = [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "No."}]}]
+    faults.before.append(answer({"status": "completed", "output": no}))
+    with pytest.raises(protocol.RunFailed, match=r"replied without calling the python tool: 'No\.'\. Asked twice"):
+        sandbox.run("1")
+    assert faults.count("POST", "/responses") == 2
+    failed = {"status": "failed", "output": [], "error": {"code": "rate_limit_exceeded", "message": "Slow down."}}
+    faults.before[:] = [answer(failed)]
+    with pytest.raises(protocol.RunFailed, match=r"the response failed: rate_limit_exceeded: Slow down\."):
+        sandbox.run("1")
+    assert faults.count("POST", "/responses") == 3  # a failure is said, not asked again
+
+
+@pytest.mark.cloud_profiles("plain")
+def test_revive_deletes_the_old_container_and_delete_confirms(use_cloud_server: str) -> None:
+    sb = cellbox.Sandbox.create(name="revived")
+    old = sb.id
+    sb.revive()
+    with Client() as client:
+        with pytest.raises(cellbox.api.NotFoundError):
+            client.containers.retrieve(old)
+        current = sb.id
+        sb.delete()
+        with pytest.raises(cellbox.api.NotFoundError):
+            client.containers.retrieve(current)
+
+
+@pytest.mark.cloud_profiles("plain")
+def test_delete_that_does_not_take_is_said(use_cloud_server: str, faults: Faults, monkeypatch) -> None:
+    monkeypatch.setattr("cellbox.sandbox.DELETE_WAIT", 0.5)
+    with Client(http_client=httpx.Client(transport=faults, timeout=60)) as client:
+        sb = cellbox.Sandbox.create(name="sticky", client=client)
+        deleted = {"id": sb.id, "object": "container.deleted", "deleted": True}
+        faults.before.append(lambda r: httpx.Response(200, json=deleted) if r.method == "DELETE" else None)
+        with pytest.raises(cellbox.api.CellboxError, match="still shows it"):
+            sb.delete()
+        faults.before.clear()
+        sb.delete()
+
+
+@pytest.mark.cloud_profiles("oci")
+def test_an_oci_authorization_failure_is_not_a_gone_container(sandbox: cellbox.Sandbox, use_cloud_server: str) -> None:
+    with Client(api_key="not-the-key") as wrong:
+        intruder = cellbox.Sandbox(wrong, sandbox.container, model="cellbox-local")
+        with pytest.raises(NotAuthorized, match="authorization failure, not a missing container"):
+            intruder.files()
+    assert sandbox.run("'still here'").value == "still here"
+
+
+@pytest.mark.cloud_profiles("plain")
+def test_a_model_that_runs_the_loader_twice_runs_the_cell_once(sandbox: cellbox.Sandbox, faults: Faults) -> None:
+    # A backend without max_tool_calls whose model runs the call again (OpenAI's guide: "until it succeeds"):
+    # every response here carries a second call of the same code, really run in the container.
+    sandbox.client.refused_parameters[("/responses", sandbox.model)] = {"background"}
+    seconds: list[dict] = []
+
+    def twice(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if request.method != "POST" or not request.url.path.endswith("/responses"):
+            return response
+        again = httpx.Request(request.method, request.url, headers=request.headers, content=request.read())
+        first, second = json.loads(response.read()), json.loads(faults.real.handle_request(again).read())
+        calls = [item for item in second["output"] if item["type"] == "code_interpreter_call"]
+        seconds.extend(calls)
+        return httpx.Response(200, json={**first, "output": first["output"] + calls})
+
+    faults.after.append(twice)
+    sandbox.run("ran = 0")
+    for n in (1, 2, 3):
+        run = sandbox.run("ran += 1\nraise ValueError(ran)")
+        assert run.error is not None and run.error.evalue == str(n)
+    assert sandbox.run("ran").value == 3
+    assert len(seconds) == 5 and all(
+        protocol.REFUSED_MARKER in "".join(o["logs"] for o in c["outputs"]) for c in seconds
+    )
