@@ -312,3 +312,16 @@ def test_a_model_that_runs_the_loader_twice_runs_the_cell_once(sandbox: cellbox.
     assert len(seconds) == 5 and all(
         protocol.REFUSED_MARKER in "".join(o["logs"] for o in c["outputs"]) for c in seconds
     )
+
+
+@pytest.mark.cloud_profiles("openai")
+def test_uploads_a_failed_run_did_not_place_are_placed_by_the_next(
+    sandbox: cellbox.Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "late.txt").write_text("placed later")
+    sandbox.push(str(tmp_path / "late.txt"))
+    with monkeypatch.context() as patched:
+        patched.setattr(protocol, "run_prompt", lambda loader: "```python\nprint('something else')\n```")
+        with pytest.raises(protocol.LoaderMismatch, match="state is uncertain"):
+            sandbox.run("1")
+    assert sandbox.run("open('late.txt').read()").value == "placed later"

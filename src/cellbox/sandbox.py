@@ -225,13 +225,13 @@ class Sandbox:
             runtime = self.transfers.runtime()
             uploaded = self.transfers.upload_private(request.body(), request.filename)
         except BaseException:
-            self._restore(moves)
+            self.transfers.restore_placements()
             raise
         loader = loader_line(runtime, uploaded.path or "")
         try:
             record, notes = self._run_loader(request, loader, timeout)
         except BaseException:
-            self._restore(moves)  # moved already if the run started: the runtime then skips them
+            self.transfers.restore_placements()  # moved already if the run started: the runtime skips them
             raise
         finally:
             self.transfers.delete_private(uploaded)  # read by the runtime at its start; not the user's
@@ -241,12 +241,6 @@ class Sandbox:
         if pull:
             self.pull(*pull, to=to)
         return run
-
-    def _restore(self, moves: list[dict[str, str]]) -> None:
-        """Uploads a run did not place: the next run places them."""
-        for move in moves:
-            stored, file_id = move["from"], ""
-            self.transfers.placements.setdefault(move["to"], (stored, file_id))
 
     def _run_loader(
         self, request: protocol.Request, loader: str, timeout: float | None

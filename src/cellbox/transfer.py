@@ -143,6 +143,7 @@ class Transfers:
         # Uploads the service stored elsewhere than asked: wanted absolute path -> (stored path, file id), moved
         # into place by the runtime at the next run.
         self.placements: dict[str, tuple[str, str]] = {}
+        self._taken: dict[str, tuple[str, str]] = {}  # the placements handed to the run in flight
         self._remove_cache = weakref.finalize(self, shutil.rmtree, self.cache, ignore_errors=True)  # at exit too
 
     @property
@@ -244,8 +245,15 @@ class Transfers:
     def take_placements(self) -> list[dict[str, str]]:
         """The moves the next run makes before its code (and forgets them here)."""
         moves = [{"from": stored, "to": wanted} for wanted, (stored, _) in self.placements.items()]
+        self._taken = dict(self.placements)
         self.placements.clear()
         return moves
+
+    def restore_placements(self) -> None:
+        """The moves of a run that did not start: the next run makes them (a later upload for a place wins)."""
+        for wanted, entry in self._taken.items():
+            self.placements.setdefault(wanted, entry)
+        self._taken = {}
 
     def upload_private(self, body: Any, filename: str) -> ContainerFile:
         """One of cellbox's own files (a run request): known by id, never shown as the user's."""
