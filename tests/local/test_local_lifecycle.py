@@ -91,8 +91,9 @@ def test_everything_survives_kill_9(tmp_path, run, logs):
         assert after == before
         assert c.containers.files.content.retrieve(up.id, container_id=kept.id).read() == b"a,b\n1,2\n"
         assert c.files.content(stored.id).read() == b"file api"
-        # The kernel restarted empty; the files are there for it.
-        out = logs(run(c, kept.id, "print('remember' in globals(), open('made.txt').read())")[0])
+        # The kernel restarted empty, and the run says so first; the files are there for it.
+        note, out = logs(run(c, kept.id, "print('remember' in globals(), open('made.txt').read())")[0]).split("\n", 1)
+        assert "restarted" in note and "the server restarted" in note
         assert out == "False by code\n"
 
 

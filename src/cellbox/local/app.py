@@ -18,7 +18,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from . import errors, ids, responses, safepath
+from . import disk, errors, ids, responses, safepath
 from .containers import Containers
 from .download import FileStream
 from .errors import APIError
@@ -95,7 +95,7 @@ async def create_container_file(request: Request) -> JSONResponse:
     containers.use(container_id)
     store = containers.store
     if is_multipart(request):
-        upload = await read_multipart(request, store.temp_path(), options_of(request).max_upload_bytes)
+        upload = await _read_upload(request, containers, container_id)
         try:
             refuse_unknown(upload.fields, CONTAINER_FILE_FIELDS)
             if upload.path is None and upload.fields.get("file_id"):
@@ -106,6 +106,8 @@ async def create_container_file(request: Request) -> JSONResponse:
             async with containers.lock(container_id):
                 containers.use(container_id)
                 row = _add(store, container_id, name, upload.path)
+            if containers.quota is not None:
+                containers.quota.wrote(container_id, upload.size)
         finally:
             upload.discard()
         return JSONResponse(container_file_json(row))
@@ -121,8 +123,13 @@ async def create_container_file(request: Request) -> JSONResponse:
 
 async def _container_file_from_id(containers: Containers, container_id: str, file_id: str) -> JSONResponse:
     store = containers.store
-    if store.get_file(file_id) is None:
+    found = store.get_file(file_id)
+    if found is None:
         raise errors.not_found("file", file_id, param="file_id")
+    if containers.quota is not None:
+        room, why = await containers.quota.room(container_id)
+        if found["bytes"] > room:
+            raise errors.insufficient_storage(why)
     async with containers.lock(container_id):
         containers.use(container_id)
         try:
@@ -134,6 +141,27 @@ async def _container_file_from_id(containers: Containers, container_id: str, fil
         except FileNotFoundError:  # the file or the container was deleted meanwhile
             raise errors.not_found("file", file_id, param="file_id") from None
     return JSONResponse(container_file_json(row))
+
+
+async def _read_upload(request: Request, containers: Containers, container_id: str | None):
+    """The multipart body, refused with 507 as soon as it would pass the container's disk quota (or eat into the
+    server's reserve, for the Files API) rather than at the end."""
+    limit = options_of(request).max_upload_bytes
+    room, why = limit, ""
+    quota = containers.quota
+    if quota is not None:
+        if container_id is not None:
+            room, why = await quota.room(container_id)
+        else:
+            room, why = disk.free_bytes(containers.store.files_dir) - quota.reserve.size, "the server's disk is full"
+    if room >= limit:
+        return await read_multipart(request, containers.store.temp_path(), limit)
+    try:
+        return await read_multipart(request, containers.store.temp_path(), max(0, room))
+    except APIError as exc:
+        if exc.status == 413:
+            raise errors.insufficient_storage(why) from None
+        raise
 
 
 def _stored_name(filename: str, options: ServerOptions) -> str:
@@ -209,7 +237,7 @@ async def create_file(request: Request) -> JSONResponse:
     if not is_multipart(request):
         raise errors.invalid("Upload files as multipart/form-data with a `file` part and a `purpose` field.")
     store = containers_of(request).store
-    upload = await read_multipart(request, store.temp_path(), options_of(request).max_upload_bytes)
+    upload = await _read_upload(request, containers_of(request), None)
     try:
         # `expires_after` is accepted and ignored: files on the local server never expire.
         refuse_unknown(upload.fields, FILE_FIELDS)

@@ -16,6 +16,7 @@ import time
 from collections import defaultdict
 
 from . import errors
+from .disk import Quota
 from .kernel import Execution, Kernel, KernelError
 from .launcher import MEMORY_LIMITS, Launcher, Limits, host_memory_bytes
 from .pool import WarmPool
@@ -34,10 +35,12 @@ class Containers:
         exec_timeout: float | None = None,
         seconds_per_minute: float = 60.0,
         max_containers: int | None = None,
+        quota: Quota | None = None,
     ) -> None:
         self.store = store
         self.launcher = launcher
         self.max_containers = max_containers
+        self.quota = quota
         self.exec_timeout = exec_timeout
         self.seconds_per_minute = seconds_per_minute
         self.pool = WarmPool(launcher, store.containers_dir, pool_size, launcher.limits_for("1g"))
@@ -201,11 +204,11 @@ class Containers:
         lost = _why_lost(self._kernels.get(container_id))
         kernel = await self._start_kernel(container_id, limits)
         try:
-            result = await kernel.execute(code, timeout=self.exec_timeout)
+            result = await self._watched(container_id, kernel, code)
         except KernelError:
             lost = lost or "it had stopped"
             kernel = await self._start_kernel(container_id, limits)
-            result = await kernel.execute(code, timeout=self.exec_timeout)
+            result = await self._watched(container_id, kernel, code)
         finally:
             self.store.touch(container_id)
         if lost:
@@ -236,6 +239,32 @@ class Containers:
             # Off the event loop: a scan grows with what the code left in /mnt/data, other clients must not wait.
             changed = await asyncio.to_thread(self.store.sync_container_files, container_id)
         return result, changed
+
+    async def _watched(self, container_id: str, kernel: Kernel, code: str) -> Execution:
+        """Runs code while its disk use is watched: a run past the container's quota, or writing while the disk
+        runs out, is stopped (its kernel killed) and told why."""
+        if self.quota is None:
+            return await kernel.execute(code, timeout=self.exec_timeout)
+        stopped: list[str] = []
+
+        def stop(reason: str) -> None:
+            stopped.append(reason)
+            kernel.kill()
+
+        watcher = asyncio.ensure_future(self.quota.watch(container_id, stop))
+        try:
+            result = await kernel.execute(code, timeout=self.exec_timeout)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        if stopped:
+            result.status, result.killed = "failed", True
+            result.logs += (
+                f"\nThe run was stopped: {stopped[0]}. Its Python process was restarted (variables are lost); "
+                "files in /mnt/data are kept: delete some to make room.\n"
+            )
+        return result
 
     # -- ending a container -----------------------------------------------------------------------------
 

@@ -82,6 +82,9 @@ class FileStream:
                     break  # truncated meanwhile: the client sees a short body and knows
                 offset += len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": offset < end})
+                # The server's send() may not wait (a client that left, a fast socket): yield so the watcher can
+                # notice a disconnect, and other requests run between chunks instead of after a whole file.
+                await asyncio.sleep(0)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -64,6 +64,13 @@ def expired() -> APIError:
     return APIError(400, "Container is expired.", code="container_expired")
 
 
+def insufficient_storage(why: str) -> APIError:
+    # 507: the request was fine, there is no room for it; only the writer is refused.
+    return APIError(
+        507, f"Not enough storage for this upload: {why}. Delete files to make room.", code="insufficient_storage"
+    )
+
+
 def too_large(limit: int) -> APIError:
     return APIError(413, f"File too large: the limit is {limit} bytes.", param="file", code="file_too_large")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import re
 import secrets
@@ -29,6 +30,7 @@ MAX_LOG_CHARS = 4 * 1024 * 1024
 # Images of one run, as the base64 text they travel in: past either cap they are counted, not kept.
 MAX_IMAGE_CHARS = 16 * 1024 * 1024
 MAX_IMAGES = 64
+STDERR_TAIL = 64 * 1024  # bytes of a kernel's own output kept, to say why it failed
 INTERRUPT_GRACE = 5.0  # seconds an interrupted run gets to stop before its kernel is killed
 
 
@@ -59,6 +61,9 @@ class Kernel:
         self._client: AsyncKernelClient | None = None
         self._dir: Path | None = None
         self._lock = asyncio.Lock()
+        self._stderr = bytearray()
+        self._stderr_fd: int | None = None
+        self._stderr_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def alive(self) -> bool:
@@ -84,11 +89,19 @@ class Kernel:
             ip=str(self._dir / "s"),
             key=secrets.token_hex(32).encode(),
         )
-        stderr = open(self._dir / "stderr", "wb")  # noqa: SIM115 - the child keeps writing to it
+        # The kernel's own stdout and stderr (code can write to fd 2 directly) come through a pipe of which only
+        # the last STDERR_TAIL bytes are kept: a file on the host would grow as long as the code writes.
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
         try:
-            self._proc = self.launcher.spawn(self.workdir, connection_file, home, self.limits, stderr)
+            self._proc = self.launcher.spawn(self.workdir, connection_file, home, self.limits, write_end)
+        except BaseException:
+            os.close(read_end)
+            raise
         finally:
-            stderr.close()
+            os.close(write_end)
+        os.set_blocking(read_end, False)
+        self._stderr_fd, self._stderr_loop = read_end, asyncio.get_running_loop()
+        self._stderr_loop.add_reader(read_end, self._read_stderr)
         # One zmq context for every kernel: a context per client costs an I/O thread and descriptors each.
         client = AsyncKernelClient(context=_shared_context())
         client.load_connection_file(str(connection_file))
@@ -142,14 +155,32 @@ class Kernel:
             except Exception:  # unparsable messages are dropped like any other
                 continue
 
-    def _stderr_tail(self) -> str:
-        if self._dir is None:
-            return ""
+    def _read_stderr(self) -> None:
+        assert self._stderr_fd is not None
         try:
-            text = (self._dir / "stderr").read_text(errors="replace")
+            data = os.read(self._stderr_fd, 65536)
+        except BlockingIOError:
+            return
         except OSError:
-            return ""
-        return text.strip()[-2000:] or "no output"
+            data = b""
+        if not data:
+            self._close_stderr()
+            return
+        self._stderr += data
+        del self._stderr[:-STDERR_TAIL]
+
+    def _close_stderr(self) -> None:
+        if self._stderr_fd is not None:
+            with contextlib.suppress(Exception):
+                assert self._stderr_loop is not None
+                self._stderr_loop.remove_reader(self._stderr_fd)
+            os.close(self._stderr_fd)
+            self._stderr_fd = None
+
+    def _stderr_tail(self) -> str:
+        if self._stderr_fd is not None:
+            self._read_stderr()
+        return self._stderr.decode(errors="replace").strip()[-2000:] or "no output"
 
     async def execute(self, code: str, timeout: float | None = None) -> Execution:
         """Runs code; an exception in it is part of the result, not an error of this call.
@@ -269,6 +300,7 @@ class Kernel:
                 self._proc.wait(timeout=5)
             self.launcher.cleanup(self._proc)
             self._proc = None
+        self._close_stderr()
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None

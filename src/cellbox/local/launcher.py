@@ -62,6 +62,7 @@ class Limits:
     memory_bytes: int | None = None
     processes: int | None = None
     cpus: float | None = None
+    disk_bytes: int | None = None
 
 
 def check_isolation() -> None:
@@ -96,15 +97,21 @@ class Launcher:
     # Server-wide limits every container gets, whatever its memory limit.
     processes: int | None = None
     cpus: float | None = None
+    disk_bytes: int | None = None
     cgroups: CgroupTree | None = None
     _groups: dict[int, Cgroup] = field(default_factory=dict, repr=False)
 
     def limits_for(self, memory_limit: str) -> Limits:
         """The limits of a container created with this `memory_limit` (1g, 4g, 16g, 64g)."""
-        return Limits(memory_bytes=MEMORY_LIMITS[memory_limit], processes=self.processes, cpus=self.cpus)
+        return Limits(
+            memory_bytes=MEMORY_LIMITS[memory_limit],
+            processes=self.processes,
+            cpus=self.cpus,
+            disk_bytes=self.disk_bytes,
+        )
 
     def spawn(
-        self, workdir: Path, connection_file: Path, home: Path, limits: Limits, log: IO[bytes]
+        self, workdir: Path, connection_file: Path, home: Path, limits: Limits, log: int | IO[bytes]
     ) -> subprocess.Popen:
         """The kernel's process, started in its jail and its control group with `log` as its stdout and stderr."""
         group = None
@@ -118,7 +125,7 @@ class Launcher:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                preexec_fn=preexec(limits.memory_bytes, group),
+                preexec_fn=preexec(limits.memory_bytes, group, limits.disk_bytes),
                 start_new_session=True,
             )
         except BaseException:
@@ -190,9 +197,10 @@ class Launcher:
         return "/" if self.isolated else str(workdir)
 
 
-def preexec(memory_bytes: int | None, group: Cgroup | None = None) -> Callable[[], None]:
-    """Runs in the child before exec: join the container's control group, die with the server, and cap the data
-    segment (a process over it gets MemoryError and lives on; the group's limit covers its children too)."""
+def preexec(memory_bytes: int | None, group: Cgroup | None = None, file_bytes: int | None = None) -> Callable[[], None]:
+    """Runs in the child before exec: join the container's control group, die with the server, cap the data
+    segment (a process over it gets MemoryError and lives on; the group's limit covers its children too) and the
+    size of any one file (the disk quota: a write past it fails with EFBIG)."""
 
     def setup() -> None:
         if group is not None:
@@ -201,5 +209,7 @@ def preexec(memory_bytes: int | None, group: Cgroup | None = None) -> Callable[[
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         if memory_bytes:
             resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
+        if file_bytes:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
 
     return setup

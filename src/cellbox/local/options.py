@@ -55,6 +55,29 @@ def _quirks_flag(text: str) -> str:
     return text
 
 
+def _size_flag(text: str) -> str:
+    try:
+        parse_size(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size like 2g, 500m or 1048576, got {text!r}") from None
+    return text
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a size like `2g`, `500m`, `64k` or `1048576`; ValueError otherwise."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    cleaned = text.strip().lower().removesuffix("b").removesuffix("i")
+    scale = units.get(cleaned[-1:], 1)
+    number = cleaned[:-1] if cleaned[-1:] in units else cleaned
+    try:
+        value = int(float(number) * scale)
+    except ValueError:
+        raise ValueError(f"not a size: {text!r}") from None
+    if value <= 0:
+        raise ValueError(f"a size must be positive: {text!r}")
+    return value
+
+
 @dataclass
 class ServerOptions:
     host: str = field(default="127.0.0.1", metadata=_help("address to bind (default: 127.0.0.1)"))
@@ -79,6 +102,14 @@ class ServerOptions:
     )
     max_processes: int = field(
         default=256, metadata=_help("processes and threads one container may run at once (default: 256)")
+    )
+    disk_limit: str | None = field(
+        default=None,
+        metadata=_help(
+            "disk one container may use in /mnt/data, e.g. 2g or 500m (default: an eighth of what is free where "
+            "the data lives, at least 256m); the server also keeps 64 MiB back so it can always answer",
+            convert=_size_flag,
+        ),
     )
     max_containers: int | None = field(
         default=None,

@@ -105,14 +105,15 @@ def unlink(root: str, parts: list[str]) -> None:
         os.close(parent)
 
 
-def walk_files(root: str) -> Iterator[tuple[str, os.stat_result]]:
+def walk_files(root: str, *, nameable: bool = True) -> Iterator[tuple[str, os.stat_result]]:
     """(relative path, stat) of every regular file under root that a client could name.
 
     Iterative, with one open descriptor per level of the current path only, so no folder chain can exhaust the
     stack or the descriptors: folders deeper than MAX_SCAN_DEPTH are not entered, paths longer than
     MAX_PATH_BYTES are not listed, and the walk stops after MAX_SCAN_ENTRIES entries. Symlinks are neither
     followed nor listed; a folder swapped for a symlink mid-walk is not entered (each is opened with
-    O_NOFOLLOW from its parent's descriptor); anything vanishing or unreadable mid-walk is skipped.
+    O_NOFOLLOW from its parent's descriptor); anything vanishing or unreadable mid-walk is skipped. With
+    `nameable=False` files no client could name are yielded too (to count what they take).
     """
     try:
         top = open_root(root)
@@ -134,7 +135,7 @@ def walk_files(root: str) -> Iterator[tuple[str, os.stat_result]]:
             if seen > MAX_SCAN_ENTRIES:
                 return
             path = f"{rel}/{entry.name}" if rel else entry.name
-            if len(path.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES or not _is_utf8(path):
+            if nameable and (len(path.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES or not _is_utf8(path)):
                 continue  # no client can name it: a name that is not UTF-8 cannot travel in JSON
             try:
                 st = entry.stat(follow_symlinks=False)

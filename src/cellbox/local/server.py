@@ -25,11 +25,11 @@ from pathlib import Path
 import uvicorn
 
 from .. import endpoint, paths
-from . import cgroups
+from . import cgroups, disk
 from .app import build_app
 from .containers import Containers
 from .launcher import IsolationUnavailable, Launcher, check_isolation, host_memory_bytes
-from .options import DEFAULT_PORT, ServerOptions
+from .options import DEFAULT_PORT, ServerOptions, parse_size
 from .store import Store
 
 log = logging.getLogger("cellbox.local")
@@ -146,7 +146,12 @@ def _listen(host: str, port: int) -> socket.socket:
 async def _serve(
     options: ServerOptions, sock: socket.socket, data_dir: Path, endpoint_file: Path, token: str, runtime_dir: Path
 ) -> int:
-    store = Store(data_dir)
+    reserve = disk.Reserve(data_dir)
+    if data_dir.is_dir() and disk.free_bytes(data_dir) < reserve.size:
+        reserve.release()  # a full disk: give the reserve back so SQLite can open and deletes can free room
+    store = Store(data_dir, on_full=reserve.release)
+    reserve.hold()
+    disk_limit = parse_size(options.disk_limit) if options.disk_limit else disk.default_limit(data_dir)
     cgroups.remove_stale()
     tree = cgroups.CgroupTree.detect()
     for limit in tree.not_enforced:
@@ -157,6 +162,7 @@ async def _serve(
         hidden=_hidden_folders(data_dir, endpoint_file),
         processes=options.max_processes,
         cpus=options.cpu_limit or max(1.0, float((os.cpu_count() or 1) - 1)),
+        disk_bytes=disk_limit,
         cgroups=tree if tree.bases else None,
     )
     containers = Containers(
@@ -166,6 +172,7 @@ async def _serve(
         exec_timeout=options.exec_timeout,
         seconds_per_minute=options.seconds_per_minute,
         max_containers=options.max_containers or default_max_containers(),
+        quota=disk.Quota(store.containers_dir, disk_limit, reserve),
     )
 
     @contextlib.asynccontextmanager

@@ -24,6 +24,7 @@ import shutil
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +74,7 @@ class Page:
 class Store:
     """All reads and writes of durable state; safe to call from any thread."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, on_full: Callable[[], None] | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.containers_dir = self.data_dir / "containers"
         self.files_dir = self.data_dir / "files"
@@ -83,6 +84,7 @@ class Store:
             d.mkdir(parents=True, exist_ok=True)
         os.chmod(self.data_dir, 0o700)
         self._lock = threading.RLock()
+        self._on_full = on_full
         self._db = sqlite3.connect(self.data_dir / "cellbox.sqlite3", check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         # WAL with synchronous=NORMAL: a committed transaction survives the process being killed; only a
@@ -119,9 +121,26 @@ class Store:
         with self._lock:
             return [dict(row) for row in self._db.execute(sql, args).fetchall()]
 
-    def _exec(self, sql: str, args: tuple = ()) -> int:
+    def _exec(self, sql: str, args: tuple | dict = ()) -> int:
+        return self._write([(sql, args)])[0]
+
+    def _write(self, steps: list[tuple[str, tuple | dict]]) -> list[int]:
+        """Runs the statements as one transaction; on a full disk, gives the reserve back and tries once more (so
+        deleting, which frees room, works even then). Returns each statement's row count."""
         with self._lock:
-            return self._db.execute(sql, args).rowcount
+            for attempt in (1, 2):
+                try:
+                    self._db.execute("BEGIN")
+                    counts = [self._db.execute(sql, args).rowcount for sql, args in steps]
+                    self._db.execute("COMMIT")
+                    return counts
+                except sqlite3.OperationalError as exc:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    if attempt == 2 or "full" not in str(exc) or self._on_full is None:
+                        raise
+                    self._on_full()
+        raise AssertionError("unreachable")
 
     def _page(self, table: str, where: str, args: tuple, limit: int, order: str, after: str | None) -> Page:
         op, direction = (">", "ASC") if order == "asc" else ("<", "DESC")
@@ -186,20 +205,22 @@ class Store:
 
     def expire_container(self, container_id: str) -> None:
         """The container stays listed as `expired`; its files are gone."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.execute("UPDATE containers SET status = 'expired' WHERE id = ?", (container_id,))
-            self._db.execute("DELETE FROM container_files WHERE container_id = ?", (container_id,))
-            self._db.execute("COMMIT")
+        self._write(
+            [
+                ("UPDATE containers SET status = 'expired' WHERE id = ?", (container_id,)),
+                ("DELETE FROM container_files WHERE container_id = ?", (container_id,)),
+            ]
+        )
         self._discard(self.container_dir(container_id))
 
     def delete_container(self, container_id: str) -> bool:
         folder = self.container_dir(container_id)
-        with self._lock:
-            self._db.execute("BEGIN")
-            found = self._db.execute("DELETE FROM containers WHERE id = ?", (container_id,)).rowcount
-            self._db.execute("DELETE FROM container_files WHERE container_id = ?", (container_id,))
-            self._db.execute("COMMIT")
+        found, _ = self._write(
+            [
+                ("DELETE FROM containers WHERE id = ?", (container_id,)),
+                ("DELETE FROM container_files WHERE container_id = ?", (container_id,)),
+            ]
+        )
         self._discard(folder)
         return bool(found)
 
@@ -247,15 +268,16 @@ class Store:
             "created_at": int(time.time()),
             "mtime_ns": st.st_mtime_ns,
         }
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.execute("DELETE FROM container_files WHERE container_id = ? AND path = ?", (container_id, rel))
-            self._db.execute(
-                "INSERT INTO container_files VALUES (:id, :container_id, :path, :bytes, :source, :created_at,"
-                " :mtime_ns)",
-                row,
-            )
-            self._db.execute("COMMIT")
+        self._write(
+            [
+                ("DELETE FROM container_files WHERE container_id = ? AND path = ?", (container_id, rel)),
+                (
+                    "INSERT INTO container_files VALUES (:id, :container_id, :path, :bytes, :source, :created_at,"
+                    " :mtime_ns)",
+                    row,
+                ),
+            ]
+        )
         return row
 
     def delete_container_file(self, container_id: str, file_id: str) -> bool:
@@ -292,8 +314,8 @@ class Store:
                 continue
             changed.append(self._record_container_file(container_id, rel, st, "assistant"))
         gone = [row["id"] for path, row in known.items() if path not in seen]
-        with self._lock:
-            self._db.executemany("DELETE FROM container_files WHERE id = ?", [(fid,) for fid in gone])
+        if gone:
+            self._write([("DELETE FROM container_files WHERE id = ?", (fid,)) for fid in gone])
         return changed
 
     # -- files API --------------------------------------------------------------------------------------

@@ -1,0 +1,174 @@
+"""Attack: the disk. There was no quota (5 GiB in 26 s); writes to fd 2 landed in the host's runtime folder; on
+a full disk every endpoint answered 500, deleting the culprit answered 500, and the server wouldn't restart.
+
+A container has a quota (--disk-limit): one file can't pass it, a run that does is stopped and told why, an
+upload that would is a 507; the kernel's own output is a bounded tail, not a file; the server keeps a reserve so
+it answers, deletes and restarts on a full disk, where only the writer is refused."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from cellbox.local import disk
+from cellbox.local.testing import running_server
+
+
+def _sdk(srv):
+    return openai.OpenAI(base_url=srv.base_url, api_key=srv.token, max_retries=0, timeout=120)
+
+
+def _logs(client, container_id: str, code: str) -> str:
+    response = client.responses.create(
+        model="cellbox-local",
+        input=code,
+        tools=[{"type": "code_interpreter", "container": container_id}],
+        include=["code_interpreter_call.outputs"],
+    )
+    return "".join(o.logs for o in response.output[0].outputs or [] if o.type == "logs")
+
+
+@pytest.fixture(scope="module")
+def quota_server(tmp_path_factory):
+    with running_server(tmp_path_factory.mktemp("quota"), pool_size=0, disk_limit="40m") as srv:
+        yield srv
+
+
+FILL = """
+import os
+written = 0
+try:
+    for i in range(40):
+        with open(f"fill-{i}.bin", "wb") as f:
+            for _ in range(5):
+                f.write(os.urandom(1 << 20)); f.flush(); os.fsync(f.fileno())
+                written += 1
+        import time; time.sleep(0.1)
+except OSError as exc:
+    print("refused", exc.errno)
+print("wrote MiB", written)
+"""
+
+
+def test_a_run_past_its_quota_is_stopped_and_told_why(quota_server):
+    with _sdk(quota_server) as client:
+        box = client.containers.create(name="filler")
+        bystander = client.containers.create(name="bystander")
+        try:
+            out = _logs(client, box.id, FILL)
+            assert "disk limit" in out and "The run was stopped" in out, out
+            assert "wrote MiB 200" not in out
+            used = disk.usage(quota_server.data_dir / "containers" / box.id)
+            assert used < 150 * (1 << 20)  # stopped soon after passing 40 MiB, long before the 200 MiB it meant
+            # Files are kept, and the container still works after the restart it was told about.
+            assert _logs(client, box.id, "import os; print(len(os.listdir('.')) > 0)").strip().endswith("True")
+            started = time.monotonic()
+            assert _logs(client, bystander.id, "print(1)").strip() == "1"
+            assert time.monotonic() - started < 1.0
+        finally:
+            client.containers.delete(box.id)
+            client.containers.delete(bystander.id)
+
+
+def test_one_file_cannot_pass_the_quota(quota_server):
+    with _sdk(quota_server) as client:
+        box = client.containers.create(name="bigfile")
+        try:
+            code = "try:\n    open('big.bin', 'wb').write(b'x' * (60 << 20))\n"
+            code += "except OSError as e:\n    print('errno', e.errno)"
+            out = _logs(client, box.id, code)
+            assert "errno 27" in out, out  # EFBIG
+        finally:
+            client.containers.delete(box.id)
+
+
+def test_uploads_past_the_quota_are_507(quota_server):
+    with (
+        _sdk(quota_server) as client,
+        httpx.Client(base_url=quota_server.base_url, headers=quota_server.headers, timeout=60) as http,
+    ):
+        box = client.containers.create(name="uploads")
+        try:
+            first = client.containers.files.create(container_id=box.id, file=("a.bin", os.urandom(30 << 20)))
+            r = http.post(f"/containers/{box.id}/files", files={"file": ("b.bin", os.urandom(20 << 20))})
+            assert r.status_code == 507, r.text
+            assert r.json()["error"]["code"] == "insufficient_storage"
+            assert "disk limit" in r.json()["error"]["message"]
+            assert [f.id for f in client.containers.files.list(container_id=box.id)] == [first.id]
+            client.containers.files.delete(first.id, container_id=box.id)
+            time.sleep(1.1)  # the usage the server measured is kept for up to a second: past it, it measures again
+            r = http.post(f"/containers/{box.id}/files", files={"file": ("b.bin", os.urandom(20 << 20))})
+            assert r.status_code == 200, r.text
+        finally:
+            client.containers.delete(box.id)
+
+
+def test_writes_to_fd_2_do_not_grow_the_host(quota_server):
+    runtime = [p for p in Path("/tmp").glob(f"cbx-{quota_server.process.pid}-*")]
+    assert runtime, "the server's runtime folder"
+    with _sdk(quota_server) as client:
+        box = client.containers.create(name="stderr")
+        try:
+            code = "import os\nfor _ in range(100):\n    os.write(2, b'e' * (1 << 20))"
+            assert "[output truncated" in _logs(client, box.id, code)  # 100 MiB went somewhere, capped
+            held = sum(f.stat().st_size for f in runtime[0].rglob("*") if f.is_file())
+            assert held < 1 << 20, held
+        finally:
+            client.containers.delete(box.id)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    if os.geteuid() != 0:
+        pytest.fail("this test mounts a small filesystem: run the suite as root (CI does)")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(folder: Path) -> Path:
+    """Fills the filesystem from outside, as another process on the host would."""
+    hog = folder / "hog.bin"
+    with open(hog, "wb") as f, contextlib.suppress(OSError):
+        while True:
+            f.write(b"\0" * (1 << 20))
+    return hog
+
+
+def test_a_full_disk_refuses_only_the_writer_and_the_server_recovers(small_disk):
+    data = small_disk / "data"
+    with running_server(data, pool_size=0, disk_limit="200m") as srv, _sdk(srv) as client:
+        assert (data / disk.RESERVE_NAME).stat().st_size == disk.RESERVE_BYTES
+        box = client.containers.create(name="victim")
+        kept = client.containers.files.create(container_id=box.id, file=("kept.txt", b"kept"))
+        hog = _fill(small_disk)
+        with httpx.Client(base_url=srv.base_url, headers=srv.headers, timeout=60) as http:
+            r = http.post(f"/containers/{box.id}/files", files={"file": ("more.bin", b"x" * (8 << 20))})
+            assert r.status_code == 507, r.text
+            assert "disk is" in r.json()["error"]["message"]
+            # Everything else answers: lists, reads, a run, and deleting.
+            assert client.containers.files.content.retrieve(kept.id, container_id=box.id).read() == b"kept"
+            assert _logs(client, box.id, "print('runs')").strip().endswith("runs")
+            other = client.containers.create(name="other")
+            client.containers.delete(other.id)
+        srv.kill()
+    # Restart on the full disk.
+    with running_server(data, pool_size=0, disk_limit="200m") as srv, _sdk(srv) as client:
+        assert client.containers.files.content.retrieve(kept.id, container_id=box.id).read() == b"kept"
+        assert not (data / disk.RESERVE_NAME).exists()  # given back to start on a full disk
+        hog.unlink()
+        client.containers.files.create(container_id=box.id, file=("after.txt", b"room again"))
+        assert (data / disk.RESERVE_NAME).stat().st_size == disk.RESERVE_BYTES  # held again once there is room
+        client.containers.delete(box.id)
+        assert box.id not in {c.id for c in client.containers.list()}
