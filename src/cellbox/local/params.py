@@ -121,12 +121,13 @@ def create_params(body: dict) -> tuple[str, int, str, list[str]]:
         refuse_unknown(expires, ("anchor", "minutes"), "expires_after.")
         if expires.get("anchor") != "last_active_at":
             raise errors.invalid("Invalid 'expires_after.anchor': expected 'last_active_at'.", "expires_after.anchor")
-        minutes = expires.get("minutes")
-        if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_EXPIRY_MINUTES:
+        given = expires.get("minutes")
+        if isinstance(given, bool) or not isinstance(given, int) or not 1 <= given <= MAX_EXPIRY_MINUTES:
             raise errors.invalid(
                 f"Invalid 'expires_after.minutes': expected an integer from 1 to {MAX_EXPIRY_MINUTES}.",
                 "expires_after.minutes",
             )
+        minutes = given
     memory_limit = memory_limit_of(body.get("memory_limit"))
     file_ids = body.get("file_ids") or []
     if not isinstance(file_ids, list) or not all(isinstance(f, str) for f in file_ids):
