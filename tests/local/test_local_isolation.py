@@ -150,7 +150,7 @@ except OSError:
     shadow = ""
 print(json.dumps({
     "connection_files": glob.glob("/tmp/cbx-*/*/k.json"),
-    "run": os.listdir("/run"),
+    "run": os.listdir("/run") if os.path.isdir("/run") else [],
     "shadow": shadow,
 }))
 """

@@ -89,6 +89,8 @@ class Kernel:
             ip=str(self._dir / "s"),
             key=secrets.token_hex(32).encode(),
         )
+        for path in (self._dir, home, connection_file, self.workdir):
+            self.launcher.give(path)  # the jail's user reads its key, makes its sockets, writes /mnt/data
         # The kernel's own stdout and stderr (code can write to fd 2 directly) come through a pipe of which only
         # the last STDERR_TAIL bytes are kept: a file on the host would grow as long as the code writes.
         read_end, write_end = os.pipe2(os.O_CLOEXEC)

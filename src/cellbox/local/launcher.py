@@ -33,6 +33,37 @@ MEMORY_LIMITS = {"1g": 1 << 30, "4g": 4 << 30, "16g": 16 << 30, "64g": 64 << 30}
 _PR_SET_PDEATHSIG = 1
 
 
+# What a jail sees of the host, read-only (symlinks, as /bin is on merged-/usr systems, are recreated as such).
+_SYSTEM_PATHS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"]
+SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
+NOBODY = (65534, 65534)
+
+
+def jail_user() -> tuple[int, int] | None:
+    """The user code runs as: `nobody` when the server is root and can switch to it, else None (the server's)."""
+    if os.geteuid() != 0 or not os.path.exists(SETPRIV):
+        return None
+    return NOBODY
+
+
+def _parents(path: str, made: set[str]) -> list[str]:
+    """bwrap arguments making the folders above `path` traversable (bwrap would make them 0700, which only root
+    could pass through), except those the jail already has."""
+    args: list[str] = []
+    parts = Path(path).parts[1:-1]
+    for depth in range(1, len(parts) + 1):
+        folder = "/" + "/".join(parts[:depth])
+        if folder in made or folder in ("/tmp", "/mnt") or _under_bound(folder):
+            continue
+        made.add(folder)
+        args += ["--perms", "0755", "--dir", folder]
+    return args
+
+
+def _under_bound(folder: str) -> bool:
+    return any(folder == p or folder.startswith(p.rstrip("/") + "/") for p in _SYSTEM_PATHS)
+
+
 # Host places a jail has no business reading: service sockets (a unix socket on a read-only mount still
 # accepts connections), service data, and secrets root can read even without capabilities.
 _MASKED_FOLDERS = ["/run", "/var", "/srv", "/media", "/etc/ssh", "/etc/ssl/private"]
@@ -99,6 +130,9 @@ class Launcher:
     cpus: float | None = None
     disk_bytes: int | None = None
     cgroups: CgroupTree | None = None
+    # The unprivileged (uid, gid) code runs as, when the server can switch to it (it runs as root); else None and
+    # code runs as the server's own user.
+    user: tuple[int, int] | None = None
     _groups: dict[int, Cgroup] = field(default_factory=dict, repr=False)
 
     def limits_for(self, memory_limit: str) -> Limits:
@@ -136,6 +170,11 @@ class Launcher:
             self._groups[process.pid] = group
         return process
 
+    def give(self, path: Path) -> None:
+        """Hands a file or folder the server made to the jail's user, so the code can change it."""
+        if self.user is not None:
+            os.chown(path, *self.user, follow_symlinks=False)
+
     def cleanup(self, process: subprocess.Popen) -> None:
         """Releases what spawn set up for a process that has ended: ends what it left running, removes its group."""
         group = self._groups.pop(process.pid, None)
@@ -153,27 +192,44 @@ class Launcher:
         if not self.isolated:
             return kernel
         bwrap = shutil.which("bwrap") or "bwrap"
-        argv = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        argv = [bwrap]
+        # Only what Python needs, read-only: the system's programs, libraries and /etc, and the interpreter's own
+        # prefixes (which may live in a home or a project folder that is otherwise not there at all).
+        for path in _SYSTEM_PATHS:
+            if os.path.islink(path):
+                argv += ["--symlink", os.readlink(path), path]
+            elif os.path.isdir(path):
+                argv += ["--ro-bind", path, path]
+        argv += ["--dev", "/dev", "--proc", "/proc"]
         if memory_bytes:
             # /tmp is RAM; without a size a cell could fill memory there, past its limit.
             argv += ["--size", str(memory_bytes)]
-        argv += ["--tmpfs", "/tmp", "--tmpfs", "/mnt"]
+        argv += ["--perms", "1777", "--tmpfs", "/tmp", "--tmpfs", "/mnt"]
         for folder in [*_MASKED_FOLDERS, *map(str, self.hidden)]:
-            if os.path.isdir(folder) and not os.path.islink(folder):
-                argv += ["--tmpfs", folder]
+            if os.path.isdir(folder) and not os.path.islink(folder) and _under_bound(folder):
+                argv += ["--size", str(1 << 20), "--tmpfs", folder]
         for path in _MASKED_FILES:
             if os.path.isfile(path):
                 argv += ["--ro-bind", "/dev/null", path]
-        argv += ["--dir", "/var/tmp"]
-        # The interpreter may live under a masked folder (a venv in $HOME or /tmp): bring it back, read-only.
+        argv += ["--perms", "1777", "--dir", "/var/tmp"]
+        made: set[str] = set()
         for prefix in dict.fromkeys([sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(self.python))]):
-            argv += ["--ro-bind", prefix, prefix]
+            argv += [*_parents(prefix, made), "--ro-bind", prefix, prefix]
         # Only this kernel's own runtime folder: the others hold other containers' kernel sockets and keys.
         own = str(connection_file.parent)
-        argv += ["--bind", own, own]
+        argv += [*_parents(own, made), "--bind", own, own]
         argv += ["--bind", str(workdir), MOUNT, "--chdir", MOUNT]
         argv += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "sandbox"]
         argv += ["--unshare-cgroup-try", "--cap-drop", "ALL", "--new-session", "--die-with-parent"]
+        if self.user is not None:
+            # bwrap needs root for its mounts; the code gets none of it: setpriv becomes the jail's own user,
+            # with no capabilities left to gain, before Python starts.
+            uid, gid = self.user
+            argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
+            kernel = [
+                SETPRIV, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--inh-caps=-all",
+                "--bounding-set=-all", "--no-new-privs", "--", *kernel,
+            ]  # fmt: skip
         return [*argv, "--", *kernel]
 
     def env(self, home: Path) -> dict[str, str]:

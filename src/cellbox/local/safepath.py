@@ -62,14 +62,17 @@ def open_root(root: str) -> int:
     return os.open(root, _DIR_FLAGS)
 
 
-def open_parent(root: str, parts: list[str], *, create: bool) -> int:
-    """A descriptor of the directory that holds `parts[-1]`, never following a symlink on the way."""
+def open_parent(root: str, parts: list[str], *, create: bool, owner: tuple[int, int] | None = None) -> int:
+    """A descriptor of the directory that holds `parts[-1]`, never following a symlink on the way; folders it
+    creates are given to `owner` (uid, gid) if one is named."""
     fd = open_root(root)
     try:
         for part in parts[:-1]:
             if create:
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(part, 0o755, dir_fd=fd)
+                    if owner is not None:
+                        os.chown(part, *owner, dir_fd=fd, follow_symlinks=False)
             nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
             os.close(fd)
             fd = nxt

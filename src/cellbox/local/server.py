@@ -28,7 +28,7 @@ from .. import endpoint, paths
 from . import cgroups, disk
 from .app import build_app
 from .containers import Containers
-from .launcher import IsolationUnavailable, Launcher, check_isolation, host_memory_bytes
+from .launcher import IsolationUnavailable, Launcher, check_isolation, host_memory_bytes, jail_user
 from .options import DEFAULT_PORT, ServerOptions, parse_size
 from .store import Store
 
@@ -149,7 +149,14 @@ async def _serve(
     reserve = disk.Reserve(data_dir)
     if data_dir.is_dir() and disk.free_bytes(data_dir) < reserve.size:
         reserve.release()  # a full disk: give the reserve back so SQLite can open and deletes can free room
-    store = Store(data_dir, on_full=reserve.release)
+    user = jail_user() if not options.unsafe_no_isolation else None
+    if user is None and not options.unsafe_no_isolation:
+        log.warning(
+            "code in containers runs as this server's own user (%s): run the server as root to run it "
+            "as an unprivileged user instead",
+            os.getuid(),
+        )
+    store = Store(data_dir, on_full=reserve.release, owner=user)
     reserve.hold()
     disk_limit = parse_size(options.disk_limit) if options.disk_limit else disk.default_limit(data_dir)
     cgroups.remove_stale()
@@ -163,6 +170,7 @@ async def _serve(
         processes=options.max_processes,
         cpus=options.cpu_limit or max(1.0, float((os.cpu_count() or 1) - 1)),
         disk_bytes=disk_limit,
+        user=user,
         cgroups=tree if tree.bases else None,
     )
     containers = Containers(

@@ -74,7 +74,9 @@ class Page:
 class Store:
     """All reads and writes of durable state; safe to call from any thread."""
 
-    def __init__(self, data_dir: Path, on_full: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, on_full: Callable[[], None] | None = None, owner: tuple[int, int] | None = None
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.containers_dir = self.data_dir / "containers"
         self.files_dir = self.data_dir / "files"
@@ -85,6 +87,7 @@ class Store:
         os.chmod(self.data_dir, 0o700)
         self._lock = threading.RLock()
         self._on_full = on_full
+        self.owner = owner  # who files put in a container belong to (its code's user), if not the server
         self._db = sqlite3.connect(self.data_dir / "cellbox.sqlite3", check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         # WAL with synchronous=NORMAL: a committed transaction survives the process being killed; only a
@@ -241,7 +244,7 @@ class Store:
         parts = safepath.split_name(name)
         root = str(self.container_dir(container_id))
         try:
-            parent = safepath.open_parent(root, parts, create=True)
+            parent = safepath.open_parent(root, parts, create=True, owner=self.owner)
         except (NotADirectoryError, FileExistsError) as exc:
             raise IsADirectoryError("A file is in the way of a folder in that path.") from exc
         except OSError as exc:
@@ -251,6 +254,8 @@ class Store:
         try:
             try:
                 os.rename(source_path, parts[-1], dst_dir_fd=parent)
+                if self.owner is not None:  # the code may change what was uploaded, as its own
+                    os.chown(parts[-1], *self.owner, dir_fd=parent, follow_symlinks=False)
             except (IsADirectoryError, NotADirectoryError) as exc:
                 raise IsADirectoryError("A folder already exists at that path.") from exc
             st = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)

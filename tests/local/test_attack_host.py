@@ -1,0 +1,71 @@
+"""Attack: reading the host. All of the server's working tree and other folders were readable from a container,
+root-only files too (the code ran as uid 0).
+
+A container sees what Python needs (the system's programs, libraries and /etc, and the interpreter's prefixes)
+and nothing else of the host; when the server runs as root, the code runs as `nobody` with no capabilities."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+import cellbox
+from cellbox.local.launcher import NOBODY, jail_user
+from cellbox.local.testing import isolation_available
+
+pytestmark = pytest.mark.skipif(not isolation_available(), reason="bubblewrap jails unavailable here")
+
+PROBE = """
+import json, os, glob
+def readable(path):
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+        return True
+    except OSError:
+        return False
+tree = {p: os.path.exists(p) for p in PATHS}
+home = sorted(os.listdir(HOME)) if os.path.isdir(HOME) else []
+status = open("/proc/self/status").read()
+caps = [line.split()[1] for line in status.splitlines() if line.startswith(("CapEff", "CapPrm", "CapBnd"))]
+open("mine.txt", "w").write("written")
+print(json.dumps({"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "caps": caps,
+                  "tree": tree, "home": home, "root_only": readable(ROOT_ONLY), "top": sorted(os.listdir("/"))}))
+"""
+
+
+def test_the_code_sees_only_what_python_needs_as_an_unprivileged_user(server, client, container, run, logs, tmp_path):
+    project = Path(cellbox.__file__).resolve().parents[2]  # the server's working tree (src/, tests/, ...)
+    root_only = tmp_path / "root-only.txt"
+    root_only.write_text("secret")
+    root_only.chmod(0o600)
+    paths = [str(project / "src"), str(project / "tests"), "/srv", "/run", "/var/lib", "/opt"]
+    home = Path.home()
+    code = f"PATHS = {paths!r}\nROOT_ONLY = {str(root_only)!r}\nHOME = {str(home)!r}\n" + PROBE
+    seen = json.loads(logs(run(client, container.id, code)[0]))
+    assert not any(seen["tree"].values()), seen["tree"]
+    # Of the home folder, only the way to the interpreter (a pyenv or a venv may live there), nothing else.
+    prefixes = {Path(sys.base_prefix), Path(sys.prefix)}
+    ways = {p.relative_to(home).parts[0] for p in prefixes if home in p.parents}
+    assert set(seen["home"]) <= ways, seen["home"]
+    assert set(seen["top"]) <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "mnt", "proc", "sbin",
+                                "tmp", "usr", "var", "root", "home", "work", "opt", "srv"}  # fmt: skip
+    assert not seen["root_only"]
+    if jail_user() is not None:  # the server runs as root: the code doesn't
+        assert (seen["uid"], seen["gid"], seen["groups"]) == (*NOBODY, [])
+        assert set(seen["caps"]) == {"0000000000000000"}
+        written = server.data_dir / "containers" / container.id / "mine.txt"
+        assert written.stat().st_uid == NOBODY[0]
+    else:
+        assert seen["uid"] == os.getuid()
+
+
+def test_uploaded_files_belong_to_the_code(server, client, container, run, logs):
+    client.containers.files.create(container_id=container.id, file=("sub/in.txt", b"from the user"))
+    code = "open('sub/in.txt', 'a').write(' and the code')\nprint(open('sub/in.txt').read())"
+    out = logs(run(client, container.id, code)[0])
+    assert out.strip() == "from the user and the code"
