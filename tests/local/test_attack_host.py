@@ -1,8 +1,9 @@
-"""Attack: reading the host. All of the server's working tree and other folders were readable from a container,
-root-only files too (the code ran as uid 0).
+"""Attack: reading the host, and escaping the jail. All of the server's working tree and other folders were
+readable from a container, root-only files too (the code ran as uid 0), and no system call was filtered.
 
 A container sees what Python needs (the system's programs, libraries and /etc, and the interpreter's prefixes)
-and nothing else of the host; when the server runs as root, the code runs as `nobody` with no capabilities."""
+and nothing else of the host; when the server runs as root, the code runs as `nobody` with no capabilities; a
+seccomp filter denies new namespaces, ptrace, mounts, bpf and the like."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import cellbox
+from cellbox.local import seccomp
 from cellbox.local.launcher import NOBODY, jail_user
 from cellbox.local.testing import isolation_available
 
@@ -69,3 +71,33 @@ def test_uploaded_files_belong_to_the_code(server, client, container, run, logs)
     code = "open('sub/in.txt', 'a').write(' and the code')\nprint(open('sub/in.txt').read())"
     out = logs(run(client, container.id, code)[0])
     assert out.strip() == "from the user and the code"
+
+
+ESCAPES = """
+import ctypes, json, os, subprocess, threading
+libc = ctypes.CDLL(None, use_errno=True)
+def errno_of(name, *args):
+    return 0 if getattr(libc, name)(*args) == 0 else ctypes.get_errno()
+found = {
+    "unshare_user": errno_of("unshare", 0x10000000),
+    "ptrace": errno_of("ptrace", 16, 1, 0, 0),
+    "mount": errno_of("mount", b"none", b"/tmp", b"tmpfs", 0, None),
+    "bpf": errno_of("syscall", 321 if os.uname().machine == "x86_64" else 280, 0, 0, 0),
+}
+t = threading.Thread(target=lambda: None); t.start(); t.join()
+found["subprocess"] = subprocess.run(["true"]).returncode
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.skipif(seccomp.program() is None, reason="no seccomp filter is described for this architecture")
+def test_escape_syscalls_are_denied_and_the_rest_works(client, container, run, logs):
+    found = json.loads(logs(run(client, container.id, ESCAPES)[0]).strip().splitlines()[-1])
+    assert found == {"unshare_user": 1, "ptrace": 1, "mount": 1, "bpf": 1, "subprocess": 0}  # EPERM
+
+
+def test_the_filter_is_well_formed():
+    for machine in ("x86_64", "aarch64"):
+        program = seccomp.program(machine)
+        assert program is not None and len(program) % 8 == 0 and len(program) // 8 < 4096
+    assert seccomp.program("sparc") is None

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from . import seccomp
 from .cgroups import Cgroup, CgroupLimits, CgroupTree
 
 MOUNT = "/mnt/data"
@@ -133,6 +134,8 @@ class Launcher:
     # The unprivileged (uid, gid) code runs as, when the server can switch to it (it runs as root); else None and
     # code runs as the server's own user.
     user: tuple[int, int] | None = None
+    # The seccomp program bwrap loads for the code (seccomp.program()), or None.
+    seccomp: bytes | None = None
     _groups: dict[int, Cgroup] = field(default_factory=dict, repr=False)
 
     def limits_for(self, memory_limit: str) -> Limits:
@@ -151,9 +154,14 @@ class Launcher:
         group = None
         if self.cgroups is not None:
             group = self.cgroups.create(CgroupLimits(limits.memory_bytes, limits.processes, limits.cpus))
+        argv = self.argv(workdir, connection_file, limits.memory_bytes)
+        passed: tuple[int, ...] = ()
+        if self.isolated and self.seccomp is not None:
+            passed = (seccomp.descriptor(self.seccomp),)
+            argv[1:1] = ["--seccomp", str(passed[0])]
         try:
             process = subprocess.Popen(
-                self.argv(workdir, connection_file, limits.memory_bytes),
+                argv,
                 env=self.env(home),
                 cwd=self.cwd(workdir),
                 stdin=subprocess.DEVNULL,
@@ -161,11 +169,15 @@ class Launcher:
                 stderr=log,
                 preexec_fn=preexec(limits.memory_bytes, group, limits.disk_bytes),
                 start_new_session=True,
+                pass_fds=passed,
             )
         except BaseException:
             if group is not None:
                 group.remove()
             raise
+        finally:
+            for fd in passed:
+                os.close(fd)
         if group is not None:
             self._groups[process.pid] = group
         return process

@@ -25,7 +25,7 @@ from pathlib import Path
 import uvicorn
 
 from .. import endpoint, paths
-from . import cgroups, disk
+from . import cgroups, disk, seccomp
 from .app import build_app
 from .containers import Containers
 from .launcher import IsolationUnavailable, Launcher, check_isolation, host_memory_bytes, jail_user
@@ -157,6 +157,9 @@ async def _serve(
             os.getuid(),
         )
     store = Store(data_dir, on_full=reserve.release, owner=user)
+    filter_program = seccomp.program()
+    if filter_program is None and not options.unsafe_no_isolation:
+        log.warning("no seccomp filter for this machine's architecture: system calls are not filtered")
     reserve.hold()
     disk_limit = parse_size(options.disk_limit) if options.disk_limit else disk.default_limit(data_dir)
     cgroups.remove_stale()
@@ -171,6 +174,7 @@ async def _serve(
         cpus=options.cpu_limit or max(1.0, float((os.cpu_count() or 1) - 1)),
         disk_bytes=disk_limit,
         user=user,
+        seccomp=filter_program,
         cgroups=tree if tree.bases else None,
     )
     containers = Containers(
