@@ -261,10 +261,14 @@ def message_item(message_id: str, text: str | None, annotations: list[dict] | No
     }
 
 
+MAX_CITATIONS = 100
+
+
 def citations(container_id: str, text: str, new_files: list[dict]) -> tuple[str, list[dict]]:
-    """The message text with a link per file the code wrote, and a container_file_citation for each."""
+    """The message text with a link per file the code wrote, and a container_file_citation for each, up to
+    MAX_CITATIONS (code that writes 100k files must not make a 100k-entry answer: the file list has them all)."""
     annotations = []
-    for row in new_files:
+    for row in new_files[:MAX_CITATIONS]:
         filename = row["path"].rsplit("/", 1)[-1]
         link = f"sandbox:/mnt/data/{row['path']}"
         if text and not text.endswith("\n"):
@@ -281,6 +285,8 @@ def citations(container_id: str, text: str, new_files: list[dict]) -> tuple[str,
                 "end_index": start + len(link),
             }
         )
+    if len(new_files) > MAX_CITATIONS:
+        text += f"... and {len(new_files) - MAX_CITATIONS} more files (list the container's files to see them all)\n"
     return text, annotations
 
 

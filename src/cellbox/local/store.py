@@ -264,26 +264,24 @@ class Store:
         return self._record_container_file(container_id, "/".join(parts), st, source)
 
     def _record_container_file(self, container_id: str, rel: str, st: os.stat_result, source: str) -> dict:
-        row = {
-            "id": ids.new_container_file_id(),
-            "container_id": container_id,
-            "path": rel,
-            "bytes": st.st_size,
-            "source": source,
-            "created_at": int(time.time()),
-            "mtime_ns": st.st_mtime_ns,
-        }
-        self._write(
-            [
-                ("DELETE FROM container_files WHERE container_id = ? AND path = ?", (container_id, rel)),
-                (
-                    "INSERT INTO container_files VALUES (:id, :container_id, :path, :bytes, :source, :created_at,"
-                    " :mtime_ns)",
-                    row,
-                ),
-            ]
-        )
+        row = _file_row(container_id, rel, st, source)
+        self._record_rows([row])
         return row
+
+    def _record_rows(self, rows: list[dict]) -> None:
+        """Records new file versions (each replacing the record of its path), a batch per transaction, so a scan
+        of many files neither holds the store for long nor pays a commit per file."""
+        for start in range(0, len(rows), _BATCH):
+            steps: list[tuple[str, tuple | dict]] = []
+            for row in rows[start : start + _BATCH]:
+                steps.append(
+                    (
+                        "DELETE FROM container_files WHERE container_id = ? AND path = ?",
+                        (row["container_id"], row["path"]),
+                    )
+                )
+                steps.append((_INSERT_FILE, row))
+            self._write(steps)
 
     def delete_container_file(self, container_id: str, file_id: str) -> bool:
         row = self.get_container_file(container_id, file_id)
@@ -317,10 +315,11 @@ class Store:
             row = known.get(rel)
             if row is not None and row["bytes"] == st.st_size and row["mtime_ns"] == st.st_mtime_ns:
                 continue
-            changed.append(self._record_container_file(container_id, rel, st, "assistant"))
+            changed.append(_file_row(container_id, rel, st, "assistant"))
+        self._record_rows(changed)
         gone = [row["id"] for path, row in known.items() if path not in seen]
-        if gone:
-            self._write([("DELETE FROM container_files WHERE id = ?", (fid,)) for fid in gone])
+        for start in range(0, len(gone), _BATCH):
+            self._write([("DELETE FROM container_files WHERE id = ?", (fid,)) for fid in gone[start : start + _BATCH]])
         return changed
 
     # -- files API --------------------------------------------------------------------------------------
@@ -364,6 +363,22 @@ class Store:
             return self.add_container_file(container_id, _plain_name(row["filename"]), tmp, "user")
         finally:
             tmp.unlink(missing_ok=True)
+
+
+_BATCH = 500
+_INSERT_FILE = "INSERT INTO container_files VALUES (:id, :container_id, :path, :bytes, :source, :created_at, :mtime_ns)"
+
+
+def _file_row(container_id: str, rel: str, st: os.stat_result, source: str) -> dict:
+    return {
+        "id": ids.new_container_file_id(),
+        "container_id": container_id,
+        "path": rel,
+        "bytes": st.st_size,
+        "source": source,
+        "created_at": int(time.time()),
+        "mtime_ns": st.st_mtime_ns,
+    }
 
 
 def _plain_name(filename: str) -> str:
