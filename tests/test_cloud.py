@@ -118,10 +118,11 @@ def test_uploads_are_placed_where_push_said_and_cellbox_files_stay_private(
     assert shown == ["/mnt/data/data/sub/c.txt", "/mnt/data/top.csv"]  # where push said, nothing of cellbox's
     code = "import pandas as pd\n(open('data/sub/c.txt').read(), int(pd.read_csv('top.csv').x.sum()), int(t.v.sum()))"
     assert sandbox.run(code).value == ["nested", 1, 3]
-    every = [f.path for f in sandbox.files(include_private=True)]
     for _ in range(3):
         assert sandbox.run("None").ok
-    assert len(sandbox.files(include_private=True)) <= len(every)  # run records don't pile up
+    every = [f.path or "" for f in sandbox.files(include_private=True)]
+    assert not [p for p in every if p.endswith("request.json")]  # each run's request deleted once read
+    assert len([p for p in every if p.endswith("result.json")]) <= 1  # only the latest run's record
     assert faults.count("DELETE", f"/containers/{sandbox.id}/files/") >= 4  # each run's request, once read
     assert sorted(f.path or "" for f in sandbox.files()) == shown
 

@@ -207,7 +207,9 @@ def test_uploads_are_placed_before_the_code_and_small_outputs_travel_inline(
     stored = box.put("88e12fa445d32636f190a0b33daed6cb-c.txt", b"nested")  # where the service put it
     wanted = str(tmp_path / "data" / "sub" / "c.txt")  # where push said it would be
     request = protocol.Request.new(
-        "import pandas as pd, pathlib\nsmall = pd.DataFrame({'v': [1, 2]})\npathlib.Path(WANTED).read_text()".replace("WANTED", repr(wanted)),
+        "import pandas as pd, pathlib\nsmall = pd.DataFrame({'v': [1, 2]})\npathlib.Path(WANTED).read_text()".replace(
+            "WANTED", repr(wanted)
+        ),
         variables=["small"],
         data_dir=str(tmp_path),
         place=[

@@ -13,6 +13,7 @@ the work is done by `cellbox.Sandbox`, which is usable without IPython.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
 from typing import Any
@@ -152,10 +153,8 @@ class ContainerMagics(Magics):
                 return  # nothing of that name: already clean
         if old is None:
             return
-        try:
+        with contextlib.suppress(SandboxGone):
             old.delete()
-        except SandboxGone:
-            pass
         self._known = {k: v for k, v in self._known.items() if v is not old}
         self._gone.discard(old.id)
         if self.current is old:
