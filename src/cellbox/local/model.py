@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from . import errors, ids
 from .kernel import Execution
-from .responses import Request, call_item, citations, message_item
+from .responses import Request, call_item, citations, message_item, usage
 
 Event = tuple[str, dict]
 Execute = Callable[[str], Awaitable[tuple[Execution, list[dict]]]]
@@ -114,6 +114,7 @@ async def respond(
         except errors.APIError as exc:  # the status line may be long gone: the failure travels as events
             call["status"] = "failed"
             record.update(status="failed", error={"code": "server_error", "message": exc.message})
+            record["usage"] = usage(request, output)
             yield "error", {"code": exc.code, "message": exc.message, "param": exc.param}
             yield "response.failed", {"response": copy.deepcopy(record), "cause": exc}
             return
@@ -137,7 +138,7 @@ async def respond(
     yield "response.content_part.done", {"content_index": 0, "part": part, **at}
     yield "response.output_item.done", {"output_index": at["output_index"], "item": message}
     output.append(message)
-    record.update(status="completed", completed_at=int(time.time()))
+    record.update(status="completed", completed_at=int(time.time()), usage=usage(request, output))
     yield "response.completed", {"response": record}
 
 

@@ -334,6 +334,40 @@ def envelope(request: Request, response_id: str, created_at: int, container_id: 
     return record
 
 
+def usage(request: Request, output: list[dict]) -> dict:
+    """Tokens as a real model would bill this response, estimated at four characters a token: input is the
+    prompt, the instructions and every tool output the model read back; output is the code it wrote and its
+    reply. Enough for tests and benchmarks to measure what a cell costs."""
+    body = request.body
+    read = _chars(body.get("input")) + _chars(body.get("instructions"))
+    written = 0
+    for item in output:
+        if item.get("type") == "code_interpreter_call":
+            written += len(item.get("code") or "")
+            read += sum(len(o.get("logs") or "") for o in item.get("outputs") or [] if o.get("type") == "logs")
+        elif item.get("type") == "message":
+            written += sum(len(part.get("text") or "") for part in item.get("content") or [])
+    input_tokens, output_tokens = -(-read // 4), -(-written // 4)
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input_tokens + output_tokens,
+    }
+
+
+def _chars(value: object) -> int:
+    """Characters of text in a request value (a string, or the strings in a list of messages and parts)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list):
+        return sum(_chars(v) for v in value)
+    if isinstance(value, dict):
+        return sum(_chars(v) for k, v in value.items() if k in ("content", "text"))
+    return 0
+
+
 def visible(record: dict, include_outputs: bool) -> dict:
     """A copy of a record (a Response, or an output item) as the client sees it: a code_interpreter_call's
     outputs are null unless `include` asked for them, as in the cloud."""
