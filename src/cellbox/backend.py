@@ -58,9 +58,24 @@ def settings(autostart: bool = True) -> Settings:
     return _wait_for_endpoint(_START_TIMEOUT)
 
 
+def rediscover(autostart: bool = True) -> Settings | None:
+    """Where the local server is now (its endpoint file, read again), starting one when none runs and `autostart`;
+    None when the configuration names another backend. A client given this hook follows a local server that
+    restarted on another port or with another token (`cellbox stop`, then any use)."""
+    found = load_settings()
+    if found.base_url:
+        return found if found.backend == "local" else None
+    return settings(autostart) if autostart else None
+
+
 def connect(autostart: bool = True, **client_options: object) -> Client:
-    """A `Client` for the configured backend, starting the local server when nothing else is configured."""
-    return Client(settings=settings(autostart), **client_options)  # type: ignore[arg-type]
+    """A `Client` for the configured backend, starting the local server when nothing else is configured. With the
+    local server, a refused connection makes the client read the endpoint file again (starting the server if none
+    runs) and send the request once more: see `rediscover`."""
+    found = settings(autostart)
+    if found.backend == "local" and "rediscover" not in client_options:
+        client_options["rediscover"] = lambda: rediscover(autostart)
+    return Client(settings=found, **client_options)  # type: ignore[arg-type]
 
 
 def model_for(found: Settings) -> str:

@@ -7,12 +7,13 @@ here: the server writes and removes it, `cellbox.api.config` reads it. No import
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Endpoint", "pid_alive", "read", "remove", "write"]
+__all__ = ["Endpoint", "claim", "pid_alive", "read", "remove", "write"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,31 @@ def read(path: Path) -> Endpoint | None:
         return None
     token = data.get("token")
     return Endpoint(data["base_url"], token if isinstance(token, str) else None, pid if isinstance(pid, int) else None)
+
+
+_claims: dict[Path, int] = {}  # endpoint file -> the descriptor holding its lock, for this process's lifetime
+
+
+def claim(path: Path) -> Endpoint | None:
+    """Make this process the one server that owns endpoint file `path`, for as long as it runs: None once it does
+    (or already did). When another live server owns it, that server's endpoint (or, if it has not written the file
+    yet, one with its URL empty) and nothing is claimed: a second server must never take the file over, or clients
+    would lose the first one and its running containers.
+
+    The claim is an exclusive `flock` on `<path>.lock`, released by the kernel when the process ends however it
+    ends, so a crashed server never blocks the next one."""
+    path = path.absolute()
+    if path in _claims:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return read(path) or Endpoint("", None, None)
+    _claims[path] = fd
+    return None
 
 
 def write(path: Path, base_url: str, token: str) -> None:

@@ -11,7 +11,7 @@ import dataclasses
 import email.utils
 import random
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from contextlib import ExitStack
 from typing import Any, Union
 
@@ -20,7 +20,7 @@ import httpx
 from .. import __version__
 from .auth import auth_from_settings
 from .config import Settings, load_settings
-from .errors import ConfigurationError, connection_error, error_from_response, refused_parameter
+from .errors import CellboxError, ConfigurationError, connection_error, error_from_response, refused_parameter
 from .operations import Operation
 
 __all__ = ["DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT", "BaseClient", "RetryPolicy", "Sleep"]
@@ -125,6 +125,7 @@ class BaseClient:
         max_retries: int = DEFAULT_MAX_RETRIES,
         default_headers: Mapping[str, str] | None = None,
         settings: Settings | None = None,
+        rediscover: Callable[[], Settings | None] | None = None,
     ) -> None:
         auth_kind = auth if isinstance(auth, str) else None
         if settings is None:
@@ -143,10 +144,13 @@ class BaseClient:
             )
         self.settings = settings
         self.base_url = settings.base_url.rstrip("/")
+        # Where the backend is now, asked when a connection is refused (a local server restarted on another port).
+        self._rediscover = rediscover
         # Optional body fields this backend refused, by (path, model): never sent again by this client.
         self.refused_parameters: dict[tuple[str, str | None], set[str]] = {}
         self.retry = RetryPolicy(max_retries=max_retries)
         self._auth: httpx.Auth = auth if isinstance(auth, httpx.Auth) else auth_from_settings(settings)
+        self._auth_from_settings = not isinstance(auth, httpx.Auth)
         headers = {"User-Agent": f"cellbox/{__version__} httpx/{httpx.__version__}", "Accept": "application/json"}
         if settings.project:
             headers["OpenAI-Project"] = settings.project
@@ -158,6 +162,24 @@ class BaseClient:
             self.timeout = timeout
         else:
             self.timeout = httpx.Timeout(timeout)
+
+    def _moved(self) -> bool:
+        """Ask `rediscover` where the backend is; True when it moved (another URL or key), and the client now
+        follows it."""
+        assert self._rediscover is not None
+        try:
+            found = self._rediscover()
+        except CellboxError:  # can't be found now: the connection error stands
+            return False
+        if found is None or not found.base_url:
+            return False
+        if (found.base_url.rstrip("/"), found.api_key) == (self.base_url, self.settings.api_key):
+            return False
+        self.settings = found
+        self.base_url = found.base_url.rstrip("/")
+        if self._auth_from_settings:
+            self._auth = auth_from_settings(found)
+        return True
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, auth={self.settings.auth!r})"
@@ -192,11 +214,16 @@ class BaseClient:
             files = op.upload.open(stack) if op.upload else None
             attempt = 0
             refused = self.refused(op) if op.optional else set()
+            rediscovered = self._rediscover is None
             while True:
                 body = {k: v for k, v in op.json.items() if k not in refused} if op.optional else None
                 request = self._build_request(http, op, files, body)
                 outcome = yield request
                 if isinstance(outcome, httpx.TransportError):
+                    if isinstance(outcome, _NOT_SENT) and not rediscovered:
+                        rediscovered = True  # once per request: a backend that moved is looked for, not chased
+                        if self._moved():
+                            continue  # sent again at once, to where the backend is now
                     delay = self.retry.delay(op, attempt, error=outcome)
                     if delay is None:
                         raise connection_error(outcome, request) from None

@@ -74,6 +74,16 @@ def serve(options: ServerOptions) -> int:
         log.warning("listening on %s: anyone who can reach it and has the token can run code", options.host)
     data_dir = Path(options.data_dir or paths.default_data_dir()).absolute()
     endpoint_file = Path(options.endpoint_file or paths.endpoint_file()).absolute()
+    running = endpoint.claim(endpoint_file)  # a second server refuses to start: it never takes the file over
+    if running is not None:
+        where = f" at {running.base_url}" if running.base_url else ""
+        pid = f" (pid {running.pid})" if running.pid else ""
+        print(
+            f"cellbox serve: another local server{pid} is running{where} and owns {endpoint_file}; clients use "
+            "that one. Stop it first (`cellbox stop`), or give this server its own state folder (CELLBOX_STATE_DIR).",
+            file=sys.stderr,
+        )
+        return 1
     token = options.token or secrets.token_urlsafe(32)
     port = DEFAULT_PORT if options.port is None else options.port
     try:
