@@ -1,4 +1,4 @@
-"""The `cellbox` command: `serve`, `stop`, `ls`, `files`, `rm`, `config`.
+"""The `cellbox` command: `serve`, `stop`, `ls`, `files`, `rm`, `config`, `doctor`.
 
 Every failure ends as one line on stderr and a non-zero exit: no traceback, never a secret.
 """
@@ -92,6 +92,23 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check the configured backend end to end (`cellbox.doctor`); exit 1 unless every check passed."""
+    from . import doctor
+
+    checks = doctor.run()
+    if args.json:
+        print(json.dumps({"ok": doctor.passed(checks), "checks": [c.to_dict() for c in checks]}, indent=2))
+    else:
+        print(text.table(("CHECK", "RESULT", "DETAIL"), [(c.name, c.status, c.detail) for c in checks]))
+        steps = [c for c in checks if c.next_step]
+        if steps:
+            print("\nNext steps:")
+            for check in steps:
+                print(f"  {check.name}: {check.next_step}")
+    return 0 if doctor.passed(checks) else EXIT_ERROR
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     """Stop the local server that clients on this machine find through the endpoint file."""
     file = paths.endpoint_file()
@@ -152,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="show the backend, base URL and auth kind (never a secret)")
     config.add_argument("--json", action="store_true", help="print JSON")
     config.set_defaults(handler=cmd_config)
+
+    doctor = sub.add_parser(
+        "doctor", help="check the configured backend end to end and say what to change for each failure"
+    )
+    doctor.add_argument("--json", action="store_true", help="print JSON")
+    doctor.set_defaults(handler=cmd_doctor)
     return parser
 
 

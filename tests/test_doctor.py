@@ -1,0 +1,129 @@
+"""`cellbox doctor` against real local servers with the openai and oci profiles (every model quirk on, a lagging
+listing), and its failures: a wrong key, OCI without a project, a region OCI does not document."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from cellbox import cli, doctor
+from cellbox.api import Client
+from cellbox.local.testing import RunningServer
+from cellbox.sandbox import container_state
+
+WRONG_KEY = "wrong-key-0123456789abcdef"
+
+
+def by_name(checks: list[doctor.Check]) -> dict[str, doctor.Check]:
+    assert [c.name for c in checks] == list(doctor.CHECKS)
+    return {c.name: c for c in checks}
+
+
+@pytest.mark.cloud_profiles("openai", "oci")
+def test_every_check_passes_against_a_faithful_server(use_cloud_server: str, cloud_server: RunningServer) -> None:
+    checks = by_name(doctor.run())
+
+    assert {c.status for c in checks.values()} == {"pass"}, [c.to_dict() for c in checks.values() if c.status != "pass"]
+    assert doctor.passed(list(checks.values()))
+    path = checks["upload"].data["path"]
+    if use_cloud_server == "openai":  # stored as OpenAI's example shows: /mnt/data/<32 hex>-<basename>
+        assert path.startswith("/mnt/data/") and path.endswith("-x.txt") and len(path) == len("/mnt/data/") + 39
+        assert "folders were dropped" in checks["upload"].detail
+    else:
+        assert path == "/mnt/data/doctor/probe/x.txt"
+        assert "OpenAI-Project ocid1.generativeaiproject" in checks["project"].detail
+    assert isinstance(checks["listing"].data["listed_ms"], int)
+    assert checks["listing"].data["size_ms"] >= checks["listing"].data["listed_ms"]
+    assert checks["parameters"].data["refused"] == []
+    assert set(checks["parameters"].data["accepted"]) == set(doctor.PARAMETERS)
+    # The container made for the checks is gone.
+    with Client() as client:
+        assert container_state(client, checks["create"].data["container_id"]) == "gone"
+
+
+@pytest.mark.cloud_profiles("oci")
+def test_json_output_and_exit_status(
+    use_cloud_server: str, cloud_server: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["doctor", "--json"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out)
+    assert report["ok"] is True
+    assert [c["name"] for c in report["checks"]] == list(doctor.CHECKS)
+    assert {c["status"] for c in report["checks"]} == {"pass"}
+    assert cloud_server.token not in out
+
+
+@pytest.mark.cloud_profiles("openai", "oci")
+def test_a_wrong_key_fails_auth_with_the_next_step(
+    use_cloud_server: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CELLBOX_API_KEY", WRONG_KEY)
+
+    assert cli.main(["doctor"]) == 1
+
+    out = capsys.readouterr().out
+    assert WRONG_KEY not in out
+    checks = by_name(doctor.run())
+    assert checks["configuration"].status == "pass"
+    assert checks["auth"].status == "fail"
+    assert "CELLBOX_API_KEY" in (checks["auth"].next_step or "")
+    if use_cloud_server == "oci":  # OCI's gateway: 404 NotAuthorizedOrNotFound, which may be a missing policy
+        assert "NotAuthorizedOrNotFound" in checks["auth"].next_step
+        assert "generativeaiapikey" in checks["auth"].next_step
+    assert checks["create"].status == "skipped" and "auth failed" in checks["create"].detail
+    assert all(checks[name].status == "skipped" for name in doctor.CHECKS[3:])
+    assert "Next steps:" in out and "auth:" in out
+
+
+@pytest.mark.cloud_profiles("oci")
+def test_a_server_that_wants_a_project_fails_project(use_cloud_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CELLBOX_PROJECT")
+
+    checks = by_name(doctor.run())
+
+    assert checks["project"].status == "fail"
+    assert "CELLBOX_PROJECT" in (checks["project"].next_step or "")
+    assert checks["create"].status == "skipped"
+
+
+def refuse_everything(seen: list[httpx.Request]) -> httpx.Client:
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(401, json={"error": {"message": "Incorrect API key provided.", "code": None}})
+
+    return httpx.Client(transport=httpx.MockTransport(answer))
+
+
+def test_oci_without_a_project_fails_configuration_before_any_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CELLBOX_OCI_REGION", "us-chicago-1")
+    monkeypatch.setenv("CELLBOX_API_KEY", WRONG_KEY)
+    seen: list[httpx.Request] = []
+
+    checks = by_name(doctor.run(http_client=refuse_everything(seen)))
+
+    assert seen == []
+    assert checks["configuration"].status == "fail"
+    assert "CELLBOX_PROJECT" in (checks["configuration"].next_step or "")
+    assert all(checks[name].status == "skipped" for name in doctor.CHECKS[1:])
+    assert "configuration failed" in checks["auth"].detail
+    assert not doctor.passed(list(checks.values()))
+
+
+def test_an_undocumented_region_warns_and_no_secret_is_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CELLBOX_OCI_REGION", "xx-nowhere-1")
+    monkeypatch.setenv("CELLBOX_API_KEY", WRONG_KEY)
+    monkeypatch.setenv("CELLBOX_PROJECT", "ocid1.generativeaiproject.oc1.xx.test")
+    seen: list[httpx.Request] = []
+
+    checks = by_name(doctor.run(http_client=refuse_everything(seen)))
+
+    config = checks["configuration"]
+    assert config.status == "warn" and config.data["region"] == "xx-nowhere-1"
+    assert "us-chicago-1" in (config.next_step or "")
+    assert "no model" in config.detail and "CELLBOX_MODEL" in (config.next_step or "")
+    assert checks["auth"].status == "fail"
+    assert len(seen) == 1 and seen[0].headers["OpenAI-Project"] == "ocid1.generativeaiproject.oc1.xx.test"
+    assert WRONG_KEY not in json.dumps([c.to_dict() for c in checks.values()])
