@@ -99,7 +99,7 @@ def test_a_frame_value_and_an_error_come_back_as_a_run(tmp_path: Path, monkeypat
     )
     run = result.to_run(read_values(result), [], [])
     assert run.value["v"].tolist() == list(range(10))
-    assert "showing the first 10 of 25 rows" in run.stderr
+    assert "run.value holds the first 10 of 25 rows" in " ".join(run.notes)
     failed = box.run(protocol.Request.new("def f():\n    return 1 / 0\nf()", data_dir=str(tmp_path)))
     run = failed.to_run([], [], [])
     assert run.error is not None and run.error.ename == "ZeroDivisionError" and run.error.run_id == failed.run_id

@@ -47,7 +47,7 @@ def fingerprint(value: Any) -> str:
                     if buffer is not None:
                         h.update(buffer)
     elif kind == "json":
-        h.update(json.dumps(value, sort_keys=True, allow_nan=False).encode())
+        h.update(json.dumps(runtime._to_json(value), sort_keys=True, allow_nan=False).encode())
     else:
         raise TypeError(f"can't fingerprint a {type(value).__name__}")
     return h.hexdigest()
@@ -78,7 +78,7 @@ def write(value: Any, stem: Path) -> dict[str, Any]:
         return runtime._write_frame(value, str(stem), kind)
     if kind == "json":
         path = str(stem) + ".json"
-        Path(path).write_text(json.dumps(value, allow_nan=False), encoding="utf-8")
+        Path(path).write_text(json.dumps(runtime._to_json(value), allow_nan=False), encoding="utf-8")
         return {"kind": "json", "format": "json", "path": path}
     raise TypeError(
         f"a {type(value).__module__}.{type(value).__qualname__} can't be sent to a container: push DataFrames, "

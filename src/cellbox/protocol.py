@@ -26,14 +26,14 @@ import functools
 import json
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from . import frames
 from .api import CellboxError, CodeInterpreterCall, Response
-from .results import Artifact, RemoteError, RemoteValue, Run
-from .runtime import container_runtime_source
-from .runtime.container import REFUSED_MARKER, RESULT_MARKER
+from .results import Artifact, Display, RemoteError, RemoteValue, Run
+from .runtime import capture_source, container_runtime_source
+from .runtime.container import REFUSED_MARKER, RESULT_MARKER, _from_json
 
 DATA_DIR = "/mnt/data"
 RESULT_WAIT = 15.0  # seconds to wait for a result record's file to show in a lagging listing
@@ -59,12 +59,19 @@ class RunFailed(CellboxError):
 
 @functools.lru_cache(maxsize=1)
 def runtime_file() -> tuple[str, bytes, str]:
-    """The runtime as uploaded: its name under the data folder, its bytes and their fingerprint.
+    """The runtime as uploaded: its name under the data folder, its bytes and the fingerprint of the runtime's
+    files (this one and `capture_file`'s).
 
     Named by content: the kernel keeps a loaded runtime by path, so a new version is a new path."""
     source = container_runtime_source()
-    fingerprint = frames.file_fingerprint_bytes(source)
+    fingerprint = frames.file_fingerprint_bytes(source + b"\0" + capture_source())
     return f"{PRIVATE}/cellbox_runtime_{fingerprint[:12]}.py", source, fingerprint
+
+
+def capture_file() -> tuple[str, bytes]:
+    """The display-capture module as uploaded, beside the runtime and named alike (the runtime finds it so)."""
+    name, _, _ = runtime_file()
+    return name.replace("cellbox_runtime_", "cellbox_capture_"), capture_source()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +84,7 @@ class Request:
     variables: tuple[str, ...] = ()
     data_dir: str = DATA_DIR
     place: tuple[dict[str, str], ...] = ()  # {"from": where an upload was stored, "to": where it belongs}
+    restore: tuple[dict[str, Any], ...] = ()  # every pushed value: loaded again if the kernel restarted
 
     @classmethod
     def new(
@@ -87,11 +95,13 @@ class Request:
         variables: Sequence[str] = (),
         data_dir: str = DATA_DIR,
         place: Iterable[dict[str, str]] = (),
+        restore: Iterable[dict[str, Any]] = (),
     ) -> Request:
         for name in variables:
             if not VARIABLE_NAME.match(name):
                 raise CellboxError(f"-o {name!r} is not a valid Python variable name")
-        return cls(uuid.uuid4().hex[:12], code, tuple(inputs), tuple(variables), data_dir, tuple(place))
+        run_id = uuid.uuid4().hex[:12]
+        return cls(run_id, code, tuple(inputs), tuple(variables), data_dir, tuple(place), tuple(restore))
 
     @property
     def filename(self) -> str:
@@ -114,8 +124,43 @@ class Request:
             "place": list(self.place),
             "inputs": list(self.inputs),
             "outputs": list(self.variables),
+            "restore": list(self.restore),
         }
         return json.dumps(request).encode()
+
+
+class LiveOutput:
+    """The run's events as they arrive in its live file (JSON lines, read in pieces), handed to `on_event` once
+    each; `finish` hands over the rest from the result record, so every event is delivered once, in order. The
+    last value (`execute_result`) comes from the record only: events after it wait for `finish`."""
+
+    def __init__(self, on_event: Callable[[dict[str, Any]], None]) -> None:
+        self.on_event = on_event
+        self.offset = 0  # bytes of the live file read so far
+        self.delivered = 0  # events handed over so far
+        self._partial = b""
+        self._held = False
+
+    def feed(self, data: bytes) -> None:
+        self.offset += len(data)
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # not one of the runtime's lines (an older runtime): the record has it all
+            if self._held or not isinstance(event, dict) or "type" not in event:
+                continue
+            if event["type"] == "execute_result":  # shown from the record: what follows waits for it
+                self._held = True
+                continue
+            self.delivered += 1
+            self.on_event(event)
+
+    def finish(self, events: Sequence[dict[str, Any]]) -> None:
+        for event in events[self.delivered :]:
+            self.delivered += 1
+            self.on_event(event)
 
 
 def loader_line(runtime_path: str, request_path: str) -> str:
@@ -280,6 +325,9 @@ class Result:
     sizes: dict[str, int] = dataclasses.field(default_factory=dict)  # bytes of each changed file, as written
     inline: dict[str, bytes] = dataclasses.field(default_factory=dict)  # small output files, by path
     notes: list[str] = dataclasses.field(default_factory=list)
+    events: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # streams, displays, value, in order
+    state_lost: bool = False
+    restored: list[str] = dataclasses.field(default_factory=list)
 
     @classmethod
     def parse(cls, record: dict[str, Any]) -> Result:
@@ -287,11 +335,22 @@ class Result:
         error = record.get("error")
         value = record.get("value") or {}
         image = [value["path"]] if value.get("kind") == "image" and value.get("path") else []
+        events = list(record.get("events") or [])
+        if not events:  # a runtime of an earlier version: its streams, in the order it kept
+            events = [{"type": "stream", "name": n, "text": record[n]} for n in ("stdout", "stderr") if record.get(n)]
         return cls(
             run_id=run_id,
             stdout=record.get("stdout", ""),
             stderr=record.get("stderr", ""),
-            error=RemoteError(error["ename"], error["evalue"], error["traceback"], run_id=run_id) if error else None,
+            error=RemoteError.of(
+                error["ename"],
+                error["evalue"],
+                error["traceback"],
+                run_id=run_id,
+                lines=error.get("traceback_lines"),
+            )
+            if error
+            else None,
             value=value,
             variables=dict(record.get("outputs") or {}),
             figures=image + list(record.get("figures") or []),
@@ -300,6 +359,9 @@ class Result:
             sizes=dict(record.get("sizes") or {}),
             inline={path: base64.b64decode(data) for path, data in (record.get("inline") or {}).items()},
             notes=list(record.get("notes") or []),
+            events=events,
+            state_lost=bool(record.get("state_lost")),
+            restored=list(record.get("restored") or []),
         )
 
     @property
@@ -327,17 +389,23 @@ class Result:
             artifacts=list(artifacts),
             duration=self.duration,
             notes=list(self.notes),
+            events=list(self.events),
+            state_lost=self.state_lost,
+            restored=list(self.restored),
         )
+        bundle = self.value.get("bundle")
+        if bundle:
+            run.value_bundle = Display(bundle.get("data") or {}, bundle.get("metadata") or {})
         kind = self.value.get("kind")
         if kind in FRAME_KINDS:
             run.value = values[len(self.variables)]
             if self.value.get("truncated_from"):
-                run.stderr += (
-                    f"cellbox: showing the first {len(run.value):,} of {self.value['truncated_from']:,} rows; "
-                    "bring the whole frame back with -o NAME (outputs=[...]).\n"
+                run.notes.append(
+                    f"run.value holds the first {len(run.value):,} of {self.value['truncated_from']:,} rows; "
+                    "bring the whole frame back with -o NAME (outputs=[...])"
                 )
         elif kind == "json":
-            run.value = self.value.get("json")
+            run.value = _from_json(self.value.get("json"))
         elif kind == "repr":
             run.value = RemoteValue(self.value)
         return run

@@ -20,18 +20,42 @@ PNG_REPR_LIMIT = 10_000_000  # an artifact displays itself as an image up to thi
 
 
 class RemoteError(CellboxError):
-    """The cell raised in the container. IPython shows the remote traceback, and the cell fails."""
+    """The cell raised in the container. IPython shows the remote traceback as the container's IPython made it
+    (`lines`, colours and the cell's source included), and the cell fails. `traceback` is the same in plain text.
 
-    def __init__(self, ename: str, evalue: str, traceback: str, *, run_id: str | None = None) -> None:
+    Made with `RemoteError.of`, its class is named after the remote exception (a `ValueError` in the container
+    is a `RemoteError` subclass named `ValueError` here), so the notebook's error says what the cell raised."""
+
+    def __init__(
+        self,
+        ename: str,
+        evalue: str,
+        traceback: str,
+        *,
+        run_id: str | None = None,
+        lines: list[str] | None = None,
+    ) -> None:
         super().__init__(f"{ename}: {evalue}" if evalue else ename)
         self.ename = ename
         self.evalue = evalue
         self.traceback = traceback
         self.run_id = run_id
+        self.lines = list(lines or [])
+
+    @classmethod
+    def of(cls, ename: str, evalue: str, traceback: str, **more: Any) -> RemoteError:
+        named = _remote_classes.get(ename)
+        if named is None and ename.isidentifier():
+            named = _remote_classes[ename] = type(ename, (cls,), {"__module__": "cellbox.remote"})
+        return (named or cls)(ename, evalue, traceback, **more)
 
     def _render_traceback_(self) -> list[str]:
-        lines = (self.traceback or f"{self.ename}: {self.evalue}\n").rstrip("\n").splitlines()
-        return ["Remote traceback (in the container):", *lines]
+        if self.lines:
+            return list(self.lines)
+        return (self.traceback or f"{self.ename}: {self.evalue}\n").rstrip("\n").splitlines()
+
+
+_remote_classes: dict[str, type[RemoteError]] = {}
 
 
 class SandboxGone(CellboxError):
@@ -39,6 +63,35 @@ class SandboxGone(CellboxError):
 
     def _render_traceback_(self) -> list[str]:
         return [f"SandboxGone: {self}"]
+
+
+class Interrupted(KeyboardInterrupt):
+    """The user stopped a push, a run or a pull; the message says what was stopped and what state it left.
+    Shown as one line, not as a traceback through cellbox and httpx."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[0;31mInterrupted\x1b[0m: {self.args[0] if self.args else 'stopped'}"]
+
+
+class TimeLimit(CellboxError):
+    """The cell ran past its `--timeout` (`timeout=`) and was stopped."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[0;31mTimeLimit\x1b[0m: {self}"]
+
+
+@dataclasses.dataclass
+class Display:
+    """One display of a run, as its mimebundle: it shows itself in a notebook as it showed in the container."""
+
+    data: dict[str, Any]
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        return self.data, self.metadata
+
+    def __repr__(self) -> str:
+        return str(self.data.get("text/plain", f"<display {', '.join(self.data)}>"))
 
 
 class RemoteValue:
@@ -139,10 +192,19 @@ class Run:
     figures: list[Artifact] = dataclasses.field(default_factory=list)
     duration: float | None = None
     notes: list[str] = dataclasses.field(default_factory=list)  # what cellbox could not do or had to say
+    events: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # streams, displays and the value, in order
+    value_bundle: Display | None = None  # the last value as the container's displayhook showed it
+    state_lost: bool = False  # the container's Python process restarted before this run: earlier variables are gone
+    restored: list[str] = dataclasses.field(default_factory=list)  # pushed variables loaded again after that
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def displays(self) -> list[Display]:
+        """What the code displayed (`display()`, figures), in order, as mimebundles."""
+        return [Display(e["data"], e.get("metadata") or {}) for e in self.events if e.get("type") == "display_data"]
 
     def raise_for_error(self) -> Run:
         if self.error is not None:

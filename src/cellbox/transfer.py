@@ -37,7 +37,7 @@ from . import frames, progress
 from .api import APIStatusError, CellboxError, Client, Container, ContainerFile, NotFoundError
 from .api import operations as ops
 from .api.streams import ContentStream
-from .protocol import DATA_DIR, PRIVATE, VARIABLE_NAME, Result, runtime_file
+from .protocol import DATA_DIR, PRIVATE, VARIABLE_NAME, Result, capture_file, runtime_file
 from .results import Artifact, Run
 
 MAX_WORKERS = 8
@@ -290,6 +290,8 @@ class Transfers:
         """The container runtime's path in the container; uploaded (from memory) once per container and version."""
         name, source, fp = runtime_file()
         if self._runtime is None or self._runtime[0] != fp:
+            helper, helper_source = capture_file()
+            self.private_ids.add(self.upload(helper_source, helper).id)
             record = self.upload(source, name)
             self.private_ids.add(record.id)
             self._runtime = (fp, record.path or f"{DATA_DIR}/{name}")
@@ -303,6 +305,14 @@ class Transfers:
             assert entry.spec is not None
             specs.append({**entry.spec, "name": var, "path": entry.path or f"{DATA_DIR}/{remote}"})
         return specs
+
+    def restore_specs(self) -> list[dict[str, Any]]:
+        """Every value pushed to this container: what the runtime loads again when it finds the kernel restarted."""
+        return [
+            {**entry.spec, "path": entry.path or f"{DATA_DIR}/{entry.remote}"}
+            for entry in self.manifest.values()
+            if entry.spec is not None
+        ]
 
     # --- files, pull and a run's files ----------------------------------------------------------------------------
 
@@ -389,6 +399,41 @@ class Transfers:
             except NotFoundError:
                 if not pause.wait():
                     raise
+
+    def read_from(self, file_id: str, offset: int, limit: int = 1 << 20) -> bytes:
+        """At most `limit` bytes of a file from `offset` (a byte range): what a run's live output added since the
+        last read. Nothing yet (416), or a file a lagging backend doesn't serve yet (404), is b""."""
+        op = ops.container_file_content(self._id, file_id)
+        op = dataclasses.replace(op, headers={**(op.headers or {}), "Range": f"bytes={offset}-{offset + limit - 1}"})
+        try:
+            response = self.client._execute(op)
+        except NotFoundError:
+            return b""
+        except APIStatusError as exc:
+            if exc.status_code == 416:
+                return b""
+            raise
+        chunks: list[bytes] = []
+        got = 0
+        with ContentStream(response) as body:
+            if response.status_code == 200 and offset:  # a backend that ignores ranges sends it all
+                skip = offset
+                for chunk in body:
+                    if skip >= len(chunk):
+                        skip -= len(chunk)
+                        continue
+                    chunks.append(chunk[skip:])
+                    skip = 0
+                    got += len(chunks[-1])
+                    if got >= limit:
+                        break
+            else:
+                for chunk in body:
+                    chunks.append(chunk)
+                    got += len(chunk)
+                    if got >= limit:
+                        break
+        return b"".join(chunks)[:limit]
 
     def content_at(self, path: str, *, wait: float = 0.0) -> bytes | None:
         """The bytes of the file at this absolute path, or None when the container has none there (after

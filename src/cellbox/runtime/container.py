@@ -8,10 +8,18 @@ A run is described by a JSON request file and leaves a JSON result file plus out
 
     request: {"run_id", "code", "result_path", "out_dir", "private_dir", "watch": "/mnt/data",
               "place": [{"from": stored path, "to": wanted path}],
-              "inputs": [{"name", "path", "format", "kind", ...}], "outputs": ["name", ...]}
-    result:  {"run_id", "ok", "stdout", "stderr", "error": {"ename", "evalue", "traceback"} | null,
-              "value": {...} | null, "outputs": {"name": {...}}, "figures": [path], "changed": [path],
-              "sizes": {path: bytes}, "inline": {path: base64}, "notes": [text], "duration": seconds}
+              "inputs": [{"name", "path", "format", "kind", ...}], "outputs": ["name", ...],
+              "restore": [input spec, ...]}
+    result:  {"run_id", "ok", "stdout", "stderr", "events": [event], "error": {"ename", "evalue", "traceback",
+              "traceback_lines"} | null, "value": {...} | null, "outputs": {"name": {...}}, "figures": [path],
+              "changed": [path], "sizes": {path: bytes}, "inline": {path: base64}, "notes": [text],
+              "state_lost": bool, "restored": [name], "duration": seconds}
+
+What the cell shows is captured by `capture.py` (uploaded beside this file) as IPython would show it: `events`
+in order, the last value's mimebundle in `value["bundle"]`. The request file (one line) is also the run's live
+output: each event is appended to it as a JSON line while the run goes on, and cellbox, which uploaded it and so
+knows its id, reads it during the run. A runtime freshly loaded into a kernel for a container that ran cells
+before knows the kernel was restarted: it says so (`state_lost`) and loads the `restore` values again.
 
 A run starts at most once: its folder gets a `started` marker created exclusively, and a second start of the same
 run (a model that runs the loader again) prints `REFUSED_MARKER` and does nothing. Uploads land where the service
@@ -23,16 +31,15 @@ from __future__ import annotations
 
 import ast
 import base64
-import io
 import json
 import os
 import shutil
 import sys
 import time
-import traceback
+import types
 from typing import Any
 
-RUNTIME_VERSION = 2
+RUNTIME_VERSION = 3
 MAX_TEXT = 2_000_000  # characters of stdout/stderr kept in the result record; the rest is summarised
 MAX_REPR = 100_000
 MAX_VALUE_ROWS = 100_000  # rows of a frame sent back for display as a cell's last value
@@ -43,6 +50,27 @@ MAX_LOGGED_RESULT = 200_000
 MAX_INLINE_FILE = 64 * 1024  # output files this small travel inside the result record …
 MAX_INLINE_TOTAL = 128 * 1024  # … up to this much in all
 STARTED = "started"
+RAN_BEFORE = "kernel-ran"  # in the private folder: some run happened in this container
+_NEW_KERNEL = not sys.__dict__.get("cellbox_runtimes")  # no runtime was loaded in this kernel before this one
+
+
+def _capture() -> Any:
+    """The display-capture module: uploaded beside this file (named alike), or imported in cellbox's own tests."""
+    here = globals().get("__file__") or ""
+    sibling = os.path.join(
+        os.path.dirname(here), os.path.basename(here).replace("cellbox_runtime_", "cellbox_capture_")
+    )
+    if sibling != here and os.path.exists(sibling):
+        module = sys.__dict__.setdefault("cellbox_runtimes", {}).get(sibling)
+        if module is None:
+            import runpy
+
+            module = runpy.run_path(sibling)
+            sys.__dict__.setdefault("cellbox_runtimes", {})[sibling] = module
+        return types.SimpleNamespace(**{k: v for k, v in module.items() if not k.startswith("__")})
+    from cellbox.runtime import capture
+
+    return capture
 
 
 def _user_namespace() -> dict[str, Any]:
@@ -168,10 +196,56 @@ def _apply_dtypes(frame: Any, dtypes: dict[str, str]) -> Any:
 
 def _is_json_value(value: Any) -> bool:
     try:
-        json.dumps(value, allow_nan=False)
+        _to_json(value)
     except (TypeError, ValueError):
         return False
     return True
+
+
+TAG = "__cellbox__"
+
+
+def _to_json(value: Any) -> Any:
+    """A value as JSON that keeps what JSON alone loses: tuples, sets and dict keys that aren't strings are
+    tagged ({"__cellbox__": "tuple", "items": [...]}); anything else that isn't JSON is a TypeError."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("NaN and infinity are not JSON")
+        return value
+    if isinstance(value, list):
+        return [_to_json(v) for v in value]
+    if isinstance(value, tuple):
+        return {TAG: "tuple", "items": [_to_json(v) for v in value]}
+    if isinstance(value, (set, frozenset)):
+        kind = "set" if isinstance(value, set) else "frozenset"
+        return {TAG: kind, "items": [_to_json(v) for v in sorted(value, key=repr)]}
+    if isinstance(value, dict):
+        if all(isinstance(k, str) for k in value) and TAG not in value:
+            return {k: _to_json(v) for k, v in value.items()}
+        return {TAG: "dict", "items": [[_to_json(k), _to_json(v)] for k, v in value.items()]}
+    raise TypeError(f"a {type(value).__module__}.{type(value).__qualname__} is not a JSON value")
+
+
+def _from_json(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    if isinstance(value, dict):
+        tag = value.get(TAG)
+        if tag is None:
+            return {k: _from_json(v) for k, v in value.items()}
+        items = value["items"]
+        if tag == "dict":
+            return {_from_json(k): _from_json(v) for k, v in items}
+        made = {"tuple": tuple, "set": set, "frozenset": frozenset}[tag]
+        return made(_from_json(v) for v in items)
+    return value
+
+
+def _is_array(value: Any) -> bool:
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.ndarray) and value.dtype.kind not in "OV"
 
 
 def _kind_of(value: Any) -> str | None:
@@ -188,29 +262,49 @@ def _export(value: Any, path_stem: str, name: str) -> dict[str, Any]:
     kind = _kind_of(value)
     if kind is not None:
         return _write_frame(value, path_stem, kind)
-    if _is_json_value(value):
-        path = path_stem + ".json"
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(value, f)
-        return {"kind": "json", "format": "json", "path": path}
-    raise TypeError(
-        f"{name} is a {type(value).__module__}.{type(value).__qualname__}; -o brings back DataFrames, Series "
-        "and JSON values (numbers, strings, booleans, None, lists and dicts of them). Convert it first, "
-        f"e.g. {name} = pd.DataFrame(...) or {name} = str(...)."
-    )
+    if _is_array(value):
+        import numpy
+
+        path = path_stem + ".npy"
+        numpy.save(path, value, allow_pickle=False)
+        return {"kind": "ndarray", "format": "npy", "path": path}
+    value = _plain_scalar(value)
+    try:
+        encoded = _to_json(value)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"-o {name}: {name} is a {type(value).__module__}.{type(value).__qualname__}, which can't travel "
+            "faithfully; -o brings back DataFrames, Series, numpy arrays and JSON values (numbers, strings, "
+            "booleans, None, and lists, tuples, sets and dicts of them). Convert it first, e.g. "
+            f"{name} = pd.DataFrame(...) or {name} = str({name}), or save it to a file and pull the file."
+        ) from None
+    path = path_stem + ".json"
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(encoded, f)
+    return {"kind": "json", "format": "json", "path": path}
 
 
 def _import(spec: dict[str, Any]) -> Any:
     if spec["format"] == "json":
         with open(spec["path"], encoding="utf-8") as f:
-            return json.load(f)
+            return _from_json(json.load(f))
+    if spec["format"] == "npy":
+        import numpy
+
+        return numpy.load(spec["path"], allow_pickle=False)
     return _read_frame(spec)
 
 
-def _describe_value(value: Any, out_dir: str) -> dict[str, Any]:
-    """The last expression, in the richest form the notebook can show."""
-    kind = _kind_of(value)
+def _describe_value(value: Any, out_dir: str, capture: Any) -> dict[str, Any]:
+    """The last expression: its mimebundle as the shell's displayhook makes it (`bundle`), and for the Python API
+    the value itself where it travels (a frame, up to MAX_VALUE_ROWS rows; a JSON value), else its repr."""
     described: dict[str, Any] = {"type": f"{type(value).__module__}.{type(value).__qualname__}"}
+    try:
+        described["bundle"] = capture.format_value(value)
+    except Exception as exc:  # a broken _repr_*_ must not fail the run: IPython shows the plain repr then
+        described["bundle"] = {"data": {"text/plain": _safe_repr(value)}, "metadata": {}}
+        described["repr_error"] = f"{type(exc).__name__}: {exc}"
+    kind = _kind_of(value)
     if kind is not None:
         shown = value
         if len(value) > MAX_VALUE_ROWS:  # to be displayed, not kept: -o brings a whole frame back
@@ -219,29 +313,25 @@ def _describe_value(value: Any, out_dir: str) -> dict[str, Any]:
         try:
             described.update(_write_frame(shown, os.path.join(out_dir, "value"), kind))
             return described
-        except Exception:  # e.g. a Series of dtype objects, which Parquet can't hold: shown as pandas shows it
+        except Exception:  # e.g. a Series of dtype objects, which Parquet can't hold: its repr stands
             described.pop("truncated_from", None)
-    if _is_figure(value):
-        path = os.path.join(out_dir, "value.png")
-        value.savefig(path, format="png", bbox_inches="tight")
-        described.update(kind="image", path=path)
-        return described
-    plain = _plain_scalar(value)
-    if _is_json_value(plain) and len(json.dumps(plain)) <= MAX_REPR:
-        value = plain
-        described.update(kind="json", json=value)
+    try:
+        encoded = _to_json(_plain_scalar(value))
+    except (TypeError, ValueError):
+        encoded = None
     else:
-        described["kind"] = "repr"
-    described["repr"] = _limited(repr(value), MAX_REPR)
-    html = getattr(value, "_repr_html_", None)
-    if callable(html):
-        try:
-            text = html()
-        except Exception:  # a broken _repr_html_ must not fail the run
-            text = None
-        if isinstance(text, str):
-            described["html"] = _limited(text, MAX_REPR)
+        if len(json.dumps(encoded)) <= MAX_REPR:
+            described.update(kind="json", json=encoded)
+    described.setdefault("kind", "repr")
+    described["repr"] = _limited(_safe_repr(value), MAX_REPR)
     return described
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception as exc:
+        return f"<{type(value).__qualname__} object (repr failed: {exc})>"
 
 
 def _plain_scalar(value: Any) -> Any:
@@ -250,11 +340,6 @@ def _plain_scalar(value: Any) -> Any:
     if numpy is not None and isinstance(value, numpy.generic):
         return value.item()
     return value
-
-
-def _is_figure(value: Any) -> bool:
-    figure = sys.modules.get("matplotlib.figure")
-    return figure is not None and isinstance(value, figure.Figure)
 
 
 def _save_figures(out_dir: str) -> list[str]:
@@ -279,37 +364,20 @@ def _limited(text: str, limit: int) -> str:
 # --- running --------------------------------------------------------------------------------------------------
 
 
-class _Capture(io.TextIOBase):
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-
-    def write(self, text: str) -> int:
-        self.parts.append(text)
-        return len(text)
-
-    def writable(self) -> bool:
-        return True
-
-    def value(self) -> str:
-        return _limited("".join(self.parts), MAX_TEXT)
-
-
 def _split_last_expression(source: str) -> tuple[ast.Module, ast.Expression | None]:
+    """The cell without its last expression, and that expression (None when the cell ends otherwise, or with
+    `;`, which hides the value as in IPython)."""
     tree = ast.parse(source, CELL_FILENAME)
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
+    if tree.body and isinstance(tree.body[-1], ast.Expr) and not _ends_with_semicolon(source):
         last = tree.body.pop()
         return tree, ast.Expression(body=last.value)  # type: ignore[attr-defined]
     return tree, None
 
 
-def _format_error(exc: BaseException) -> dict[str, Any]:
-    frames = traceback.extract_tb(exc.__traceback__)
-    # Drop the runtime's own frames: the user wants to see their cell, not the machinery around it.
-    keep = [f for f in frames if f.filename != __file__]
-    lines = ["Traceback (most recent call last):\n"] if keep else []
-    lines += traceback.format_list(keep)
-    lines += traceback.format_exception_only(type(exc), exc)
-    return {"ename": type(exc).__name__, "evalue": str(exc), "traceback": "".join(lines)}
+def _ends_with_semicolon(source: str) -> bool:
+    lines = [line.split("#", 1)[0].rstrip() for line in source.rstrip().splitlines()]
+    code = [line for line in lines if line]
+    return bool(code) and code[-1].endswith(";")
 
 
 def run(request_path: str) -> None:
@@ -384,17 +452,44 @@ def _inline(paths: list[str]) -> dict[str, str]:
     return inline
 
 
+def _read_request(request_path: str) -> dict[str, Any] | None:
+    """The request: the file's first line (the run's live output is appended after it)."""
+    try:
+        with open(request_path, encoding="utf-8") as f:
+            request = json.loads(f.readline())
+    except (OSError, ValueError):
+        return None
+    return request if isinstance(request, dict) and "run_id" in request else None
+
+
+def _state_lost(private_dir: str) -> bool:
+    """True for the first run in a new kernel of a container that ran cells before (its marker says so)."""
+    global _NEW_KERNEL
+    marker = os.path.join(private_dir, RAN_BEFORE)
+    lost = _NEW_KERNEL and os.path.exists(marker)
+    _NEW_KERNEL = False
+    if not os.path.exists(marker):
+        with open(marker, "w", encoding="utf-8"):
+            pass
+    return lost
+
+
+def _missing_output(name: str) -> dict[str, Any]:
+    evalue = f"-o {name}: no variable {name!r} in the container after the cell ran"
+    return {"ename": "NameError", "evalue": evalue, "traceback": f"NameError: {evalue}", "traceback_lines": []}
+
+
 def execute(request_path: str) -> dict[str, Any] | None:
     """Run one request; always writes the result file, whatever the cell does. None, doing nothing, when the
     run was started before."""
     started = time.time()
-    with open(request_path, encoding="utf-8") as f:
-        request = json.load(f)
+    request = _read_request(request_path)
+    if request is None or not _start(os.path.dirname(request["out_dir"])):
+        run_id = request["run_id"] if request else os.path.basename(os.path.dirname(request_path))
+        print(f"{REFUSED_MARKER}run {run_id} was started before; not running it again")
+        return None
     out_dir = request["out_dir"]
     run_dir = os.path.dirname(out_dir)
-    if not _start(run_dir):
-        print(f"{REFUSED_MARKER}run {request['run_id']} was started before; not running it again")
-        return None
     _forget_earlier_runs(os.path.dirname(run_dir), keep=run_dir)
     os.makedirs(out_dir, exist_ok=True)
     notes = _place(request.get("place") or [])
@@ -403,46 +498,58 @@ def execute(request_path: str) -> dict[str, Any] | None:
     before = _snapshot(watch, skip)
     result: dict[str, Any] = {"run_id": request["run_id"], "ok": True, "error": None, "value": None}
     result.update(outputs={}, figures=[], changed=[], runtime_version=RUNTIME_VERSION, notes=notes)
+    result.update(state_lost=_state_lost(skip), restored=[])
     namespace = _user_namespace()
-    stdout, stderr = _Capture(), _Capture()
+    capture = _capture()
+    output = capture.Output(request_path)
     saved = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = stdout, stderr
-    try:
-        for spec in request.get("inputs", []):
-            namespace[spec["name"]] = _import(spec)
-        source = request["code"]
-        body, last = _split_last_expression(source)
-        exec(compile(body, CELL_FILENAME, "exec"), namespace)
-        if last is not None:
-            value = eval(compile(last, CELL_FILENAME, "eval"), namespace)
-            if value is not None:
-                namespace["_"] = value
-                result["value"] = _describe_value(value, out_dir)
-    except BaseException as exc:  # KeyboardInterrupt too: the run was stopped, and the record must say so
-        result["ok"] = False
-        result["error"] = _format_error(exc)
-    finally:
-        sys.stdout, sys.stderr = saved
+    with output, capture.displays(output):
+        sys.stdout, sys.stderr = output.stream("stdout"), output.stream("stderr")
+        try:
+            inputs = list(request.get("inputs", []))
+            if result["state_lost"]:
+                names = {spec["name"] for spec in inputs}
+                again = [spec for spec in request.get("restore") or [] if spec["name"] not in names]
+                inputs[:0] = again
+                result["restored"] = [spec["name"] for spec in again]
+                output.add({"type": "state_lost", "restored": result["restored"]})  # said first, and live
+            for spec in inputs:
+                namespace[spec["name"]] = _import(spec)
+            source = request["code"]
+            capture.remember_source(CELL_FILENAME, source)
+            body, last = _split_last_expression(source)
+            exec(compile(body, CELL_FILENAME, "exec"), namespace)
+            if last is not None:
+                value = eval(compile(last, CELL_FILENAME, "eval"), namespace)
+                if value is not None:
+                    namespace["_"] = value
+                    result["value"] = _describe_value(value, out_dir, capture)
+                    output.add({"type": "execute_result"})
+        except BaseException as exc:  # KeyboardInterrupt too: the run was stopped, and the record must say so
+            result["ok"] = False
+            result["error"] = capture.format_error(exc, __file__)
+        try:
+            if capture.shell() is not None:
+                capture.flush_figures()  # after the value, as the inline backend does after a cell
+            else:
+                result["figures"] = _save_figures(out_dir)
+        except Exception as exc:  # a figure that can't render is reported, not fatal
+            output.write("stderr", f"cellbox: could not show a figure: {exc}\n")
+        finally:
+            sys.stdout, sys.stderr = saved
     if result["ok"]:
         for name in request.get("outputs", []):
             if name not in namespace:
                 result["ok"] = False
-                result["error"] = {
-                    "ename": "NameError",
-                    "evalue": f"-o {name}: no variable {name!r} in the container after the cell ran",
-                    "traceback": "",
-                }
+                result["error"] = _missing_output(name)
                 break
             try:
                 result["outputs"][name] = _export(namespace[name], os.path.join(out_dir, "out-" + name), name)
             except Exception as exc:
                 result["ok"] = False
-                result["error"] = {"ename": type(exc).__name__, "evalue": str(exc), "traceback": ""}
+                text = f"{type(exc).__name__}: {exc}"
+                result["error"] = {"ename": type(exc).__name__, "evalue": str(exc), "traceback": text}
                 break
-    try:
-        result["figures"] = _save_figures(out_dir)
-    except Exception as exc:  # a figure that can't render is reported, not fatal
-        stderr.write(f"cellbox: could not save a figure: {exc}\n")
     after = _snapshot(watch, skip)
     result["changed"] = sorted(p for p, sig in after.items() if before.get(p) != sig)
     result["sizes"] = {p: after[p][0] for p in result["changed"]}
@@ -450,7 +557,8 @@ def execute(request_path: str) -> dict[str, Any] | None:
     small = [spec["path"] for spec in result["outputs"].values() if spec.get("path")]
     small += [value["path"]] if value.get("path") else []
     result["inline"] = _inline(small + result["figures"])
-    result["stdout"], result["stderr"] = stdout.value(), stderr.value()
+    result["events"] = output.events
+    result["stdout"], result["stderr"] = output.joined("stdout"), output.joined("stderr")
     result["duration"] = round(time.time() - started, 6)
     temp = request["result_path"] + ".tmp"
     with open(temp, "w", encoding="utf-8") as f:

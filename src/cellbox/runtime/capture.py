@@ -1,0 +1,222 @@
+"""What a cell shows, captured in the container as IPython would show it: uploaded beside `container.py`.
+
+Streams and displays become one ordered list of events, each also written as a JSON line to the run's live file
+(which cellbox reads while the run goes on). Displays are caught by standing in for the shell's display
+publisher, as `IPython.utils.capture.capture_output` does, so `display()`, rich reprs and the inline backend's
+`plt.show()` arrive as full mimebundles; the last value is formatted by the shell's display formatter, and an
+exception by the shell's own traceback formatter (colours and source lines included). Without IPython (a plain
+Python kernel) values fall back to their repr and tracebacks to the standard library's.
+
+    events: {"type": "stream", "name": "stdout" | "stderr", "text"}
+            {"type": "display_data", "data": {mime: ...}, "metadata": {...}, "transient": {...}}
+            {"type": "clear_output", "wait": bool}
+            {"type": "execute_result"}  (where the last value was shown: its bundle is in the result record)
+            {"type": "state_lost", "restored": [name]}  (the kernel restarted since the container's last run)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import linecache
+import re
+import sys
+import threading
+import traceback
+from typing import Any
+
+FLUSH_EVERY = 0.05  # seconds between writes of pending stream text to the live file
+MAX_TEXT = 2_000_000  # characters of streams kept per run; the rest is summarised
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def shell() -> Any:
+    try:
+        return get_ipython()  # type: ignore[name-defined]
+    except NameError:
+        return None
+
+
+class Output:
+    """The run's events, in order; streams are buffered and flushed every FLUSH_EVERY seconds."""
+
+    def __init__(self, live_path: str | None) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.text = {"stdout": 0, "stderr": 0}
+        self._live = open(live_path, "a", encoding="utf-8") if live_path else None  # noqa: SIM115
+        if self._live is not None:  # after the request's one line: events are appended, one per line
+            self._live.write("\n")
+            self._live.flush()
+        self._pending: list[list[str]] = []  # [name, text] not yet flushed
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._flusher, name="cellbox-output", daemon=True)
+
+    def _flusher(self) -> None:
+        while not self._done.wait(FLUSH_EVERY):
+            self.flush()
+
+    def write(self, name: str, text: str) -> None:
+        if not text:
+            return
+        with self._lock:
+            kept = MAX_TEXT - self.text[name]
+            if kept <= 0:
+                self.text[name] += len(text)
+                return
+            self.text[name] += len(text)
+            text = text[:kept]
+            if self._pending and self._pending[-1][0] == name:
+                self._pending[-1][1] += text
+            else:
+                self._pending.append([name, text])
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+            for name, text in pending:
+                self._emit({"type": "stream", "name": name, "text": text})
+
+    def add(self, event: dict[str, Any]) -> None:
+        self.flush()
+        with self._lock:
+            self._emit(event)
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+        if self._live is not None:
+            try:
+                self._live.write(json.dumps(event, default=str) + "\n")
+                self._live.flush()
+            except (OSError, ValueError):  # a full disk must not fail the run: the record still has everything
+                self._live = None
+
+    def stream(self, name: str) -> _Stream:
+        return _Stream(self, name)
+
+    def __enter__(self) -> Output:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        for name in ("stdout", "stderr"):
+            if self.text[name] > MAX_TEXT:
+                self._pending.append([name, f"\n… [{self.text[name] - MAX_TEXT} more characters not shown]\n"])
+        self.flush()
+        if self._live is not None:
+            self._live.close()
+
+    def joined(self, name: str) -> str:
+        return "".join(e["text"] for e in self.events if e["type"] == "stream" and e["name"] == name)
+
+
+class _Stream(io.TextIOBase):
+    def __init__(self, output: Output, name: str) -> None:
+        self.output = output
+        self.name = name
+
+    def write(self, text: str) -> int:
+        self.output.write(self.name, str(text))
+        return len(text)
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+
+def publisher(output: Output) -> Any:
+    """A display publisher that records each display as an event (None without IPython)."""
+    try:
+        from IPython.core.displaypub import DisplayPublisher
+    except ImportError:
+        return None
+
+    class Publisher(DisplayPublisher):
+        def publish(self, data: Any, metadata: Any = None, source: Any = None, **kwargs: Any) -> None:
+            event = {"type": "display_data", "data": data, "metadata": metadata or {}}
+            if kwargs.get("transient"):
+                event["transient"] = kwargs["transient"]
+            if kwargs.get("update"):
+                event["update"] = True
+            output.add(event)
+
+        def clear_output(self, wait: bool = False) -> None:
+            output.add({"type": "clear_output", "wait": wait})
+
+    return Publisher()
+
+
+class displays:
+    """Route the shell's displays into `output` while the cell runs."""
+
+    def __init__(self, output: Output) -> None:
+        self.shell = shell()
+        self.publisher = publisher(output) if self.shell is not None else None
+        self.saved: Any = None
+
+    def __enter__(self) -> displays:
+        if self.publisher is not None:
+            self.saved = self.shell.display_pub
+            self.shell.display_pub = self.publisher
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.publisher is not None:
+            self.shell.display_pub = self.saved
+
+
+def flush_figures() -> None:
+    """What the inline backend does after a cell: show the figures still open, once, and close them."""
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is None or not plt.get_fignums():
+        return
+    inline = sys.modules.get("matplotlib_inline.backend_inline")
+    if inline is not None and "inline" in str(plt.get_backend()):
+        inline.flush_figures()
+        return
+    from IPython.display import display  # other backends: show each open figure as the inline backend would
+
+    for number in plt.get_fignums():
+        display(plt.figure(number))
+    plt.close("all")
+
+
+def format_value(value: Any) -> dict[str, Any]:
+    """The last value as the shell's displayhook would show it: {"data": mimebundle, "metadata": ...}."""
+    ip = shell()
+    if ip is not None:
+        data, metadata = ip.display_formatter.format(value)
+        if data:
+            return {"data": data, "metadata": metadata}
+    return {"data": {"text/plain": repr(value)}, "metadata": {}}
+
+
+def remember_source(filename: str, source: str) -> None:
+    """Let tracebacks show the cell's lines, as IPython does for its own cells."""
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+
+
+def format_error(exc: BaseException, skip_file: str) -> dict[str, Any]:
+    """The exception as IPython would show it (`traceback_lines`, with colours) and in plain text (`traceback`),
+    without the frames of `skip_file` (the runtime) and, for a SyntaxError, without the parser's."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == skip_file:
+        tb = tb.tb_next
+    if isinstance(exc, SyntaxError):
+        tb = None
+    lines: list[str] = []
+    ip = shell()
+    if ip is not None:
+        try:
+            lines = list(ip.InteractiveTB.structured_traceback(type(exc), exc, tb))
+        except Exception:  # the formatter failing must not hide the error itself
+            lines = []
+    plain = "".join(traceback.format_exception(type(exc), exc, tb))
+    if not lines:
+        lines = plain.rstrip("\n").splitlines()
+    text = ANSI.sub("", "\n".join(lines)) if ip is not None else plain
+    return {"ename": type(exc).__name__, "evalue": str(exc), "traceback": text, "traceback_lines": lines}
