@@ -23,8 +23,9 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.display import display
 
-from . import views
+from . import inuse, views
 from .api import MEMORY_LIMITS, CellboxError
+from .api.lookup import NameTaken
 from .redact import configured_secrets, redact
 from .results import Run, SandboxGone
 from .sandbox import Sandbox
@@ -90,6 +91,8 @@ class ContainerMagics(Magics):
         self.current: Sandbox | None = None
         self._known: dict[str, Sandbox] = {}  # by id and by name
         self._gone: set[str] = set()  # sandboxes whose container vanished: revived by the next cell
+        self._deleted: str | None = None  # the name of the current container `delete` removed: the next cell's
+        self._kernel = inuse.kernel_id()  # where the sidebar learns which container this notebook uses
 
     @line_cell_magic
     def container(self, line: str, cell: str | None = None) -> Any:
@@ -118,8 +121,18 @@ class ContainerMagics(Magics):
         self._known[sandbox.id] = sandbox
         if sandbox.name:
             self._known[sandbox.name] = sandbox
-        self.current = sandbox
+        self._set_current(sandbox)
         return sandbox
+
+    def _set_current(self, sandbox: Sandbox | None) -> None:
+        self.current = sandbox
+        if sandbox is not None:
+            self._deleted = None
+        if self._kernel is not None:
+            if sandbox is None:
+                inuse.forget(self._kernel)
+            else:
+                inuse.record(self._kernel, sandbox.id, sandbox.name)
 
     def _sandbox(self, name: str | None) -> Sandbox:
         if name:
@@ -129,6 +142,13 @@ class ContainerMagics(Magics):
             sandbox = self._remember(known)
         elif self.current is not None:
             sandbox = self.current
+        elif self._deleted:  # the notebook's container was deleted: a new one of its name, not an anonymous one
+            name = self._deleted
+            sandbox = self._remember(Sandbox.get_or_create(name))
+            _say(
+                f"container {name} was deleted, so this cell runs in a new container {name} ({sandbox.id}): "
+                "variables and files of earlier cells are not in it"
+            )
         else:
             sandbox = self._remember(Sandbox.create())
             _say(f"created container {sandbox.name} ({sandbox.id})")
@@ -158,7 +178,7 @@ class ContainerMagics(Magics):
         self._known = {k: v for k, v in self._known.items() if v is not old}
         self._gone.discard(old.id)
         if self.current is old:
-            self.current = None
+            self._set_current(None)
         _say(f"deleted container {old.name or old.id} ({old.id})")
 
     def _require_current(self) -> Sandbox:
@@ -175,18 +195,37 @@ class ContainerMagics(Magics):
         if command == "new":
             if args.fresh:
                 self._start_clean(args.name)
-            sandbox = Sandbox.create(args.name, memory_limit=args.memory, expires_after=args.expires)
+            try:
+                sandbox = Sandbox.create(args.name, memory_limit=args.memory, expires_after=args.expires)
+            except NameTaken as taken:  # a name means one live container: use it, as `use` would
+                sandbox = self._known.get(taken.container.id) or Sandbox.attach(taken.container.id)
+                differs = args.memory and args.memory != taken.container.memory_limit
+                memory = f" with {taken.container.memory_limit} of memory, not {args.memory}" if differs else ""
+                _say(
+                    f"container {args.name} is already running ({sandbox.id}){memory}; using it "
+                    f"(`%container new {args.name} --fresh` replaces it with a new one)"
+                )
             self._remember(sandbox)
-            return views.StatusView(sandbox.container)
+            return views.StatusView(sandbox.container, caption="this notebook's container")
         if command == "use":
-            return views.StatusView(self._sandbox(args.name).container)
+            # Looked up afresh (another notebook or the sidebar may have replaced it), keeping what this notebook
+            # knows of a container it used before (its pushes).
+            found = Sandbox.get_or_create(args.name)
+            if found.id in self._known:
+                found.close()
+            else:
+                self._known[found.id] = found
+            return views.StatusView(self._sandbox(found.id).container, caption="this notebook's container")
         if command == "list":
+            current = self.current.id if self.current is not None else None
+            others = [box for kernel, box in inuse.read().items() if kernel != self._kernel]
             if self.current is not None:  # the session's client, which stays open with it
-                return views.ContainerTable(list(self.current.client.containers.list(order="desc")))
+                boxes = list(self.current.client.containers.list(order="desc"))
+                return views.ContainerTable(boxes, current, others)
             with Sandbox.default_client() as client:
-                return views.ContainerTable(list(client.containers.list(order="desc")))
+                return views.ContainerTable(list(client.containers.list(order="desc")), current, others)
         if command == "status":
-            return views.StatusView(self._require_current().refresh())
+            return views.StatusView(self._require_current().refresh(), caption="this notebook's container")
         if command == "files":
             return views.FileTable(self._require_current().files())
         if command == "push":
@@ -212,7 +251,8 @@ class ContainerMagics(Magics):
             sandbox.delete()
             self._known = {k: v for k, v in self._known.items() if v is not sandbox}
             if self.current is sandbox:
-                self.current = None
+                self._set_current(None)
+                self._deleted = sandbox.name  # the next cell makes a new one of this name, and says so
             _say(f"deleted container {sandbox.name or sandbox.id} ({sandbox.id})")
             return None
         raise UsageError(f"unknown %container command {command!r}")  # pragma: no cover - argparse rejects it first

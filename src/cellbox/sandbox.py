@@ -36,7 +36,7 @@ from .api import (
     PermissionDeniedError,
     Response,
 )
-from .api.lookup import NoSuchContainer, find_container
+from .api.lookup import NameTaken, NoSuchContainer, find_container, live_named
 from .progress import TrackerFactory
 from .protocol import loader_line
 from .results import Run, SandboxGone
@@ -79,8 +79,20 @@ class Sandbox:
         expires_after: int | None = None,
         client: Client | None = None,
     ) -> Sandbox:
+        """A new container. A name means one live container: when one of that name is running this raises
+        `NameTaken` (which carries it) instead of making a second; `get_or_create` uses it, `attach` too."""
         owns = client is None
         client = client or backend.connect()
+        if name:
+            running = live_named(client, name)
+            if running:
+                if owns:
+                    client.close()
+                raise NameTaken(
+                    f"a container named {name!r} is already running ({running[0].id}); "
+                    f"Sandbox.get_or_create({name!r}) or Sandbox.attach({name!r}) uses it, or delete it first.",
+                    running[0],
+                )
         box = client.containers.create(
             name or f"cellbox-{uuid.uuid4().hex[:8]}", memory_limit=memory_limit, expires_after=expires_after
         )
@@ -91,6 +103,8 @@ class Sandbox:
 
     @classmethod
     def attach(cls, id_or_name: str, *, client: Client | None = None) -> Sandbox:
+        """The container with this id, or the live one with this name (several: `AmbiguousName`, listing their
+        ids); a name no live container has finds the newest gone one, which `revive` makes anew."""
         owns = client is None
         client = client or backend.connect()
         sandbox = cls(client, find_container(client, id_or_name))
@@ -99,6 +113,7 @@ class Sandbox:
 
     @classmethod
     def get_or_create(cls, name: str, **options: Any) -> Sandbox:
+        """The live container named `name`, else a new one of that name."""
         given = options.pop("client", None)
         client = given or backend.connect()
         try:

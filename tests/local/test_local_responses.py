@@ -38,7 +38,8 @@ def test_runs_code_and_returns_a_standard_response(client: openai.OpenAI, contai
     assert call.outputs[0].logs == "42\n"
     assert message.type == "message" and message.role == "assistant"
     assert "42" in response.output_text
-    assert response.usage.total_tokens == 0
+    # 12 characters of prompt and 3 of logs read; 12 of code and the reply "42\n" written (4 characters a token).
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (4, 4)
 
 
 def test_outputs_only_when_included(client, container, run):

@@ -21,6 +21,7 @@ from .kernel import Execution, Kernel, KernelError
 from .launcher import MEMORY_LIMITS, Launcher, Limits, host_memory_bytes
 from .pool import WarmPool
 from .store import Store
+from .watch import Watcher
 
 log = logging.getLogger("cellbox.local")
 
@@ -48,6 +49,7 @@ class Containers:
         self._starting: dict[str, asyncio.Task] = {}
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._sweeper: asyncio.Task | None = None
+        self._watchers: dict[str, Watcher] = {}
 
     # -- server lifecycle -------------------------------------------------------------------------------
 
@@ -69,6 +71,9 @@ class Containers:
         for kernel in self._kernels.values():
             kernel.kill()
         self._kernels.clear()
+        for watcher in self._watchers.values():
+            watcher.close()
+        self._watchers.clear()
 
     # -- using a container ------------------------------------------------------------------------------
 
@@ -237,8 +242,16 @@ class Containers:
             raise errors.not_found("container", container_id, param="container_id")
         async with self.lock(container_id):
             # Off the event loop: a scan grows with what the code left in /mnt/data, other clients must not wait.
-            changed = await asyncio.to_thread(self.store.sync_container_files, container_id)
+            changed = await asyncio.to_thread(self._sync_files, container_id)
         return result, changed
+
+    def _sync_files(self, container_id: str) -> list[dict]:
+        """The records brought in line with /mnt/data, looking only at what the container's watcher saw change
+        (everything, the first time or when watching isn't possible)."""
+        watcher = self._watchers.get(container_id)
+        if watcher is None:
+            watcher = self._watchers[container_id] = Watcher(str(self.store.container_dir(container_id)))
+        return self.store.sync_container_files(container_id, watcher.take())
 
     async def _watched(self, container_id: str, kernel: Kernel, code: str) -> Execution:
         """Runs code while its disk use is watched: a run past the container's quota, or writing while the disk
@@ -269,6 +282,9 @@ class Containers:
     # -- ending a container -----------------------------------------------------------------------------
 
     def _drop_kernel(self, container_id: str) -> None:
+        watcher = self._watchers.pop(container_id, None)
+        if watcher is not None:
+            watcher.close()
         task = self._starting.pop(container_id, None)
         if task is not None:
             task.cancel()

@@ -108,7 +108,7 @@ def unlink(root: str, parts: list[str]) -> None:
         os.close(parent)
 
 
-def walk_files(root: str, *, nameable: bool = True) -> Iterator[tuple[str, os.stat_result]]:
+def walk_files(root: str, *, nameable: bool = True, under: str = "") -> Iterator[tuple[str, os.stat_result]]:
     """(relative path, stat) of every regular file under root that a client could name.
 
     Iterative, with one open descriptor per level of the current path only, so no folder chain can exhaust the
@@ -116,17 +116,18 @@ def walk_files(root: str, *, nameable: bool = True) -> Iterator[tuple[str, os.st
     MAX_PATH_BYTES are not listed, and the walk stops after MAX_SCAN_ENTRIES entries. Symlinks are neither
     followed nor listed; a folder swapped for a symlink mid-walk is not entered (each is opened with
     O_NOFOLLOW from its parent's descriptor); anything vanishing or unreadable mid-walk is skipped. With
-    `nameable=False` files no client could name are yielded too (to count what they take).
+    `nameable=False` files no client could name are yielded too (to count what they take). With `under`, only
+    that folder (relative to root, reached without following symlinks) is walked; paths stay relative to root.
     """
     try:
-        top = open_root(root)
+        top = open_parent(root, [*under.split("/"), "."], create=False) if under else open_root(root)
     except OSError:
         return
     # Each level: its descriptor, its path relative to root, and the iterator over its entries.
     stack: list[tuple[int, str, Iterator[os.DirEntry[str]]]] = []
     seen = 0
     try:
-        stack.append((top, "", _entries(top)))
+        stack.append((top, under, _entries(top)))
         while stack:
             fd, rel, entries = stack[-1]
             entry = next(entries, None)
@@ -277,6 +278,15 @@ def _open_writable_dir(parent: int, name: str) -> int:
         if fd is None:
             fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
     return fd
+
+
+def is_nameable(path: str) -> bool:
+    """Whether a client could name this path (UTF-8, not too long, not too deep): only such files are listed."""
+    return (
+        len(path.encode("utf-8", "surrogateescape")) <= MAX_PATH_BYTES
+        and path.count("/") < MAX_SCAN_DEPTH
+        and _is_utf8(path)
+    )
 
 
 def _is_utf8(path: str) -> bool:

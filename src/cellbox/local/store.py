@@ -24,11 +24,12 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import ids, safepath
+from .watch import Changes, stat_regular
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -295,31 +296,84 @@ class Store:
         """A read descriptor of the file's bytes (FileNotFoundError if the code removed it meanwhile)."""
         return safepath.open_file(str(self.container_dir(container_id)), row["path"].split("/"))
 
-    def sync_container_files(self, container_id: str) -> list[dict]:
+    def sync_container_files(self, container_id: str, changes: Changes | None = None) -> list[dict]:
         """Brings the records in line with what is in /mnt/data; returns the new or changed files.
 
         Files whose size and mtime are unchanged keep their records (and ids); new or changed ones get a new
-        record with source `assistant`; records of vanished files are dropped.
+        record with source `assistant`; records of vanished files are dropped. With `changes` (what the
+        container's watcher saw), only those paths and folders are looked at; without, everything is.
         """
         root = self.container_dir(container_id)
         if not root.is_dir():
             return []
-        known = {
-            row["path"]: row
-            for row in self._query("SELECT * FROM container_files WHERE container_id = ?", (container_id,))
-        }
+        if changes is None or changes.everything:
+            known = self._known(container_id, "")
+            return self._sync(container_id, known, safepath.walk_files(str(root)), gone_unseen=True)
+        for folder in changes.gone_folders:
+            self._forget_folder(container_id, folder)
+        changed: list[dict] = []
+        for folder in changes.folders:
+            known = self._known(container_id, folder)
+            changed += self._sync(container_id, known, safepath.walk_files(str(root), under=folder), gone_unseen=True)
+        found = []
+        for rel in changes.paths:
+            st = stat_regular(str(root), rel) if safepath.is_nameable(rel) else None
+            if st is None:
+                self._write([("DELETE FROM container_files WHERE container_id = ? AND path = ?", (container_id, rel))])
+            else:
+                found.append((rel, st))
+        if found:
+            rows = (
+                self._query(
+                    f"SELECT * FROM container_files WHERE container_id = ? AND path IN ({','.join('?' * len(found))})",
+                    (container_id, *[rel for rel, _ in found]),
+                )
+                if len(found) < 500
+                else list(self._known(container_id, "").values())
+            )
+            known = {row["path"]: row for row in rows}
+            changed += self._sync(container_id, known, iter(found), gone_unseen=False)
+        return changed
+
+    def _known(self, container_id: str, folder: str) -> dict[str, dict]:
+        if not folder:
+            rows = self._query("SELECT * FROM container_files WHERE container_id = ?", (container_id,))
+        else:
+            prefix = folder + "/"
+            rows = self._query(
+                "SELECT * FROM container_files WHERE container_id = ? AND substr(path, 1, ?) = ?",
+                (container_id, len(prefix), prefix),
+            )
+        return {row["path"]: row for row in rows}
+
+    def _forget_folder(self, container_id: str, folder: str) -> None:
+        prefix = folder + "/"
+        self._write(
+            [
+                (
+                    "DELETE FROM container_files WHERE container_id = ? AND substr(path, 1, ?) = ?",
+                    (container_id, len(prefix), prefix),
+                )
+            ]
+        )
+
+    def _sync(
+        self, container_id: str, known: dict[str, dict], files: Iterator[tuple[str, os.stat_result]], gone_unseen: bool
+    ) -> list[dict]:
         seen: set[str] = set()
         changed: list[dict] = []
-        for rel, st in safepath.walk_files(str(root)):
+        for rel, st in files:
             seen.add(rel)
             row = known.get(rel)
             if row is not None and row["bytes"] == st.st_size and row["mtime_ns"] == st.st_mtime_ns:
                 continue
             changed.append(_file_row(container_id, rel, st, "assistant"))
         self._record_rows(changed)
-        gone = [row["id"] for path, row in known.items() if path not in seen]
-        for start in range(0, len(gone), _BATCH):
-            self._write([("DELETE FROM container_files WHERE id = ?", (fid,)) for fid in gone[start : start + _BATCH]])
+        if gone_unseen:
+            gone = [row["id"] for path, row in known.items() if path not in seen]
+            for start in range(0, len(gone), _BATCH):
+                batch = gone[start : start + _BATCH]
+                self._write([("DELETE FROM container_files WHERE id = ?", (fid,)) for fid in batch])
         return changed
 
     # -- files API --------------------------------------------------------------------------------------
