@@ -22,6 +22,11 @@ const MAX_BACKOFF = 5 * 60 * 1000;
  * The sidebar's state: the containers, the selected one and its files, the backend's status and the last error.
  * Refreshes itself with a poll that backs off while the server fails and pauses while the page is hidden;
  * `changed` fires on every change and `ticked` once a second, for the expiry countdowns.
+ *
+ * Only the containers *list* is polled: listing is not an operation on any container. Every operation on one
+ * (retrieving it, listing its files, ...) refreshes its activity on the real services and the local server
+ * alike, so polling the selected container's files would keep it alive for as long as the panel is open. Its
+ * files are fetched when the user selects it or acts: the refresh button, an upload, a delete.
  */
 export class ContainersModel implements IDisposable {
   constructor(options: ContainersModel.IOptions = {}) {
@@ -113,9 +118,11 @@ export class ContainersModel implements IDisposable {
     return secondsLeftAt(container, Date.now() / 1000 + this._clockOffset);
   }
 
-  /** Reload everything now, the backend's status included. */
+  /** Reload everything now, the backend's status and the selected container's files included (a user's
+   * action: it counts as activity on that container, which the timer's refreshes never do). */
   async refresh(): Promise<void> {
     this._status = null;
+    this._filesDue = true;
     await this._poll.refresh();
     await this._poll.tick;
   }
@@ -232,13 +239,16 @@ export class ContainersModel implements IDisposable {
         this._status = await this._request<IStatus>('status');
       }
       const list = await this._request<IContainerList>('containers');
+      const filesDue = this._filesDue;
+      this._filesDue = false;
       this._clockOffset = list.now - Date.now() / 1000;
       this._containers = list.data.filter(c => c.status !== 'deleted');
       if (this._selectedId && !this.selected) {
         this._selectedId = null;
         this._files = [];
       }
-      if (this._selectedId) {
+      // Not on the timer (see the class comment): only when `refresh()` asked for them.
+      if (this._selectedId && filesDue) {
         await this._loadFiles(false);
       }
       this._error = null;
@@ -283,6 +293,7 @@ export class ContainersModel implements IDisposable {
   private _loading = true;
   private _busy = new Set<string>();
   private _autoRefresh = true;
+  private _filesDue = false;
   private _clockOffset = 0;
   private _isDisposed = false;
 }

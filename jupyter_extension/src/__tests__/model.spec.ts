@@ -246,6 +246,35 @@ describe('ContainersModel', () => {
     expect(requested()).toContain('DELETE containers/cntr_a/files/cfile_2');
   });
 
+  it("polls only the containers list, never the selected container's files (that would keep it alive)", async () => {
+    jest.useFakeTimers();
+    try {
+      const fast = new ContainersModel({ interval: 1000 });
+      serve({
+        'GET status': STATUS,
+        'GET containers': { data: [container('cntr_a')], now: NOW },
+        'GET containers/cntr_a/files': { data: [file('cfile_1', 'a.csv')] }
+      });
+      const files = () => requested().filter(r => r === 'GET containers/cntr_a/files').length;
+      fast.start();
+      await jest.advanceTimersByTimeAsync(1500);
+      fast.select('cntr_a'); // the user's choice: its files are fetched once
+      await jest.advanceTimersByTimeAsync(5000);
+
+      expect(requested().filter(r => r === 'GET containers').length).toBeGreaterThanOrEqual(5);
+      expect(files()).toBe(1);
+      expect(fast.files.map(f => f.id)).toEqual(['cfile_1']);
+
+      const refreshed = fast.refresh(); // the refresh button is the user's action: files again, once
+      await jest.advanceTimersByTimeAsync(3000);
+      await refreshed;
+      expect(files()).toBe(2);
+      fast.dispose();
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('stops polling when auto-refresh is turned off, and leaves no timer once disposed', async () => {
     jest.useFakeTimers();
     try {
