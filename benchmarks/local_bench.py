@@ -4,8 +4,9 @@
 
 1. create container: warm pool vs. no pool (cold kernel start);
 2. `print(1)` through POST /v1/responses vs. a raw jupyter_client execute round trip of the same code;
-3. 20 containers executing at once: all must succeed; throughput;
-4. content download of a large file vs. `python -m http.server` serving the same file.
+3. `print(1)` as the container fills: empty, 2,000 and 20,000 files in /mnt/data;
+4. 20 containers executing at once: all must succeed; throughput;
+5. content download of a large file vs. `python -m http.server` serving the same file.
 
 The server runs as `cellbox serve` would (bubblewrap jails when available) in a subprocess; downloads are
 read with curl, so the client is the same C program for both servers.
@@ -89,6 +90,28 @@ def bench_print(data: Path, rounds: int) -> dict[str, float]:
             served.append(time.perf_counter() - started)
             assert body["output"][0]["outputs"][0]["logs"] == "1\n"
     return {"raw": statistics.median(raw) * 1000, "served": statistics.median(served) * 1000}
+
+
+def bench_growth(data: Path, rounds: int, sizes: tuple[int, ...] = (0, 2_000, 20_000)) -> dict[int, float]:
+    """`print(1)` p50 as the container fills with files: the cost of bringing the file list up to date after a
+    run must not grow with what /mnt/data holds."""
+    out: dict[int, float] = {}
+    with running_server(data / "growth") as srv, _client(srv) as h:
+        cid = h.post("/containers", json={"name": "growth"}).json()["id"]
+        made = 0
+        for size in sizes:
+            if size > made:
+                _run(h, cid, f"import os\nos.makedirs('f', exist_ok=True)\nfor i in range({made}, {size}):\n"
+                     "    open(f'f/{i}.txt', 'w').write('x')")  # fmt: skip
+                made = size
+            _run(h, cid, "print(1)")
+            times = []
+            for _ in range(rounds):
+                started = time.perf_counter()
+                _run(h, cid, "print(1)")
+                times.append(time.perf_counter() - started)
+            out[size] = statistics.median(times) * 1000
+    return out
 
 
 def bench_parallel(data: Path, containers: int, runs_each: int) -> dict[str, float]:
@@ -182,6 +205,7 @@ def main() -> None:
     try:
         create = bench_create(data, args.rounds)
         printed = bench_print(data, args.rounds * 2)
+        growth = bench_growth(data, args.rounds)
         parallel = bench_parallel(data, 20, 5)
         download = bench_download(data, args.size_mb, 9)
     finally:
@@ -203,6 +227,9 @@ def main() -> None:
         f"| `print(1)` via POST /v1/responses, p50 ({args.rounds * 2} runs) | {printed['served']:.1f} ms | "
         f"{printed['raw']:.1f} ms raw jupyter_client round trip | ≤ 3x | {ratio:.2f}x: "
         f"{'pass' if ratio <= 3 else 'FAIL'} |",
+        f"| `print(1)` p50 with 20,000 files in /mnt/data vs the same container empty ({args.rounds} runs each) | "
+        f"{growth[20_000]:.1f} ms (2,000 files: {growth[2_000]:.1f} ms) | {growth[0]:.1f} ms empty | ≤ 1.5x | "
+        f"{growth[20_000] / growth[0]:.2f}x: {'pass' if growth[20_000] <= 1.5 * growth[0] else 'FAIL'} |",
         f"| 20 containers executing at once (5 runs each) | {parallel['ok']}/{parallel['total']} succeeded, "
         f"{parallel['per_s']:.1f} runs/s ({parallel['seconds']:.1f} s; 20 creates took "
         f"{parallel['create_s']:.1f} s) | | all succeed | "
