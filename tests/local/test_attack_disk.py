@@ -14,25 +14,11 @@ import time
 from pathlib import Path
 
 import httpx
-import openai
 import pytest
+from localhelp import run_logs, sdk
 
 from cellbox.local import disk
 from cellbox.local.testing import running_server
-
-
-def _sdk(srv):
-    return openai.OpenAI(base_url=srv.base_url, api_key=srv.token, max_retries=0, timeout=120)
-
-
-def _logs(client, container_id: str, code: str) -> str:
-    response = client.responses.create(
-        model="cellbox-local",
-        input=code,
-        tools=[{"type": "code_interpreter", "container": container_id}],
-        include=["code_interpreter_call.outputs"],
-    )
-    return "".join(o.logs for o in response.output[0].outputs or [] if o.type == "logs")
 
 
 @pytest.fixture(scope="module")
@@ -58,19 +44,19 @@ print("wrote MiB", written)
 
 
 def test_a_run_past_its_quota_is_stopped_and_told_why(quota_server):
-    with _sdk(quota_server) as client:
+    with sdk(quota_server) as client:
         box = client.containers.create(name="filler")
         bystander = client.containers.create(name="bystander")
         try:
-            out = _logs(client, box.id, FILL)
+            out = run_logs(client, box.id, FILL)
             assert "disk limit" in out and "The run was stopped" in out, out
             assert "wrote MiB 200" not in out
             used = disk.usage(quota_server.data_dir / "containers" / box.id)
             assert used < 150 * (1 << 20)  # stopped soon after passing 40 MiB, long before the 200 MiB it meant
             # Files are kept, and the container still works after the restart it was told about.
-            assert _logs(client, box.id, "import os; print(len(os.listdir('.')) > 0)").strip().endswith("True")
+            assert run_logs(client, box.id, "import os; print(len(os.listdir('.')) > 0)").strip().endswith("True")
             started = time.monotonic()
-            assert _logs(client, bystander.id, "print(1)").strip() == "1"
+            assert run_logs(client, bystander.id, "print(1)").strip() == "1"
             assert time.monotonic() - started < 1.0
         finally:
             client.containers.delete(box.id)
@@ -78,12 +64,12 @@ def test_a_run_past_its_quota_is_stopped_and_told_why(quota_server):
 
 
 def test_one_file_cannot_pass_the_quota(quota_server):
-    with _sdk(quota_server) as client:
+    with sdk(quota_server) as client:
         box = client.containers.create(name="bigfile")
         try:
             code = "try:\n    open('big.bin', 'wb').write(b'x' * (60 << 20))\n"
             code += "except OSError as e:\n    print('errno', e.errno)"
-            out = _logs(client, box.id, code)
+            out = run_logs(client, box.id, code)
             assert "errno 27" in out, out  # EFBIG
         finally:
             client.containers.delete(box.id)
@@ -91,7 +77,7 @@ def test_one_file_cannot_pass_the_quota(quota_server):
 
 def test_uploads_past_the_quota_are_507(quota_server):
     with (
-        _sdk(quota_server) as client,
+        sdk(quota_server) as client,
         httpx.Client(base_url=quota_server.base_url, headers=quota_server.headers, timeout=60) as http,
     ):
         box = client.containers.create(name="uploads")
@@ -113,11 +99,11 @@ def test_uploads_past_the_quota_are_507(quota_server):
 def test_writes_to_fd_2_do_not_grow_the_host(quota_server):
     runtime = [p for p in Path("/tmp").glob(f"cbx-{quota_server.process.pid}-*")]
     assert runtime, "the server's runtime folder"
-    with _sdk(quota_server) as client:
+    with sdk(quota_server) as client:
         box = client.containers.create(name="stderr")
         try:
             code = "import os\nfor _ in range(100):\n    os.write(2, b'e' * (1 << 20))"
-            assert "[output truncated" in _logs(client, box.id, code)  # 100 MiB went somewhere, capped
+            assert "[output truncated" in run_logs(client, box.id, code)  # 100 MiB went somewhere, capped
             held = sum(f.stat().st_size for f in runtime[0].rglob("*") if f.is_file())
             assert held < 1 << 20, held
         finally:
@@ -148,7 +134,7 @@ def _fill(folder: Path) -> Path:
 
 def test_a_full_disk_refuses_only_the_writer_and_the_server_recovers(small_disk):
     data = small_disk / "data"
-    with running_server(data, pool_size=0, disk_limit="200m") as srv, _sdk(srv) as client:
+    with running_server(data, pool_size=0, disk_limit="200m") as srv, sdk(srv) as client:
         assert (data / disk.RESERVE_NAME).stat().st_size == disk.RESERVE_BYTES
         box = client.containers.create(name="victim")
         kept = client.containers.files.create(container_id=box.id, file=("kept.txt", b"kept"))
@@ -159,12 +145,12 @@ def test_a_full_disk_refuses_only_the_writer_and_the_server_recovers(small_disk)
             assert "disk is" in r.json()["error"]["message"]
             # Everything else answers: lists, reads, a run, and deleting.
             assert client.containers.files.content.retrieve(kept.id, container_id=box.id).read() == b"kept"
-            assert _logs(client, box.id, "print('runs')").strip().endswith("runs")
+            assert run_logs(client, box.id, "print('runs')").strip().endswith("runs")
             other = client.containers.create(name="other")
             client.containers.delete(other.id)
         srv.kill()
     # Restart on the full disk.
-    with running_server(data, pool_size=0, disk_limit="200m") as srv, _sdk(srv) as client:
+    with running_server(data, pool_size=0, disk_limit="200m") as srv, sdk(srv) as client:
         assert client.containers.files.content.retrieve(kept.id, container_id=box.id).read() == b"kept"
         assert not (data / disk.RESERVE_NAME).exists()  # given back to start on a full disk
         hog.unlink()

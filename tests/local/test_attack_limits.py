@@ -11,6 +11,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from localhelp import run_logs
 
 from cellbox.local import cgroups
 from cellbox.local.testing import running_server, wait_until
@@ -32,16 +33,6 @@ def limited(tmp_path_factory):
         yield srv, client
 
 
-def _run(client, container_id: str, code: str) -> str:
-    response = client.responses.create(
-        model="cellbox-local",
-        input=code,
-        tools=[{"type": "code_interpreter", "container": container_id}],
-        include=["code_interpreter_call.outputs"],
-    )
-    return "".join(o.logs for o in response.output[0].outputs or [] if o.type == "logs")
-
-
 CHILDREN = """
 import subprocess, sys
 hog = "x = bytearray(600 << 20)\\nfor i in range(0, len(x), 4096): x[i] = 1\\n"
@@ -56,12 +47,12 @@ def test_children_share_the_container_memory_limit(limited):
     _, client = limited
     box = client.containers.create(name="hog", memory_limit="1g")
     try:
-        out = _run(client, box.id, CHILDREN)
+        out = run_logs(client, box.id, CHILDREN)
         held = int(out.split("held:")[1].split()[0])
         assert held <= 1, out  # 3 x 600 MB can't live in 1g together
         assert "killed: 0" not in out, out
         assert "memory limit (1g) covers every process" in out
-        assert _run(client, box.id, "print('kernel alive')").strip() == "kernel alive"
+        assert run_logs(client, box.id, "print('kernel alive')").strip() == "kernel alive"
     finally:
         client.containers.delete(box.id)
 
@@ -81,7 +72,7 @@ except OSError as exc:
     print('stopped', exc.errno)
 print('MiB', written)
 """
-        out = _run(client, box.id, code)
+        out = run_logs(client, box.id, code)
         # Either the write fails or the writer is killed: never 2 GiB of RAM held by a 1g container.
         assert "MiB 2048" not in out, out
         assert "kernel died" in out or "stopped" in out, out
@@ -106,13 +97,13 @@ print('started', len(procs), 'refused', refused)
 for p in procs:
     p.kill(); p.wait()
 """
-        out = _run(client, box.id, code)
+        out = run_logs(client, box.id, code)
         started = int(out.split("started")[1].split()[0])
         assert started < 64, out
         assert "refused 11" in out, out  # EAGAIN
         started_at = time.monotonic()
         bystander = client.containers.create(name="bystander")
-        assert _run(client, bystander.id, "print(1)").strip() == "1"
+        assert run_logs(client, bystander.id, "print(1)").strip() == "1"
         assert time.monotonic() - started_at < 5
         client.containers.delete(bystander.id)
     finally:
@@ -137,7 +128,7 @@ t = os.times()
 used = (t.children_user + t.children_system) - (start_cpu.children_user + start_cpu.children_system)
 print('cpus', round(used / (time.time() - start_wall), 2))
 """
-        out = _run(client, box.id, code)
+        out = run_logs(client, box.id, code)
         cpus = float(out.split("cpus")[1].split()[0])
         assert cpus < 0.8, out  # limit 0.5 CPU; two spinning processes would use 2 unlimited
     finally:

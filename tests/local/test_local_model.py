@@ -3,18 +3,8 @@ request fields it knows, honours, echoes or refuses."""
 
 from __future__ import annotations
 
-import openai
 import pytest
-
-
-def _create(client: openai.OpenAI, container_id: str, code: str, **options):
-    return client.responses.create(
-        model="cellbox-local",
-        input=code,
-        tools=[{"type": "code_interpreter", "container": container_id}],
-        include=["code_interpreter_call.outputs"],
-        **options,
-    )
+from localhelp import respond
 
 
 def _kinds(response) -> list[str]:
@@ -22,7 +12,7 @@ def _kinds(response) -> list[str]:
 
 
 def test_tool_choice_none_replies_without_running(client, container, run, logs):
-    response = _create(client, container.id, "ran = True", tool_choice="none")
+    response = respond(client, container.id, "ran = True", tool_choice="none")
     assert _kinds(response) == ["message"]
     assert response.output_text == 'No code was run: tool_choice is "none".'
     assert response.tool_choice == "none"
@@ -39,14 +29,14 @@ def test_tool_choice_none_replies_without_running(client, container, run, logs):
     ],
 )
 def test_tool_choices_that_allow_the_call_run_the_code(client, container, choice):
-    response = _create(client, container.id, "print('ran')", tool_choice=choice)
+    response = respond(client, container.id, "print('ran')", tool_choice=choice)
     assert _kinds(response) == ["code_interpreter_call", "message"]
     assert response.output[0].outputs[0].logs == "ran\n"
 
 
 def test_allowed_tools_without_code_interpreter_makes_no_call(client, container):
     choice = {"type": "allowed_tools", "mode": "auto", "tools": [{"type": "function", "name": "f"}]}
-    assert _kinds(_create(client, container.id, "1", tool_choice=choice)) == ["message"]
+    assert _kinds(respond(client, container.id, "1", tool_choice=choice)) == ["message"]
 
 
 def test_a_tool_choice_not_in_tools_is_400(http, container):
@@ -63,10 +53,10 @@ def test_a_tool_choice_not_in_tools_is_400(http, container):
 
 
 def test_max_tool_calls_and_parallel_tool_calls_are_echoed(client, container):
-    response = _create(client, container.id, "1", max_tool_calls=1, parallel_tool_calls=False)
+    response = respond(client, container.id, "1", max_tool_calls=1, parallel_tool_calls=False)
     assert (response.max_tool_calls, response.parallel_tool_calls) == (1, False)
     assert _kinds(response) == ["code_interpreter_call", "message"]
-    assert _create(client, container.id, "1").parallel_tool_calls is True
+    assert respond(client, container.id, "1").parallel_tool_calls is True
 
 
 @pytest.mark.parametrize("value", [0, -1, "1", True, 1.5])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ast
 
-import openai
 import pytest
+from localhelp import respond
 
 from cellbox.local.model import reformat
 from cellbox.local.testing import running_server
@@ -23,16 +23,6 @@ def rerunning(tmp_path_factory):
         yield srv
 
 
-def _create(client: openai.OpenAI, container_id: str, code: str, **options):
-    return client.responses.create(
-        model="cellbox-local",
-        input=code,
-        tools=[{"type": "code_interpreter", "container": container_id}],
-        include=["code_interpreter_call.outputs"],
-        **options,
-    )
-
-
 def _calls(response) -> list:
     return [item for item in response.output if item.type == "code_interpreter_call"]
 
@@ -43,23 +33,23 @@ def test_the_schedule_of_no_call_and_incomplete(quirky, sdk, logs):
         cid = c.containers.create(name="schedule").id
         seen = []
         for n in range(1, 7):
-            response = _create(c, cid, f"hits = globals().get('hits', []) + [{n}]\nprint(hits)")
+            response = respond(c, cid, f"hits = globals().get('hits', []) + [{n}]\nprint(hits)")
             calls = _calls(response)
             seen.append([call.status for call in calls])
             assert response.status == "completed"
         assert seen == [["completed"], [], ["completed"], ["completed"], ["incomplete"], ["completed"]]
         # Only the clean requests ran their code.
-        assert logs(_calls(_create(c, cid, "print(hits)"))[0]) == "[1, 3, 4, 6]\n"
+        assert logs(_calls(respond(c, cid, "print(hits)"))[0]) == "[1, 3, 4, 6]\n"
         # Another container has a schedule of its own: its 1st request is clean.
         other = c.containers.create(name="other").id
-        assert [call.status for call in _calls(_create(c, other, "1"))] == ["completed"]
+        assert [call.status for call in _calls(respond(c, other, "1"))] == ["completed"]
 
 
 def test_reformat_runs_the_same_program_restyled(quirky, sdk, logs):
     with sdk(quirky) as c:
         cid = c.containers.create(name="reformat").id
         code = "x='a'\nprint(dict(k=x),[1,2])"
-        (call,) = _calls(_create(c, cid, code))
+        (call,) = _calls(respond(c, cid, code))
         assert call.code == 'x = "a"\nprint(dict(k=x), [1, 2])'
         assert ast.dump(ast.parse(call.code)) == ast.dump(ast.parse(code))
         assert logs(call) == "{'k': 'a'} [1, 2]\n"
@@ -92,22 +82,22 @@ def test_rerun_on_error_runs_failing_code_again(rerunning, sdk, logs):
     with sdk(rerunning) as c:
         cid = c.containers.create(name="rerun").id
         failing = "hits = globals().get('hits', 0) + 1\nraise ValueError(hits)"
-        calls = _calls(_create(c, cid, failing))
+        calls = _calls(respond(c, cid, failing))
         assert [(call.code, call.status) for call in calls] == [(failing, "completed")] * 2
         assert "ValueError: 1" in logs(calls[0]) and "ValueError: 2" in logs(calls[1])
         # max_tool_calls forbids the second call.
-        calls = _calls(_create(c, cid, failing, max_tool_calls=1))
+        calls = _calls(respond(c, cid, failing, max_tool_calls=1))
         assert len(calls) == 1 and "ValueError: 3" in logs(calls[0])
         # Code that succeeds runs once.
-        assert len(_calls(_create(c, cid, "print(hits)"))) == 1
+        assert len(_calls(respond(c, cid, "print(hits)"))) == 1
 
 
 def test_ignore_limits_ignores_tool_choice_and_max_tool_calls(quirky, sdk):
     with sdk(quirky) as c:
         cid = c.containers.create(name="limits").id
-        assert len(_calls(_create(c, cid, "1", tool_choice="none"))) == 1  # 1st request: clean otherwise
-        _create(c, cid, "1")  # the 2nd is a no-call one
-        calls = _calls(_create(c, cid, "raise ValueError", max_tool_calls=1))  # the 3rd
+        assert len(_calls(respond(c, cid, "1", tool_choice="none"))) == 1  # 1st request: clean otherwise
+        respond(c, cid, "1")  # the 2nd is a no-call one
+        calls = _calls(respond(c, cid, "raise ValueError", max_tool_calls=1))  # the 3rd
         assert len(calls) == 2
 
 

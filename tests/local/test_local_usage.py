@@ -3,26 +3,18 @@ tool outputs it reads; the code and reply it writes."""
 
 from __future__ import annotations
 
-
-def _create(client, container_id: str, code: str, **more):
-    return client.responses.create(
-        model="cellbox-local",
-        input=code,
-        tools=[{"type": "code_interpreter", "container": container_id}],
-        include=["code_interpreter_call.outputs"],
-        **more,
-    )
+from localhelp import respond
 
 
 def test_usage_grows_with_what_the_model_reads(client, container):
-    small = _create(client, container.id, "pass")
+    small = respond(client, container.id, "pass")
     assert 0 < small.usage.input_tokens < 10
     assert small.usage.total_tokens == small.usage.input_tokens + small.usage.output_tokens
-    loud = _create(client, container.id, "print('x' * 100_000)")
+    loud = respond(client, container.id, "print('x' * 100_000)")
     # The tool output (100 kB of logs) is read back by the model: ~25,000 tokens.
     assert 25_000 <= loud.usage.input_tokens <= 25_100
     assert loud.usage.output_tokens >= 25_000  # the reply repeats the logs
-    told = _create(client, container.id, "pass", instructions="Run the code. " * 100)
+    told = respond(client, container.id, "pass", instructions="Run the code. " * 100)
     assert told.usage.input_tokens - small.usage.input_tokens == 350  # 1,400 characters of instructions
 
 
