@@ -162,7 +162,7 @@ def test_rm_refuses_to_guess_between_containers_sharing_a_name(client: Client) -
     first = client.containers.create("cli-twin")
     second = client.containers.create("cli-twin")
     result = cellbox("rm", "cli-twin")
-    assert result.returncode == 1 and "2 containers are named 'cli-twin'" in result.stderr
+    assert result.returncode == 1 and "2 running containers are named 'cli-twin'" in result.stderr
     assert first.id in result.stderr and second.id in result.stderr
     assert {b.id for b in client.containers.list(name="cli-twin")} >= {first.id, second.id}  # nothing deleted
     for box in (first, second):

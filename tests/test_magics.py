@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 from IPython.core.error import UsageError
 from jupyter_client.manager import KernelManager
 
-from cellbox import backend
+from cellbox import backend, inuse
 from cellbox.api import Client
 from cellbox.local.testing import RunningServer
 from cellbox.magics import ContainerMagics
@@ -23,7 +25,10 @@ from cellbox.sandbox import Sandbox
 
 class Kernel:
     def __init__(self, env: dict[str, str]) -> None:
-        self.manager = KernelManager(kernel_name="python3")
+        self.id = str(uuid.uuid4())
+        # Named as Jupyter's server names it: the kernel finds its own id in it.
+        connection_file = os.path.join(tempfile.gettempdir(), f"kernel-{self.id}.json")
+        self.manager = KernelManager(kernel_name="python3", connection_file=connection_file)
         self.manager.start_kernel(env=env)
         self.client = self.manager.client()
         self.client.start_channels()
@@ -224,3 +229,61 @@ def test_new_fresh_starts_clean(kernel: Kernel) -> None:
     assert status == "ok" and f"cellbox: deleted container fresh-one ({old})" in text(out, "stdout")
     status, out = kernel.run("%%container\nimport os\nprint('left_over' in globals(), os.path.exists('left.txt'))")
     assert status == "ok" and text(out, "stdout") == "False False\n"
+
+
+def _current(kernel: Kernel) -> str:
+    code = "print(get_ipython().find_magic('container').__self__.current.id)"
+    return text(kernel.run(code)[1], "stdout").strip()
+
+
+def test_a_name_means_one_running_container(kernel: Kernel, cloud_environment: dict[str, str]) -> None:
+    status, out = kernel.run("%container new named-once")
+    assert status == "ok", out
+    first = _current(kernel)
+    status, out = kernel.run("%container new named-once --memory 4g")  # running: used, and said so
+    assert status == "ok", out
+    said = text(out, "stdout")
+    assert f"cellbox: container named-once is already running ({first}) with 1g of memory, not 4g" in said
+    assert "--fresh` replaces it" in said
+    assert _current(kernel) == first
+    with Client(base_url=cloud_environment["CELLBOX_BASE_URL"], api_key=cloud_environment["CELLBOX_API_KEY"]) as c:
+        named = [box for box in c.containers.list() if box.name == "named-once" and box.status == "running"]
+        assert [box.id for box in named] == [first]
+        # Two live containers of one name (made by another client): a lookup refuses to guess.
+        other = c.containers.create("named-once")
+        try:
+            status, out = kernel.run("%container use named-once")
+            assert status == "error"
+            error = next(m for m in out if m["type"] == "error")
+            assert "AmbiguousName" in error["ename"] and first in error["evalue"] and other.id in error["evalue"]
+        finally:
+            c.containers.delete(other.id)
+
+
+def test_a_deleted_current_container_is_replaced_by_one_of_its_name_and_said(kernel: Kernel) -> None:
+    assert kernel.run("%container new keeps-name")[0] == "ok"
+    old = _current(kernel)
+    status, out = kernel.run("%container delete")
+    assert status == "ok", out
+    status, out = kernel.run("%%container\nprint('hello')")
+    assert status == "ok", out
+    new = _current(kernel)
+    assert new != old
+    said = text(out, "stdout")
+    assert f"cellbox: container keeps-name was deleted, so this cell runs in a new container keeps-name ({new})" in said
+    assert "hello" in said
+
+
+def test_list_and_status_mark_the_notebooks_container(kernel: Kernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert kernel.run("%container new marked")[0] == "ok"
+    current = _current(kernel)
+    code = "t = %container list\nprint([row for row in t.rows if row[-1]])"
+    out = text(kernel.run(code)[1], "stdout")
+    assert f"'{current}'" in out and "this notebook" in out and out.count("this notebook") == 1
+    _, out = kernel.run("%container status")
+    shown = next(m for m in out if m["type"] == "execute_result")["data"]["text/plain"]
+    assert shown.startswith("this notebook's container") and current in shown
+    # Where the sidebar reads it: the kernel's id (from its connection file) names the container.
+    state = text(kernel.run("import os; print(os.environ['CELLBOX_STATE_DIR'])")[1], "stdout").strip()
+    monkeypatch.setenv("CELLBOX_STATE_DIR", state)
+    assert inuse.read()[kernel.id] == current

@@ -14,6 +14,7 @@ from mockapi import MockAPI
 
 import cellbox
 from cellbox.api import Container
+from cellbox.api.lookup import AmbiguousName, NameTaken
 from cellbox.protocol import LoaderMismatch, loader_line
 from cellbox.sandbox import NotAuthorized, container_state
 
@@ -307,3 +308,19 @@ def test_the_copies_folder_is_removed_at_exit_without_close(tmp_path: Path) -> N
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
     cache = Path(done.stdout.strip())
     assert cache.name.startswith("cellbox-") and not cache.exists()
+
+
+def test_a_name_means_one_live_container(sandbox: cellbox.Sandbox) -> None:
+    with pytest.raises(NameTaken, match=r"named 'test-sandbox' is already running \(cntr_.*get_or_create") as taken:
+        cellbox.Sandbox.create(name="test-sandbox")
+    assert taken.value.container.id == sandbox.id
+    with cellbox.Sandbox.get_or_create("test-sandbox") as again, cellbox.Sandbox.attach("test-sandbox") as found:
+        assert again.id == found.id == sandbox.id
+    other = sandbox.client.containers.create("test-sandbox")  # another client made a second one anyway
+    try:
+        with pytest.raises(AmbiguousName, match=rf"2 running containers are named 'test-sandbox' \(.*{sandbox.id}"):
+            cellbox.Sandbox.attach("test-sandbox")
+        with cellbox.Sandbox.attach(other.id) as by_id:  # an id is never ambiguous
+            assert by_id.id == other.id
+    finally:
+        sandbox.client.containers.delete(other.id)

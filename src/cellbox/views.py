@@ -32,23 +32,26 @@ class NoPreview(Exception):
     """Why a file gets no preview (shown in its place)."""
 
 
-def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str = "") -> str:
     head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in header)
     body = "".join(
         "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
     )
-    return f"<table class='cellbox-table'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    top = f"<caption style='text-align:left'>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table class='cellbox-table'>{top}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 class _Table:
     header: tuple[str, ...] = ()
     rows: list[tuple[str, ...]]
+    caption = ""
 
     def _repr_html_(self) -> str:
-        return _html_table(self.header, self.rows)
+        return _html_table(self.header, self.rows, self.caption)
 
     def __repr__(self) -> str:
-        return text.table(self.header, self.rows)
+        table = text.table(self.header, self.rows)
+        return f"{self.caption}\n{table}" if self.caption else table
 
 
 class StatusView(_Table):
@@ -56,8 +59,9 @@ class StatusView(_Table):
 
     header = ("name", "id", "status", "memory", "expires in")
 
-    def __init__(self, container: Container) -> None:
+    def __init__(self, container: Container, caption: str = "") -> None:
         self.container = container
+        self.caption = caption
         self.rows = [
             (
                 container.name or "",
@@ -70,11 +74,21 @@ class StatusView(_Table):
 
 
 class ContainerTable(_Table):
-    header = StatusView.header
+    """The containers, with which notebook uses each: `current` is this notebook's, `others` those other running
+    notebooks (kernels) use."""
 
-    def __init__(self, containers: Sequence[Container]) -> None:
+    header = (*StatusView.header, "used by")
+
+    def __init__(self, containers: Sequence[Container], current: str | None = None, others: Sequence[str] = ()) -> None:
         self.containers = list(containers)
-        self.rows = [StatusView(c).rows[0] for c in self.containers]
+        self.current = current
+        self.rows = [(*StatusView(c).rows[0], _used_by(c.id, current, others)) for c in self.containers]
+
+
+def _used_by(container_id: str, current: str | None, others: Sequence[str]) -> str:
+    if container_id == current:
+        return "this notebook"
+    return "another notebook" if container_id in others else ""
 
 
 class FileTable(_Table):

@@ -1,4 +1,10 @@
-"""Finding a container by id or by name: the one lookup the command line, sandboxes and the sidebar share."""
+"""Finding a container by id or by name: the one lookup the command line, sandboxes and the sidebar share.
+
+A name means one live container: creating a second live container of a name is refused (`NameTaken`), and a name
+that several live containers share anyway (made by another client, or a race) is an error listing their ids
+(`AmbiguousName`), never a guess. Gone containers (expired, deleted) keep their names in listings; a name is
+looked up among them only when no live container has it.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from .records import Container
 if TYPE_CHECKING:
     from .client import Client
 
-__all__ = ["AmbiguousName", "NoSuchContainer", "find_container"]
+__all__ = ["AmbiguousName", "NameTaken", "NoSuchContainer", "find_container", "live_named"]
 
 LIVE = (None, "running", "active")
 
@@ -21,11 +27,33 @@ class NoSuchContainer(CellboxError, LookupError):
 
 
 class AmbiguousName(CellboxError, LookupError):
-    """Several containers share the name, and picking one would be a guess."""
+    """Several live containers share the name, and picking one would be a guess."""
 
 
-def find_container(client: Client, id_or_name: str, *, running_only: bool = False, unique: bool = False) -> Container:
-    """The container with this id, else the newest one with this name (or, with `unique`, the only one).
+class NameTaken(CellboxError, ValueError):
+    """A live container already has the name a new one was to get."""
+
+    def __init__(self, message: str, container: Container) -> None:
+        super().__init__(message)
+        self.container = container
+
+
+def live_named(client: Client, name: str) -> list[Container]:
+    """The live containers named exactly `name`, newest first."""
+    return [box for box in client.containers.list(name=name, order="desc") if box.name == name and box.status in LIVE]
+
+
+def ambiguous(name: str, boxes: list[Container]) -> AmbiguousName:
+    ids = ", ".join(box.id for box in boxes)
+    return AmbiguousName(
+        f"{len(boxes)} running containers are named {name!r} ({ids}); give the id, and delete the ones you don't "
+        "need (`cellbox rm ID`)."
+    )
+
+
+def find_container(client: Client, id_or_name: str, *, running_only: bool = False, unique: bool = True) -> Container:
+    """The container with this id, else the live one with this name, else (unless `running_only`) the newest gone
+    one with this name. Several live ones with the name: `AmbiguousName` (with `unique=False`, the newest).
 
     A name that can't be an id (`my box`, `a/b`) is only looked up by name: it never goes into a URL path."""
     if not isinstance(id_or_name, str) or not id_or_name.strip():
@@ -37,14 +65,12 @@ def find_container(client: Client, id_or_name: str, *, running_only: bool = Fals
                 return box
         except NotFoundError:
             pass
-    named = [
-        box
-        for box in client.containers.list(name=id_or_name, order="desc")
-        if box.name == id_or_name and (not running_only or box.status in LIVE)
-    ]
-    if unique and len(named) > 1:
-        ids = ", ".join(box.id for box in named)
-        raise AmbiguousName(f"{len(named)} containers are named {id_or_name!r} ({ids}); give the id.")
-    if not named:
-        raise NoSuchContainer(f"no container with id or name {id_or_name!r}; `cellbox ls` lists them.")
-    return named[0]
+    named = [box for box in client.containers.list(name=id_or_name, order="desc") if box.name == id_or_name]
+    live = [box for box in named if box.status in LIVE]
+    if unique and len(live) > 1:
+        raise ambiguous(id_or_name, live)
+    if live:
+        return live[0]
+    if named and not running_only:
+        return named[0]
+    raise NoSuchContainer(f"no container with id or name {id_or_name!r}; `cellbox ls` lists them.")
