@@ -289,3 +289,38 @@ async def test_unauthenticated_calls_are_refused(
     assert reply.code == 403
     assert backend.token not in reply.text
     assert (await api("GET", "containers")).json["data"] == before
+
+
+# --- names, replacing, gone containers -------------------------------------------------------------------------
+
+
+async def test_a_second_running_container_of_a_name_is_refused(api, backend: RunningServer) -> None:
+    box = await _create(api)
+    again = await api("POST", "containers", body={"name": box["name"]})
+    assert again.code == 409
+    assert again.json["message"].startswith(f'A container named "{box["name"]}" is already running ({box["id"]})')
+    listed = await api("GET", "containers")
+    assert [c["id"] for c in listed.json["data"] if c["name"] == box["name"]] == [box["id"]]
+    assert isinstance(listed.json["in_use"], dict)
+
+
+async def test_upload_asks_before_replacing(api, backend: RunningServer, workspace: Path) -> None:
+    box = await _create(api)
+    (workspace / "notes.txt").write_bytes(b"first")
+    assert (await api("POST", "containers", box["id"], "files", body={"path": "notes.txt"})).code == 201
+    (workspace / "notes.txt").write_bytes(b"second!")
+    again = await api("POST", "containers", box["id"], "files", body={"path": "notes.txt"})
+    assert again.code == 409 and again.json["message"] == "/mnt/data/notes.txt already exists in the container"
+    replaced = await api("POST", "containers", box["id"], "files", body={"path": "notes.txt", "overwrite": True})
+    assert replaced.code == 201, replaced.text
+    listed = await api("GET", "containers", box["id"], "files")
+    assert [(f["path"], f["bytes"]) for f in listed.json["data"]] == [("/mnt/data/notes.txt", 7)]
+
+
+async def test_a_deleted_containers_files_are_one_human_line(api, backend: RunningServer) -> None:
+    box = await _create(api)
+    assert (await api("DELETE", "containers", box["id"])).code == 200
+    reply = await api("GET", "containers", box["id"], "files")
+    assert reply.code == 404  # the local server forgets a deleted container: as good as never made
+    assert reply.json["message"] == "This container no longer exists (deleted); its files are gone."
+    assert "request id" not in reply.text.lower()

@@ -10,6 +10,7 @@ configuration, so requests share connections and, with OCI IAM auth, the signer'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import os
@@ -21,8 +22,19 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, backend
-from ..api import MEMORY_LIMITS, AsyncClient, Container, ContainerFile, Settings, load_settings
+from .. import __version__, backend, inuse
+from ..api import (
+    MEMORY_LIMITS,
+    AsyncClient,
+    BadRequestError,
+    Container,
+    ContainerFile,
+    NotFoundError,
+    Settings,
+    load_settings,
+)
+from ..api.lookup import LIVE
+from ..protocol import DATA_DIR, PRIVATE
 
 __all__ = ["MEMORY_LIMITS", "Clients", "Sidebar", "SidebarError", "Workspace", "fingerprint"]
 
@@ -30,10 +42,11 @@ __all__ = ["MEMORY_LIMITS", "Clients", "Sidebar", "SidebarError", "Workspace", "
 class SidebarError(Exception):
     """A request the sidebar can't carry out, with the HTTP status that says why."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, upstream_status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.upstream_status = upstream_status
 
 
 class Workspace:
@@ -89,9 +102,35 @@ def container_json(box: Container, now: float) -> dict[str, Any]:
 
 
 def file_json(item: ContainerFile) -> dict[str, Any]:
+    """The file as the API sent it, plus its `name` and `private`: cellbox's own files (its runtime, run records,
+    pushed values under /mnt/data/.cellbox/), hidden by default as `%container files` hides them."""
     data = item.to_dict()
     data["name"] = item.name
+    data["private"] = is_private(item)
     return data
+
+
+def is_private(item: ContainerFile) -> bool:
+    path = item.path or ""
+    return path.startswith(f"{DATA_DIR}/{PRIVATE}/") or f"/{PRIVATE}/" in path
+
+
+GONE = {
+    "deleted": "This container was deleted; its files are gone.",
+    "expired": "This container has expired; its files and Python state are gone.",
+}
+
+
+async def _gone(client: AsyncClient, container_id: str) -> SidebarError | None:
+    """A 410 with one human line when the container expired or was deleted, decided by retrieving it (as
+    `cellbox.sandbox.container_state` does), never by an error's wording; None when it is there."""
+    try:
+        box = await client.containers.retrieve(container_id)
+    except NotFoundError:
+        return SidebarError(404, "This container no longer exists (deleted); its files are gone.", 404)
+    except BadRequestError as exc:  # an expired container answers every use with a 400
+        return SidebarError(410, GONE["expired"]) if "expired" in str(exc).lower() else None
+    return SidebarError(410, GONE[box.status]) if box.status in GONE else None
 
 
 # Keys are fingerprinted with a secret of this process's own: a fingerprint seen anywhere can't be checked against
@@ -214,7 +253,7 @@ class Sidebar:
 
     async def status(self) -> dict[str, Any]:
         """Which backend the sidebar talks to; never a secret (`api_key` says only whether one is set)."""
-        found = self._load()
+        found = await self.settings()  # with nothing configured: the local server, started as a list would
         described = found.describe()
         return {
             "version": __version__,
@@ -233,7 +272,7 @@ class Sidebar:
         async with self.connect() as client:
             boxes = [box async for box in client.containers.list(order="desc")]
         now = time.time()
-        return {"data": [container_json(box, now) for box in boxes], "now": now}
+        return {"data": [container_json(box, now) for box in boxes], "now": now, "in_use": inuse.read()}
 
     async def create_container(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name = (_field(body, "name", str) or "").strip()
@@ -244,6 +283,15 @@ class Sidebar:
             raise SidebarError(400, f"memory_limit must be one of {', '.join(MEMORY_LIMITS)}; got {memory!r}")
         minutes = _field(body, "expires_after_minutes", int)
         async with self.connect() as client:
+            # A name means one live container (as `Sandbox.create` and `%container new` have it).
+            running = [b async for b in client.containers.list(name=name, order="desc") if b.name == name]
+            running = [b for b in running if b.status in LIVE]
+            if running:
+                raise SidebarError(
+                    409,
+                    f'A container named "{name}" is already running ({running[0].id}). Pick another name, or '
+                    "delete that one first.",
+                )
             box = await client.containers.create(name, memory_limit=memory, expires_after=minutes)
         return container_json(box, time.time())
 
@@ -253,11 +301,18 @@ class Sidebar:
 
     # --- files ------------------------------------------------------------------------------------------------
 
-    async def list_files(self, container_id: str) -> dict[str, Any]:
+    async def list_files(self, container_id: str, include_private: bool = False) -> dict[str, Any]:
+        """The container's files sorted by path; cellbox's own only with `include_private`. A container that is
+        gone is a 410 with one human line."""
         async with self.connect() as client:
-            items = [item async for item in client.containers.files.list(container_id)]
+            try:
+                items = [item async for item in client.containers.files.list(container_id)]
+            except (NotFoundError, BadRequestError) as exc:
+                raise await _gone(client, container_id) or exc from None
         items.sort(key=lambda item: item.path or "")
-        return {"data": [file_json(item) for item in items]}
+        hidden = sum(1 for item in items if is_private(item))
+        shown = items if include_private else [item for item in items if not is_private(item)]
+        return {"data": [file_json(item) for item in shown], "hidden": 0 if include_private else hidden}
 
     async def delete_file(self, container_id: str, file_id: str) -> dict[str, Any]:
         async with self.connect() as client:
@@ -294,5 +349,15 @@ class Sidebar:
             if source.is_dir():
                 raise SidebarError(400, f"{path!r} is a folder; upload a file")
             raise SidebarError(404, f"no file {path!r} in the workspace")
+        overwrite = bool(_field(body, "overwrite", bool, False))
+        target = f"{DATA_DIR}/{source.name}"
         async with self.connect() as client:
-            return file_json(await client.containers.files.create(container_id, source))
+            existing = [item async for item in client.containers.files.list(container_id) if item.path == target]
+            if existing and not overwrite:
+                raise SidebarError(409, f"{target} already exists in the container")
+            uploaded = await client.containers.files.create(container_id, source)
+            for item in existing:  # replaced: the old record goes, unless the backend reused it
+                if item.id != uploaded.id:
+                    with contextlib.suppress(NotFoundError):
+                        await client.containers.files.delete(container_id, item.id)
+            return file_json(uploaded)

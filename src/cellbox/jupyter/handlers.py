@@ -35,7 +35,7 @@ SETTINGS_KEY = "cellbox_sidebar"
 def error_status(exc: BaseException) -> tuple[int, int | None]:
     """The status to answer with for `exc`, and the backend's own status when it answered at all."""
     if isinstance(exc, SidebarError):
-        return exc.status, None
+        return exc.status, exc.upstream_status
     if isinstance(exc, ConfigurationError):
         return 503, None
     if isinstance(exc, ValidationError):
@@ -132,7 +132,8 @@ class ContainerHandler(CellboxHandler):
 class FilesHandler(CellboxHandler):
     @tornado.web.authenticated
     async def get(self, container_id: str) -> None:
-        self.reply(await self.sidebar.list_files(container_id))
+        include_private = self.get_query_argument("all", "0") in ("1", "true")
+        self.reply(await self.sidebar.list_files(container_id, include_private))
 
     @tornado.web.authenticated
     async def post(self, container_id: str) -> None:
