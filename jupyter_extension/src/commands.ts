@@ -174,7 +174,22 @@ export function addCommands(context: ICommandContext): void {
 
   const upload = async (paths: string[], box: IContainer) => {
     for (const path of paths) {
-      const done = await reported(`Could not upload ${path}`, () => model.uploadFile(path, box.id));
+      const send = async () => {
+        try {
+          return await model.uploadFile(path, box.id);
+        } catch (error) {
+          if (error instanceof CellboxRequestError && error.status === 409) {
+            const answer = await showDialog({
+              title: 'Replace file?',
+              body: `${error.message}. Replace it with the workspace's ${path}?`,
+              buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Replace' })]
+            });
+            return answer.button.accept ? model.uploadFile(path, box.id, true) : undefined;
+          }
+          throw error;
+        }
+      };
+      const done = await reported(`Could not upload ${path}`, send);
       if (done) {
         Notification.success(`Uploaded ${path} to ${label(box)}.`, { autoClose: 3000 });
       }

@@ -28,6 +28,18 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const panel = new ContainersPanel(model, app.commands);
     addCommands({ app, model, panel, fileBrowser, docManager });
 
+    // The container the active notebook uses is marked: its kernel id (as the magics record it) is followed
+    // through the shell's current widget, whichever kind of document or console it is.
+    const followKernel = () => {
+      const widget = app.shell.currentWidget as any;
+      const kernel = widget?.sessionContext?.session?.kernel?.id;
+      if (typeof kernel === 'string') {
+        model.activeKernel = kernel;
+      }
+    };
+    app.shell.currentChanged?.connect(followKernel);
+    model.ticked.connect(followKernel);
+
     app.shell.add(panel, 'left', { rank: 600 });
     restorer?.add(panel, SIDEBAR_ID);
 

@@ -2,7 +2,7 @@ import { IDisposable } from '@lumino/disposable';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { secondsLeft as secondsLeftAt } from './format';
+import { isLive, secondsLeft as secondsLeftAt } from './format';
 import { apiPath, requestAPI } from './handler';
 import {
   IContainer,
@@ -73,6 +73,45 @@ export class ContainersModel implements IDisposable {
     return this._files;
   }
 
+  /** The kernel of the notebook the user is in (the shell's current widget), or null. */
+  get activeKernel(): string | null {
+    return this._activeKernel;
+  }
+
+  set activeKernel(id: string | null) {
+    if (id !== this._activeKernel) {
+      this._activeKernel = id;
+      this._changed.emit();
+    }
+  }
+
+  /** `active` when the active notebook uses this container, `other` when another running notebook does. */
+  usedBy(containerId: string): 'active' | 'other' | null {
+    const kernels = Object.keys(this._inUse).filter(k => this._inUse[k] === containerId);
+    if (this._activeKernel && kernels.includes(this._activeKernel)) {
+      return 'active';
+    }
+    return kernels.length ? 'other' : null;
+  }
+
+  /** Whether cellbox's own files are listed too (as `%container files` hides them, they are hidden by default). */
+  get showPrivate(): boolean {
+    return this._showPrivate;
+  }
+
+  set showPrivate(value: boolean) {
+    if (value !== this._showPrivate) {
+      this._showPrivate = value;
+      this._changed.emit();
+      void this._loadFiles().catch(error => this._fail(error));
+    }
+  }
+
+  /** How many of cellbox's own files the listing left out. */
+  get hiddenFiles(): number {
+    return this._hiddenFiles;
+  }
+
   get selected(): IContainer | null {
     return this._containers.find(c => c.id === this._selectedId) ?? null;
   }
@@ -133,8 +172,10 @@ export class ContainersModel implements IDisposable {
     }
     this._selectedId = id;
     this._files = [];
+    this._hiddenFiles = 0;
     this._changed.emit();
-    if (id) {
+    if (id && isLive(this.selected?.status ?? null)) {
+      // a gone container has no files to list
       void this._loadFiles().catch(error => this._fail(error));
     }
   }
@@ -160,7 +201,7 @@ export class ContainersModel implements IDisposable {
   }
 
   /** Upload workspace file `path` into container `containerId` (by default the selected one). */
-  async uploadFile(path: string, containerId?: string): Promise<IContainerFile> {
+  async uploadFile(path: string, containerId?: string, overwrite = false): Promise<IContainerFile> {
     const id = containerId ?? this._selectedId;
     if (!id) {
       throw new Error('Select a container first.');
@@ -168,7 +209,7 @@ export class ContainersModel implements IDisposable {
     const uploaded = await this._during(id, () =>
       this._request<IContainerFile>(apiPath('containers', id, 'files'), {
         method: 'POST',
-        body: { path }
+        body: { path, overwrite }
       })
     );
     if (id === this._selectedId) {
@@ -243,6 +284,7 @@ export class ContainersModel implements IDisposable {
       this._filesDue = false;
       this._clockOffset = list.now - Date.now() / 1000;
       this._containers = list.data.filter(c => c.status !== 'deleted');
+      this._inUse = list.in_use ?? {};
       if (this._selectedId && !this.selected) {
         this._selectedId = null;
         this._files = [];
@@ -263,12 +305,14 @@ export class ContainersModel implements IDisposable {
 
   private async _loadFiles(emit = true): Promise<void> {
     const id = this._selectedId;
-    if (!id) {
+    if (!id || !isLive(this.selected?.status ?? null)) {
       return;
     }
-    const list = await this._request<IFileList>(apiPath('containers', id, 'files'));
+    const path = apiPath('containers', id, 'files') + (this._showPrivate ? '?all=1' : '');
+    const list = await this._request<IFileList>(path);
     if (id === this._selectedId) {
       this._files = list.data;
+      this._hiddenFiles = list.hidden ?? 0;
       if (emit) {
         this._changed.emit();
       }
@@ -294,6 +338,10 @@ export class ContainersModel implements IDisposable {
   private _busy = new Set<string>();
   private _autoRefresh = true;
   private _filesDue = false;
+  private _inUse: Record<string, string> = {};
+  private _activeKernel: string | null = null;
+  private _showPrivate = false;
+  private _hiddenFiles = 0;
   private _clockOffset = 0;
   private _isDisposed = false;
 }

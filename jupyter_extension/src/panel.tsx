@@ -9,7 +9,8 @@ import {
 } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
-import { ContainerList } from './components/ContainerList';
+import { ContainerList, goneLine } from './components/ContainerList';
+import { isLive } from './format';
 import { FileList } from './components/FileList';
 import { NewContainerForm } from './components/NewContainerForm';
 import { cellboxIcon } from './icon';
@@ -89,6 +90,7 @@ export class ContainersPanel extends ReactWidget {
               this._formOpen = false;
               this.update();
             }}
+            taken={name => model.containers.some(c => c.name === name && isLive(c.status))}
           />
         )}
         {model.error && (
@@ -104,6 +106,7 @@ export class ContainersPanel extends ReactWidget {
             loading={model.loading}
             failed={model.error !== null}
             secondsLeft={box => model.secondsLeft(box)}
+            usedBy={id => model.usedBy(id)}
             onSelect={id => model.select(id)}
             onDelete={id => run(CommandIDs.deleteContainer, { id })}
           />
@@ -123,12 +126,30 @@ export class ContainersPanel extends ReactWidget {
                 />
               </div>
             </header>
-            <FileList
-              files={model.files}
-              busy={model.busy}
-              onDownload={id => run(CommandIDs.downloadFile, { id })}
-              onDelete={id => run(CommandIDs.deleteFile, { id })}
-            />
+            {goneLine(selected.status) ? (
+              <div className="jp-cellbox-empty jp-cellbox-gone">{goneLine(selected.status)}</div>
+            ) : (
+              <>
+                <FileList
+                  files={model.files}
+                  busy={model.busy}
+                  onDownload={id => run(CommandIDs.downloadFile, { id })}
+                  onDelete={id => run(CommandIDs.deleteFile, { id })}
+                />
+                <label
+                  className="jp-cellbox-private"
+                  title="cellbox's runtime, run records and pushed values"
+                >
+                  <input
+                    type="checkbox"
+                    checked={model.showPrivate}
+                    onChange={() => (model.showPrivate = !model.showPrivate)}
+                  />
+                  Show cellbox's own files
+                  {!model.showPrivate && model.hiddenFiles > 0 ? ` (${model.hiddenFiles} hidden)` : ''}
+                </label>
+              </>
+            )}
           </section>
         )}
         <footer className="jp-cellbox-footer">

@@ -49,16 +49,22 @@ export interface IContainerFile {
   bytes: number | null;
   /** `user` (uploaded) or `assistant` (made by code in the container). */
   source: string | null;
+  /** cellbox's own file (runtime, run records, pushed values), hidden unless asked for. */
+  private?: boolean;
 }
 
 export interface IContainerList {
   data: IContainer[];
   /** The server's clock when it listed them: the countdowns run from it, whatever the browser's clock says. */
   now: number;
+  /** Which container each running kernel uses, by kernel id (what the magics recorded). */
+  in_use?: Record<string, string>;
 }
 
 export interface IFileList {
   data: IContainerFile[];
+  /** How many of cellbox's own files were left out. */
+  hidden?: number;
 }
 
 /** Which backend the server extension talks to. Never holds a secret. */

@@ -238,7 +238,7 @@ describe('ContainersModel', () => {
     expect(await model.uploadFile('data/raw.csv')).toEqual(file('cfile_3', 'raw.csv'));
     expect(mockRequest).toHaveBeenCalledWith('containers/cntr_a/files', {
       method: 'POST',
-      body: { path: 'data/raw.csv' }
+      body: { path: 'data/raw.csv', overwrite: false }
     });
 
     await model.deleteFile('cfile_2');
@@ -293,5 +293,67 @@ describe('ContainersModel', () => {
     } finally {
       jest.useRealTimers();
     }
+  });
+  it('marks the container the active notebook uses, and those other notebooks use', async () => {
+    serve({
+      'GET status': STATUS,
+      'GET containers': {
+        data: [container('cntr_a'), container('cntr_b'), container('cntr_c')],
+        now: NOW,
+        in_use: { 'kernel-1': 'cntr_a', 'kernel-2': 'cntr_b' }
+      }
+    });
+    await model.refresh();
+    expect(model.usedBy('cntr_a')).toBe('other');
+    model.activeKernel = 'kernel-1';
+    expect(model.usedBy('cntr_a')).toBe('active');
+    expect(model.usedBy('cntr_b')).toBe('other');
+    expect(model.usedBy('cntr_c')).toBeNull();
+  });
+
+  it("hides cellbox's own files until asked, and never lists a gone container's files", async () => {
+    serve({
+      'GET status': STATUS,
+      'GET containers': {
+        data: [container('cntr_a'), container('cntr_old', { status: 'expired' })],
+        now: NOW
+      },
+      'GET containers/cntr_a/files': { data: [file('f1', 'a.csv')], hidden: 3 },
+      'GET containers/cntr_a/files?all=1': {
+        data: [file('f1', 'a.csv'), file('f2', 'request.json')],
+        hidden: 0
+      }
+    });
+    await model.refresh();
+    model.select('cntr_a');
+    await new Promise(resolve => setTimeout(resolve, 0));
+    expect(model.files.map(f => f.name)).toEqual(['a.csv']);
+    expect(model.hiddenFiles).toBe(3);
+    model.showPrivate = true;
+    await new Promise(resolve => setTimeout(resolve, 0));
+    expect(model.files.map(f => f.name)).toEqual(['a.csv', 'request.json']);
+    model.select('cntr_old');
+    await new Promise(resolve => setTimeout(resolve, 0));
+    expect(requested()).not.toContain('GET containers/cntr_old/files');
+    expect(model.error).toBeNull();
+  });
+
+  it('uploads with overwrite only when asked', async () => {
+    const bodies: unknown[] = [];
+    serve({
+      'GET status': STATUS,
+      'GET containers': { data: [container('cntr_a')], now: NOW },
+      'GET containers/cntr_a/files': { data: [] },
+      'POST containers/cntr_a/files': (init: { body?: unknown }) => {
+        bodies.push(init.body);
+        return file('f1', 'a.csv');
+      }
+    });
+    await model.uploadFile('a.csv', 'cntr_a');
+    await model.uploadFile('a.csv', 'cntr_a', true);
+    expect(bodies).toEqual([
+      { path: 'a.csv', overwrite: false },
+      { path: 'a.csv', overwrite: true }
+    ]);
   });
 });

@@ -12,6 +12,8 @@ export interface IContainerListProps {
   /** The last refresh failed: the list may be stale, and "no containers" may not be true. */
   failed: boolean;
   secondsLeft: (container: IContainer) => number | null;
+  /** Which notebook uses the container: the active one, another one, or none. */
+  usedBy?: (id: string) => 'active' | 'other' | null;
   onSelect: (id: string) => void;
   onDelete: (id: string) => void;
 }
@@ -37,6 +39,7 @@ export function ContainerList(props: IContainerListProps): JSX.Element {
           selected={box.id === props.selectedId}
           busy={props.busy.has(box.id)}
           secondsLeft={props.secondsLeft(box)}
+          usedBy={props.usedBy?.(box.id) ?? null}
           onSelect={props.onSelect}
           onDelete={props.onDelete}
         />
@@ -50,8 +53,20 @@ interface IContainerRowProps {
   selected: boolean;
   busy: boolean;
   secondsLeft: number | null;
+  usedBy: 'active' | 'other' | null;
   onSelect: (id: string) => void;
   onDelete: (id: string) => void;
+}
+
+/** One human line for a container that is no longer there. */
+export function goneLine(status: string | null): string | null {
+  if (status === 'expired') {
+    return 'Expired: its files and Python state are gone.';
+  }
+  if (status === 'deleted') {
+    return 'Deleted: its files are gone.';
+  }
+  return null;
 }
 
 function ContainerRow(props: IContainerRowProps): JSX.Element {
@@ -65,6 +80,10 @@ function ContainerRow(props: IContainerRowProps): JSX.Element {
   if (props.busy) {
     classes.push('jp-mod-busy');
   }
+  if (props.usedBy === 'active') {
+    classes.push('jp-mod-current');
+  }
+  const gone = goneLine(box.status);
   return (
     <li
       className={classes.join(' ')}
@@ -85,7 +104,21 @@ function ContainerRow(props: IContainerRowProps): JSX.Element {
     >
       <span className={`jp-cellbox-status jp-cellbox-status-${status}`} title={status} />
       <div className="jp-cellbox-item-main">
-        <div className="jp-cellbox-item-name">{box.name || box.id}</div>
+        <div className="jp-cellbox-item-name">
+          {box.name || box.id}
+          {props.usedBy && (
+            <span
+              className={`jp-cellbox-inuse jp-cellbox-inuse-${props.usedBy}`}
+              title={
+                props.usedBy === 'active'
+                  ? 'The active notebook runs its cells here'
+                  : 'Another open notebook uses it'
+              }
+            >
+              {props.usedBy === 'active' ? 'this notebook' : 'in use'}
+            </span>
+          )}
+        </div>
         <div className="jp-cellbox-item-meta">
           <span className="jp-cellbox-chip" title="Memory">
             {formatMemory(box.memory_limit)}
@@ -94,7 +127,7 @@ function ContainerRow(props: IContainerRowProps): JSX.Element {
             className={`jp-cellbox-expiry${soon ? ' jp-mod-warn' : ''}`}
             title="Time to expiry if left idle"
           >
-            {secondsLeft === null ? status : `expires in ${formatCountdown(secondsLeft)}`}
+            {gone ?? (secondsLeft === null ? status : `expires in ${formatCountdown(secondsLeft)}`)}
           </span>
         </div>
       </div>

@@ -11,6 +11,13 @@ export interface IFileListProps {
   onDelete: (id: string) => void;
 }
 
+/** The folder of a file under /mnt/data (`results/2024` for /mnt/data/results/2024/a.csv), '' at the top. */
+export function folderOf(file: IContainerFile): string {
+  const path = (file.path ?? '').replace(/^\/mnt\/data\/?/, '');
+  const cut = path.lastIndexOf('/');
+  return cut > 0 ? path.slice(0, cut) : '';
+}
+
 /** The selected container's files: name, size and source (`user` uploaded it, `assistant` code made it). */
 export function FileList(props: IFileListProps): JSX.Element {
   if (props.files.length === 0) {
@@ -29,7 +36,10 @@ export function FileList(props: IFileListProps): JSX.Element {
           >
             <fileIcon.react className="jp-cellbox-file-icon" tag="span" />
             <div className="jp-cellbox-item-main">
-              <div className="jp-cellbox-item-name">{file.name}</div>
+              <div className="jp-cellbox-item-name">
+                {folderOf(file) && <span className="jp-cellbox-file-folder">{folderOf(file)}/</span>}
+                {file.name}
+              </div>
               <div className="jp-cellbox-item-meta">
                 <span className="jp-cellbox-size">{formatBytes(file.bytes)}</span>
                 {file.source && (

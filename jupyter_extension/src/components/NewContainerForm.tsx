@@ -7,6 +7,8 @@ import { INewContainer, MEMORY_LIMITS, MemoryLimit } from '../tokens';
 export interface INewContainerFormProps {
   onCreate: (options: INewContainer) => Promise<unknown>;
   onCancel: () => void;
+  /** Whether a running container already has this name (a name means one running container). */
+  taken?: (name: string) => boolean;
 }
 
 /** Name and memory of a new container. */
@@ -14,7 +16,8 @@ export function NewContainerForm(props: INewContainerFormProps): JSX.Element {
   const [name, setName] = React.useState('');
   const [memory, setMemory] = React.useState<MemoryLimit>('1g');
   const [pending, setPending] = React.useState(false);
-  const valid = name.trim().length > 0;
+  const duplicate = !!props.taken?.(name.trim());
+  const valid = name.trim().length > 0 && !duplicate;
 
   const submit = async (event: React.FormEvent) => {
     event.preventDefault();
@@ -43,6 +46,11 @@ export function NewContainerForm(props: INewContainerFormProps): JSX.Element {
           onKeyDown={event => event.key === 'Escape' && props.onCancel()}
         />
       </label>
+      {duplicate && (
+        <div className="jp-cellbox-error jp-cellbox-form-error" role="alert">
+          A container named "{name.trim()}" is already running. Pick another name, or select it in the list.
+        </div>
+      )}
       <label className="jp-cellbox-field">
         <span>Memory</span>
         <HTMLSelect
