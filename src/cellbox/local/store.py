@@ -24,12 +24,13 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import ids, safepath
-from .watch import Changes, stat_regular
+from . import filesync, ids, safepath
+from .filesync import BATCH, INSERT_FILE, file_row
+from .watch import Changes
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -112,23 +113,23 @@ class Store:
 
     def _clean_orphans(self) -> None:
         # A crash between moving bytes into place and recording them leaves bytes nobody can name.
-        files = {row["id"] for row in self._query("SELECT id FROM files")}
+        files = {row["id"] for row in self.query("SELECT id FROM files")}
         for path in self.files_dir.iterdir():
             if path.name not in files:
                 _remove(path)
-        containers = {row["id"] for row in self._query("SELECT id FROM containers WHERE status = 'running'")}
+        containers = {row["id"] for row in self.query("SELECT id FROM containers WHERE status = 'running'")}
         for path in self.containers_dir.iterdir():
             if path.name.startswith("cntr_") and path.name not in containers:
                 _remove(path)
 
-    def _query(self, sql: str, args: tuple = ()) -> list[dict]:
+    def query(self, sql: str, args: tuple = ()) -> list[dict]:
         with self._lock:
             return [dict(row) for row in self._db.execute(sql, args).fetchall()]
 
     def _exec(self, sql: str, args: tuple | dict = ()) -> int:
-        return self._write([(sql, args)])[0]
+        return self.write([(sql, args)])[0]
 
-    def _write(self, steps: list[tuple[str, tuple | dict]]) -> list[int]:
+    def write(self, steps: list[tuple[str, tuple | dict]]) -> list[int]:
         """Runs the statements as one transaction; on a full disk, gives the reserve back and tries once more (so
         deleting, which frees room, works even then). Returns each statement's row count."""
         with self._lock:
@@ -151,7 +152,7 @@ class Store:
         if after:
             where += f" AND id {op} ?"
             args = (*args, after)
-        rows = self._query(f"SELECT * FROM {table} WHERE {where} ORDER BY id {direction} LIMIT ?", (*args, limit + 1))
+        rows = self.query(f"SELECT * FROM {table} WHERE {where} ORDER BY id {direction} LIMIT ?", (*args, limit + 1))
         return Page(rows[:limit], len(rows) > limit)
 
     def _discard(self, folder: Path) -> None:
@@ -190,7 +191,7 @@ class Store:
         return self.get_container(container_id)  # type: ignore[return-value]
 
     def get_container(self, container_id: str) -> dict | None:
-        rows = self._query("SELECT * FROM containers WHERE id = ?", (container_id,))
+        rows = self.query("SELECT * FROM containers WHERE id = ?", (container_id,))
         return rows[0] if rows else None
 
     def list_containers(self, limit: int, order: str, after: str | None, name: str | None) -> Page:
@@ -199,7 +200,7 @@ class Store:
         return self._page("containers", "1", (), limit, order, after)
 
     def running_containers(self) -> list[dict]:
-        return self._query("SELECT * FROM containers WHERE status = 'running'")
+        return self.query("SELECT * FROM containers WHERE status = 'running'")
 
     def touch(self, container_id: str, now: float | None = None) -> None:
         self._exec(
@@ -209,7 +210,7 @@ class Store:
 
     def expire_container(self, container_id: str) -> None:
         """The container stays listed as `expired`; its files are gone."""
-        self._write(
+        self.write(
             [
                 ("UPDATE containers SET status = 'expired' WHERE id = ?", (container_id,)),
                 ("DELETE FROM container_files WHERE container_id = ?", (container_id,)),
@@ -219,7 +220,7 @@ class Store:
 
     def delete_container(self, container_id: str) -> bool:
         folder = self.container_dir(container_id)
-        found, _ = self._write(
+        found, _ = self.write(
             [
                 ("DELETE FROM containers WHERE id = ?", (container_id,)),
                 ("DELETE FROM container_files WHERE container_id = ?", (container_id,)),
@@ -231,7 +232,7 @@ class Store:
     # -- container files --------------------------------------------------------------------------------
 
     def get_container_file(self, container_id: str, file_id: str) -> dict | None:
-        rows = self._query("SELECT * FROM container_files WHERE id = ? AND container_id = ?", (file_id, container_id))
+        rows = self.query("SELECT * FROM container_files WHERE id = ? AND container_id = ?", (file_id, container_id))
         return rows[0] if rows else None
 
     def list_container_files(self, container_id: str, limit: int, order: str, after: str | None) -> Page:
@@ -265,24 +266,24 @@ class Store:
         return self._record_container_file(container_id, "/".join(parts), st, source)
 
     def _record_container_file(self, container_id: str, rel: str, st: os.stat_result, source: str) -> dict:
-        row = _file_row(container_id, rel, st, source)
-        self._record_rows([row])
+        row = file_row(container_id, rel, st, source)
+        self.record_rows([row])
         return row
 
-    def _record_rows(self, rows: list[dict]) -> None:
+    def record_rows(self, rows: list[dict]) -> None:
         """Records new file versions (each replacing the record of its path), a batch per transaction, so a scan
         of many files neither holds the store for long nor pays a commit per file."""
-        for start in range(0, len(rows), _BATCH):
+        for start in range(0, len(rows), BATCH):
             steps: list[tuple[str, tuple | dict]] = []
-            for row in rows[start : start + _BATCH]:
+            for row in rows[start : start + BATCH]:
                 steps.append(
                     (
                         "DELETE FROM container_files WHERE container_id = ? AND path = ?",
                         (row["container_id"], row["path"]),
                     )
                 )
-                steps.append((_INSERT_FILE, row))
-            self._write(steps)
+                steps.append((INSERT_FILE, row))
+            self.write(steps)
 
     def delete_container_file(self, container_id: str, file_id: str) -> bool:
         row = self.get_container_file(container_id, file_id)
@@ -297,84 +298,8 @@ class Store:
         return safepath.open_file(str(self.container_dir(container_id)), row["path"].split("/"))
 
     def sync_container_files(self, container_id: str, changes: Changes | None = None) -> list[dict]:
-        """Brings the records in line with what is in /mnt/data; returns the new or changed files.
-
-        Files whose size and mtime are unchanged keep their records (and ids); new or changed ones get a new
-        record with source `assistant`; records of vanished files are dropped. With `changes` (what the
-        container's watcher saw), only those paths and folders are looked at; without, everything is.
-        """
-        root = self.container_dir(container_id)
-        if not root.is_dir():
-            return []
-        if changes is None or changes.everything:
-            known = self._known(container_id, "")
-            return self._sync(container_id, known, safepath.walk_files(str(root)), gone_unseen=True)
-        for folder in changes.gone_folders:
-            self._forget_folder(container_id, folder)
-        changed: list[dict] = []
-        for folder in changes.folders:
-            known = self._known(container_id, folder)
-            changed += self._sync(container_id, known, safepath.walk_files(str(root), under=folder), gone_unseen=True)
-        found = []
-        for rel in changes.paths:
-            st = stat_regular(str(root), rel) if safepath.is_nameable(rel) else None
-            if st is None:
-                self._write([("DELETE FROM container_files WHERE container_id = ? AND path = ?", (container_id, rel))])
-            else:
-                found.append((rel, st))
-        if found:
-            rows = (
-                self._query(
-                    f"SELECT * FROM container_files WHERE container_id = ? AND path IN ({','.join('?' * len(found))})",
-                    (container_id, *[rel for rel, _ in found]),
-                )
-                if len(found) < 500
-                else list(self._known(container_id, "").values())
-            )
-            known = {row["path"]: row for row in rows}
-            changed += self._sync(container_id, known, iter(found), gone_unseen=False)
-        return changed
-
-    def _known(self, container_id: str, folder: str) -> dict[str, dict]:
-        if not folder:
-            rows = self._query("SELECT * FROM container_files WHERE container_id = ?", (container_id,))
-        else:
-            prefix = folder + "/"
-            rows = self._query(
-                "SELECT * FROM container_files WHERE container_id = ? AND substr(path, 1, ?) = ?",
-                (container_id, len(prefix), prefix),
-            )
-        return {row["path"]: row for row in rows}
-
-    def _forget_folder(self, container_id: str, folder: str) -> None:
-        prefix = folder + "/"
-        self._write(
-            [
-                (
-                    "DELETE FROM container_files WHERE container_id = ? AND substr(path, 1, ?) = ?",
-                    (container_id, len(prefix), prefix),
-                )
-            ]
-        )
-
-    def _sync(
-        self, container_id: str, known: dict[str, dict], files: Iterator[tuple[str, os.stat_result]], gone_unseen: bool
-    ) -> list[dict]:
-        seen: set[str] = set()
-        changed: list[dict] = []
-        for rel, st in files:
-            seen.add(rel)
-            row = known.get(rel)
-            if row is not None and row["bytes"] == st.st_size and row["mtime_ns"] == st.st_mtime_ns:
-                continue
-            changed.append(_file_row(container_id, rel, st, "assistant"))
-        self._record_rows(changed)
-        if gone_unseen:
-            gone = [row["id"] for path, row in known.items() if path not in seen]
-            for start in range(0, len(gone), _BATCH):
-                batch = gone[start : start + _BATCH]
-                self._write([("DELETE FROM container_files WHERE id = ?", (fid,)) for fid in batch])
-        return changed
+        """Brings the records in line with what is in /mnt/data (see filesync); the new or changed files."""
+        return filesync.sync(self, container_id, changes)
 
     # -- files API --------------------------------------------------------------------------------------
 
@@ -392,7 +317,7 @@ class Store:
         return row
 
     def get_file(self, file_id: str) -> dict | None:
-        rows = self._query("SELECT * FROM files WHERE id = ?", (file_id,))
+        rows = self.query("SELECT * FROM files WHERE id = ?", (file_id,))
         return rows[0] if rows else None
 
     def list_files(self, limit: int, order: str, after: str | None, purpose: str | None) -> Page:
@@ -417,22 +342,6 @@ class Store:
             return self.add_container_file(container_id, _plain_name(row["filename"]), tmp, "user")
         finally:
             tmp.unlink(missing_ok=True)
-
-
-_BATCH = 500
-_INSERT_FILE = "INSERT INTO container_files VALUES (:id, :container_id, :path, :bytes, :source, :created_at, :mtime_ns)"
-
-
-def _file_row(container_id: str, rel: str, st: os.stat_result, source: str) -> dict:
-    return {
-        "id": ids.new_container_file_id(),
-        "container_id": container_id,
-        "path": rel,
-        "bytes": st.st_size,
-        "source": source,
-        "created_at": int(time.time()),
-        "mtime_ns": st.st_mtime_ns,
-    }
 
 
 def _plain_name(filename: str) -> str:

@@ -1,0 +1,118 @@
+"""Bringing a container's file records in line with its /mnt/data after a run: everything, or only what its
+watcher saw change (paths, folders made or moved in, folders removed or moved away)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from . import ids, safepath
+from .watch import Changes, stat_regular
+
+if TYPE_CHECKING:
+    from .store import Store
+
+BATCH = 500
+INSERT_FILE = "INSERT INTO container_files VALUES (:id, :container_id, :path, :bytes, :source, :created_at, :mtime_ns)"
+
+
+def file_row(container_id: str, rel: str, st: os.stat_result, source: str) -> dict:
+    return {
+        "id": ids.new_container_file_id(),
+        "container_id": container_id,
+        "path": rel,
+        "bytes": st.st_size,
+        "source": source,
+        "created_at": int(time.time()),
+        "mtime_ns": st.st_mtime_ns,
+    }
+
+
+def sync(store: Store, container_id: str, changes: Changes | None = None) -> list[dict]:
+    """Brings the records in line with what is in /mnt/data; returns the new or changed files.
+
+    Files whose size and mtime are unchanged keep their records (and ids); new or changed ones get a new
+    record with source `assistant`; records of vanished files are dropped. With `changes` (what the
+    container's watcher saw), only those paths and folders are looked at; without, everything is.
+    """
+    root = store.container_dir(container_id)
+    if not root.is_dir():
+        return []
+    if changes is None or changes.everything:
+        known = _known(store, container_id, "")
+        return _sync(store, container_id, known, safepath.walk_files(str(root)), gone_unseen=True)
+    for folder in changes.gone_folders:
+        _forget_folder(store, container_id, folder)
+    changed: list[dict] = []
+    for folder in changes.folders:
+        known = _known(store, container_id, folder)
+        changed += _sync(store, container_id, known, safepath.walk_files(str(root), under=folder), gone_unseen=True)
+    found = []
+    for rel in changes.paths:
+        st = stat_regular(str(root), rel) if safepath.is_nameable(rel) else None
+        if st is None:
+            store.write([("DELETE FROM container_files WHERE container_id = ? AND path = ?", (container_id, rel))])
+        else:
+            found.append((rel, st))
+    if found:
+        rows = (
+            store.query(
+                f"SELECT * FROM container_files WHERE container_id = ? AND path IN ({','.join('?' * len(found))})",
+                (container_id, *[rel for rel, _ in found]),
+            )
+            if len(found) < 500
+            else list(_known(store, container_id, "").values())
+        )
+        known = {row["path"]: row for row in rows}
+        changed += _sync(store, container_id, known, iter(found), gone_unseen=False)
+    return changed
+
+
+def _known(store: Store, container_id: str, folder: str) -> dict[str, dict]:
+    if not folder:
+        rows = store.query("SELECT * FROM container_files WHERE container_id = ?", (container_id,))
+    else:
+        prefix = folder + "/"
+        rows = store.query(
+            "SELECT * FROM container_files WHERE container_id = ? AND substr(path, 1, ?) = ?",
+            (container_id, len(prefix), prefix),
+        )
+    return {row["path"]: row for row in rows}
+
+
+def _forget_folder(store: Store, container_id: str, folder: str) -> None:
+    prefix = folder + "/"
+    store.write(
+        [
+            (
+                "DELETE FROM container_files WHERE container_id = ? AND substr(path, 1, ?) = ?",
+                (container_id, len(prefix), prefix),
+            )
+        ]
+    )
+
+
+def _sync(
+    store: Store,
+    container_id: str,
+    known: dict[str, dict],
+    files: Iterator[tuple[str, os.stat_result]],
+    gone_unseen: bool,
+) -> list[dict]:
+    seen: set[str] = set()
+    changed: list[dict] = []
+    for rel, st in files:
+        seen.add(rel)
+        row = known.get(rel)
+        if row is not None and row["bytes"] == st.st_size and row["mtime_ns"] == st.st_mtime_ns:
+            continue
+        changed.append(file_row(container_id, rel, st, "assistant"))
+    store.record_rows(changed)
+    if gone_unseen:
+        gone = [row["id"] for path, row in known.items() if path not in seen]
+        for start in range(0, len(gone), BATCH):
+            batch = gone[start : start + BATCH]
+            store.write([("DELETE FROM container_files WHERE id = ?", (fid,)) for fid in batch])
+    return changed
