@@ -1,0 +1,41 @@
+"""Attack: a kernel killed from outside (an operator, the OOM killer, a crash). The next run "completed" with a
+NameError, and nothing said the kernel had restarted.
+
+The next run starts a new kernel and says first, in its logs, that the Python state was lost and why."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from localhelp import run_logs
+
+from cellbox.local.testing import wait_until
+
+
+def _jails_of(folder: str) -> list[int]:
+    """Processes whose command line names the container's folder: its jail."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if folder.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_kernel_killed_from_outside_is_reported_at_the_next_run(server, client, container):
+    assert run_logs(client, container.id, "state = 'kept'\nprint(state)").strip() == "kept"
+    jails = _jails_of(str(server.data_dir / "containers" / container.id))
+    assert jails, "the container's jail"
+    for pid in jails:
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not _jails_of(str(server.data_dir / "containers" / container.id)), what="the jail to go")
+    out = run_logs(client, container.id, "print('state' in globals())")
+    note, rest = out.split("\n", 1)
+    assert "restarted before this run" in note and "ended from outside" in note
+    assert rest.strip() == "False"
+    # And only once: the run after that has nothing to say.
+    assert run_logs(client, container.id, "print(2)").strip() == "2"
