@@ -14,7 +14,17 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Artifact", "NoSuchContainer", "RemoteError", "Run", "Sandbox", "SandboxGone", "__version__"]
+__all__ = [
+    "Artifact",
+    "NoSuchContainer",
+    "Pool",
+    "RemoteError",
+    "Run",
+    "Sandbox",
+    "SandboxGone",
+    "__version__",
+    "concat",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -23,6 +33,10 @@ def __getattr__(name: str) -> Any:
         from .sandbox import Sandbox
 
         return Sandbox
+    if name in ("Pool", "concat"):
+        from . import fanout
+
+        return getattr(fanout, name)
     if name in ("Artifact", "RemoteError", "Run", "SandboxGone"):
         from . import results
 

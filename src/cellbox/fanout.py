@@ -1,0 +1,421 @@
+"""`Pool`: one cell fanned out over many sandboxes, and `concat`: the parts' results as one frame.
+
+    with cellbox.Pool(8, memory_limit="4g") as pool:
+        runs = pool.map(code, split={"sales": df}, outputs=["summary"])
+        summary = cellbox.concat(runs, "summary")
+
+Each sandbox is a `Sandbox` sharing one client (thread-safe), so everything a single sandbox does (the manifest
+that re-pushes only what changed, revive, the run protocol, cancel on interrupt) is the same code here. The
+pool drives them from threads: creates and pushes at most `max_in_flight` at once, runs one per sandbox (a run
+mostly waits for the service). The client honours 429 Retry-After; a create the service still refuses for
+quota (429, e.g. `too_many_containers`) ends the making: the pool says how many it got and runs with those.
+
+The calling thread only waits, shows progress and takes interrupts: an interrupt stops every part (each
+sandbox cancels its run at its next poll) and raises `Interrupted`; the parts stay in `pool.last`, and
+`pool.retry_failed()` runs the failed and stopped ones again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from . import backend
+from .api import APIStatusError, CellboxError, Client, RateLimitError
+from .api.lookup import LIVE, NameTaken
+from .parts import Part, PoolRuns, make_parts
+from .protocol import LiveOutput
+from .results import Interrupted, SandboxGone
+from .sandbox import Sandbox
+
+__all__ = ["Pool", "concat"]
+
+log = logging.getLogger("cellbox")
+
+MAX_IN_FLIGHT = 8
+WAIT_STEP = 0.1  # seconds the calling thread waits between looks at the parts
+
+
+class Pool:
+    """`size` sandboxes made concurrently, or with `name`, the live ones named `NAME-0` … `NAME-{size-1}`
+    attached and the missing ones made. `with Pool(...)` deletes the sandboxes at the end unless it is named
+    (a named pool is meant to be used again: `delete()` it when done).
+
+    `size` is what was asked; `len(pool)` what was had: fewer when the service's quota stopped the making
+    (`shortfall` says why)."""
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        name: str | None = None,
+        memory_limit: str | None = None,
+        expires_after: int | None = None,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        client: Client | None = None,
+        show: bool | None = None,
+    ) -> None:
+        if size < 1:
+            raise CellboxError(f"a pool needs at least one sandbox; got {size}")
+        self.size = size
+        self.name = name
+        self.max_in_flight = max(1, max_in_flight)
+        self.show = show
+        self._owns_client = client is None
+        self.client = client or backend.connect()
+        self._options: dict[str, Any] = {"memory_limit": memory_limit, "expires_after": expires_after}
+        self._bound = threading.Semaphore(self.max_in_flight)
+        self._revive_lock = threading.Lock()
+        self.shortfall: str | None = None
+        self.last: PoolRuns | None = None
+        self.members: list[Sandbox] = []
+        try:
+            self.members = self._make()
+        except BaseException:
+            self._close_client()
+            raise
+
+    # --- making -----------------------------------------------------------------------------------------------
+
+    def _make(self) -> list[Sandbox]:
+        prefix = self.name or f"pool-{uuid.uuid4().hex[:6]}"  # members named alike show together in listings
+        names = [f"{prefix}-{i}" for i in range(self.size)]
+        live: dict[str, Any] = {}
+        if self.name:  # one listing finds the members already running
+            for box in self.client.containers.list(order="desc"):
+                if box.name in names and box.status in LIVE:
+                    live.setdefault(box.name, box)
+        refused: list[BaseException] = []
+        stop = threading.Event()
+
+        def make(member_name: str) -> Sandbox | None:
+            if member_name in live:
+                return Sandbox(self.client, live[member_name])
+            if stop.is_set():
+                return None
+            try:
+                with self._bound:
+                    return Sandbox.create(member_name, client=self.client, **self._options)
+            except NameTaken as taken:  # made by someone else meanwhile: it is the member
+                return Sandbox(self.client, taken.container)
+            except APIStatusError as exc:
+                if not _is_quota(exc):
+                    raise
+                refused.append(exc)
+                stop.set()
+                return None
+
+        with ThreadPoolExecutor(max_workers=min(self.max_in_flight, self.size)) as threads:
+            futures = [threads.submit(make, n) for n in names]
+            made: list[Sandbox | None] = []
+            failure: BaseException | None = None
+            for future in futures:
+                try:
+                    made.append(_result(future))
+                except BaseException as exc:  # an interrupt or a non-quota error: nothing half-made is kept
+                    stop.set()
+                    failure = failure or exc
+                    made.append(None)
+            if failure is not None:
+                self._delete_all([m for m in made if m is not None])
+                if isinstance(failure, KeyboardInterrupt):
+                    raise Interrupted("stopped making the pool; the sandboxes made so far were deleted") from None
+                raise failure
+        members = [m for m in made if m is not None]
+        if len(members) < self.size:
+            reason = str(refused[0]) if refused else "the service refused more"
+            if not members:
+                raise CellboxError(f"could not make any of the pool's {self.size} sandboxes: {reason}")
+            self.shortfall = (
+                f"asked for {self.size} sandboxes, got {len(members)} (the service's quota: {reason}); "
+                f"running with {len(members)}"
+            )
+            log.warning("cellbox: %s", self.shortfall)
+        return members
+
+    @classmethod
+    def attach(cls, name: str, *, client: Client | None = None, **options: Any) -> Pool:
+        """The live sandboxes named `NAME-0`, `NAME-1`, … (as `Pool(n, name=NAME)` made them), none made."""
+        client = client or backend.connect()
+        size = len(
+            {
+                b.name
+                for b in client.containers.list(order="desc")
+                if b.status in LIVE
+                and (b.name or "").startswith(f"{name}-")
+                and (b.name or "").removeprefix(f"{name}-").isdigit()
+            }
+        )
+        if not size:
+            client.close()
+            raise CellboxError(f"no running sandboxes named {name}-0, {name}-1, …; Pool(N, name={name!r}) makes them")
+        return cls(size, name=name, client=client, **options)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __repr__(self) -> str:
+        return f"Pool({len(self.members)} sandboxes{', name=' + repr(self.name) if self.name else ''})"
+
+    # --- running ----------------------------------------------------------------------------------------------
+
+    def map(
+        self,
+        code: str,
+        *,
+        split: Mapping[str, Any] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        outputs: Sequence[str] = (),
+        files: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> PoolRuns:
+        """Run `code` once per part of `split` (see `cellbox.parts`), part i in sandbox i mod len(pool). `inputs`
+        go to every sandbox unsplit (pushed once each, again only when changed), `files` too. Returns the parts
+        in order; a failing part keeps its traceback and the others their results (`retry_failed` reruns it)."""
+        parts = [Part(i, values) for i, values in enumerate(make_parts(split, len(self.members)))]
+        options = {"inputs": dict(inputs or {}), "outputs": tuple(outputs), "files": tuple(files), "timeout": timeout}
+        self.last = PoolRuns(parts, code, options, len(self.members))
+        return self._go(self.last, parts)
+
+    def run(self, code: str, **options: Any) -> PoolRuns:
+        """The same code in every sandbox once (set-up, imports); options as for `map`, without `split`."""
+        return self.map(code, split=None, **options)
+
+    def retry_failed(self) -> PoolRuns:
+        """Run the failed and stopped parts of the last `map` again, in the same sandboxes (revived when gone);
+        the other parts keep their results."""
+        if self.last is None:
+            raise CellboxError("nothing to retry: the pool has not run anything yet")
+        again = self.last.failed
+        for part in again:
+            part.state, part.seconds, part.run, part.error, part.notes = "waiting", None, None, None, []
+        return self._go(self.last, again)
+
+    def _go(self, runs: PoolRuns, parts: list[Part]) -> PoolRuns:
+        show = self.show if self.show is not None else _in_kernel()
+        events: queue.Queue[tuple[int, dict[str, Any]]] = queue.Queue()
+        stop = threading.Event()
+        for part in parts:
+            part.member = part.index % len(self.members)
+            part.sandbox = self.members[part.member].name or self.members[part.member].id
+        queues: dict[int, list[Part]] = {}
+        for part in parts:
+            queues.setdefault(part.member, []).append(part)
+        from .poolview import LiveGrid, Streams
+
+        grid = LiveGrid(runs) if show else None
+        streams = Streams()
+        with ThreadPoolExecutor(max_workers=max(1, len(queues))) as threads:
+            futures = [
+                threads.submit(self._work, member, share, runs, events, stop) for member, share in queues.items()
+            ]
+            interrupted = False
+            while True:
+                try:
+                    while not all(f.done() for f in futures):
+                        with contextlib.suppress(queue.Empty):
+                            index, event = events.get(timeout=WAIT_STEP)
+                            if show and event.get("type") == "stream":
+                                streams.write(index, event.get("name", "stdout"), event.get("text", ""))
+                            elif show and event.get("type") == "part_end":
+                                streams.flush(index)
+                        if grid is not None:
+                            grid.refresh()
+                    break
+                except KeyboardInterrupt:
+                    if interrupted:  # a second interrupt: stop waiting for the cancels
+                        break
+                    interrupted = True
+                    stop.set()
+            for future in futures:
+                if future.done() and future.exception() is not None:
+                    raise future.exception()  # type: ignore[misc]  # a bug in the pool itself, not a part
+        while show and not events.empty():
+            index, event = events.get()
+            if event.get("type") == "stream":
+                streams.write(index, event.get("name", "stdout"), event.get("text", ""))
+        for part in parts if show else ():
+            streams.flush(part.index)
+        if grid is not None:
+            grid.refresh(force=True)
+        if interrupted:
+            stopped = sum(p.state == "stopped" for p in parts)
+            raise Interrupted(
+                f"stopped the pool's run: {stopped} part(s) stopped, the others kept (pool.last); "
+                "pool.retry_failed() runs the stopped and failed ones again"
+            )
+        return runs
+
+    def _work(
+        self,
+        member: int,
+        share: Iterable[Part],
+        runs: PoolRuns,
+        events: queue.Queue[tuple[int, dict[str, Any]]],
+        stop: threading.Event,
+    ) -> None:
+        """One sandbox's share of the parts, one after another."""
+        for part in share:
+            if stop.is_set():
+                part.state, part.error = "stopped", Interrupted("stopped before it ran")
+                continue
+            part.started = time.monotonic()
+            part.state = "running"
+            try:
+                for attempt in (1, 2):
+                    try:
+                        part.run = self._run_part(self.members[member], part, runs, events, stop)
+                        break
+                    except SandboxGone:
+                        if attempt == 2:
+                            raise
+                        self._revive(member)
+                        part.notes.append(f"sandbox {part.sandbox} had expired: a new one was made, data pushed again")
+                part.error = part.run.error if part.run is not None else None
+                part.state = "failed" if part.error is not None else "done"
+            except KeyboardInterrupt as exc:  # Interrupted: this part's run was cancelled
+                part.state, part.error = "stopped", exc
+            except Exception as exc:
+                part.state, part.error = "failed", exc
+            finally:
+                part.seconds = time.monotonic() - (part.started or time.monotonic())
+                events.put((part.index, {"type": "part_end"}))
+
+    def _run_part(
+        self,
+        sandbox: Sandbox,
+        part: Part,
+        runs: PoolRuns,
+        events: queue.Queue[tuple[int, dict[str, Any]]],
+        stop: threading.Event,
+    ) -> Any:
+        options = runs.options
+        with self._bound:  # pushes, at most max_in_flight at once across the pool
+            for var, value in {**options["inputs"], **part.values}.items():
+                sandbox.push(value, name=var)
+            if options["files"]:
+                sandbox.push(*options["files"])
+        if stop.is_set():
+            raise Interrupted("stopped before it ran")
+
+        def on_wait(elapsed: float) -> None:
+            if stop.is_set():
+                raise KeyboardInterrupt  # the sandbox cancels its run and raises Interrupted
+
+        live = LiveOutput(lambda event: events.put((part.index, event)))
+        return sandbox.run(
+            runs.code, outputs=options["outputs"], timeout=options["timeout"], live=live, on_wait=on_wait
+        )
+
+    def _revive(self, member: int) -> None:
+        with self._revive_lock:
+            self.members[member].revive()
+
+    # --- lifecycle --------------------------------------------------------------------------------------------
+
+    def revive(self) -> Pool:
+        """Make anew every sandbox that expired or was deleted, with its data pushed again."""
+        from .sandbox import container_state
+
+        gone = [i for i, m in enumerate(self.members) if container_state(self.client, m.id) == "gone"]
+        _parallel(self._revive, gone, self.max_in_flight)
+        return self
+
+    def delete(self) -> None:
+        """Delete every sandbox of the pool (concurrently) and close the pool."""
+        self._delete_all(self.members)
+        self.members = []
+        self._close_client()
+
+    def _delete_all(self, members: Sequence[Sandbox]) -> None:
+        errors: list[BaseException] = []
+
+        def delete(sandbox: Sandbox) -> None:
+            try:
+                sandbox.delete()
+            except CellboxError as exc:
+                errors.append(exc)
+
+        _parallel(delete, list(members), self.max_in_flight)
+        if errors:
+            raise CellboxError(f"{len(errors)} of the pool's sandboxes could not be deleted: {errors[0]}")
+
+    def close(self) -> None:
+        """Forget local state; the sandboxes keep running until they expire (`delete` ends them)."""
+        for sandbox in self.members:
+            sandbox.close()
+        self._close_client()
+
+    def _close_client(self) -> None:
+        if self._owns_client:
+            self.client.close()
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.name:
+            self.close()
+        else:
+            self.delete()
+
+
+def concat(runs: Iterable[Any], name: str, *, skip_failed: bool = False) -> Any:
+    """Variable `name` of every part, in part order, as one value: frames and series concatenated (their index
+    kept, so row-wise parts line up with the whole frame), lists joined, anything else a list. A failed part is
+    an error naming it, unless `skip_failed`."""
+    import pandas as pd
+
+    values = []
+    for i, run in enumerate(runs):
+        if getattr(run, "error", None) is not None or getattr(run, "state", "done") != "done":
+            if skip_failed:
+                continue
+            raise CellboxError(
+                f"part {getattr(run, 'index', i)} failed, so {name!r} is incomplete; "
+                "pool.retry_failed() runs it again (or concat(..., skip_failed=True))"
+            )
+        if name not in run.variables:
+            raise CellboxError(f"part {getattr(run, 'index', i)} gave back no {name!r}: add it to outputs (-o)")
+        values.append(run.variables[name])
+    if values and all(isinstance(v, (pd.DataFrame, pd.Series)) for v in values):
+        return pd.concat(values)
+    if all(isinstance(v, list) for v in values):
+        return [item for v in values for item in v]
+    return values
+
+
+def _is_quota(exc: APIStatusError) -> bool:
+    """A refusal for quota: more containers than the service allows now (waiting won't make room)."""
+    words = f"{exc.code or ''} {exc}".lower()
+    return isinstance(exc, RateLimitError) or "quota" in words or "limit exceeded" in words
+
+
+def _result(future: Future[Any]) -> Any:
+    """The future's result; the calling thread stays interruptible while it waits."""
+    while True:
+        try:
+            return future.result(timeout=WAIT_STEP)
+        except FutureTimeout:
+            continue
+
+
+def _parallel(work: Callable[[Any], Any], items: Sequence[Any], bound: int) -> None:
+    if not items:
+        return
+    with ThreadPoolExecutor(max_workers=min(bound, len(items))) as threads:
+        list(threads.map(work, items))
+
+
+def _in_kernel() -> bool:
+    from .views import _in_kernel as in_kernel
+
+    return in_kernel()
