@@ -32,6 +32,8 @@ lint: install
 test: install lint jstest
 	$(PY) -m pytest
 	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
+	CELLBOX_NOTEBOOK_PROFILE=openai $(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg \
+		-p no:cacheprovider
 
 # The sidebar's Jest tests (model, formatters). The editable install ran `npm install`; a node_modules from
 # before Jest was added is completed from the lockfile.

@@ -3,6 +3,10 @@
 Kernels inherit this process's environment, so the server is configured there, as a user would through
 CELLBOX_BASE_URL / CELLBOX_API_KEY. A "minute" of container expiry lasts two seconds here, so the expiry demo in
 errors-and-recovery.ipynb finishes quickly; everything else behaves as it does for a user.
+
+CELLBOX_NOTEBOOK_PROFILE=openai (or oci) runs them against a server that behaves like that cloud: its profile,
+every model quirk on and a listing that lags (`cellbox serve --profile … --model-quirks all --listing-lag-ms 300`,
+tests/conftest.py's CLOUD_PROFILES). The outputs must be the same: a user sees no difference.
 """
 
 from __future__ import annotations
@@ -16,19 +20,31 @@ from pathlib import Path
 from cellbox.local.testing import RunningServer, running_server
 
 SECONDS_PER_MINUTE = 2.0
+PROFILE_VARIABLE = "CELLBOX_NOTEBOOK_PROFILE"
+# The server options of each profile (as in tests/conftest.py), and the project OCI's needs.
+PROFILES: dict[str, dict[str, object]] = {
+    "plain": {},
+    "openai": {"profile": "openai", "model_quirks": "all", "listing_lag_ms": 300},
+    "oci": {"profile": "oci", "model_quirks": "all", "listing_lag_ms": 300},
+}
+OCI_PROJECT = "ocid1.generativeaiproject.oc1.iad.notebooks"
 _stack = contextlib.ExitStack()
 
 
 def pytest_configure(config) -> None:
     if not config.getoption("nbval", default=False):
         return
+    profile = os.environ.get(PROFILE_VARIABLE) or "plain"
+    if profile not in PROFILES:
+        raise ValueError(f"{PROFILE_VARIABLE}={profile!r}: expected one of {', '.join(PROFILES)}")
     work = Path(tempfile.mkdtemp(prefix="cellbox-notebooks-"))
     _stack.callback(shutil.rmtree, work, True)
-    server = _stack.enter_context(running_server(work / "data", seconds_per_minute=SECONDS_PER_MINUTE))
-    use_server(server, work)
+    options = PROFILES[profile]
+    server = _stack.enter_context(running_server(work / "data", seconds_per_minute=SECONDS_PER_MINUTE, **options))
+    use_server(server, work, project=OCI_PROJECT if profile == "oci" else None)
 
 
-def use_server(server: RunningServer, work: Path) -> None:
+def use_server(server: RunningServer, work: Path, project: str | None = None) -> None:
     """Point this process's environment (which kernels inherit) at `server`, with config and state in `work`."""
     for name in [n for n in os.environ if n.startswith(("CELLBOX_", "OCI_"))]:
         del os.environ[name]
@@ -39,6 +55,8 @@ def use_server(server: RunningServer, work: Path) -> None:
         CELLBOX_STATE_DIR=str(work / "state"),
         XDG_CONFIG_HOME=str(work / "config"),
     )
+    if project:
+        os.environ["CELLBOX_PROJECT"] = project
 
 
 def pytest_unconfigure(config) -> None:
