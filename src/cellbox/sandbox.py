@@ -15,17 +15,19 @@ cancelled): polled with backoff, cancelled on interrupt or when the run's time l
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import backend, protocol
 from .api import (
     APIError,
+    APITimeoutError,
     AuthenticationError,
     BadRequestError,
     CellboxError,
@@ -39,7 +41,7 @@ from .api import (
 from .api.lookup import NameTaken, NoSuchContainer, find_container, live_named
 from .progress import TrackerFactory
 from .protocol import loader_line
-from .results import Run, SandboxGone
+from .results import Interrupted, Run, SandboxGone, TimeLimit
 from .transfer import Backoff, Pushed, Transfers
 
 __all__ = ["Sandbox"]
@@ -227,44 +229,77 @@ class Sandbox:
         pull: Sequence[str] = (),
         to: str | Path = ".",
         timeout: float | None = None,
+        live: protocol.LiveOutput | None = None,
+        on_wait: Callable[[float], None] | None = None,
     ) -> Run:
         """Run `code` in the container. `inputs` are pushed as variables first, `files` as files; `outputs` name
-        variables to bring back (`Run.variables`); `pull` globs of files to download into `to` afterwards."""
-        for var, value in (inputs or {}).items():
-            self.push(value, name=var)
-        if files:
-            self.push(*files)
+        variables to bring back (`Run.variables`); `pull` globs of files to download into `to` afterwards.
+
+        `timeout` bounds the run (not the pushes or pulls): past it the run is stopped and `TimeLimit` raised.
+        With `live`, what the cell prints and displays is read while it runs and handed to it (the rest, once the
+        run is read, by `live.finish(run.events)`); `on_wait` is called with the seconds the run has taken at
+        every poll. An interrupt raises `Interrupted`, saying what was stopped: a push, the run or a pull."""
+        with _stopping("a push before the cell ran; the cell did not run"):
+            for var, value in (inputs or {}).items():
+                self.push(value, name=var)
+            if files:
+                self.push(*files)
         moves = self.transfers.take_placements()
-        request = protocol.Request.new(code, inputs=self.transfers.input_specs(), variables=outputs, place=moves)
+        request = protocol.Request.new(
+            code,
+            inputs=self.transfers.input_specs(),
+            variables=outputs,
+            place=moves,
+            restore=self.transfers.restore_specs(),
+        )
         try:
-            runtime = self.transfers.runtime()
-            uploaded = self.transfers.upload_private(request.body(), request.filename)
+            with _stopping("the upload of the cell before it ran; the cell did not run"):
+                runtime = self.transfers.runtime()
+                uploaded = self.transfers.upload_private(request.body(), request.filename)
         except BaseException:
             self.transfers.restore_placements()
             raise
         loader = loader_line(runtime, uploaded.path or "")
+        watch = None
+        if live is not None:
+            watch = functools.partial(self._watch, live, uploaded.id, on_wait)
         try:
-            record, notes = self._run_loader(request, loader, timeout)
+            record, notes = self._run_loader(request, loader, timeout, watch)
         except BaseException:
             self.transfers.restore_placements()  # moved already if the run started: the runtime skips them
             raise
         finally:
             self.transfers.delete_private(uploaded)  # read by the runtime at its start; not the user's
         self.transfers.pending.clear()
-        run = self.transfers.collect(protocol.Result.parse(record))
+        with _stopping("reading the cell's results; the cell ran, its variables are in the container"):
+            run = self.transfers.collect(protocol.Result.parse(record))
         run.notes[:0] = notes
         if pull:
-            self.pull(*pull, to=to)
+            with _stopping("a pull after the cell ran; the cell ran, some files may not have been downloaded"):
+                self.pull(*pull, to=to)
         return run
 
+    def _watch(
+        self, live: protocol.LiveOutput, file_id: str, on_wait: Callable[[float], None] | None, elapsed: float
+    ) -> None:
+        """One look at a running cell: the live output it added since the last look, then `on_wait`."""
+        with contextlib.suppress(CellboxError):  # live output is a courtesy: the record has everything
+            live.feed(self.transfers.read_from(file_id, live.offset))
+        if on_wait is not None:
+            on_wait(elapsed)
+
     def _run_loader(
-        self, request: protocol.Request, loader: str, timeout: float | None
+        self,
+        request: protocol.Request,
+        loader: str,
+        timeout: float | None,
+        watch: Callable[[float], None] | None = None,
     ) -> tuple[dict[str, Any], list[str]]:
         """Ask the model to run the loader (again, once, when it did not start the run); the result record and
         notes for the user. A model that ran other code is refused: the container's state is then uncertain."""
         notes: list[str] = []
         for attempt in (1, 2):
-            response = self._respond(loader, timeout)
+            response = self._respond(loader, timeout, watch)
             reading = protocol.read_response(response, loader)
             if reading.foreign:
                 raise protocol.deviation(reading.foreign, self.model, reading.started)
@@ -286,7 +321,7 @@ class Sandbox:
             )
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _respond(self, loader: str, timeout: float | None) -> Response:
+    def _respond(self, loader: str, timeout: float | None, watch: Callable[[float], None] | None = None) -> Response:
         """One response running the loader: in the background where the backend allows it (polled with
         backoff, cancelled on interrupt or past `timeout`), else waited for in one request."""
         refused = self.client.refused_parameters.get(("/responses", self.model), set())
@@ -305,23 +340,29 @@ class Sandbox:
                 timeout=None if background else timeout,
                 **options,
             )
-            pause = Backoff(float("inf"), first=0.1, most=1.0)
+            # Quick first looks (a short cell is done in milliseconds), then at most POLL_MOST apart while output
+            # is watched (it shows within half a second), else up to a second.
+            pause = Backoff(float("inf"), first=0.005, most=POLL_MOST if watch else 1.0)
             while response.status in PENDING_STATUSES:
-                if timeout is not None and time.monotonic() - started > timeout:
-                    self._cancel(response)
-                    raise protocol.RunFailed(
-                        f"the cell ran longer than its time limit ({timeout:g}s) and was cancelled; the container "
-                        "keeps its state up to where the code stopped."
-                    )
+                elapsed = time.monotonic() - started
+                if timeout is not None and elapsed > timeout:
+                    stopped = self._cancel(response)
+                    raise TimeLimit(_time_limit(timeout, stopped))
                 pause.wait()
+                if watch is not None:
+                    watch(time.monotonic() - started)
                 response = self._call(self.client.responses.retrieve, response.id)
+        except APITimeoutError:
+            if timeout is None or background:
+                raise
+            raise TimeLimit(_time_limit(timeout, None)) from None
         except KeyboardInterrupt:
             if response is not None and response.status in PENDING_STATUSES:
                 stopped = self._cancel(response)
-                raise KeyboardInterrupt(
-                    "the remote run was cancelled"
+                raise Interrupted(
+                    "the cell was stopped while it ran; the container keeps its state up to where the code stopped"
                     if stopped
-                    else "cancelling the remote run failed: it may still be running"
+                    else "the cell was running and cancelling it failed: it may still be running in the container"
                 ) from None
             how = (
                 "this backend runs cells in the foreground (it refused background responses), so they can't be "
@@ -329,7 +370,7 @@ class Sandbox:
                 if not background
                 else "the interrupt came before the backend answered"
             )
-            raise KeyboardInterrupt(f"the remote code may still be running: {how}") from None
+            raise Interrupted(f"the cell may still be running in the container: {how}") from None
         finally:
             if response is not None and options.get("store") and response.status not in PENDING_STATUSES:
                 self._forget_response(response)
@@ -383,9 +424,38 @@ class Sandbox:
     def _gone(self) -> SandboxGone:
         return SandboxGone(
             f"container {self.name or self.id} ({self.id}) has expired or was deleted. "
-            "Call revive() (the next %%container cell does it for you) to make a new one with the same "
-            "data pushed again."
+            "Sandbox.revive() makes a new one with the same data pushed again (in a notebook, the next %%container "
+            "cell does it for you)."
         )
+
+
+POLL_MOST = 0.25  # seconds between looks at a running cell whose output is watched
+
+
+def _time_limit(timeout: float, stopped: bool | None) -> str:
+    limit = f"{timeout:g} s"
+    if stopped is None:
+        return (
+            f"the cell was stopped after {limit} (its time limit); this backend runs cells in the foreground, so "
+            "its code may still be running in the container"
+        )
+    if stopped:
+        return (
+            f"the cell was stopped after {limit} (its time limit); the container keeps its state up to where the "
+            "code stopped. Give it longer with --timeout (timeout=)."
+        )
+    return f"the cell ran past its time limit ({limit}) and stopping it failed: it may still be running"
+
+
+@contextlib.contextmanager
+def _stopping(what: str) -> Iterator[None]:
+    """An interrupt in this block says what it stopped (an Interrupted raised deeper already does)."""
+    try:
+        yield
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(f"stopped {what}") from None
 
 
 def container_state(client: Client, container_id: str) -> str:
