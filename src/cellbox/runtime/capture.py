@@ -178,10 +178,16 @@ def flush_figures() -> None:
     if inline is not None and "inline" in str(plt.get_backend()):
         inline.flush_figures()
         return
-    from IPython.display import display  # other backends: show each open figure as the inline backend would
+    import base64
+
+    from IPython.display import publish_display_data  # other backends: each open figure as inline shows it
 
     for number in plt.get_fignums():
-        display(plt.figure(number))
+        figure = plt.figure(number)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", bbox_inches="tight")
+        png = base64.b64encode(buffer.getvalue()).decode("ascii")
+        publish_display_data({"image/png": png, "text/plain": repr(figure)})
     plt.close("all")
 
 
