@@ -301,3 +301,59 @@ def test_list_and_status_mark_the_notebooks_container(kernel: Kernel, monkeypatc
     state = text(kernel.run("import os; print(os.environ['CELLBOX_STATE_DIR'])")[1], "stdout").strip()
     monkeypatch.setenv("CELLBOX_STATE_DIR", state)
     assert inuse.read()[kernel.id] == current
+
+
+def test_displays_figures_and_the_value_arrive_in_order_as_a_frontend_expects(kernel: Kernel) -> None:
+    status, out = kernel.run(
+        "%%container\n"
+        "from IPython.display import HTML, Markdown, display\n"
+        "import matplotlib.pyplot as plt\n"
+        "print('first')\n"
+        "display(HTML('<b>bold</b>'), Markdown('*md*'))\n"
+        "plt.plot([1, 2]); plt.show()\n"
+        "plt.figure(); plt.plot([2, 1]); plt.savefig('saved.png')\n"
+        "{1: 'a', 'k': (1, 2)}"
+    )
+    assert status == "ok", out
+    shown = [
+        m
+        for m in out
+        if m["type"] in ("stream", "display_data", "execute_result")
+        and not m.get("text", "").startswith("cellbox:")  # what cellbox did (a container made)
+        and not m.get("transient")  # the running line
+    ]
+    kinds = [m["type"] if m["type"] != "display_data" else sorted(m["data"]) for m in shown]
+    assert kinds[0] == "stream" and shown[0]["text"] == "first\n"
+    assert kinds[1:4] == [["text/html", "text/plain"], ["text/markdown", "text/plain"], ["image/png", "text/plain"]]
+    value = next(m for m in out if m["type"] == "execute_result")
+    assert value["data"]["text/plain"] == "{1: 'a', 'k': (1, 2)}" and value["execution_count"] > 0
+    # The open figure shows once, after the value, as the inline backend does; the saved file is an artifact.
+    after = shown[shown.index(value) + 1 :]
+    assert sum("image/png" in m.get("data", {}) for m in after) == 1
+    status, out = kernel.run("_")
+    assert out[-1]["data"]["text/plain"] == "{1: 'a', 'k': (1, 2)}"
+
+
+def test_output_streams_while_the_cell_runs(kernel: Kernel) -> None:
+    lines: list[tuple[float, str]] = []
+    started = time.monotonic()
+
+    def keep(msg: dict[str, Any]) -> None:
+        if msg["msg_type"] == "stream":
+            lines.append((time.monotonic() - started, msg["content"]["text"]))
+
+    code = "%%container\nimport time\nfor i in range(20):\n    print('line', i, flush=True)\n    time.sleep(0.1)"
+    reply = kernel.client.execute_interactive(code, output_hook=keep, timeout=60)
+    ended = time.monotonic() - started
+    assert reply["content"]["status"] == "ok"
+    first = next(t for t, text in lines if "line 0" in text)
+    assert first < ended - 1.0, (first, ended)  # seen while the cell still had a second and more to run
+    assert "".join(text for _, text in lines).count("line") == 20
+
+
+def test_timeout_says_when_it_stopped_the_cell(kernel: Kernel) -> None:
+    status, out = kernel.run("%%container --timeout 1\nimport time\ntime.sleep(30)")
+    assert status == "error"
+    error = next(m for m in out if m["type"] == "error")
+    assert error["ename"] == "TimeLimit" and len(error["traceback"]) == 1
+    assert "stopped after 1 s" in error["traceback"][0]
