@@ -31,7 +31,7 @@ from typing import Any
 from . import backend
 from .api import APIStatusError, CellboxError, Client, RateLimitError
 from .api.lookup import LIVE, NameTaken
-from .parts import Part, PoolRuns, make_parts
+from .parts import Part, PoolRuns, concat, make_parts
 from .protocol import LiveOutput
 from .results import Interrupted, SandboxGone
 from .sandbox import Sandbox
@@ -167,6 +167,24 @@ class Pool:
 
     # --- running ----------------------------------------------------------------------------------------------
 
+    def push(self, *, split: Mapping[str, Any] | None = None, inputs: Mapping[str, Any] | None = None) -> int:
+        """Send the parts of `split` (part i to sandbox i) and `inputs` to every sandbox now, at most
+        `max_in_flight` at once; a `map` with the same data then sends nothing again. Returns the parts' count."""
+        parts = make_parts(split, len(self.members))
+        if len(parts) > len(self.members):
+            raise CellboxError(
+                f"push: {len(parts)} parts for {len(self.members)} sandboxes; map() runs the extra parts in turn, "
+                "push() can only place one part per sandbox"
+            )
+        shares = [(i, {**(inputs or {}), **values}) for i, values in enumerate(parts)]
+
+        def send(share: tuple[int, dict[str, Any]]) -> None:
+            for var, value in share[1].items():
+                self.members[share[0]].push(value, name=var)
+
+        _parallel(send, shares, self.max_in_flight)
+        return len(parts)
+
     def map(
         self,
         code: str,
@@ -209,7 +227,7 @@ class Pool:
         queues: dict[int, list[Part]] = {}
         for part in parts:
             queues.setdefault(part.member, []).append(part)
-        from .poolview import LiveGrid, Streams
+        from .poolview import LiveGrid, Streams, show_displays
 
         grid = LiveGrid(runs) if show else None
         streams = Streams()
@@ -245,7 +263,8 @@ class Pool:
         for part in parts if show else ():
             streams.flush(part.index)
         if grid is not None:
-            grid.refresh(force=True)
+            grid.close()
+            show_displays(runs, parts)
         if interrupted:
             stopped = sum(p.state == "stopped" for p in parts)
             raise Interrupted(
@@ -311,9 +330,9 @@ class Pool:
                 raise KeyboardInterrupt  # the sandbox cancels its run and raises Interrupted
 
         live = LiveOutput(lambda event: events.put((part.index, event)))
-        return sandbox.run(
-            runs.code, outputs=options["outputs"], timeout=options["timeout"], live=live, on_wait=on_wait
-        )
+        run = sandbox.run(runs.code, outputs=options["outputs"], timeout=options["timeout"], live=live, on_wait=on_wait)
+        live.finish(run.events)  # what the polls did not see: a short part's output comes all at the end
+        return run
 
     def _revive(self, member: int) -> None:
         with self._revive_lock:
@@ -366,31 +385,6 @@ class Pool:
             self.close()
         else:
             self.delete()
-
-
-def concat(runs: Iterable[Any], name: str, *, skip_failed: bool = False) -> Any:
-    """Variable `name` of every part, in part order, as one value: frames and series concatenated (their index
-    kept, so row-wise parts line up with the whole frame), lists joined, anything else a list. A failed part is
-    an error naming it, unless `skip_failed`."""
-    import pandas as pd
-
-    values = []
-    for i, run in enumerate(runs):
-        if getattr(run, "error", None) is not None or getattr(run, "state", "done") != "done":
-            if skip_failed:
-                continue
-            raise CellboxError(
-                f"part {getattr(run, 'index', i)} failed, so {name!r} is incomplete; "
-                "pool.retry_failed() runs it again (or concat(..., skip_failed=True))"
-            )
-        if name not in run.variables:
-            raise CellboxError(f"part {getattr(run, 'index', i)} gave back no {name!r}: add it to outputs (-o)")
-        values.append(run.variables[name])
-    if values and all(isinstance(v, (pd.DataFrame, pd.Series)) for v in values):
-        return pd.concat(values)
-    if all(isinstance(v, list) for v in values):
-        return [item for v in values for item in v]
-    return values
 
 
 def _is_quota(exc: APIStatusError) -> bool:

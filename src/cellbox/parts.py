@@ -16,14 +16,14 @@ Every variable must give the same number of parts; part i of each goes to the sa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .api import CellboxError
 from .protocol import VARIABLE_NAME
 from .results import RemoteError, Run
 
-__all__ = ["Part", "PoolRuns", "make_parts", "rows_of"]
+__all__ = ["Part", "PoolRuns", "concat", "make_parts", "rows_of"]
 
 STATES = ("waiting", "running", "done", "failed", "stopped")
 
@@ -232,3 +232,28 @@ class PartsFailed(CellboxError):
             else:
                 lines.extend(part.traceback.rstrip("\n").splitlines())
         return lines
+
+
+def concat(runs: Iterable[Any], name: str, *, skip_failed: bool = False) -> Any:
+    """Variable `name` of every part, in part order, as one value: frames and series concatenated (their index
+    kept, so row-wise parts line up with the whole frame), lists joined, anything else a list. A failed part is
+    an error naming it, unless `skip_failed`."""
+    import pandas as pd
+
+    values = []
+    for i, run in enumerate(runs):
+        if getattr(run, "error", None) is not None or getattr(run, "state", "done") != "done":
+            if skip_failed:
+                continue
+            raise CellboxError(
+                f"part {getattr(run, 'index', i)} failed, so {name!r} is incomplete; "
+                "pool.retry_failed() runs it again (or concat(..., skip_failed=True))"
+            )
+        if name not in run.variables:
+            raise CellboxError(f"part {getattr(run, 'index', i)} gave back no {name!r}: add it to outputs (-o)")
+        values.append(run.variables[name])
+    if values and all(isinstance(v, (pd.DataFrame, pd.Series)) for v in values):
+        return pd.concat(values)
+    if all(isinstance(v, list) for v in values):
+        return [item for v in values for item in v]
+    return values

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import sys
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import text
@@ -87,23 +88,32 @@ def grid_text(runs: PoolRuns) -> str:
 
 
 class LiveGrid:
-    """The grid of a running pool, one display updated in place at most every `REFRESH` seconds."""
+    """The grid of a running pool, one display updated in place at most every `REFRESH` seconds; at the end it
+    is emptied and the final grid shown as a display of its own, so a saved notebook (and nbval, which sees no
+    updates) keeps exactly the final grid."""
 
     REFRESH = 0.5
+    EMPTY = {"text/plain": ""}
 
     def __init__(self, runs: PoolRuns) -> None:
         from IPython.display import display
 
         self.runs = runs
         self._shown_at = 0.0
-        self._handle = display(runs, display_id=True)
+        self._handle = display(self.EMPTY, raw=True, display_id=True)
 
-    def refresh(self, force: bool = False) -> None:
+    def refresh(self) -> None:
         now = time.monotonic()
-        if force or now - self._shown_at >= self.REFRESH:
+        if now - self._shown_at >= self.REFRESH and self._handle is not None:
             self._shown_at = now
-            if self._handle is not None:
-                self._handle.update(self.runs)
+            self._handle.update(self.runs)
+
+    def close(self) -> None:
+        from IPython.display import display
+
+        if self._handle is not None:
+            self._handle.update(self.EMPTY, raw=True)
+        display(self.runs)
 
 
 class Streams:
@@ -133,11 +143,13 @@ class Streams:
         stream.flush()
 
 
-def show_displays(runs: PoolRuns) -> None:
-    """What each part displayed (figures, rich outputs), grouped under the part's number."""
+def show_displays(runs: PoolRuns, parts: Sequence[Part]) -> None:
+    """What these parts displayed (figures, rich outputs), grouped under each part's number."""
     from IPython.display import display, publish_display_data
 
-    for part in runs.parts:
+    from .views import image
+
+    for part in parts:
         shown: list[Any] = part.run.displays if part.run is not None else []
         figures = part.run.figures if part.run is not None else []
         if not shown and not figures:
@@ -145,7 +157,5 @@ def show_displays(runs: PoolRuns) -> None:
         print(f"[{part.index}] displays of part {part.index} ({part.sandbox}):")
         for item in shown:
             publish_display_data(item.data, item.metadata)
-        from .views import image
-
         for figure in figures:
             display(image(figure))
