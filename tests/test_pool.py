@@ -165,3 +165,48 @@ def test_a_gone_sandbox_is_revived_for_its_part(pool: cellbox.Pool) -> None:
     runs = pool.map("y = len(sales)", split={"sales": sales_frame(6)}, outputs=["y"])
     assert runs.ok and cellbox.concat(runs, "y") == [2, 2, 2]
     assert any("a new one was made" in note for note in runs[1].notes)
+
+
+def test_magics_fan_a_cell_out_over_the_notebooks_pool(use_local_server: RunningServer) -> None:
+    from jupyter_client.manager import start_new_kernel
+
+    manager, kernel = start_new_kernel(kernel_name="python3")
+
+    def run(code: str) -> tuple[str, str]:
+        said: list[str] = []
+
+        def keep(msg: dict) -> None:
+            content = msg["content"]
+            said.append(content.get("text") or content.get("evalue") or str(content.get("data", "")))
+
+        reply = kernel.execute_interactive(code, output_hook=keep, timeout=120)
+        return reply["content"]["status"], "".join(said)
+
+    try:
+        assert (
+            run("%load_ext cellbox\nimport pandas as pd\ndf = pd.DataFrame({'g': list('aabbc'), 'x': range(5)})")[0]
+            == "ok"
+        )
+        status, said = run("%container pool 2")
+        assert status == "ok" and "Pool(2 sandboxes" in said
+        status, said = run("%%container --pool --split df -o out\nout = df.assign(y=df.x * 2)\nprint(len(df))")
+        assert status == "ok", said
+        assert "[0] 2\n" in said and "[1] 3\n" in said and "2 parts on 2 sandboxes: 2 done" in said
+        status, said = run("out.y.tolist(), out.index.tolist()")
+        assert "([0, 2, 4, 6, 8], [0, 1, 2, 3, 4])" in said
+        status, said = run("%%container --pool --split df --by g -o n\nn = [sorted(set(df.g))]")
+        assert status == "ok"
+        assert run("n")[1].count("'") >= 6  # whole groups per part: [['a', 'b'], ['c']] or similar
+        code = (
+            "%%container --pool --split df -o z\nt = globals().get('t', 0) + 1\n"
+            "if len(df) == 2 and t == 1:\n    1/0\nz = df"
+        )
+        status, said = run(code)
+        assert status == "error" and "1 of 2 parts failed (parts 0)" in said and "ZeroDivisionError" in said
+        status, said = run("%container pool --retry")
+        assert status == "ok"
+        assert run("len(z)")[1] == "{'text/plain': '5'}"
+        assert run("%container pool --delete")[1].startswith("cellbox: deleted the pool's 2 container(s)")
+    finally:
+        kernel.stop_channels()
+        manager.shutdown_kernel(now=True)

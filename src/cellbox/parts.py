@@ -219,12 +219,15 @@ class PoolRuns(Sequence[Part]):
 class PartsFailed(CellboxError):
     """Some parts of a pool's run failed; `parts` are those parts (each with its traceback)."""
 
-    def __init__(self, message: str, parts: list[Part]) -> None:
+    def __init__(self, message: str, parts: list[Part], *, shown: bool = False) -> None:
         super().__init__(message)
         self.parts = parts
+        self.shown = shown  # the tracebacks are on screen already (the pool's grid): only the message is added
 
     def _render_traceback_(self) -> list[str]:
         lines = [f"\x1b[0;31mPartsFailed\x1b[0m: {self}"]
+        if self.shown:
+            return lines
         for part in self.parts:
             lines.append(f"--- part {part.index} ({part.sandbox}) ---")
             if isinstance(part.error, RemoteError) and part.error.lines:
