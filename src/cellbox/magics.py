@@ -9,6 +9,9 @@ the work is done by `cellbox.Sandbox`, which is usable without IPython.
     %container delete [NAME_OR_ID]
 
     %%container [NAME_OR_ID] [-i VAR ...] [-o VAR ...] [--files PATH ...] [--pull GLOB ...] [--timeout S]
+
+    %container pool N [--memory ...] | --retry | --delete;  %%container --pool --split VAR [--by COLUMN] -o VAR
+    (see cellbox.pool_magic)
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.display import clear_output, display, publish_display_data
 
-from . import inuse, views
+from . import inuse, pool_magic, views
 from .api import MEMORY_LIMITS, CellboxError
 from .api.lookup import NameTaken
 from .protocol import LiveOutput
@@ -58,6 +61,7 @@ def _line_parser() -> MagicArgumentParser:
     pull.add_argument("--to", default=".")
     delete = sub.add_parser("delete", help="delete a container (the current one by default)")
     delete.add_argument("name", nargs="?")
+    pool_magic.add_line_command(sub)
     return parser
 
 
@@ -70,6 +74,7 @@ def _cell_parser() -> MagicArgumentParser:
     parser.add_argument("--pull", nargs="+", action="extend", default=[], metavar="GLOB")
     parser.add_argument("--to", default=".")
     parser.add_argument("--timeout", type=float, metavar="S")
+    pool_magic.add_cell_options(parser)
     return parser
 
 
@@ -96,6 +101,7 @@ class ContainerMagics(Magics):
         self._gone: set[str] = set()  # sandboxes whose container vanished: revived by the next cell
         self._deleted: str | None = None  # the name of the current container `delete` removed: the next cell's
         self._kernel = inuse.kernel_id()  # where the sidebar learns which container this notebook uses
+        self._pools = pool_magic.PoolCommands(shell)  # `%container pool`, `%%container --pool`
 
     @line_cell_magic
     def container(self, line: str, cell: str | None = None) -> Any:
@@ -201,6 +207,8 @@ class ContainerMagics(Magics):
         command = args.command
         if command is None:
             raise UsageError("%container needs a command: new, use, list, files, push, pull, delete, status")
+        if command == "pool":
+            return self._pools.line(args)
         if command == "new":
             if args.fresh:
                 self._start_clean(args.name)
@@ -269,6 +277,8 @@ class ContainerMagics(Magics):
     # --- %%container ----------------------------------------------------------------------------------------------
 
     def _cell(self, args: Any, cell: str) -> None:
+        if args.pool:
+            return self._pools.cell(args, cell)
         namespace = self.shell.user_ns
         missing = [name for name in args.inputs if name not in namespace]
         if missing:
