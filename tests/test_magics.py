@@ -260,7 +260,10 @@ def test_a_name_means_one_running_container(kernel: Kernel, cloud_environment: d
     assert f"cellbox: container named-once is already running ({first}) with 1g of memory, not 4g" in said
     assert "--fresh` replaces it" in said
     assert _current(kernel) == first
-    with Client(base_url=cloud_environment["CELLBOX_BASE_URL"], api_key=cloud_environment["CELLBOX_API_KEY"]) as c:
+    env = cloud_environment
+    with Client(
+        base_url=env["CELLBOX_BASE_URL"], api_key=env["CELLBOX_API_KEY"], project=env.get("CELLBOX_PROJECT")
+    ) as c:
         named = [box for box in c.containers.list() if box.name == "named-once" and box.status == "running"]
         assert [box.id for box in named] == [first]
         # Two live containers of one name (made by another client): a lookup refuses to guess.

@@ -95,9 +95,14 @@ class Sandbox:
                     f"Sandbox.get_or_create({name!r}) or Sandbox.attach({name!r}) uses it, or delete it first.",
                     running[0],
                 )
-        box = client.containers.create(
-            name or f"cellbox-{uuid.uuid4().hex[:8]}", memory_limit=memory_limit, expires_after=expires_after
-        )
+        try:
+            box = client.containers.create(
+                name or f"cellbox-{uuid.uuid4().hex[:8]}", memory_limit=memory_limit, expires_after=expires_after
+            )
+        except BaseException:
+            if owns:
+                client.close()
+            raise
         sandbox = cls(client, box)
         sandbox._owns_client = owns
         sandbox._options = {"memory_limit": memory_limit, "expires_after": expires_after}
@@ -109,7 +114,13 @@ class Sandbox:
         ids); a name no live container has finds the newest gone one, which `revive` makes anew."""
         owns = client is None
         client = client or backend.connect()
-        sandbox = cls(client, find_container(client, id_or_name))
+        try:
+            found = find_container(client, id_or_name)
+        except BaseException:
+            if owns:  # nothing to hand the client to: a failed lookup must not leave it open
+                client.close()
+            raise
+        sandbox = cls(client, found)
         sandbox._owns_client = owns
         return sandbox
 
@@ -119,9 +130,14 @@ class Sandbox:
         given = options.pop("client", None)
         client = given or backend.connect()
         try:
-            sandbox = cls(client, find_container(client, name, running_only=True))
-        except NoSuchContainer:
-            sandbox = cls.create(name, client=client, **options)
+            try:
+                sandbox = cls(client, find_container(client, name, running_only=True))
+            except NoSuchContainer:
+                sandbox = cls.create(name, client=client, **options)
+        except BaseException:
+            if given is None:
+                client.close()
+            raise
         sandbox._owns_client = given is None
         return sandbox
 

@@ -140,6 +140,8 @@ class Transfers:
         self.progress: progress.TrackerFactory | None = None  # shows long pushes and pulls (the magics set it)
         self._runtime: tuple[str, str] | None = None  # (fingerprint, path in the container) of the uploaded runtime
         self.private_ids: set[str] = set()  # cellbox's own uploads (runtime, run requests): never the user's files
+        # … and where they were stored: a run request the runtime appends to gets a new id, but keeps its path.
+        self.private_paths: set[str] = set()
         # Uploads the service stored elsewhere than asked: wanted absolute path -> (stored path, file id), moved
         # into place by the runtime at the next run.
         self.placements: dict[str, tuple[str, str]] = {}
@@ -160,6 +162,7 @@ class Transfers:
         self.pending.clear()
         self.placements.clear()
         self.private_ids.clear()
+        self.private_paths.clear()
         self._remove_cache()
 
     # --- push ---------------------------------------------------------------------------------------------------
@@ -258,8 +261,13 @@ class Transfers:
     def upload_private(self, body: Any, filename: str) -> ContainerFile:
         """One of cellbox's own files (a run request): known by id, never shown as the user's."""
         record = self.upload(body, filename)
-        self.private_ids.add(record.id)
+        self._mark_private(record)
         return record
+
+    def _mark_private(self, record: ContainerFile) -> None:
+        self.private_ids.add(record.id)
+        if record.path:
+            self.private_paths.add(record.path)
 
     def delete_private(self, record: ContainerFile) -> None:
         """Delete one of cellbox's own files once read, so listings don't grow with every cell."""
@@ -280,6 +288,7 @@ class Transfers:
         self.manifest.clear()
         self.placements.clear()
         self.private_ids.clear()
+        self.private_paths.clear()
         self._runtime = None
         self.upload_many([(e.local, e.remote, e.fingerprint, e.spec) for e in entries])
         for entry in entries:
@@ -291,9 +300,9 @@ class Transfers:
         name, source, fp = runtime_file()
         if self._runtime is None or self._runtime[0] != fp:
             helper, helper_source = capture_file()
-            self.private_ids.add(self.upload(helper_source, helper).id)
+            self._mark_private(self.upload(helper_source, helper))
             record = self.upload(source, name)
-            self.private_ids.add(record.id)
+            self._mark_private(record)
             self._runtime = (fp, record.path or f"{DATA_DIR}/{name}")
         return self._runtime[1]
 
@@ -323,7 +332,8 @@ class Transfers:
 
     def is_private(self, record: ContainerFile) -> bool:
         """cellbox's own: one of its uploads (by id) or anything under /mnt/data/.cellbox."""
-        return record.id in self.private_ids or (record.path or "").startswith(f"{DATA_DIR}/{PRIVATE}/")
+        path = record.path or ""
+        return record.id in self.private_ids or path in self.private_paths or path.startswith(f"{DATA_DIR}/{PRIVATE}/")
 
     def _as_placed(self, record: ContainerFile) -> ContainerFile:
         """An upload not yet moved into place, shown where `push` said it is."""

@@ -54,13 +54,29 @@ RAN_BEFORE = "kernel-ran"  # in the private folder: some run happened in this co
 _NEW_KERNEL = not sys.__dict__.get("cellbox_runtimes")  # no runtime was loaded in this kernel before this one
 
 
+def _sibling(here: str) -> str | None:
+    """The capture module uploaded beside the runtime: named alike, though a service may have put its own prefix
+    on each (OpenAI stores uploads as /mnt/data/<hex>-<name>, a different <hex> for each)."""
+    name = os.path.basename(here)
+    if "cellbox_runtime_" not in name:
+        return None
+    wanted = name[name.index("cellbox_runtime_") :].replace("cellbox_runtime_", "cellbox_capture_")
+    folder = os.path.dirname(here)
+    exact = os.path.join(folder, name.replace("cellbox_runtime_", "cellbox_capture_"))
+    if os.path.exists(exact):
+        return exact
+    try:
+        found = sorted(n for n in os.listdir(folder) if n == wanted or n.endswith("-" + wanted))
+    except OSError:
+        return None
+    return os.path.join(folder, found[-1]) if found else None
+
+
 def _capture() -> Any:
     """The display-capture module: uploaded beside this file (named alike), or imported in cellbox's own tests."""
     here = globals().get("__file__") or ""
-    sibling = os.path.join(
-        os.path.dirname(here), os.path.basename(here).replace("cellbox_runtime_", "cellbox_capture_")
-    )
-    if sibling != here and os.path.exists(sibling):
+    sibling = _sibling(here)
+    if sibling is not None:
         module = sys.__dict__.setdefault("cellbox_runtimes", {}).get(sibling)
         if module is None:
             import runpy
@@ -551,7 +567,8 @@ def execute(request_path: str) -> dict[str, Any] | None:
                 result["error"] = {"ename": type(exc).__name__, "evalue": str(exc), "traceback": text}
                 break
     after = _snapshot(watch, skip)
-    result["changed"] = sorted(p for p, sig in after.items() if before.get(p) != sig)
+    own = {os.path.abspath(request_path), os.path.abspath(globals().get("__file__") or "")}
+    result["changed"] = sorted(p for p, sig in after.items() if before.get(p) != sig and os.path.abspath(p) not in own)
     result["sizes"] = {p: after[p][0] for p in result["changed"]}
     value = result["value"] or {}
     small = [spec["path"] for spec in result["outputs"].values() if spec.get("path")]
