@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 import signal
 
-from localhelp import run_logs
+from localhelp import run_logs, sdk
 
-from cellbox.local.testing import wait_until
+from cellbox.local.testing import running_server, wait_until
 
 
 def _jails_of(folder: str) -> list[int]:
@@ -26,7 +26,14 @@ def _jails_of(folder: str) -> list[int]:
     return found
 
 
-def test_a_kernel_killed_from_outside_is_reported_at_the_next_run(server, client, container):
+def test_a_kernel_killed_from_outside_is_reported_at_the_next_run(tmp_path):
+    # No warm pool: a warm kernel's command line names the folder it had before it became a container's.
+    with running_server(tmp_path / "data", pool_size=0) as server, sdk(server) as client:
+        _kill_and_run(server, client)
+
+
+def _kill_and_run(server, client) -> None:
+    container = client.containers.create(name="victim")
     assert run_logs(client, container.id, "state = 'kept'\nprint(state)").strip() == "kept"
     jails = _jails_of(str(server.data_dir / "containers" / container.id))
     assert jails, "the container's jail"
