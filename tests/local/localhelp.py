@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import openai
@@ -35,3 +36,16 @@ def logs_of(response: Any) -> str:
 def run_logs(client: openai.OpenAI, container_id: str, code: str, **options: Any) -> str:
     """Runs `code` in the container; its logs."""
     return logs_of(respond(client, container_id, code, **options))
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Processes whose command line contains `text` (a container's folder names its jail)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if text.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found

@@ -8,22 +8,9 @@ from __future__ import annotations
 import os
 import signal
 
-from localhelp import run_logs, sdk
+from localhelp import processes_mentioning, run_logs, sdk
 
 from cellbox.local.testing import running_server, wait_until
-
-
-def _jails_of(folder: str) -> list[int]:
-    """Processes whose command line names the container's folder: its jail."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if folder.encode() in f.read():
-                    found.append(int(pid))
-        except OSError:
-            continue
-    return found
 
 
 def test_a_kernel_killed_from_outside_is_reported_at_the_next_run(tmp_path):
@@ -35,11 +22,14 @@ def test_a_kernel_killed_from_outside_is_reported_at_the_next_run(tmp_path):
 def _kill_and_run(server, client) -> None:
     container = client.containers.create(name="victim")
     assert run_logs(client, container.id, "state = 'kept'\nprint(state)").strip() == "kept"
-    jails = _jails_of(str(server.data_dir / "containers" / container.id))
+    folder = str(server.data_dir / "containers" / container.id)
+    jails = processes_mentioning(folder)
     assert jails, "the container's jail"
     for pid in jails:
         os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: not _jails_of(str(server.data_dir / "containers" / container.id)), what="the jail to go")
+    wait_until(
+        lambda: not processes_mentioning(str(server.data_dir / "containers" / container.id)), what="the jail to go"
+    )
     out = run_logs(client, container.id, "print('state' in globals())")
     note, rest = out.split("\n", 1)
     assert "restarted before this run" in note and "ended from outside" in note

@@ -9,6 +9,7 @@ import time
 import httpx
 import openai
 import pytest
+from localhelp import processes_mentioning
 
 from cellbox.local.testing import running_server, wait_until
 
@@ -83,7 +84,7 @@ def test_everything_survives_kill_9(tmp_path, run, logs):
         before = {f.path: f.id for f in c.containers.files.list(container_id=kept.id)}
         srv.kill()
     # The kernels (and their sandboxes) died with the server.
-    wait_until(lambda: not _processes_mentioning(str(data)), what="the kernels to die with the server")
+    wait_until(lambda: not processes_mentioning(str(data)), what="the kernels to die with the server")
     with running_server(data, pool_size=1) as srv, _sdk(srv) as c:
         again = c.containers.retrieve(kept.id)
         assert (again.name, again.memory_limit, again.status) == ("durable", "4g", "running")
@@ -112,18 +113,6 @@ def _children(pid: int) -> list[int]:
 def _wait_for_children(pid: int, count: int) -> int:
     wait_until(lambda: len(_children(pid)) == count, timeout=30, what=f"{count} kernels under the server")
     return count
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if text.encode() in f.read():
-                    found.append(int(pid))
-        except OSError:
-            continue
-    return found
 
 
 def test_warm_pool_makes_create_fast(tmp_path, run, logs):
