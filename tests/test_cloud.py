@@ -16,6 +16,8 @@ import pytest
 import cellbox
 from cellbox import protocol, transfer
 from cellbox.api import Client
+from cellbox.local.testing import wait_until
+from cellbox.results import TimeLimit
 from cellbox.sandbox import NotAuthorized
 
 Hook = Callable[[httpx.Request], "httpx.Response | None"]
@@ -117,14 +119,15 @@ def test_uploads_are_placed_where_push_said_and_cellbox_files_stay_private(
     shown = sorted(f.path or "" for f in sandbox.files())
     assert shown == ["/mnt/data/data/sub/c.txt", "/mnt/data/top.csv"]  # where push said, nothing of cellbox's
     code = "import pandas as pd\n(open('data/sub/c.txt').read(), int(pd.read_csv('top.csv').x.sum()), int(t.v.sum()))"
-    assert sandbox.run(code).value == ["nested", 1, 3]
+    assert sandbox.run(code).value == ("nested", 1, 3)
     for _ in range(3):
         assert sandbox.run("None").ok
     every = [f.path or "" for f in sandbox.files(include_private=True)]
     assert not [p for p in every if p.endswith("request.json")]  # each run's request deleted once read
     assert len([p for p in every if p.endswith("result.json")]) <= 1  # only the latest run's record
     assert faults.count("DELETE", f"/containers/{sandbox.id}/files/") >= 4  # each run's request, once read
-    assert sorted(f.path or "" for f in sandbox.files()) == shown
+    # Files the runtime moved into place are files written by code: a lagging listing shows them a little later.
+    wait_until(lambda: sorted(f.path or "" for f in sandbox.files()) == shown, timeout=10, what="the placed files")
 
 
 def test_small_outputs_come_inside_the_result_record(sandbox: cellbox.Sandbox, faults: Faults) -> None:
@@ -134,7 +137,8 @@ def test_small_outputs_come_inside_the_result_record(sandbox: cellbox.Sandbox, f
         outputs=["small"],
     )
     assert run.ok and run.variables["small"].v.tolist() == [1, 2] and run.value.v.tolist() == [1, 2]
-    assert run.figures[0].read().startswith(b"\x89PNG")
+    # The open figure comes back as the inline backend would show it: a PNG display, inside the result record.
+    assert any("image/png" in shown.data for shown in run.displays)
     assert faults.count("GET", f"/containers/{sandbox.id}/files/") == 0  # no content downloaded
 
 
@@ -206,10 +210,9 @@ def test_an_interrupt_cancels_a_background_run(sandbox: cellbox.Sandbox, faults:
                 raise KeyboardInterrupt
         return None
 
-    faults.before.append(interrupt_on_second_poll)
     sandbox.run("ticks = 0")
-    polls.clear()
-    with pytest.raises(KeyboardInterrupt, match="the remote run was cancelled"):
+    faults.before.append(interrupt_on_second_poll)  # only now: a quick run may poll twice too
+    with pytest.raises(KeyboardInterrupt, match="the cell was stopped while it ran"):
         sandbox.run("import time\nfor _ in range(100):\n    ticks += 1\n    time.sleep(0.1)")
     assert faults.count("POST", "/responses/") == 1  # …/cancel
     faults.before.clear()
@@ -221,7 +224,7 @@ def test_an_interrupt_cancels_a_background_run(sandbox: cellbox.Sandbox, faults:
 @pytest.mark.cloud_profiles("plain")
 def test_a_run_past_its_time_limit_is_cancelled(sandbox: cellbox.Sandbox, faults: Faults) -> None:
     started = time.monotonic()
-    with pytest.raises(protocol.RunFailed, match=r"time limit \(1s\) and was cancelled"):
+    with pytest.raises(TimeLimit, match=r"stopped after 1 s \(its time limit\)"):
         sandbox.run("import time\ntime.sleep(30)", timeout=1)
     assert time.monotonic() - started < 10 and faults.count("POST", "/responses/") == 1
     assert sandbox.run("'alive'").value == "alive"

@@ -270,8 +270,17 @@ class Transfers:
             self.private_paths.add(record.path)
 
     def delete_private(self, record: ContainerFile) -> None:
-        """Delete one of cellbox's own files once read, so listings don't grow with every cell."""
-        self._forget_file(record.id)
+        """Delete one of cellbox's own files once read, so listings don't grow with every cell. A run request the
+        runtime appended its live output to is a new version with a new id: it is found again by its path."""
+        try:
+            self.client.containers.files.delete(self._id, record.id)
+        except NotFoundError:
+            for current in self.files(include_private=True):
+                if record.path and current.path == record.path:
+                    self._forget_file(current.id)
+        except CellboxError:
+            pass  # best effort: a stray file is untidy, not wrong
+        self.private_ids.discard(record.id)
 
     def _changed(self, remote: str, fp: str) -> bool:
         entry = self.manifest.get(remote)
