@@ -100,4 +100,5 @@ def test_progress_outside_a_kernel_is_a_line_on_stderr(capsys: pytest.CaptureFix
 def test_remote_error_renders_the_remote_traceback() -> None:
     error = RemoteError("KeyError", "'price'", 'Traceback (most recent call last):\n  File "<cell>", line 3\nKeyError')
     lines = error._render_traceback_()
-    assert lines[0] == "Remote traceback (in the container):" and lines[-1] == "KeyError"
+    # As a local IPython traceback looks: the remote one as the container's IPython formatted it, no header of ours.
+    assert lines[0] == "Traceback (most recent call last):" and lines[-1] == "KeyError"
