@@ -11,6 +11,17 @@ import argparse
 from .options import add_arguments, from_namespace
 from .server import serve
 
+LIMITS = """limits on each container (README: "Security model"):
+  memory        the container's memory_limit (1g, 4g, 16g, 64g; more than the host has is refused) covers
+                every process it starts and what it writes to /tmp and /dev/shm (a control group where the
+                host allows; the server says at start when it doesn't)
+  processes     --max-processes; CPU: --cpu-limit; disk: --disk-limit (507 for uploads past it)
+  time          --exec-timeout; output: 4 MiB of text and 64 images (16 MiB) per run
+  containers    --max-containers at once (429 past it); uploads: --max-upload-mb
+  isolation     bubblewrap: only system libraries, /etc and Python visible, no network, nobody (when the
+                server is root), a seccomp filter; the server keeps 64 MiB of disk back for itself
+"""
+
 
 def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     """Registers `serve` on an argparse subparsers object; the parser's default `func` is run_serve."""
@@ -18,6 +29,8 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
         "serve",
         help="run the local sandbox server (the default backend)",
         description="Run the embedded local sandbox server: the Containers API under /v1 with real sandboxes.",
+        epilog=LIMITS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(parser)
     parser.set_defaults(func=run_serve)
@@ -29,6 +42,11 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cellbox.local", description="Run the local sandbox server.")
+    parser = argparse.ArgumentParser(
+        prog="python -m cellbox.local",
+        description="Run the local sandbox server.",
+        epilog=LIMITS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     return run_serve(parser.parse_args(argv))
