@@ -78,9 +78,11 @@ def test_cancel_interrupts_the_code(client: openai.OpenAI, container, run, logs)
     assert client.responses.retrieve(made.id).status == "cancelled"
     # The kernel is free at once (the sleep was interrupted) and kept its state; the code stopped where it was.
     started = time.monotonic()
-    out = logs(run(client, container.id, "print(kept, 'started' in globals(), 'finished' in globals())")[0])
+    out = logs(run(client, container.id, "print(kept, 'finished' in globals())")[0])
     assert time.monotonic() - started < 5
-    assert out == "state survives True False\n"
+    # `interpreting` is said just before the kernel starts the code, so a cancel may land before its first line:
+    # whether `started` was set is not asserted, only that the code never finished and the state is kept.
+    assert out == "state survives False\n"
     # Cancelling again returns it as it is.
     assert client.responses.cancel(made.id).status == "cancelled"
 
