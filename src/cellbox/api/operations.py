@@ -1,26 +1,23 @@
 """Every endpoint the client calls, described once as data: method, path, body, and how to read the answer.
 
-The functions here validate arguments and build `Operation`s; they do no I/O. Each one is where its call's
-parameters are declared: the resource methods of `Client` and `AsyncClient` are made from these functions and
-take the same parameters (see `resources.py`), so request building and response parsing exist exactly once.
+The functions here validate arguments and build `Operation`s (`operation.py` says what one is and reads its
+answer); they do no I/O. Each one is where its call's parameters are declared: the resource methods of `Client`
+and `AsyncClient` are made from these functions and take the same parameters (see `resources.py`), so request
+building and response parsing exist exactly once.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import mimetypes
-import os
 import re
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack
-from pathlib import Path
-from typing import IO, Any, Generic, TypeVar, Union
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import httpx
 
-from .errors import ValidationError, malformed_response
-from .records import Container, ContainerFile, Deleted, File, Page, Record, Response
+from .errors import ValidationError
+from .operation import FileSource, Operation, Upload, page_of, record_of
+from .operation import next_page as next_page  # resources page through lists with `ops.next_page`
+from .records import Container, ContainerFile, Deleted, File, Page, Response
 
 MEMORY_LIMITS = ("1g", "4g", "16g", "64g")
 # `reasoning.effort` values (openai-python `types/shared/reasoning_effort.py`); which a model takes varies.
@@ -28,112 +25,6 @@ REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 ORDERS = ("asc", "desc")
 # Running code through a model can take minutes; everything else is quick.
 RESPONSES_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
-
-FileSource = Union[str, "os.PathLike[str]", bytes, IO[bytes]]
-T = TypeVar("T")
-R = TypeVar("R", bound=Record)
-
-
-@dataclasses.dataclass(frozen=True)
-class Upload:
-    """A file to send as multipart field `file`: a path (opened lazily, streamed), bytes or a binary file."""
-
-    source: FileSource
-    filename: str | None = None
-
-    @property
-    def rewindable(self) -> bool:
-        """Whether the body can be sent again (httpx seeks back to the start); a pipe or socket can't."""
-        source = self.source
-        if isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
-            return True
-        try:
-            return bool(source.seekable())
-        except (AttributeError, OSError, ValueError):
-            return False
-
-    def open(self, stack: ExitStack) -> dict[str, Any]:
-        source = self.source
-        if isinstance(source, (str, os.PathLike)):
-            path = Path(source)
-            if not path.is_file():
-                raise ValidationError(f"no such file to upload: {path}")
-            handle: Any = stack.enter_context(path.open("rb"))
-            name = self.filename or path.name
-        elif isinstance(source, (bytes, bytearray, memoryview)):
-            handle = bytes(source)
-            name = self.filename or "upload.bin"
-        elif hasattr(source, "read"):
-            handle = source
-            given = getattr(source, "name", None)  # an int for os.fdopen() files and pipes
-            name = self.filename or (os.path.basename(given) if isinstance(given, str) else "") or "upload.bin"
-        else:
-            raise ValidationError(
-                f"can't upload a {type(source).__name__}: pass a path, bytes or a file opened in binary mode"
-            )
-        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        return {"file": (name, handle, content_type)}
-
-
-@dataclasses.dataclass(frozen=True)
-class Operation(Generic[T]):
-    """One API call, answering a `T`. `parse` reads a successful response; with `stream=True` the open
-    response is the answer."""
-
-    method: str
-    path: str
-    parse: Callable[[httpx.Response], T] | None = None
-    params: Mapping[str, Any] | None = None
-    json: Any = None
-    upload: Upload | None = None
-    form: Mapping[str, str] | None = None
-    stream: bool = False
-    timeout: httpx.Timeout | None = None
-    headers: Mapping[str, str] | None = None
-    # Fields of the JSON body a backend may refuse: sent again without them (see `BaseClient.flow`).
-    optional: frozenset[str] = frozenset()
-
-    @property
-    def may_have_side_effects(self) -> bool:
-        """A POST that reached the server may have done its work: it is not re-sent after that."""
-        return self.method == "POST"
-
-
-# --- parsing ------------------------------------------------------------------------------------------------
-
-
-def json_body(response: httpx.Response) -> Any:
-    try:
-        return json.loads(response.content)
-    except ValueError as exc:
-        raise malformed_response(response, f"invalid JSON: {exc}") from None
-
-
-def _parse(build: Callable[[Any], T]) -> Callable[[httpx.Response], T]:
-    def parse(response: httpx.Response) -> T:
-        data = json_body(response)
-        try:
-            return build(data)
-        except (TypeError, KeyError, ValueError, AttributeError) as exc:
-            raise malformed_response(response, f"unexpected shape: {exc}") from None
-
-    return parse
-
-
-def _page_of(item: type[R]) -> Callable[[httpx.Response], Page[R]]:
-    return _parse(lambda data: Page.parse(data, item))
-
-
-def _record(item: type[R]) -> Callable[[httpx.Response], R]:
-    return _parse(item.from_dict)
-
-
-def next_page(op: Operation[Page[R]], page: Page[R]) -> Operation[Page[R]] | None:
-    """The call for the page after `page` (the same call, `after` its last item), or None at the end."""
-    after = page.next_after
-    if after is None:
-        return None
-    return dataclasses.replace(op, params={**(op.params or {}), "after": after})
 
 
 # --- validation ---------------------------------------------------------------------------------------------
@@ -237,7 +128,7 @@ def create_container(
         if not isinstance(network_policy, Mapping) or network_policy.get("type") not in ("disabled", "allowlist"):
             raise ValidationError("network_policy must be {'type': 'disabled'} or {'type': 'allowlist', ...}")
         body["network_policy"] = dict(network_policy)
-    return Operation("POST", "/containers", _record(Container), json=body)
+    return Operation("POST", "/containers", record_of(Container), json=body)
 
 
 def list_containers(
@@ -245,17 +136,17 @@ def list_containers(
 ) -> Operation[Page[Container]]:
     """Containers, newest first unless `order="asc"`, `limit` (1-100) a page, starting after id `after`;
     `name` keeps those of that name."""
-    return Operation("GET", "/containers", _page_of(Container), params=_list_params(limit, order, after, name=name))
+    return Operation("GET", "/containers", page_of(Container), params=_list_params(limit, order, after, name=name))
 
 
 def retrieve_container(container_id: str) -> Operation[Container]:
     """The container with this id."""
-    return Operation("GET", f"/containers/{_id(container_id, 'container_id')}", _record(Container))
+    return Operation("GET", f"/containers/{_id(container_id, 'container_id')}", record_of(Container))
 
 
 def delete_container(container_id: str) -> Operation[Deleted]:
     """Delete the container and its files."""
-    return Operation("DELETE", f"/containers/{_id(container_id, 'container_id')}", _record(Deleted))
+    return Operation("DELETE", f"/containers/{_id(container_id, 'container_id')}", record_of(Deleted))
 
 
 # --- container files ----------------------------------------------------------------------------------------
@@ -278,30 +169,28 @@ def create_container_file(
     if (file is None) == (file_id is None):
         raise ValidationError("give exactly one of file (a path, bytes or binary file) or file_id")
     if file_id is not None:
-        return Operation("POST", path, _record(ContainerFile), json={"file_id": _checked_id(file_id, "file_id")})
+        return Operation("POST", path, record_of(ContainerFile), json={"file_id": _checked_id(file_id, "file_id")})
     if filename is not None and (not filename or "\x00" in filename):
         raise ValidationError(f"invalid filename {filename!r}")
     assert file is not None  # exactly one of the two was given
-    return Operation("POST", path, _record(ContainerFile), upload=Upload(file, filename))
+    return Operation("POST", path, record_of(ContainerFile), upload=Upload(file, filename))
 
 
 def list_container_files(
     container_id: str, *, limit: int | None = None, order: str | None = None, after: str | None = None
 ) -> Operation[Page[ContainerFile]]:
     """The container's files, `limit` (1-100) a page, starting after id `after`."""
-    return Operation(
-        "GET", _files_path(container_id), _page_of(ContainerFile), params=_list_params(limit, order, after)
-    )
+    return Operation("GET", _files_path(container_id), page_of(ContainerFile), params=_list_params(limit, order, after))
 
 
 def retrieve_container_file(container_id: str, file_id: str) -> Operation[ContainerFile]:
     """One file of the container."""
-    return Operation("GET", f"{_files_path(container_id)}/{_id(file_id, 'file_id')}", _record(ContainerFile))
+    return Operation("GET", f"{_files_path(container_id)}/{_id(file_id, 'file_id')}", record_of(ContainerFile))
 
 
 def delete_container_file(container_id: str, file_id: str) -> Operation[Deleted]:
     """Delete one file of the container."""
-    return Operation("DELETE", f"{_files_path(container_id)}/{_id(file_id, 'file_id')}", _record(Deleted))
+    return Operation("DELETE", f"{_files_path(container_id)}/{_id(file_id, 'file_id')}", record_of(Deleted))
 
 
 def container_file_content(container_id: str, file_id: str) -> Operation[httpx.Response]:
@@ -319,24 +208,24 @@ def container_file_content(container_id: str, file_id: str) -> Operation[httpx.R
 
 def create_file(file: FileSource, *, purpose: str = "user_data", filename: str | None = None) -> Operation[File]:
     """Upload `file` (a path, bytes or a binary file object) to the Files API."""
-    return Operation("POST", "/files", _record(File), upload=Upload(file, filename), form={"purpose": purpose})
+    return Operation("POST", "/files", record_of(File), upload=Upload(file, filename), form={"purpose": purpose})
 
 
 def list_files(
     *, limit: int | None = None, order: str | None = None, after: str | None = None
 ) -> Operation[Page[File]]:
     """Files of the Files API, `limit` (1-100) a page, starting after id `after`."""
-    return Operation("GET", "/files", _page_of(File), params=_list_params(limit, order, after))
+    return Operation("GET", "/files", page_of(File), params=_list_params(limit, order, after))
 
 
 def retrieve_file(file_id: str) -> Operation[File]:
     """One file of the Files API."""
-    return Operation("GET", f"/files/{_id(file_id, 'file_id')}", _record(File))
+    return Operation("GET", f"/files/{_id(file_id, 'file_id')}", record_of(File))
 
 
 def delete_file(file_id: str) -> Operation[Deleted]:
     """Delete a file of the Files API."""
-    return Operation("DELETE", f"/files/{_id(file_id, 'file_id')}", _record(Deleted))
+    return Operation("DELETE", f"/files/{_id(file_id, 'file_id')}", record_of(Deleted))
 
 
 def file_content(file_id: str) -> Operation[httpx.Response]:
@@ -421,20 +310,20 @@ def create_response(
         raise ValidationError("optional must be a list of body field names, not one string")
     limit = RESPONSES_TIMEOUT if timeout is None else httpx.Timeout(timeout, connect=min(10.0, timeout))
     return Operation(
-        "POST", "/responses", _record(Response), json=body, timeout=limit, optional=frozenset(optional) & set(body)
+        "POST", "/responses", record_of(Response), json=body, timeout=limit, optional=frozenset(optional) & set(body)
     )
 
 
 def retrieve_response(response_id: str) -> Operation[Response]:
     """A stored response (a `background: true` one is polled this way until its status is final)."""
-    return Operation("GET", f"/responses/{_id(response_id, 'response_id')}", _record(Response))
+    return Operation("GET", f"/responses/{_id(response_id, 'response_id')}", record_of(Response))
 
 
 def cancel_response(response_id: str) -> Operation[Response]:
     """Cancel a `background: true` response that is still queued or in progress."""
-    return Operation("POST", f"/responses/{_id(response_id, 'response_id')}/cancel", _record(Response))
+    return Operation("POST", f"/responses/{_id(response_id, 'response_id')}/cancel", record_of(Response))
 
 
 def delete_response(response_id: str) -> Operation[Deleted]:
     """Delete a stored response."""
-    return Operation("DELETE", f"/responses/{_id(response_id, 'response_id')}", _record(Deleted))
+    return Operation("DELETE", f"/responses/{_id(response_id, 'response_id')}", record_of(Deleted))
