@@ -8,7 +8,8 @@ import httpx
 import openai
 import pytest
 
-from cellbox.local.testing import wait_until
+from cellbox.local.store import Store
+from cellbox.local.testing import running_server, wait_until
 
 
 def _create(client: openai.OpenAI, container_id: str, code: str, **options):
@@ -151,3 +152,51 @@ def test_previous_response_id_must_name_a_stored_response(client: openai.OpenAI,
     assert second.previous_response_id == first.id and second.output_text == "2\n"
     with pytest.raises(openai.NotFoundError):
         _create(client, container.id, "1", previous_response_id="resp_" + "0" * 48)
+
+
+@pytest.mark.slow
+def test_stored_responses_survive_a_restart_of_the_server(tmp_path, sdk):
+    data = tmp_path / "data"
+    with running_server(data, pool_size=0) as first:
+        client = sdk(first)
+        container = client.containers.create(name="kept")
+        made = _create(client, container.id, "print('before the restart')")
+        late = _create(client, container.id, "import time\ntime.sleep(0.5)\nprint('late')", background=True)
+        wait_until(lambda: client.responses.retrieve(late.id).status == "completed", what="the background run")
+        gone = _create(client, container.id, "print('deleted')")
+        client.responses.delete(gone.id)
+    with running_server(data, pool_size=0) as second:
+        client = sdk(second)
+        got = client.responses.retrieve(made.id, include=["code_interpreter_call.outputs"])
+        assert (got.status, got.output_text, got.output[0].outputs[0].logs) == (
+            "completed",
+            *["before the restart\n"] * 2,
+        )
+        assert client.responses.retrieve(made.id).output[0].outputs is None  # still only when asked for
+        events = list(client.responses.retrieve(late.id, stream=True, starting_after=1))
+        assert events[0].sequence_number == 2 and events[-1].response.output_text == "late\n"
+        assert client.responses.cancel(late.id).status == "completed"  # a finished one cancels to itself
+        with pytest.raises(openai.BadRequestError, match="synchronous"):
+            client.responses.cancel(made.id)
+        with pytest.raises(openai.NotFoundError):
+            client.responses.retrieve(gone.id)
+        follow_up = _create(client, container.id, "print(2)", previous_response_id=made.id)
+        assert follow_up.output_text.endswith("2\n") and "restarted" in follow_up.output_text  # said, not hidden
+        client.responses.delete(made.id)
+        with pytest.raises(openai.NotFoundError):
+            client.responses.retrieve(made.id)
+
+
+def test_kept_responses_are_bounded_by_age_and_size(tmp_path):
+    store = Store(tmp_path / "data")
+    try:
+        for n in range(5):
+            store.keep_response(f"resp_{n}", 1000.0 + n, "x" * 100, older=0, max_bytes=10_000)
+        store.keep_response("resp_new", 2000.0, "y" * 100, older=1002.0, max_bytes=10_000)
+        kept = [f"resp_{n}" for n in range(5) if store.kept_response(f"resp_{n}") is not None]
+        assert kept == ["resp_2", "resp_3", "resp_4"]  # kept before 1002: forgotten (the cloud keeps 30 days)
+        store.keep_response("resp_newest", 3000.0, "z" * 150, older=0, max_bytes=300)
+        assert store.kept_response("resp_newest") == "z" * 150 and store.kept_response("resp_new") == "y" * 100
+        assert all(store.kept_response(f"resp_{n}") is None for n in range(5))  # the oldest went first
+    finally:
+        store.close()

@@ -99,7 +99,7 @@ shared/reference/cloud-behaviour.md ([Doc] documented, [Obs] reported); deviatio
   /v1/responses/{id}/cancel` interrupts its code and answers once it stopped, status `cancelled` (a finished one
   is returned as it is); cancelling a response that is not in the background is 400 "Cannot cancel a
   synchronous response." ([Doc] only background responses can be cancelled). `GET ...?stream=true
-  &starting_after=N` streams a background response's events again. Deviation: stored responses live in memory,
-  bounded (the newest 1,000 finished, 64 MiB; at most 100 background ones running, more answer 429), and do
-  not survive a restart (the cloud keeps them 30 days).
+  &starting_after=N` streams a background response's events again. Finished stored responses are kept in the
+  server's database, across restarts, 30 days as the cloud keeps them ([Doc]), within 256 MiB (the oldest go
+  first: a deviation only for a server that ran that much); at most 100 background ones running, more answer 429.
 """

@@ -228,6 +228,6 @@ def build_app(containers: Containers, options: ServerOptions, token: str, lifesp
     app.state.containers = containers
     app.state.options = options
     app.state.listing_lag = ListingLag(options.listing_lag_ms)
-    app.state.stored = StoredResponses()
+    app.state.stored = StoredResponses(containers.store)
     app.state.requests_per_container = RequestCounter()
     return app

@@ -60,6 +60,12 @@ CREATE TABLE IF NOT EXISTS files (
     purpose TEXT NOT NULL,
     created_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS responses (
+    id TEXT PRIMARY KEY,
+    kept_at REAL NOT NULL,
+    bytes INTEGER NOT NULL,
+    document TEXT NOT NULL
+);
 """
 
 
@@ -342,6 +348,25 @@ class Store:
             return self.add_container_file(container_id, _plain_name(row["filename"]), tmp, "user")
         finally:
             tmp.unlink(missing_ok=True)
+
+    # --- stored responses ------------------------------------------------------------------------------------------
+
+    def keep_response(self, response_id: str, now: float, document: str, older: float, max_bytes: int) -> None:
+        """Keeps a finished response's document; forgets those kept before `older`, and the oldest past
+        `max_bytes` in all."""
+        self.write([
+            ("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)", (response_id, now, len(document), document)),
+            ("DELETE FROM responses WHERE kept_at < ?", (older,)),
+            ("DELETE FROM responses WHERE id IN (SELECT id FROM (SELECT id, SUM(bytes) OVER (ORDER BY kept_at DESC, "
+             "id DESC) AS newer FROM responses) WHERE newer > ?)", (max_bytes,)),
+        ])  # fmt: skip
+
+    def kept_response(self, response_id: str) -> str | None:
+        rows = self.query("SELECT document FROM responses WHERE id = ?", (response_id,))
+        return rows[0]["document"] if rows else None
+
+    def forget_response(self, response_id: str) -> bool:
+        return self._exec("DELETE FROM responses WHERE id = ?", (response_id,)) > 0
 
 
 def _plain_name(filename: str) -> str:

@@ -5,9 +5,10 @@ Every response is made by a task of its own (a Run) whose events any reader foll
 request that is not in the background cancels its run, which interrupts the code; a background run goes on until
 it finishes, is cancelled (the code is interrupted, status `cancelled`) or deleted.
 
-Stored responses (`store`, true by default) are kept in memory, bounded: the newest 1,000 finished ones and at
-most 64 MiB of them (the oldest go first), plus those still running, of which at most 100 may be background ones
-(more answer 429). They do not survive a restart of the server (the cloud keeps them 30 days).
+Stored responses (`store`, true by default) are in memory while they run, at most 100 of them in the background
+(more answer 429); once finished they are written to the server's database (a background one with its events, so
+it can be streamed again) and read from there: they survive a restart and are kept 30 days, as the cloud keeps
+them, within 256 MiB (the oldest go first).
 """
 
 from __future__ import annotations
@@ -17,31 +18,86 @@ import copy
 import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator
+from typing import Any
 
 from . import errors, ids, model
 from .responses import Request, envelope, visible
+from .store import Store
 
 log = logging.getLogger("cellbox.local")
 
 _WAITING = ("queued", "in_progress")
+KEEP_SECONDS = 30 * 24 * 3600
+KEEP_BYTES = 256 * 1024 * 1024
 
 
-class Run:
+class _Response:
+    """What readers of a response use, running or kept: its record, its events, and whether it has ended."""
+
+    id: str
+    record: dict
+    events: list[dict]
+    background: bool
+    include_outputs: bool
+    keep_events: bool
+    failure: errors.APIError | None = None
+
+    def ended(self) -> bool:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Interrupts the code if it still runs."""
+
+    def signal(self) -> asyncio.Event:
+        """Set at the next change (taken before reading the events, so no change between is missed)."""
+        raise NotImplementedError
+
+    def shown(self, include_outputs: bool = False) -> dict:
+        return visible(self.record, include_outputs or self.include_outputs)
+
+    async def follow(self, after: int = -1) -> AsyncIterator[dict]:
+        """The events after sequence number `after`, as they come, until the response ends."""
+        index = after + 1
+        while True:
+            signal = self.signal()
+            while index < len(self.events):
+                yield self.events[index]
+                index += 1
+            if self.ended():
+                return
+            await signal.wait()
+
+
+class Kept(_Response):
+    """A finished response as written to the database."""
+
+    def __init__(self, document: dict) -> None:
+        self.record, self.events = document["record"], document.get("events") or []
+        self.id = self.record["id"]
+        self.background = self.keep_events = bool(document.get("background"))
+        self.include_outputs = bool(document.get("include_outputs"))
+
+    def ended(self) -> bool:
+        return True
+
+    def signal(self) -> asyncio.Event:
+        return asyncio.Event()  # never set: a kept response has ended
+
+
+class Run(_Response):
     """One response being made: its record as of now, its events so far, and the task making it."""
 
     def __init__(
         self, request: Request, container_id: str, execute: model.Execute, quirks: frozenset[str], nth: int
     ) -> None:
-        self.request = request
+        self.background, self.include_outputs = request.background, request.include_outputs
         status = "queued" if request.background else "in_progress"
         self.record = envelope(request, ids.new_response_id(), int(time.time()), container_id, status)
-        self.id: str = self.record["id"]
-        self.failure: errors.APIError | None = None
+        self.id = self.record["id"]
+        self.failure = None
         self.keep_events = request.stream or request.background
-        self.events: list[dict] = []
-        self.size = 0
+        self.events = []
         self._changed = asyncio.Event()
         events = model.respond(request, copy.deepcopy(self.record), execute, quirks, nth)
         self.task = asyncio.ensure_future(self._drive(events))
@@ -75,30 +131,30 @@ class Run:
         elif not task.cancelled() and task.exception() is not None:
             log.error("response %s failed", self.id, exc_info=task.exception())
             self.record.update(status="failed", error={"code": "server_error", "message": "The server failed."})
-        self.size = len(json.dumps(self.record)) + (len(json.dumps(self.events, default=str)) if self.events else 0)
         self._wake()
 
     def _wake(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
-    def shown(self, include_outputs: bool = False) -> dict:
-        return visible(self.record, include_outputs or self.request.include_outputs)
+    def ended(self) -> bool:
+        return self.task.done()
 
-    async def follow(self, after: int = -1) -> AsyncIterator[dict]:
-        """The run's events after sequence number `after`, as they come, until it ends."""
-        index = after + 1
-        while True:
-            changed = self._changed
-            while index < len(self.events):
-                yield self.events[index]
-                index += 1
-            if self.task.done():
-                return
-            await changed.wait()
+    def stop(self) -> None:
+        self.task.cancel()
+
+    def signal(self) -> asyncio.Event:
+        return self._changed
+
+    def document(self) -> dict[str, Any]:
+        """What is written to the database once it has ended: a background one with its events (it can be streamed
+        again), the others without (nothing can stream them again)."""
+        events = self.events if self.background else []
+        return {"record": self.record, "events": events, "background": self.background,
+                "include_outputs": self.include_outputs}  # fmt: skip
 
 
-def sse(run: Run, include_outputs: bool, after: int = -1) -> AsyncIterator[bytes]:
+def sse(run: _Response, include_outputs: bool, after: int = -1) -> AsyncIterator[bytes]:
     """A run's events as server-sent events. A reader that leaves a run that is not in the background cancels
     it (which interrupts the code); a background run goes on."""
 
@@ -108,26 +164,28 @@ def sse(run: Run, include_outputs: bool, after: int = -1) -> AsyncIterator[bytes
                 shown = dict(event)
                 for name in ("response", "item"):
                     if name in shown:
-                        shown[name] = visible(shown[name], include_outputs or run.request.include_outputs)
+                        shown[name] = visible(shown[name], include_outputs or run.include_outputs)
                 yield f"event: {event['type']}\ndata: {json.dumps(shown)}\n\n".encode()
         finally:
-            if not run.request.background:
-                run.task.cancel()
-                if run.task.done():
+            if not run.background:
+                run.stop()
+                if run.ended():
                     run.events = []  # nobody will read them again
 
     return events()
 
 
 class StoredResponses:
-    """The stored responses, by id, bounded (see the module docstring)."""
+    """The stored responses, by id: running ones in memory, finished ones in the database (see the module
+    docstring)."""
 
-    def __init__(self, max_count: int = 1000, max_bytes: int = 64 * 1024 * 1024, max_background: int = 100) -> None:
-        self._runs: OrderedDict[str, Run] = OrderedDict()
-        self.max_count, self.max_bytes, self.max_background = max_count, max_bytes, max_background
+    def __init__(self, store: Store, max_background: int = 100, keep_bytes: int = KEEP_BYTES) -> None:
+        self._store = store
+        self._runs: dict[str, Run] = {}
+        self.max_background, self.keep_bytes = max_background, keep_bytes
 
     def start(self, request: Request, container_id: str, execute: model.Execute, quirks: frozenset[str], nth: int):
-        if request.background and sum(r.request.background and not r.task.done() for r in self._runs.values()) >= (
+        if request.background and sum(r.background and not r.ended() for r in self._runs.values()) >= (
             self.max_background
         ):
             raise errors.APIError(
@@ -140,38 +198,50 @@ class StoredResponses:
         run = Run(request, container_id, execute, quirks, nth)
         if request.store:
             self._runs[run.id] = run
-            run.task.add_done_callback(lambda _: self._evict())
+            run.task.add_done_callback(lambda _: asyncio.ensure_future(self._keep(run)))
         return run
+
+    async def _keep(self, run: Run) -> None:
+        # Written in a thread: a background response's events may be megabytes. Until written, it is read from
+        # memory; if writing fails (a full disk), it stays there.
+        def write(document: dict[str, Any]) -> None:
+            now = time.time()
+            text = json.dumps(document, default=str)
+            self._store.keep_response(run.id, now, text, now - KEEP_SECONDS, self.keep_bytes)
+
+        try:
+            await asyncio.to_thread(write, run.document())
+        except Exception:
+            log.exception("response %s could not be kept; it stays in memory until the server stops", run.id)
+            return
+        if self._runs.get(run.id) is run:
+            del self._runs[run.id]
 
     def has(self, response_id: str) -> bool:
-        return response_id in self._runs
+        return response_id in self._runs or self._store.kept_response(response_id) is not None
 
-    def get(self, response_id: str) -> Run:
+    def get(self, response_id: str) -> _Response:
         run = self._runs.get(response_id)
-        if run is None:
+        if run is not None:
+            return run
+        document = self._store.kept_response(response_id)
+        if document is None:
             raise errors.not_found("response", response_id, param="response_id")
-        return run
+        return Kept(json.loads(document))
 
     def delete(self, response_id: str) -> None:
-        run = self.get(response_id)
-        del self._runs[response_id]
-        run.task.cancel()
+        run = self._runs.pop(response_id, None)
+        if run is not None:
+            run.stop()
+        if not self._store.forget_response(response_id) and run is None:
+            raise errors.not_found("response", response_id, param="response_id")
 
-    async def cancel(self, response_id: str) -> Run:
+    async def cancel(self, response_id: str) -> _Response:
         run = self.get(response_id)
-        if not run.request.background:
+        if not run.background:
             raise errors.invalid("Cannot cancel a synchronous response.", param="response_id")
-        if not run.task.done():
-            run.task.cancel()
+        if isinstance(run, Run) and not run.ended():
+            run.stop()
             # The code is interrupted; wait (bounded) until it has stopped, so `cancelled` means stopped.
             await asyncio.wait({run.task}, timeout=30)
         return run
-
-    def _evict(self) -> None:
-        finished = [r for r in self._runs.values() if r.task.done()]
-        count, total = len(finished), sum(r.size for r in finished)
-        for run in finished:  # oldest first
-            if count <= self.max_count and total <= self.max_bytes:
-                break
-            del self._runs[run.id]
-            count, total = count - 1, total - run.size
