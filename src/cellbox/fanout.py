@@ -17,13 +17,10 @@ sandbox cancels its run at its next poll) and raises `Interrupted`; the parts st
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import queue
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -32,8 +29,8 @@ from . import backend
 from .api import APIStatusError, CellboxError, Client, RateLimitError
 from .api.lookup import LIVE, NameTaken
 from .parts import Part, PoolRuns, concat, make_parts
-from .protocol import LiveOutput
-from .results import Interrupted, SandboxGone
+from .poolrun import WAIT_STEP, Shares
+from .results import Interrupted
 from .sandbox import Sandbox
 
 __all__ = ["Pool", "concat"]
@@ -41,7 +38,6 @@ __all__ = ["Pool", "concat"]
 log = logging.getLogger("cellbox")
 
 MAX_IN_FLIGHT = 8
-WAIT_STEP = 0.1  # seconds the calling thread waits between looks at the parts
 
 
 class Pool:
@@ -219,120 +215,7 @@ class Pool:
 
     def _go(self, runs: PoolRuns, parts: list[Part]) -> PoolRuns:
         show = self.show if self.show is not None else _in_kernel()
-        events: queue.Queue[tuple[int, dict[str, Any]]] = queue.Queue()
-        stop = threading.Event()
-        for part in parts:
-            part.member = part.index % len(self.members)
-            part.sandbox = self.members[part.member].name or self.members[part.member].id
-        queues: dict[int, list[Part]] = {}
-        for part in parts:
-            queues.setdefault(part.member, []).append(part)
-        from .poolview import LiveGrid, Streams, show_displays
-
-        grid = LiveGrid(runs) if show else None
-        streams = Streams()
-        with ThreadPoolExecutor(max_workers=max(1, len(queues))) as threads:
-            futures = [
-                threads.submit(self._work, member, share, runs, events, stop) for member, share in queues.items()
-            ]
-            interrupted = False
-            while True:
-                try:
-                    while not all(f.done() for f in futures):
-                        with contextlib.suppress(queue.Empty):
-                            index, event = events.get(timeout=WAIT_STEP)
-                            if show and event.get("type") == "stream":
-                                streams.write(index, event.get("name", "stdout"), event.get("text", ""))
-                            elif show and event.get("type") == "part_end":
-                                streams.flush(index)
-                        if grid is not None:
-                            grid.refresh()
-                    break
-                except KeyboardInterrupt:
-                    if interrupted:  # a second interrupt: stop waiting for the cancels
-                        break
-                    interrupted = True
-                    stop.set()
-            for future in futures:
-                if future.done() and future.exception() is not None:
-                    raise future.exception()  # type: ignore[misc]  # a bug in the pool itself, not a part
-        while show and not events.empty():
-            index, event = events.get()
-            if event.get("type") == "stream":
-                streams.write(index, event.get("name", "stdout"), event.get("text", ""))
-        for part in parts if show else ():
-            streams.flush(part.index)
-        if grid is not None:
-            grid.close()
-            show_displays(runs, parts)
-        if interrupted:
-            stopped = sum(p.state == "stopped" for p in parts)
-            raise Interrupted(
-                f"stopped the pool's run: {stopped} part(s) stopped, the others kept (pool.last); "
-                "pool.retry_failed() runs the stopped and failed ones again"
-            )
-        return runs
-
-    def _work(
-        self,
-        member: int,
-        share: Iterable[Part],
-        runs: PoolRuns,
-        events: queue.Queue[tuple[int, dict[str, Any]]],
-        stop: threading.Event,
-    ) -> None:
-        """One sandbox's share of the parts, one after another."""
-        for part in share:
-            if stop.is_set():
-                part.state, part.error = "stopped", Interrupted("stopped before it ran")
-                continue
-            part.started = time.monotonic()
-            part.state = "running"
-            try:
-                for attempt in (1, 2):
-                    try:
-                        part.run = self._run_part(self.members[member], part, runs, events, stop)
-                        break
-                    except SandboxGone:
-                        if attempt == 2:
-                            raise
-                        self._revive(member)
-                        part.notes.append(f"sandbox {part.sandbox} had expired: a new one was made, data pushed again")
-                part.error = part.run.error if part.run is not None else None
-                part.state = "failed" if part.error is not None else "done"
-            except KeyboardInterrupt as exc:  # Interrupted: this part's run was cancelled
-                part.state, part.error = "stopped", exc
-            except Exception as exc:
-                part.state, part.error = "failed", exc
-            finally:
-                part.seconds = time.monotonic() - (part.started or time.monotonic())
-                events.put((part.index, {"type": "part_end"}))
-
-    def _run_part(
-        self,
-        sandbox: Sandbox,
-        part: Part,
-        runs: PoolRuns,
-        events: queue.Queue[tuple[int, dict[str, Any]]],
-        stop: threading.Event,
-    ) -> Any:
-        options = runs.options
-        with self._bound:  # pushes, at most max_in_flight at once across the pool
-            for var, value in {**options["inputs"], **part.values}.items():
-                sandbox.push(value, name=var)
-            if options["files"]:
-                sandbox.push(*options["files"])
-        if stop.is_set():
-            raise Interrupted("stopped before it ran")
-
-        def on_wait(elapsed: float) -> None:
-            if stop.is_set():
-                raise KeyboardInterrupt  # the sandbox cancels its run and raises Interrupted
-
-        live = LiveOutput(lambda event: events.put((part.index, event)))
-        run = sandbox.run(runs.code, outputs=options["outputs"], timeout=options["timeout"], live=live, on_wait=on_wait)
-        live.finish(run.events)  # what the polls did not see: a short part's output comes all at the end
-        return run
+        return Shares(self.members, self._bound, self._revive).go(runs, parts, show=show)
 
     def _revive(self, member: int) -> None:
         with self._revive_lock:
