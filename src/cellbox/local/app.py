@@ -33,7 +33,7 @@ from .files_api import (
     retrieve_file,
 )
 from .listing import ListingLag
-from .middleware import BearerAuth, Faults, Latency, OciErrors, RequestId, RequireProject
+from .middleware import BearerAuth, Faults, Latency, OciErrors, RequestId, RequireProject, Unexpected
 from .model import RequestCounter
 from .options import ServerOptions
 from .params import (
@@ -212,6 +212,7 @@ def build_app(containers: Containers, options: ServerOptions, token: str, lifesp
         Middleware(BearerAuth, token=token, oci=oci),
         *([Middleware(RequireProject)] if options.require_project else []),
         Middleware(Faults, rate=options.error_rate),
+        Middleware(Unexpected),
     ]
     app = Starlette(
         routes=ROUTES,

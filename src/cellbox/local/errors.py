@@ -120,7 +120,10 @@ async def handle_http_exception(request: Request, exc: Exception) -> JSONRespons
     return error_response(APIError(status, message))
 
 
+INTERNAL = APIError(500, "The local server had an internal error.", type="server_error")
+
+
 async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # The client learns only that it failed; the operator's log gets the traceback.
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return error_response(APIError(500, "The local server had an internal error.", type="server_error"))
+    return error_response(INTERNAL)

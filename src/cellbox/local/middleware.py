@@ -133,6 +133,34 @@ async def _send_json(send: Send, status: int, body: dict, headers: list[tuple[by
     await send({"type": "http.response.body", "body": data})
 
 
+class Unexpected:
+    """A handler's unexpected exception as a 500 in the API's error shape, inside the middleware that gives every
+    answer its request id and (OCI) its gateway shape; Starlette's own last resort sits outside them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def noting(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noting)
+        except Exception as exc:
+            if started or isinstance(exc, errors.APIError):
+                raise
+            # The client learns only that it failed; the operator's log gets the traceback.
+            errors.log.error("%s %s failed", scope.get("method"), scope.get("path"), exc_info=exc)
+            await _send_json(send, 500, errors.INTERNAL.body())
+
+
 class OciErrors:
     """Every error answer in OCI's gateway shape `{"code", "message"}` (errors.oci_body), whoever made it."""
 
