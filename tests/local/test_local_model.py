@@ -59,8 +59,15 @@ def test_max_tool_calls_and_parallel_tool_calls_are_echoed(client, container):
     assert respond(client, container.id, "1").parallel_tool_calls is True
 
 
-@pytest.mark.parametrize("value", [0, -1, "1", True, 1.5])
-def test_max_tool_calls_must_be_a_positive_integer(http, container, value):
+def test_max_tool_calls_0_runs_nothing_and_says_so(client, container, run, logs):
+    response = respond(client, container.id, "open('ran.txt', 'w').write('ran')", max_tool_calls=0)
+    assert response.max_tool_calls == 0 and _kinds(response) == ["message"]
+    assert response.output_text == "No code was run: max_tool_calls is 0."
+    assert logs(run(client, container.id, "import os; print(os.path.exists('ran.txt'))")[0]).strip() == "False"
+
+
+@pytest.mark.parametrize("value", [-1, "1", True, 1.5])
+def test_max_tool_calls_must_be_a_whole_number(http, container, value):
     body = {"model": "m", "input": "1", "tools": [{"type": "code_interpreter", "container": container.id}]}
     r = http.post("/responses", json={**body, "max_tool_calls": value})
     assert r.status_code == 400 and r.json()["error"]["param"] == "max_tool_calls"

@@ -89,9 +89,9 @@ shared/reference/cloud-behaviour.md ([Doc] documented, [Obs] reported); deviatio
   SDK knows a fixed list of codes). Every answer passes the official SDK's strict response validation.
 - `tool_choice`: `"none"` gives a reply without any call; `"auto"`, `"required"`, `{"type":
   "code_interpreter"}` and `{"type": "allowed_tools"}` naming code_interpreter give the call; a choice of a tool
-  not in `tools` is a 400. `max_tool_calls` (at least 1) bounds the calls of one response ([Doc] further
-  attempts are ignored); `parallel_tool_calls` is echoed, and either value is honoured: the model's calls never
-  run in parallel.
+  not in `tools` is a 400. `max_tool_calls` bounds the calls of one response ([Doc] further attempts are
+  ignored: 0 gives a reply without any call); `parallel_tool_calls` is echoed, and either value is honoured: the
+  model's calls never run in parallel.
 - Stored responses: `store` (default true) keeps a response for `GET /v1/responses/{id}` (`include` there can
   ask for outputs too) and `DELETE /v1/responses/{id}`; with `store: false` they answer 404. A response id
   (`resp_` + 48 hex) of another shape is a 404 before anything else. `background: true` (needs `store`) answers

@@ -40,6 +40,7 @@ Execute = Callable[[str], Awaitable[tuple[Execution, list[dict]]]]
 
 NO_CALL_REPLY = "I can run this code with the python tool. Would you like me to go ahead?"
 TOOL_CHOICE_NONE_REPLY = 'No code was run: tool_choice is "none".'
+NO_BUDGET_REPLY = "No code was run: max_tool_calls is 0."
 INCOMPLETE_REPLY = "The python tool call did not complete; the code was not run."
 
 
@@ -87,9 +88,11 @@ async def respond(
     ignore_limits = "ignore-limits" in quirks
     may_call = request.may_call or ignore_limits
     budget = None if ignore_limits else request.max_tool_calls
-    quirk = misbehaviour(quirks, nth) if may_call else None
+    quirk = misbehaviour(quirks, nth) if may_call and budget != 0 else None
     code = reformat(request.code) if "reformat" in quirks else request.code
-    reply = TOOL_CHOICE_NONE_REPLY if not may_call else NO_CALL_REPLY if quirk == "no-call" else None
+    # [Doc] calls past max_tool_calls "are ignored": with 0, every call is, and the model answers in words.
+    reply = TOOL_CHOICE_NONE_REPLY if not may_call else NO_BUDGET_REPLY if budget == 0 else None
+    reply = NO_CALL_REPLY if quirk == "no-call" else reply
     annotations: list[dict] = []
     changed: dict[str, dict] = {}
     calls = 0

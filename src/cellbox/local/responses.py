@@ -195,8 +195,8 @@ def _may_call(choice: object, tools: list) -> bool:
 def _max_tool_calls(value: object) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise errors.invalid("Invalid 'max_tool_calls': expected an integer of at least 1.", "max_tool_calls")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise errors.invalid("Invalid 'max_tool_calls': expected an integer of at least 0.", "max_tool_calls")
     return value
 
 
