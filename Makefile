@@ -34,6 +34,8 @@ test: install lint jstest
 	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
 	CELLBOX_NOTEBOOK_PROFILE=openai $(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg \
 		-p no:cacheprovider
+	CELLBOX_NOTEBOOK_PROFILE=oci $(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg \
+		-p no:cacheprovider
 
 # The sidebar's Jest tests (model, formatters). The editable install ran `npm install`; a node_modules from
 # before Jest was added is completed from the lockfile.
