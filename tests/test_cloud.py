@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import cellbox
-from cellbox import protocol, transfer
+from cellbox import protocol, remote_files
 from cellbox.api import Client
 from cellbox.local.testing import wait_until
 from cellbox.results import TimeLimit
@@ -146,7 +146,7 @@ def test_small_outputs_come_inside_the_result_record(sandbox: cellbox.Sandbox, f
 def test_a_file_missing_from_listings_is_reported_and_content_404s_are_retried(
     sandbox: cellbox.Sandbox, faults: Faults, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(transfer, "LISTING_WAIT", 0.5)
+    monkeypatch.setattr(remote_files, "LISTING_WAIT", 0.5)
 
     def hide(request: httpx.Request, response: httpx.Response) -> httpx.Response:
         if request.method == "GET" and request.url.path.endswith("/files"):

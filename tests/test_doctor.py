@@ -10,8 +10,8 @@ import pytest
 
 from cellbox import cli, doctor
 from cellbox.api import Client
+from cellbox.liveness import container_state
 from cellbox.local.testing import RunningServer
-from cellbox.sandbox import container_state
 
 WRONG_KEY = "wrong-key-0123456789abcdef"
 

@@ -16,8 +16,9 @@ from mockapi import MockAPI
 import cellbox
 from cellbox.api import Container
 from cellbox.api.lookup import AmbiguousName, NameTaken
+from cellbox.liveness import container_state
 from cellbox.protocol import LoaderMismatch, loader_line
-from cellbox.sandbox import NotAuthorized, container_state
+from cellbox.sandbox import NotAuthorized
 
 
 @pytest.fixture

@@ -1,58 +1,37 @@
 """`Sandbox`: a session with one container — create or attach, push data, run code, pull results, revive.
 
-The session composes two parts and owns the container's lifecycle: `cellbox.protocol` says how a run travels
-(request, loader line, check of the code the model ran, result record), `cellbox.transfer` moves the bytes
-(pushes with their manifest, pulls, a run's files). Every API call goes through `Sandbox._call`, the one place
-where "the container is gone" becomes `SandboxGone`.
+The session composes three parts and owns the container's lifecycle: `cellbox.transfer` moves the bytes (pushes
+with their manifest, pulls), `cellbox.remote_files` reads what a run leaves, and `cellbox.running` drives a run
+(the request, the response that runs it, the result record). Every API call goes through `Sandbox._call`, the one
+place where "the container is gone" becomes `SandboxGone`.
 
 "Gone" is decided by retrieving the container (404, or status expired or deleted), never by a 404 on something
-else: OCI answers 404 NotAuthorizedOrNotFound when authorization fails ([Obs], shared/reference/
-cloud-behaviour.md), so that answer is checked against a listing, and an authorization failure is said as one.
-A run is a `background: true` response where the backend takes it ([Doc]: only those can be polled and
-cancelled): polled with backoff, cancelled on interrupt or when the run's time limit passes.
+else (`cellbox.liveness`); an authorization failure is said as one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
-import logging
-import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import backend, protocol
-from .api import (
-    APIError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    CellboxError,
-    Client,
-    Container,
-    ContainerFile,
-    NotFoundError,
-    PermissionDeniedError,
-    Response,
-)
+from .api import BadRequestError, CellboxError, Client, Container, ContainerFile, NotFoundError
 from .api.lookup import NameTaken, NoSuchContainer, find_container, live_named
+from .liveness import OCI_AUTH_OR_MISSING as OCI_AUTH_OR_MISSING  # re-exported: the doctor imports it from here
+from .liveness import container_state
+from .pacing import Backoff
 from .progress import TrackerFactory
-from .protocol import loader_line
-from .results import Interrupted, Run, SandboxGone, TimeLimit
-from .transfer import Backoff, Pushed, Transfers
+from .remote_files import RemoteFiles
+from .results import Run, SandboxGone
+from .running import Runner, stopping
+from .transfer import Pushed, Transfers
 
 __all__ = ["Sandbox"]
 
-log = logging.getLogger("cellbox")
-
-GONE_STATUSES = ("expired", "deleted")
-PENDING_STATUSES = ("queued", "in_progress")
-OCI_AUTH_OR_MISSING = "NotAuthorizedOrNotFound"
 DELETE_WAIT = 10.0  # seconds a deleted container may take to stop being listed as running
-CANCEL_TIMEOUT = 10.0
 
 
 class NotAuthorized(CellboxError):
@@ -65,8 +44,17 @@ class Sandbox:
     def __init__(self, client: Client, container: Container, *, model: str | None = None) -> None:
         self.client = client
         self.container = container
-        self.model = model or backend.model_for(client.settings)
         self.transfers = Transfers(client, lambda: self.container, self._call)
+        self.remote_files = RemoteFiles(client, lambda: self.container, self._call, self.transfers.cache)
+        self.runner = Runner(
+            client,
+            self.transfers,
+            self.remote_files,
+            model=model or backend.model_for(client.settings),
+            container=lambda: self.container,
+            call=self._call,
+            gone=self._gone,
+        )
         self._owns_client = False
         self._options: dict[str, Any] = {"memory_limit": container.memory_limit}
 
@@ -153,6 +141,15 @@ class Sandbox:
     @property
     def name(self) -> str | None:
         return self.container.name
+
+    @property
+    def model(self) -> str:
+        """The model asked to run each cell (it must support the code_interpreter tool)."""
+        return self.runner.model
+
+    @model.setter
+    def model(self, model: str) -> None:
+        self.runner.model = model
 
     @property
     def manifest(self) -> dict[str, Pushed]:
@@ -255,168 +252,16 @@ class Sandbox:
         With `live`, what the cell prints and displays is read while it runs and handed to it (the rest, once the
         run is read, by `live.finish(run.events)`); `on_wait` is called with the seconds the run has taken at
         every poll. An interrupt raises `Interrupted`, saying what was stopped: a push, the run or a pull."""
-        with _stopping("a push before the cell ran; the cell did not run"):
+        with stopping("a push before the cell ran; the cell did not run"):
             for var, value in (inputs or {}).items():
                 self.push(value, name=var)
             if files:
                 self.push(*files)
-        moves = self.transfers.take_placements()
-        request = protocol.Request.new(
-            code,
-            inputs=self.transfers.input_specs(),
-            variables=outputs,
-            place=moves,
-            restore=self.transfers.restore_specs(),
-        )
-        try:
-            with _stopping("the upload of the cell before it ran; the cell did not run"):
-                runtime = self.transfers.runtime()
-                uploaded = self.transfers.upload_private(request.body(), request.filename)
-        except BaseException:
-            self.transfers.restore_placements()
-            raise
-        loader = loader_line(runtime, uploaded.path or "")
-        watch = None
-        if live is not None:
-            watch = functools.partial(self._watch, live, uploaded.id, on_wait)
-        try:
-            record, notes = self._run_loader(request, loader, timeout, watch)
-        except BaseException:
-            self.transfers.restore_placements()  # moved already if the run started: the runtime skips them
-            raise
-        finally:
-            self.transfers.delete_private(uploaded)  # read by the runtime at its start; not the user's
-        self.transfers.pending.clear()
-        with _stopping("reading the cell's results; the cell ran, its variables are in the container"):
-            run = self.transfers.collect(protocol.Result.parse(record))
-        run.notes[:0] = notes
+        run = self.runner.run(code, outputs=outputs, timeout=timeout, live=live, on_wait=on_wait)
         if pull:
-            with _stopping("a pull after the cell ran; the cell ran, some files may not have been downloaded"):
+            with stopping("a pull after the cell ran; the cell ran, some files may not have been downloaded"):
                 self.pull(*pull, to=to)
         return run
-
-    def _watch(
-        self, live: protocol.LiveOutput, file_id: str, on_wait: Callable[[float], None] | None, elapsed: float
-    ) -> None:
-        """One look at a running cell: the live output it added since the last look, then `on_wait`."""
-        with contextlib.suppress(CellboxError):  # live output is a courtesy: the record has everything
-            live.feed(self.transfers.read_from(file_id, live.offset))
-        if on_wait is not None:
-            on_wait(elapsed)
-
-    def _run_loader(
-        self,
-        request: protocol.Request,
-        loader: str,
-        timeout: float | None,
-        watch: Callable[[float], None] | None = None,
-    ) -> tuple[dict[str, Any], list[str]]:
-        """Ask the model to run the loader (again, once, when it did not start the run); the result record and
-        notes for the user. A model that ran other code is refused: the container's state is then uncertain."""
-        notes: list[str] = []
-        for attempt in (1, 2):
-            response = self._respond(loader, timeout, watch)
-            reading = protocol.read_response(response, loader)
-            if reading.foreign:
-                raise protocol.deviation(reading.foreign, self.model, reading.started)
-            if reading.record is not None or reading.started:
-                if response.status not in (None, "completed"):
-                    notes.extend(reading.problems)
-                record = reading.record or self._result_file(request.result_path, reading.problems)
-                return record, notes
-            said = "; ".join(reading.problems) or "the model did not run the cell"
-            if container_state(self.client, self.id) == "gone":  # e.g. deleted while it ran
-                raise self._gone() from None
-            if attempt == 1 and response.status not in ("failed", "cancelled"):
-                log.info("cellbox: %s; asking the model again", said)
-                continue
-            raise protocol.RunFailed(
-                f"the cell did not run: {said}."
-                + (" Asked twice." if attempt == 2 else "")
-                + f" Check that CELLBOX_MODEL ({self.model}) supports the code_interpreter tool."
-            )
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _respond(self, loader: str, timeout: float | None, watch: Callable[[float], None] | None = None) -> Response:
-        """One response running the loader: in the background where the backend allows it (polled with
-        backoff, cancelled on interrupt or past `timeout`), else waited for in one request."""
-        refused = self.client.refused_parameters.get(("/responses", self.model), set())
-        background = "background" not in refused
-        options = protocol.request_options(
-            reasoning_effort=self.client.settings.reasoning_effort, background=background
-        )
-        response: Response | None = None
-        started = time.monotonic()
-        try:
-            response = self._call(
-                self.client.responses.create,
-                model=self.model,
-                input=protocol.run_prompt(loader),
-                container=self.id,
-                timeout=None if background else timeout,
-                **options,
-            )
-            # Quick first looks (a short cell is done in milliseconds), then at most POLL_MOST apart while output
-            # is watched (it shows within half a second), else up to a second.
-            pause = Backoff(float("inf"), first=0.005, most=POLL_MOST if watch else 1.0)
-            while response.status in PENDING_STATUSES:
-                elapsed = time.monotonic() - started
-                if timeout is not None and elapsed > timeout:
-                    stopped = self._cancel(response)
-                    raise TimeLimit(_time_limit(timeout, stopped))
-                pause.wait()
-                if watch is not None:
-                    watch(time.monotonic() - started)
-                response = self._call(self.client.responses.retrieve, response.id)
-        except APITimeoutError:
-            if timeout is None or background:
-                raise
-            raise TimeLimit(_time_limit(timeout, None)) from None
-        except KeyboardInterrupt:
-            if response is not None and response.status in PENDING_STATUSES:
-                stopped = self._cancel(response)
-                raise Interrupted(
-                    "the cell was stopped while it ran; the container keeps its state up to where the code stopped"
-                    if stopped
-                    else "the cell was running and cancelling it failed: it may still be running in the container"
-                ) from None
-            how = (
-                "this backend runs cells in the foreground (it refused background responses), so they can't be "
-                "cancelled"
-                if not background
-                else "the interrupt came before the backend answered"
-            )
-            raise Interrupted(f"the cell may still be running in the container: {how}") from None
-        finally:
-            if response is not None and options.get("store") and response.status not in PENDING_STATUSES:
-                self._forget_response(response)
-        return response
-
-    def _cancel(self, response: Response) -> bool:
-        try:
-            cancelled = self.client.responses.cancel(response.id)
-        except CellboxError as exc:
-            log.warning("cellbox: could not cancel response %s: %s", response.id, exc)
-            return False
-        return cancelled.status not in PENDING_STATUSES
-
-    def _forget_response(self, response: Response) -> None:
-        """A stored (background) response, deleted once read: best effort."""
-        with contextlib.suppress(CellboxError):
-            self.client.responses.delete(response.id)
-
-    def _result_file(self, path: str, problems: list[str]) -> dict[str, Any]:
-        """The result record from its file, for a run whose logs did not carry it (too big to print, or a
-        backend that sends no outputs); the listing is polled, as it may lag."""
-        content = self.transfers.content_at(path, wait=protocol.RESULT_WAIT)
-        if content is None:
-            said = f" ({'; '.join(problems)})" if problems else ""
-            raise CellboxError(
-                f"the run started but left no result record ({path}){said}; it may still be running, or the "
-                f"container restarted mid-run. {protocol.START_CLEAN}"
-            )
-        record: dict[str, Any] = json.loads(content)
-        return record
 
     # --- errors ---------------------------------------------------------------------------------------------------
 
@@ -443,68 +288,3 @@ class Sandbox:
             "Sandbox.revive() makes a new one with the same data pushed again (in a notebook, the next %%container "
             "cell does it for you)."
         )
-
-
-POLL_MOST = 0.25  # seconds between looks at a running cell whose output is watched
-
-
-def _time_limit(timeout: float, stopped: bool | None) -> str:
-    limit = f"{timeout:g} s"
-    if stopped is None:
-        return (
-            f"the cell was stopped after {limit} (its time limit); this backend runs cells in the foreground, so "
-            "its code may still be running in the container"
-        )
-    if stopped:
-        return (
-            f"the cell was stopped after {limit} (its time limit); the container keeps its state up to where the "
-            "code stopped. Give it longer with --timeout (timeout=)."
-        )
-    return f"the cell ran past its time limit ({limit}) and stopping it failed: it may still be running"
-
-
-@contextlib.contextmanager
-def _stopping(what: str) -> Iterator[None]:
-    """An interrupt in this block says what it stopped (an Interrupted raised deeper already does)."""
-    try:
-        yield
-    except Interrupted:
-        raise
-    except KeyboardInterrupt:
-        raise Interrupted(f"stopped {what}") from None
-
-
-def container_state(client: Client, container_id: str) -> str:
-    """`gone` (expired or deleted), `present`, `unauthorized` or `unknown`, decided by retrieving the container.
-
-    Never by an error on something else, nor by any message's wording (a missing file's 404 names the container
-    too: "File cfile_… not found on container cntr_…"). A 404 NotAuthorizedOrNotFound (OCI's answer when
-    authorization fails, too) is checked against a listing: a container the backend lists no more is gone."""
-    try:
-        container = client.containers.retrieve(container_id)
-    except NotFoundError as exc:
-        if exc.code != OCI_AUTH_OR_MISSING:
-            return "gone"
-        return _listed_state(client, container_id)
-    except BadRequestError as exc:  # "Container is expired." answers every use of an expired container
-        return "gone" if exc.code == "container_expired" or "expired" in str(exc.message).lower() else "unknown"
-    except (AuthenticationError, PermissionDeniedError):
-        return "unauthorized"
-    except APIError:  # can't tell: the original error stands
-        return "unknown"
-    return "gone" if container.status in GONE_STATUSES else "present"
-
-
-def _listed_state(client: Client, container_id: str, pages: int = 10) -> str:
-    """Whether the listing shows the container (a 404 NotAuthorizedOrNotFound on it says neither)."""
-    try:
-        for n, box in enumerate(client.containers.list(order="desc", limit=100)):
-            if box.id == container_id:
-                return "gone" if box.status in GONE_STATUSES else "unauthorized"
-            if n >= pages * 100:
-                return "unknown"
-    except (NotFoundError, AuthenticationError, PermissionDeniedError):
-        return "unauthorized"
-    except APIError:
-        return "unknown"
-    return "gone"

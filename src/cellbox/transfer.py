@@ -12,9 +12,8 @@ once read.
 The service decides where an upload lands (its record's `path`; OpenAI's example answers
 `/mnt/data/<32 hex>-<name>`, [Doc] in shared/reference/cloud-behaviour.md): an upload stored elsewhere than where
 `push` said is moved into place by the runtime before the next run's code (`placements`). cellbox's own uploads
-(the runtime, run requests) are known by id and never listed as the user's. Listings may lag behind what code
-wrote, with `bytes: null`, and a listed file's content may 404 at first ([Obs] openai-python#2466): lookups are
-retried with backoff within a bound, and what can't be found is reported, never dropped.
+(the runtime, run requests) are known by id and never listed as the user's. Reading what a run left is
+`cellbox.remote_files`.
 """
 
 from __future__ import annotations
@@ -26,45 +25,17 @@ import os
 import posixpath
 import shutil
 import tempfile
-import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import frames, progress
-from .api import APIStatusError, CellboxError, Client, Container, ContainerFile, NotFoundError
-from .api import operations as ops
-from .api.streams import ContentStream
-from .protocol import DATA_DIR, PRIVATE, VARIABLE_NAME, Result, capture_file, runtime_file
-from .results import Artifact, Run
-
-MAX_WORKERS = 8
-# How long a file the runtime says it wrote may take to show in the listing (or its content to stop 404ing).
-LISTING_WAIT = 15.0
-CONTENT_WAIT = 3.0
-FIRST_DELAY = 0.1
-MAX_DELAY = 2.0
-
-
-class Backoff:
-    """Delays that grow by half from `first` up to `most`, until `limit` seconds have passed."""
-
-    def __init__(self, limit: float, first: float = FIRST_DELAY, most: float = MAX_DELAY) -> None:
-        self.deadline = time.monotonic() + limit
-        self.delay = first
-        self.most = most
-
-    def wait(self) -> bool:
-        """Sleep before the next try; False (without sleeping) when the time is up."""
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            return False
-        time.sleep(min(self.delay, left))
-        self.delay = min(self.most, self.delay * 1.5)
-        return True
-
+from .api import CellboxError, Client, Container, ContainerFile, NotFoundError
+from .pacing import Backoff as Backoff  # re-exported: the doctor imports it from here
+from .pacing import parallel
+from .protocol import DATA_DIR, PRIVATE, VARIABLE_NAME, capture_file, runtime_file
+from .remote_files import LISTING_WAIT as LISTING_WAIT  # re-exported: the doctor imports it from here
 
 # One file to upload: the local file, its path relative to /mnt/data, its fingerprint, and for a value the
 # runtime's spec of it (kind, format, variable name).
@@ -94,13 +65,6 @@ def file_fingerprint(path: Path) -> str:
 
 
 _file_hashes: dict[tuple[str, int, int], str] = {}
-
-
-def parallel(work: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-    if len(items) <= 1:
-        return [work(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(items))) as pool:
-        return list(pool.map(work, items))
 
 
 def file_jobs(pattern: str, to: str | None) -> list[Job]:
@@ -332,7 +296,7 @@ class Transfers:
             if entry.spec is not None
         ]
 
-    # --- files, pull and a run's files ----------------------------------------------------------------------------
+    # --- files and pull -------------------------------------------------------------------------------------------
 
     def files(self, *, include_private: bool = False) -> list[ContainerFile]:
         records = self._call(lambda cid: list(self.client.containers.files.list(cid, limit=100)), self._id)
@@ -350,187 +314,6 @@ class Transfers:
             if file_id == record.id:
                 return ContainerFile.from_dict({**record.to_dict(), "path": wanted})
         return record
-
-    def files_at(self, paths: Iterable[str], *, wait: float = 0.0) -> dict[str, ContainerFile]:
-        """The file records at these absolute paths (newest first, stopping once all are found). With `wait`,
-        listings are polled with backoff for up to that many seconds until every path is listed with its size
-        (a listing may lag behind what code just wrote); what is still missing then is left out."""
-        wanted = set(paths)
-        found: dict[str, ContainerFile] = {}
-        if not wanted:
-            return found
-
-        def scan(container_id: str) -> None:
-            for record in self.client.containers.files.list(container_id, order="desc", limit=100):
-                if record.path in wanted and (record.path not in found or found[record.path].bytes is None):
-                    found[record.path] = record
-                    if len(found) == len(wanted) and all(r.bytes is not None for r in found.values()):
-                        return
-
-        pause = Backoff(wait)
-        while True:
-            self._call(scan, self._id)
-            settled = len(found) == len(wanted) and all(r.bytes is not None for r in found.values())
-            if settled or not pause.wait():
-                return found
-
-    def content(self, file_id: str, *, wait: float = 0.0) -> bytes:
-        """A file's bytes; with `wait`, a 404 is retried with backoff for up to that many seconds (content may
-        404 for a file just listed) before it stands."""
-        pause = Backoff(wait)
-        while True:
-            try:
-                content: bytes = self._call(self.client.containers.files.content, self._id, file_id)
-                return content
-            except NotFoundError:
-                if not pause.wait():
-                    raise
-
-    def head(self, file_id: str, limit: int, *, wait: float = 0.0) -> bytes:
-        """The first `limit` bytes of a file (all of it when shorter): the download stops there, whatever size
-        the file claims. With `wait`, a 404 is retried as in `content`."""
-
-        def read(container_id: str) -> bytes:
-            # Asked for as a byte range (a backend that honours it sends no more); read only that far either way.
-            op = ops.container_file_content(container_id, file_id)
-            op = dataclasses.replace(op, headers={**(op.headers or {}), "Range": f"bytes=0-{max(limit, 1) - 1}"})
-            try:
-                response = self.client._execute(op)
-            except APIStatusError as exc:
-                if exc.status_code == 416:  # no byte 0: the file is empty
-                    return b""
-                raise
-            chunks: list[bytes] = []
-            got = 0
-            with ContentStream(response) as body:
-                for chunk in body:
-                    chunks.append(chunk[: limit - got])
-                    got += len(chunks[-1])
-                    if got >= limit:
-                        break  # leaving the block closes the response: the rest is never read
-            return b"".join(chunks)
-
-        pause = Backoff(wait)
-        while True:
-            try:
-                prefix: bytes = self._call(read, self._id)
-                return prefix
-            except NotFoundError:
-                if not pause.wait():
-                    raise
-
-    def read_from(self, file_id: str, offset: int, limit: int = 1 << 20) -> bytes:
-        """At most `limit` bytes of a file from `offset` (a byte range): what a run's live output added since the
-        last read. Nothing yet (416), or a file a lagging backend doesn't serve yet (404), is b""."""
-        op = ops.container_file_content(self._id, file_id)
-        op = dataclasses.replace(op, headers={**(op.headers or {}), "Range": f"bytes={offset}-{offset + limit - 1}"})
-        try:
-            response = self.client._execute(op)
-        except NotFoundError:
-            return b""
-        except APIStatusError as exc:
-            if exc.status_code == 416:
-                return b""
-            raise
-        chunks: list[bytes] = []
-        got = 0
-        with ContentStream(response) as body:
-            if response.status_code == 200 and offset:  # a backend that ignores ranges sends it all
-                skip = offset
-                for chunk in body:
-                    if skip >= len(chunk):
-                        skip -= len(chunk)
-                        continue
-                    chunks.append(chunk[skip:])
-                    skip = 0
-                    got += len(chunks[-1])
-                    if got >= limit:
-                        break
-            else:
-                for chunk in body:
-                    chunks.append(chunk)
-                    got += len(chunk)
-                    if got >= limit:
-                        break
-        return b"".join(chunks)[:limit]
-
-    def content_at(self, path: str, *, wait: float = 0.0) -> bytes | None:
-        """The bytes of the file at this absolute path, or None when the container has none there (after
-        polling the listing for up to `wait` seconds)."""
-        record = self.files_at([path], wait=wait).get(path)
-        if record is None:
-            return None
-        return self.content(record.id, wait=CONTENT_WAIT if wait else 0.0)
-
-    def collect(self, result: Result) -> Run:
-        """The `Run` for a result, its values read and its figures fetched now: they live in the run's folder,
-        which the next run drops. Small ones came inside the result record; the rest are looked up in the
-        listing (polled: it may lag). Files the code made in /mnt/data stay there, read when asked; one that
-        can't be found is reported in `Run.notes`."""
-        specs = result.frame_specs
-        needed = [path for path in result.paths() if path not in result.inline]
-        records = self.files_at(needed, wait=LISTING_WAIT)
-        notes = list(result.notes)
-        figures = [path for path in result.figures if path in result.inline or path in records]
-        for path in result.figures:
-            if path not in figures:
-                notes.append(f"the run saved a figure ({path}) that the container's file list never showed")
-
-        def read_value(spec: dict[str, Any]) -> Any:
-            path = spec["path"]
-            local = self.cache / f"{result.run_id}-{posixpath.basename(path)}"
-            try:
-                if path in result.inline:
-                    local.write_bytes(result.inline[path])
-                else:
-                    record = records.get(path)
-                    if record is None:
-                        raise CellboxError(
-                            f"the run wrote {path} but it did not appear in the container's file list within "
-                            f"{LISTING_WAIT:.0f}s; run the cell again, or check the backend's file listing."
-                        )
-                    local.write_bytes(self.content(record.id, wait=CONTENT_WAIT))
-                return frames.read(spec, local)
-            finally:
-                local.unlink(missing_ok=True)  # read into memory (or failed): the copy on disk has done its job
-
-        def fetch_figure(path: str) -> Artifact:
-            if path in result.inline:
-                data = result.inline[path]
-                record = ContainerFile.from_dict(
-                    {"id": "", "container_id": self._id, "path": path, "bytes": len(data), "source": "assistant"}
-                )
-                artifact = self.artifact(record)
-                artifact._cache = data
-                return artifact
-            artifact = self.artifact(records[path])
-            artifact.read()
-            return artifact
-
-        fetched = parallel(lambda job: fetch_figure(job) if isinstance(job, str) else read_value(job), specs + figures)
-        artifacts = []
-        for path in result.changed:
-            record = records.get(path)
-            if record is None:
-                notes.append(
-                    f"the run wrote {path}, but it did not appear in the container's file list within "
-                    f"{LISTING_WAIT:.0f}s; `%container files` (Sandbox.files()) shows it once it does"
-                )
-                continue
-            if record.bytes is None and path in result.sizes:
-                record = ContainerFile.from_dict({**record.to_dict(), "bytes": result.sizes[path]})
-            artifacts.append(self.artifact(record))
-        run = result.to_run(fetched[: len(specs)], fetched[len(specs) :], artifacts)
-        run.notes = notes
-        return run
-
-    def artifact(self, record: ContainerFile) -> Artifact:
-        return Artifact(
-            record,
-            lambda f: self.content(f.id, wait=CONTENT_WAIT),
-            lambda f, target: self._call(self.client.containers.files.download, self._id, f.id, target),
-            _head=lambda f, limit: self.head(f.id, limit, wait=CONTENT_WAIT),
-        )
 
     def pull(self, *patterns: str, to: str | Path = ".") -> list[Path]:
         """Download the files matching these globs (relative to /mnt/data) into folder `to`."""

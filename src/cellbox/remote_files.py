@@ -1,0 +1,227 @@
+"""Reading a container's files back: by path or id, a byte range of one, and a run's result as a `Run`.
+
+Listings may lag behind what code wrote, with `bytes: null`, and a listed file's content may 404 at first ([Obs]
+openai-python#2466): lookups are retried with backoff within a bound, and what can't be found is reported, never
+dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import posixpath
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from . import frames
+from .api import APIStatusError, CellboxError, Client, Container, ContainerFile, NotFoundError
+from .api import operations as ops
+from .api.streams import ContentStream
+from .pacing import Backoff, parallel
+from .protocol import Result
+from .results import Artifact, Run
+
+# How long a file the runtime says it wrote may take to show in the listing (or its content to stop 404ing).
+LISTING_WAIT = 15.0
+CONTENT_WAIT = 3.0
+
+
+class RemoteFiles:
+    """Reads from one sandbox session's container.
+
+    `container` gives the session's current container (a revived session has a new one); every API call goes
+    through `call`, where the session turns "the container is gone" into one clear error. A run's values are
+    read through files in `cache`, the session's private folder."""
+
+    def __init__(
+        self, client: Client, container: Callable[[], Container], call: Callable[..., Any], cache: Path
+    ) -> None:
+        self.client = client
+        self._container = container
+        self._call = call
+        self.cache = cache
+
+    @property
+    def _id(self) -> str:
+        return self._container().id
+
+    def files_at(self, paths: Iterable[str], *, wait: float = 0.0) -> dict[str, ContainerFile]:
+        """The file records at these absolute paths (newest first, stopping once all are found). With `wait`,
+        listings are polled with backoff for up to that many seconds until every path is listed with its size
+        (a listing may lag behind what code just wrote); what is still missing then is left out."""
+        wanted = set(paths)
+        found: dict[str, ContainerFile] = {}
+        if not wanted:
+            return found
+
+        def scan(container_id: str) -> None:
+            for record in self.client.containers.files.list(container_id, order="desc", limit=100):
+                if record.path in wanted and (record.path not in found or found[record.path].bytes is None):
+                    found[record.path] = record
+                    if len(found) == len(wanted) and all(r.bytes is not None for r in found.values()):
+                        return
+
+        pause = Backoff(wait)
+        while True:
+            self._call(scan, self._id)
+            settled = len(found) == len(wanted) and all(r.bytes is not None for r in found.values())
+            if settled or not pause.wait():
+                return found
+
+    def content(self, file_id: str, *, wait: float = 0.0) -> bytes:
+        """A file's bytes; with `wait`, a 404 is retried with backoff for up to that many seconds (content may
+        404 for a file just listed) before it stands."""
+        pause = Backoff(wait)
+        while True:
+            try:
+                content: bytes = self._call(self.client.containers.files.content, self._id, file_id)
+                return content
+            except NotFoundError:
+                if not pause.wait():
+                    raise
+
+    def head(self, file_id: str, limit: int, *, wait: float = 0.0) -> bytes:
+        """The first `limit` bytes of a file (all of it when shorter): the download stops there, whatever size
+        the file claims. With `wait`, a 404 is retried as in `content`."""
+
+        def read(container_id: str) -> bytes:
+            # Asked for as a byte range (a backend that honours it sends no more); read only that far either way.
+            op = ops.container_file_content(container_id, file_id)
+            op = dataclasses.replace(op, headers={**(op.headers or {}), "Range": f"bytes=0-{max(limit, 1) - 1}"})
+            try:
+                response = self.client._execute(op)
+            except APIStatusError as exc:
+                if exc.status_code == 416:  # no byte 0: the file is empty
+                    return b""
+                raise
+            chunks: list[bytes] = []
+            got = 0
+            with ContentStream(response) as body:
+                for chunk in body:
+                    chunks.append(chunk[: limit - got])
+                    got += len(chunks[-1])
+                    if got >= limit:
+                        break  # leaving the block closes the response: the rest is never read
+            return b"".join(chunks)
+
+        pause = Backoff(wait)
+        while True:
+            try:
+                prefix: bytes = self._call(read, self._id)
+                return prefix
+            except NotFoundError:
+                if not pause.wait():
+                    raise
+
+    def read_from(self, file_id: str, offset: int, limit: int = 1 << 20) -> bytes:
+        """At most `limit` bytes of a file from `offset` (a byte range): what a run's live output added since the
+        last read. Nothing yet (416), or a file a lagging backend doesn't serve yet (404), is b""."""
+        op = ops.container_file_content(self._id, file_id)
+        op = dataclasses.replace(op, headers={**(op.headers or {}), "Range": f"bytes={offset}-{offset + limit - 1}"})
+        try:
+            response = self.client._execute(op)
+        except NotFoundError:
+            return b""
+        except APIStatusError as exc:
+            if exc.status_code == 416:
+                return b""
+            raise
+        chunks: list[bytes] = []
+        got = 0
+        with ContentStream(response) as body:
+            if response.status_code == 200 and offset:  # a backend that ignores ranges sends it all
+                skip = offset
+                for chunk in body:
+                    if skip >= len(chunk):
+                        skip -= len(chunk)
+                        continue
+                    chunks.append(chunk[skip:])
+                    skip = 0
+                    got += len(chunks[-1])
+                    if got >= limit:
+                        break
+            else:
+                for chunk in body:
+                    chunks.append(chunk)
+                    got += len(chunk)
+                    if got >= limit:
+                        break
+        return b"".join(chunks)[:limit]
+
+    def content_at(self, path: str, *, wait: float = 0.0) -> bytes | None:
+        """The bytes of the file at this absolute path, or None when the container has none there (after
+        polling the listing for up to `wait` seconds)."""
+        record = self.files_at([path], wait=wait).get(path)
+        if record is None:
+            return None
+        return self.content(record.id, wait=CONTENT_WAIT if wait else 0.0)
+
+    def collect(self, result: Result) -> Run:
+        """The `Run` for a result, its values read and its figures fetched now: they live in the run's folder,
+        which the next run drops. Small ones came inside the result record; the rest are looked up in the
+        listing (polled: it may lag). Files the code made in /mnt/data stay there, read when asked; one that
+        can't be found is reported in `Run.notes`."""
+        specs = result.frame_specs
+        needed = [path for path in result.paths() if path not in result.inline]
+        records = self.files_at(needed, wait=LISTING_WAIT)
+        notes = list(result.notes)
+        figures = [path for path in result.figures if path in result.inline or path in records]
+        for path in result.figures:
+            if path not in figures:
+                notes.append(f"the run saved a figure ({path}) that the container's file list never showed")
+
+        def read_value(spec: dict[str, Any]) -> Any:
+            path = spec["path"]
+            local = self.cache / f"{result.run_id}-{posixpath.basename(path)}"
+            try:
+                if path in result.inline:
+                    local.write_bytes(result.inline[path])
+                else:
+                    record = records.get(path)
+                    if record is None:
+                        raise CellboxError(
+                            f"the run wrote {path} but it did not appear in the container's file list within "
+                            f"{LISTING_WAIT:.0f}s; run the cell again, or check the backend's file listing."
+                        )
+                    local.write_bytes(self.content(record.id, wait=CONTENT_WAIT))
+                return frames.read(spec, local)
+            finally:
+                local.unlink(missing_ok=True)  # read into memory (or failed): the copy on disk has done its job
+
+        def fetch_figure(path: str) -> Artifact:
+            if path in result.inline:
+                data = result.inline[path]
+                record = ContainerFile.from_dict(
+                    {"id": "", "container_id": self._id, "path": path, "bytes": len(data), "source": "assistant"}
+                )
+                artifact = self.artifact(record)
+                artifact._cache = data
+                return artifact
+            artifact = self.artifact(records[path])
+            artifact.read()
+            return artifact
+
+        fetched = parallel(lambda job: fetch_figure(job) if isinstance(job, str) else read_value(job), specs + figures)
+        artifacts = []
+        for path in result.changed:
+            record = records.get(path)
+            if record is None:
+                notes.append(
+                    f"the run wrote {path}, but it did not appear in the container's file list within "
+                    f"{LISTING_WAIT:.0f}s; `%container files` (Sandbox.files()) shows it once it does"
+                )
+                continue
+            if record.bytes is None and path in result.sizes:
+                record = ContainerFile.from_dict({**record.to_dict(), "bytes": result.sizes[path]})
+            artifacts.append(self.artifact(record))
+        run = result.to_run(fetched[: len(specs)], fetched[len(specs) :], artifacts)
+        run.notes = notes
+        return run
+
+    def artifact(self, record: ContainerFile) -> Artifact:
+        return Artifact(
+            record,
+            lambda f: self.content(f.id, wait=CONTENT_WAIT),
+            lambda f, target: self._call(self.client.containers.files.download, self._id, f.id, target),
+            _head=lambda f, limit: self.head(f.id, limit, wait=CONTENT_WAIT),
+        )

@@ -1,0 +1,255 @@
+"""Running one cell in a session's container: the request and its loader line, the response that runs it, and
+the result record read back.
+
+How a run travels is `cellbox.protocol` (request, loader line, check of the code the model ran, result record);
+this drives it against the backend. A run is a `background: true` response where the backend takes it ([Doc]:
+only those can be polled and cancelled): polled with backoff, cancelled on interrupt or when the run's time limit
+passes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from . import protocol
+from .api import APITimeoutError, CellboxError, Client, Container, Response
+from .liveness import container_state
+from .pacing import Backoff
+from .protocol import loader_line
+from .remote_files import RemoteFiles
+from .results import Interrupted, Run, SandboxGone, TimeLimit
+from .transfer import Transfers
+
+log = logging.getLogger("cellbox")
+
+PENDING_STATUSES = ("queued", "in_progress")
+CANCEL_TIMEOUT = 10.0
+POLL_MOST = 0.25  # seconds between looks at a running cell whose output is watched
+
+
+class Runner:
+    """Runs cells in one session's container.
+
+    `container` gives the session's current container (a revived session has a new one); every API call goes
+    through `call`, where the session turns "the container is gone" into one clear error; `gone` makes that error
+    for a run the model did not start because the container went away."""
+
+    def __init__(
+        self,
+        client: Client,
+        transfers: Transfers,
+        remote_files: RemoteFiles,
+        *,
+        model: str,
+        container: Callable[[], Container],
+        call: Callable[..., Any],
+        gone: Callable[[], SandboxGone],
+    ) -> None:
+        self.client = client
+        self.transfers = transfers
+        self.remote_files = remote_files
+        self.model = model
+        self._container = container
+        self._call = call
+        self._gone = gone
+
+    @property
+    def _id(self) -> str:
+        return self._container().id
+
+    def run(
+        self,
+        code: str,
+        *,
+        outputs: Sequence[str] = (),
+        timeout: float | None = None,
+        live: protocol.LiveOutput | None = None,
+        on_wait: Callable[[float], None] | None = None,
+    ) -> Run:
+        """Run `code` with the values pushed since the last run; `Sandbox.run` says what the options mean."""
+        moves = self.transfers.take_placements()
+        request = protocol.Request.new(
+            code,
+            inputs=self.transfers.input_specs(),
+            variables=outputs,
+            place=moves,
+            restore=self.transfers.restore_specs(),
+        )
+        try:
+            with stopping("the upload of the cell before it ran; the cell did not run"):
+                runtime = self.transfers.runtime()
+                uploaded = self.transfers.upload_private(request.body(), request.filename)
+        except BaseException:
+            self.transfers.restore_placements()
+            raise
+        loader = loader_line(runtime, uploaded.path or "")
+        watch = None
+        if live is not None:
+            watch = functools.partial(self._watch, live, uploaded.id, on_wait)
+        try:
+            record, notes = self._run_loader(request, loader, timeout, watch)
+        except BaseException:
+            self.transfers.restore_placements()  # moved already if the run started: the runtime skips them
+            raise
+        finally:
+            self.transfers.delete_private(uploaded)  # read by the runtime at its start; not the user's
+        self.transfers.pending.clear()
+        with stopping("reading the cell's results; the cell ran, its variables are in the container"):
+            run = self.remote_files.collect(protocol.Result.parse(record))
+        run.notes[:0] = notes
+        return run
+
+    def _watch(
+        self, live: protocol.LiveOutput, file_id: str, on_wait: Callable[[float], None] | None, elapsed: float
+    ) -> None:
+        """One look at a running cell: the live output it added since the last look, then `on_wait`."""
+        with contextlib.suppress(CellboxError):  # live output is a courtesy: the record has everything
+            live.feed(self.remote_files.read_from(file_id, live.offset))
+        if on_wait is not None:
+            on_wait(elapsed)
+
+    def _run_loader(
+        self,
+        request: protocol.Request,
+        loader: str,
+        timeout: float | None,
+        watch: Callable[[float], None] | None = None,
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Ask the model to run the loader (again, once, when it did not start the run); the result record and
+        notes for the user. A model that ran other code is refused: the container's state is then uncertain."""
+        notes: list[str] = []
+        for attempt in (1, 2):
+            response = self._respond(loader, timeout, watch)
+            reading = protocol.read_response(response, loader)
+            if reading.foreign:
+                raise protocol.deviation(reading.foreign, self.model, reading.started)
+            if reading.record is not None or reading.started:
+                if response.status not in (None, "completed"):
+                    notes.extend(reading.problems)
+                record = reading.record or self._result_file(request.result_path, reading.problems)
+                return record, notes
+            said = "; ".join(reading.problems) or "the model did not run the cell"
+            if container_state(self.client, self._id) == "gone":  # e.g. deleted while it ran
+                raise self._gone() from None
+            if attempt == 1 and response.status not in ("failed", "cancelled"):
+                log.info("cellbox: %s; asking the model again", said)
+                continue
+            raise protocol.RunFailed(
+                f"the cell did not run: {said}."
+                + (" Asked twice." if attempt == 2 else "")
+                + f" Check that CELLBOX_MODEL ({self.model}) supports the code_interpreter tool."
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _respond(self, loader: str, timeout: float | None, watch: Callable[[float], None] | None = None) -> Response:
+        """One response running the loader: in the background where the backend allows it (polled with
+        backoff, cancelled on interrupt or past `timeout`), else waited for in one request."""
+        refused = self.client.refused_parameters.get(("/responses", self.model), set())
+        background = "background" not in refused
+        options = protocol.request_options(
+            reasoning_effort=self.client.settings.reasoning_effort, background=background
+        )
+        response: Response | None = None
+        started = time.monotonic()
+        try:
+            response = self._call(
+                self.client.responses.create,
+                model=self.model,
+                input=protocol.run_prompt(loader),
+                container=self._id,
+                timeout=None if background else timeout,
+                **options,
+            )
+            # Quick first looks (a short cell is done in milliseconds), then at most POLL_MOST apart while output
+            # is watched (it shows within half a second), else up to a second.
+            pause = Backoff(float("inf"), first=0.005, most=POLL_MOST if watch else 1.0)
+            while response.status in PENDING_STATUSES:
+                elapsed = time.monotonic() - started
+                if timeout is not None and elapsed > timeout:
+                    stopped = self._cancel(response)
+                    raise TimeLimit(_time_limit(timeout, stopped))
+                pause.wait()
+                if watch is not None:
+                    watch(time.monotonic() - started)
+                response = self._call(self.client.responses.retrieve, response.id)
+        except APITimeoutError:
+            if timeout is None or background:
+                raise
+            raise TimeLimit(_time_limit(timeout, None)) from None
+        except KeyboardInterrupt:
+            if response is not None and response.status in PENDING_STATUSES:
+                stopped = self._cancel(response)
+                raise Interrupted(
+                    "the cell was stopped while it ran; the container keeps its state up to where the code stopped"
+                    if stopped
+                    else "the cell was running and cancelling it failed: it may still be running in the container"
+                ) from None
+            how = (
+                "this backend runs cells in the foreground (it refused background responses), so they can't be "
+                "cancelled"
+                if not background
+                else "the interrupt came before the backend answered"
+            )
+            raise Interrupted(f"the cell may still be running in the container: {how}") from None
+        finally:
+            if response is not None and options.get("store") and response.status not in PENDING_STATUSES:
+                self._forget_response(response)
+        return response
+
+    def _cancel(self, response: Response) -> bool:
+        try:
+            cancelled = self.client.responses.cancel(response.id)
+        except CellboxError as exc:
+            log.warning("cellbox: could not cancel response %s: %s", response.id, exc)
+            return False
+        return cancelled.status not in PENDING_STATUSES
+
+    def _forget_response(self, response: Response) -> None:
+        """A stored (background) response, deleted once read: best effort."""
+        with contextlib.suppress(CellboxError):
+            self.client.responses.delete(response.id)
+
+    def _result_file(self, path: str, problems: list[str]) -> dict[str, Any]:
+        """The result record from its file, for a run whose logs did not carry it (too big to print, or a
+        backend that sends no outputs); the listing is polled, as it may lag."""
+        content = self.remote_files.content_at(path, wait=protocol.RESULT_WAIT)
+        if content is None:
+            said = f" ({'; '.join(problems)})" if problems else ""
+            raise CellboxError(
+                f"the run started but left no result record ({path}){said}; it may still be running, or the "
+                f"container restarted mid-run. {protocol.START_CLEAN}"
+            )
+        record: dict[str, Any] = json.loads(content)
+        return record
+
+
+def _time_limit(timeout: float, stopped: bool | None) -> str:
+    limit = f"{timeout:g} s"
+    if stopped is None:
+        return (
+            f"the cell was stopped after {limit} (its time limit); this backend runs cells in the foreground, so "
+            "its code may still be running in the container"
+        )
+    if stopped:
+        return (
+            f"the cell was stopped after {limit} (its time limit); the container keeps its state up to where the "
+            "code stopped. Give it longer with --timeout (timeout=)."
+        )
+    return f"the cell ran past its time limit ({limit}) and stopping it failed: it may still be running"
+
+
+@contextlib.contextmanager
+def stopping(what: str) -> Iterator[None]:
+    """An interrupt in this block says what it stopped (an Interrupted raised deeper already does)."""
+    try:
+        yield
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(f"stopped {what}") from None
