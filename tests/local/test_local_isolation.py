@@ -10,6 +10,7 @@ import uuid
 import openai
 import pytest
 
+from cellbox.local import cgroups
 from cellbox.local.testing import isolation_available, running_server
 
 pytestmark = pytest.mark.skipif(not isolation_available(), reason="bubblewrap jails unavailable here")
@@ -128,6 +129,12 @@ def test_kernel_death_restarts_the_kernel_and_keeps_files(client, container, run
     call, _ = run(client, container.id, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
     assert call.status == "failed"
     assert "restarted" in logs(call)
+    tree = cgroups.CgroupTree.detect()
+    counted, _ = "memory" in tree.bases, tree.close()
+    if isolation_available() and counted:  # no guess at memory when the server can tell
+        assert "killed or crashed, not by the memory limit" in logs(call)
+    else:
+        assert "most likely it ran out of memory" in logs(call)
     call, _ = run(client, container.id, "print(open('kept.txt').read())\nprint('lost' in globals())")
     assert logs(call) == "kept\nFalse\n"
     assert [f.path for f in client.containers.files.list(container_id=container.id)] == ["/mnt/data/kept.txt"]

@@ -224,10 +224,14 @@ class Containers:
             )
         if result.status == "failed" and self.store.get_container(container_id) is not None:
             if not result.killed:
-                cause = "it ran out of memory" if result.memory_kills else "most likely it ran out of memory"
+                if result.memory_kills or not self.launcher.counts_memory_kills():
+                    cause = "it ran out of memory" if result.memory_kills else "most likely it ran out of memory"
+                    cause += f": this container's limit is {limit}, for every process it runs and for /tmp"
+                else:  # the memory limit would have counted it
+                    cause = "it was killed or crashed, not by the memory limit"
                 result.logs += (
-                    f"\nThe kernel died ({cause}: this container's limit is {limit}, for every process it runs and "
-                    "for /tmp). It has been restarted: variables are lost, files in /mnt/data are kept.\n"
+                    f"\nThe kernel died ({cause}). It has been restarted: variables are lost, files in /mnt/data "
+                    "are kept.\n"
                 )
             with contextlib.suppress(errors.APIError):
                 await self._start_kernel(container_id, limits)

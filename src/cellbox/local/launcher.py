@@ -193,6 +193,10 @@ class Launcher:
         if group is not None:
             group.remove()
 
+    def counts_memory_kills(self) -> bool:
+        """Whether `memory_kills` can tell: the memory limit is a cgroup's here."""
+        return self.cgroups is not None and "memory" in self.cgroups.bases
+
     def memory_kills(self, process: subprocess.Popen) -> int:
         """How many of the process's jail the memory limit has killed (0 where the limit isn't a cgroup's)."""
         group = self._groups.get(process.pid)
