@@ -143,11 +143,23 @@ def test_line_commands_status_files_push_pull(kernel: Kernel, tmp_path) -> None:
     assert status == "ok" and (tmp_path / "made.txt").read_text() == "remote"
 
 
-def test_help_describes_the_syntax(kernel: Kernel) -> None:
-    status, out = kernel.run("%container?")
+HELPED = ["-i VAR", "-o VAR", "--files PATH", "--pull GLOB", "--to DIR", "--timeout S", "new [NAME]", "use NAME_OR_ID"]
+HELPED += ["list", "files", "status", "push VAR_OR_PATH", "pull REMOTE_GLOB", "delete [NAME_OR_ID]", "pool N"]
+ASKS = ["%container?", "%container --help", "%%container --help\nprint(1)", "%container new -h"]
+
+
+@pytest.mark.parametrize("ask", ASKS)
+def test_help_explains_every_option_with_an_example(kernel: Kernel, ask: str) -> None:
+    status, out = kernel.run(ask)
     assert status == "ok"
-    shown = "".join(m["data"]["text/plain"] for m in out if m["type"] == "page")
-    assert "%%container [NAME_OR_ID] [-i VAR ...] [-o VAR ...]" in shown
+    shown = "".join(m["data"]["text/plain"] for m in out if m["type"] == "page") + text(out, "stdout")
+    for option in HELPED:
+        assert option in shown, option
+    examples = [line.strip() for line in shown.splitlines() if line.strip().startswith("%%container -")]
+    for option in ("-i", "-o", "--files", "--pull", "--to", "--timeout"):  # each cell option shown in use
+        assert any(f" {option} " in f"{example} " for example in examples), option
+    assert "Thin:" not in shown and "Sandbox" not in shown  # written for users, not developers
+    assert not any(m["type"] == "error" for m in out) and "1\n" not in text(out, "stdout")  # nothing ran
 
 
 def test_interrupt_stops_the_remote_run(kernel: Kernel) -> None:

@@ -26,7 +26,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.display import display
 
-from . import inuse, pool_magic, views
+from . import inuse, magic_help, pool_magic, views
 from .api import MEMORY_LIMITS, CellboxError
 from .api.lookup import NameTaken
 from .protocol import LiveOutput
@@ -104,6 +104,9 @@ class ContainerMagics(Magics):
 
     @line_cell_magic
     def container(self, line: str, cell: str | None = None) -> Any:
+        if magic_help.asks_for_help(line):
+            print(magic_help.HELP)
+            return None
         try:
             if cell is None:
                 return self._line(_parse(LINE_PARSER, line))
@@ -125,7 +128,7 @@ class ContainerMagics(Magics):
                 exc._render_traceback_ = lambda: shown  # type: ignore[attr-defined]
             raise
 
-    container.__doc__ = sys.modules[__name__].__doc__
+    container.__doc__ = magic_help.HELP
 
     # --- sandboxes ------------------------------------------------------------------------------------------------
 
