@@ -372,3 +372,27 @@ def test_timeout_says_when_it_stopped_the_cell(kernel: Kernel) -> None:
     error = next(m for m in out if m["type"] == "error")
     assert error["ename"] == "TimeLimit" and len(error["traceback"]) == 1
     assert "stopped after 1 s" in error["traceback"][0]
+
+
+def test_a_quiet_cell_says_it_is_running_and_the_line_ends_empty(kernel: Kernel) -> None:
+    seen: list[tuple[float, str, dict[str, Any]]] = []
+    started = time.monotonic()
+
+    def keep(msg: dict[str, Any]) -> None:
+        if msg["msg_type"] in ("display_data", "update_display_data", "stream"):
+            seen.append((time.monotonic() - started, msg["msg_type"], msg["content"]))
+
+    code = "%%container\nimport time\ntime.sleep(3)\nprint('slept')"
+    reply = kernel.client.execute_interactive(code, output_hook=keep, timeout=60)
+    assert reply["content"]["status"] == "ok"
+    running = [(t, kind, c) for t, kind, c in seen if "running in" in c.get("data", {}).get("text/plain", "")]
+    assert running and running[0][1] == "display_data", seen  # shown once, then updated in place
+    first = running[0][0]
+    assert first < 2.5, seen  # within the quiet second (and a poll) of the start, long before the end
+    label = running[-1][2]["data"]["text/plain"]
+    assert label.startswith("running in ") and label.endswith(" s")
+    display_id = running[0][2]["transient"]["display_id"]
+    last = [c for _, kind, c in seen if kind == "update_display_data" and c["transient"]["display_id"] == display_id]
+    assert last and last[-1]["data"] == {"text/plain": ""}  # left empty when the run ends: nothing saved of it
+    printed = next(t for t, kind, c in seen if kind == "stream" and "slept" in c["text"])
+    assert printed > first
