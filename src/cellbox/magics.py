@@ -130,6 +130,12 @@ class ContainerMagics(Magics):
 
     container.__doc__ = magic_help.HELP
 
+    @property
+    def _namespace(self) -> dict[str, Any]:
+        """The notebook's variables (a magic is only ever called from a shell)."""
+        assert self.shell is not None
+        return self.shell.user_ns
+
     # --- sandboxes ------------------------------------------------------------------------------------------------
 
     def _remember(self, sandbox: Sandbox) -> Sandbox:
@@ -251,8 +257,8 @@ class ContainerMagics(Magics):
             sandbox = self._sandbox(None)
             for item in args.items:
                 before = {entry.remote: entry.file_id for entry in sandbox.manifest.values()}
-                if item in self.shell.user_ns:
-                    remotes = sandbox.push(self.shell.user_ns[item], name=item)
+                if item in self._namespace:
+                    remotes = sandbox.push(self._namespace[item], name=item)
                 else:
                     remotes = sandbox.push(item)
                 sent = [r for r in remotes if sandbox.manifest[r].file_id != before.get(r)]
@@ -264,9 +270,8 @@ class ContainerMagics(Magics):
             _say(f"pulled {len(paths)} file(s) into {args.to}")
             return None
         if command == "delete":
-            sandbox = self._known.get(args.name) if args.name else self._require_current()
-            if sandbox is None:
-                sandbox = Sandbox.attach(args.name)
+            known = self._known.get(args.name) if args.name else self._require_current()
+            sandbox = known if known is not None else Sandbox.attach(args.name)
             sandbox.delete()
             self._known = {k: v for k, v in self._known.items() if v is not sandbox}
             if self.current is sandbox:
@@ -281,7 +286,7 @@ class ContainerMagics(Magics):
     def _cell(self, args: Any, cell: str) -> None:
         if args.pool:
             return self._pools.cell(args, cell)
-        namespace = self.shell.user_ns
+        namespace = self._namespace
         missing = [name for name in args.inputs if name not in namespace]
         if missing:
             raise UsageError(f"-i {' '.join(missing)}: no such variable in the notebook")

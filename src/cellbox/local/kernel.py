@@ -210,7 +210,7 @@ class Kernel:
                         self._send_interrupt()
                         deadline += INTERRUPT_GRACE
                         resend = time.monotonic() + 0.5
-                    elif result.status == "incomplete" and time.monotonic() > resend and time.monotonic() < deadline:
+                    elif result.status == "incomplete" and resend < time.monotonic() < (deadline or 0.0):
                         self._send_interrupt()  # one that lands in the instant before the handler is set is lost
                         resend = time.monotonic() + 0.5
                     elif deadline is not None and time.monotonic() > deadline:
