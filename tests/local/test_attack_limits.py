@@ -160,3 +160,17 @@ def test_a_host_without_delegation_says_what_is_not_enforced(tmp_path):
     assert "processes" in tree.not_enforced
     base = root / "srv" / next(iter(tree.bases.values())).name
     assert (base / "cgroup.subtree_control").read_text() == "+cpu"
+
+
+def test_closing_waits_for_every_kernels_group_at_once_not_one_after_another(tmp_path):
+    base = tmp_path / "cellbox-1"
+    for n in range(4):  # four groups that never empty (a file stands for a process that won't go)
+        (base / f"k-{n}").mkdir(parents=True)
+        (base / f"k-{n}" / "stuck").write_text("")
+    tree = cgroups.CgroupTree(1, {"memory": base, "pids": base, "cpu": base})
+    started = time.monotonic()
+    tree.close(timeout=0.5)
+    assert time.monotonic() - started < 1.5  # one wait (was 4 x 0.5 s, and 4 x 5 s with many kernels at a stop)
+    (base / "k-2" / "stuck").unlink()
+    tree.close(timeout=0.5)
+    assert not (base / "k-2").exists() and (base / "k-1").exists()  # what could go went
