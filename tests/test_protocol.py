@@ -93,7 +93,7 @@ def test_a_run_travels_through_the_protocol_in_process(tmp_path: Path, monkeypat
 
 def test_a_frame_value_and_an_error_come_back_as_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     box = InProcessContainer(tmp_path, monkeypatch)
-    monkeypatch.setitem(box.loaded_runtime(), "MAX_VALUE_ROWS", 10)
+    monkeypatch.setattr(box.loaded_runtime()["values"], "MAX_VALUE_ROWS", 10)
     result = box.run(
         protocol.Request.new("import pandas as pd\npd.DataFrame({'v': range(25)})", data_dir=str(tmp_path))
     )

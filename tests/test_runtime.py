@@ -12,6 +12,7 @@ import pytest
 
 from cellbox.local import safepath
 from cellbox.runtime import container as runtime
+from cellbox.runtime import values
 
 
 def typed_frame() -> pd.DataFrame:
@@ -33,20 +34,20 @@ def typed_frame() -> pd.DataFrame:
 
 @pytest.mark.parametrize("pyarrow", [True, False], ids=["parquet", "csv-fallback"])
 def test_frames_round_trip_with_their_dtypes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pyarrow: bool) -> None:
-    monkeypatch.setattr(runtime, "_has_pyarrow", lambda: pyarrow)
+    monkeypatch.setattr(values, "_has_pyarrow", lambda: pyarrow)
     frame = typed_frame()
-    spec = runtime._write_frame(frame, str(tmp_path / "f"), "dataframe")
+    spec = values._write_frame(frame, str(tmp_path / "f"), "dataframe")
     assert spec["format"] == ("parquet" if pyarrow else "csv")
-    back = runtime._import(spec)
+    back = values._import(spec)
     pd.testing.assert_frame_equal(back, frame)
     assert back["cat"].cat.categories.tolist() == ["y", "x"]
 
 
 @pytest.mark.parametrize("pyarrow", [True, False], ids=["parquet", "csv-fallback"])
 def test_series_round_trip_keeps_its_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pyarrow: bool) -> None:
-    monkeypatch.setattr(runtime, "_has_pyarrow", lambda: pyarrow)
+    monkeypatch.setattr(values, "_has_pyarrow", lambda: pyarrow)
     series = pd.Series([1.5, 2.5], name="weight")
-    back = runtime._import(runtime._write_frame(series, str(tmp_path / "s"), "series"))
+    back = values._import(values._write_frame(series, str(tmp_path / "s"), "series"))
     pd.testing.assert_series_equal(back, series)
 
 
@@ -101,8 +102,24 @@ def test_outputs_that_cannot_travel_say_what_to_do(tmp_path: Path, monkeypatch: 
     assert result["error"]["evalue"] == "-o missing: no variable 'missing' in the container after the cell ran"
 
 
+def test_an_input_that_cannot_load_shows_no_runtime_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = {"name": "df", "kind": "dataframe", "format": "csv", "path": str(tmp_path / "gone.csv")}
+    result = run(tmp_path, monkeypatch, "df", {}, inputs=[spec])
+    assert result["error"]["ename"] == "FileNotFoundError"
+    assert "container.py" not in result["error"]["traceback"] and "values.py" not in result["error"]["traceback"]
+
+
+def test_the_runtime_finds_its_modules_under_a_service_prefix(tmp_path: Path) -> None:
+    here = tmp_path / "0123abcd-cellbox_runtime_f00d.py"
+    for name in (here.name, "4567ef01-cellbox_values_f00d.py", "cellbox_capture_f00d.py", "cellbox_values_beef.py"):
+        (tmp_path / name).write_text("")
+    assert runtime._sibling(str(here), "values") == str(tmp_path / "4567ef01-cellbox_values_f00d.py")
+    assert runtime._sibling(str(here), "capture") == str(tmp_path / "cellbox_capture_f00d.py")
+    assert runtime._sibling(str(tmp_path / "container.py"), "values") is None
+
+
 def test_big_frames_shown_as_values_are_cut_and_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime, "MAX_VALUE_ROWS", 10)
+    monkeypatch.setattr(values, "MAX_VALUE_ROWS", 10)
     result = run(tmp_path, monkeypatch, "import pandas as pd\npd.DataFrame({'v': range(25)})", {})
     assert result["value"]["truncated_from"] == 25 and result["value"]["rows"] == 10
 

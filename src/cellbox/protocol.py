@@ -6,7 +6,7 @@ read (`read_response`): a call whose code is the loader (the same syntax tree: a
 any other code is a deviation that leaves the container's state uncertain, and a reply that never started the run
 may be asked again (the runtime refuses a second start, so a cell runs at most once whatever the model does). The
 runtime's result record is read from the call's logs (or from its file when too big to log, or when the backend
-sent no logs) and parsed into a `Result`, which makes the `Run` once its files are fetched.
+sent no logs) and parsed into a `Result` (result_record.py), which makes the `Run` once its files are fetched.
 
 What the real services do, and where it is written down: shared/reference/cloud-behaviour.md. In short: a model
 may call the tool more than once and rewrite failing code ([Doc] OpenAI's guide), so the request bounds it
@@ -20,7 +20,6 @@ Nothing here does I/O: `Sandbox` moves the bytes, and a test can drive the proto
 from __future__ import annotations
 
 import ast
-import base64
 import dataclasses
 import functools
 import json
@@ -31,15 +30,14 @@ from typing import Any
 
 from . import frames
 from .api import CellboxError, CodeInterpreterCall, Response
-from .results import Artifact, Display, RemoteError, RemoteValue, Run
-from .runtime import capture_source, container_runtime_source
-from .runtime.container import REFUSED_MARKER, RESULT_MARKER, _from_json
+from .result_record import Result as Result  # re-exported: running and remote_files read it from here
+from .runtime import SIBLINGS, container_runtime_source, sibling_source
+from .runtime.container import REFUSED_MARKER, RESULT_MARKER
 
 DATA_DIR = "/mnt/data"
 RESULT_WAIT = 15.0  # seconds to wait for a result record's file to show in a lagging listing
 PRIVATE = ".cellbox"  # cellbox's own files inside the data folder: runtime, inputs, run records
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-FRAME_KINDS = ("dataframe", "series")
 
 
 START_CLEAN = (
@@ -60,18 +58,18 @@ class RunFailed(CellboxError):
 @functools.lru_cache(maxsize=1)
 def runtime_file() -> tuple[str, bytes, str]:
     """The runtime as uploaded: its name under the data folder, its bytes and the fingerprint of the runtime's
-    files (this one and `capture_file`'s).
+    files (this one and its `runtime_siblings`).
 
     Named by content: the kernel keeps a loaded runtime by path, so a new version is a new path."""
     source = container_runtime_source()
-    fingerprint = frames.file_fingerprint_bytes(source + b"\0" + capture_source())
+    fingerprint = frames.file_fingerprint_bytes(b"\0".join([source, *map(sibling_source, SIBLINGS)]))
     return f"{PRIVATE}/cellbox_runtime_{fingerprint[:12]}.py", source, fingerprint
 
 
-def capture_file() -> tuple[str, bytes]:
-    """The display-capture module as uploaded, beside the runtime and named alike (the runtime finds it so)."""
+def runtime_siblings() -> list[tuple[str, bytes]]:
+    """The runtime's modules as uploaded beside it, each named like it (the runtime finds them so): name, bytes."""
     name, _, _ = runtime_file()
-    return name.replace("cellbox_runtime_", "cellbox_capture_"), capture_source()
+    return [(name.replace("cellbox_runtime_", f"cellbox_{module}_"), sibling_source(module)) for module in SIBLINGS]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,105 +305,3 @@ def result_from_logs(logs: str) -> dict[str, Any] | None:
             record: dict[str, Any] = json.loads(line[len(RESULT_MARKER) :])
             return record
     return None
-
-
-@dataclasses.dataclass
-class Result:
-    """The runtime's result record, read: what the run printed and raised, and the files holding the rest."""
-
-    run_id: str
-    stdout: str
-    stderr: str
-    error: RemoteError | None
-    value: dict[str, Any]
-    variables: dict[str, dict[str, Any]]  # name -> the runtime's spec of its exported file
-    figures: list[str]  # paths of PNGs: the last value when it is a figure, then the figures left open
-    changed: list[str]  # paths of the files in the data folder the run created or changed
-    duration: float | None
-    sizes: dict[str, int] = dataclasses.field(default_factory=dict)  # bytes of each changed file, as written
-    inline: dict[str, bytes] = dataclasses.field(default_factory=dict)  # small output files, by path
-    notes: list[str] = dataclasses.field(default_factory=list)
-    events: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # streams, displays, value, in order
-    state_lost: bool = False
-    restored: list[str] = dataclasses.field(default_factory=list)
-
-    @classmethod
-    def parse(cls, record: dict[str, Any]) -> Result:
-        run_id = record["run_id"]
-        error = record.get("error")
-        value = record.get("value") or {}
-        image = [value["path"]] if value.get("kind") == "image" and value.get("path") else []
-        events = list(record.get("events") or [])
-        if not events:  # a runtime of an earlier version: its streams, in the order it kept
-            events = [{"type": "stream", "name": n, "text": record[n]} for n in ("stdout", "stderr") if record.get(n)]
-        return cls(
-            run_id=run_id,
-            stdout=record.get("stdout", ""),
-            stderr=record.get("stderr", ""),
-            error=RemoteError.of(
-                error["ename"],
-                error["evalue"],
-                error["traceback"],
-                run_id=run_id,
-                lines=error.get("traceback_lines"),
-            )
-            if error
-            else None,
-            value=value,
-            variables=dict(record.get("outputs") or {}),
-            figures=image + list(record.get("figures") or []),
-            changed=list(record.get("changed") or []),
-            duration=record.get("duration"),
-            sizes=dict(record.get("sizes") or {}),
-            inline={path: base64.b64decode(data) for path, data in (record.get("inline") or {}).items()},
-            notes=list(record.get("notes") or []),
-            events=events,
-            state_lost=bool(record.get("state_lost")),
-            restored=list(record.get("restored") or []),
-        )
-
-    @property
-    def frame_specs(self) -> list[dict[str, Any]]:
-        """The files to read as values: the `-o` variables in order, then the last value when it is a frame."""
-        specs = list(self.variables.values())
-        if self.value.get("kind") in FRAME_KINDS:
-            specs.append(self.value)
-        return specs
-
-    def paths(self) -> list[str]:
-        """Every file of the container this result refers to."""
-        return [spec["path"] for spec in self.frame_specs] + self.figures + self.changed
-
-    def to_run(self, values: Sequence[Any], figures: Sequence[Artifact], artifacts: Sequence[Artifact]) -> Run:
-        """The `Run`, given the values read from `frame_specs` (in order) and the artifacts for `figures` and
-        `changed`."""
-        run = Run(
-            id=self.run_id,
-            stdout=self.stdout,
-            stderr=self.stderr,
-            error=self.error,
-            variables=dict(zip(self.variables, values[: len(self.variables)], strict=True)),
-            figures=list(figures),
-            artifacts=list(artifacts),
-            duration=self.duration,
-            notes=list(self.notes),
-            events=list(self.events),
-            state_lost=self.state_lost,
-            restored=list(self.restored),
-        )
-        bundle = self.value.get("bundle")
-        if bundle:
-            run.value_bundle = Display(bundle.get("data") or {}, bundle.get("metadata") or {})
-        kind = self.value.get("kind")
-        if kind in FRAME_KINDS:
-            run.value = values[len(self.variables)]
-            if self.value.get("truncated_from"):
-                run.notes.append(
-                    f"run.value holds the first {len(run.value):,} of {self.value['truncated_from']:,} rows; "
-                    "bring the whole frame back with -o NAME (outputs=[...])"
-                )
-        elif kind == "json":
-            run.value = _from_json(self.value.get("json"))
-        elif kind == "repr":
-            run.value = RemoteValue(self.value)
-        return run

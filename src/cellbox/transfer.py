@@ -34,7 +34,7 @@ from . import frames, progress
 from .api import CellboxError, Client, Container, ContainerFile, NotFoundError
 from .pacing import Backoff as Backoff  # re-exported: the doctor imports it from here
 from .pacing import parallel
-from .protocol import DATA_DIR, PRIVATE, VARIABLE_NAME, capture_file, runtime_file
+from .protocol import DATA_DIR, PRIVATE, VARIABLE_NAME, runtime_file, runtime_siblings
 from .remote_files import LISTING_WAIT as LISTING_WAIT  # re-exported: the doctor imports it from here
 
 # One file to upload: the local file, its path relative to /mnt/data, its fingerprint, and for a value the
@@ -272,8 +272,8 @@ class Transfers:
         """The container runtime's path in the container; uploaded (from memory) once per container and version."""
         name, source, fp = runtime_file()
         if self._runtime is None or self._runtime[0] != fp:
-            helper, helper_source = capture_file()
-            self._mark_private(self.upload(helper_source, helper))
+            for helper, helper_source in runtime_siblings():
+                self._mark_private(self.upload(helper_source, helper))
             record = self.upload(source, name)
             self._mark_private(record)
             self._runtime = (fp, record.path or f"{DATA_DIR}/{name}")

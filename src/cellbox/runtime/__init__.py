@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from importlib import resources
 
+SIBLINGS = ("capture", "values")  # the runtime's modules, uploaded beside it; it loads each by this name
+
 
 def container_runtime_source() -> bytes:
     """The exact bytes of the runtime module uploaded into each container."""
     return resources.files(__package__).joinpath("container.py").read_bytes()
 
 
-def capture_source() -> bytes:
-    """The exact bytes of the display-capture module uploaded beside it."""
-    return resources.files(__package__).joinpath("capture.py").read_bytes()
+def sibling_source(module: str) -> bytes:
+    """The exact bytes of one of the modules uploaded beside it (`SIBLINGS`)."""
+    return resources.files(__package__).joinpath(f"{module}.py").read_bytes()

@@ -206,11 +206,11 @@ def remember_source(filename: str, source: str) -> None:
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
 
 
-def format_error(exc: BaseException, skip_file: str) -> dict[str, Any]:
+def format_error(exc: BaseException, *skip_files: str) -> dict[str, Any]:
     """The exception as IPython would show it (`traceback_lines`, with colours) and in plain text (`traceback`),
-    without the frames of `skip_file` (the runtime) and, for a SyntaxError, without the parser's."""
+    without the leading frames of `skip_files` (the runtime's) and, for a SyntaxError, without the parser's."""
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == skip_file:
+    while tb is not None and tb.tb_frame.f_code.co_filename in skip_files:
         tb = tb.tb_next
     if isinstance(exc, SyntaxError):
         tb = None

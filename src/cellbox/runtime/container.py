@@ -2,7 +2,8 @@
 
 It must work with the standard library, pandas and pyarrow only (CSV plus a dtype record when pyarrow is
 missing), in whatever Python kernel the container runs. State lives in the kernel's user namespace, so variables
-persist between runs like notebook cells.
+persist between runs like notebook cells. Its modules are uploaded beside it, named alike: `capture.py` (what a
+cell shows) and `values.py` (inputs, `-o` outputs and the last value, to and from files).
 
 A run is described by a JSON request file and leaves a JSON result file plus output files beside it:
 
@@ -41,8 +42,6 @@ from typing import Any
 
 RUNTIME_VERSION = 3
 MAX_TEXT = 2_000_000  # characters of stdout/stderr kept in the result record; the rest is summarised
-MAX_REPR = 100_000
-MAX_VALUE_ROWS = 100_000  # rows of a frame sent back for display as a cell's last value
 CELL_FILENAME = "<cell>"
 RESULT_MARKER = "cellbox-result: "
 REFUSED_MARKER = "cellbox-refused: "
@@ -54,15 +53,16 @@ RAN_BEFORE = "kernel-ran"  # in the private folder: some run happened in this co
 _NEW_KERNEL = not sys.__dict__.get("cellbox_runtimes")  # no runtime was loaded in this kernel before this one
 
 
-def _sibling(here: str) -> str | None:
-    """The capture module uploaded beside the runtime: named alike, though a service may have put its own prefix
-    on each (OpenAI stores uploads as /mnt/data/<hex>-<name>, a different <hex> for each)."""
+def _sibling(here: str, module: str) -> str | None:
+    """The file of a module uploaded beside the runtime (`capture`, `values`): named alike, though a service may
+    have put its own prefix on each (OpenAI stores uploads as /mnt/data/<hex>-<name>, a different <hex> for each)."""
     name = os.path.basename(here)
     if "cellbox_runtime_" not in name:
         return None
-    wanted = name[name.index("cellbox_runtime_") :].replace("cellbox_runtime_", "cellbox_capture_")
+    own = f"cellbox_{module}_"
+    wanted = name[name.index("cellbox_runtime_") :].replace("cellbox_runtime_", own)
     folder = os.path.dirname(here)
-    exact = os.path.join(folder, name.replace("cellbox_runtime_", "cellbox_capture_"))
+    exact = os.path.join(folder, name.replace("cellbox_runtime_", own))
     if os.path.exists(exact):
         return exact
     try:
@@ -72,21 +72,28 @@ def _sibling(here: str) -> str | None:
     return os.path.join(folder, found[-1]) if found else None
 
 
-def _capture() -> Any:
-    """The display-capture module: uploaded beside this file (named alike), or imported in cellbox's own tests."""
+def _sibling_module(module: str) -> Any:
+    """A module of the runtime's: uploaded beside this file (named alike), or imported in cellbox's own tests."""
     here = globals().get("__file__") or ""
-    sibling = _sibling(here)
+    sibling = _sibling(here, module)
     if sibling is not None:
-        module = sys.__dict__.setdefault("cellbox_runtimes", {}).get(sibling)
-        if module is None:
+        loaded = sys.__dict__.setdefault("cellbox_runtimes", {}).get(sibling)
+        if loaded is None:
             import runpy
 
-            module = runpy.run_path(sibling)
-            sys.__dict__.setdefault("cellbox_runtimes", {})[sibling] = module
-        return types.SimpleNamespace(**{k: v for k, v in module.items() if not k.startswith("__")})
-    from cellbox.runtime import capture
+            loaded = runpy.run_path(sibling)
+            sys.__dict__.setdefault("cellbox_runtimes", {})[sibling] = loaded
+        public = {k: v for k, v in loaded.items() if not k.startswith("__")}
+        return types.SimpleNamespace(**public, __file__=sibling)
+    import importlib
 
-    return capture
+    return importlib.import_module(f"cellbox.runtime.{module}")
+
+
+values = _sibling_module("values")  # only after _NEW_KERNEL was set: loading it registers it in the kernel
+# cellbox writes and reads values on its side (frames.py) through these names, one serializer for both ends.
+_kind_of, _is_json_value, _to_json = values._kind_of, values._is_json_value, values._to_json
+_write_frame, _import = values._write_frame, values._import
 
 
 def _user_namespace() -> dict[str, Any]:
@@ -133,231 +140,6 @@ def _snapshot(root: str, skip: str) -> dict[str, tuple[int, int]]:
     return files
 
 
-def _has_pyarrow() -> bool:
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-# --- values in and out ----------------------------------------------------------------------------------------
-
-
-def _dtype_record(frame: Any) -> dict[str, Any]:
-    record: dict[str, Any] = {}
-    for col, dtype in frame.dtypes.items():
-        if str(dtype) == "category":  # the categories and their order don't survive CSV by themselves
-            categories = [c.item() if hasattr(c, "item") else c for c in dtype.categories]
-            record[str(col)] = {"dtype": "category", "categories": categories, "ordered": bool(dtype.ordered)}
-        else:
-            record[str(col)] = str(dtype)
-    return record
-
-
-def _write_frame(frame: Any, path_stem: str, kind: str) -> dict[str, Any]:
-    import pandas as pd
-
-    if kind == "series":
-        name = frame.name
-        frame = frame.to_frame(name="__series__" if name is None else name)
-    else:
-        name = None
-    info: dict[str, Any] = {"kind": kind, "rows": len(frame), "columns": [str(c) for c in frame.columns]}
-    if kind == "series":
-        info["series_name"] = None if name is None else str(name)
-    if _has_pyarrow():
-        path = path_stem + ".parquet"
-        frame.to_parquet(path)
-        info.update(format="parquet", path=path)
-    else:
-        path = path_stem + ".csv"
-        frame.to_csv(path, index=True)
-        info.update(format="csv", path=path, dtypes=_dtype_record(frame), index_name=frame.index.name)
-    del pd
-    return info
-
-
-def _read_frame(spec: dict[str, Any]) -> Any:
-    import pandas as pd
-
-    if spec["format"] == "parquet":
-        frame = pd.read_parquet(spec["path"])
-    else:
-        frame = pd.read_csv(spec["path"], index_col=0)
-        frame = _apply_dtypes(frame, spec.get("dtypes") or {})
-    if spec.get("kind") == "series":
-        series = frame.iloc[:, 0]
-        series.name = spec.get("series_name")
-        return series
-    return frame
-
-
-def _apply_dtypes(frame: Any, dtypes: dict[str, str]) -> Any:
-    import pandas as pd
-
-    for col, dtype in dtypes.items():
-        if col not in frame.columns:
-            continue
-        if isinstance(dtype, dict):
-            frame[col] = frame[col].astype(pd.CategoricalDtype(dtype["categories"], ordered=dtype["ordered"]))
-        elif dtype.startswith("datetime64"):
-            tz = dtype[dtype.index(",") + 1 : -1].strip() if "," in dtype else None
-            values = pd.to_datetime(frame[col], utc=tz is not None)
-            frame[col] = values.dt.tz_convert(tz) if tz else values
-        else:
-            frame[col] = frame[col].astype(dtype)
-    return frame
-
-
-def _is_json_value(value: Any) -> bool:
-    try:
-        _to_json(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-TAG = "__cellbox__"
-
-
-def _to_json(value: Any) -> Any:
-    """A value as JSON that keeps what JSON alone loses: tuples, sets and dict keys that aren't strings are
-    tagged ({"__cellbox__": "tuple", "items": [...]}); anything else that isn't JSON is a TypeError."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError("NaN and infinity are not JSON")
-        return value
-    if isinstance(value, list):
-        return [_to_json(v) for v in value]
-    if isinstance(value, tuple):
-        return {TAG: "tuple", "items": [_to_json(v) for v in value]}
-    if isinstance(value, (set, frozenset)):
-        kind = "set" if isinstance(value, set) else "frozenset"
-        return {TAG: kind, "items": [_to_json(v) for v in sorted(value, key=repr)]}
-    if isinstance(value, dict):
-        if all(isinstance(k, str) for k in value) and TAG not in value:
-            return {k: _to_json(v) for k, v in value.items()}
-        return {TAG: "dict", "items": [[_to_json(k), _to_json(v)] for k, v in value.items()]}
-    raise TypeError(f"a {type(value).__module__}.{type(value).__qualname__} is not a JSON value")
-
-
-def _from_json(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_from_json(v) for v in value]
-    if isinstance(value, dict):
-        tag = value.get(TAG)
-        if tag is None:
-            return {k: _from_json(v) for k, v in value.items()}
-        items = value["items"]
-        if tag == "dict":
-            return {_from_json(k): _from_json(v) for k, v in items}
-        made = {"tuple": tuple, "set": set, "frozenset": frozenset}[tag]
-        return made(_from_json(v) for v in items)
-    return value
-
-
-def _is_array(value: Any) -> bool:
-    numpy = sys.modules.get("numpy")
-    return numpy is not None and isinstance(value, numpy.ndarray) and value.dtype.kind not in "OV"
-
-
-def _kind_of(value: Any) -> str | None:
-    pd = sys.modules.get("pandas")
-    if pd is not None:
-        if isinstance(value, pd.DataFrame):
-            return "dataframe"
-        if isinstance(value, pd.Series):
-            return "series"
-    return None
-
-
-def _export(value: Any, path_stem: str, name: str) -> dict[str, Any]:
-    kind = _kind_of(value)
-    if kind is not None:
-        return _write_frame(value, path_stem, kind)
-    if _is_array(value):
-        import numpy
-
-        path = path_stem + ".npy"
-        numpy.save(path, value, allow_pickle=False)
-        return {"kind": "ndarray", "format": "npy", "path": path}
-    value = _plain_scalar(value)
-    try:
-        encoded = _to_json(value)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"-o {name}: {name} is a {type(value).__module__}.{type(value).__qualname__}, which can't travel "
-            "faithfully; -o brings back DataFrames, Series, numpy arrays and JSON values (numbers, strings, "
-            "booleans, None, and lists, tuples, sets and dicts of them). Convert it first, e.g. "
-            f"{name} = pd.DataFrame(...) or {name} = str({name}), or save it to a file and pull the file."
-        ) from None
-    path = path_stem + ".json"
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(encoded, f)
-    return {"kind": "json", "format": "json", "path": path}
-
-
-def _import(spec: dict[str, Any]) -> Any:
-    if spec["format"] == "json":
-        with open(spec["path"], encoding="utf-8") as f:
-            return _from_json(json.load(f))
-    if spec["format"] == "npy":
-        import numpy
-
-        return numpy.load(spec["path"], allow_pickle=False)
-    return _read_frame(spec)
-
-
-def _describe_value(value: Any, out_dir: str, capture: Any) -> dict[str, Any]:
-    """The last expression: its mimebundle as the shell's displayhook makes it (`bundle`), and for the Python API
-    the value itself where it travels (a frame, up to MAX_VALUE_ROWS rows; a JSON value), else its repr."""
-    described: dict[str, Any] = {"type": f"{type(value).__module__}.{type(value).__qualname__}"}
-    try:
-        described["bundle"] = capture.format_value(value)
-    except Exception as exc:  # a broken _repr_*_ must not fail the run: IPython shows the plain repr then
-        described["bundle"] = {"data": {"text/plain": _safe_repr(value)}, "metadata": {}}
-        described["repr_error"] = f"{type(exc).__name__}: {exc}"
-    kind = _kind_of(value)
-    if kind is not None:
-        shown = value
-        if len(value) > MAX_VALUE_ROWS:  # to be displayed, not kept: -o brings a whole frame back
-            shown = value.head(MAX_VALUE_ROWS)
-            described["truncated_from"] = len(value)
-        try:
-            described.update(_write_frame(shown, os.path.join(out_dir, "value"), kind))
-            return described
-        except Exception:  # e.g. a Series of dtype objects, which Parquet can't hold: its repr stands
-            described.pop("truncated_from", None)
-    try:
-        encoded = _to_json(_plain_scalar(value))
-    except (TypeError, ValueError):
-        encoded = None
-    else:
-        if len(json.dumps(encoded)) <= MAX_REPR:
-            described.update(kind="json", json=encoded)
-    described.setdefault("kind", "repr")
-    described["repr"] = _limited(_safe_repr(value), MAX_REPR)
-    return described
-
-
-def _safe_repr(value: Any) -> str:
-    try:
-        return repr(value)
-    except Exception as exc:
-        return f"<{type(value).__qualname__} object (repr failed: {exc})>"
-
-
-def _plain_scalar(value: Any) -> Any:
-    """numpy scalars (what `frame.x.sum()` gives) as the Python numbers they stand for."""
-    numpy = sys.modules.get("numpy")
-    if numpy is not None and isinstance(value, numpy.generic):
-        return value.item()
-    return value
-
-
 def _save_figures(out_dir: str) -> list[str]:
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is None:
@@ -369,12 +151,6 @@ def _save_figures(out_dir: str) -> list[str]:
         paths.append(path)
     plt.close("all")
     return paths
-
-
-def _limited(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return text[:limit] + f"\n… [{len(text) - limit} more characters not shown]"
 
 
 # --- running --------------------------------------------------------------------------------------------------
@@ -516,7 +292,7 @@ def execute(request_path: str) -> dict[str, Any] | None:
     result.update(outputs={}, figures=[], changed=[], runtime_version=RUNTIME_VERSION, notes=notes)
     result.update(state_lost=_state_lost(skip), restored=[])
     namespace = _user_namespace()
-    capture = _capture()
+    capture = _sibling_module("capture")
     output = capture.Output(request_path)
     saved = sys.stdout, sys.stderr
     with output, capture.displays(output):
@@ -530,7 +306,7 @@ def execute(request_path: str) -> dict[str, Any] | None:
                 result["restored"] = [spec["name"] for spec in again]
                 output.add({"type": "state_lost", "restored": result["restored"]})  # said first, and live
             for spec in inputs:
-                namespace[spec["name"]] = _import(spec)
+                namespace[spec["name"]] = values._import(spec)
             source = request["code"]
             capture.remember_source(CELL_FILENAME, source)
             body, last = _split_last_expression(source)
@@ -539,11 +315,11 @@ def execute(request_path: str) -> dict[str, Any] | None:
                 value = eval(compile(last, CELL_FILENAME, "eval"), namespace)
                 if value is not None:
                     namespace["_"] = value
-                    result["value"] = _describe_value(value, out_dir, capture)
+                    result["value"] = values._describe_value(value, out_dir, capture)
                     output.add({"type": "execute_result"})
         except BaseException as exc:  # KeyboardInterrupt too: the run was stopped, and the record must say so
             result["ok"] = False
-            result["error"] = capture.format_error(exc, __file__)
+            result["error"] = capture.format_error(exc, __file__, values.__file__)
         try:
             if capture.shell() is not None:
                 capture.flush_figures()  # after the value, as the inline backend does after a cell
@@ -560,7 +336,7 @@ def execute(request_path: str) -> dict[str, Any] | None:
                 result["error"] = _missing_output(name)
                 break
             try:
-                result["outputs"][name] = _export(namespace[name], os.path.join(out_dir, "out-" + name), name)
+                result["outputs"][name] = values._export(namespace[name], os.path.join(out_dir, "out-" + name), name)
             except Exception as exc:
                 result["ok"] = False
                 text = f"{type(exc).__name__}: {exc}"
