@@ -176,6 +176,9 @@ def test_stored_responses_survive_a_restart_of_the_server(tmp_path, sdk):
         events = list(client.responses.retrieve(late.id, stream=True, starting_after=1))
         assert events[0].sequence_number == 2 and events[-1].response.output_text == "late\n"
         assert client.responses.cancel(late.id).status == "completed"  # a finished one cancels to itself
+        assert [i.content[0].text for i in client.responses.input_items.list(made.id)] == [
+            "print('before the restart')"
+        ]
         with pytest.raises(openai.BadRequestError, match="synchronous"):
             client.responses.cancel(made.id)
         with pytest.raises(openai.NotFoundError):
@@ -200,3 +203,30 @@ def test_kept_responses_are_bounded_by_age_and_size(tmp_path):
         assert all(store.kept_response(f"resp_{n}") is None for n in range(5))  # the oldest went first
     finally:
         store.close()
+
+
+def test_a_stored_responses_input_items_are_listed_newest_first_and_paged(client: openai.OpenAI, container):
+    sent = [
+        {"role": "developer", "content": "Run the user's code."},
+        {"role": "assistant", "content": "Ready."},
+        {"role": "user", "content": [{"type": "input_text", "text": "print('paged')"}]},
+    ]
+    made = _create(client, container.id, sent)
+    items = client.responses.input_items.list(made.id)
+    assert [item.role for item in items.data] == ["user", "assistant", "developer"]  # newest first, by default
+    assert items.data[0].content[0].text == "print('paged')" and items.data[1].content[0].type == "output_text"
+    assert len({item.id for item in items.data}) == 3 and not items.has_more
+    first = client.responses.input_items.list(made.id, order="asc", limit=2)
+    assert [item.role for item in first.data] == ["developer", "assistant"] and first.has_more
+    rest = client.responses.input_items.list(made.id, order="asc", after=first.last_id)
+    assert [item.role for item in rest.data] == ["user"] and not rest.has_more
+    assert [i.role for i in client.responses.input_items.list(made.id, order="asc")] == [
+        "developer",
+        "assistant",
+        "user",
+    ]
+    plain = _create(client, container.id, "print(1)")
+    (only,) = client.responses.input_items.list(plain.id).data
+    assert (only.type, only.role, only.content[0].text) == ("message", "user", "print(1)")
+    with pytest.raises(openai.NotFoundError):
+        client.responses.input_items.list("resp_" + "0" * 48)

@@ -47,6 +47,7 @@ EXPECTED_FAILURES: dict[str, str] = {
     # limit=0: a list takes 1 to 100 items, as documented.
     "test_containers.py::test_method_list_with_all_params": "Invalid 'limit'",
     "containers/test_files.py::test_method_list_with_all_params": "Invalid 'limit'",
+    "responses/test_input_items.py::test_method_list_with_all_params": "Invalid 'limit'",
     # Neither `file` nor `file_id`: a container file is made from one of them.
     **_each(
         "containers/test_files.py",
@@ -77,12 +78,6 @@ EXPECTED_FAILURES: dict[str, str] = {
         "responses/test_input_tokens.py",
         (*(call.format("count") for call in _CALLS), "test_method_count_with_all_params"),
         "Method POST is not allowed for /v1/responses/input_tokens",
-    ),
-    # GET /v1/responses/{id}/input_items is not served: a stored response keeps its output, not its input items.
-    **_each(
-        "responses/test_input_items.py",
-        (*(call.format("list") for call in _CALLS), "test_method_list_with_all_params"),
-        "Invalid URL (GET /v1/responses/",
     ),
 }
 

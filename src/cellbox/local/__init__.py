@@ -102,8 +102,9 @@ shared/reference/cloud-behaviour.md ([Doc] documented, [Obs] reported); deviatio
   &starting_after=N` streams a background response's events again. Finished stored responses are kept in the
   server's database, across restarts, 30 days as the cloud keeps them ([Doc]), within 256 MiB (the oldest go
   first: a deviation only for a server that ran that much); at most 100 background ones running, more answer 429.
-- Not served (Deviation): `GET /v1/responses/{id}/input_items` (404 "Invalid URL", as any unknown path), `POST
-  /v1/responses/compact` and `POST /v1/responses/input_tokens` (405: the path has the shape of a response's).
+  `GET /v1/responses/{id}/input_items` lists a stored response's input (`limit`, `order`, `after`).
+- Not served (Deviation): `POST /v1/responses/compact` and `POST /v1/responses/input_tokens` (405: the path has
+  the shape of a response's).
   tests/local/test_local_sdk_suite.py runs the openai SDK's own tests of these resources against the server and
   lists each one that fails on purpose, with why.
 """

@@ -133,6 +133,21 @@ async def retrieve_response(request: Request) -> JSONResponse | StreamingRespons
     return JSONResponse(run.shown(_includes_outputs(request)))
 
 
+async def list_input_items(request: Request) -> JSONResponse:
+    run = stored_of(request).get(path_param(request, "response_id"))
+    limit, order, after = list_params(request)
+    items = run.input_items if order == "asc" else run.input_items[::-1]
+    if after is not None:
+        at = next((n for n, item in enumerate(items) if item["id"] == after), None)
+        if at is None:
+            raise errors.invalid(f"Invalid 'after': no input item '{after}' in this response.", "after")
+        items = items[at + 1 :]
+    page = items[:limit]
+    first, last = (page[0]["id"], page[-1]["id"]) if page else ("", "")
+    body = {"object": "list", "data": page, "first_id": first, "last_id": last, "has_more": len(items) > limit}
+    return JSONResponse(body)
+
+
 async def delete_response(request: Request) -> JSONResponse:
     response_id = path_param(request, "response_id")
     stored_of(request).delete(response_id)
@@ -195,6 +210,7 @@ ROUTES = [
     Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
     Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
     Route("/v1/responses/{response_id}/cancel", cancel_response, methods=["POST"]),
+    Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
 ]
 
 

@@ -25,7 +25,7 @@ import copy
 import re
 from dataclasses import dataclass
 
-from . import errors
+from . import errors, ids
 from .kernel import Execution
 from .params import refuse_unknown
 
@@ -198,6 +198,24 @@ def _max_tool_calls(value: object) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise errors.invalid("Invalid 'max_tool_calls': expected an integer of at least 0.", "max_tool_calls")
     return value
+
+
+def input_items(value: object) -> list[dict]:
+    """The request's input as the items `GET /v1/responses/{id}/input_items` lists, in the order sent: a string is
+    one user message; a message's string content is one `input_text` part; every item gets an id."""
+    sent = [{"role": "user", "content": value}] if isinstance(value, str) else value
+    items = []
+    for item in sent if isinstance(sent, list) else []:
+        if not isinstance(item, dict):
+            continue
+        if "role" in item and item.get("type", "message") == "message":
+            content, role = item.get("content"), item["role"]
+            # An assistant's earlier reply is listed as output text, as the response that made it had it.
+            text = {"type": "output_text", "annotations": []} if role == "assistant" else {"type": "input_text"}
+            parts = [{**text, "text": content}] if isinstance(content, str) else content
+            item = {"type": "message", "role": role, "content": parts, "status": "completed"}
+        items.append({"id": item.get("id") or ids.new_item_id("msg_"), **item})
+    return items
 
 
 def _input_text(value: object) -> str:

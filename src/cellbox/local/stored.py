@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from . import errors, ids, model
-from .responses import Request, envelope, visible
+from .responses import Request, envelope, input_items, visible
 from .store import Store
 
 log = logging.getLogger("cellbox.local")
@@ -38,6 +38,7 @@ class _Response:
     id: str
     record: dict
     events: list[dict]
+    input_items: list[dict]
     background: bool
     include_outputs: bool
     keep_events: bool
@@ -74,6 +75,7 @@ class Kept(_Response):
 
     def __init__(self, document: dict) -> None:
         self.record, self.events = document["record"], document.get("events") or []
+        self.input_items = document.get("input_items") or []
         self.id = self.record["id"]
         self.background = self.keep_events = bool(document.get("background"))
         self.include_outputs = bool(document.get("include_outputs"))
@@ -95,6 +97,7 @@ class Run(_Response):
         status = "queued" if request.background else "in_progress"
         self.record = envelope(request, ids.new_response_id(), int(time.time()), container_id, status)
         self.id = self.record["id"]
+        self.input_items = input_items(request.body.get("input"))
         self.failure = None
         self.keep_events = request.stream or request.background
         self.events = []
@@ -151,7 +154,7 @@ class Run(_Response):
         again), the others without (nothing can stream them again)."""
         events = self.events if self.background else []
         return {"record": self.record, "events": events, "background": self.background,
-                "include_outputs": self.include_outputs}  # fmt: skip
+                "include_outputs": self.include_outputs, "input_items": self.input_items}  # fmt: skip
 
 
 def sse(run: _Response, include_outputs: bool, after: int = -1) -> AsyncIterator[bytes]:
