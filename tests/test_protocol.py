@@ -17,6 +17,7 @@ import pytest
 from cellbox import frames, protocol
 from cellbox.api import CodeInterpreterCall, Response
 from cellbox.protocol import LoaderMismatch
+from cellbox.result_record import Result
 from cellbox.runtime.container import REFUSED_MARKER
 
 
@@ -52,15 +53,15 @@ class InProcessContainer:
         runtimes: dict[str, dict[str, Any]] = sys.cellbox_runtimes  # type: ignore[attr-defined]
         return runtimes[self.runtime_path]
 
-    def run(self, request: protocol.Request) -> protocol.Result:
+    def run(self, request: protocol.Request) -> Result:
         loader = protocol.loader_line(self.runtime_path, self.put(request.filename, request.body()))
         assert loader in protocol.run_prompt(loader)
         reading = protocol.read_calls([self.execute(loader)], loader)
         assert reading.started and not reading.foreign and reading.record is not None
-        return protocol.Result.parse(reading.record)
+        return Result.parse(reading.record)
 
 
-def read_values(result: protocol.Result) -> list[Any]:
+def read_values(result: Result) -> list[Any]:
     return [frames.read(spec, Path(spec["path"])) for spec in result.frame_specs]
 
 

@@ -15,7 +15,7 @@ from .api import (
     RateLimitError,
     Settings,
 )
-from .sandbox import OCI_AUTH_OR_MISSING
+from .liveness import OCI_AUTH_OR_MISSING
 
 __all__ = ["API_KEY_POLICY", "MODEL_STEP", "missing_project", "next_step"]
 

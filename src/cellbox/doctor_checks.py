@@ -18,9 +18,11 @@ from .api import APIError, CellboxError, Client, Container, Settings
 from .api.config import _OCI_HOST, OCI_REGIONS, RegionWarning
 from .api.lookup import find_container
 from .doctor_advice import MODEL_STEP, missing_project, next_step
+from .liveness import container_state
+from .pacing import Backoff
 from .redact import redact
-from .sandbox import Sandbox, container_state
-from .transfer import LISTING_WAIT, Backoff
+from .remote_files import LISTING_WAIT
+from .sandbox import Sandbox
 
 __all__ = ["FAIL", "PARAMETERS", "PASS", "SKIPPED", "WARN", "Check", "Checkup"]
 

@@ -225,7 +225,7 @@ class Pool:
 
     def revive(self) -> Pool:
         """Make anew every sandbox that expired or was deleted, with its data pushed again."""
-        from .sandbox import container_state
+        from .liveness import container_state
 
         gone = [i for i, m in enumerate(self.members) if container_state(self.client, m.id) == "gone"]
         _parallel(self._revive, gone, self.max_in_flight)

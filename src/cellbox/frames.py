@@ -13,7 +13,7 @@ from typing import Any
 
 import xxhash
 
-from .runtime import container as runtime
+from .runtime import values as runtime
 
 
 def _hasher() -> Any:

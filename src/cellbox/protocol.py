@@ -30,7 +30,6 @@ from typing import Any
 
 from . import frames
 from .api import CellboxError, CodeInterpreterCall, Response
-from .result_record import Result as Result  # re-exported: running and remote_files read it from here
 from .runtime import SIBLINGS, container_runtime_source, sibling_source
 from .runtime.container import REFUSED_MARKER, RESULT_MARKER
 

@@ -18,7 +18,7 @@ from .api import APIStatusError, CellboxError, Client, Container, ContainerFile,
 from .api import operations as ops
 from .api.streams import ContentStream
 from .pacing import Backoff, parallel
-from .protocol import Result
+from .result_record import Result
 from .results import Artifact, Run
 
 # How long a file the runtime says it wrote may take to show in the listing (or its content to stop 404ing).

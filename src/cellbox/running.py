@@ -23,6 +23,7 @@ from .liveness import container_state
 from .pacing import Backoff
 from .protocol import loader_line
 from .remote_files import RemoteFiles
+from .result_record import Result
 from .results import Interrupted, Run, SandboxGone, TimeLimit
 from .transfer import Transfers
 
@@ -101,7 +102,7 @@ class Runner:
             self.transfers.delete_private(uploaded)  # read by the runtime at its start; not the user's
         self.transfers.pending.clear()
         with stopping("reading the cell's results; the cell ran, its variables are in the container"):
-            run = self.remote_files.collect(protocol.Result.parse(record))
+            run = self.remote_files.collect(Result.parse(record))
         run.notes[:0] = notes
         return run
 

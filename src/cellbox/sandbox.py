@@ -20,7 +20,6 @@ from typing import Any
 from . import backend, protocol
 from .api import BadRequestError, CellboxError, Client, Container, ContainerFile, NotFoundError
 from .api.lookup import NameTaken, NoSuchContainer, find_container, live_named
-from .liveness import OCI_AUTH_OR_MISSING as OCI_AUTH_OR_MISSING  # re-exported: the doctor imports it from here
 from .liveness import container_state
 from .pacing import Backoff
 from .progress import TrackerFactory

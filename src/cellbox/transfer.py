@@ -32,10 +32,8 @@ from typing import Any
 
 from . import frames, progress
 from .api import CellboxError, Client, Container, ContainerFile, NotFoundError
-from .pacing import Backoff as Backoff  # re-exported: the doctor imports it from here
 from .pacing import parallel
 from .protocol import DATA_DIR, PRIVATE, VARIABLE_NAME, runtime_file, runtime_siblings
-from .remote_files import LISTING_WAIT as LISTING_WAIT  # re-exported: the doctor imports it from here
 
 # One file to upload: the local file, its path relative to /mnt/data, its fingerprint, and for a value the
 # runtime's spec of it (kind, format, variable name).

@@ -91,9 +91,6 @@ def _sibling_module(module: str) -> Any:
 
 
 values = _sibling_module("values")  # only after _NEW_KERNEL was set: loading it registers it in the kernel
-# cellbox writes and reads values on its side (frames.py) through these names, one serializer for both ends.
-_kind_of, _is_json_value, _to_json = values._kind_of, values._is_json_value, values._to_json
-_write_frame, _import = values._write_frame, values._import
 
 
 def _user_namespace() -> dict[str, Any]:
