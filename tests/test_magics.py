@@ -208,8 +208,9 @@ def test_a_container_deleted_mid_cell_fails_the_cell_and_the_next_cell_carries_o
     assert status == "error" and time.monotonic() - started < 15
     error = next(m for m in out if m["type"] == "error")
     assert error["ename"] == "SandboxGone" and error["evalue"].startswith(
-        f"container {name} ({container_id}) has expired or was deleted"
+        f"container {name} ({container_id}) has expired or was deleted. The next %%container cell makes a new one"
     )
+    assert "revive" not in error["evalue"] and error["traceback"] == [f"SandboxGone: {error['evalue']}"]
     status, out = kernel.run("%%container\nprint(open('notes.txt').read())")
     assert status == "ok", out
     said = text(out, "stderr")
@@ -396,3 +397,28 @@ def test_a_quiet_cell_says_it_is_running_and_the_line_ends_empty(kernel: Kernel)
     assert last and last[-1]["data"] == {"text/plain": ""}  # left empty when the run ends: nothing saved of it
     printed = next(t for t, kind, c in seen if kind == "stream" and "slept" in c["text"])
     assert printed > first
+
+
+def test_a_process_that_dies_under_a_cell_is_said_at_once_and_the_next_cell_has_the_pushed_values(
+    kernel: Kernel,
+) -> None:
+    assert kernel.run("%container new died --fresh")[0] == "ok"
+    assert (
+        kernel.run("import pandas as pd\nprices = pd.DataFrame({'price': [2.5, 3.0]})\n%container push prices")[0]
+        == "ok"
+    )
+    started = time.monotonic()
+    status, out = kernel.run("%%container\nimport os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+    took = time.monotonic() - started
+    assert status == "error"
+    (error,) = [m for m in out if m["type"] == "error"]
+    assert error["ename"] == "ProcessDied" and len(error["traceback"]) == 1
+    assert error["evalue"].startswith("the container's Python process died while running this cell")
+    assert "files in /mnt/data are kept" in error["evalue"] and "revive" not in error["evalue"]
+    assert took < 10, took  # said at once: no waiting for a result record that can't come, no second request
+    status, out = kernel.run("%%container\nprint(float(prices.price.sum()))")
+    assert status == "ok", out
+    said = text(out, "stderr")
+    assert said.count("\n") == 1 and "variables and imports of earlier cells are gone (loaded again: prices)" in said
+    assert text(out, "stdout") == "5.5\n"
+    assert kernel.run("%container delete died")[0] == "ok"

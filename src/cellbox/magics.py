@@ -116,10 +116,15 @@ class ContainerMagics(Magics):
         except KeyboardInterrupt:
             what = f"%container {line.split()[0]}" if cell is None and line.split() else "the cell before it ran"
             raise Interrupted(f"stopped {what}") from None
-        except SandboxGone:
+        except SandboxGone as exc:
             if self.current is not None:
                 self._gone.add(self.current.id)
-            raise
+            raise SandboxGone(
+                f"container {exc.container or 'of this notebook'} has expired or was deleted. The next %%container "
+                "cell makes a new one of the same name and pushes your data again (variables and imports of earlier "
+                "cells are not carried over).",
+                exc.container,
+            ) from None
         except CellboxError as exc:
             # The message says what to do; the frames of cellbox and httpx under it would only hide it.
             if not hasattr(exc, "_render_traceback_"):

@@ -54,6 +54,14 @@ class RunFailed(CellboxError):
     """The response that should have run the cell ended without running it; the message says how, in words."""
 
 
+class ProcessDied(CellboxError):
+    """The container's Python process died while it ran the cell (killed, crashed, out of memory): the cell's
+    variables and everything earlier cells made in memory are gone; files are kept."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[0;31mProcessDied\x1b[0m: {self}"]
+
+
 @functools.lru_cache(maxsize=1)
 def runtime_file() -> tuple[str, bytes, str]:
     """The runtime as uploaded: its name under the data folder, its bytes and the fingerprint of the runtime's
@@ -226,6 +234,7 @@ class Reading:
     started: bool  # the run started (a completed loader call, or the runtime refusing a second start)
     foreign: list[str]  # code the model ran that is not the loader
     problems: list[str]  # the response's and the calls' statuses and errors, in words
+    died: str | None = None  # the logs of a loader call that failed: the process running it died
 
     @property
     def retry(self) -> bool:
@@ -239,6 +248,7 @@ def read_calls(calls: Sequence[CodeInterpreterCall], loader: str) -> Reading:
     started = False
     foreign: list[str] = []
     problems: list[str] = []
+    died: str | None = None
     for call in calls:
         if not same_code(call.code, loader):
             if (call.code or "").strip():
@@ -250,11 +260,13 @@ def read_calls(calls: Sequence[CodeInterpreterCall], loader: str) -> Reading:
         found = result_from_logs(logs)
         if found is not None and record is None:
             record = found
-        if found is not None or REFUSED_MARKER in logs or call.status == "completed":
-            started = True
+        if found is not None or REFUSED_MARKER in logs or call.status in ("completed", "failed"):
+            started = True  # a failed call of the loader ran it: the process died under it
+        if call.status == "failed" and found is None:
+            died = logs
         if call.status not in (None, "completed"):
             problems.append(f"the model's call ended {call.status}" + (f": {logs[-300:].strip()}" if logs else ""))
-    return Reading(record, started, foreign, problems)
+    return Reading(record, started, foreign, problems, died)
 
 
 def read_response(response: Response, loader: str) -> Reading:

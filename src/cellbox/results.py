@@ -59,7 +59,12 @@ _remote_classes: dict[str, type[RemoteError]] = {}
 
 
 class SandboxGone(CellboxError):
-    """The container expired or was deleted; `Sandbox.revive()` (or the next `%%container` cell) makes a new one."""
+    """The container expired or was deleted; `Sandbox.revive()` (or the next `%%container` cell) makes a new one.
+    `container` names it ("NAME (ID)"), so the notebook can say it in its own words."""
+
+    def __init__(self, message: str, container: str = "") -> None:
+        super().__init__(message)
+        self.container = container
 
     def _render_traceback_(self) -> list[str]:
         return [f"SandboxGone: {self}"]

@@ -133,6 +133,11 @@ class Runner:
             if reading.record is not None or reading.started:
                 if response.status not in (None, "completed"):
                     notes.extend(reading.problems)
+                if reading.record is None and reading.died is not None:
+                    # No record will come (the runtime writes it last); one look, then say what happened.
+                    if (content := self.remote_files.content_at(request.result_path)) is not None:
+                        return json.loads(content), notes
+                    raise protocol.ProcessDied(_died(reading.died))
                 record = reading.record or self._result_file(request.result_path, reading.problems)
                 return record, notes
             said = "; ".join(reading.problems) or "the model did not run the cell"
@@ -228,6 +233,17 @@ class Runner:
             )
         record: dict[str, Any] = json.loads(content)
         return record
+
+
+def _died(logs: str) -> str:
+    """What the user reads when the process running their cell died: the backend's own words, when it said any."""
+    said = " ".join(line.strip() for line in logs.strip().splitlines()[-3:] if line.strip())
+    return (
+        "the container's Python process died while running this cell"
+        + (f" ({said[-400:]})" if said else " (killed, crashed, or out of memory)")
+        + ". Variables and imports of earlier cells are gone; files in /mnt/data are kept. The next cell runs in a "
+        "new process, with what you pushed loaded again."
+    )
 
 
 def _time_limit(timeout: float, stopped: bool | None) -> str:

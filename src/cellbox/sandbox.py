@@ -282,8 +282,9 @@ class Sandbox:
             raise
 
     def _gone(self) -> SandboxGone:
+        container = f"{self.name or self.id} ({self.id})"
         return SandboxGone(
-            f"container {self.name or self.id} ({self.id}) has expired or was deleted. "
-            "Sandbox.revive() makes a new one with the same data pushed again (in a notebook, the next %%container "
-            "cell does it for you)."
+            f"container {container} has expired or was deleted. Sandbox.revive() makes a new one with the same data "
+            "pushed again.",
+            container,
         )

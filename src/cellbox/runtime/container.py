@@ -300,7 +300,8 @@ def execute(request_path: str) -> dict[str, Any] | None:
                 names = {spec["name"] for spec in inputs}
                 again = [spec for spec in request.get("restore") or [] if spec["name"] not in names]
                 inputs[:0] = again
-                result["restored"] = [spec["name"] for spec in again]
+                # Everything pushed is there again: the values loaded again, and those pushed for this cell.
+                result["restored"] = [spec["name"] for spec in request.get("restore") or []]
                 output.add({"type": "state_lost", "restored": result["restored"]})  # said first, and live
             for spec in inputs:
                 namespace[spec["name"]] = values._import(spec)
