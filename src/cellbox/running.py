@@ -25,13 +25,14 @@ from .protocol import loader_line
 from .remote_files import RemoteFiles
 from .result_record import Result
 from .results import Interrupted, Run, SandboxGone, TimeLimit
+from .tidy import Tidy
 from .transfer import Transfers
 
 log = logging.getLogger("cellbox")
 
 PENDING_STATUSES = ("queued", "in_progress")
-CANCEL_TIMEOUT = 10.0
 POLL_MOST = 0.25  # seconds between looks at a running cell whose output is watched
+LIVE_AFTER = 0.1  # seconds into a run before its live output is read: quicker cells' records carry it
 
 
 class Runner:
@@ -51,7 +52,9 @@ class Runner:
         container: Callable[[], Container],
         call: Callable[..., Any],
         gone: Callable[[], SandboxGone],
+        tidy: Tidy | None = None,
     ) -> None:
+        self.tidy = tidy or Tidy()
         self.client = client
         self.transfers = transfers
         self.remote_files = remote_files
@@ -97,9 +100,9 @@ class Runner:
             record, notes = self._run_loader(request, loader, timeout, watch)
         except BaseException:
             self.transfers.restore_placements()  # moved already if the run started: the runtime skips them
+            # The runtime removes its request when it ends; one it never ended is removed here, later.
+            self.tidy.later(functools.partial(self.transfers.delete_private, uploaded))
             raise
-        finally:
-            self.transfers.delete_private(uploaded)  # read by the runtime at its start; not the user's
         self.transfers.pending.clear()
         with stopping("reading the cell's results; the cell ran, its variables are in the container"):
             run = self.remote_files.collect(Result.parse(record))
@@ -181,9 +184,11 @@ class Runner:
                     stopped = self._cancel(response)
                     raise TimeLimit(_time_limit(timeout, stopped))
                 pause.wait()
-                if watch is not None:
-                    watch(time.monotonic() - started)
                 response = self._call(self.client.responses.retrieve, response.id)
+                # Output shows within half a second of being printed; a cell done sooner brings it in its record.
+                elapsed = time.monotonic() - started
+                if watch is not None and response.status in PENDING_STATUSES and elapsed >= LIVE_AFTER:
+                    watch(elapsed)
         except APITimeoutError:
             if timeout is None or background:
                 raise
@@ -205,7 +210,7 @@ class Runner:
             raise Interrupted(f"the cell may still be running in the container: {how}") from None
         finally:
             if response is not None and options.get("store") and response.status not in PENDING_STATUSES:
-                self._forget_response(response)
+                self.tidy.later(functools.partial(self._forget_response, response))
         return response
 
     def _cancel(self, response: Response) -> bool:

@@ -194,7 +194,9 @@ class Sandbox:
         self.close()
 
     def close(self) -> None:
-        """Forget local state (the manifest, cached copies) and close the client if this sandbox made it."""
+        """Forget local state (the manifest, cached copies) and close the client if this sandbox made it; cellbox's
+        own leftovers of the last cells are deleted first."""
+        self.runner.tidy.wait()
         self.transfers.close()
         if self._owns_client:
             self.client.close()

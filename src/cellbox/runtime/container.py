@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -355,6 +356,9 @@ def execute(request_path: str) -> dict[str, Any] | None:
     with open(temp, "w", encoding="utf-8") as f:
         json.dump(result, f, default=str)
     os.replace(temp, request["result_path"])
+    # Read at the start, and by the client while the cell ran; nobody needs it now (so the client needn't delete it).
+    with contextlib.suppress(OSError):
+        os.remove(request_path)
     return result
 
 
