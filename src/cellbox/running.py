@@ -242,13 +242,11 @@ class Runner:
 
 def _died(logs: str) -> str:
     """What the user reads when the process running their cell died: the backend's own words, when it said any."""
-    said = " ".join(line.strip() for line in logs.strip().splitlines()[-3:] if line.strip())
-    return (
-        "the container's Python process died while running this cell"
-        + (f" ({said[-400:]})" if said else " (killed, crashed, or out of memory)")
-        + ". Variables and imports of earlier cells are gone; files in /mnt/data are kept. The next cell runs in a "
-        "new process, with what you pushed loaded again."
-    )
+    said = " ".join(line.strip() for line in logs.strip().splitlines()[-3:] if line.strip())[-400:]
+    unsaid = " (killed, crashed, or out of memory). Variables are gone; files in /mnt/data are kept."
+    why = f": {said}" if said else unsaid
+    then = "The next cell runs in a new process, with what you pushed loaded again."
+    return f"the container's Python process died while running this cell{why} {then}"
 
 
 def _time_limit(timeout: float, stopped: bool | None) -> str:
