@@ -46,19 +46,26 @@ def pytest_configure(config) -> None:
     _ignore_running_lines()
 
 
+def _is_running_line(output: dict) -> bool:
+    data = output.get("data") or {}
+    shown = str(data.get("text/plain", ""))
+    emptied = output.get("output_type") == "display_data" and data == {"text/plain": ""}
+    return shown.startswith(RUNNING_LINE) or emptied
+
+
 def _without_running_lines(outputs: list) -> list:
-    return [o for o in outputs if not str(o.get("data", {}).get("text/plain", "")).startswith(RUNNING_LINE)]
+    return [o for o in outputs if not _is_running_line(o)]
 
 
 def _ignore_running_lines() -> None:
     """A cell quiet for a second shows a "running in NAME · N s" line that ends empty when the run does. nbval
-    keeps its first state and drops the updates (`update_display_data`), so whether it appears depends on the
-    machine's speed: compare without it."""
+    keeps its first state and drops the updates (`update_display_data`), a saved notebook its last (empty) state,
+    and whether it appears at all depends on the machine's speed: compare without it."""
     from nbval.plugin import IPyNbCell
 
     compare = IPyNbCell.compare_outputs
     IPyNbCell.compare_outputs = lambda cell, test, ref, skip_compare=None: compare(
-        cell, _without_running_lines(test), ref, skip_compare
+        cell, _without_running_lines(test), _without_running_lines(ref), skip_compare
     )
 
 
