@@ -8,16 +8,20 @@ they apply to this folder only (pytest-asyncio stays strict for the rest of the 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from pytest_jupyter.jupyter_server import *  # noqa: F403
 from tornado.httpclient import HTTPResponse
 
 from cellbox.local.testing import RunningServer
+
+if TYPE_CHECKING:
+    from browserhelp import Lab
 
 Call = Callable[..., Awaitable["Reply"]]
 
@@ -67,3 +71,27 @@ def api(jp_fetch: Any) -> Call:
 def backend(use_local_server: RunningServer) -> RunningServer:
     """The suite's local server, configured through the environment as a user would."""
     return use_local_server
+
+
+# The browser tests' fixtures. `browserhelp` is imported here only when a test asks for one: the browser test
+# modules import it themselves first, which skips them when Chromium is missing, so the other tests never need it.
+
+
+@pytest.fixture
+def lab(use_local_server: RunningServer, tmp_path: Path) -> Iterator[Lab]:
+    """JupyterLab configured for the suite's local server as a user would, kernels included (they run code with
+    the model the local server answers as)."""
+    import browserhelp
+
+    server = use_local_server
+    with browserhelp.running_lab(tmp_path, server.base_url, server.token, model=os.environ["CELLBOX_MODEL"]) as running:
+        yield running
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Any]:
+    """A headless Chromium page."""
+    import browserhelp
+
+    with browserhelp.browser_page(tmp_path) as opened:
+        yield opened

@@ -104,8 +104,8 @@ function ContainerRow(props: IContainerRowProps): JSX.Element {
     >
       <span className={`jp-cellbox-status jp-cellbox-status-${status}`} title={status} />
       <div className="jp-cellbox-item-main">
-        <div className="jp-cellbox-item-name">
-          {box.name || box.id}
+        <div className="jp-cellbox-item-name jp-cellbox-container-name">
+          <span className="jp-cellbox-container-label">{box.name || box.id}</span>
           {props.usedBy && (
             <span
               className={`jp-cellbox-inuse jp-cellbox-inuse-${props.usedBy}`}
