@@ -167,7 +167,20 @@ def test_a_gone_sandbox_is_revived_for_its_part(pool: cellbox.Pool) -> None:
     assert any("a new one was made" in note for note in runs[1].notes)
 
 
-def test_magics_fan_a_cell_out_over_the_notebooks_pool(use_local_server: RunningServer) -> None:
+def test_each_parts_files_are_pulled_into_a_folder_of_its_own(pool: cellbox.Pool, tmp_path: Path) -> None:
+    # Five parts on three sandboxes: a sandbox's second part overwrites its first one's file, so each part's
+    # file is pulled right after that part ran.
+    frames = [pd.DataFrame({"x": [n]}) for n in range(5)]
+    code = "open('part.txt', 'w').write(f'part {int(frames.x[0])}')\nopen('skip.log', 'w').write('no')"
+    runs = pool.map(code, split={"frames": frames}, pull=["*.txt"], to=tmp_path / "out")
+    assert runs.ok
+    for part in runs:
+        assert part.pulled == [tmp_path / "out" / f"part-{part.index}" / "part.txt"]
+        assert part.pulled[0].read_text() == f"part {part.index}"
+    assert not list((tmp_path / "out").rglob("*.log"))
+
+
+def test_magics_fan_a_cell_out_over_the_notebooks_pool(use_local_server: RunningServer, tmp_path: Path) -> None:
     from jupyter_client.manager import start_new_kernel
 
     manager, kernel = start_new_kernel(kernel_name="python3")
@@ -206,6 +219,11 @@ def test_magics_fan_a_cell_out_over_the_notebooks_pool(use_local_server: Running
         status, said = run("%container pool --retry")
         assert status == "ok"
         assert run("len(z)")[1] == "{'text/plain': '5'}"
+        status, said = run(
+            f"%%container --pool --split df --pull rows.txt --to {tmp_path}\nopen('rows.txt', 'w').write(str(len(df)))"
+        )
+        assert status == "ok" and f"pulled 2 file(s) into {tmp_path}/part-N" in said
+        assert [(tmp_path / f"part-{i}" / "rows.txt").read_text() for i in (0, 1)] == ["2", "3"]
         assert run("%container pool --delete")[1].startswith("cellbox: deleted the pool's 2 container(s)")
     finally:
         kernel.stop_channels()

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
 from typing import Any
 
 from . import backend
@@ -190,12 +191,17 @@ class Pool:
         outputs: Sequence[str] = (),
         files: Sequence[str] = (),
         timeout: float | None = None,
+        pull: Sequence[str] = (),
+        to: str | Path = ".",
     ) -> PoolRuns:
         """Run `code` once per part of `split` (see `cellbox.parts`), part i in sandbox i mod len(pool). `inputs`
-        go to every sandbox unsplit (pushed once each, again only when changed), `files` too. Returns the parts
-        in order; a failing part keeps its traceback and the others their results (`retry_failed` reruns it)."""
+        go to every sandbox unsplit (pushed once each, again only when changed), `files` too. Files matching
+        `pull` are downloaded after each part ran (before the next part in its sandbox could overwrite them) into
+        `to`/part-<i>/ (`part.pulled`). Returns the parts in order; a failing part keeps its traceback and the
+        others their results (`retry_failed` reruns it)."""
         parts = [Part(i, values) for i, values in enumerate(make_parts(split, len(self.members)))]
-        options = {"inputs": dict(inputs or {}), "outputs": tuple(outputs), "files": tuple(files), "timeout": timeout}
+        options: dict[str, Any] = {"inputs": dict(inputs or {}), "outputs": tuple(outputs), "files": tuple(files)}
+        options.update(timeout=timeout, pull=tuple(pull), to=Path(to))
         self.last = PoolRuns(parts, code, options, len(self.members))
         return self._go(self.last, parts)
 
@@ -211,6 +217,7 @@ class Pool:
         again = self.last.failed
         for part in again:
             part.state, part.seconds, part.run, part.error, part.notes = "waiting", None, None, None, []
+            part.pulled = []
         return self._go(self.last, again)
 
     def _go(self, runs: PoolRuns, parts: list[Part]) -> PoolRuns:

@@ -46,8 +46,9 @@ Many containers at once (a pool):
   %container pool --retry | --delete                  rerun the failed parts | delete the pool
   %%container --pool --split VAR [--by COLUMN] -o VAR
                     split the frame VAR into parts (by rows, or by whole groups of COLUMN), run the cell on
-                    each part in its own container, bring -o frames back joined in part order
-                        %%container --pool --split sales -o summary
+                    each part in its own container, bring -o frames back joined in part order; --pull
+                    puts each part's files in a folder of its own (DIR/part-0, DIR/part-1, ...)
+                        %%container --pool --split sales -o summary --pull "*.png" --to plots
 
 Configuration (environment, or ~/.config/cellbox/config.toml): nothing for the local server. A cloud:
 CELLBOX_BASE_URL (or CELLBOX_OCI_REGION), CELLBOX_API_KEY or CELLBOX_AUTH, CELLBOX_PROJECT (OCI) and

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from .api import CellboxError
@@ -114,6 +115,7 @@ class Part:
     run: Run | None = None
     error: BaseException | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
+    pulled: list[Path] = dataclasses.field(default_factory=list)  # files pulled after it ran, in its own folder
 
     @property
     def ok(self) -> bool:

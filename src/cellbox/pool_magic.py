@@ -70,8 +70,6 @@ class PoolCommands:
     def cell(self, args: Any, cell: str) -> None:
         if args.name:
             raise UsageError("%%container --pool runs in the notebook's pool: drop NAME (`%container pool N` makes it)")
-        if args.pull:
-            raise UsageError("--pull is not available with --pool yet: use pool.members[i].pull(...)")
         namespace = self.shell.user_ns
         missing = [name for name in (*args.split, *args.inputs) if name not in namespace]
         if missing:
@@ -88,7 +86,12 @@ class PoolCommands:
             outputs=args.outputs,
             files=args.files,
             timeout=args.timeout,
+            pull=args.pull,
+            to=args.to,
         )
+        if args.pull:
+            pulled = sum(len(part.pulled) for part in runs)
+            print(f"cellbox: pulled {pulled} file(s) into {args.to}/part-N, one folder per part")
         self._finish(runs)
 
     def _finish(self, runs: PoolRuns) -> None:

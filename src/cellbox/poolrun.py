@@ -149,4 +149,6 @@ class Shares:
         live = LiveOutput(lambda event: events.put((part.index, event)))
         run = sandbox.run(runs.code, outputs=options["outputs"], timeout=options["timeout"], live=live, on_wait=on_wait)
         live.finish(run.events)  # what the polls did not see: a short part's output comes all at the end
+        if options.get("pull") and run.ok:
+            part.pulled = sandbox.pull(*options["pull"], to=options["to"] / f"part-{part.index}")
         return run
