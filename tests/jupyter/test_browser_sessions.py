@@ -297,7 +297,9 @@ def test_the_sidebar_refuses_a_name_already_in_use(
     create.click()
     toast = page.locator(".jp-toast-message", has_text=f"Could not create {elsewhere}")
     # (JupyterLab cuts a toast's text at 140 characters: the conflict is said first, the container id after it.)
-    expect(toast).to_contain_text(f'Could not create {elsewhere}: A container named "{elsewhere}" is already running')
+    expect(toast).to_contain_text(
+        f'Could not create {elsewhere}: A container named "{elsewhere}" is already running: pick another name'
+    )
     expect(name_field).to_have_value(elsewhere)  # the form stays, with the name to change
     shot(page, "15-name-taken-on-server")
     assert [box["id"] for box in _live(use_local_server, elsewhere)] == [made.json()["id"]]

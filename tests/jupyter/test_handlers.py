@@ -298,7 +298,10 @@ async def test_a_second_running_container_of_a_name_is_refused(api, backend: Run
     box = await _create(api)
     again = await api("POST", "containers", body={"name": box["name"]})
     assert again.code == 409
-    assert again.json["message"].startswith(f'A container named "{box["name"]}" is already running ({box["id"]})')
+    assert again.json["message"] == (
+        f'A container named "{box["name"]}" is already running: pick another name, or delete that one first '
+        f"({box['id']})."
+    )
     listed = await api("GET", "containers")
     assert [c["id"] for c in listed.json["data"] if c["name"] == box["name"]] == [box["id"]]
     assert isinstance(listed.json["in_use"], dict)

@@ -289,8 +289,9 @@ class Sidebar:
             if running:
                 raise SidebarError(
                     409,
-                    f'A container named "{name}" is already running ({running[0].id}). Pick another name, or '
-                    "delete that one first.",
+                    # Short first, the id last: the notification cuts long messages.
+                    f'A container named "{name}" is already running: pick another name, or delete that one first '
+                    f"({running[0].id}).",
                 )
             box = await client.containers.create(name, memory_limit=memory, expires_after=minutes)
         return container_json(box, time.time())
