@@ -1,5 +1,6 @@
-"""The shipped notebooks open unmodified: they carry the kernelspec the package installs, and saving one as
-JupyterLab does (nbformat read, then write) gives back the same bytes."""
+"""The shipped notebooks open unmodified: they carry the kernelspec the package installs and a language_info, and
+saving one as JupyterLab does (nbformat read, then write) gives back the same bytes. What JupyterLab itself does on
+opening them is tests/jupyter/test_browser_notebooks.py's."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ def test_a_notebook_is_byte_stable_and_names_the_installed_kernel(path: Path) ->
         "language": spec.language,
         "name": "python3",
     }
+    # Without one, JupyterLab adds a placeholder language_info as it loads the notebook, marking it modified
+    # before any kernel starts. (The kernel's own one, whatever its Python version, is no edit: see
+    # jupyter_extension/src/cleanopen.ts.)
+    assert notebook.metadata.get("language_info", {}).get("name") == "python"
     saved = io.StringIO()
     nbformat.write(notebook, saved)
     assert saved.getvalue() == text

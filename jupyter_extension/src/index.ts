@@ -1,12 +1,14 @@
 /**
  * The cellbox JupyterLab extension: a left-sidebar panel (`cellbox-sidebar`, "Containers") over the cellbox
- * server extension's REST API, and an "Upload to container" entry in the file browser's context menu.
+ * server extension's REST API, and an "Upload to container" entry in the file browser's context menu; and
+ * notebooks that open unmodified when their kernel starts (cleanopen.ts).
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 
+import { INotebookContext, keepUnmodifiedOnKernelStart } from './cleanopen';
 import { addCommands } from './commands';
 import { ContainersModel } from './model';
 import { ContainersPanel } from './panel';
@@ -59,4 +61,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+const unmodifiedOnOpen: JupyterFrontEndPlugin<void> = {
+  id: 'cellbox:unmodified-on-open',
+  description: "Opening a notebook doesn't mark it modified: what its kernel writes on start is not an edit.",
+  autoStart: true,
+  activate: (app: JupyterFrontEnd) => {
+    app.docRegistry.addWidgetExtension('Notebook', {
+      createNew: (_, context) => keepUnmodifiedOnKernelStart(context as unknown as INotebookContext)
+    });
+  }
+};
+
+export default [plugin, unmodifiedOnOpen];
