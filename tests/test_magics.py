@@ -5,17 +5,15 @@ from __future__ import annotations
 import os
 import re
 import signal
-import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from IPython.core.error import UsageError
-from jupyter_client.manager import KernelManager
+from kernelhelp import Kernel, text
 
 from cellbox import backend, inuse
 from cellbox.api import Client
@@ -24,40 +22,6 @@ from cellbox.magics import ContainerMagics
 from cellbox.sandbox import Sandbox
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-class Kernel:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.id = str(uuid.uuid4())
-        # Named as Jupyter's server names it: the kernel finds its own id in it.
-        connection_file = os.path.join(tempfile.gettempdir(), f"kernel-{self.id}.json")
-        self.manager = KernelManager(kernel_name="python3", connection_file=connection_file)
-        self.manager.start_kernel(env=env)
-        self.client = self.manager.client()
-        self.client.start_channels()
-        self.client.wait_for_ready(timeout=60)
-
-    def run(self, code: str) -> tuple[str, list[dict[str, Any]]]:
-        """Execute `code`; returns the reply status and the iopub messages it produced."""
-        messages: list[dict[str, Any]] = []
-
-        def keep(msg: dict[str, Any]) -> None:
-            if msg["msg_type"] in ("stream", "error", "display_data", "execute_result"):
-                messages.append({"type": msg["msg_type"], **msg["content"]})
-
-        reply = self.client.execute_interactive(code, output_hook=keep, timeout=120)
-        for payload in reply["content"].get("payload", []):  # `?` help arrives as a pager payload
-            if payload.get("source") == "page":
-                messages.append({"type": "page", "data": payload["data"]})
-        return reply["content"]["status"], messages
-
-    def stop(self) -> None:
-        self.client.stop_channels()
-        self.manager.shutdown_kernel(now=True)
-
-
-def text(messages: list[dict[str, Any]], name: str) -> str:
-    return "".join(m["text"] for m in messages if m["type"] == "stream" and m["name"] == name)
 
 
 @pytest.fixture(scope="module")

@@ -73,7 +73,7 @@ def test_a_sparse_2gib_csv_is_previewed_from_its_first_rows(sparse_files: dict[s
     assert grown < MAX_GROWTH, f"the notebook grew by {grown >> 20} MiB"
     csv = page.split("big.csv", 1)[1].split("cellbox-artifact", 1)[0]
     assert "<table" in csv and "region" in csv and "r0" in csv and "r19" in csv and "r20" not in csv
-    assert "%container pull big.csv" in csv  # too large to embed as a download
+    assert "%container pull big.csv" in csv and "first 20 rows" in csv  # too large to embed as a download
     parquet = page.split("big.parquet", 1)[1].split("cellbox-artifact", 1)[0]
     assert "no preview" in parquet and "too large" in parquet and "%container pull big.parquet" in parquet
     png = page.split("big.png", 1)[1].split("cellbox-artifact", 1)[0]

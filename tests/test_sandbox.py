@@ -14,9 +14,11 @@ import pytest
 from mockapi import MockAPI
 
 import cellbox
+from cellbox import progress
 from cellbox.api import Container
 from cellbox.api.lookup import AmbiguousName, NameTaken
 from cellbox.liveness import container_state
+from cellbox.progress import Operation
 from cellbox.protocol import LoaderMismatch, loader_line
 from cellbox.sandbox import NotAuthorized
 
@@ -157,15 +159,14 @@ def test_loader_line_is_one_deterministic_line() -> None:
 class RecordingTracker:
     made: list[RecordingTracker] = []
 
-    def __init__(self, label: str, total: int) -> None:
-        self.label, self.total, self.done, self.updates, self.closed = label, total, 0, 0, False
+    def __init__(self, operation: Operation) -> None:
+        self.operation, self.refreshes, self.closed = operation, 0, False
         RecordingTracker.made.append(self)
 
-    def update(self, n: int) -> None:
-        self.done += n
-        self.updates += 1
+    def refresh(self, operation: Operation) -> None:
+        self.refreshes += 1
 
-    def close(self) -> None:
+    def close(self, operation: Operation) -> None:
         self.closed = True
 
 
@@ -173,17 +174,36 @@ def test_long_push_and_pull_report_progress(sandbox: cellbox.Sandbox, tmp_path: 
     RecordingTracker.made.clear()
     sandbox.progress = RecordingTracker
     big = tmp_path / "big.bin"
-    big.write_bytes(bytes(range(256)) * (48 * 1024 * 2))  # 24 MiB: long enough to be worth a bar
+    big.write_bytes(bytes(range(256)) * (48 * 1024 * 2))  # 24 MiB: long enough to be worth a line
     sandbox.push(str(big), str(tmp_path / "big.bin"))  # the same file twice: sent once
     (push,) = RecordingTracker.made
-    assert push.total == big.stat().st_size and push.done == push.total and push.closed and push.updates > 10
-    sandbox.push(str(big))  # unchanged: nothing sent, no bar
+    assert push.operation.label == f"push {big}, {big} to test-sandbox" and push.closed and push.refreshes > 2
+    uploading = next(p for p in push.operation.phases if p.name == "uploading")
+    assert uploading.total == uploading.done == big.stat().st_size and push.operation.outcome == "done"
+    sandbox.push(str(big))  # unchanged: nothing sent, no line
     assert len(RecordingTracker.made) == 1
     (tmp_path / "back").mkdir()
     (local,) = sandbox.pull("big.bin", to=tmp_path / "back")
-    pull = RecordingTracker.made[-1]
-    assert pull.label.startswith("pull") and pull.done == pull.total == big.stat().st_size and pull.closed
+    pull = RecordingTracker.made[-1].operation
+    (downloading,) = pull.phases
+    assert (
+        pull.label == "pull big.bin from test-sandbox" and downloading.done == downloading.total == big.stat().st_size
+    )
     assert local.read_bytes() == big.read_bytes()
+
+
+def test_a_large_frame_shows_as_it_is_serialized_uploaded_and_read_back(sandbox: cellbox.Sandbox) -> None:
+    RecordingTracker.made.clear()
+    sandbox.progress = RecordingTracker
+    frame = pd.DataFrame({"a": range(1_500_000), "b": 1.5})
+    sandbox.push(frame, name="frame")
+    (push,) = RecordingTracker.made
+    assert [p.name for p in push.operation.phases] == ["serializing", "uploading"]
+    assert push.operation.phases[0].done == 1_500_000 and push.operation.outcome == "done"
+    with progress.step(RecordingTracker, "cell") as cell:  # a cell's line, as %%container makes it
+        run = sandbox.run("out = frame.assign(c=2)", outputs=["out"])
+    assert run.ok and len(run.variables["out"]) == 1_500_000
+    assert [p.name for p in cell.phases] == ["downloading", "reading"] and cell.outcome == "done"
 
 
 def test_a_sandbox_deleted_mid_cell_is_reported_as_gone(sandbox: cellbox.Sandbox) -> None:

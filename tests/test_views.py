@@ -9,9 +9,14 @@ import time
 import pandas as pd
 import pytest
 
+from cellbox import progress
 from cellbox.api import Container, ContainerFile
+from cellbox.first_rows import first_rows
+from cellbox.progress import Operation
 from cellbox.results import Artifact, RemoteError
 from cellbox.views import ArtifactGallery, ContainerTable, FileTable, StatusView, TransferProgress
+
+X = "\N{MULTIPLICATION SIGN}"  # as pandas writes a frame's size in HTML
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
@@ -87,14 +92,56 @@ def test_file_table_is_sorted_by_path_with_sizes() -> None:
 
 
 def test_progress_outside_a_kernel_is_a_line_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
-    bar = TransferProgress("push to demo", 10_000_000)
-    bar.update(4_000_000)
-    bar.update(6_000_000)
-    bar.close()
-    assert bar.done == bar.total and bar.closed
+    with progress.step(TransferProgress, "push to demo") as operation:
+        operation.phase("uploading", 10_000_000)
+        operation.update(4_000_000)
+        operation.update(6_000_000)
     err = capsys.readouterr().err
-    assert err.endswith("\n") and "push to demo: 10.0 MB of 10.0 MB" in err and "done" in err
-    assert "<progress value='10000000' max='10000000'" in bar._repr_html_()
+    assert err.endswith("\n") and "push to demo: uploaded 10.0 MB in " in err and "done in" in err
+    bar = TransferProgress(operation)
+    assert "<progress value='1000' max='1000'" in bar._repr_html_() and repr(bar) == operation.describe()
+
+
+def test_a_running_line_is_left_empty_and_a_transfer_line_keeps_its_end() -> None:
+    quiet = Operation(None, "cell in demo")
+    quiet.indicate("running in demo · 3 s")
+    view = TransferProgress(quiet)
+    assert view.bundle()["text/plain"] == "running in demo · 3 s" and "opacity" in view.bundle()["text/html"]
+    quiet.close()
+    assert view.bundle() == {"text/plain": ""}  # the saved notebook keeps nothing of it
+    moved = Operation(None, "cell in demo")
+    moved.phase("downloading", 10_000_000)
+    moved.phase("running", unit="")
+    assert "<progress max='1000'" in TransferProgress(moved).bundle()["text/html"]  # running: a bar that moves
+    moved.close()
+    assert TransferProgress(moved).bundle()["text/plain"].endswith(" s · ran 0.0 s · done in 0.0 s")
+
+
+def test_previews_say_how_much_of_the_file_they_show() -> None:
+    many = pd.DataFrame({"x": range(6000), "y": 1}).to_csv(index=False).encode()
+    parquet = io.BytesIO()
+    pd.DataFrame({"x": range(6000)}).to_parquet(parquet)
+    page = ArtifactGallery(
+        [
+            artifact("/mnt/data/many.csv", many),
+            artifact("/mnt/data/few.csv", b"a,b\n1,2\n"),
+            artifact("/mnt/data/many.parquet", parquet.getvalue()),
+        ]
+    )._repr_html_()
+    assert f"first 20 of 6,000 rows {X} 2 columns" in page and f"1 row {X} 2 columns" in page
+    assert f"first 20 of 6,000 rows {X} 1 columns" in page
+
+
+def test_the_first_rows_of_a_longer_frame_say_so() -> None:
+    shown = first_rows(pd.DataFrame({"a": range(100), "b": 0}), 1_000_000)
+    assert shown.total_rows == 1_000_000 and len(shown) == 100
+    with pd.option_context("display.max_rows", 10):
+        assert repr(shown).endswith("[first 100 of 1,000,000 rows x 2 columns]")
+        assert f"<p>first 100 of 1,000,000 rows {X} 2 columns</p>" in shown._repr_html_()
+    assert type(shown.head()) is pd.DataFrame and type(shown + 1) is pd.DataFrame  # only what came back is partial
+    series = first_rows(pd.Series(range(100), name="a"), 1_000_000)
+    with pd.option_context("display.max_rows", 10):
+        assert "Name: a, first 100 of 1,000,000 rows, dtype: int64" in repr(series)
 
 
 def test_remote_error_renders_the_remote_traceback() -> None:

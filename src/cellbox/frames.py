@@ -2,12 +2,14 @@
 
 Fingerprints come from the Arrow form of a frame (tens of milliseconds for millions of rows, far cheaper than
 writing it), so re-pushing unchanged data costs almost nothing. Reading results back reuses the container
-runtime's own reader, so both ends agree on formats and dtypes.
+runtime's own reader, so both ends agree on formats and dtypes. A cell's last value that the container sent only
+the first rows of (runtime.values.MAX_VALUE_ROWS) comes back as a frame that says so when shown.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,21 +63,33 @@ def file_fingerprint_bytes(data: bytes) -> str:
     return h.hexdigest()
 
 
-def file_fingerprint(path: Path, chunk_size: int = 1024 * 1024) -> str:
-    """A content hash of a file, read in chunks."""
+def file_fingerprint(path: Path, chunk_size: int = 1024 * 1024, report: Callable[[int], None] | None = None) -> str:
+    """A content hash of a file, read in chunks (`report` hears the size of each)."""
     h = _hasher()
     h.update(b"file\0")
     with path.open("rb") as f:
         while chunk := f.read(chunk_size):
             h.update(chunk)
+            if report is not None:
+                report(len(chunk))
     return h.hexdigest()
 
 
-def write(value: Any, stem: Path) -> dict[str, Any]:
-    """Write a value for the container; returns the runtime's spec for it (kind, format, local path)."""
+def size_in_memory(value: Any) -> int:
+    """About how many bytes a frame or series holds (without looking at each string: it must be quick); 0 for
+    other values, which are small."""
+    if kind_of(value) in ("dataframe", "series"):
+        usage = value.memory_usage(index=True, deep=False)
+        return int(usage if isinstance(usage, int) else usage.sum())
+    return 0
+
+
+def write(value: Any, stem: Path, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Write a value for the container; returns the runtime's spec for it (kind, format, local path). `progress`
+    hears how many rows each part of a frame written added."""
     kind = kind_of(value)
     if kind in ("dataframe", "series"):
-        return runtime._write_frame(value, str(stem), kind)
+        return runtime._write_frame(value, str(stem), kind, progress)
     if kind == "json":
         path = str(stem) + ".json"
         Path(path).write_text(json.dumps(runtime._to_json(value), allow_nan=False), encoding="utf-8")
@@ -88,5 +102,22 @@ def write(value: Any, stem: Path) -> dict[str, Any]:
 
 
 def read(spec: dict[str, Any], local_path: Path) -> Any:
-    """Read a value the runtime exported, from its downloaded file."""
-    return runtime._import({**spec, "path": str(local_path)})
+    """Read a value the runtime exported, from its downloaded file; the first rows of a longer frame
+    (`truncated_from` rows) say so when shown."""
+    value = runtime._import({**spec, "path": str(local_path)})
+    total = spec.get("truncated_from")
+    if total and spec.get("kind") in ("dataframe", "series"):
+        from .first_rows import first_rows
+
+        return first_rows(value, total)
+    return value
+
+
+TIMES = "\N{MULTIPLICATION SIGN}"  # as pandas writes a frame's size in HTML
+
+
+def first_rows_caption(shown: int, total: int, columns: int | None = None, times: str = TIMES) -> str:
+    """`first 100,000 of 1,000,000 rows by 6 columns` (with `times` for "by", as pandas writes it): how a part
+    of a longer table is named, in the artifact previews too."""
+    caption = f"first {shown:,} of {total:,} rows"
+    return caption if columns is None else f"{caption} {times} {columns} columns"

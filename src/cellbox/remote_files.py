@@ -8,12 +8,13 @@ dropped.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import posixpath
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from . import frames
+from . import frames, progress
 from .api import APIStatusError, CellboxError, Client, Container, ContainerFile, NotFoundError
 from .api import operations as ops
 from .api.streams import ContentStream
@@ -160,8 +161,10 @@ class RemoteFiles:
         """The `Run` for a result, its values read and its figures fetched now: they live in the run's folder,
         which the next run drops. Small ones came inside the result record; the rest are looked up in the
         listing (polled: it may lag). Files the code made in /mnt/data stay there, read when asked; one that
-        can't be found is reported in `Run.notes`."""
-        specs = result.frame_specs
+        can't be found is reported in `Run.notes`.
+
+        Downloading the values and reading them are phases of the operation in progress (a cell's), so a large
+        `-o` frame shows from its first byte to its last row."""
         needed = [path for path in result.paths() if path not in result.inline]
         records = self.files_at(needed, wait=LISTING_WAIT)
         notes = list(result.notes)
@@ -169,39 +172,30 @@ class RemoteFiles:
         for path in result.figures:
             if path not in figures:
                 notes.append(f"the run saved a figure ({path}) that the container's file list never showed")
-
-        def read_value(spec: dict[str, Any]) -> Any:
-            path = spec["path"]
-            local = self.cache / f"{result.run_id}-{posixpath.basename(path)}"
-            try:
-                if path in result.inline:
-                    local.write_bytes(result.inline[path])
-                else:
-                    record = records.get(path)
-                    if record is None:
-                        raise CellboxError(
-                            f"the run wrote {path} but it did not appear in the container's file list within "
-                            f"{LISTING_WAIT:.0f}s; run the cell again, or check the backend's file listing."
-                        )
-                    local.write_bytes(self.content(record.id, wait=CONTENT_WAIT))
-                return frames.read(spec, local)
-            finally:
-                local.unlink(missing_ok=True)  # read into memory (or failed): the copy on disk has done its job
-
-        def fetch_figure(path: str) -> Artifact:
-            if path in result.inline:
-                data = result.inline[path]
-                record = ContainerFile.from_dict(
-                    {"id": "", "container_id": self._id, "path": path, "bytes": len(data), "source": "assistant"}
-                )
-                artifact = self.artifact(record)
-                artifact._cache = data
-                return artifact
-            artifact = self.artifact(records[path])
-            artifact.read()
-            return artifact
-
-        fetched = parallel(lambda job: fetch_figure(job) if isinstance(job, str) else read_value(job), specs + figures)
+        specs = result.frame_specs
+        named = [*result.variables, *(["the value"] if len(specs) > len(result.variables) else [])]
+        local = [self.cache / f"{result.run_id}-{posixpath.basename(spec['path'])}" for spec in specs]
+        try:
+            with progress.step(None, "") as operation:
+                remote = self._stage(result, records, local)
+                if remote:
+                    operation.phase("downloading", sum(record.bytes or 0 for record, _ in remote), items=named)
+                fetches: list[Callable[[], Any]] = [
+                    functools.partial(self.download, record.id, file, report=operation.update, wait=CONTENT_WAIT)
+                    for record, file in remote
+                ]
+                fetches += [functools.partial(self._figure, figure, result, records) for figure in figures]
+                fetched = parallel(lambda fetch: fetch(), fetches)
+                rows = sum(spec.get("rows") or 0 for spec in specs)
+                if rows:
+                    size = sum(file.stat().st_size for file in local)
+                    operation.phase("reading", rows, "rows", size=size, items=named)
+                values = parallel(functools.partial(_read, operation), list(zip(specs, local, strict=True)))
+                if remote or rows:
+                    operation.end_phase()
+        finally:
+            for file in local:  # read into memory (or failed): the copies on disk have done their job
+                file.unlink(missing_ok=True)
         artifacts = []
         for path in result.changed:
             record = records.get(path)
@@ -214,9 +208,55 @@ class RemoteFiles:
             if record.bytes is None and path in result.sizes:
                 record = ContainerFile.from_dict({**record.to_dict(), "bytes": result.sizes[path]})
             artifacts.append(self.artifact(record))
-        run = result.to_run(fetched[: len(specs)], fetched[len(specs) :], artifacts)
+        run = result.to_run(values, fetched[len(remote) :], artifacts)
         run.notes = notes
         return run
+
+    def _stage(
+        self, result: Result, records: dict[str, ContainerFile], local: list[Path]
+    ) -> list[tuple[ContainerFile, Path]]:
+        """The values' files: those that came inside the record written to `local` now, the rest (returned) to
+        download there. A value whose file the listing never showed fails the reading, saying so."""
+        remote = []
+        for spec, path in zip(result.frame_specs, local, strict=True):
+            if spec["path"] in result.inline:
+                path.write_bytes(result.inline[spec["path"]])
+            elif spec["path"] in records:
+                remote.append((records[spec["path"]], path))
+            else:
+                raise CellboxError(
+                    f"the run wrote {spec['path']} but it did not appear in the container's file list within "
+                    f"{LISTING_WAIT:.0f}s; run the cell again, or check the backend's file listing."
+                )
+        return remote
+
+    def _figure(self, path: str, result: Result, records: dict[str, ContainerFile]) -> Artifact:
+        """A figure the run saved, fetched now (the next run drops its folder)."""
+        if path in result.inline:
+            data = result.inline[path]
+            record = ContainerFile.from_dict(
+                {"id": "", "container_id": self._id, "path": path, "bytes": len(data), "source": "assistant"}
+            )
+            artifact = self.artifact(record)
+            artifact._cache = data
+            return artifact
+        artifact = self.artifact(records[path])
+        artifact.read()
+        return artifact
+
+    def download(
+        self, file_id: str, to: Path, *, report: Callable[[int], None] | None = None, wait: float = 0.0
+    ) -> None:
+        """A file streamed to `to` (written whole or not at all); `report` hears each chunk's size. With `wait`, a
+        404 is retried as in `content`."""
+        pause = Backoff(wait)
+        while True:
+            try:
+                self._call(self.client.containers.files.download, self._id, file_id, to, progress=report)
+                return
+            except NotFoundError:
+                if not pause.wait():
+                    raise
 
     def artifact(self, record: ContainerFile) -> Artifact:
         return Artifact(
@@ -225,3 +265,10 @@ class RemoteFiles:
             lambda f, target: self._call(self.client.containers.files.download, self._id, f.id, target),
             _head=lambda f, limit: self.head(f.id, limit, wait=CONTENT_WAIT),
         )
+
+
+def _read(operation: progress.Operation, job: tuple[dict[str, Any], Path]) -> Any:
+    """One value read from its file, its rows counted once it is."""
+    value = frames.read(*job)
+    operation.update(job[0].get("rows") or 0)
+    return value

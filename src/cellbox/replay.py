@@ -1,17 +1,20 @@
 """How a remote cell's output reaches the notebook: `%%container` feeds `Replay` the run's events (through
 `LiveOutput`) as they arrive, and it shows them as the cell would have shown them locally. `warn` is the one-line
 notice on stderr that both this and the magics give when something the user must know happened.
+
+A `Replay` is made as the cell starts and told when it ends (`done`): in between, the cell is the operation in
+progress (`cellbox.progress`), so its pushes, its run and the reading of its results are one line.
 """
 
 from __future__ import annotations
 
-import html
 import sys
 import time
 from typing import Any
 
-from IPython.display import clear_output, display, publish_display_data
+from IPython.display import clear_output, publish_display_data
 
+from . import progress
 from .results import RemoteValue, Run
 from .sandbox import Sandbox
 
@@ -21,7 +24,8 @@ __all__ = ["Replay", "warn"]
 class Replay:
     """A run's events shown as the cell would show them locally: streams as streams, displays with their full
     mimebundles, the last value through the shell's displayhook (so `Out[n]` and `_` are set) with the
-    container's own formatting; and, while nothing is printed, a "running in NAME · 12 s" line."""
+    container's own formatting. While the cell runs its progress is one line: its phases when it moves a lot of
+    data, else, while nothing is printed, "running in NAME · 12 s"."""
 
     QUIET = 1.0  # seconds without output before the running line shows
 
@@ -30,7 +34,12 @@ class Replay:
         self.sandbox = sandbox
         self.run: Run | None = None
         self._last_output = time.monotonic()
-        self._running: Any = None  # the display handle of the running line
+        self.operation = progress.Operation(sandbox.progress, f"cell in {self._name}")
+        self._token = self.operation.enter()
+
+    @property
+    def _name(self) -> str:
+        return self.sandbox.name or self.sandbox.id
 
     def event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
@@ -67,20 +76,21 @@ class Replay:
             del hook.compute_format_data
 
     def waiting(self, elapsed: float) -> None:
-        if time.monotonic() - self._last_output < self.QUIET:
-            return
-        label = f"running in {self.sandbox.name or self.sandbox.id} · {elapsed:.0f} s"
-        bundle = {"text/plain": label, "text/html": f"<span style='opacity:.6'>{html.escape(label)}</span>"}
-        if self._running is None:
-            self._running = display(bundle, raw=True, display_id=True)
-        elif self._running is not None:
-            self._running.update(bundle, raw=True)
+        """The run has taken `elapsed` seconds so far (called at each look at it)."""
+        operation = self.operation
+        current = operation.current
+        if current is None or current.name != "running":
+            operation.phase("running", unit="")
+        if operation.big:
+            operation.tick()
+        elif time.monotonic() - self._last_output >= self.QUIET:
+            operation.indicate(f"running in {self._name} · {elapsed:.0f} s")
 
     def done(self) -> None:
-        """The running line is left empty: the saved notebook keeps nothing of it."""
-        if self._running is not None:
-            self._running.update({"text/plain": ""}, raw=True)
-            self._running = None
+        """The cell ended: its progress line says "done" (or where it stopped), and a line that only said it was
+        running is left empty, so the saved notebook keeps nothing of it."""
+        # Called from the magic's `finally`: an exception on its way through is what stopped the cell.
+        self.operation.exit(self._token, sys.exc_info()[1])
 
 
 def _transient(event: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Moving data between the notebook and a container: pushes, pulls and the files a run leaves.
 
 A manifest of what was pushed (keyed by content fingerprint) makes pushing unchanged data again free and lets a
-new container get everything again (`Sandbox.revive`). Transfers of several files run in parallel; long ones
-report progress to the tracker factory they are given.
+new container get everything again (`Sandbox.revive`). Transfers of several files run in parallel. Each reports
+its phases (checking files, serializing values, uploading, downloading) to the operation in progress — a cell's,
+when a cell pushes — or to one of its own, shown through the tracker factory it is given (`cellbox.progress`).
 
 Values travel as files written to a private temporary folder: one file per variable, replaced by its next value,
 kept because a revived container gets it again, and removed with the folder when the session closes or the
@@ -52,37 +53,50 @@ class Pushed:
     spec: dict[str, Any] | None = None  # for values: the runtime's spec (kind, format)
 
 
-def file_fingerprint(path: Path) -> str:
-    """The file's content hash; re-hashed only when its size or modification time changes."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+def file_fingerprint(path: Path, report: Callable[[int], None] | None = None) -> str:
+    """The file's content hash; re-hashed only when its size or modification time changes. `report` hears the
+    bytes hashed (all of them at once when the hash was known)."""
+    key = _hash_key(path)
     digest = _file_hashes.get(key)
     if digest is None:
-        digest = _file_hashes[key] = frames.file_fingerprint(path)
+        digest = _file_hashes[key] = frames.file_fingerprint(path, report=report)
+    elif report is not None:
+        report(key[1])
     return digest
+
+
+def _hash_key(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns)
 
 
 _file_hashes: dict[tuple[str, int, int], str] = {}
 
 
-def file_jobs(pattern: str, to: str | None) -> list[Job]:
-    """The files a path, folder or glob names, each with where it lands under /mnt/data (or `to`)."""
+def file_jobs(pattern: str, to: str | None, operation: progress.Operation | None = None) -> list[Job]:
+    """The files a path, folder or glob names, each with where it lands under /mnt/data (or `to`); hashing them
+    is the `operation`'s "checking" phase."""
     matches = sorted(globlib.glob(pattern, recursive=True)) if globlib.has_magic(pattern) else [pattern]
     if not matches:
         raise CellboxError(f"nothing matches {pattern!r}; no files were sent")
-    jobs: list[Job] = []
+    found: list[tuple[Path, str]] = []
     for match in matches:
         path = Path(match)
         if path.is_dir():
             base = posixpath.join(to or "", path.resolve().name)
             for file in sorted(p for p in path.rglob("*") if p.is_file()):
-                remote = posixpath.join(base, file.relative_to(path).as_posix())
-                jobs.append((file, remote, file_fingerprint(file), None))
+                found.append((file, posixpath.join(base, file.relative_to(path).as_posix())))
         elif path.is_file():
-            remote = posixpath.join(to, path.name) if to else path.name
-            jobs.append((path, remote, file_fingerprint(path), None))
+            found.append((path, posixpath.join(to, path.name) if to else path.name))
         else:
             raise CellboxError(f"no such file or folder: {match}; no files were sent")
+    if operation is not None:  # what was hashed before (unchanged since) costs nothing and is not worth a line
+        unknown = sum(file.stat().st_size for file, _ in found if _hash_key(file) not in _file_hashes)
+        operation.phase("checking", sum(file.stat().st_size for file, _ in found), size=unknown)
+    report = operation.update if operation is not None else None
+    jobs: list[Job] = [(file, remote, file_fingerprint(file, report), None) for file, remote in found]
+    if operation is not None:
+        operation.end_phase()
     return jobs
 
 
@@ -130,17 +144,19 @@ class Transfers:
     # --- push ---------------------------------------------------------------------------------------------------
 
     def push(self, *items: Any, name: str | None = None, to: str | None = None) -> list[str]:
-        jobs: list[Job] = []
-        for item in items:
-            if isinstance(item, (str, os.PathLike)) and name is None:
-                jobs.extend(file_jobs(str(item), to))
-            else:
-                if name is None or not VARIABLE_NAME.match(name):
-                    raise CellboxError(
-                        f"pushing a {type(item).__name__} needs name= a valid Python variable name; got {name!r}"
-                    )
-                jobs.append(self._value_job(item, name))
-        remotes = self.upload_many(jobs)
+        label = f"push {progress.names([name or str(item) for item in items])} to {self._label}"
+        with progress.step(self.progress, label) as operation:
+            jobs: list[Job] = []
+            for item in items:
+                if isinstance(item, (str, os.PathLike)) and name is None:
+                    jobs.extend(file_jobs(str(item), to, operation))
+                else:
+                    if name is None or not VARIABLE_NAME.match(name):
+                        raise CellboxError(
+                            f"pushing a {type(item).__name__} needs name= a valid Python variable name; got {name!r}"
+                        )
+                    jobs.append(self._value_job(item, name, operation))
+            remotes = self.upload_many(jobs)
         for _, remote, _, spec in jobs:
             if spec is not None:
                 self.pending[spec["name"]] = remote
@@ -155,38 +171,48 @@ class Transfers:
                 del self.manifest[remote]
                 entry.local.unlink(missing_ok=True)
 
-    def _value_job(self, value: Any, name: str) -> Job:
+    def _value_job(self, value: Any, name: str, operation: progress.Operation) -> Job:
+        """The upload of a value: its fingerprint, then (when it changed) its file, written as the operation's
+        "serializing" phase. The phase starts before the fingerprint, so a large frame shows at once."""
         if frames.kind_of(value) is None:
             frames.write(value, self.cache / "x")  # raises the clear "can't be sent" error
+        rows = len(value) if frames.kind_of(value) in ("dataframe", "series") else 0
+        size = frames.size_in_memory(value)
+        if rows:
+            operation.phase("serializing", rows, "rows", size=size, items=[name])
         fp = frames.fingerprint(value)
         for entry in self.manifest.values():
             if entry.fingerprint == fp and entry.spec is not None and entry.spec["name"] == name:
+                if rows:
+                    operation.retract(rows, size, name)
                 return entry.local, entry.remote, fp, entry.spec
         # One file per variable, here and in the sandbox: a new value replaces the old one rather than piling up.
-        spec = frames.write(value, self.cache / name)
+        spec = frames.write(value, self.cache / name, progress=operation.update if rows else None)
+        if rows:
+            operation.end_phase()
         local = Path(spec.pop("path"))
         spec["name"] = name
         return local, f"{PRIVATE}/inputs/{local.name}", fp, spec
 
     def upload_many(self, jobs: Sequence[Job]) -> list[str]:
         """Upload what changed (one upload per remote path: the last job for a path wins); returns every remote
-        path, sent or not."""
+        path, sent or not. The bytes sent are the operation's "uploading" phase."""
         todo = list({job[1]: job for job in jobs if self._changed(job[1], job[2])}.values())
-        counter = progress.start(self.progress, f"push to {self._label}", sum(j[0].stat().st_size for j in todo))
+        with progress.step(self.progress, f"push to {self._label}") as operation:
+            if todo:
+                operation.phase("uploading", sum(j[0].stat().st_size for j in todo))
 
-        def upload(job: Job) -> tuple[Pushed, ContainerFile]:
-            local, remote, fp, spec = job
-            with local.open("rb") as raw:
-                body = progress.CountingReader(raw, counter) if counter else raw
-                record = self.upload(body, remote)
-            return Pushed(remote, fp, local, record.id, f"{DATA_DIR}/{remote}", spec), record
+            def upload(job: Job) -> tuple[Pushed, ContainerFile]:
+                local, remote, fp, spec = job
+                with local.open("rb") as raw:
+                    record = self.upload(progress.CountingReader(raw, operation.update), remote)
+                return Pushed(remote, fp, local, record.id, f"{DATA_DIR}/{remote}", spec), record
 
-        try:
             for entry, record in parallel(upload, todo):
                 self.manifest[entry.remote] = entry
                 self._place_later(entry.path or "", record)
-        finally:
-            progress.finish(counter)
+            if todo:
+                operation.end_phase()
         return [job[1] for job in jobs]
 
     def _place_later(self, wanted: str, record: ContainerFile) -> None:
@@ -325,14 +351,15 @@ class Transfers:
                 raise CellboxError(f"no file in the container matches {pattern!r}; `%container files` lists them")
             chosen.update({r.path or r.id: r for r in matches})
         todo = list(chosen.values())
-        counter = progress.start(self.progress, f"pull from {self._label}", sum(r.bytes or 0 for r in todo))
+        label = f"pull {progress.names(list(patterns))} from {self._label}"
+        with progress.step(self.progress, label) as operation:
+            operation.phase("downloading", sum(r.bytes or 0 for r in todo))
 
-        def download(record: ContainerFile) -> Path:
-            local = target / posixpath.relpath(record.path or record.id, DATA_DIR)
-            self._call(self.client.containers.files.download, self._id, record.id, local, progress=counter)
-            return local
+            def download(record: ContainerFile) -> Path:
+                local = target / posixpath.relpath(record.path or record.id, DATA_DIR)
+                self._call(self.client.containers.files.download, self._id, record.id, local, progress=operation.update)
+                return local
 
-        try:
-            return parallel(download, todo)
-        finally:
-            progress.finish(counter)
+            pulled: list[Path] = parallel(download, todo)
+            operation.end_phase()
+        return pulled

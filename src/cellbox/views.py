@@ -9,14 +9,14 @@ from __future__ import annotations
 import base64
 import html
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from IPython.display import Image, display
 
-from . import text
+from . import progress, text
 from .api import Container, ContainerFile
+from .frames import TIMES, first_rows_caption
 from .results import Artifact
 
 PREVIEW_ROWS = 20
@@ -100,53 +100,62 @@ class FileTable(_Table):
 
 
 class TransferProgress:
-    """A progress bar for a push or pull, shown through a display handle that is updated in place.
+    """How an operation's progress looks (a `progress.Tracker`): one line through a display handle updated in
+    place, so a saved notebook keeps its last state as static HTML (`<progress>` and the line of phases).
 
-    Plain HTML (`<progress>`) with a text fallback, so it works in any frontend and a saved notebook keeps the
-    final state; outside a kernel it is a line on stderr. `update` is called from transfer threads (under the
-    caller's lock); the display refreshes at most every 0.1 s. `done`, `total` and `closed` can be inspected.
-    """
+    A line that only said a quiet cell was running (nothing big moved) is left empty at the end: the saved
+    notebook keeps nothing of it. Outside a kernel the line goes to stderr. `refresh` is called from transfer
+    threads too (under the operation's lock); what hasn't changed isn't sent again."""
 
-    REFRESH = 0.1
+    def __init__(self, operation: progress.Operation) -> None:
+        self.operation = operation
+        self._sent = self.bundle()
+        self._handle = display(self._sent, raw=True, display_id=True) if _in_kernel() else None
+        if self._handle is None:
+            self._write()
 
-    def __init__(self, label: str, total: int) -> None:
-        self.label = label
-        self.total = total
-        self.done = 0
-        self.closed = False
-        self._shown_at = 0.0
-        self._started = time.monotonic()
-        self._handle = display(self, display_id=True) if _in_kernel() else None
+    def refresh(self, operation: progress.Operation) -> None:
+        bundle = self.bundle()
+        if bundle == self._sent:
+            return
+        if self._handle is not None:
+            self._sent = bundle
+            self._handle.update(bundle, raw=True)
+        else:
+            self._write()
 
-    def update(self, n: int) -> None:
-        self.done = min(self.total, max(0, self.done + n))
-        now = time.monotonic()
-        if now - self._shown_at >= self.REFRESH:
-            self._shown_at = now
-            self._render()
-
-    def close(self) -> None:
-        self.closed = True
-        self._render(final=True)
+    def close(self, operation: progress.Operation) -> None:
+        self.refresh(operation)
+        if self._handle is None and operation.big:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
 
     def text(self) -> str:
-        elapsed = max(time.monotonic() - self._started, 1e-6)
-        rate = text.size(int(self.done / elapsed))
-        state = "done" if self.closed and self.done >= self.total else f"{100 * self.done // max(self.total, 1)}%"
-        return f"{self.label}: {text.size(self.done)} of {text.size(self.total)}, {rate}/s, {state}"
+        op = self.operation
+        if op.big:
+            return op.describe()
+        return "" if op.outcome is not None else op.indicator or ""
 
-    def _render(self, final: bool = False) -> None:
-        if self._handle is not None:
-            self._handle.update(self)
-            return
-        sys.stderr.write("\r" + self.text() + ("\n" if final else ""))
-        sys.stderr.flush()
+    def bundle(self) -> dict[str, str]:
+        line = self.text()
+        if not self.operation.big:
+            return (
+                {"text/plain": line, "text/html": f"<span style='opacity:.6'>{html.escape(line)}</span>"}
+                if line
+                else {"text/plain": ""}
+            )
+        fraction = self.operation.fraction()
+        value = "" if fraction is None else f"value='{round(fraction * 1000)}' "  # none: a bar that just moves
+        bar = f"<progress {value}max='1000' style='width:30%;vertical-align:middle'></progress>"
+        return {"text/plain": line, "text/html": f"<div class='cellbox-progress'>{bar} {html.escape(line)}</div>"}
+
+    def _write(self) -> None:
+        if self.operation.big:
+            sys.stderr.write("\r" + self.text())
+            sys.stderr.flush()
 
     def _repr_html_(self) -> str:
-        return (
-            f"<div class='cellbox-progress'><progress value='{self.done}' max='{max(self.total, 1)}' "
-            f"style='width:40%;vertical-align:middle'></progress> {html.escape(self.text())}</div>"
-        )
+        return self.bundle().get("text/html", "")
 
     def __repr__(self) -> str:
         return self.text()
@@ -164,7 +173,8 @@ def image(artifact: Artifact) -> Image:
 
 
 class ArtifactGallery:
-    """The files a run created or changed: images inline, CSV/Parquet previews as tables, others as links."""
+    """The files a run created or changed: images inline, CSV/Parquet previews as tables ("first 20 of 6,000
+    rows"), others as links."""
 
     def __init__(self, artifacts: Sequence[Artifact]) -> None:
         self.items = list(artifacts)
@@ -181,6 +191,11 @@ class ArtifactGallery:
         """A DataFrame of the first rows of a CSV or Parquet artifact, read from a bounded prefix of the file:
         a CSV's first `CSV_PREVIEW_BYTES`, a whole Parquet file only up to `PARQUET_PREVIEW_LIMIT` (`NoPreview`
         past it: its index is at the end)."""
+        return self._preview(artifact)[0]
+
+    def _preview(self, artifact: Artifact) -> tuple[Any, str]:
+        """The preview and what it shows of the file, in the words a partial frame uses: "first 20 of 6,000 rows",
+        or "3 rows" when that is all of it (each with its columns)."""
         import io
 
         import pandas as pd
@@ -194,16 +209,23 @@ class ArtifactGallery:
             data = artifact.head(PARQUET_PREVIEW_LIMIT + 1)
             if len(data) > PARQUET_PREVIEW_LIMIT:
                 raise too_large
-            batches = pq.ParquetFile(io.BytesIO(data)).iter_batches(batch_size=PREVIEW_ROWS)
-            first = next(batches, None)
-            return pd.DataFrame() if first is None else first.to_pandas()
+            parquet = pq.ParquetFile(io.BytesIO(data))
+            first = next(parquet.iter_batches(batch_size=PREVIEW_ROWS), None)
+            frame = pd.DataFrame() if first is None else first.to_pandas()
+            return frame, _shown(len(frame), parquet.metadata.num_rows, len(frame.columns))
         data = artifact.head(CSV_PREVIEW_BYTES + 1)
-        if len(data) > CSV_PREVIEW_BYTES:  # cut off: keep the complete lines
-            end = data.rfind(b"\n", 0, CSV_PREVIEW_BYTES)
-            if end < 0:
-                raise NoPreview(f"no complete line in its first {text.size(CSV_PREVIEW_BYTES)}")
-            data = data[: end + 1]
-        return pd.read_csv(io.BytesIO(data), nrows=PREVIEW_ROWS)
+        if len(data) <= CSV_PREVIEW_BYTES:  # the whole file: its rows can be counted
+            whole = pd.read_csv(io.BytesIO(data))
+            frame = whole.head(PREVIEW_ROWS)
+            return frame, _shown(len(frame), len(whole), len(frame.columns))
+        end = data.rfind(b"\n", 0, CSV_PREVIEW_BYTES)  # cut off: keep the complete lines
+        if end < 0:
+            raise NoPreview(f"no complete line in its first {text.size(CSV_PREVIEW_BYTES)}")
+        frame = pd.read_csv(io.BytesIO(data[: end + 1]), nrows=PREVIEW_ROWS)
+        return (
+            frame,
+            f"first {len(frame)} rows {TIMES} {len(frame.columns)} columns of a {text.size(artifact.size)} file",
+        )
 
     def _item_html(self, artifact: Artifact) -> str:
         title = f"<div><code>{html.escape(artifact.path)}</code> · {text.size(artifact.size)}</div>"
@@ -216,7 +238,8 @@ class ArtifactGallery:
             # larger than its listing said: shown as a file
         if kind == "table":
             try:
-                table = self.preview(artifact).to_html(max_rows=PREVIEW_ROWS)
+                frame, shown = self._preview(artifact)
+                table = frame.to_html(max_rows=PREVIEW_ROWS) + f"<div style='opacity:.7'>{html.escape(shown)}</div>"
             except Exception as exc:  # NoPreview, or a file that isn't the table its name says: shown as a file
                 table = f"<div>(no preview: {html.escape(str(exc))})</div>"
             return title + table + self._link(artifact)
@@ -241,3 +264,9 @@ class ArtifactGallery:
         lines = [f"{len(self.items)} file(s) from the container:"]
         lines += [f"  {a.path}  ({text.size(a.size)})" for a in self.items]
         return "\n".join(lines)
+
+
+def _shown(rows: int, total: int, columns: int) -> str:
+    if rows < total:
+        return first_rows_caption(rows, total, columns)
+    return f"{total:,} row{'s' if total != 1 else ''} {TIMES} {columns} columns"

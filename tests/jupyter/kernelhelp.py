@@ -1,0 +1,65 @@
+"""A real Jupyter kernel driven as a frontend drives it (jupyter_client), for the tests of the magics: what a cell
+sends on iopub, as a notebook would receive it."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import uuid
+from typing import Any
+
+from jupyter_client.manager import KernelManager
+
+OUTPUTS = ("stream", "error", "display_data", "update_display_data", "execute_result")
+
+
+class Kernel:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.id = str(uuid.uuid4())
+        # Named as Jupyter's server names it: the kernel finds its own id in it.
+        connection_file = os.path.join(tempfile.gettempdir(), f"kernel-{self.id}.json")
+        self.manager = KernelManager(kernel_name="python3", connection_file=connection_file)
+        self.manager.start_kernel(env=env)
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=60)
+
+    def run(self, code: str) -> tuple[str, list[dict[str, Any]]]:
+        """Execute `code`; returns the reply status and the iopub messages it produced."""
+        messages: list[dict[str, Any]] = []
+
+        def keep(msg: dict[str, Any]) -> None:
+            if msg["msg_type"] in ("stream", "error", "display_data", "execute_result"):
+                messages.append({"type": msg["msg_type"], **msg["content"]})
+
+        reply = self.client.execute_interactive(code, output_hook=keep, timeout=120)
+        for payload in reply["content"].get("payload", []):  # `?` help arrives as a pager payload
+            if payload.get("source") == "page":
+                messages.append({"type": "page", "data": payload["data"]})
+        return reply["content"]["status"], messages
+
+    def timed(self, code: str) -> tuple[str, float, list[dict[str, Any]]]:
+        """Execute `code`; returns the reply status, the seconds it took, and every output message (updates of
+        displays included), each with `at`: the seconds from the request to its arrival."""
+        messages: list[dict[str, Any]] = []
+        started = time.monotonic()
+
+        def keep(msg: dict[str, Any]) -> None:
+            if msg["msg_type"] in OUTPUTS:
+                messages.append({"type": msg["msg_type"], "at": time.monotonic() - started, **msg["content"]})
+
+        reply = self.client.execute_interactive(code, output_hook=keep, timeout=120)
+        return reply["content"]["status"], time.monotonic() - started, messages
+
+    def stop(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+
+
+def text(messages: list[dict[str, Any]], name: str) -> str:
+    return "".join(m["text"] for m in messages if m["type"] == "stream" and m["name"] == name)
+
+
+def plain(message: dict[str, Any]) -> str:
+    return str(message.get("data", {}).get("text/plain", ""))
