@@ -1,6 +1,7 @@
 """What a notebook shows of large transfers and of a run's files, in a real kernel against the real local server:
 one progress line per cell from the first row serialized to the last row read, previews that say how much of a
-file they show, and a large last value that says it is partial."""
+file they show, a large last value that says it is partial, and "save to the notebook's folder" buttons that work
+from the kernel while the gallery itself stays static HTML."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ MAKE_BIG = (
 )
 FIRST_SHOWN = 0.5  # seconds from a transfer's start to its progress line
 QUIET_AFTER_DONE = 0.5  # seconds the cell may take after its line says done (showing what it brought back)
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 X = "\N{MULTIPLICATION SIGN}"  # as pandas writes a frame's size in HTML
 
 
@@ -132,6 +134,38 @@ def test_previews_and_a_partial_value_say_how_much_they_show(kernel: tuple[Kerne
     assert plain(out[-1]).endswith("[first 100,000 of 1,000,000 rows x 2 columns]")
 
 
+def test_save_buttons_save_into_the_notebooks_folder_and_the_gallery_stays_static(
+    kernel: tuple[Kernel, Path],
+) -> None:
+    k, folder = kernel
+    status, out = k.run("%%container\nopen('saved.txt', 'w').write('from the container')")
+    assert status == "ok", out
+    (gallery,) = [m for m in out if "cellbox-artifacts" in html(m)]
+    assert WIDGET_VIEW not in gallery["data"] and "saved.txt" in plain(gallery)  # static: readable without a kernel
+    (buttons,) = [m for m in out if WIDGET_VIEW in m.get("data", {})]
+    assert plain(buttons) == "save to the notebook's folder: %container pull saved.txt"
+    model = buttons["data"][WIDGET_VIEW]["model_id"]
+    click = (
+        "import warnings, ipywidgets\n"
+        "with warnings.catch_warnings():\n"
+        "    warnings.simplefilter('ignore', DeprecationWarning)\n"
+        f"    box = ipywidgets.Widget.widgets[{model!r}]\n"
+        "button = next(w for w in box.children[0].children if isinstance(w, ipywidgets.Button))\n"
+        "button.click()\n"
+        "print(button.description, '|', box.children[1].value)"
+    )
+    status, out = k.run(click)
+    assert status == "ok", out
+    assert (folder / "saved.txt").read_text() == "from the container"
+    assert text(out, "stdout").startswith(f"saved.txt | saved saved.txt (18 B) into {folder}")
+    (folder / "saved.txt").write_text("changed here")
+    status, out = k.run(click)  # already there: replaced only on a second click
+    assert text(out, "stdout") == "replace saved.txt | saved.txt is already in this folder: click again to replace it\n"
+    assert (folder / "saved.txt").read_text() == "changed here"
+    k.run(click)
+    assert (folder / "saved.txt").read_text() == "from the container"
+
+
 @pytest.mark.cloud_profiles("plain")
 def test_a_saved_notebook_keeps_static_html(use_cloud_server: str, tmp_path: Path) -> None:
     """Run as nbclient runs a notebook (what nbval and papermill do; the kernel inherits the environment): the
@@ -159,4 +193,4 @@ def test_a_saved_notebook_keeps_static_html(use_cloud_server: str, tmp_path: Pat
         and "<progress value='1000' max='1000'" in progress.data["text/html"]
     )
     gallery = next(o for o in shown if "cellbox-artifacts" in o.data.get("text/html", ""))
-    assert "first 20 of 3,000 rows" in gallery.data["text/html"]
+    assert "first 20 of 3,000 rows" in gallery.data["text/html"] and WIDGET_VIEW not in gallery.data

@@ -123,7 +123,7 @@ def test_previews_ask_for_a_bounded_prefix_whatever_the_file_claims(claimed: int
     files = {name: Endless(rows) for name in ("t.csv", "p.png", "x.bin", "q.parquet")}
     gallery = views.ArtifactGallery([_artifact(f"/mnt/data/{name}", claimed, source) for name, source in files.items()])
     page = gallery._repr_html_()
-    limits = {views.CSV_PREVIEW_BYTES + 1, views.INLINE_IMAGE_LIMIT + 1, views.INLINE_DOWNLOAD_LIMIT + 1}
+    limits = {views.CSV_PREVIEW_BYTES + 1, views.INLINE_IMAGE_LIMIT + 1, views.INLINE_MAX + 1}
     limits.add(views.PARQUET_PREVIEW_LIMIT + 1)
     assert all(limit in limits for source in files.values() for limit in source.asked)
     assert gallery.preview(gallery.items[0]).a.tolist() == list(range(20))

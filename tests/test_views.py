@@ -132,6 +132,19 @@ def test_previews_say_how_much_of_the_file_they_show() -> None:
     assert f"first 20 of 6,000 rows {X} 1 columns" in page
 
 
+def test_downloads_embedded_in_the_notebook_stop_at_cellbox_inline_max(monkeypatch: pytest.MonkeyPatch) -> None:
+    files = [artifact(f"/mnt/data/f{i}.bin", bytes(400)) for i in range(3)]
+    monkeypatch.setenv("CELLBOX_INLINE_MAX", "1kB")
+    page = ArtifactGallery(files)._repr_html_()
+    assert page.count("download='") == 2  # 800 bytes of 1000: the third would pass the cap
+    assert "too large to embed (CELLBOX_INLINE_MAX is 1.0 kB): <code>%container pull f2.bin</code>" in page
+    monkeypatch.setenv("CELLBOX_INLINE_MAX", "0")
+    assert "download='" not in ArtifactGallery(files)._repr_html_()
+    monkeypatch.setenv("CELLBOX_INLINE_MAX", "lots")
+    page = ArtifactGallery(files)._repr_html_()
+    assert page.count("download='") == 3 and "CELLBOX_INLINE_MAX=&#x27;lots&#x27; is not a size such as 2MB" in page
+
+
 def test_the_first_rows_of_a_longer_frame_say_so() -> None:
     shown = first_rows(pd.DataFrame({"a": range(100), "b": 0}), 1_000_000)
     assert shown.total_rows == 1_000_000 and len(shown) == 100

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import html
+import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -25,7 +27,24 @@ PREVIEW_ROWS = 20
 CSV_PREVIEW_BYTES = 1 << 20  # a CSV preview is made from this prefix (its last, cut line dropped)
 PARQUET_PREVIEW_LIMIT = 16_000_000  # Parquet keeps its index at the end: larger files get no preview
 INLINE_IMAGE_LIMIT = 10_000_000
-INLINE_DOWNLOAD_LIMIT = 5_000_000  # bytes a download link carries inside the notebook itself
+# Bytes of downloads one gallery carries inside the notebook itself (base64 links), so notebooks stay small;
+# CELLBOX_INLINE_MAX changes it ("2MB", "500kB", "0" for none).
+INLINE_MAX = 5_000_000
+INLINE_MAX_VARIABLE = "CELLBOX_INLINE_MAX"
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(|k|m|g)b?\s*$", re.IGNORECASE)
+_SCALE = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3}  # SI, as sizes are shown (cellbox.text.size)
+
+
+def inline_max() -> tuple[int, str]:
+    """The bytes of downloads a gallery embeds (CELLBOX_INLINE_MAX, else INLINE_MAX), and what to say about a
+    setting that isn't a size ("" when there's nothing to say)."""
+    setting = os.environ.get(INLINE_MAX_VARIABLE, "").strip()
+    if not setting:
+        return INLINE_MAX, ""
+    found = _SIZE.match(setting)
+    if found is None:
+        return INLINE_MAX, f"{INLINE_MAX_VARIABLE}={setting!r} is not a size such as 2MB; using {text.size(INLINE_MAX)}"
+    return int(float(found.group(1)) * _SCALE[found.group(2).lower()]), ""
 
 
 class NoPreview(Exception):
@@ -174,7 +193,11 @@ def image(artifact: Artifact) -> Image:
 
 class ArtifactGallery:
     """The files a run created or changed: images inline, CSV/Parquet previews as tables ("first 20 of 6,000
-    rows"), others as links."""
+    rows"), others as download links carried in the notebook up to CELLBOX_INLINE_MAX bytes in all.
+
+    The gallery itself is static HTML, so a saved notebook shows it without a kernel; in a live kernel it is
+    followed by "save to the notebook's folder" buttons (`cellbox.save_buttons`), which only work while the kernel
+    does."""
 
     def __init__(self, artifacts: Sequence[Artifact]) -> None:
         self.items = list(artifacts)
@@ -227,7 +250,7 @@ class ArtifactGallery:
             f"first {len(frame)} rows {TIMES} {len(frame.columns)} columns of a {text.size(artifact.size)} file",
         )
 
-    def _item_html(self, artifact: Artifact) -> str:
+    def _item_html(self, artifact: Artifact, budget: list[int]) -> str:
         title = f"<div><code>{html.escape(artifact.path)}</code> · {text.size(artifact.size)}</div>"
         kind = self.kind(artifact)
         if kind == "image":
@@ -242,14 +265,19 @@ class ArtifactGallery:
                 table = frame.to_html(max_rows=PREVIEW_ROWS) + f"<div style='opacity:.7'>{html.escape(shown)}</div>"
             except Exception as exc:  # NoPreview, or a file that isn't the table its name says: shown as a file
                 table = f"<div>(no preview: {html.escape(str(exc))})</div>"
-            return title + table + self._link(artifact)
-        return title + self._link(artifact)
+            return title + table + self._link(artifact, budget)
+        return title + self._link(artifact, budget)
 
-    def _link(self, artifact: Artifact) -> str:
-        data = b"" if (artifact.size or 0) > INLINE_DOWNLOAD_LIMIT else artifact.head(INLINE_DOWNLOAD_LIMIT + 1)
-        if (artifact.size or 0) > INLINE_DOWNLOAD_LIMIT or len(data) > INLINE_DOWNLOAD_LIMIT:
-            relative = artifact.path.removeprefix("/mnt/data/")
-            return f"<div>too large to embed: <code>%container pull {html.escape(relative)}</code></div>"
+    def _link(self, artifact: Artifact, budget: list[int]) -> str:
+        """A download link carrying the file, while the gallery's embedding budget (`budget[0]` bytes, spent
+        here) lasts; past it, how to get the file."""
+        left = budget[0]
+        data = b"" if (artifact.size or 0) > left else artifact.head(left + 1)
+        if (artifact.size or 0) > left or len(data) > left:
+            relative = html.escape(artifact.path.removeprefix("/mnt/data/"))
+            limit = f"{INLINE_MAX_VARIABLE} is {text.size(inline_max()[0])}"
+            return f"<div>too large to embed ({limit}): <code>%container pull {relative}</code></div>"
+        budget[0] -= len(data)
         encoded = base64.b64encode(data).decode("ascii")
         name = html.escape(artifact.name, quote=True)
         return (
@@ -257,8 +285,18 @@ class ArtifactGallery:
         )
 
     def _repr_html_(self) -> str:
-        items = "".join(f"<div class='cellbox-artifact'>{self._item_html(a)}</div>" for a in self.items)
-        return f"<div class='cellbox-artifacts'><b>{len(self.items)} file(s) from the container</b>{items}</div>"
+        cap, said = inline_max()
+        budget = [cap]
+        items = "".join(f"<div class='cellbox-artifact'>{self._item_html(a, budget)}</div>" for a in self.items)
+        note = f"<div>cellbox: {html.escape(said)}</div>" if said else ""
+        return f"<div class='cellbox-artifacts'><b>{len(self.items)} file(s) from the container</b>{items}{note}</div>"
+
+    def _ipython_display_(self) -> None:
+        display({"text/html": self._repr_html_(), "text/plain": repr(self)}, raw=True)
+        if self.items and _in_kernel():
+            from . import save_buttons
+
+            save_buttons.show(self.items)
 
     def __repr__(self) -> str:
         lines = [f"{len(self.items)} file(s) from the container:"]
