@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import time
 
 import pandas as pd
@@ -162,3 +163,15 @@ def test_remote_error_renders_the_remote_traceback() -> None:
     lines = error._render_traceback_()
     # As a local IPython traceback looks: the remote one as the container's IPython formatted it, no header of ours.
     assert lines[0] == "Traceback (most recent call last):" and lines[-1] == "KeyError"
+
+
+def test_the_inline_cap_can_live_in_the_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    for name in [n for n in os.environ if n.startswith("CELLBOX_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    (tmp_path / "cellbox").mkdir()
+    (tmp_path / "cellbox" / "config.toml").write_text('inline_max = "500"\n')
+    files = [artifact(f"/mnt/data/f{i}.bin", bytes(400)) for i in range(3)]
+    assert ArtifactGallery(files)._repr_html_().count("download='") == 1
+    monkeypatch.setenv("CELLBOX_INLINE_MAX", "2kB")  # the environment comes first, as for every setting
+    assert ArtifactGallery(files)._repr_html_().count("download='") == 3

@@ -17,7 +17,8 @@ from typing import Any
 from IPython.display import Image, display
 
 from . import progress, text
-from .api import Container, ContainerFile
+from .api import CellboxError, Container, ContainerFile
+from .api.config import load_settings
 from .frames import TIMES, first_rows_caption
 from .results import Artifact
 
@@ -38,7 +39,10 @@ _SCALE = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3}  # SI, as sizes are show
 def inline_max() -> tuple[int, str]:
     """The bytes of downloads a gallery embeds (CELLBOX_INLINE_MAX, else INLINE_MAX), and what to say about a
     setting that isn't a size ("" when there's nothing to say)."""
-    setting = os.environ.get(INLINE_MAX_VARIABLE, "").strip()
+    try:  # the environment, else config.toml's inline_max
+        setting = (load_settings().inline_max or "").strip()
+    except CellboxError:  # a broken config is said where the client is made, not by every gallery
+        setting = os.environ.get(INLINE_MAX_VARIABLE, "").strip()
     if not setting:
         return INLINE_MAX, ""
     found = _SIZE.match(setting)

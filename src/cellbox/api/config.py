@@ -45,6 +45,7 @@ _SOURCES: dict[str, tuple[str, str]] = {
     "project": ("CELLBOX_PROJECT", "project"),
     "model": ("CELLBOX_MODEL", "model"),
     "reasoning_effort": ("CELLBOX_REASONING_EFFORT", "reasoning_effort"),
+    "inline_max": ("CELLBOX_INLINE_MAX", "inline_max"),  # downloads a notebook's gallery embeds, in all
 }
 
 # The regions OCI documents for the agentic APIs (Responses, Containers); shared/reference/cloud-behaviour.md.
@@ -85,6 +86,7 @@ class Settings:
     project: str | None = None
     model: str | None = None
     reasoning_effort: str | None = None
+    inline_max: str | None = None
     origin: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -113,6 +115,7 @@ class Settings:
             "project": self.project,
             "model": self.model,
             "reasoning_effort": self.reasoning_effort,
+            "inline_max": self.inline_max,
             "sources": dict(self.origin),
         }
 
