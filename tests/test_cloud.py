@@ -56,6 +56,9 @@ class Faults(httpx.BaseTransport):
     def bodies(self) -> list[dict]:
         return [body for _, _, body in self.sent if body is not None]
 
+    def listings(self, container_id: str) -> int:
+        return sum(1 for m, path, _ in self.sent if m == "GET" and path == f"/containers/{container_id}/files")
+
 
 @pytest.fixture
 def faults() -> Faults:
@@ -131,7 +134,7 @@ def test_uploads_are_placed_where_push_said_and_cellbox_files_stay_private(
 
     wait_until(lambda: not requests_listed(), timeout=10, what="the run requests to go")
     every = [f.path or "" for f in sandbox.files(include_private=True)]
-    assert len([p for p in every if p.endswith("result.json")]) <= 1
+    assert len([p for p in every if "/result-" in p]) <= 1
     assert sandbox.runner.tidy.wait() and faults.count("DELETE", f"/containers/{sandbox.id}/files/") == 0
     # Files the runtime moved into place are files written by code: a lagging listing shows them a little later.
     wait_until(lambda: sorted(f.path or "" for f in sandbox.files()) == shown, timeout=10, what="the placed files")
@@ -146,7 +149,8 @@ def test_small_outputs_come_inside_the_result_record(sandbox: cellbox.Sandbox, f
     assert run.ok and run.variables["small"].v.tolist() == [1, 2] and run.value.v.tolist() == [1, 2]
     # The open figure comes back as the inline backend would show it: a PNG display, inside the result record.
     assert any("image/png" in shown.data for shown in run.displays)
-    assert faults.count("GET", f"/containers/{sandbox.id}/files/") == 0  # no content downloaded
+    # Too big for the logs, the record is a download, found by the response's citation of it: no listing.
+    assert faults.listings(sandbox.id) == 0
 
 
 @pytest.mark.cloud_profiles("plain")
@@ -336,3 +340,123 @@ def test_uploads_a_failed_run_did_not_place_are_placed_by_the_next(
         with pytest.raises(protocol.LoaderMismatch, match="state is uncertain"):
             sandbox.run("1")
     assert sandbox.run("open('late.txt').read()").value == "placed later"
+
+
+def finished_responses(faults: Faults) -> list[dict]:
+    """Every finished response the server sent back (created, polled or cancelled), as JSON, from now on."""
+    seen: list[dict] = []
+
+    def keep(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if "/responses" in request.url.path and request.method in ("GET", "POST") and response.status_code == 200:
+            body = json.loads(response.read())
+            if body.get("object") == "response" and body.get("status") not in ("queued", "in_progress"):
+                seen.append(body)
+        return response
+
+    faults.after.append(keep)
+    return seen
+
+
+def loader_logs(response: dict) -> list[str]:
+    return [
+        "".join(o.get("logs") or "" for o in item.get("outputs") or [] if o.get("type") == "logs")
+        for item in response["output"]
+        if item["type"] == "code_interpreter_call"
+    ]
+
+
+BIG_CELLS = {
+    "print('x' * 100_000)": lambda run: run.stdout == "x" * 100_000 + "\n",
+    # Streams keep their first 2,000,000 characters (capture.MAX_TEXT), and say how many more there were.
+    "print('y' * 5_000_000)": lambda run: (
+        run.stdout.startswith("y" * 2_000_000) and "3000001 more characters not shown" in run.stdout
+    ),
+    "import pandas as pd\npd.DataFrame({'v': range(5000), 'w': ['z' * 20] * 5000})": lambda run: (
+        run.value.shape == (5000, 2) and "<table" in run.value_bundle.data["text/html"]
+    ),
+    "import matplotlib.pyplot as plt\nplt.plot(range(100))\nplt.title('t' * 50)": lambda run: any(
+        "image/png" in shown.data for shown in run.displays
+    ),
+    "from IPython.display import HTML, display\ndisplay(HTML('<b>' + 'h' * 300_000 + '</b>'))": lambda run: (
+        run.displays[0].data["text/html"] == "<b>" + "h" * 300_000 + "</b>"
+    ),
+    "import subprocess\nsubprocess.run(['sh', '-c', 'head -c 200000 /dev/zero | tr \"\\\\0\" a'])": lambda run: (
+        run.stdout.count("a") == 200_000
+    ),
+    "raise ValueError('e' * 100_000)": lambda run: run.error is not None and run.error.evalue == "e" * 100_000,
+}
+
+
+def test_the_model_reads_a_short_line_whatever_the_cell_prints_or_returns(
+    sandbox: cellbox.Sandbox, faults: Faults
+) -> None:
+    answers = finished_responses(faults)
+    runs = []
+    for code, complete in BIG_CELLS.items():
+        first = len(answers)
+        run = sandbox.run(code)
+        assert complete(run), code
+        ours = answers[first:]
+        # Every call of the loader printed one short line for the model (the record goes as a file) ...
+        assert ours and all(len(logs.encode()) <= 1000 for answer in ours for logs in loader_logs(answer)), code
+        # ... so what it reads (prompt, instructions, logs) stays small, and the run says what it cost.
+        assert all(answer["usage"]["input_tokens"] <= 1000 for answer in ours), code
+        assert run.usage is not None and run.usage.responses == len(ours)
+        assert run.usage.input_tokens == sum(answer["usage"]["input_tokens"] for answer in ours)
+        assert run.usage.output_tokens == sum(answer["usage"]["output_tokens"] for answer in ours)
+        runs.append(run)
+    # The session's total is every response's, and the sum of its runs'.
+    assert sandbox.runner.usage is not None and sandbox.runner.responses == len(answers)
+    assert sandbox.runner.usage.total_tokens == sum(a["usage"]["total_tokens"] for a in answers)
+    assert sandbox.runner.usage.total_tokens == sum(run.usage.total_tokens for run in runs if run.usage)
+    assert faults.listings(sandbox.id) == 0  # each record was found by its citation
+
+
+@pytest.mark.cloud_profiles("plain")
+def test_the_reply_is_bounded_and_a_cut_one_is_asked_again_without_the_bound(
+    sandbox: cellbox.Sandbox, faults: Faults
+) -> None:
+    cut = {
+        "status": "incomplete",
+        "incomplete_details": {"reason": "max_output_tokens"},
+        "output": [{"type": "reasoning", "id": "rs_1", "summary": []}],
+        "usage": {"input_tokens": 150, "output_tokens": protocol.MAX_OUTPUT_TOKENS, "total_tokens": 4246},
+    }
+    cut_once = answer(cut)
+
+    def first_reply_cut(request: httpx.Request) -> httpx.Response | None:
+        cutting = request.method == "POST" and request.url.path.endswith("/responses") and not faults.bodies()[1:]
+        return cut_once(request) if cutting else None
+
+    faults.before.append(first_reply_cut)
+    run = sandbox.run("'ran'")
+    assert run.value == "ran"
+    (note,) = run.notes
+    assert "reached its bound (max_output_tokens 4096) before it ran the cell" in note and "asked again" in note
+    first, second = faults.bodies()
+    assert first["max_output_tokens"] == protocol.MAX_OUTPUT_TOKENS and first["reasoning"] == {"effort": "minimal"}
+    assert "max_output_tokens" not in second and second["reasoning"] == {"effort": "minimal"}
+    assert run.usage is not None and run.usage.responses == 2 and run.usage.output_tokens > protocol.MAX_OUTPUT_TOKENS
+    assert sandbox.run("1").value == 1 and "max_output_tokens" not in faults.bodies()[-1]  # not sent again
+
+
+@pytest.mark.cloud_profiles("plain")
+def test_a_backend_refusing_minimal_reasoning_gets_the_request_without_it(
+    sandbox: cellbox.Sandbox, faults: Faults
+) -> None:
+    def refuse_minimal(request: httpx.Request) -> httpx.Response | None:
+        posted = request.method == "POST" and request.url.path.endswith("/responses")
+        if posted and (json.loads(request.read()).get("reasoning") or {}).get("effort") == "minimal":
+            error = {
+                "message": "Unsupported value: 'minimal' is not supported with this model.",
+                "param": "reasoning.effort",
+                "code": "unsupported_value",
+            }
+            return httpx.Response(400, json={"error": error})
+        return None
+
+    faults.before.append(refuse_minimal)
+    assert sandbox.run("2").value == 2 and sandbox.run("3").value == 3
+    sent = faults.bodies()
+    assert [("reasoning" in body) for body in sent] == [True, False, False]
+    assert all(body["max_output_tokens"] == protocol.MAX_OUTPUT_TOKENS for body in sent)

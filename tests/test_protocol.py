@@ -18,6 +18,7 @@ from cellbox import frames, protocol
 from cellbox.api import CodeInterpreterCall, Response
 from cellbox.protocol import LoaderMismatch
 from cellbox.result_record import Result
+from cellbox.results import Usage, add_usage
 from cellbox.runtime.container import REFUSED_MARKER
 
 
@@ -44,7 +45,7 @@ class InProcessContainer:
         with contextlib.redirect_stdout(logs):
             exec(code, {})
         return CodeInterpreterCall.from_dict(
-            {"id": "ci_1", "code": code, "outputs": [{"type": "logs", "logs": logs.getvalue()}]}
+            {"id": "ci_1", "code": code, "status": "completed", "outputs": [{"type": "logs", "logs": logs.getvalue()}]}
         )
 
     def loaded_runtime(self) -> dict[str, Any]:
@@ -56,9 +57,13 @@ class InProcessContainer:
     def run(self, request: protocol.Request) -> Result:
         loader = protocol.loader_line(self.runtime_path, self.put(request.filename, request.body()))
         assert loader in protocol.run_prompt(loader)
-        reading = protocol.read_calls([self.execute(loader)], loader)
-        assert reading.started and not reading.foreign and reading.record is not None
-        return Result.parse(reading.record)
+        call = self.execute(loader)
+        assert len(call.logs.encode()) <= 1000  # what the model reads: one short line, the record only when small
+        reading = protocol.read_calls([call], loader)
+        assert reading.started and not reading.foreign
+        written = json.loads(Path(request.result_path).read_text())
+        assert reading.record in (None, written)
+        return Result.parse(written)
 
 
 def read_values(result: Result) -> list[Any]:
@@ -185,8 +190,80 @@ def test_request_options_bound_the_model() -> None:
     assert options["instructions"] == protocol.INSTRUCTIONS and "exactly once" in protocol.INSTRUCTIONS
     assert options["background"] is True and options["store"] is True  # polling needs a stored response
     assert options["reasoning_effort"] == "low"
+    assert options["extra_body"] == {"max_output_tokens": protocol.MAX_OUTPUT_TOKENS}
+    assert {"reasoning", "max_output_tokens"} <= set(options["optional"])  # a backend may refuse either
     foreground = protocol.request_options(background=False)
-    assert "background" not in foreground and foreground["store"] is False and "reasoning_effort" not in foreground
+    assert "background" not in foreground and foreground["store"] is False
+    assert foreground["reasoning_effort"] == "minimal"  # unless the user set an effort
+    assert protocol.request_options(reasoning_effort="high")["extra_body"]["max_output_tokens"] >= 32768
+    assert "extra_body" not in protocol.request_options(bounded=False)
+
+
+def test_the_model_reads_and_writes_the_same_whatever_the_cell() -> None:
+    # The prompt and instructions are fixed: the loader names content-addressed paths of a fixed length.
+    short = protocol.Request.new("pass")
+    long = protocol.Request.new("print('x' * 5_000_000)\n" * 100)
+    prompts = {
+        len(protocol.run_prompt(protocol.loader_line(protocol.runtime_file()[0], f"/mnt/data/{r.filename}")))
+        for r in (short, long)
+    }
+    assert len(prompts) == 1 and prompts.pop() + len(protocol.INSTRUCTIONS) < 1000
+
+
+def test_a_loader_call_cut_by_the_bound_never_ran_and_may_be_asked_again() -> None:
+    cut = response(
+        "incomplete",
+        [call(LOADER[:40], "incomplete").to_dict()],
+        incomplete_details={"reason": "max_output_tokens"},
+    )
+    reading = protocol.read_response(cut, LOADER)
+    assert not reading.foreign and reading.retry and reading.cut_short
+    # Cut after the run: it started, so it is not asked again.
+    ran = response(
+        "incomplete",
+        [call(LOADER, logs="cellbox run x: ok\n").to_dict()],
+        incomplete_details={"reason": "max_output_tokens"},
+    )
+    assert protocol.read_response(ran, LOADER).started and not protocol.read_response(ran, LOADER).cut_short
+    # Other code cut short is still code the model wrote of its own.
+    other = response("incomplete", [call("import os; os.remove(", "incomplete").to_dict()])
+    assert protocol.read_response(other, LOADER).foreign
+
+
+def test_the_record_file_is_found_by_the_citation_that_names_it() -> None:
+    request = protocol.Request.new("pass")
+    name = request.result_path.rsplit("/", 1)[-1]
+    assert request.run_id in name  # a user's result.json can't be taken for it
+
+    def cite(file_id: str, filename: str) -> dict:
+        return {"type": "container_file_citation", "container_id": "c", "file_id": file_id, "filename": filename}
+
+    text = {
+        "type": "output_text",
+        "text": "done",
+        "annotations": [cite("cfile_1", "result.json"), cite("cfile_2", name)],
+    }
+    cited = response("completed", [{"type": "message", "content": [text]}])
+    assert protocol.cited_file(cited, request.result_path) == "cfile_2"
+    assert protocol.cited_file(response("completed", []), request.result_path) is None
+
+
+def test_usage_sums_what_each_response_billed() -> None:
+    one = Usage.of(
+        {
+            "input_tokens": 200,
+            "output_tokens": 90,
+            "total_tokens": 290,
+            "input_tokens_details": {"cached_tokens": 128},
+            "output_tokens_details": {"reasoning_tokens": 10},
+        }
+    )
+    assert one == Usage(200, 90, 290, 128, 10, 1)
+    assert Usage.of(None) is None and Usage.of({"input_tokens": "many"}) == Usage(responses=1)
+    both = add_usage(add_usage(None, one), Usage.of({"input_tokens": 5, "output_tokens": 1}))
+    assert both == Usage(205, 91, 296, 128, 10, 2)
+    assert str(both) == "296 tokens (205 in, 91 out, 128 cached, 10 reasoning) over 2 responses"
+    assert add_usage(None, None) is None and add_usage(one, None) == one
 
 
 def test_a_run_starts_at_most_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -83,7 +83,9 @@ def test_a_run_records_streams_value_changes_and_errors(tmp_path: Path, monkeypa
     result = run(
         tmp_path, monkeypatch, "import sys\nx = 2\nprint('out')\nprint('err', file=sys.stderr)\nx * 21", namespace
     )
-    assert result["ok"] and result["stdout"] == "out\n" and result["stderr"] == "err\n"
+    assert result["ok"] and "stdout" not in result  # the streams are written once, as events
+    streams = [(e["name"], e["text"]) for e in result["events"] if e["type"] == "stream"]
+    assert streams == [("stdout", "out\n"), ("stderr", "err\n")]
     assert result["value"]["kind"] == "json" and result["value"]["json"] == 42 and namespace["x"] == 2
     result = run(tmp_path, monkeypatch, "with open('made.txt', 'w') as f:\n    f.write('m')\ny = x + 1", namespace)
     assert result["changed"] == [str(tmp_path / "made.txt")] and namespace["y"] == 3
@@ -148,3 +150,24 @@ def test_a_folder_chain_deeper_than_the_stack_does_not_break_runs(
         assert result["ok"] and result["changed"] == [str(tmp_path / "later.txt")]
     finally:
         safepath.remove_tree(tmp_path / "d")  # shutil.rmtree, which cleans tmp_path, can't
+
+
+def streams(result: dict, name: str) -> str:
+    return "".join(e["text"] for e in result["events"] if e["type"] == "stream" and e["name"] == name)
+
+
+def test_what_reaches_descriptors_1_and_2_is_the_cells_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A kernel sends what is written to its descriptors to the call's logs, which the model reads (and is billed
+    # for): a subprocess, a C library or sys.__stdout__ is the cell's output instead, as in a local notebook.
+    namespace: dict[str, Any] = {}
+    child = "import sys, time; print('child out', flush=True); time.sleep(0.6); print('later', flush=True)"
+    code = (
+        "import os, subprocess, sys\nos.write(1, b'fd one\\n')\nos.write(2, b'fd two\\n')\n"
+        "sys.__stdout__.write('dunder\\n')\n"
+        f"p = subprocess.Popen([sys.executable, '-c', {child!r}])\nimport time\ntime.sleep(0.3)"
+    )
+    result = run(tmp_path, monkeypatch, code, namespace)
+    assert streams(result, "stdout") == "fd one\ndunder\nchild out\n" and streams(result, "stderr") == "fd two\n"
+    # The process the cell left running writes on: what it writes while a later cell runs is that cell's.
+    result = run(tmp_path, monkeypatch, "p.wait()", namespace)
+    assert streams(result, "stdout") == "later\n"

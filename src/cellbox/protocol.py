@@ -5,8 +5,14 @@ with `INSTRUCTIONS` and the bounds of `request_options`) to run one fixed `loade
 read (`read_response`): a call whose code is the loader (the same syntax tree: a model may reformat it) is the run,
 any other code is a deviation that leaves the container's state uncertain, and a reply that never started the run
 may be asked again (the runtime refuses a second start, so a cell runs at most once whatever the model does). The
-runtime's result record is read from the call's logs (or from its file when too big to log, or when the backend
-sent no logs) and parsed into a `Result` (result_record.py), which makes the `Run` once its files are fetched.
+runtime's result record is read from the call's logs when it is small, else from its file (found by the response's
+citation of it, `cited_file`, or in the listing), and parsed into a `Result` (result_record.py), which makes the
+`Run` once its files are fetched.
+
+What the model reads and writes is billed, so its part of a cell is small and fixed whatever the cell does: the
+prompt and instructions are constant, the loader prints one short line into the call's logs (plus the record when
+that fits in `LOG_LIMIT` characters: under 1 kB in all), the reply is bounded (`max_output_tokens`) and asked for
+with minimal reasoning where the backend takes it (`request_options`).
 
 What the real services do, and where it is written down: shared/reference/cloud-behaviour.md. In short: a model
 may call the tool more than once and rewrite failing code ([Doc] OpenAI's guide), so the request bounds it
@@ -31,12 +37,22 @@ from typing import Any
 from . import frames
 from .api import CellboxError, CodeInterpreterCall, Response
 from .runtime import SIBLINGS, container_runtime_source, sibling_source
-from .runtime.container import REFUSED_MARKER, RESULT_MARKER
+from .runtime.container import MAX_LOGGED_RESULT, REFUSED_MARKER, RESULT_MARKER
 
 DATA_DIR = "/mnt/data"
 RESULT_WAIT = 15.0  # seconds to wait for a result record's file to show in a lagging listing
 PRIVATE = ".cellbox"  # cellbox's own files inside the data folder: runtime, inputs, run records
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+LOG_LIMIT = MAX_LOGGED_RESULT  # characters of the result record the loader may print into the logs
+# Reasoning asked for where the backend takes `reasoning` (one that refuses it, or this value, gets the request
+# again without it): running one given line needs none.
+REASONING_EFFORT = "minimal"
+# The reply's bound. The loader call is about 80 tokens and the reply one word, but a reasoning model's reasoning
+# counts too: tens of tokens at minimal effort, rarely a thousand at a model's default for an instruction this
+# plain. An effort the user set higher gets room to match. A reply cut by the bound before the run started is asked
+# again without it (running.py).
+MAX_OUTPUT_TOKENS = 4096
+MAX_OUTPUT_TOKENS_HIGH_EFFORT = 32768  # for `high` and `xhigh`
 
 
 START_CLEAN = (
@@ -90,6 +106,7 @@ class Request:
     data_dir: str = DATA_DIR
     place: tuple[dict[str, str], ...] = ()  # {"from": where an upload was stored, "to": where it belongs}
     restore: tuple[dict[str, Any], ...] = ()  # every pushed value: loaded again if the kernel restarted
+    log_limit: int = LOG_LIMIT  # the record is printed into the logs up to this many characters
 
     @classmethod
     def new(
@@ -101,12 +118,13 @@ class Request:
         data_dir: str = DATA_DIR,
         place: Iterable[dict[str, str]] = (),
         restore: Iterable[dict[str, Any]] = (),
+        log_limit: int = LOG_LIMIT,
     ) -> Request:
         for name in variables:
             if not VARIABLE_NAME.match(name):
                 raise CellboxError(f"-o {name!r} is not a valid Python variable name")
         run_id = uuid.uuid4().hex[:12]
-        return cls(run_id, code, tuple(inputs), tuple(variables), data_dir, tuple(place), tuple(restore))
+        return cls(run_id, code, tuple(inputs), tuple(variables), data_dir, tuple(place), tuple(restore), log_limit)
 
     @property
     def filename(self) -> str:
@@ -115,7 +133,8 @@ class Request:
 
     @property
     def result_path(self) -> str:
-        return f"{self.data_dir}/{PRIVATE}/runs/{self.run_id}/result.json"
+        """Where the runtime writes the record; named for the run, so a citation's file name can tell it."""
+        return f"{self.data_dir}/{PRIVATE}/runs/{self.run_id}/result-{self.run_id}.json"
 
     def body(self) -> bytes:
         run_dir = f"{self.data_dir}/{PRIVATE}/runs/{self.run_id}"
@@ -130,6 +149,7 @@ class Request:
             "inputs": list(self.inputs),
             "outputs": list(self.variables),
             "restore": list(self.restore),
+            "log_limit": self.log_limit,
         }
         return json.dumps(request).encode()
 
@@ -193,24 +213,43 @@ def run_prompt(loader: str) -> str:
     )
 
 
-def request_options(*, reasoning_effort: str | None = None, background: bool = True) -> dict[str, Any]:
-    """The bounds of the request that runs a cell: one call of the code_interpreter tool and nothing else.
+def request_options(
+    *, reasoning_effort: str | None = None, background: bool = True, bounded: bool = True
+) -> dict[str, Any]:
+    """The bounds of the request that runs a cell: one call of the code_interpreter tool and nothing else, a
+    short reply (`max_output_tokens`, unless not `bounded`), reasoning at `reasoning_effort` (REASONING_EFFORT
+    unless given).
 
     Each is optional to the backend (one that refuses it gets the request again without it). A background run
     must be stored for polling (`store: true`); it is deleted once read. Otherwise nothing is stored."""
+    effort = reasoning_effort or REASONING_EFFORT
     options: dict[str, Any] = {
         "instructions": INSTRUCTIONS,
         "tool_choice": {"type": "code_interpreter"},
         "max_tool_calls": 1,
         "parallel_tool_calls": False,
         "store": background,
-        "optional": ("tool_choice", "max_tool_calls", "parallel_tool_calls", "store", "background", "reasoning"),
+        "reasoning_effort": effort,
+        "optional": (
+            "tool_choice",
+            "max_tool_calls",
+            "parallel_tool_calls",
+            "store",
+            "background",
+            "reasoning",
+            "max_output_tokens",
+        ),
     }
     if background:
         options["background"] = True
-    if reasoning_effort is not None:
-        options["reasoning_effort"] = reasoning_effort
+    if bounded:
+        options["extra_body"] = {"max_output_tokens": output_bound(effort)}
     return options
+
+
+def output_bound(effort: str | None) -> int:
+    """`max_output_tokens` for a reply reasoning at this effort."""
+    return MAX_OUTPUT_TOKENS_HIGH_EFFORT if effort in ("high", "xhigh") else MAX_OUTPUT_TOKENS
 
 
 def same_code(code: str | None, loader: str) -> bool:
@@ -235,11 +274,17 @@ class Reading:
     foreign: list[str]  # code the model ran that is not the loader
     problems: list[str]  # the response's and the calls' statuses and errors, in words
     died: str | None = None  # the logs of a loader call that failed: the process running it died
+    incomplete: str | None = None  # why the response ended incomplete (`max_output_tokens`, ...), if it did
 
     @property
     def retry(self) -> bool:
         """Nothing ran: asking again is safe."""
         return self.record is None and not self.started and not self.foreign
+
+    @property
+    def cut_short(self) -> bool:
+        """The reply reached `max_output_tokens` before the run started: asked again without the bound, it may."""
+        return self.retry and self.incomplete == "max_output_tokens"
 
 
 def read_calls(calls: Sequence[CodeInterpreterCall], loader: str) -> Reading:
@@ -251,8 +296,9 @@ def read_calls(calls: Sequence[CodeInterpreterCall], loader: str) -> Reading:
     died: str | None = None
     for call in calls:
         if not same_code(call.code, loader):
-            if (call.code or "").strip():
-                foreign.append(call.code or "")
+            code = (call.code or "").strip()
+            if code and not (call.status == "incomplete" and loader.startswith(code)):
+                foreign.append(call.code or "")  # a call cut while it wrote the loader never ran: not foreign
             elif call.status not in (None, "completed"):
                 problems.append(f"the model's call ended {call.status} before running any code")
             continue
@@ -278,6 +324,7 @@ def read_response(response: Response, loader: str) -> Reading:
     elif status == "incomplete":
         details = response.to_dict().get("incomplete_details") or {}
         reason = details.get("reason") if isinstance(details, dict) else None
+        reading.incomplete = str(reason or "")
         reading.problems.insert(0, f"the response ended incomplete: {reason or 'no reason given'}")
     elif status == "cancelled":
         reading.problems.insert(0, "the response was cancelled")
@@ -307,6 +354,14 @@ def deviation(foreign: Sequence[str], model: str, started: bool) -> LoaderMismat
         f"variables or files. {START_CLEAN} Check that CELLBOX_MODEL ({model}) supports the code_interpreter tool "
         "and follows instructions."
     )
+
+
+def cited_file(response: Response, path: str) -> str | None:
+    """The id of the file at `path` when the response cites it by name (a service may name cited files its own
+    way instead: then None, and the file is looked for otherwise)."""
+    name = path.rsplit("/", 1)[-1]
+    found = [c.file_id for c in response.container_file_citations if c.filename == name and c.file_id]
+    return found[-1] if found else None
 
 
 def result_from_logs(logs: str) -> dict[str, Any] | None:

@@ -44,10 +44,12 @@ class Result:
         events = list(record.get("events") or [])
         if not events:  # a runtime of an earlier version: its streams, in the order it kept
             events = [{"type": "stream", "name": n, "text": record[n]} for n in ("stdout", "stderr") if record.get(n)]
+        # Since version 4 the runtime writes each stream once, as its events; earlier ones wrote them joined too.
+        stdout, stderr = (record[n] if n in record else _joined(events, n) for n in ("stdout", "stderr"))
         return cls(
             run_id=run_id,
-            stdout=record.get("stdout", ""),
-            stderr=record.get("stderr", ""),
+            stdout=stdout,
+            stderr=stderr,
             error=RemoteError.of(
                 error["ename"],
                 error["evalue"],
@@ -115,3 +117,7 @@ class Result:
         elif kind == "repr":
             run.value = RemoteValue(self.value)
         return run
+
+
+def _joined(events: Sequence[dict[str, Any]], name: str) -> str:
+    return "".join(str(e.get("text", "")) for e in events if e.get("type") == "stream" and e.get("name") == name)

@@ -1,4 +1,5 @@
-"""What a run gives back: `Run`, its `Artifact`s, and `RemoteError` for an exception raised in the container.
+"""What a run gives back: `Run`, its `Artifact`s, the `Usage` of the model it took, and `RemoteError` for an
+exception raised in the container.
 
 They render themselves in a notebook (`_repr_html_`, `_repr_png_`, `_render_traceback_`) and are plain Python
 objects elsewhere.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -181,11 +182,72 @@ class Artifact:
         return f"<code>{html.escape(self.path)}</code> ({size})"
 
 
+@dataclasses.dataclass(frozen=True)
+class Usage:
+    """Tokens the backend billed for running cells, as its responses' `usage` says: what the model read
+    (`input_tokens`: the prompt, the instructions and the call's logs, of which `cached_tokens` came from its prompt
+    cache) and wrote (`output_tokens`: the call, the reply and `reasoning_tokens`), summed over `responses`."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    responses: int = 0
+
+    @classmethod
+    def of(cls, usage: Any) -> Usage | None:
+        """From one response's `usage` object; None when the backend sent none."""
+        if not isinstance(usage, Mapping):
+            return None
+
+        def count(value: Any) -> int:
+            return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+        read, written = count(usage.get("input_tokens")), count(usage.get("output_tokens"))
+        read_details = usage.get("input_tokens_details")
+        written_details = usage.get("output_tokens_details")
+        return cls(
+            input_tokens=read,
+            output_tokens=written,
+            total_tokens=count(usage.get("total_tokens")) or read + written,
+            cached_tokens=count(read_details.get("cached_tokens")) if isinstance(read_details, Mapping) else 0,
+            reasoning_tokens=(
+                count(written_details.get("reasoning_tokens")) if isinstance(written_details, Mapping) else 0
+            ),
+            responses=1,
+        )
+
+    def __add__(self, other: Usage) -> Usage:
+        if not isinstance(other, Usage):
+            return NotImplemented
+        return Usage(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other), strict=True)))
+
+    def __str__(self) -> str:
+        said = f"{self.total_tokens:,} tokens ({self.input_tokens:,} in, {self.output_tokens:,} out"
+        if self.cached_tokens:
+            said += f", {self.cached_tokens:,} cached"
+        if self.reasoning_tokens:
+            said += f", {self.reasoning_tokens:,} reasoning"
+        said += ")"
+        if self.responses != 1:
+            said += f" over {self.responses:,} responses"
+        return said
+
+
+def add_usage(total: Usage | None, more: Usage | None) -> Usage | None:
+    """A sum where None is "not reported": it counts for nothing, and a sum of nothing reported stays None."""
+    if more is None:
+        return total
+    return more if total is None else total + more
+
+
 @dataclasses.dataclass
 class Run:
     """The outcome of `Sandbox.run`: output streams, the error if any, the last value, the `-o` variables brought
-    back (`variables`, by name), figures and artifacts, and `notes`: what cellbox could not do (an artifact it
-    could not find, an upload it could not place) or had to say (the model was asked again)."""
+    back (`variables`, by name), figures and artifacts, `usage` (the model's tokens, summed when it was asked
+    twice), and `notes`: what cellbox could not do (an artifact it could not find, an upload it could not place) or
+    had to say (the model was asked again)."""
 
     id: str
     stdout: str = ""
@@ -201,6 +263,7 @@ class Run:
     value_bundle: Display | None = None  # the last value as the container's displayhook showed it
     state_lost: bool = False  # the container's Python process restarted before this run: earlier variables are gone
     restored: list[str] = dataclasses.field(default_factory=list)  # pushed variables loaded again after that
+    usage: Usage | None = None  # what the model billed for this run (None: the backend did not say)
 
     @property
     def ok(self) -> bool:

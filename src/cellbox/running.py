@@ -4,7 +4,8 @@ the result record read back.
 How a run travels is `cellbox.protocol` (request, loader line, check of the code the model ran, result record);
 this drives it against the backend. A run is a `background: true` response where the backend takes it ([Doc]:
 only those can be polled and cancelled): polled with backoff, cancelled on interrupt or when the run's time limit
-passes.
+passes. A record too big for the logs is downloaded by the id the response cites it with, else found in the
+listing (which may lag). What each response cost is summed into the run's `usage` and the session's.
 """
 
 from __future__ import annotations
@@ -13,18 +14,19 @@ import contextlib
 import functools
 import json
 import logging
+import posixpath
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from . import protocol
-from .api import APITimeoutError, CellboxError, Client, Container, Response
+from .api import APITimeoutError, CellboxError, Client, Container, NotFoundError, Response
 from .liveness import container_state
 from .pacing import Backoff
 from .protocol import loader_line
-from .remote_files import RemoteFiles
+from .remote_files import CONTENT_WAIT, RemoteFiles
 from .result_record import Result
-from .results import Interrupted, Run, SandboxGone, TimeLimit
+from .results import Interrupted, Run, SandboxGone, TimeLimit, Usage, add_usage
 from .tidy import Tidy
 from .transfer import Transfers
 
@@ -33,6 +35,7 @@ log = logging.getLogger("cellbox")
 PENDING_STATUSES = ("queued", "in_progress")
 POLL_MOST = 0.25  # seconds between looks at a running cell whose output is watched
 LIVE_AFTER = 0.1  # seconds into a run before its live output is read: quicker cells' records carry it
+CITED_LOOKUPS = 3  # cited files named by the service's own scheme looked up to find the record among them
 
 
 class Runner:
@@ -62,6 +65,11 @@ class Runner:
         self._container = container
         self._call = call
         self._gone = gone
+        # What the model billed in this session, every response counted (runs that failed cost too); None while
+        # the backend has reported nothing.
+        self.usage: Usage | None = None
+        self.responses = 0  # finished responses in this session, whether or not they reported usage
+        self.log_limit = protocol.LOG_LIMIT  # characters of the record the loader may print for the model
 
     @property
     def _id(self) -> str:
@@ -84,6 +92,7 @@ class Runner:
             variables=outputs,
             place=moves,
             restore=self.transfers.restore_specs(),
+            log_limit=self.log_limit,
         )
         try:
             with stopping("the upload of the cell before it ran; the cell did not run"):
@@ -97,7 +106,7 @@ class Runner:
         if live is not None:
             watch = functools.partial(self._watch, live, uploaded.id, on_wait)
         try:
-            record, notes = self._run_loader(request, loader, timeout, watch)
+            record, notes, usage = self._run_loader(request, loader, timeout, watch)
         except BaseException:
             self.transfers.restore_placements()  # moved already if the run started: the runtime skips them
             # The runtime removes its request when it ends; one it never ended is removed here, later.
@@ -107,6 +116,7 @@ class Runner:
         with stopping("reading the cell's results; the cell ran, its variables are in the container"):
             run = self.remote_files.collect(Result.parse(record))
         run.notes[:0] = notes
+        run.usage = usage
         return run
 
     def _watch(
@@ -124,29 +134,40 @@ class Runner:
         loader: str,
         timeout: float | None,
         watch: Callable[[float], None] | None = None,
-    ) -> tuple[dict[str, Any], list[str]]:
-        """Ask the model to run the loader (again, once, when it did not start the run); the result record and
-        notes for the user. A model that ran other code is refused: the container's state is then uncertain."""
+    ) -> tuple[dict[str, Any], list[str], Usage | None]:
+        """Ask the model to run the loader (again, once, when it did not start the run); the result record, notes
+        for the user and what the responses cost. A model that ran other code is refused: the container's state is
+        then uncertain."""
         notes: list[str] = []
+        usage: Usage | None = None
         for attempt in (1, 2):
             response = self._respond(loader, timeout, watch)
+            usage = add_usage(usage, Usage.of(response.to_dict().get("usage")))
             reading = protocol.read_response(response, loader)
             if reading.foreign:
                 raise protocol.deviation(reading.foreign, self.model, reading.started)
             if reading.record is not None or reading.started:
-                if response.status not in (None, "completed"):
+                # A reply cut by its bound after the run lost nothing of it; any other ending is said.
+                if response.status not in (None, "completed") and reading.incomplete != "max_output_tokens":
                     notes.extend(reading.problems)
                 if reading.record is None and reading.died is not None:
                     # No record will come (the runtime writes it last); one look, then say what happened.
-                    if (content := self.remote_files.content_at(request.result_path)) is not None:
-                        return json.loads(content), notes
+                    record = self._cited_record(request, response)
+                    if record is None and (content := self.remote_files.content_at(request.result_path)) is not None:
+                        record = json.loads(content)
+                    if record is not None:
+                        return record, notes, usage
                     raise protocol.ProcessDied(_died(reading.died))
-                record = reading.record or self._result_file(request.result_path, reading.problems)
-                return record, notes
+                record = reading.record or self._cited_record(request, response)
+                if record is None:
+                    record = self._result_file(request.result_path, reading.problems)
+                return record, notes, usage
             said = "; ".join(reading.problems) or "the model did not run the cell"
             if container_state(self.client, self._id) == "gone":  # e.g. deleted while it ran
                 raise self._gone() from None
             if attempt == 1 and response.status not in ("failed", "cancelled"):
+                if reading.cut_short:
+                    notes.append(self._unbound())
                 log.info("cellbox: %s; asking the model again", said)
                 continue
             raise protocol.RunFailed(
@@ -156,13 +177,30 @@ class Runner:
             )
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _refused(self) -> set[str]:
+        """The request fields this client has stopped sending to this model (shared with every sandbox using the
+        client)."""
+        return self.client.refused_parameters.setdefault(("/responses", self.model), set())
+
+    def _effort(self) -> str:
+        return self.client.settings.reasoning_effort or protocol.REASONING_EFFORT
+
+    def _unbound(self) -> str:
+        """The reply hit `max_output_tokens` before it ran the cell: the bound is not sent to this model again
+        (the next ask, and later cells, go without it); the note that says so."""
+        self._refused().add("max_output_tokens")
+        return (
+            f"the model's reply reached its bound (max_output_tokens {protocol.output_bound(self._effort())}) "
+            f"before it ran the cell, so it was asked again without one; {self.model} is no longer sent that bound"
+        )
+
     def _respond(self, loader: str, timeout: float | None, watch: Callable[[float], None] | None = None) -> Response:
         """One response running the loader: in the background where the backend allows it (polled with
         backoff, cancelled on interrupt or past `timeout`), else waited for in one request."""
-        refused = self.client.refused_parameters.get(("/responses", self.model), set())
+        refused = self._refused()
         background = "background" not in refused
         options = protocol.request_options(
-            reasoning_effort=self.client.settings.reasoning_effort, background=background
+            reasoning_effort=self._effort(), background=background, bounded="max_output_tokens" not in refused
         )
         response: Response | None = None
         started = time.monotonic()
@@ -209,9 +247,16 @@ class Runner:
             )
             raise Interrupted(f"the cell may still be running in the container: {how}") from None
         finally:
-            if response is not None and options.get("store") and response.status not in PENDING_STATUSES:
-                self.tidy.later(functools.partial(self._forget_response, response))
+            if response is not None and response.status not in PENDING_STATUSES:
+                self._count(response)
+                if options.get("store"):
+                    self.tidy.later(functools.partial(self._forget_response, response))
         return response
+
+    def _count(self, response: Response) -> None:
+        """Add what a finished response cost to the session's total."""
+        self.responses += 1
+        self.usage = add_usage(self.usage, Usage.of(response.to_dict().get("usage")))
 
     def _cancel(self, response: Response) -> bool:
         try:
@@ -219,6 +264,7 @@ class Runner:
         except CellboxError as exc:
             log.warning("cellbox: could not cancel response %s: %s", response.id, exc)
             return False
+        self._count(cancelled)  # what it had cost when it stopped
         return cancelled.status not in PENDING_STATUSES
 
     def _forget_response(self, response: Response) -> None:
@@ -226,9 +272,34 @@ class Runner:
         with contextlib.suppress(CellboxError):
             self.client.responses.delete(response.id)
 
+    def _cited_record(self, request: protocol.Request, response: Response) -> dict[str, Any] | None:
+        """The result record from its file, found by the response's citation of it (no listing needed); None when
+        the response does not cite it. A service that names cited files its own way (OpenAI: `cfile_….json`) has
+        its JSON citations looked up, a few, to find the record among them."""
+        file_id = protocol.cited_file(response, request.result_path)
+        if file_id is None:
+            named = posixpath.basename(request.result_path)
+            others = [
+                c.file_id
+                for c in response.container_file_citations
+                if c.file_id and c.filename != named and (c.filename or "").endswith(".json")
+            ]
+            for other in others[:CITED_LOOKUPS]:
+                with contextlib.suppress(NotFoundError):
+                    if self._call(self.client.containers.files.retrieve, self._id, other).path == request.result_path:
+                        file_id = other
+                        break
+        if file_id is None:
+            return None
+        try:
+            record = json.loads(self.remote_files.content(file_id, wait=CONTENT_WAIT))
+        except (NotFoundError, ValueError):
+            return None
+        return record if isinstance(record, dict) and record.get("run_id") == request.run_id else None
+
     def _result_file(self, path: str, problems: list[str]) -> dict[str, Any]:
-        """The result record from its file, for a run whose logs did not carry it (too big to print, or a
-        backend that sends no outputs); the listing is polled, as it may lag."""
+        """The result record from its file, for a run whose logs did not carry it and whose response did not cite
+        it; the listing is polled, as it may lag."""
         content = self.remote_files.content_at(path, wait=protocol.RESULT_WAIT)
         if content is None:
             said = f" ({'; '.join(problems)})" if problems else ""

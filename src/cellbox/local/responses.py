@@ -284,9 +284,15 @@ MAX_CITATIONS = 100
 
 def citations(container_id: str, text: str, new_files: list[dict]) -> tuple[str, list[dict]]:
     """The message text with a link per file the code wrote, and a container_file_citation for each, up to
-    MAX_CITATIONS (code that writes 100k files must not make a 100k-entry answer: the file list has them all)."""
+    MAX_CITATIONS (code that writes 100k files must not make a 100k-entry answer: the file list has them all).
+    Past that many, the files written last are the ones cited, as a reply would tell of what the code ended with."""
+    cited = new_files
+    if len(new_files) > MAX_CITATIONS:
+        latest = sorted(new_files, key=lambda row: row.get("mtime_ns") or 0, reverse=True)[:MAX_CITATIONS]
+        kept = {id(row) for row in latest}
+        cited = [row for row in new_files if id(row) in kept]
     annotations = []
-    for row in new_files[:MAX_CITATIONS]:
+    for row in cited:
         filename = row["path"].rsplit("/", 1)[-1]
         link = f"sandbox:/mnt/data/{row['path']}"
         if text and not text.endswith("\n"):

@@ -10,11 +10,19 @@ A run is described by a JSON request file and leaves a JSON result file plus out
     request: {"run_id", "code", "result_path", "out_dir", "private_dir", "watch": "/mnt/data",
               "place": [{"from": stored path, "to": wanted path}],
               "inputs": [{"name", "path", "format", "kind", ...}], "outputs": ["name", ...],
-              "restore": [input spec, ...]}
-    result:  {"run_id", "ok", "stdout", "stderr", "events": [event], "error": {"ename", "evalue", "traceback",
+              "restore": [input spec, ...], "log_limit": characters}
+    result:  {"run_id", "ok", "events": [event], "error": {"ename", "evalue", "traceback",
               "traceback_lines"} | null, "value": {...} | null, "outputs": {"name": {...}}, "figures": [path],
               "changed": [path], "sizes": {path: bytes}, "inline": {path: base64}, "notes": [text],
               "state_lost": bool, "restored": [name], "duration": seconds}
+
+Everything the loader prints is read by the model (the call's logs are its tool output, billed as input), so it
+prints one short line, plus the result record only when that is small (`log_limit`, MAX_LOGGED_RESULT unless the
+request says otherwise): whatever the cell prints or returns, the logs stay under 1 kB. The record, the cell's
+streams (`events`; stdout and stderr are their stream events joined, so they are not written twice) and its
+displays travel as the result file, which cellbox downloads. What the cell writes to file descriptors 1 and 2
+(subprocesses, C libraries, `sys.__stdout__`) is captured into its streams too, since the kernel would otherwise
+send it to the logs.
 
 What the cell shows is captured by `capture.py` (uploaded beside this file) as IPython would show it: `events`
 in order, the last value's mimebundle in `value["bundle"]`. The request file (one line) is also the run's live
@@ -32,21 +40,27 @@ from __future__ import annotations
 
 import ast
 import base64
+import codecs
 import contextlib
 import json
 import os
 import shutil
 import sys
+import threading
 import time
 import types
 from typing import Any
 
-RUNTIME_VERSION = 3
+RUNTIME_VERSION = 4
 MAX_TEXT = 2_000_000  # characters of stdout/stderr kept in the result record; the rest is summarised
 CELL_FILENAME = "<cell>"
 RESULT_MARKER = "cellbox-result: "
 REFUSED_MARKER = "cellbox-refused: "
-MAX_LOGGED_RESULT = 200_000
+# Characters of the record printed into the logs: with the summary line, under 1 kB. A record this small saves the
+# client a download; a larger one is only the result file.
+MAX_LOGGED_RESULT = 900
+MAX_ENAME = 60  # characters of an exception's name in the summary line
+DRAIN_CHUNKS = 64  # pipe reads (of up to 64 KiB) that end a run's capture of descriptors 1 and 2, at most
 MAX_INLINE_FILE = 64 * 1024  # output files this small travel inside the result record …
 MAX_INLINE_TOTAL = 128 * 1024  # … up to this much in all
 STARTED = "started"
@@ -151,6 +165,144 @@ def _save_figures(out_dir: str) -> list[str]:
     return paths
 
 
+class _Pipe:
+    """One of descriptors 1 and 2, made a pipe the runtime reads: `forward` is where its output went before."""
+
+    def __init__(self, fd: int, name: str) -> None:
+        self.fd, self.name = fd, name
+        self.forward = os.dup(fd)
+        self.read, self.write = os.pipe()
+        os.set_blocking(self.read, False)
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        os.dup2(self.write, fd)
+
+    def attached(self) -> bool:
+        """Whether the descriptor is still this pipe (code, or a test harness, may have put another file there)."""
+        try:
+            return os.fstat(self.fd).st_ino == os.fstat(self.write).st_ino
+        except OSError:
+            return False
+
+    def attach(self) -> None:
+        """Take the descriptor back: what is there now becomes where output goes between runs."""
+        forward = os.dup(self.fd)
+        os.close(self.forward)
+        self.forward = forward
+        os.dup2(self.write, self.fd)
+
+
+class _Descriptors:
+    """What is written to file descriptors 1 and 2 (a subprocess, a C library, `sys.__stdout__`), into the running
+    cell's streams: the kernel would otherwise send it to the tool's logs, which the model reads and which are
+    billed. Installed once per kernel, so a process a cell leaves running (a pool's workers) is caught in later
+    cells too: the descriptors become pipes read by one thread, which hands what arrives to the current run's
+    output, or between runs passes it on to where it went before. A run takes everything written before it ends:
+    reading and handing over happen under one lock, and `end` empties the pipes under it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.output: Any = None
+        self.pipes: list[_Pipe] = []
+        for fd, name in ((1, "stdout"), (2, "stderr")):
+            with contextlib.suppress(OSError):  # a kernel without this descriptor: nothing to capture
+                self.pipes.append(_Pipe(fd, name))
+        threading.Thread(target=self._pump, name="cellbox-descriptors", daemon=True).start()
+
+    def _pump(self) -> None:
+        import selectors
+
+        try:
+            with selectors.DefaultSelector() as selector:
+                for pipe in self.pipes:
+                    selector.register(pipe.read, selectors.EVENT_READ, pipe)
+                while True:
+                    for key, _ in selector.select():
+                        with self.lock:
+                            self._move(key.data)
+        except BaseException:  # never leave a descriptor nobody reads (writers would block): give them back
+            for pipe in self.pipes:
+                with contextlib.suppress(OSError):
+                    os.dup2(pipe.forward, pipe.fd)
+
+    def _move(self, pipe: _Pipe) -> bool:
+        """Hand over what one pipe holds now; False once it holds nothing."""
+        try:
+            chunk = os.read(pipe.read, 1 << 16)
+        except BlockingIOError:
+            return False
+        if not chunk:
+            return False
+        if self.output is not None:
+            self.output.write(pipe.name, pipe.decoder.decode(chunk))
+        else:
+            view = memoryview(chunk)
+            with contextlib.suppress(OSError):  # nobody reads there any more: between runs, it is dropped
+                while view:
+                    view = view[os.write(pipe.forward, view) :]
+        return True
+
+    def _drain(self) -> None:
+        # Bounded: a process the cell left writing without pause must not keep the run from ending.
+        for pipe in self.pipes:
+            for _ in range(DRAIN_CHUNKS):
+                if not self._move(pipe):
+                    break
+
+    def begin(self, output: Any) -> None:
+        _flush_standard_streams()
+        with self.lock:
+            self._drain()  # written before the run: not the run's
+            for pipe in self.pipes:
+                if not pipe.attached():
+                    with contextlib.suppress(OSError):
+                        pipe.attach()
+                pipe.decoder.reset()
+            self.output = output
+
+    def end(self) -> None:
+        _flush_standard_streams()
+        with self.lock:
+            self._drain()
+            for pipe in self.pipes:
+                self.output.write(pipe.name, pipe.decoder.decode(b"", final=True))
+            self.output = None
+
+
+@contextlib.contextmanager
+def _descriptors(output: Any) -> Any:
+    """Descriptors 1 and 2 into `output` for the length of the block (`_Descriptors`, installed on first use)."""
+    descriptors = sys.__dict__.get("cellbox_descriptors")
+    if descriptors is None:
+        try:
+            descriptors = sys.__dict__["cellbox_descriptors"] = _Descriptors()
+        except OSError:
+            yield
+            return
+    descriptors.begin(output)
+    try:
+        yield
+    finally:
+        descriptors.end()
+
+
+def _flush_standard_streams() -> None:
+    """Text still buffered on its way to descriptors 1 and 2 (Python's original streams, the C library's)."""
+    global _libc
+    for stream in (sys.__stdout__, sys.__stderr__):
+        with contextlib.suppress(Exception):
+            if stream is not None:
+                stream.flush()
+    with contextlib.suppress(Exception):
+        if _libc is None:
+            import ctypes
+
+            _libc = ctypes.CDLL(None)
+        _libc.fflush(None)
+
+
+_libc: Any = None  # the C library, for its fflush
+
+
 # --- running --------------------------------------------------------------------------------------------------
 
 
@@ -171,17 +323,23 @@ def _ends_with_semicolon(source: str) -> bool:
 
 
 def run(request_path: str) -> None:
-    """Run one request and print a one-line summary; the result file is written whatever the cell does.
-    A run already started (the loader run a second time) is refused: nothing runs again."""
-    result = execute(request_path)
-    if result is None:
+    """Run one request and print a one-line summary (and the record, when it is small); the result file is
+    written whatever the cell does. A run already started (the loader run a second time) is refused: nothing runs
+    again."""
+    request = _read_request(request_path)
+    result = execute(request_path, request)
+    if result is None or request is None:
         return
-    state = "ok" if result["ok"] else f"error {result['error']['ename']}"
+    state = "ok" if result["ok"] else f"error {str(result['error']['ename'])[:MAX_ENAME]}"
     print(f"cellbox run {result['run_id']}: {state} in {result['duration']:.3f}s")
-    record = json.dumps(result, default=str)
-    if len(record) <= MAX_LOGGED_RESULT:
-        # Saves the client a listing and a download; larger records are fetched from the result file.
-        print(RESULT_MARKER + record)
+    limit = request.get("log_limit", MAX_LOGGED_RESULT)
+    path = request["result_path"]
+    # The file as written is the record (one line of ASCII JSON): its size says whether it fits, without encoding
+    # the record again.
+    with contextlib.suppress(OSError):
+        if os.path.getsize(path) <= limit:
+            with open(path, encoding="utf-8") as f:
+                print(RESULT_MARKER + f.read())
 
 
 def _forget_earlier_runs(runs_dir: str, keep: str) -> None:
@@ -269,11 +427,12 @@ def _missing_output(name: str) -> dict[str, Any]:
     return {"ename": "NameError", "evalue": evalue, "traceback": f"NameError: {evalue}", "traceback_lines": []}
 
 
-def execute(request_path: str) -> dict[str, Any] | None:
-    """Run one request; always writes the result file, whatever the cell does. None, doing nothing, when the
-    run was started before."""
+def execute(request_path: str, request: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Run one request (read from its file unless given); always writes the result file, whatever the cell does.
+    None, doing nothing, when the run was started before."""
     started = time.time()
-    request = _read_request(request_path)
+    if request is None:
+        request = _read_request(request_path)
     if request is None or not _start(os.path.dirname(request["out_dir"])):
         run_id = request["run_id"] if request else os.path.basename(os.path.dirname(request_path))
         print(f"{REFUSED_MARKER}run {run_id} was started before; not running it again")
@@ -293,7 +452,7 @@ def execute(request_path: str) -> dict[str, Any] | None:
     capture = _sibling_module("capture")
     output = capture.Output(request_path)
     saved = sys.stdout, sys.stderr
-    with output, capture.displays(output):
+    with output, capture.displays(output), _descriptors(output):
         sys.stdout, sys.stderr = output.stream("stdout"), output.stream("stderr")
         try:
             inputs = list(request.get("inputs", []))
@@ -350,7 +509,6 @@ def execute(request_path: str) -> dict[str, Any] | None:
     small += [value["path"]] if value.get("path") else []
     result["inline"] = _inline(small + result["figures"])
     result["events"] = output.events
-    result["stdout"], result["stderr"] = output.joined("stdout"), output.joined("stderr")
     result["duration"] = round(time.time() - started, 6)
     temp = request["result_path"] + ".tmp"
     with open(temp, "w", encoding="utf-8") as f:
