@@ -460,3 +460,24 @@ def test_a_backend_refusing_minimal_reasoning_gets_the_request_without_it(
     sent = faults.bodies()
     assert [("reasoning" in body) for body in sent] == [True, False, False]
     assert all(body["max_output_tokens"] == protocol.MAX_OUTPUT_TOKENS for body in sent)
+
+
+@pytest.mark.cloud_profiles("plain")
+def test_a_cell_writing_more_files_than_are_cited_still_has_its_record_cited(
+    sandbox: cellbox.Sandbox, faults: Faults
+) -> None:
+    answers = finished_responses(faults)
+    run = sandbox.run(
+        "import os\nos.makedirs('many', exist_ok=True)\n"
+        "for i in range(150):\n    open(f'many/f{i:03d}.txt', 'w').write('x')\nprint('y' * 5000)"
+    )
+    assert run.ok and run.stdout == "y" * 5000 + "\n" and len(run.artifacts) == 150
+    cited = [
+        annotation["filename"]
+        for item in answers[-1]["output"]
+        if item["type"] == "message"
+        for part in item["content"]
+        for annotation in part["annotations"]
+    ]
+    # The reply cites at most 100 files, the latest written: the record, written last, is among them.
+    assert len(cited) == 100 and f"result-{run.id}.json" in cited
