@@ -32,7 +32,7 @@ from .api.lookup import NameTaken
 from .protocol import LiveOutput
 from .redact import configured_secrets, redact
 from .replay import Replay, warn
-from .results import Interrupted, Run, SandboxGone
+from .results import Interrupted, Run, SandboxGone, Usage
 from .sandbox import Sandbox
 
 __all__ = ["ContainerMagics", "load_ipython_extension"]
@@ -255,7 +255,8 @@ class ContainerMagics(Magics):
             with Sandbox.default_client() as client:
                 return views.ContainerTable(list(client.containers.list(order="desc")), current, others)
         if command == "status":
-            return views.StatusView(self._require_current().refresh(), caption="this notebook's container")
+            sandbox = self._require_current()
+            return views.StatusView(sandbox.refresh(), caption="this notebook's container", usage=_tokens(sandbox))
         if command == "files":
             return views.FileTable(self._require_current().files())
         if command == "push":
@@ -329,6 +330,14 @@ class ContainerMagics(Magics):
             display(views.ArtifactGallery(run.artifacts))
         for note in run.notes:
             print(f"cellbox: {note}", file=sys.stderr)
+
+
+def _tokens(sandbox: Sandbox) -> Usage | str:
+    """What the cells run in this sandbox have cost in model tokens, or why there is no figure."""
+    runner = sandbox.runner
+    if runner.usage is not None:
+        return runner.usage
+    return "not reported by the backend" if runner.responses else "no cells run yet"
 
 
 def _pushed_again(sandbox: Sandbox) -> str:

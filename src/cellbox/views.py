@@ -20,7 +20,7 @@ from . import progress, text
 from .api import CellboxError, Container, ContainerFile
 from .api.config import load_settings
 from .frames import TIMES, first_rows_caption
-from .results import Artifact
+from .results import Artifact, Usage
 
 PREVIEW_ROWS = 20
 # What the gallery reads of a file is bounded by these, whatever size the file claims (a sparse file can claim
@@ -78,22 +78,26 @@ class _Table:
 
 
 class StatusView(_Table):
-    """One container: name, id, status, memory, time to expiry."""
+    """One container: name, id, status, memory, time to expiry; with `usage`, also what running cells in it has
+    cost in model tokens (the sum, or a sentence saying why there is none)."""
 
-    header = ("name", "id", "status", "memory", "expires in")
+    header: tuple[str, ...] = ("name", "id", "status", "memory", "expires in")
 
-    def __init__(self, container: Container, caption: str = "") -> None:
+    def __init__(self, container: Container, caption: str = "", *, usage: Usage | str | None = None) -> None:
         self.container = container
         self.caption = caption
-        self.rows = [
-            (
-                container.name or "",
-                container.id,
-                container.status or "?",
-                container.memory_limit or "-",
-                text.time_left(container),
-            )
-        ]
+        self.usage = usage
+        row: tuple[str, ...] = (
+            container.name or "",
+            container.id,
+            container.status or "?",
+            container.memory_limit or "-",
+            text.time_left(container),
+        )
+        if usage is not None:
+            self.header = (*self.header, "model tokens")
+            row = (*row, str(usage))
+        self.rows = [row]
 
 
 class ContainerTable(_Table):
