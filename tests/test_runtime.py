@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +170,9 @@ def test_what_reaches_descriptors_1_and_2_is_the_cells_output(tmp_path: Path, mo
     )
     result = run(tmp_path, monkeypatch, code, namespace)
     assert streams(result, "stdout") == "fd one\ndunder\nchild out\n" and streams(result, "stderr") == "fd two\n"
+    # Between runs the kernel's own descriptors are back: what it prints (the loader's line) goes out at once.
+    pipes = sys.__dict__["cellbox_descriptors"].pipes
+    assert pipes and all(os.fstat(pipe.fd).st_ino != os.fstat(pipe.write).st_ino for pipe in pipes)
     # The process the cell left running writes on: what it writes while a later cell runs is that cell's.
     result = run(tmp_path, monkeypatch, "p.wait()", namespace)
     assert streams(result, "stdout") == "later\n"

@@ -166,7 +166,8 @@ def _save_figures(out_dir: str) -> list[str]:
 
 
 class _Pipe:
-    """One of descriptors 1 and 2, made a pipe the runtime reads: `forward` is where its output went before."""
+    """A pipe that stands in for descriptor 1 or 2 while a cell runs; `forward` is where the descriptor went
+    before, and where what arrives between runs is passed on."""
 
     def __init__(self, fd: int, name: str) -> None:
         self.fd, self.name = fd, name
@@ -174,30 +175,25 @@ class _Pipe:
         self.read, self.write = os.pipe()
         os.set_blocking(self.read, False)
         self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        os.dup2(self.write, fd)
 
-    def attached(self) -> bool:
-        """Whether the descriptor is still this pipe (code, or a test harness, may have put another file there)."""
-        try:
-            return os.fstat(self.fd).st_ino == os.fstat(self.write).st_ino
-        except OSError:
-            return False
-
-    def attach(self) -> None:
-        """Take the descriptor back: what is there now becomes where output goes between runs."""
-        forward = os.dup(self.fd)
+    def take(self) -> None:
+        forward = os.dup(self.fd)  # where it goes now (code, or a test harness, may have changed it)
         os.close(self.forward)
         self.forward = forward
         os.dup2(self.write, self.fd)
 
+    def give_back(self) -> None:
+        os.dup2(self.forward, self.fd)
+
 
 class _Descriptors:
-    """What is written to file descriptors 1 and 2 (a subprocess, a C library, `sys.__stdout__`), into the running
-    cell's streams: the kernel would otherwise send it to the tool's logs, which the model reads and which are
-    billed. Installed once per kernel, so a process a cell leaves running (a pool's workers) is caught in later
-    cells too: the descriptors become pipes read by one thread, which hands what arrives to the current run's
-    output, or between runs passes it on to where it went before. A run takes everything written before it ends:
-    reading and handing over happen under one lock, and `end` empties the pipes under it."""
+    """What is written to file descriptors 1 and 2 while a cell runs (a subprocess, a C library,
+    `sys.__stdout__`), into its streams: the kernel would otherwise send it to the tool's logs, which the model
+    reads and which are billed. For the length of a run the descriptors are pipes, read by one thread kept for the
+    kernel's life, so a process a cell starts and leaves running (a pool's workers) keeps writing into them: what
+    it writes during a later cell is that cell's, and between cells it is passed on to where it would have gone.
+    A run takes everything written before it ends: reading and handing over happen under one lock, and `end`
+    empties the pipes under it."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -206,6 +202,7 @@ class _Descriptors:
         for fd, name in ((1, "stdout"), (2, "stderr")):
             with contextlib.suppress(OSError):  # a kernel without this descriptor: nothing to capture
                 self.pipes.append(_Pipe(fd, name))
+        self.alive = True
         threading.Thread(target=self._pump, name="cellbox-descriptors", daemon=True).start()
 
     def _pump(self) -> None:
@@ -219,10 +216,8 @@ class _Descriptors:
                     for key, _ in selector.select():
                         with self.lock:
                             self._move(key.data)
-        except BaseException:  # never leave a descriptor nobody reads (writers would block): give them back
-            for pipe in self.pipes:
-                with contextlib.suppress(OSError):
-                    os.dup2(pipe.forward, pipe.fd)
+        except BaseException:  # nobody would read the pipes (writers would block): runs stop using them
+            self.alive = False
 
     def _move(self, pipe: _Pipe) -> bool:
         """Hand over what one pipe holds now; False once it holds nothing."""
@@ -248,20 +243,26 @@ class _Descriptors:
                 if not self._move(pipe):
                     break
 
-    def begin(self, output: Any) -> None:
+    def begin(self, output: Any) -> bool:
+        """Capture into `output`; False (nothing captured) when the pipes can't be read."""
+        if not self.alive:
+            return False
         _flush_standard_streams()
         with self.lock:
             self._drain()  # written before the run: not the run's
             for pipe in self.pipes:
-                if not pipe.attached():
-                    with contextlib.suppress(OSError):
-                        pipe.attach()
                 pipe.decoder.reset()
+                with contextlib.suppress(OSError):
+                    pipe.take()
             self.output = output
+        return True
 
     def end(self) -> None:
         _flush_standard_streams()
         with self.lock:
+            for pipe in self.pipes:
+                with contextlib.suppress(OSError):
+                    pipe.give_back()
             self._drain()
             for pipe in self.pipes:
                 self.output.write(pipe.name, pipe.decoder.decode(b"", final=True))
@@ -270,7 +271,7 @@ class _Descriptors:
 
 @contextlib.contextmanager
 def _descriptors(output: Any) -> Any:
-    """Descriptors 1 and 2 into `output` for the length of the block (`_Descriptors`, installed on first use)."""
+    """Descriptors 1 and 2 into `output` for the length of the block (`_Descriptors`, made on first use)."""
     descriptors = sys.__dict__.get("cellbox_descriptors")
     if descriptors is None:
         try:
@@ -278,7 +279,9 @@ def _descriptors(output: Any) -> Any:
         except OSError:
             yield
             return
-    descriptors.begin(output)
+    if not descriptors.begin(output):
+        yield
+        return
     try:
         yield
     finally:
@@ -286,9 +289,9 @@ def _descriptors(output: Any) -> Any:
 
 
 def _flush_standard_streams() -> None:
-    """Text still buffered on its way to descriptors 1 and 2 (Python's original streams, the C library's)."""
+    """Text still buffered on its way to descriptors 1 and 2 (Python's streams, the C library's)."""
     global _libc
-    for stream in (sys.__stdout__, sys.__stderr__):
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
         with contextlib.suppress(Exception):
             if stream is not None:
                 stream.flush()
