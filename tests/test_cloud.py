@@ -481,3 +481,24 @@ def test_a_cell_writing_more_files_than_are_cited_still_has_its_record_cited(
     ]
     # The reply cites at most 100 files, the latest written: the record, written last, is among them.
     assert len(cited) == 100 and f"result-{run.id}.json" in cited
+
+
+@pytest.mark.cloud_profiles("plain")
+def test_a_record_cited_under_the_services_own_file_name_is_found_by_its_id(
+    sandbox: cellbox.Sandbox, faults: Faults
+) -> None:
+    # OpenAI's example cites a file the code wrote as `cfile_….png`, not by its name.
+    def service_names(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if "/responses" not in request.url.path or response.status_code != 200:
+            return response
+        body = json.loads(response.read())
+        for item in body.get("output") or []:
+            for part in item.get("content") or [] if item.get("type") == "message" else []:
+                for cited in part.get("annotations") or []:
+                    cited["filename"] = f"{cited['file_id']}.{cited['filename'].rsplit('.', 1)[-1]}"
+        return httpx.Response(200, json=body)
+
+    faults.after.append(service_names)
+    run = sandbox.run("import json\njson.dump({'mine': 1}, open('data.json', 'w'))\nprint('z' * 10_000)")
+    assert run.ok and run.stdout == "z" * 10_000 + "\n"
+    assert faults.listings(sandbox.id) == 1  # the artifact's (data.json) only: the record was found by its citation

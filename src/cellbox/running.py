@@ -14,7 +14,6 @@ import contextlib
 import functools
 import json
 import logging
-import posixpath
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -274,15 +273,14 @@ class Runner:
 
     def _cited_record(self, request: protocol.Request, response: Response) -> dict[str, Any] | None:
         """The result record from its file, found by the response's citation of it (no listing needed); None when
-        the response does not cite it. A service that names cited files its own way (OpenAI: `cfile_….json`) has
-        its JSON citations looked up, a few, to find the record among them."""
+        the response does not cite it. A service that names cited files by their ids (OpenAI's example:
+        `cfile_….png`) has its JSON citations looked up, a few, to find the record among them."""
         file_id = protocol.cited_file(response, request.result_path)
         if file_id is None:
-            named = posixpath.basename(request.result_path)
             others = [
                 c.file_id
                 for c in response.container_file_citations
-                if c.file_id and c.filename != named and (c.filename or "").endswith(".json")
+                if c.file_id and (c.filename or "").startswith("cfile_") and (c.filename or "").endswith(".json")
             ]
             for other in others[:CITED_LOOKUPS]:
                 with contextlib.suppress(NotFoundError):
