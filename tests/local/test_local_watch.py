@@ -39,6 +39,12 @@ os.mkfifo('pipe')                               # not a regular file: never list
     assert second["x.txt"] != first["x.txt"]  # a new version
     run(client, container.id, "import shutil, os\nshutil.rmtree('new')\nos.remove('x.txt')")
     assert set(_paths(client, container.id)) == {"a/moved.txt", "c/z.txt"}
+    # A folder's records are found by a range of names: neighbours that sort next to it are not its own.
+    code = "import os\nfor p in ['n-1/f', 'n.txt', 'n0', 'n/f']:\n"
+    code += "    os.makedirs(os.path.dirname(p) or '.', exist_ok=True)\n    open(p, 'w').write('1')"
+    run(client, container.id, code)
+    run(client, container.id, "import shutil\nshutil.rmtree('n')")
+    assert set(_paths(client, container.id)) == {"a/moved.txt", "c/z.txt", "n-1/f", "n.txt", "n0"}
 
 
 def test_a_watcher_reports_only_what_changed(tmp_path):

@@ -74,24 +74,22 @@ def _known(store: Store, container_id: str, folder: str) -> dict[str, dict]:
     if not folder:
         rows = store.query("SELECT * FROM container_files WHERE container_id = ?", (container_id,))
     else:
-        prefix = folder + "/"
-        rows = store.query(
-            "SELECT * FROM container_files WHERE container_id = ? AND substr(path, 1, ?) = ?",
-            (container_id, len(prefix), prefix),
-        )
+        rows = store.query(f"SELECT * FROM container_files WHERE {_UNDER}", (container_id, *_bounds(folder)))
     return {row["path"]: row for row in rows}
 
 
+# The paths under a folder as a range of the (container_id, path) index, so a run that makes or removes a folder
+# looks at that folder's records only, not at every record of the container: "a/b/" <= path < "a/b0" ("0" follows
+# "/").
+_UNDER = "container_id = ? AND path >= ? AND path < ?"
+
+
+def _bounds(folder: str) -> tuple[str, str]:
+    return folder + "/", folder + "0"
+
+
 def _forget_folder(store: Store, container_id: str, folder: str) -> None:
-    prefix = folder + "/"
-    store.write(
-        [
-            (
-                "DELETE FROM container_files WHERE container_id = ? AND substr(path, 1, ?) = ?",
-                (container_id, len(prefix), prefix),
-            )
-        ]
-    )
+    store.write([(f"DELETE FROM container_files WHERE {_UNDER}", (container_id, *_bounds(folder)))])
 
 
 def _sync(
