@@ -60,3 +60,19 @@ def test_lost_events_fall_back_to_what_was_written_since_the_start(tmp_path: Pat
     made._overflowed = True  # as an IN_Q_OVERFLOW event sets it
     assert made.changed() == {str(tmp_path / "new.txt"): 3}
     made.close()
+
+
+def test_a_folder_that_cant_be_watched_is_counted_and_snapshots_take_over(tmp_path: Path, monkeypatch) -> None:
+    made = changes.tracker(str(tmp_path), str(tmp_path / ".cellbox"))
+    assert isinstance(made, changes.Watches)
+    made.start()
+
+    def no_watches_left(folder: str, depth: int) -> None:
+        raise OSError(28, "No space left on device")  # ENOSPC: the user's inotify watches are used up
+
+    monkeypatch.setattr(made, "_watch", no_watches_left)
+    (tmp_path / "new" / "deeper").mkdir(parents=True)
+    (tmp_path / "new" / "deeper" / "f.txt").write_text("seen")
+    assert made.changed() == {str(tmp_path / "new" / "deeper" / "f.txt"): 4}  # by its time, not missed
+    after = changes.tracker(str(tmp_path), str(tmp_path / ".cellbox"))
+    assert isinstance(after, changes.Snapshots)  # what can't be watched is compared from now on

@@ -92,6 +92,7 @@ class Watches:
         self._folders: dict[int, str] = {}
         self._depths: dict[str, int] = {}
         self._overflowed = False
+        self.broken = False  # a folder could not be watched (no watches left): snapshots from now on
         self._started = 0
         try:
             self._watch_tree(root, 0)
@@ -154,8 +155,10 @@ class Watches:
                     depth = self._depths.get(folder, 0) + 1
                     new = mask & (_IN_CREATE | _IN_MOVED_TO)
                     if new and path != self.skip and not raw.startswith(b".ipython") and depth < MAX_DEPTH:
-                        with contextlib.suppress(OSError):
+                        try:
                             touched.update(self._watch_tree(path, depth))
+                        except OSError:  # unwatched, its changes would be missed: count by times, then snapshots
+                            self._overflowed = self.broken = True
                     continue
                 touched.add(path)
 
@@ -191,7 +194,10 @@ _TRACKERS: dict[tuple[str, str], Any] = {}
 def tracker(root: str, skip: str) -> Any:
     """The change tracker of this folder for this kernel: inotify watches where they can be had, else snapshots."""
     key = (os.path.abspath(root), os.path.abspath(skip))
-    found = _TRACKERS.get(key)
+    found: Any = _TRACKERS.get(key)
+    if isinstance(found, Watches) and found.broken:
+        found.close()
+        found = _TRACKERS[key] = Snapshots(*key)
     if found is None:
         try:
             found = Watches(*key)

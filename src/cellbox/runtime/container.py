@@ -118,40 +118,6 @@ def _user_namespace() -> dict[str, Any]:
         return __main__.__dict__
 
 
-# A scan of /mnt/data stops this deep and after this many entries, whatever the code left there.
-SNAPSHOT_MAX_DEPTH = 64
-SNAPSHOT_MAX_ENTRIES = 200_000
-
-
-def _snapshot(root: str, skip: str) -> dict[str, tuple[int, int]]:
-    """(size, mtime) of the files under root; iterative and bounded (os.walk recurses, and a folder chain a few
-    thousand deep would end every later run in RecursionError)."""
-    files: dict[str, tuple[int, int]] = {}
-    pending = [(root, 0)]
-    seen = 0
-    while pending and seen < SNAPSHOT_MAX_ENTRIES:
-        folder, depth = pending.pop()
-        try:
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    seen += 1
-                    if seen > SNAPSHOT_MAX_ENTRIES:
-                        break
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            wanted = entry.path != skip and not entry.name.startswith(".ipython")
-                            if wanted and depth + 1 < SNAPSHOT_MAX_DEPTH:
-                                pending.append((entry.path, depth + 1))
-                            continue
-                        st = entry.stat()
-                    except OSError:
-                        continue
-                    files[entry.path] = (st.st_size, st.st_mtime_ns)
-        except OSError:
-            continue
-    return files
-
-
 def _save_figures(out_dir: str) -> list[str]:
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is None:
@@ -447,7 +413,8 @@ def execute(request_path: str, request: dict[str, Any] | None = None) -> dict[st
     notes = _place(request.get("place") or [])
     watch = request.get("watch") or os.getcwd()
     skip = request.get("private_dir") or os.path.dirname(out_dir)  # cellbox's own files are not artifacts
-    before = _snapshot(watch, skip)
+    changes = _sibling_module("changes").tracker(watch, skip)
+    changes.start()
     result: dict[str, Any] = {"run_id": request["run_id"], "ok": True, "error": None, "value": None}
     result.update(outputs={}, figures=[], changed=[], runtime_version=RUNTIME_VERSION, notes=notes)
     result.update(state_lost=_state_lost(skip), restored=[])
@@ -503,10 +470,10 @@ def execute(request_path: str, request: dict[str, Any] | None = None) -> dict[st
                 text = f"{type(exc).__name__}: {exc}"
                 result["error"] = {"ename": type(exc).__name__, "evalue": str(exc), "traceback": text}
                 break
-    after = _snapshot(watch, skip)
+    written = changes.changed()
     own = {os.path.abspath(request_path), os.path.abspath(globals().get("__file__") or "")}
-    result["changed"] = sorted(p for p, sig in after.items() if before.get(p) != sig and os.path.abspath(p) not in own)
-    result["sizes"] = {p: after[p][0] for p in result["changed"]}
+    result["changed"] = sorted(p for p in written if os.path.abspath(p) not in own)
+    result["sizes"] = {p: written[p] for p in result["changed"]}
     value = result["value"] or {}
     small = [spec["path"] for spec in result["outputs"].values() if spec.get("path")]
     small += [value["path"]] if value.get("path") else []
