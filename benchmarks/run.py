@@ -15,6 +15,8 @@ BENCHMARKS = [
     ("api_overhead.py", ["--requests", "1000"]),
     ("local_bench.py", ["--size-mb", "64", "--rounds", "10", "--out", "/dev/null"]),
     ("notebook_bench.py", ["--quick"]),
+    ("token_bench.py", ["--quick"]),
+    ("pool_bench.py", ["--rows", "500000", "--rounds", "1", "--loop", "5000000", "--out", "/dev/null"]),
 ]
 
 

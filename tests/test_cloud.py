@@ -406,9 +406,9 @@ def test_the_model_reads_a_short_line_whatever_the_cell_prints_or_returns(
         assert run.usage.output_tokens == sum(answer["usage"]["output_tokens"] for answer in ours)
         runs.append(run)
     # The session's total is every response's, and the sum of its runs'.
-    assert sandbox.runner.usage is not None and sandbox.runner.responses == len(answers)
-    assert sandbox.runner.usage.total_tokens == sum(a["usage"]["total_tokens"] for a in answers)
-    assert sandbox.runner.usage.total_tokens == sum(run.usage.total_tokens for run in runs if run.usage)
+    assert sandbox.usage is not None and sandbox.runner.responses == len(answers)
+    assert sandbox.usage.total_tokens == sum(a["usage"]["total_tokens"] for a in answers)
+    assert sandbox.usage.total_tokens == sum(run.usage.total_tokens for run in runs if run.usage)
     assert faults.listings(sandbox.id) == 0  # each record was found by its citation
 
 

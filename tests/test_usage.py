@@ -79,7 +79,7 @@ def test_status_shows_what_the_sessions_cells_cost(kernel: Kernel) -> None:
     assert status == "ok" and found is not None, shown(out)
     total, read, written = (int(group.replace(",", "")) for group in found.groups())
     assert total == read + written and 0 < read <= 3 * 1000 * 2  # three cells, each asked at most twice
-    status, out = kernel.run("print(get_ipython().find_magic('container').__self__.current.runner.usage.total_tokens)")
+    status, out = kernel.run("print(get_ipython().find_magic('container').__self__.current.usage.total_tokens)")
     assert status == "ok" and int(stdout(out)) == total
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "Run",
     "Sandbox",
     "SandboxGone",
+    "Usage",
     "__version__",
     "concat",
 ]
@@ -37,7 +38,7 @@ def __getattr__(name: str) -> Any:
         from . import fanout
 
         return getattr(fanout, name)
-    if name in ("Artifact", "RemoteError", "Run", "SandboxGone"):
+    if name in ("Artifact", "RemoteError", "Run", "SandboxGone", "Usage"):
         from . import results
 
         return getattr(results, name)

@@ -24,7 +24,7 @@ from .liveness import container_state
 from .pacing import Backoff
 from .progress import TrackerFactory
 from .remote_files import RemoteFiles
-from .results import Run, SandboxGone
+from .results import Run, SandboxGone, Usage
 from .running import Runner, stopping
 from .transfer import Pushed, Transfers
 
@@ -149,6 +149,11 @@ class Sandbox:
     @model.setter
     def model(self, model: str) -> None:
         self.runner.model = model
+
+    @property
+    def usage(self) -> Usage | None:
+        """The model tokens every cell of this session has cost so far (None before any backend reported usage)."""
+        return self.runner.usage
 
     @property
     def manifest(self) -> dict[str, Pushed]:
