@@ -41,7 +41,9 @@ PARAMETERS: dict[str, str] = {
     "parallel_tool_calls": "the model may make several calls at once; cellbox still starts a cell once",
     "store": "nothing to do: responses are not kept anyway",
     "background": "cells run in the foreground: an interrupt or time limit can't cancel the remote code",
-    "reasoning": "leave CELLBOX_REASONING_EFFORT unset for this model",
+    "reasoning": "nothing to do: cells are asked without a reasoning effort (CELLBOX_REASONING_EFFORT has no "
+    "effect on this model)",
+    "max_output_tokens": "nothing to do: replies are not bounded, each cell is still one short call",
 }
 
 
@@ -212,13 +214,19 @@ class Checkup:
         )
         reading = None
         for _ in (1, 2):  # a reply without a call is asked again once, as a cell's run is
-            options = protocol.request_options(
-                reasoning_effort=self.settings.reasoning_effort or "low", background=False
-            )
+            # What a cell's run sends (minimal reasoning unless configured), so what is refused here is what cells meet.
+            options = protocol.request_options(reasoning_effort=self.settings.reasoning_effort, background=False)
             response = self.client.responses.create(
                 model=self.model, input=protocol.run_prompt(code), container=self.container.id, **options
             )
-            self.tried |= {"tool_choice", "max_tool_calls", "parallel_tool_calls", "store", "reasoning"}
+            self.tried |= {
+                "tool_choice",
+                "max_tool_calls",
+                "parallel_tool_calls",
+                "store",
+                "reasoning",
+                "max_output_tokens",
+            }
             reading = protocol.read_response(response, code.strip())
             if not reading.retry:
                 break
