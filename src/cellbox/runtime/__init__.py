@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from importlib import resources
 
-SIBLINGS = ("capture", "values", "changes")  # the runtime's modules, uploaded beside it; it loads each by this name
+SIBLINGS = (
+    "capture",
+    "values",
+    "changes",
+    "descriptors",
+)  # the runtime's modules, uploaded beside it; it loads each by this name
 
 
 def container_runtime_source() -> bytes:
