@@ -19,7 +19,8 @@ Modules, one concept each::
     kernel.py      one ipykernel per container over jupyter_client (ipc transport)
     pool.py        warm kernels for fast creates
     containers.py  live containers: kernels, locks, expiry
-    responses.py   POST /v1/responses requests (every documented field) and the records of a Response
+    responses.py   POST /v1/responses requests (every documented field), read and checked
+    response_items.py  the records of a Response: calls, the message and its citations, usage, what include shows
     model.py       the `cellbox-local` model: its calls, tool_choice and max_tool_calls, its --model-quirks
     stored.py      responses being made and kept: GET/DELETE/cancel, background runs, bounded storage
     server.py      wiring, uvicorn, the endpoint file; cli.py: `cellbox serve`

@@ -33,7 +33,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from . import errors, ids
 from .kernel import Execution
-from .responses import Request, call_item, citations, message_item, usage
+from .response_items import call_item, citations, message_item, usage
+from .responses import Request
 
 Event = tuple[str, dict]
 Execute = Callable[[str], Awaitable[tuple[Execution, list[dict]]]]

@@ -22,7 +22,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from . import errors, ids, model
-from .responses import Request, envelope, input_items, visible
+from .response_items import envelope, visible
+from .responses import Request, input_items
 from .store import Store
 
 log = logging.getLogger("cellbox.local")
