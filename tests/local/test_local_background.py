@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -9,6 +10,7 @@ import openai
 import pytest
 
 from cellbox.local.store import Store
+from cellbox.local.stored import StoredResponses
 from cellbox.local.testing import running_server, wait_until
 
 
@@ -190,17 +192,19 @@ def test_stored_responses_survive_a_restart_of_the_server(tmp_path, sdk):
             client.responses.retrieve(made.id)
 
 
-def test_kept_responses_are_bounded_by_age_and_size(tmp_path):
+def test_kept_responses_are_bounded_by_age_and_only_a_short_disk_makes_room(tmp_path):
     store = Store(tmp_path / "data")
     try:
         for n in range(5):
-            store.keep_response(f"resp_{n}", 1000.0 + n, "x" * 100, older=0, max_bytes=10_000)
-        store.keep_response("resp_new", 2000.0, "y" * 100, older=1002.0, max_bytes=10_000)
+            store.keep_response(f"resp_{n}", 1000.0 + n, "x" * 100, older=0)
+        store.keep_response("resp_new", 2000.0, "y" * 100, older=1002.0)
         kept = [f"resp_{n}" for n in range(5) if store.kept_response(f"resp_{n}") is not None]
         assert kept == ["resp_2", "resp_3", "resp_4"]  # kept before 1002: forgotten (the cloud keeps 30 days)
-        store.keep_response("resp_newest", 3000.0, "z" * 150, older=0, max_bytes=300)
-        assert store.kept_response("resp_newest") == "z" * 150 and store.kept_response("resp_new") == "y" * 100
-        assert all(store.kept_response(f"resp_{n}") is None for n in range(5))  # the oldest went first
+        assert store.kept_bytes() == 400  # no bound on size otherwise
+        # A short disk: what the server keeps is halved, the newest kept, the oldest gone first.
+        store.keep_response("resp_newest", 3000.0, "z" * 150, older=0, max_bytes=store.kept_bytes() // 2)
+        assert store.kept_response("resp_newest") == "z" * 150 and store.kept_bytes() == 150
+        assert store.kept_response("resp_new") is None and store.kept_response("resp_4") is None
     finally:
         store.close()
 
@@ -230,3 +234,26 @@ def test_a_stored_responses_input_items_are_listed_newest_first_and_paged(client
     assert (only.type, only.role, only.content[0].text) == ("message", "user", "print(1)")
     with pytest.raises(openai.NotFoundError):
         client.responses.input_items.list("resp_" + "0" * 48)
+
+
+def test_responses_are_halved_only_when_the_disk_runs_short(tmp_path):
+    class Finished:  # what keeping a response reads of it
+        def __init__(self, n: int) -> None:
+            self.id = f"resp_{n}"
+
+        def document(self) -> dict:
+            return {"record": {"id": self.id}, "filler": "x" * 1000}
+
+    store = Store(tmp_path / "data")
+    short = False
+    kept = StoredResponses(store, low_disk=lambda: short)
+    try:
+        for n in range(6):
+            asyncio.run(kept._keep(Finished(n)))
+        assert all(store.kept_response(f"resp_{n}") for n in range(6))  # a healthy disk keeps them all
+        short = True
+        asyncio.run(kept._keep(Finished(6)))
+        left = [n for n in range(7) if store.kept_response(f"resp_{n}")]
+        assert left[-1] == 6 and 3 <= len(left) <= 4  # about half, the newest first
+    finally:
+        store.close()

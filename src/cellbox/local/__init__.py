@@ -101,8 +101,8 @@ shared/reference/cloud-behaviour.md ([Doc] documented, [Obs] reported); deviatio
   is returned as it is); cancelling a response that is not in the background is 400 "Cannot cancel a
   synchronous response." ([Doc] only background responses can be cancelled). `GET ...?stream=true
   &starting_after=N` streams a background response's events again. Finished stored responses are kept in the
-  server's database, across restarts, 30 days as the cloud keeps them ([Doc]), within 256 MiB (the oldest go
-  first: a deviation only for a server that ran that much); at most 100 background ones running, more answer 429.
+  server's database, across restarts, 30 days as the cloud keeps them ([Doc]); only a server whose disk runs
+  short forgets the oldest half sooner; at most 100 background ones running, more answer 429.
   `GET /v1/responses/{id}/input_items` lists a stored response's input (`limit`, `order`, `after`).
 - Not served (Deviation): `POST /v1/responses/compact` and `POST /v1/responses/input_tokens` (405: the path has
   the shape of a response's).

@@ -16,7 +16,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from . import errors, ids, responses
+from . import disk, errors, ids, responses
 from .appstate import containers_of, lag_of, options_of, stored_of
 from .containers import Containers
 from .errors import APIError
@@ -245,6 +245,11 @@ def build_app(containers: Containers, options: ServerOptions, token: str, lifesp
     app.state.containers = containers
     app.state.options = options
     app.state.listing_lag = ListingLag(options.listing_lag_ms)
-    app.state.stored = StoredResponses(containers.store)
+
+    # The disk is short once free space nears the reserve the server keeps for itself (disk.py).
+    def low_disk() -> bool:
+        return disk.free_bytes(containers.store.data_dir) < 2 * disk.RESERVE_BYTES
+
+    app.state.stored = StoredResponses(containers.store, low_disk)
     app.state.requests_per_container = RequestCounter()
     return app

@@ -351,15 +351,24 @@ class Store:
 
     # --- stored responses ------------------------------------------------------------------------------------------
 
-    def keep_response(self, response_id: str, now: float, document: str, older: float, max_bytes: int) -> None:
-        """Keeps a finished response's document; forgets those kept before `older`, and the oldest past
-        `max_bytes` in all."""
-        self.write([
+    def keep_response(
+        self, response_id: str, now: float, document: str, older: float, max_bytes: int | None = None
+    ) -> None:
+        """Keeps a finished response's document; forgets those kept before `older` and, given `max_bytes`, the
+        oldest past it in all."""
+        steps: list[tuple[str, tuple | dict]] = [
             ("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)", (response_id, now, len(document), document)),
             ("DELETE FROM responses WHERE kept_at < ?", (older,)),
-            ("DELETE FROM responses WHERE id IN (SELECT id FROM (SELECT id, SUM(bytes) OVER (ORDER BY kept_at DESC, "
-             "id DESC) AS newer FROM responses) WHERE newer > ?)", (max_bytes,)),
-        ])  # fmt: skip
+        ]
+        if max_bytes is not None:
+            steps.append((
+                "DELETE FROM responses WHERE id IN (SELECT id FROM (SELECT id, SUM(bytes) OVER (ORDER BY kept_at "
+                "DESC, id DESC) AS newer FROM responses) WHERE newer > ?)", (max_bytes,)
+            ))  # fmt: skip
+        self.write(steps)
+
+    def kept_bytes(self) -> int:
+        return int(self.query("SELECT COALESCE(SUM(bytes), 0) AS total FROM responses")[0]["total"])
 
     def kept_response(self, response_id: str) -> str | None:
         rows = self.query("SELECT document FROM responses WHERE id = ?", (response_id,))

@@ -8,7 +8,8 @@ it finishes, is cancelled (the code is interrupted, status `cancelled`) or delet
 Stored responses (`store`, true by default) are in memory while they run, at most 100 of them in the background
 (more answer 429); once finished they are written to the server's database (a background one with its events, so
 it can be streamed again) and read from there: they survive a restart and are kept 30 days, as the cloud keeps
-them, within 256 MiB (the oldest go first).
+them. Only when the server's disk runs short do the oldest go sooner (half of what is kept, oldest first): the
+server answering comes before old answers.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import copy
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from . import errors, ids, model
@@ -30,7 +31,6 @@ log = logging.getLogger("cellbox.local")
 
 _WAITING = ("queued", "in_progress")
 KEEP_SECONDS = 30 * 24 * 3600
-KEEP_BYTES = 256 * 1024 * 1024
 
 
 class _Response:
@@ -183,10 +183,11 @@ class StoredResponses:
     """The stored responses, by id: running ones in memory, finished ones in the database (see the module
     docstring)."""
 
-    def __init__(self, store: Store, max_background: int = 100, keep_bytes: int = KEEP_BYTES) -> None:
+    def __init__(self, store: Store, low_disk: Callable[[], bool] = lambda: False, max_background: int = 100) -> None:
         self._store = store
+        self._low_disk = low_disk
         self._runs: dict[str, Run] = {}
-        self.max_background, self.keep_bytes = max_background, keep_bytes
+        self.max_background = max_background
 
     def start(self, request: Request, container_id: str, execute: model.Execute, quirks: frozenset[str], nth: int):
         if request.background and sum(r.background and not r.ended() for r in self._runs.values()) >= (
@@ -211,7 +212,8 @@ class StoredResponses:
         def write(document: dict[str, Any]) -> None:
             now = time.time()
             text = json.dumps(document, default=str)
-            self._store.keep_response(run.id, now, text, now - KEEP_SECONDS, self.keep_bytes)
+            room = self._store.kept_bytes() // 2 if self._low_disk() else None
+            self._store.keep_response(run.id, now, text, now - KEEP_SECONDS, room)
 
         try:
             await asyncio.to_thread(write, run.document())
