@@ -20,7 +20,6 @@ Results are printed as Markdown tables; benchmarks/README.md keeps the latest.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import os
@@ -28,17 +27,16 @@ import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from jupyter_client.manager import KernelManager
 
 from cellbox.api import Client
 from cellbox.api.config import load_settings
 from cellbox.local.testing import RunningServer, running_server
 from cellbox.results import Usage
 from cellbox.sandbox import Sandbox
+from notebook_bench import kernel
 
 BEFORE = 200_000  # characters of the record the runtime printed into the logs before it became a file
 TARGET_TOKENS = 1000
@@ -107,20 +105,6 @@ def bench_tokens(server: RunningServer) -> list[tuple[str, Cost, Cost]]:
             before.delete()
             now.delete()
     return rows
-
-
-@contextlib.contextmanager
-def kernel(env: dict[str, str]) -> Iterator:
-    manager = KernelManager(kernel_name="python3")
-    manager.start_kernel(env=env)
-    kc = manager.client()
-    kc.start_channels()
-    kc.wait_for_ready(timeout=60)
-    try:
-        yield kc
-    finally:
-        kc.stop_channels()
-        manager.shutdown_kernel(now=True)
 
 
 def execute(kc, code: str) -> tuple[float, int]:

@@ -10,38 +10,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from jupyter_client.manager import KernelManager
+from kernelhelp import Kernel, text
 
 from cellbox.api import Container
 from cellbox.results import Usage
 from cellbox.views import ContainerTable, StatusView
 
 
-class Kernel:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.manager = KernelManager(kernel_name="python3")
-        self.manager.start_kernel(env=env)
-        self.client = self.manager.client()
-        self.client.start_channels()
-        self.client.wait_for_ready(timeout=60)
-
-    def run(self, code: str) -> tuple[str, list[dict[str, Any]]]:
-        messages: list[dict[str, Any]] = []
-
-        def keep(msg: dict[str, Any]) -> None:
-            if msg["msg_type"] in ("stream", "error", "display_data", "execute_result"):
-                messages.append({"type": msg["msg_type"], **msg["content"]})
-
-        reply = self.client.execute_interactive(code, output_hook=keep, timeout=120)
-        return reply["content"]["status"], messages
-
-    def stop(self) -> None:
-        self.client.stop_channels()
-        self.manager.shutdown_kernel(now=True)
-
-
 def stdout(messages: list[dict[str, Any]]) -> str:
-    return "".join(m["text"] for m in messages if m["type"] == "stream" and m["name"] == "stdout")
+    return text(messages, "stdout")
 
 
 @pytest.fixture(scope="module")
