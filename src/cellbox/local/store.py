@@ -370,6 +370,10 @@ class Store:
     def kept_bytes(self) -> int:
         return int(self.query("SELECT COALESCE(SUM(bytes), 0) AS total FROM responses")[0]["total"])
 
+    def has_response(self, response_id: str) -> bool:
+        # Without reading the document: a background response's may be megabytes of events.
+        return bool(self.query("SELECT 1 FROM responses WHERE id = ?", (response_id,)))
+
     def kept_response(self, response_id: str) -> str | None:
         rows = self.query("SELECT document FROM responses WHERE id = ?", (response_id,))
         return rows[0]["document"] if rows else None

@@ -224,7 +224,7 @@ class StoredResponses:
             del self._runs[run.id]
 
     def has(self, response_id: str) -> bool:
-        return response_id in self._runs or self._store.kept_response(response_id) is not None
+        return response_id in self._runs or self._store.has_response(response_id)
 
     def get(self, response_id: str) -> _Response:
         run = self._runs.get(response_id)
