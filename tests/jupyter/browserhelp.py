@@ -180,6 +180,12 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(OUTPUT / f"{name}.png"))
 
 
+def kernel_idle(page) -> None:
+    """Until the notebook on screen has its kernel up and idle: keys pressed before that run nothing."""
+    indicator = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator")
+    expect(indicator).to_have_attribute("data-status", "idle", timeout=30_000)
+
+
 def open_sidebar(page, lab: Lab, path: str = ""):
     """Load JupyterLab (on document `path` when given) and click the Containers tab; the tab and the panel."""
     page.goto(f"{lab.url}/lab{'/tree/' + path if path else ''}?token={lab.token}")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browserhelp import Lab, expect, shot
+from browserhelp import Lab, expect, kernel_idle, shot
 
 from cellbox.local.testing import wait_until
 
@@ -77,8 +77,7 @@ def _open(page, name: str):
     page.locator(".jp-DirListing-item", has_text=name).dblclick()
     tab = page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text=name)
     expect(tab).to_have_class(re.compile(r"\blm-mod-current\b"))
-    indicator = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator")
-    expect(indicator).to_have_attribute("data-status", "idle", timeout=30_000)
+    kernel_idle(page)
     return tab
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import nbformat
 import pytest
-from browserhelp import Lab, expect, open_sidebar, running_lab, shot
+from browserhelp import Lab, expect, kernel_idle, open_sidebar, running_lab, shot
 
 from cellbox import endpoint
 from cellbox.local.testing import RunningServer, wait_until
@@ -51,12 +51,43 @@ def _document_tab(page, name: str):
     return page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text=name)
 
 
+_NOT_RUN = re.compile(r"^\[ \]:$")
+
+
+def _started(cell) -> bool:
+    """Whether the cell was sent to the kernel ([*] or [n]): a key or menu item that lands while the notebook is
+    still connecting to its kernel runs nothing, so the caller tries again."""
+    try:
+        expect(cell.locator(".jp-InputPrompt")).not_to_have_text(_NOT_RUN, timeout=10_000)
+    except AssertionError:
+        return False
+    return True
+
+
 def _run_all(page) -> None:
     """Run ▸ Run All, in the notebook on screen."""
-    # A click in its first cell makes it the current widget (the menu's notebook items are disabled until then).
-    _cells(page).first.locator(".jp-InputArea-editor").click()
-    page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
-    page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()  # enabled once a notebook is in front
+    kernel_idle(page)
+    for _ in range(3):
+        # A click in its first cell makes it the current widget (the menu's notebook items are disabled until then).
+        _cells(page).first.locator(".jp-InputArea-editor").click()
+        page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+        page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()  # enabled once a notebook is in front
+        if _started(_cells(page).first):
+            return
+    raise AssertionError("Run All ran nothing, three times")
+
+
+def _run_cell(page, index: int) -> None:
+    """Shift+Enter in cell `index` of the notebook on screen, as a user does."""
+    kernel_idle(page)
+    cell = _cells(page).nth(index)
+    for _ in range(3):
+        cell.locator(".jp-InputArea-editor").click()
+        expect(cell).to_have_class(re.compile(r"\bjp-mod-active\b"))
+        page.keyboard.press("Shift+Enter")
+        if _started(cell):
+            return
+    raise AssertionError(f"Shift+Enter in cell {index} ran nothing, three times")
 
 
 def _cells(page):
@@ -217,9 +248,8 @@ def test_a_cell_after_cellbox_stop_runs_on_a_new_local_server(page, tmp_path: Pa
             )
             _, panel = open_sidebar(page, lab, "analysis.ipynb")
             cells = _cells(page)
-            cells.nth(0).locator(".jp-InputArea-editor").click()
-            page.keyboard.press("Shift+Enter")
-            page.keyboard.press("Shift+Enter")
+            _run_cell(page, 0)
+            _run_cell(page, 1)
             expect(cells.nth(1).locator(".jp-Cell-outputArea")).to_contain_text("before 42", timeout=40_000)
             before = endpoint.read(endpoint_file)
             assert before is not None and before.pid is not None
@@ -230,8 +260,7 @@ def test_a_cell_after_cellbox_stop_runs_on_a_new_local_server(page, tmp_path: Pa
             wait_until(lambda: before.pid not in _left_running(state_dir), timeout=10, what="the server to exit")
 
             # The open notebook's next cell just works: its client finds the server gone, starts one and retries.
-            cells.nth(2).locator(".jp-InputArea-editor").click()
-            page.keyboard.press("Shift+Enter")
+            _run_cell(page, 2)
             output = cells.nth(2).locator(".jp-Cell-outputArea")
             expect(output).to_contain_text("after 42", timeout=40_000)
             # The sandbox's Python state did not survive its server, and the notebook says so rather than leaving
