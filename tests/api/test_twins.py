@@ -12,11 +12,13 @@ from cellbox.api.resources import (
     AsyncContainers,
     AsyncContentStream,
     AsyncFiles,
+    AsyncResponseEvents,
     AsyncResponses,
     ContainerFiles,
     Containers,
     ContentStream,
     Files,
+    ResponseEvents,
     Responses,
 )
 
@@ -53,10 +55,14 @@ def test_async_twins_are_async(sync: type, async_: type) -> None:
         assert inspect.iscoroutinefunction(inner) or inspect.isasyncgenfunction(inner), f"{async_.__name__}.{name}"
 
 
-def test_streams_are_twins() -> None:
-    sync_names = {n for n in vars(ContentStream) if not n.startswith("_")} | {"__iter__"}
-    async_names = {n for n in vars(AsyncContentStream) if not n.startswith("_")} | {"__aiter__"}
+@pytest.mark.parametrize(
+    ("sync", "async_"), [(ContentStream, AsyncContentStream), (ResponseEvents, AsyncResponseEvents)]
+)
+def test_streams_are_twins(sync: type, async_: type) -> None:
+    sync_names = {n for n in vars(sync) if not n.startswith("_")} | {"__iter__"}
+    async_names = {n for n in vars(async_) if not n.startswith("_")} | {"__aiter__"}
     assert sync_names - {"close", "__iter__"} == async_names - {"aclose", "__aiter__"}
+    assert "__iter__" in vars(sync) and "__aiter__" in vars(async_)
 
 
 def test_clients_expose_the_same_resources() -> None:

@@ -39,6 +39,7 @@ from .records import (
     LogsOutput,
     Page,
     Response,
+    ResponseEvent,
 )
 
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "Response",
+    "ResponseEvent",
     "RetryPolicy",
     "Settings",
     "UnprocessableEntityError",

@@ -314,6 +314,58 @@ def create_response(
     )
 
 
+def stream_response(
+    *,
+    input: str | Sequence[Mapping[str, Any]],
+    model: str | None = None,
+    container: str | Mapping[str, Any] | None = None,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    include: Sequence[str] | None = ("code_interpreter_call.outputs",),
+    instructions: str | None = None,
+    tool_choice: str | Mapping[str, Any] | None = None,
+    max_tool_calls: int | None = None,
+    parallel_tool_calls: bool | None = None,
+    store: bool | None = None,
+    background: bool | None = None,
+    reasoning_effort: str | None = None,
+    optional: Sequence[str] = (),
+    extra_body: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
+) -> Operation[httpx.Response]:
+    """Create a response and read its events as they happen (`stream: true`); the parameters are `create`'s, but
+    `timeout` bounds only connecting and sending: events come when they come (a run may be quiet for hours). A
+    background response keeps running when its stream is closed, and can still be polled. With "stream" among
+    `optional`, a backend that refuses streaming gets the request again without it: its JSON answer is then the
+    one event (see `cellbox.api.events`)."""
+    created = create_response(
+        input=input,
+        model=model,
+        container=container,
+        tools=tools,
+        include=include,
+        instructions=instructions,
+        tool_choice=tool_choice,
+        max_tool_calls=max_tool_calls,
+        parallel_tool_calls=parallel_tool_calls,
+        store=store,
+        background=background,
+        reasoning_effort=reasoning_effort,
+        optional=optional,
+        extra_body=extra_body,
+        timeout=timeout,
+    )
+    sending = RESPONSES_TIMEOUT.connect if timeout is None else timeout
+    return Operation(
+        "POST",
+        "/responses",
+        json={**created.json, "stream": True},
+        stream=True,
+        timeout=httpx.Timeout(sending, read=None),
+        headers={"Accept": "text/event-stream"},
+        optional=created.optional | ({"stream"} & set(optional)),
+    )
+
+
 def retrieve_response(response_id: str) -> Operation[Response]:
     """A stored response (a `background: true` one is polled this way until its status is final)."""
     return Operation("GET", f"/responses/{_id(response_id, 'response_id')}", record_of(Response))

@@ -25,6 +25,7 @@ __all__ = [
     "Page",
     "Record",
     "Response",
+    "ResponseEvent",
 ]
 
 R = TypeVar("R", bound="Record")
@@ -306,3 +307,16 @@ class Response(Record):
             for annotation in part.get("annotations") or []
             if isinstance(annotation, Mapping) and annotation.get("type") == "container_file_citation"
         ]
+
+
+@record
+class ResponseEvent(Record):
+    """One event of a streamed response: its `type` (`response.created`, `response.output_item.done`,
+    `response.completed`, ...), its `sequence_number`, and the fields of its kind: `response` (a `Response`) for
+    the `response.*` events, `item`, `delta`, `code`, `output_index`, ... as sent."""
+
+    _nested: ClassVar[Mapping[str, Any]] = {"response": Response.from_dict}
+
+    type: str
+    sequence_number: int | None = None
+    response: Response | None = None

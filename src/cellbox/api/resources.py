@@ -16,8 +16,11 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
+import httpx
+
 from . import operations as ops
 from .base import CHUNK_SIZE
+from .events import AsyncResponseEvents, ResponseEvents
 from .operations import Operation
 from .records import Page, Record
 from .streams import AsyncContentStream, AtomicFile, ContentStream
@@ -35,11 +38,13 @@ __all__ = [
     "AsyncContainers",
     "AsyncContentStream",
     "AsyncFiles",
+    "AsyncResponseEvents",
     "AsyncResponses",
     "ContainerFiles",
     "Containers",
     "ContentStream",
     "Files",
+    "ResponseEvents",
     "Responses",
 ]
 
@@ -71,12 +76,12 @@ class _AsyncResource(_Resource):
         self._client = client
 
 
-def _shell(method: Any, build: Callable[..., Any], *, iterator: str | None = None) -> Any:
+def _shell(method: Any, build: Callable[..., Any], *, iterator: str | None = None, answer: str | None = None) -> Any:
     """Give `method` the parameters and docstring of `build` (help(), IDEs and the twin test read them), and
     as its answer what `build`'s operation answers: `Operation[Container]` -> `Container`, or for `list()`
-    the `iterator` of its page's items."""
+    the `iterator` of its page's items, or `answer` when the method makes something else of it."""
     signature = inspect.signature(build)
-    answer = str(signature.return_annotation).removeprefix("Operation[").removesuffix("]")
+    answer = answer or str(signature.return_annotation).removeprefix("Operation[").removesuffix("]")
     doc = build.__doc__ or ""
     if iterator is not None:
         answer = f"{iterator}[{answer.removeprefix('Page[').removesuffix(']')}]"
@@ -117,6 +122,29 @@ def _acall(
         return await self._client._execute(build(*args, **_arguments(self._client, kwargs, defaults)))
 
     return _shell(method, build)
+
+
+def _events(
+    build: Callable[P, Operation[httpx.Response]], defaults: Defaults | None = None
+) -> Callable[Concatenate[_SyncResource, P], ResponseEvents]:
+    """A sync method that sends the request `build` describes and answers its events as they arrive."""
+
+    def method(self: _SyncResource, /, *args: P.args, **kwargs: P.kwargs) -> ResponseEvents:
+        return ResponseEvents(self._client._execute(build(*args, **_arguments(self._client, kwargs, defaults))))
+
+    return _shell(method, build, answer="ResponseEvents")
+
+
+def _aevents(
+    build: Callable[P, Operation[httpx.Response]], defaults: Defaults | None = None
+) -> Callable[Concatenate[_AsyncResource, P], Coroutine[Any, Any, AsyncResponseEvents]]:
+    """The async twin of `_events`."""
+
+    async def method(self: _AsyncResource, /, *args: P.args, **kwargs: P.kwargs) -> AsyncResponseEvents:
+        response = await self._client._execute(build(*args, **_arguments(self._client, kwargs, defaults)))
+        return AsyncResponseEvents(response)
+
+    return _shell(method, build, answer="AsyncResponseEvents")
 
 
 def _pages(build: Callable[P, Operation[Page[R]]]) -> Callable[Concatenate[_SyncResource, P], Iterator[R]]:
@@ -302,6 +330,7 @@ class Responses(_SyncResource):
     """`client.responses`: the Responses API, for running code with the `code_interpreter` tool."""
 
     create = _call(ops.create_response, defaults={"model": _model})
+    stream = _events(ops.stream_response, defaults={"model": _model})
     retrieve = _call(ops.retrieve_response)
     cancel = _call(ops.cancel_response)
     delete = _call(ops.delete_response)
@@ -311,6 +340,7 @@ class AsyncResponses(_AsyncResource):
     """`client.responses` of an `AsyncClient`."""
 
     create = _acall(ops.create_response, defaults={"model": _model})
+    stream = _aevents(ops.stream_response, defaults={"model": _model})
     retrieve = _acall(ops.retrieve_response)
     cancel = _acall(ops.cancel_response)
     delete = _acall(ops.delete_response)

@@ -74,20 +74,22 @@ shared/reference/cloud-behaviour.md ([Doc] documented, [Obs] reported); deviatio
   Uploads over the limit (512 MiB by default) answer 413 code `file_too_large`.
 - Files API: `POST /v1/files` (multipart `file` and a required `purpose`), list (limit up to 10000, `purpose`
   filter), retrieve, delete (`{"id", "object": "file", "deleted": true}`), content.
-- Responses: `model` is required (any name is accepted and echoed back); the request needs a
-  `code_interpreter` tool whose `container` is an id or `{"type": "auto", "file_ids", "memory_limit"}`.
-  With `stream: true` the answer is server-sent events (response.created ... code_interpreter_call.interpreting
-  ... output_text.delta ... output_text.annotation.added ... response.completed) that the SDK's
-  `responses.stream()` assembles. The code is the first fenced python block of the input (the last user message
-  when the input is a list), else the whole text. Output: a `code_interpreter_call` (outputs only with
-  `include: ["code_interpreter_call.outputs"]` [Obs]: one `logs` item with stdout, stderr, tracebacks and the
-  last value, then `image` items as data URLs) and an assistant message with the logs and a
-  `container_file_citation` per new or changed file. Call status: `completed` (also when the code raised: the
-  traceback is in the logs), `incomplete` (interrupted after the server's --exec-timeout), `failed` (the kernel
-  died, e.g. out of memory; it was restarted: variables lost, files kept). A client that disconnects
-  interrupts its code, unless the response is in the background. A run that fails (its container deleted
-  meanwhile) ends a stream with an `error` event and `response.failed` whose error code is `server_error` (the
-  SDK knows a fixed list of codes). Every answer passes the official SDK's strict response validation.
+- Responses: `model` is required (any name is accepted and echoed back); the request needs a `code_interpreter` tool
+  whose `container` is an id or `{"type": "auto", "file_ids", "memory_limit"}`. With `stream: true` the answer is
+  server-sent events (response.created ... code_interpreter_call.interpreting ... output_text.delta ...
+  output_text.annotation.added ... response.completed) that the SDK's `responses.stream()` assembles (`--streaming
+  refused` answers 400 unsupported_parameter instead, as a gateway without streaming would, and the OCI profile
+  does; `--streaming cut` ends every stream once the code is running, as a proxy closing long connections would).
+  The code is the first fenced python block of the input (the last user message when the input is a list), else the
+  whole text. Output: a `code_interpreter_call` (outputs only with `include: ["code_interpreter_call.outputs"]`
+  [Obs]: one `logs` item with stdout, stderr, tracebacks and the last value, then `image` items as data URLs) and an
+  assistant message with the logs and a `container_file_citation` per new or changed file. Call status: `completed`
+  (also when the code raised: the traceback is in the logs), `incomplete` (interrupted after the server's
+  --exec-timeout), `failed` (the kernel died, e.g. out of memory; it was restarted: variables lost, files kept). A
+  client that disconnects interrupts its code, unless the response is in the background. A run that fails (its
+  container deleted meanwhile) ends a stream with an `error` event and `response.failed` whose error code is
+  `server_error` (the SDK knows a fixed list of codes). Every answer passes the official SDK's strict response
+  validation.
 - `tool_choice`: `"none"` gives a reply without any call; `"auto"`, `"required"`, `{"type":
   "code_interpreter"}` and `{"type": "allowed_tools"}` naming code_interpreter give the call; a choice of a tool
   not in `tools` is a 400. `max_tool_calls` bounds the calls of one response ([Doc] further attempts are

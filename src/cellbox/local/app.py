@@ -79,6 +79,9 @@ async def delete_container(request: Request) -> JSONResponse:
 
 async def create_response(request: Request) -> JSONResponse | StreamingResponse:
     parsed = responses.parse(await read_json(request))
+    streaming = options_of(request).streaming
+    if parsed.stream and streaming == "refused":
+        raise errors.unsupported_parameter("stream", "Streaming is not supported here: leave out 'stream'.")
     containers, stored = containers_of(request), stored_of(request)
     previous = parsed.body.get("previous_response_id")
     if previous is not None and not (ids.is_response_id(previous) and stored.has(previous)):
@@ -107,7 +110,8 @@ async def create_response(request: Request) -> JSONResponse | StreamingResponse:
         # Starlette's streaming response stops the events when the client goes away, which cancels the run
         # (interrupting the code) unless it is in the background.
         headers = {"cache-control": "no-cache"}
-        return StreamingResponse(sse(run, False), media_type="text/event-stream; charset=utf-8", headers=headers)
+        events = sse(run, False, cut=streaming == "cut")
+        return StreamingResponse(events, media_type="text/event-stream; charset=utf-8", headers=headers)
     if parsed.background:
         return JSONResponse(run.shown())
     await until_disconnect(request, run.task)
@@ -128,7 +132,7 @@ async def retrieve_response(request: Request) -> JSONResponse | StreamingRespons
         raw = request.query_params.get("starting_after", "-1")
         after = int(raw) if raw.lstrip("-").isdigit() else -1
         headers = {"cache-control": "no-cache"}
-        events = sse(run, _includes_outputs(request), after)
+        events = sse(run, _includes_outputs(request), after, cut=options_of(request).streaming == "cut")
         return StreamingResponse(events, media_type="text/event-stream; charset=utf-8", headers=headers)
     return JSONResponse(run.shown(_includes_outputs(request)))
 

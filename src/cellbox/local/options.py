@@ -4,7 +4,7 @@ come from `ServerOptions`.
 Each field's metadata holds its help text (None: a flag for tests only, hidden from `--help`); the field's
 name is its flag (`max_upload_mb` is `--max-upload-mb`), and a profile that makes the server behave like a given
 service is just a set of field values (PROFILES): `--profile oci` sets `error_shape="oci"` and
-`require_project=True`, and a field given explicitly wins over its profile's value.
+`require_project=True` (and refuses streaming), and a field given explicitly wins over its profile's value.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     "openai": {"upload_names": "prefixed"},
     # OCI's gateway: {"code", "message"} errors with opc-request-id, 404 NotAuthorizedOrNotFound for an
     # authorization failure, and a Generative AI project (the OpenAI-Project header) required on every request.
-    "oci": {"error_shape": "oci", "require_project": True},
+    # Whether it streams background responses is undocumented: the profile refuses, so clients fall back to polling.
+    "oci": {"error_shape": "oci", "require_project": True, "streaming": "refused"},
 }
 
 # The model's misbehaviours --model-quirks can turn on (responses.py says when each happens).
@@ -166,6 +167,16 @@ class ServerOptions:
             "errors as OpenAI's {error: {message, type, param, code}} or OCI's {code, message} with "
             "opc-request-id; --profile oci sets 'oci'",
             choices=("openai", "oci"),
+        ),
+    )
+    streaming: str = field(
+        default="on",
+        metadata=_help(
+            "responses with stream: true: 'on' (server-sent events), 'refused' (400 unsupported_parameter, as a "
+            "gateway without streaming answers; --profile oci sets it: whether OCI streams background responses is "
+            "undocumented) or 'cut' (the stream ends once the code is running, without its last events, as a proxy "
+            "closing long connections does)",
+            choices=("on", "refused", "cut"),
         ),
     )
     require_project: bool = field(

@@ -158,13 +158,16 @@ class Run(_Response):
                 "include_outputs": self.include_outputs, "input_items": self.input_items}  # fmt: skip
 
 
-def sse(run: _Response, include_outputs: bool, after: int = -1) -> AsyncIterator[bytes]:
+def sse(run: _Response, include_outputs: bool, after: int = -1, *, cut: bool = False) -> AsyncIterator[bytes]:
     """A run's events as server-sent events. A reader that leaves a run that is not in the background cancels
-    it (which interrupts the code); a background run goes on."""
+    it (which interrupts the code); a background run goes on. `cut` ends the stream once the code is running
+    (--streaming cut)."""
 
     async def events() -> AsyncIterator[bytes]:
         try:
             async for event in run.follow(after):
+                if cut and event["type"] == "response.code_interpreter_call.interpreting":
+                    return
                 shown = dict(event)
                 for name in ("response", "item"):
                     if name in shown:
