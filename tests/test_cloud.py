@@ -4,7 +4,11 @@ transport that changes what the real server answered."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,9 +18,11 @@ import pandas as pd
 import pytest
 
 import cellbox
-from cellbox import protocol, remote_files
+from cellbox import protocol, remote_files, running
 from cellbox.api import Client
-from cellbox.local.testing import wait_until
+from cellbox.api.config import load_settings
+from cellbox.local.testing import running_server, wait_until
+from cellbox.protocol import LiveOutput
 from cellbox.results import TimeLimit
 from cellbox.sandbox import NotAuthorized
 
@@ -83,7 +89,7 @@ def test_the_request_bounds_the_model_and_a_background_run_is_deleted_once_read(
     assert body["parallel_tool_calls"] is False and body["instructions"] == protocol.INSTRUCTIONS
     assert body["background"] is True and body["store"] is True  # polling needs it stored …
     assert sandbox.runner.tidy.wait()  # … and it is deleted, after the cell returned
-    assert faults.count("DELETE", "/responses/") == faults.count("POST", "/responses")
+    assert faults.count("DELETE", "/responses/") == 1  # one response ran the cell (OCI's first ask is refused)
 
 
 def test_reasoning_effort_is_sent_when_configured(
@@ -210,23 +216,21 @@ def test_a_backend_without_background_runs_cells_in_the_foreground(sandbox: cell
         sandbox.run("import time\ntime.sleep(1)")
 
 
-@pytest.mark.cloud_profiles("plain")
-def test_an_interrupt_cancels_a_background_run(sandbox: cellbox.Sandbox, faults: Faults) -> None:
-    polls = []
-
-    def interrupt_on_second_poll(request: httpx.Request) -> httpx.Response | None:
-        if request.method == "GET" and "/responses/" in request.url.path:
-            polls.append(request)
-            if len(polls) == 2:
-                raise KeyboardInterrupt
-        return None
-
+@pytest.mark.cloud_profiles("plain", "oci")
+def test_an_interrupt_cancels_a_background_run(sandbox: cellbox.Sandbox, faults: Faults, cloud_profile: str) -> None:
     sandbox.run("ticks = 0")
-    faults.before.append(interrupt_on_second_poll)  # only now: a quick run may poll twice too
-    with pytest.raises(KeyboardInterrupt, match="the cell was stopped while it ran"):
-        sandbox.run("import time\nfor _ in range(100):\n    ticks += 1\n    time.sleep(0.1)")
+    # Ctrl-C as the kernel delivers it: SIGINT to the process, landing wherever the cell's thread waits (for the
+    # run's event stream here; between polls where the backend refuses streaming, as the OCI profile does).
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt, match="the cell was stopped while it ran"):
+            sandbox.run("import time\nfor _ in range(100):\n    ticks += 1\n    time.sleep(0.1)")
+    finally:
+        timer.cancel()
     assert faults.count("POST", "/responses/") == 1  # …/cancel
-    faults.before.clear()
+    polled = faults.count("GET", "/responses/")
+    assert polled == 0 if cloud_profile == "plain" else polled > 0
     stopped = sandbox.run("ticks").value
     time.sleep(0.5)
     assert sandbox.run("ticks").value == stopped < 100
@@ -239,6 +243,81 @@ def test_a_run_past_its_time_limit_is_cancelled(sandbox: cellbox.Sandbox, faults
         sandbox.run("import time\ntime.sleep(30)", timeout=1)
     assert time.monotonic() - started < 10 and faults.count("POST", "/responses/") == 1
     assert sandbox.run("'alive'").value == "alive"
+
+
+@pytest.mark.cloud_profiles("plain", "oci")
+def test_a_cells_end_is_told_by_its_stream_where_the_backend_streams(
+    sandbox: cellbox.Sandbox, faults: Faults, cloud_profile: str
+) -> None:
+    events: list[tuple[int, str]] = []
+    run = sandbox.run(
+        "import time\nprint('a', flush=True)\ntime.sleep(0.4)\nprint('b')",
+        live=LiveOutput(lambda event: events.append((faults.count("GET", "/responses/"), event.get("text", "")))),
+    )
+    assert run.stdout == "a\nb\n"
+    streamed = [body.get("stream") for body in faults.bodies()]
+    if cloud_profile == "plain":
+        # Followed by its events: never polled, and the output printed meanwhile was read while it ran.
+        assert streamed == [True] and faults.count("GET", "/responses/") == 0
+        assert (0, "a\n") in events
+    else:  # OCI's profile refuses streaming: asked once more without it, polled, and not asked to stream again
+        assert streamed == [True, None] and faults.count("GET", "/responses/") > 0
+        assert sandbox.run("1").value == 1
+        assert faults.bodies()[2:] and all(body.get("stream") is None for body in faults.bodies()[2:])
+
+
+class _Stalling(httpx.SyncByteStream):
+    """The real event stream up to the code's start, then nothing, and no end: a connection gone quiet."""
+
+    def __init__(self, real: httpx.Response, released: threading.Event) -> None:
+        self.real, self.released = real, released
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self.real.iter_lines():
+            yield (line + "\n").encode()
+            if "code_interpreter_call.interpreting" in line:
+                break
+        self.released.wait(30)
+
+    def close(self) -> None:
+        self.real.close()
+
+
+@pytest.mark.cloud_profiles("plain")
+def test_a_stream_gone_quiet_without_ending_leaves_the_run_to_be_polled(
+    sandbox: cellbox.Sandbox, faults: Faults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(running, "STREAM_CHECK", 0.3)
+    released = threading.Event()
+
+    def stall(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/responses") and response.status_code == 200:
+            return httpx.Response(200, headers=response.headers, stream=_Stalling(response, released))
+        return response
+
+    faults.after.append(stall)
+    try:
+        started = time.monotonic()
+        assert sandbox.run("import time\ntime.sleep(0.5)\n'woke'").value == "woke"
+        assert time.monotonic() - started < 5 and faults.count("GET", "/responses/") >= 1
+    finally:
+        released.set()
+
+
+def test_a_stream_a_proxy_cuts_short_leaves_the_run_to_be_polled(tmp_path: Path) -> None:
+    with running_server(tmp_path, pool_size=1, streaming="cut") as server:
+        settings = dataclasses.replace(load_settings(base_url=server.base_url, api_key=server.token), model="x")
+        client = Client(settings=dataclasses.replace(settings, model="cellbox-local"))
+        with cellbox.Sandbox.create(client=client) as sandbox:
+            lines: list[str] = []
+            run = sandbox.run(
+                "import time\nfor i in range(4):\n    print(i, flush=True)\n    time.sleep(0.2)\n'done'",
+                live=LiveOutput(lambda event: lines.append(event.get("text", ""))),
+            )
+            assert run.value == "done" and run.stdout == "0\n1\n2\n3\n"
+            assert "0\n" in lines  # read while it ran, though the stream had ended
+            assert sandbox.run("2 + 2").value == 4
+        client.close()
 
 
 def answer(body: dict) -> Hook:
@@ -348,13 +427,44 @@ def finished_responses(faults: Faults) -> list[dict]:
 
     def keep(request: httpx.Request, response: httpx.Response) -> httpx.Response:
         if "/responses" in request.url.path and request.method in ("GET", "POST") and response.status_code == 200:
-            body = json.loads(response.read())
-            if body.get("object") == "response" and body.get("status") not in ("queued", "in_progress"):
-                seen.append(body)
+            for body in answered(response):
+                if body.get("object") == "response" and body.get("status") not in ("queued", "in_progress"):
+                    seen.append(body)
         return response
 
     faults.after.append(keep)
     return seen
+
+
+def _events(response: httpx.Response) -> list[dict]:
+    lines = response.read().decode().splitlines()
+    return [json.loads(line.removeprefix("data: ")) for line in lines if line.startswith("data: ")]
+
+
+def _streamed(response: httpx.Response) -> bool:
+    return response.headers.get("content-type", "").startswith("text/event-stream")
+
+
+def answered(response: httpx.Response) -> list[dict]:
+    """The response an answer carries: its JSON, or the last response its events carried (read whole; the
+    stream is then read again from memory)."""
+    if not _streamed(response):
+        return [json.loads(response.read())]
+    return [event["response"] for event in _events(response) if "response" in event][-1:]
+
+
+def rewritten(response: httpx.Response, change: Callable[[dict], None]) -> httpx.Response:
+    """The answer with `change` made to the response it carries (JSON, or every response its events carry)."""
+    if not _streamed(response):
+        body = json.loads(response.read())
+        change(body)
+        return httpx.Response(response.status_code, json=body)
+    events = _events(response)
+    for event in events:
+        if "response" in event:
+            change(event["response"])
+    text = "".join(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n" for event in events)
+    return httpx.Response(response.status_code, text=text, headers={"content-type": "text/event-stream"})
 
 
 def loader_logs(response: dict) -> list[str]:
@@ -491,12 +601,14 @@ def test_a_record_cited_under_the_services_own_file_name_is_found_by_its_id(
     def service_names(request: httpx.Request, response: httpx.Response) -> httpx.Response:
         if "/responses" not in request.url.path or response.status_code != 200:
             return response
-        body = json.loads(response.read())
-        for item in body.get("output") or []:
-            for part in item.get("content") or [] if item.get("type") == "message" else []:
-                for cited in part.get("annotations") or []:
-                    cited["filename"] = f"{cited['file_id']}.{cited['filename'].rsplit('.', 1)[-1]}"
-        return httpx.Response(200, json=body)
+
+        def renamed(body: dict) -> None:
+            for item in body.get("output") or []:
+                for part in item.get("content") or [] if item.get("type") == "message" else []:
+                    for cited in part.get("annotations") or []:
+                        cited["filename"] = f"{cited['file_id']}.{cited['filename'].rsplit('.', 1)[-1]}"
+
+        return rewritten(response, renamed)
 
     faults.after.append(service_names)
     run = sandbox.run("import json\njson.dump({'mine': 1}, open('data.json', 'w'))\nprint('z' * 10_000)")

@@ -20,6 +20,7 @@ from typing import Any
 
 from . import protocol
 from .api import APITimeoutError, CellboxError, Client, Container, NotFoundError, Response
+from .following import PENDING_STATUSES, Following
 from .liveness import container_state
 from .pacing import Backoff
 from .protocol import loader_line
@@ -31,9 +32,9 @@ from .transfer import Transfers
 
 log = logging.getLogger("cellbox")
 
-PENDING_STATUSES = ("queued", "in_progress")
 POLL_MOST = 0.25  # seconds between looks at a running cell whose output is watched
 LIVE_AFTER = 0.1  # seconds into a run before its live output is read: quicker cells' records carry it
+STREAM_CHECK = 10.0  # seconds between looks at a followed response, in case its stream went quiet without ending
 CITED_LOOKUPS = 3  # cited files named by the service's own scheme looked up to find the record among them
 
 
@@ -194,34 +195,49 @@ class Runner:
         )
 
     def _respond(self, loader: str, timeout: float | None, watch: Callable[[float], None] | None = None) -> Response:
-        """One response running the loader: in the background where the backend allows it (polled with
-        backoff, cancelled on interrupt or past `timeout`), else waited for in one request."""
+        """One response running the loader: in the background where the backend allows it (followed by its event
+        stream, else polled with backoff; cancelled on interrupt or past `timeout`), else waited for in one
+        request."""
         refused = self._refused()
         background = "background" not in refused
         options = protocol.request_options(
             reasoning_effort=self._effort(), background=background, bounded="max_output_tokens" not in refused
         )
         response: Response | None = None
+        following: Following | None = None
         started = time.monotonic()
+        ask = dict(model=self.model, input=protocol.run_prompt(loader), container=self._id, **options)
         try:
-            response = self._call(
-                self.client.responses.create,
-                model=self.model,
-                input=protocol.run_prompt(loader),
-                container=self._id,
-                timeout=None if background else timeout,
-                **options,
-            )
+            if background and "stream" not in refused:
+                ask["optional"] = (*options["optional"], "stream")
+                following = Following(self._call(self.client.responses.stream, **ask))
+                response = following.first()
+                following.follow()
+            else:
+                response = self._call(self.client.responses.create, timeout=None if background else timeout, **ask)
             # Quick first looks (a short cell is done in milliseconds), then at most POLL_MOST apart while output
-            # is watched (it shows within half a second), else up to a second.
+            # is watched (it shows within half a second), else up to a second. Followed, the stream says when it
+            # ends: the response is asked for only now and then, in case the stream went quiet without ending.
             pause = Backoff(float("inf"), first=0.005, most=POLL_MOST if watch else 1.0)
+            asked = started
             while response.status in PENDING_STATUSES:
                 elapsed = time.monotonic() - started
                 if timeout is not None and elapsed > timeout:
                     stopped = self._cancel(response)
                     raise TimeLimit(_time_limit(timeout, stopped))
-                pause.wait()
-                response = self._call(self.client.responses.retrieve, response.id)
+                if following is not None:
+                    look = (POLL_MOST if elapsed >= LIVE_AFTER else LIVE_AFTER - elapsed) if watch else STREAM_CHECK
+                    if timeout is not None:
+                        look = min(look, timeout - elapsed + 0.001)
+                    if following.wait(look):  # the stream ended: with the run, or from here it is polled
+                        response, following = following.latest or response, None
+                        continue
+                    if time.monotonic() - asked >= STREAM_CHECK:
+                        asked = time.monotonic()
+                        response = self._call(self.client.responses.retrieve, response.id)
+                else:
+                    pause.wait()
+                    response = self._call(self.client.responses.retrieve, response.id)
                 # Output shows within half a second of being printed; a cell done sooner brings it in its record.
                 elapsed = time.monotonic() - started
                 if watch is not None and response.status in PENDING_STATUSES and elapsed >= LIVE_AFTER:

@@ -254,10 +254,11 @@ class Sandbox:
         """Run `code` in the container. `inputs` are pushed as variables first, `files` as files; `outputs` name
         variables to bring back (`Run.variables`); `pull` globs of files to download into `to` afterwards.
 
-        `timeout` bounds the run (not the pushes or pulls): past it the run is stopped and `TimeLimit` raised.
-        With `live`, what the cell prints and displays is read while it runs and handed to it (the rest, once the
-        run is read, by `live.finish(run.events)`); `on_wait` is called with the seconds the run has taken at
-        every poll. An interrupt raises `Interrupted`, saying what was stopped: a push, the run or a pull."""
+        `timeout` bounds the run (not the pushes or pulls): past it the run is stopped and `TimeLimit` raised. With
+        `live`, what the cell prints and displays is read while it runs and handed to it (the rest, once the run is
+        read, by `live.finish(run.events)`); `on_wait` is called with the seconds the run has taken at every look
+        while it runs (about four a second). An interrupt raises `Interrupted`, saying what was stopped: a push, the
+        run or a pull."""
         with stopping("a push before the cell ran; the cell did not run"):
             for var, value in (inputs or {}).items():
                 self.push(value, name=var)
