@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import cellbox
 from cellbox import progress
 from cellbox.progress import MIN_BYTES, Operation
 from cellbox.runtime import values
@@ -131,3 +132,19 @@ def test_a_frame_written_in_parts_is_the_file_to_parquet_writes(tmp_path: Path) 
     values._write_frame(frame, str(tmp_path / "whole"), "dataframe")
     assert parts == [values.PART_ROWS, 10]
     assert (tmp_path / "parts.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+
+
+@pytest.mark.cloud_profiles("plain")
+def test_a_runs_values_read_back_from_python_show_through_the_sandboxs_progress(use_cloud_server: str) -> None:
+    with cellbox.Sandbox.create(name="progress") as sandbox:
+        sandbox.progress = Recorder
+        run = sandbox.run(
+            "import numpy as np, pandas as pd\nbig = pd.DataFrame({'x': np.random.default_rng(1).random(2_000_000)})",
+            outputs=["big"],
+        )
+        sandbox.delete()
+    assert len(run.variables["big"]) == 2_000_000
+    (shown,) = Recorder.made  # its own line: no cell around it
+    final = shown.lines[-1]
+    assert final.startswith(f"read big from {sandbox.name}: downloaded ") and shown.closed
+    assert " · read big (2,000,000 rows) in " in final and " · done in " in final

@@ -41,6 +41,7 @@ class RemoteFiles:
         self._container = container
         self._call = call
         self.cache = cache
+        self.progress: progress.TrackerFactory | None = None  # shows reading a run's values (Sandbox.progress)
 
     @property
     def _id(self) -> str:
@@ -164,7 +165,8 @@ class RemoteFiles:
         can't be found is reported in `Run.notes`.
 
         Downloading the values and reading them are phases of the operation in progress (a cell's), so a large
-        `-o` frame shows from its first byte to its last row."""
+        `-o` frame shows from its first byte to its last row; outside one (`Sandbox.run` from Python) they are
+        an operation of their own, shown through `progress`."""
         needed = [path for path in result.paths() if path not in result.inline]
         records = self.files_at(needed, wait=LISTING_WAIT)
         notes = list(result.notes)
@@ -176,7 +178,8 @@ class RemoteFiles:
         named = [*result.variables, *(["the value"] if len(specs) > len(result.variables) else [])]
         local = [self.cache / f"{result.run_id}-{posixpath.basename(spec['path'])}" for spec in specs]
         try:
-            with progress.step(None, "") as operation:
+            label = f"read {progress.names(named)} from {self._container().name or self._id}"
+            with progress.step(self.progress, label) as operation:
                 remote = self._stage(result, records, local)
                 if remote:
                     operation.phase("downloading", sum(record.bytes or 0 for record, _ in remote), items=named)

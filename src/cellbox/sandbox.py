@@ -167,12 +167,12 @@ class Sandbox:
 
     @property
     def progress(self) -> TrackerFactory | None:
-        """Shows long pushes and pulls (the magics set it); None shows nothing."""
+        """Shows long pushes, pulls and values read back from runs (the magics set it); None shows nothing."""
         return self.transfers.progress
 
     @progress.setter
     def progress(self, factory: TrackerFactory | None) -> None:
-        self.transfers.progress = factory
+        self.transfers.progress = self.remote_files.progress = factory
 
     def __repr__(self) -> str:
         return f"Sandbox(id={self.id!r}, name={self.name!r}, status={self.container.status!r})"
