@@ -12,10 +12,13 @@ tests/conftest.py's CLOUD_PROFILES). The outputs must be the same: a user sees n
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
+
+import nbformat
 
 from cellbox.local.testing import RunningServer, running_server
 
@@ -29,6 +32,7 @@ PROFILES: dict[str, dict[str, object]] = {
 }
 OCI_PROJECT = "ocid1.generativeaiproject.oc1.iad.notebooks"
 RUNNING_LINE = "running in "  # cellbox.replay.Replay.waiting
+SAVE_MIME = "application/vnd.cellbox.save+json"  # cellbox.save_buttons
 _stack = contextlib.ExitStack()
 
 
@@ -43,7 +47,7 @@ def pytest_configure(config) -> None:
     options = PROFILES[profile]
     server = _stack.enter_context(running_server(work / "data", seconds_per_minute=SECONDS_PER_MINUTE, **options))
     use_server(server, work, project=OCI_PROJECT if profile == "oci" else None)
-    _ignore_running_lines()
+    _compare_as_users_see()
 
 
 def _is_running_line(output: dict) -> bool:
@@ -53,19 +57,29 @@ def _is_running_line(output: dict) -> bool:
     return shown.startswith(RUNNING_LINE) or emptied
 
 
-def _without_running_lines(outputs: list) -> list:
-    return [o for o in outputs if not _is_running_line(o)]
+def _with_text_data(output: dict) -> dict:
+    """The output with cellbox's JSON data as text, which nbval's sanitizers (container and file ids) then read."""
+    data = output.get("data") or {}
+    if SAVE_MIME not in data:
+        return output
+    text = json.dumps(data[SAVE_MIME], sort_keys=True)
+    return nbformat.from_dict({**output, "data": {**data, SAVE_MIME: text}})
 
 
-def _ignore_running_lines() -> None:
+def _comparable(outputs: list) -> list:
+    return [_with_text_data(o) for o in outputs if not _is_running_line(o)]
+
+
+def _compare_as_users_see() -> None:
     """A cell quiet for a second shows a "running in NAME · N s" line that ends empty when the run does. nbval
     keeps its first state and drops the updates (`update_display_data`), a saved notebook its last (empty) state,
-    and whether it appears at all depends on the machine's speed: compare without it."""
+    and whether it appears at all depends on the machine's speed: compare without it. The save buttons' data
+    names the run's container and files, whose ids change from run to run: compared as sanitized text."""
     from nbval.plugin import IPyNbCell
 
     compare = IPyNbCell.compare_outputs
     IPyNbCell.compare_outputs = lambda cell, test, ref, skip_compare=None: compare(
-        cell, _without_running_lines(test), _without_running_lines(ref), skip_compare
+        cell, _comparable(test), _comparable(ref), skip_compare
     )
 
 

@@ -25,7 +25,7 @@ MAKE_BIG = (
 )
 FIRST_SHOWN = 0.5  # seconds from a transfer's start to its progress line
 QUIET_AFTER_DONE = 0.5  # seconds the cell may take after its line says done (showing what it brought back)
-WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+SAVE_MIME = "application/vnd.cellbox.save+json"
 X = "\N{MULTIPLICATION SIGN}"  # as pandas writes a frame's size in HTML
 
 
@@ -134,36 +134,28 @@ def test_previews_and_a_partial_value_say_how_much_they_show(kernel: tuple[Kerne
     assert plain(out[-1]).endswith("[first 100,000 of 1,000,000 rows x 2 columns]")
 
 
-def test_save_buttons_save_into_the_notebooks_folder_and_the_gallery_stays_static(
+def test_save_buttons_name_each_file_for_the_extension_and_the_gallery_stays_static(
     kernel: tuple[Kernel, Path],
 ) -> None:
-    k, folder = kernel
-    status, out = k.run("%%container\nopen('saved.txt', 'w').write('from the container')")
+    k, _ = kernel
+    code = "%%container\nimport os\nos.makedirs('plots', exist_ok=True)\nopen('saved.txt', 'w').write('from here')\n"
+    status, out = k.run(code + "open('plots/p.txt', 'w').write('plotted')")
     assert status == "ok", out
     (gallery,) = [m for m in out if "cellbox-artifacts" in html(m)]
-    assert WIDGET_VIEW not in gallery["data"] and "saved.txt" in plain(gallery)  # static: readable without a kernel
-    (buttons,) = [m for m in out if WIDGET_VIEW in m.get("data", {})]
-    assert plain(buttons) == "save to the notebook's folder: %container pull saved.txt"
-    model = buttons["data"][WIDGET_VIEW]["model_id"]
-    click = (
-        "import warnings, ipywidgets\n"
-        "with warnings.catch_warnings():\n"
-        "    warnings.simplefilter('ignore', DeprecationWarning)\n"
-        f"    box = ipywidgets.Widget.widgets[{model!r}]\n"
-        "button = next(w for w in box.children[0].children if isinstance(w, ipywidgets.Button))\n"
-        "button.click()\n"
-        "print(button.description, '|', box.children[1].value)"
+    assert SAVE_MIME not in gallery["data"] and "saved.txt" in plain(gallery)  # static: readable without a kernel
+    (buttons,) = [m for m in out if SAVE_MIME in m.get("data", {})]
+    pull = "%container pull plots/p.txt saved.txt"
+    assert plain(buttons) == f"save to the notebook's folder: {pull}"  # what other frontends show
+    assert html(buttons) == f"<div style='opacity:.7'><code>{pull}</code></div>"
+    data = buttons["data"][SAVE_MIME]
+    assert [f["path"] for f in data["files"]] == ["plots/p.txt", "saved.txt"]  # where each lands in the folder
+    # What the extension's buttons ask the Jupyter server to download: these files of this sandbox.
+    status, out = k.run(
+        "sb = get_ipython().magics_manager.registry['ContainerMagics'].current\n"
+        f"print(sb.id == {data['container_id']!r}, "
+        f"[sb.client.containers.files.content(sb.id, f['file_id']).decode() for f in {data['files']!r}])"
     )
-    status, out = k.run(click)
-    assert status == "ok", out
-    assert (folder / "saved.txt").read_text() == "from the container"
-    assert text(out, "stdout").startswith(f"saved.txt | saved saved.txt (18 B) into {folder}")
-    (folder / "saved.txt").write_text("changed here")
-    status, out = k.run(click)  # already there: replaced only on a second click
-    assert text(out, "stdout") == "replace saved.txt | saved.txt is already in this folder: click again to replace it\n"
-    assert (folder / "saved.txt").read_text() == "changed here"
-    k.run(click)
-    assert (folder / "saved.txt").read_text() == "from the container"
+    assert text(out, "stdout") == "True ['plotted', 'from here']\n", out
 
 
 @pytest.mark.cloud_profiles("plain")
@@ -193,4 +185,4 @@ def test_a_saved_notebook_keeps_static_html(use_cloud_server: str, tmp_path: Pat
         and "<progress value='1000' max='1000'" in progress.data["text/html"]
     )
     gallery = next(o for o in shown if "cellbox-artifacts" in o.data.get("text/html", ""))
-    assert "first 20 of 3,000 rows" in gallery.data["text/html"] and WIDGET_VIEW not in gallery.data
+    assert "first 20 of 3,000 rows" in gallery.data["text/html"] and SAVE_MIME not in gallery.data

@@ -1,17 +1,21 @@
 /**
  * The cellbox JupyterLab extension: a left-sidebar panel (`cellbox-sidebar`, "Containers") over the cellbox
- * server extension's REST API, and an "Upload to container" entry in the file browser's context menu; and
- * notebooks that open unmodified when their kernel starts (cleanopen.ts).
+ * server extension's REST API, and an "Upload to container" entry in the file browser's context menu; notebooks
+ * that open unmodified when their kernel starts (cleanopen.ts); and the "save to the notebook's folder" buttons
+ * under an artifact gallery (savebuttons.ts).
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { PathExt } from '@jupyterlab/coreutils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
 import { INotebookContext, keepUnmodifiedOnKernelStart } from './cleanopen';
 import { addCommands } from './commands';
 import { ContainersModel } from './model';
 import { ContainersPanel } from './panel';
+import { saveButtonsFactory } from './savebuttons';
 import { CommandIDs, SIDEBAR_ID } from './tokens';
 
 const plugin: JupyterFrontEndPlugin<void> = {
@@ -72,4 +76,30 @@ const unmodifiedOnOpen: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, unmodifiedOnOpen];
+const saveButtons: JupyterFrontEndPlugin<void> = {
+  id: 'cellbox:save-buttons',
+  description: "Buttons under an artifact gallery that save its files into the notebook's folder.",
+  autoStart: true,
+  requires: [IRenderMimeRegistry],
+  optional: [IDocumentManager, IDefaultFileBrowser],
+  activate: (
+    app: JupyterFrontEnd,
+    rendermime: IRenderMimeRegistry,
+    docManager: IDocumentManager | null,
+    fileBrowser: IDefaultFileBrowser | null
+  ) => {
+    // The folder of the document whose output holds the buttons (the workspace root for any other output).
+    const folderOf = (node: HTMLElement): string => {
+      for (const widget of app.shell.widgets('main')) {
+        if (widget.node.contains(node)) {
+          const path = docManager?.contextForWidget(widget)?.path;
+          return path ? PathExt.dirname(path) : '';
+        }
+      }
+      return '';
+    };
+    rendermime.addFactory(saveButtonsFactory(folderOf, () => void fileBrowser?.model.refresh()));
+  }
+};
+
+export default [plugin, unmodifiedOnOpen, saveButtons];

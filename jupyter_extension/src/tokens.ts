@@ -80,4 +80,5 @@ export interface INewContainer {
 
 export interface IDownloaded {
   path: string;
+  bytes: number;
 }

@@ -203,9 +203,9 @@ class ArtifactGallery:
     """The files a run created or changed: images inline, CSV/Parquet previews as tables ("first 20 of 6,000
     rows"), others as download links carried in the notebook up to CELLBOX_INLINE_MAX bytes in all.
 
-    The gallery itself is static HTML, so a saved notebook shows it without a kernel; in a live kernel it is
-    followed by "save to the notebook's folder" buttons (`cellbox.save_buttons`), which only work while the kernel
-    does."""
+    The gallery itself is static HTML, so a saved notebook shows it without a kernel; in a kernel it is followed
+    by "save to the notebook's folder" buttons (`cellbox.save_buttons`), which go on working in the saved notebook
+    while the sandbox lives."""
 
     def __init__(self, artifacts: Sequence[Artifact]) -> None:
         self.items = list(artifacts)

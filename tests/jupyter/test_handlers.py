@@ -173,6 +173,10 @@ async def test_upload_list_download_and_delete_a_file(api, backend: RunningServe
     assert replaced.code == 200
     assert (workspace / "results" / "sales.csv").read_bytes() == b"region,total\nnorth,3\n"
 
+    deep = {"directory": "plots/2026/nov", "make_folders": True}
+    made = await api("POST", "containers", box["id"], "files", file_id, "download", body=deep)
+    assert made.code == 200 and made.json["path"] == "plots/2026/nov/sales.csv"  # the missing folders were made
+
     renamed = await api("POST", "containers", box["id"], "files", file_id, "download", body={"name": "copy.csv"})
     assert renamed.json["path"] == "copy.csv"
     assert (workspace / "copy.csv").exists()
@@ -242,6 +246,9 @@ async def test_hidden_files_stay_put_as_in_the_contents_api(api, backend: Runnin
         ({"name": "../escape.txt"}, 400),
         ({"directory": "missing"}, 404),
         ({"directory": 7}, 400),
+        ({"directory": "link/made", "make_folders": True}, 403),
+        ({"directory": "../made", "make_folders": True}, 403),
+        ({"directory": "made", "make_folders": "yes"}, 400),
     ],
 )
 async def test_download_never_writes_outside_the_workspace(
@@ -256,7 +263,7 @@ async def test_download_never_writes_outside_the_workspace(
     reply = await api("POST", "containers", box["id"], "files", uploaded.json["id"], "download", body=body)
     assert reply.code == code, reply.text
     assert os.listdir(outside) == []
-    assert not (workspace.parent / "escape.txt").exists()
+    assert not (workspace.parent / "escape.txt").exists() and not (workspace.parent / "made").exists()
     await api("DELETE", "containers", box["id"])
 
 

@@ -320,9 +320,12 @@ class Sidebar:
             return (await client.containers.files.delete(container_id, file_id)).to_dict()
 
     async def download(self, container_id: str, file_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Save a container file into workspace folder `directory` (default the root) under its own name, or
-        `name`; an existing file is replaced only with `overwrite`. Streamed, and written atomically."""
+        """Save a container file into workspace folder `directory` (default the root; made when missing with
+        `make_folders`) under its own name, or `name`; an existing file is replaced only with `overwrite`.
+        Streamed, and written atomically."""
         folder = self.workspace.resolve(_field(body, "directory", str, ""))
+        if _field(body, "make_folders", bool, False) and not folder.exists():
+            folder.mkdir(parents=True, exist_ok=True)
         if not folder.is_dir():
             raise SidebarError(404, f"no folder {self.workspace.relative(folder) or '/'!r} in the workspace")
         overwrite = bool(_field(body, "overwrite", bool, False))
