@@ -5,7 +5,8 @@
 
 1. `%%container pass` in a real kernel vs a raw jupyter_client execute of `pass` (target: p50 <= 2.5x); a cell
    printing a line every 0.1 s: its first line in the notebook within 0.5 s of being printed; `Sandbox.run("pass")`
-   with 20,000 files in /mnt/data at most 1.5x the same in an empty container.
+   with 20,000 files in /mnt/data at most 1.5x the same in an empty container; a run followed by its event
+   stream vs the same run polled (how late its end is known).
 2. Pushing a 5-million-row, 6-column DataFrame vs writing the same Parquet and uploading it with one bare httpx
    request (target <= 1.2x); re-pushing it unchanged (target: nothing sent, <= 10% of the first push).
 3. Against the obvious route with the official openai SDK: the frame as CSV through `containers.files.create`
@@ -176,6 +177,42 @@ def bench_full_folder(server: RunningServer, rounds: int, files: int = 20_000) -
         "<= 1.5x",
         a / b <= 1.5,
     )
+
+
+def bench_followed(server: RunningServer, rounds: int) -> list[Row]:
+    """A run followed by its event stream vs the same run polled (a backend that refuses streaming), alternated on
+    two sandboxes of one server: `pass`, and a cell sleeping 0.3 s (what the run costs past its own time)."""
+    rows = []
+    with client_for(server) as followed_client, client_for(server) as polled_client:
+        polled_client.refused_parameters[("/responses", "cellbox-local")] = {"stream"}
+        followed = Sandbox.create(name="bench-followed", client=followed_client)
+        polled = Sandbox.create(name="bench-polled", client=polled_client)
+        try:
+            for code, label, sleep in (("pass", "pass", 0.0), ("import time; time.sleep(0.3)", "a 0.3 s cell", 0.3)):
+                times: dict[str, list[float]] = {"followed": [], "polled": []}
+                n = rounds if not sleep else max(5, rounds // 4)
+                for i in range(n + 3):
+                    pair = (("followed", followed), ("polled", polled))
+                    for name, sandbox in pair if i % 2 else tuple(reversed(pair)):
+                        started = time.perf_counter()
+                        sandbox.run(code)
+                        if i >= 3:
+                            times[name].append(time.perf_counter() - started - sleep)
+                a, b = statistics.median(times["followed"]), statistics.median(times["polled"])
+                rows.append(
+                    Row(
+                        f"`Sandbox.run` of {label}, past the cell's own time: followed by its events vs polled",
+                        f"{a * 1e3:.1f} ms",
+                        f"{b * 1e3:.1f} ms",
+                        a / b,
+                        "< 1 (report)",
+                        a < b,
+                    )
+                )
+        finally:
+            followed.delete()
+            polled.delete()
+    return rows
 
 
 def frame(rows: int) -> pd.DataFrame:
@@ -366,6 +403,7 @@ def main() -> None:
         with running_server(tmp / "data", pool_size=2) as server:
             results.append(bench_pass(server, rounds))
             results.append(bench_first_line(server))
+            results += bench_followed(server, rounds)
             results.append(bench_full_folder(server, 10 if args.quick else 20))
             results += bench_push(server, rows_n, tmp, 3 if args.quick else 5)
             results.append(bench_pull_big(server, big, tmp))

@@ -271,6 +271,7 @@ class _Stalling(httpx.SyncByteStream):
 
     def __init__(self, real: httpx.Response, released: threading.Event) -> None:
         self.real, self.released = real, released
+        self.closed = False
 
     def __iter__(self) -> Iterator[bytes]:
         for line in self.real.iter_lines():
@@ -280,6 +281,7 @@ class _Stalling(httpx.SyncByteStream):
         self.released.wait(30)
 
     def close(self) -> None:
+        self.closed = True
         self.real.close()
 
 
@@ -289,10 +291,12 @@ def test_a_stream_gone_quiet_without_ending_leaves_the_run_to_be_polled(
 ) -> None:
     monkeypatch.setattr(running, "STREAM_CHECK", 0.3)
     released = threading.Event()
+    stalled: list[_Stalling] = []
 
     def stall(request: httpx.Request, response: httpx.Response) -> httpx.Response:
         if request.method == "POST" and request.url.path.endswith("/responses") and response.status_code == 200:
-            return httpx.Response(200, headers=response.headers, stream=_Stalling(response, released))
+            stalled.append(_Stalling(response, released))
+            return httpx.Response(200, headers=response.headers, stream=stalled[-1])
         return response
 
     faults.after.append(stall)
@@ -300,6 +304,7 @@ def test_a_stream_gone_quiet_without_ending_leaves_the_run_to_be_polled(
         started = time.monotonic()
         assert sandbox.run("import time\ntime.sleep(0.5)\n'woke'").value == "woke"
         assert time.monotonic() - started < 5 and faults.count("GET", "/responses/") >= 1
+        assert stalled and stalled[0].closed  # the quiet stream is closed, not left to its reading thread
     finally:
         released.set()
 

@@ -62,7 +62,7 @@ class Following:
                     self.latest = event.response
                     if event.response.status not in PENDING_STATUSES:
                         break
-        except CellboxError as exc:  # the caller polls from here
+        except Exception as exc:  # broken off (or closed by `stop`): the caller polls from here
             log.debug("cellbox: the response's event stream broke off: %s", exc)
         finally:
             self._close()
@@ -71,6 +71,11 @@ class Following:
         with contextlib.suppress(Exception):
             self._events.close()
         self._ended.set()
+
+    def stop(self) -> None:
+        """The caller is done with the response: a stream still open (gone quiet, say) is closed, not left to a
+        thread waiting on it for good."""
+        self._close()
 
     def wait(self, seconds: float) -> bool:
         """Wait up to `seconds` for the stream to end; whether it has."""

@@ -262,6 +262,8 @@ class Runner:
             )
             raise Interrupted(f"the cell may still be running in the container: {how}") from None
         finally:
+            if following is not None:
+                following.stop()
             if response is not None and response.status not in PENDING_STATUSES:
                 self._count(response)
                 if options.get("store"):
