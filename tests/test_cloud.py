@@ -221,6 +221,8 @@ def test_an_interrupt_cancels_a_background_run(sandbox: cellbox.Sandbox, faults:
     sandbox.run("ticks = 0")
     # Ctrl-C as the kernel delivers it: SIGINT to the process, landing wherever the cell's thread waits (for the
     # run's event stream here; between polls where the backend refuses streaming, as the OCI profile does).
+    # Python's own handler, as a kernel has: an in-process Jupyter server of an earlier test may have left its own.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
@@ -228,6 +230,7 @@ def test_an_interrupt_cancels_a_background_run(sandbox: cellbox.Sandbox, faults:
             sandbox.run("import time\nfor _ in range(100):\n    ticks += 1\n    time.sleep(0.1)")
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert faults.count("POST", "/responses/") == 1  # …/cancel
     polled = faults.count("GET", "/responses/")
     assert polled == 0 if cloud_profile == "plain" else polled > 0

@@ -67,6 +67,29 @@ def test_endpoint_file_lifecycle(tmp_path):
     assert info["token"] not in output
 
 
+def test_serving_in_a_process_that_goes_on_gives_back_its_signal_handlers(tmp_path):
+    # `serve` called from a program's main thread (not the CLI, whose process ends with it): once it returns,
+    # Ctrl-C and SIGTERM do what they did before.
+    script = f"""
+import signal, sys
+from cellbox.local.options import ServerOptions
+from cellbox.local.server import serve
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+options = ServerOptions(port=0, data_dir={str(tmp_path / "d")!r}, pool_size=0, unsafe_no_isolation=True,
+                        endpoint_file={str(tmp_path / "server.json")!r})
+status = serve(options)
+print("after", status, (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before, flush=True)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: (tmp_path / "server.json").exists() or proc.poll() is not None, timeout=30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=30)[0].decode()
+    assert "after 0 True" in output, output
+
+
 def test_refuses_to_run_without_isolation(tmp_path):
     env = {**os.environ, "PATH": str(tmp_path)}  # no bwrap to be found
     argv = [sys.executable, "-m", "cellbox.local", "--port", "0", "--data-dir", str(tmp_path / "d")]

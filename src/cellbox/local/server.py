@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -98,14 +99,18 @@ def serve(options: ServerOptions) -> int:
     # ipc socket paths must stay under ~100 bytes, so the runtime folder gets a short name in /tmp.
     _remove_stale_runtime_dirs()
     runtime_dir = Path(tempfile.mkdtemp(prefix=f"cbx-{os.getpid()}-", dir="/tmp"))
+    handlers: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         # uvicorn shuts down gracefully on these, then re-raises them with the handlers it found installed:
-        # no-op handlers let our own cleanup (endpoint file, runtime folder) run before we exit.
+        # no-op handlers let our own cleanup (endpoint file, runtime folder) run before we exit. The caller's own
+        # come back when serving ends (a process that goes on must still stop on Ctrl-C).
         for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: None)
+            handlers[signum] = signal.signal(signum, lambda *_: None)
     try:
         return asyncio.run(_serve(options, sock, data_dir, endpoint_file, token, runtime_dir))
     finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
         sock.close()
         shutil.rmtree(runtime_dir, ignore_errors=True)
 
