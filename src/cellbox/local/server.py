@@ -99,7 +99,7 @@ def serve(options: ServerOptions) -> int:
     # ipc socket paths must stay under ~100 bytes, so the runtime folder gets a short name in /tmp.
     _remove_stale_runtime_dirs()
     runtime_dir = Path(tempfile.mkdtemp(prefix=f"cbx-{os.getpid()}-", dir="/tmp"))
-    handlers: dict[int, Any] = {}
+    handlers: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         # uvicorn shuts down gracefully on these, then re-raises them with the handlers it found installed:
         # no-op handlers let our own cleanup (endpoint file, runtime folder) run before we exit. The caller's own
@@ -109,8 +109,8 @@ def serve(options: ServerOptions) -> int:
     try:
         return asyncio.run(_serve(options, sock, data_dir, endpoint_file, token, runtime_dir))
     finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
+        for restored, handler in handlers.items():
+            signal.signal(restored, handler)
         sock.close()
         shutil.rmtree(runtime_dir, ignore_errors=True)
 
