@@ -26,7 +26,8 @@ __all__ = ["AsyncResponseEvents", "EventDecoder", "ResponseEvents"]
 
 
 class EventDecoder:
-    """Turns the lines of an event stream into the JSON objects of its events' `data`, one event at a time."""
+    """Turns the lines of an event stream into its events (`ResponseEvent`, from each one's JSON `data`), one at a
+    time."""
 
     def __init__(self, response: httpx.Response) -> None:
         self._response = response
