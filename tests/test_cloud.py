@@ -19,7 +19,7 @@ import pytest
 
 import cellbox
 from cellbox import protocol, remote_files, running
-from cellbox.api import Client
+from cellbox.api import CellboxError, Client
 from cellbox.api.config import load_settings
 from cellbox.local.testing import running_server, wait_until
 from cellbox.protocol import LiveOutput
@@ -267,6 +267,55 @@ def test_a_cells_end_is_told_by_its_stream_where_the_backend_streams(
         assert streamed == [True, None] and faults.count("GET", "/responses/") > 0
         assert sandbox.run("1").value == 1
         assert faults.bodies()[2:] and all(body.get("stream") is None for body in faults.bodies()[2:])
+
+
+def _is_request_upload(request: httpx.Request) -> bool:
+    return request.method == "POST" and request.url.path.endswith("/files") and b"request.json" in request.read()
+
+
+@pytest.mark.cloud_profiles("plain", "openai")
+def test_a_runs_request_is_uploaded_while_the_model_is_asked_where_the_backend_keeps_names(
+    sandbox: cellbox.Sandbox, faults: Faults, cloud_profile: str
+) -> None:
+    sandbox.run("1")  # the runtime's upload shows whether the backend keeps upload names
+    moments: dict[str, float] = {}
+
+    def slow_upload(request: httpx.Request) -> httpx.Response | None:
+        if _is_request_upload(request):
+            time.sleep(0.5)
+            response = faults.real.handle_request(request)
+            moments["uploaded"] = time.monotonic()
+            return response
+        if request.method == "POST" and request.url.path.endswith("/responses"):
+            moments.setdefault("asked", time.monotonic())
+        return None
+
+    faults.before.append(slow_upload)
+    assert sandbox.run("print('here')\n6 * 7").value == 42
+    if cloud_profile == "plain":  # kept names: the model was asked while the request was on its way
+        assert moments["asked"] < moments["uploaded"]
+    else:  # OpenAI's prefixed names: the loader names the path the upload answered, so it goes first
+        assert moments["uploaded"] < moments["asked"]
+
+
+@pytest.mark.cloud_profiles("plain")
+def test_a_request_upload_that_fails_cancels_the_run_waiting_for_it(sandbox: cellbox.Sandbox, faults: Faults) -> None:
+    sandbox.run("ran = 0")
+    full = {"error": {"message": "The disk is full.", "type": "server_error", "code": "disk_full"}}
+
+    def disk_full(request: httpx.Request) -> httpx.Response | None:
+        if _is_request_upload(request):
+            time.sleep(0.3)  # the model has been asked meanwhile; the runtime waits for the request
+            return httpx.Response(507, json=full)
+        return None
+
+    faults.before.append(disk_full)
+    started = time.monotonic()
+    with pytest.raises(CellboxError, match="The disk is full"):
+        sandbox.run("ran = 1")
+    assert time.monotonic() - started < 10 and faults.count("POST", "/responses/") == 1  # …/cancel
+    faults.before.clear()
+    assert sandbox.run("ran").value == 0  # nothing ran, and the kernel is free again
 
 
 class _Stalling(httpx.SyncByteStream):

@@ -34,6 +34,7 @@ def test_every_check_passes_against_a_faithful_server(use_cloud_server: str, clo
         assert "folders were dropped" in checks["upload"].detail
     else:
         assert path == "/mnt/data/doctor/probe/x.txt"
+        assert "a cell's request is uploaded while the model is asked to run it" in checks["upload"].detail
         assert "OpenAI-Project ocid1.generativeaiproject" in checks["project"].detail
     assert isinstance(checks["listing"].data["listed_ms"], int)
     assert checks["listing"].data["size_ms"] >= checks["listing"].data["listed_ms"]

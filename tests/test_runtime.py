@@ -176,3 +176,40 @@ def test_what_reaches_descriptors_1_and_2_is_the_cells_output(tmp_path: Path, mo
     # The process the cell left running writes on: what it writes while a later cell runs is that cell's.
     result = run(tmp_path, monkeypatch, "p.wait()", namespace)
     assert streams(result, "stdout") == "later\n"
+
+
+def test_a_request_on_its_way_is_waited_for_and_one_that_never_comes_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import threading
+    import time
+
+    monkeypatch.setattr(runtime, "_user_namespace", lambda: {})
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / ".cellbox" / "runs" / "late"
+    request = {"run_id": "late", "code": "print('arrived')", "result_path": str(run_dir / "result.json")}
+    request.update(out_dir=str(run_dir / "out"), private_dir=str(tmp_path / ".cellbox"), watch=str(tmp_path))
+
+    def upload() -> None:  # as a service stores it: the whole file at once, a moment after the loader started
+        time.sleep(0.3)
+        run_dir.mkdir(parents=True)
+        (run_dir / "request.json.part").write_text(json.dumps(request) + "\n")
+        os.replace(run_dir / "request.json.part", run_dir / "request.json")
+
+    threading.Thread(target=upload).start()
+    started = time.monotonic()
+    runtime.run(str(run_dir / "request.json"))
+    assert time.monotonic() - started >= 0.3
+    assert "cellbox run late: ok" in capsys.readouterr().out
+    assert json.loads((run_dir / "result.json").read_text())["events"][0]["text"] == "arrived\n"
+
+    # Run again (a model that calls the loader twice): refused at once, not waited for.
+    started = time.monotonic()
+    runtime.run(str(run_dir / "request.json"))
+    assert time.monotonic() - started < 0.1
+    assert f"{runtime.REFUSED_MARKER}run late was started before" in capsys.readouterr().out
+
+    monkeypatch.setattr(runtime, "REQUEST_WAIT", 0.2)
+    never = tmp_path / ".cellbox" / "runs" / "never" / "request.json"
+    runtime.run(str(never))
+    assert f"{runtime.REFUSED_MARKER}the run's request ({never}) never arrived; nothing ran" in capsys.readouterr().out

@@ -196,7 +196,7 @@ class Checkup:
         path = record.path or ""
         data = {"uploaded_as": PROBE_NAME, "path": record.path}
         if path == f"/mnt/data/{PROBE_NAME}":
-            where = "kept as named"
+            where = "kept as named, so a cell's request is uploaded while the model is asked to run it"
         elif path.endswith(f"/{PROBE_NAME}"):
             where = "kept its folders"
         elif path.endswith("x.txt"):

@@ -3,9 +3,11 @@ the result record read back.
 
 How a run travels is `cellbox.protocol` (request, loader line, check of the code the model ran, result record);
 this drives it against the backend. A run is a `background: true` response where the backend takes it ([Doc]:
-only those can be polled and cancelled): polled with backoff, cancelled on interrupt or when the run's time limit
-passes. A record too big for the logs is downloaded by the id the response cites it with, else found in the
-listing (which may lag). What each response cost is summed into the run's `usage` and the session's.
+only those can be polled and cancelled): followed by its event stream (`following.py`) or polled with backoff,
+cancelled on interrupt or when the run's time limit passes. Where the backend stores uploads under the names asked,
+the run's request is uploaded while the response is created (the runtime waits for it), saving a round trip. A
+record too big for the logs is downloaded by the id the response cites it with, else found in the listing (which
+may lag). What each response cost is summed into the run's `usage` and the session's.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import contextlib
 import functools
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from . import protocol
-from .api import APITimeoutError, CellboxError, Client, Container, NotFoundError, Response
+from .api import APITimeoutError, CellboxError, Client, Container, ContainerFile, NotFoundError, Response
 from .following import PENDING_STATUSES, Following
 from .liveness import container_state
 from .pacing import Backoff
@@ -97,20 +101,27 @@ class Runner:
         try:
             with stopping("the upload of the cell before it ran; the cell did not run"):
                 runtime = self.transfers.runtime()
-                uploaded = self.transfers.upload_private(request.body(), request.filename)
+                path = self.transfers.private_path(request.filename)
+                if path is not None and "background" not in self._refused():
+                    # Sent while the model is asked to run it (the runtime waits for it): a round trip saved.
+                    sent = _in_thread(self.transfers.upload_private, request.body(), request.filename)
+                else:  # only the upload's answer says where it went (or a foreground run could wait on it)
+                    sent = Future()
+                    sent.set_result(self.transfers.upload_private(request.body(), request.filename))
+                    path = sent.result().path or ""
         except BaseException:
             self.transfers.restore_placements()
             raise
-        loader = loader_line(runtime, uploaded.path or "")
+        loader = loader_line(runtime, path)
         watch = None
         if live is not None:
-            watch = functools.partial(self._watch, live, uploaded.id, on_wait)
+            watch = functools.partial(self._watch, live, sent, on_wait)
         try:
-            record, notes, usage = self._run_loader(request, loader, timeout, watch)
+            record, notes, usage = self._run_loader(request, loader, timeout, watch, sent)
         except BaseException:
             self.transfers.restore_placements()  # moved already if the run started: the runtime skips them
             # The runtime removes its request when it ends; one it never ended is removed here, later.
-            self.tidy.later(functools.partial(self.transfers.delete_private, uploaded))
+            self.tidy.later(functools.partial(self._forget_request, sent))
             raise
         self.transfers.pending.clear()
         with stopping("reading the cell's results; the cell ran, its variables are in the container"):
@@ -120,11 +131,16 @@ class Runner:
         return run
 
     def _watch(
-        self, live: protocol.LiveOutput, file_id: str, on_wait: Callable[[float], None] | None, elapsed: float
+        self,
+        live: protocol.LiveOutput,
+        sent: Future[ContainerFile],
+        on_wait: Callable[[float], None] | None,
+        elapsed: float,
     ) -> None:
-        """One look at a running cell: the live output it added since the last look, then `on_wait`."""
+        """One look at a running cell: the live output it added since the last look (to its request file, uploaded
+        by then), then `on_wait`."""
         with contextlib.suppress(CellboxError):  # live output is a courtesy: the record has everything
-            live.feed(self.remote_files.read_from(file_id, live.offset))
+            live.feed(self.remote_files.read_from(sent.result().id, live.offset))
         if on_wait is not None:
             on_wait(elapsed)
 
@@ -133,7 +149,8 @@ class Runner:
         request: protocol.Request,
         loader: str,
         timeout: float | None,
-        watch: Callable[[float], None] | None = None,
+        watch: Callable[[float], None] | None,
+        sent: Future[ContainerFile],
     ) -> tuple[dict[str, Any], list[str], Usage | None]:
         """Ask the model to run the loader (again, once, when it did not start the run); the result record, notes
         for the user and what the responses cost. A model that ran other code is refused: the container's state is
@@ -141,7 +158,7 @@ class Runner:
         notes: list[str] = []
         usage: Usage | None = None
         for attempt in (1, 2):
-            response = self._respond(loader, timeout, watch)
+            response = self._respond(loader, timeout, watch, sent)
             usage = add_usage(usage, Usage.of(response.to_dict().get("usage")))
             reading = protocol.read_response(response, loader)
             if reading.foreign:
@@ -194,10 +211,17 @@ class Runner:
             f"before it ran the cell, so it was asked again without one; {self.model} is no longer sent that bound"
         )
 
-    def _respond(self, loader: str, timeout: float | None, watch: Callable[[float], None] | None = None) -> Response:
+    def _respond(
+        self,
+        loader: str,
+        timeout: float | None,
+        watch: Callable[[float], None] | None = None,
+        sent: Future[ContainerFile] | None = None,
+    ) -> Response:
         """One response running the loader: in the background where the backend allows it (followed by its event
         stream, else polled with backoff; cancelled on interrupt or past `timeout`), else waited for in one
-        request."""
+        request. `sent` is the upload of the run's request, still under way when the response is created: once it
+        is, the upload is waited for, and one that failed cancels the run (waiting for it) and is the error."""
         refused = self._refused()
         background = "background" not in refused
         options = protocol.request_options(
@@ -215,6 +239,8 @@ class Runner:
                 following.follow()
             else:
                 response = self._call(self.client.responses.create, timeout=None if background else timeout, **ask)
+            if sent is not None:
+                self._delivered(sent, response)
             # Quick first looks (a short cell is done in milliseconds), then at most POLL_MOST apart while output
             # is watched (it shows within half a second), else up to a second. Followed, the stream says when it
             # ends: the response is asked for only now and then, in case the stream went quiet without ending.
@@ -269,6 +295,24 @@ class Runner:
                 if options.get("store"):
                     self.tidy.later(functools.partial(self._forget_response, response))
         return response
+
+    def _delivered(self, sent: Future[ContainerFile], response: Response) -> None:
+        """Wait for the run's request to be uploaded; if that failed, the run waiting for it is cancelled and the
+        upload's error raised."""
+        try:
+            sent.result()
+        except CellboxError:
+            if response.status in PENDING_STATUSES:
+                self._cancel(response)
+            raise
+
+    def _forget_request(self, sent: Future[ContainerFile]) -> None:
+        """A run's request the runtime never removed (the run did not end), deleted once its upload is done."""
+        try:
+            uploaded = sent.result()
+        except BaseException:
+            return
+        self.transfers.delete_private(uploaded)
 
     def _count(self, response: Response) -> None:
         """Add what a finished response cost to the session's total."""
@@ -325,6 +369,20 @@ class Runner:
             )
         record: dict[str, Any] = json.loads(content)
         return record
+
+
+def _in_thread(upload: Callable[..., ContainerFile], *args: Any) -> Future[ContainerFile]:
+    """`upload(*args)` on a thread of its own; its future."""
+    sent: Future[ContainerFile] = Future()
+
+    def work() -> None:
+        try:
+            sent.set_result(upload(*args))
+        except BaseException as exc:
+            sent.set_exception(exc)
+
+    threading.Thread(target=work, name="cellbox-request", daemon=True).start()
+    return sent
 
 
 def _died(logs: str) -> str:

@@ -292,6 +292,13 @@ class Transfers:
             if entry.spec is not None:
                 self.pending.setdefault(entry.spec["name"], entry.remote)
 
+    def private_path(self, filename: str) -> str | None:
+        """Where one of cellbox's own files uploaded as `filename` will be, when this backend stores uploads where
+        they are asked to be (the runtime's upload showed it); None where it renames them (OpenAI prefixes a hash):
+        then only the upload's answer can tell."""
+        asked = f"{DATA_DIR}/{runtime_file()[0]}"
+        return f"{DATA_DIR}/{filename}" if self._runtime is not None and self._runtime[1] == asked else None
+
     def runtime(self) -> str:
         """The container runtime's path in the container; uploaded (from memory) once per container and version."""
         name, source, fp = runtime_file()

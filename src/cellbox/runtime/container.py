@@ -31,7 +31,9 @@ knows its id, reads it during the run. A runtime freshly loaded into a kernel fo
 before knows the kernel was restarted: it says so (`state_lost`) and loads the `restore` values again.
 
 A run starts at most once: its folder gets a `started` marker created exclusively, and a second start of the same
-run (a model that runs the loader again) prints `REFUSED_MARKER` and does nothing. Uploads land where the service
+run (a model that runs the loader again) prints `REFUSED_MARKER` and does nothing. Where the service keeps upload
+names, cellbox uploads the request while the model is asked to run it, so the runtime may start first: a request
+not there yet in a run folder that has not started is waited for. Uploads land where the service
 puts them (OpenAI's example: `/mnt/data/<hex>-<name>`); `place` moves each where cellbox said it would be before
 the code runs. Small output files travel inside the result record (`inline`), saving the client a download.
 """
@@ -61,6 +63,8 @@ MAX_ENAME = 60  # characters of an exception's name in the summary line
 MAX_INLINE_FILE = 64 * 1024  # output files this small travel inside the result record …
 MAX_INLINE_TOTAL = 128 * 1024  # … up to this much in all
 STARTED = "started"
+REQUEST_NAME = "request.json"  # a run's request in the run's own folder (protocol.Request.filename)
+REQUEST_WAIT = 60.0  # seconds a request still on its way is waited for
 RAN_BEFORE = "kernel-ran"  # in the private folder: some run happened in this container
 _NEW_KERNEL = not sys.__dict__.get("cellbox_runtimes")  # no runtime was loaded in this kernel before this one
 
@@ -225,14 +229,28 @@ def _inline(paths: list[str]) -> dict[str, str]:
     return inline
 
 
+def _on_its_way(request_path: str) -> bool:
+    """A request in its run's own folder, for a run not started: it may be on its way."""
+    folder = os.path.dirname(request_path)
+    return os.path.basename(request_path) == REQUEST_NAME and not os.path.exists(os.path.join(folder, STARTED))
+
+
 def _read_request(request_path: str) -> dict[str, Any] | None:
-    """The request: the file's first line (the run's live output is appended after it)."""
-    try:
-        with open(request_path, encoding="utf-8") as f:
-            request = json.loads(f.readline())
-    except (OSError, ValueError):
-        return None
-    return request if isinstance(request, dict) and "run_id" in request else None
+    """The request: the file's first line (the run's live output is appended after it). A request in its run's
+    own folder that has not started may still be on its way (cellbox uploads it while the model is asked to run
+    it): it is waited for, up to REQUEST_WAIT seconds, a whole first line at a time."""
+    deadline = time.monotonic() + (REQUEST_WAIT if _on_its_way(request_path) else 0.0)
+    pause = 0.0005
+    while True:
+        try:
+            with open(request_path, encoding="utf-8") as f:
+                request = json.loads(f.readline())
+            return request if isinstance(request, dict) and "run_id" in request else None
+        except (OSError, ValueError):
+            if time.monotonic() >= deadline:
+                return None
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _state_lost(private_dir: str) -> bool:
@@ -258,6 +276,9 @@ def execute(request_path: str, request: dict[str, Any] | None = None) -> dict[st
     started = time.time()
     if request is None:
         request = _read_request(request_path)
+    if request is None and _on_its_way(request_path):
+        print(f"{REFUSED_MARKER}the run's request ({request_path}) never arrived; nothing ran")
+        return None
     if request is None or not _start(os.path.dirname(request["out_dir"])):
         run_id = request["run_id"] if request else os.path.basename(os.path.dirname(request_path))
         print(f"{REFUSED_MARKER}run {run_id} was started before; not running it again")
