@@ -6,6 +6,8 @@ import itertools
 import json
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -181,9 +183,6 @@ def test_what_reaches_descriptors_1_and_2_is_the_cells_output(tmp_path: Path, mo
 def test_a_request_on_its_way_is_waited_for_and_one_that_never_comes_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import threading
-    import time
-
     monkeypatch.setattr(runtime, "_user_namespace", lambda: {})
     monkeypatch.chdir(tmp_path)
     run_dir = tmp_path / ".cellbox" / "runs" / "late"
