@@ -84,6 +84,20 @@ def execute(kc, code: str) -> float:
     return elapsed
 
 
+def alternated(sandboxes: dict[str, Sandbox], code: str, rounds: int, warm: int = 3) -> dict[str, float]:
+    """The median seconds `code` takes on each sandbox, run in turns (the order flipped every round, the first
+    `warm` rounds not counted: they set up what a kernel keeps)."""
+    times: dict[str, list[float]] = {name: [] for name in sandboxes}
+    arms = list(sandboxes.items())
+    for i in range(rounds + warm):
+        for name, sandbox in arms if i % 2 else arms[::-1]:
+            started = time.perf_counter()
+            sandbox.run(code)
+            if i >= warm:
+                times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(seconds) for name, seconds in times.items()}
+
+
 def bench_pass(server: RunningServer, rounds: int) -> list[Row]:
     """`%%container pass` vs a raw execute of `pass`, interleaved; and the least such a cell could cost here (the
     floor): the raw execute plus one bare `POST /v1/responses` running `pass` on the same server, with nothing of
@@ -183,19 +197,11 @@ def bench_full_folder(server: RunningServer, rounds: int, files: int = 20_000) -
                 f"import os\nfor i in range({files}):\n    d = f'd{{i // 1000}}'\n    os.makedirs(d, exist_ok=True)\n"
                 "    open(f'{d}/f{i}.txt', 'w').write('x')"
             )
-            times: dict[str, list[float]] = {"empty": [], "full": []}
-            for i in range(rounds + 3):
-                for name, sandbox in (
-                    (("empty", empty), ("full", full)) if i % 2 else (("full", full), ("empty", empty))
-                ):
-                    started = time.perf_counter()
-                    sandbox.run("pass")
-                    if i >= 3:  # the first rounds set up what a kernel keeps
-                        times[name].append(time.perf_counter() - started)
+            medians = alternated({"empty": empty, "full": full}, "pass", rounds)
         finally:
             empty.delete()
             full.delete()
-    a, b = statistics.median(times["full"]), statistics.median(times["empty"])
+    a, b = medians["full"], medians["empty"]
     return Row(
         f"`Sandbox.run('pass')` with {files:,} files in /mnt/data vs empty",
         f"{a * 1e3:.1f} ms",
@@ -216,16 +222,9 @@ def bench_followed(server: RunningServer, rounds: int) -> list[Row]:
         polled = Sandbox.create(name="bench-polled", client=polled_client)
         try:
             for code, label, sleep in (("pass", "pass", 0.0), ("import time; time.sleep(0.3)", "a 0.3 s cell", 0.3)):
-                times: dict[str, list[float]] = {"followed": [], "polled": []}
                 n = rounds if not sleep else max(5, rounds // 4)
-                for i in range(n + 3):
-                    pair = (("followed", followed), ("polled", polled))
-                    for name, sandbox in pair if i % 2 else tuple(reversed(pair)):
-                        started = time.perf_counter()
-                        sandbox.run(code)
-                        if i >= 3:
-                            times[name].append(time.perf_counter() - started - sleep)
-                a, b = statistics.median(times["followed"]), statistics.median(times["polled"])
+                medians = alternated({"followed": followed, "polled": polled}, code, n)
+                a, b = medians["followed"] - sleep, medians["polled"] - sleep
                 rows.append(
                     Row(
                         f"`Sandbox.run` of {label}, past the cell's own time: followed by its events vs polled",
@@ -250,19 +249,12 @@ def bench_request_overlap(tmp: Path, rounds: int, latency_ms: float = 50.0) -> R
         overlapped = Sandbox.create(name="bench-overlapped", client=overlapped_client)
         first = Sandbox.create(name="bench-first", client=first_client)
         first.transfers.private_path = lambda filename: None  # type: ignore[method-assign]  # as when renamed
-        times: dict[str, list[float]] = {"overlapped": [], "first": []}
         try:
-            for i in range(rounds + 2):
-                pair = (("overlapped", overlapped), ("first", first))
-                for name, sandbox in pair if i % 2 else tuple(reversed(pair)):
-                    started = time.perf_counter()
-                    sandbox.run("pass")
-                    if i >= 2:
-                        times[name].append(time.perf_counter() - started)
+            medians = alternated({"overlapped": overlapped, "first": first}, "pass", rounds, warm=2)
         finally:
             overlapped.delete()
             first.delete()
-    a, b = statistics.median(times["overlapped"]), statistics.median(times["first"])
+    a, b = medians["overlapped"], medians["first"]
     return Row(
         f"`Sandbox.run('pass')`, server {latency_ms:g} ms away: request sent while the model is asked vs before it",
         f"{a * 1e3:.1f} ms",
