@@ -29,7 +29,10 @@ class Following:
         self._events = events
         self._iterator = iter(events)
         self._ended = threading.Event()
-        self.latest: Response | None = None
+
+    @property
+    def latest(self) -> Response | None:
+        return self._events.response  # the events keep the last response any of them carried
 
     def first(self) -> Response:
         """The response as the backend first tells of it (its id and status): the events up to the first that
@@ -38,7 +41,6 @@ class Following:
         try:
             for event in self._iterator:
                 if event.response is not None:
-                    self.latest = event.response
                     return event.response
                 if event.type == "error":
                     said = f": {getattr(event, 'message', None) or 'an error event'}"
@@ -58,10 +60,8 @@ class Following:
     def _read(self) -> None:
         try:
             for event in self._iterator:
-                if event.response is not None:
-                    self.latest = event.response
-                    if event.response.status not in PENDING_STATUSES:
-                        break
+                if event.response is not None and event.response.status not in PENDING_STATUSES:
+                    break
         except Exception as exc:  # broken off (or closed by `stop`): the caller polls from here
             log.debug("cellbox: the response's event stream broke off: %s", exc)
         finally:
