@@ -56,6 +56,11 @@ class Row:
     target: str
     ok: bool
 
+    @classmethod
+    def timed(cls, what: str, ours: float, theirs: float, target: str, ok: bool) -> Row:
+        """A row of two times in seconds, shown in milliseconds, their ratio ours / theirs."""
+        return cls(what, f"{ours * 1e3:.1f} ms", f"{theirs * 1e3:.1f} ms", ours / theirs, target, ok)
+
 
 def client_for(server: RunningServer) -> Client:
     settings = dataclasses.replace(load_settings(base_url=server.base_url, api_key=server.token), model="cellbox-local")
@@ -202,14 +207,7 @@ def bench_full_folder(server: RunningServer, rounds: int, files: int = 20_000) -
             empty.delete()
             full.delete()
     a, b = medians["full"], medians["empty"]
-    return Row(
-        f"`Sandbox.run('pass')` with {files:,} files in /mnt/data vs empty",
-        f"{a * 1e3:.1f} ms",
-        f"{b * 1e3:.1f} ms",
-        a / b,
-        "<= 1.5x",
-        a / b <= 1.5,
-    )
+    return Row.timed(f"`Sandbox.run('pass')` with {files:,} files in /mnt/data vs empty", a, b, "<= 1.5x", a / b <= 1.5)
 
 
 def bench_followed(server: RunningServer, rounds: int) -> list[Row]:
@@ -225,16 +223,8 @@ def bench_followed(server: RunningServer, rounds: int) -> list[Row]:
                 n = rounds if not sleep else max(5, rounds // 4)
                 medians = alternated({"followed": followed, "polled": polled}, code, n)
                 a, b = medians["followed"] - sleep, medians["polled"] - sleep
-                rows.append(
-                    Row(
-                        f"`Sandbox.run` of {label}, past the cell's own time: followed by its events vs polled",
-                        f"{a * 1e3:.1f} ms",
-                        f"{b * 1e3:.1f} ms",
-                        a / b,
-                        "< 1 (report)",
-                        a < b,
-                    )
-                )
+                what = f"`Sandbox.run` of {label}, past the cell's own time: followed by its events vs polled"
+                rows.append(Row.timed(what, a, b, "< 1 (report)", a < b))
         finally:
             followed.delete()
             polled.delete()
@@ -255,14 +245,8 @@ def bench_request_overlap(tmp: Path, rounds: int, latency_ms: float = 50.0) -> R
             overlapped.delete()
             first.delete()
     a, b = medians["overlapped"], medians["first"]
-    return Row(
-        f"`Sandbox.run('pass')`, server {latency_ms:g} ms away: request sent while the model is asked vs before it",
-        f"{a * 1e3:.1f} ms",
-        f"{b * 1e3:.1f} ms",
-        a / b,
-        "(a round trip saved)",
-        a < b,
-    )
+    what = f"`Sandbox.run('pass')`, server {latency_ms:g} ms away: request sent while the model is asked vs before it"
+    return Row.timed(what, a, b, "(a round trip saved)", a < b)
 
 
 def frame(rows: int) -> pd.DataFrame:

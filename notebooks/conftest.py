@@ -21,6 +21,7 @@ from pathlib import Path
 import nbformat
 
 from cellbox.local.testing import RunningServer, running_server
+from cellbox.save_buttons import SAVE_MIME
 
 SECONDS_PER_MINUTE = 2.0
 PROFILE_VARIABLE = "CELLBOX_NOTEBOOK_PROFILE"
@@ -32,7 +33,6 @@ PROFILES: dict[str, dict[str, object]] = {
 }
 OCI_PROJECT = "ocid1.generativeaiproject.oc1.iad.notebooks"
 RUNNING_LINE = "running in "  # cellbox.replay.Replay.waiting
-SAVE_MIME = "application/vnd.cellbox.save+json"  # cellbox.save_buttons
 _stack = contextlib.ExitStack()
 
 
