@@ -148,6 +148,25 @@ def test_a_background_stream_survives_its_reader_and_can_be_streamed_again(serve
     assert events[-1].type == "response.completed" and events[-1].response.output_text == "streamed\n"
 
 
+def test_events_streamed_again_show_the_response_as_it_was_when_each_was_sent(client: openai.OpenAI, container):
+    # The events are kept as sent while the response goes on changing: one streamed again after the end must
+    # still show the moment it was sent, not the finished response.
+    done = _create(client, container.id, "print('x')", background=True, store=True)
+    done = wait_until(lambda: (x := client.responses.retrieve(done.id)).status == "completed" and x, what="the run")
+    events = list(client.responses.retrieve(done.id, stream=True))
+    first = {}
+    for event in events:
+        first.setdefault(event.type, event)
+    assert first["response.created"].response.status in ("queued", "in_progress")
+    assert first["response.created"].response.output == []
+    assert first["response.in_progress"].response.output == []
+    added = first["response.output_item.added"].item
+    assert added.type == "code_interpreter_call" and added.status == "in_progress" and added.code == ""
+    assert first["response.output_item.done"].item.status == "completed"
+    assert [item.type for item in first["response.completed"].response.output] == ["code_interpreter_call", "message"]
+    assert first["response.completed"].response.output[0].outputs is None  # not asked for with `include`
+
+
 def test_previous_response_id_must_name_a_stored_response(client: openai.OpenAI, container):
     first = _create(client, container.id, "x = 1")
     second = _create(client, container.id, "print(x + 1)", previous_response_id=first.id)

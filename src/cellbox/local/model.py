@@ -24,7 +24,6 @@ one are always clean:
 from __future__ import annotations
 
 import ast
-import copy
 import io
 import time
 import tokenize
@@ -33,7 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from . import errors, ids
 from .kernel import Execution
-from .response_items import call_item, citations, message_item, usage
+from .response_items import call_item, citations, message_item, snapshot, usage
 from .responses import Request
 
 Event = tuple[str, dict]
@@ -84,8 +83,8 @@ async def respond(
     container_id = _container_of(record)
     record["status"] = "in_progress"
     output: list[dict] = record["output"]
-    yield "response.created", {"response": copy.deepcopy(record)}
-    yield "response.in_progress", {"response": copy.deepcopy(record)}
+    yield "response.created", {"response": snapshot(record)}
+    yield "response.in_progress", {"response": snapshot(record)}
     ignore_limits = "ignore-limits" in quirks
     may_call = request.may_call or ignore_limits
     budget = None if ignore_limits else request.max_tool_calls
@@ -108,7 +107,7 @@ async def respond(
         yield "response.code_interpreter_call_code.done", {"code": code, **at}
         if quirk == "incomplete":
             call["status"] = "incomplete"
-            yield "response.output_item.done", {"output_index": at["output_index"], "item": copy.deepcopy(call)}
+            yield "response.output_item.done", {"output_index": at["output_index"], "item": dict(call)}
             reply = INCOMPLETE_REPLY
             break
         call["status"] = "interpreting"
@@ -120,12 +119,12 @@ async def respond(
             record.update(status="failed", error={"code": "server_error", "message": exc.message})
             record["usage"] = usage(request, output)
             yield "error", {"code": exc.code, "message": exc.message, "param": exc.param}
-            yield "response.failed", {"response": copy.deepcopy(record), "cause": exc}
+            yield "response.failed", {"response": snapshot(record), "cause": exc}
             return
         call.update(call_item(call["id"], container_id, code, result.status, result))
         changed.update({row["path"]: row for row in new_files})
         yield "response.code_interpreter_call.completed", at
-        yield "response.output_item.done", {"output_index": at["output_index"], "item": copy.deepcopy(call)}
+        yield "response.output_item.done", {"output_index": at["output_index"], "item": dict(call)}
         again = "rerun-on-error" in quirks and result.error and calls == 1 and (budget is None or budget > calls)
         if not again:
             reply, annotations = citations(container_id, result.logs, list(changed.values()))

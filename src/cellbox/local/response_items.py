@@ -4,8 +4,6 @@ shows of it."""
 
 from __future__ import annotations
 
-import copy
-
 from .kernel import Execution
 from .responses import ECHOED, Request, flag
 
@@ -154,12 +152,21 @@ def _chars(value: object) -> int:
 
 
 def visible(record: dict, include_outputs: bool) -> dict:
-    """A copy of a record (a Response, or an output item) as the client sees it: a code_interpreter_call's
-    outputs are null unless `include` asked for them, as in the cloud."""
-    shown = copy.deepcopy(record)
-    items = shown["output"] if shown.get("object") == "response" else [shown]
-    if not include_outputs:
-        for item in items:
-            if item.get("type") == "code_interpreter_call":
-                item["outputs"] = None
-    return shown
+    """A record (a Response, or an output item) as the client sees it: a code_interpreter_call's outputs are null
+    unless `include` asked for them, as in the cloud. Shares what it does not change with `record`: it is for
+    writing out, not to be changed."""
+
+    def shown(item: dict) -> dict:
+        hidden = not include_outputs and item.get("type") == "code_interpreter_call"
+        return {**item, "outputs": None} if hidden else item
+
+    if record.get("object") == "response":
+        return {**record, "output": [shown(item) for item in record["output"]]}
+    return shown(record)
+
+
+def snapshot(record: dict) -> dict:
+    """A Response as it is now, safe to keep while the original goes on changing: the responses made here change
+    a record only by setting its fields, appending to its output and setting its items' fields, so its output
+    list and items are copied and the rest is shared."""
+    return {**record, "output": [dict(item) for item in record["output"]]}

@@ -15,7 +15,6 @@ server answering comes before old answers.
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import logging
 import time
@@ -23,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from . import errors, ids, model
-from .response_items import envelope, visible
+from .response_items import envelope, snapshot, visible
 from .responses import Request, input_items
 from .store import Store
 
@@ -103,7 +102,7 @@ class Run(_Response):
         self.keep_events = request.stream or request.background
         self.events = []
         self._changed = asyncio.Event()
-        events = model.respond(request, copy.deepcopy(self.record), execute, quirks, nth)
+        events = model.respond(request, snapshot(self.record), execute, quirks, nth)
         self.task = asyncio.ensure_future(self._drive(events))
         self.task.add_done_callback(self._ended)
 
@@ -112,11 +111,12 @@ class Run(_Response):
             cause = fields.pop("cause", None)
             if cause is not None:
                 self.failure = cause
+            # The events are kept as sent; the record is this run's own, changed as the events come.
             if "response" in fields:
-                self.record = copy.deepcopy(fields["response"])
+                self.record = snapshot(fields["response"])
             elif kind in ("response.output_item.added", "response.output_item.done"):
                 output, index = self.record["output"], fields["output_index"]
-                item = copy.deepcopy(fields["item"])
+                item = dict(fields["item"])
                 output[index : index + 1] = [item]
             elif kind == "response.code_interpreter_call_code.done":
                 self.record["output"][fields["output_index"]]["code"] = fields["code"]
