@@ -37,7 +37,7 @@ from typing import Any
 from . import frames
 from .api import CellboxError, CodeInterpreterCall, Response
 from .runtime import SIBLINGS, container_runtime_source, sibling_source
-from .runtime.container import MAX_LOGGED_RESULT, REFUSED_MARKER, RESULT_MARKER
+from .runtime.container import MAX_LOGGED_RESULT, OUT_DIR, REFUSED_MARKER, RESULT_MARKER
 
 DATA_DIR = "/mnt/data"
 RESULT_WAIT = 15.0  # seconds to wait for a result record's file to show in a lagging listing
@@ -142,7 +142,7 @@ class Request:
             "run_id": self.run_id,
             "code": self.code,
             "result_path": self.result_path,
-            "out_dir": f"{run_dir}/out",
+            "out_dir": f"{run_dir}/{OUT_DIR}",
             "private_dir": f"{self.data_dir}/{PRIVATE}",
             "watch": self.data_dir,
             "place": list(self.place),

@@ -38,19 +38,18 @@ def shell() -> Any:
 
 
 class Output:
-    """The run's events, in order; streams are buffered and flushed every FLUSH_EVERY seconds."""
+    """The run's events, in order; streams are buffered and flushed every FLUSH_EVERY seconds. A run that shows
+    nothing costs neither the flushing thread nor the live file: each is started by the first thing to write."""
 
     def __init__(self, live_path: str | None) -> None:
         self.events: list[dict[str, Any]] = []
         self.text = {"stdout": 0, "stderr": 0}
-        self._live = open(live_path, "a", encoding="utf-8") if live_path else None  # noqa: SIM115
-        if self._live is not None:  # after the request's one line: events are appended, one per line
-            self._live.write("\n")
-            self._live.flush()
+        self._live_path = live_path
+        self._live: Any = None
         self._pending: list[list[str]] = []  # [name, text] not yet flushed
         self._lock = threading.Lock()
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._flusher, name="cellbox-output", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def _flusher(self) -> None:
         while not self._done.wait(FLUSH_EVERY):
@@ -60,6 +59,9 @@ class Output:
         if not text:
             return
         with self._lock:
+            if self._thread is None and not self._done.is_set():
+                self._thread = threading.Thread(target=self._flusher, name="cellbox-output", daemon=True)
+                self._thread.start()
             kept = MAX_TEXT - self.text[name]
             if kept <= 0:
                 self.text[name] += len(text)
@@ -84,23 +86,28 @@ class Output:
 
     def _emit(self, event: dict[str, Any]) -> None:
         self.events.append(event)
-        if self._live is not None:
-            try:
-                self._live.write(json.dumps(event, default=str) + "\n")
-                self._live.flush()
-            except (OSError, ValueError):  # a full disk must not fail the run: the record still has everything
-                self._live = None
+        if self._live_path is None:
+            return
+        try:
+            if self._live is None:  # after the request's one line: events are appended, one per line
+                self._live = open(self._live_path, "a", encoding="utf-8")  # noqa: SIM115
+                self._live.write("\n")
+            self._live.write(json.dumps(event, default=str) + "\n")
+            self._live.flush()
+        except (OSError, ValueError):  # a full disk must not fail the run: the record still has everything
+            self._live_path = None
 
     def stream(self, name: str) -> _Stream:
         return _Stream(self, name)
 
     def __enter__(self) -> Output:
-        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
+        with self._lock:
+            self._done.set()  # no thread starts after this
+        if self._thread is not None:
+            self._thread.join()
         for name in ("stdout", "stderr"):
             if self.text[name] > MAX_TEXT:
                 self._pending.append([name, f"\n… [{self.text[name] - MAX_TEXT} more characters not shown]\n"])
@@ -128,26 +135,36 @@ class _Stream(io.TextIOBase):
         return False
 
 
+_publisher_class: Any = None  # made once per kernel: making a traitlets class costs more than a run of `pass`
+
+
 def publisher(output: Output) -> Any:
-    """A display publisher that records each display as an event (None without IPython)."""
-    try:
-        from IPython.core.displaypub import DisplayPublisher
-    except ImportError:
-        return None
+    """A display publisher that records each display as an event in `output` (None without IPython)."""
+    global _publisher_class
+    if _publisher_class is None:
+        try:
+            from IPython.core.displaypub import DisplayPublisher
+        except ImportError:
+            return None
 
-    class Publisher(DisplayPublisher):
-        def publish(self, data: Any, metadata: Any = None, source: Any = None, **kwargs: Any) -> None:
-            event = {"type": "display_data", "data": data, "metadata": metadata or {}}
-            if kwargs.get("transient"):
-                event["transient"] = kwargs["transient"]
-            if kwargs.get("update"):
-                event["update"] = True
-            output.add(event)
+        class Publisher(DisplayPublisher):
+            output: Output
 
-        def clear_output(self, wait: bool = False) -> None:
-            output.add({"type": "clear_output", "wait": wait})
+            def publish(self, data: Any, metadata: Any = None, source: Any = None, **kwargs: Any) -> None:
+                event = {"type": "display_data", "data": data, "metadata": metadata or {}}
+                if kwargs.get("transient"):
+                    event["transient"] = kwargs["transient"]
+                if kwargs.get("update"):
+                    event["update"] = True
+                self.output.add(event)
 
-    return Publisher()
+            def clear_output(self, wait: bool = False) -> None:
+                self.output.add({"type": "clear_output", "wait": wait})
+
+        _publisher_class = Publisher
+    made = _publisher_class()
+    made.output = output
+    return made
 
 
 class displays:

@@ -30,12 +30,12 @@ output: each event is appended to it as a JSON line while the run goes on, and c
 knows its id, reads it during the run. A runtime freshly loaded into a kernel for a container that ran cells
 before knows the kernel was restarted: it says so (`state_lost`) and loads the `restore` values again.
 
-A run starts at most once: its folder gets a `started` marker created exclusively, and a second start of the same
-run (a model that runs the loader again) prints `REFUSED_MARKER` and does nothing. Where the service keeps upload
-names, cellbox uploads the request while the model is asked to run it, so the runtime may start first: a request
-not there yet in a run folder that has not started is waited for. Uploads land where the service
-puts them (OpenAI's example: `/mnt/data/<hex>-<name>`); `place` moves each where cellbox said it would be before
-the code runs. Small output files travel inside the result record (`inline`), saving the client a download.
+A run starts at most once: its output folder is made when it starts (making a folder succeeds once), and a second
+start of the same run (a model that runs the loader again) prints `REFUSED_MARKER` and does nothing. Where the
+service keeps upload names, cellbox uploads the request while the model is asked to run it, so the runtime may
+start first: a request not there yet in a run folder that has not started is waited for. Uploads land where the
+service puts them (OpenAI's example: `/mnt/data/<hex>-<name>`); `place` moves each where cellbox said it would be
+before the code runs. Small output files travel inside the result record (`inline`), saving the client a download.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ MAX_LOGGED_RESULT = 900
 MAX_ENAME = 60  # characters of an exception's name in the summary line
 MAX_INLINE_FILE = 64 * 1024  # output files this small travel inside the result record …
 MAX_INLINE_TOTAL = 128 * 1024  # … up to this much in all
-STARTED = "started"
+OUT_DIR = "out"  # a run's output folder, in the run's folder; made when the run starts, so it is also the marker
 REQUEST_NAME = "request.json"  # a run's request in the run's own folder (protocol.Request.filename)
 REQUEST_WAIT = 60.0  # seconds a request still on its way is waited for
 RAN_BEFORE = "kernel-ran"  # in the private folder: some run happened in this container
@@ -184,11 +184,11 @@ def _forget_earlier_runs(runs_dir: str, keep: str) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _start(run_dir: str) -> bool:
-    """Mark the run started; False when it already was (the marker is created exclusively, once)."""
-    os.makedirs(run_dir, exist_ok=True)
+def _start(out_dir: str) -> bool:
+    """Mark the run started by making its output folder; False when it already was (a folder is made once)."""
+    os.makedirs(os.path.dirname(out_dir), exist_ok=True)
     try:
-        os.close(os.open(os.path.join(run_dir, STARTED), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.mkdir(out_dir)
     except FileExistsError:
         return False
     return True
@@ -232,7 +232,7 @@ def _inline(paths: list[str]) -> dict[str, str]:
 def _on_its_way(request_path: str) -> bool:
     """A request in its run's own folder, for a run not started: it may be on its way."""
     folder = os.path.dirname(request_path)
-    return os.path.basename(request_path) == REQUEST_NAME and not os.path.exists(os.path.join(folder, STARTED))
+    return os.path.basename(request_path) == REQUEST_NAME and not os.path.exists(os.path.join(folder, OUT_DIR))
 
 
 def _read_request(request_path: str) -> dict[str, Any] | None:
@@ -279,14 +279,13 @@ def execute(request_path: str, request: dict[str, Any] | None = None) -> dict[st
     if request is None and _on_its_way(request_path):
         print(f"{REFUSED_MARKER}the run's request ({request_path}) never arrived; nothing ran")
         return None
-    if request is None or not _start(os.path.dirname(request["out_dir"])):
+    if request is None or not _start(request["out_dir"]):
         run_id = request["run_id"] if request else os.path.basename(os.path.dirname(request_path))
         print(f"{REFUSED_MARKER}run {run_id} was started before; not running it again")
         return None
     out_dir = request["out_dir"]
     run_dir = os.path.dirname(out_dir)
     _forget_earlier_runs(os.path.dirname(run_dir), keep=run_dir)
-    os.makedirs(out_dir, exist_ok=True)
     notes = _place(request.get("place") or [])
     watch = request.get("watch") or os.getcwd()
     skip = request.get("private_dir") or os.path.dirname(out_dir)  # cellbox's own files are not artifacts

@@ -140,11 +140,13 @@ def capture(output: Any) -> Any:
 
 
 def _flush_standard_streams() -> None:
-    """Text still buffered on its way to descriptors 1 and 2 (Python's streams, the C library's)."""
+    """Text still buffered on its way to descriptors 1 and 2 (Python's streams, the C library's). ipykernel's own
+    streams send to the kernel's IOPub socket, not to a descriptor: flushing one would only wait on its IOPub
+    thread."""
     global _libc
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
         with contextlib.suppress(Exception):
-            if stream is not None:
+            if stream is not None and not hasattr(stream, "pub_thread"):
                 stream.flush()
     with contextlib.suppress(Exception):
         if _libc is None:
