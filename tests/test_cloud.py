@@ -269,6 +269,30 @@ def test_a_cells_end_is_told_by_its_stream_where_the_backend_streams(
         assert faults.bodies()[2:] and all(body.get("stream") is None for body in faults.bodies()[2:])
 
 
+@pytest.mark.cloud_profiles("plain", "oci")
+def test_cells_run_one_after_another_reuse_their_connections(
+    sandbox: cellbox.Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stream closed before its end takes its connection down: over TLS, a new handshake for every cell.
+    import socket
+
+    made: list[object] = []
+    real = socket.create_connection
+
+    def counted(*args: object, **kwargs: object) -> socket.socket:
+        made.append(args[0])
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    for _ in range(3):  # the connections a cell uses at once: the request upload, the response, the tidy-up
+        sandbox.run("pass")
+    monkeypatch.setattr(socket, "create_connection", counted)
+    for n in range(10):
+        assert sandbox.run(f"{n} * 2").value == n * 2
+    # The pool may still grow when more requests than before happen to overlap (polls, on a backend that refuses
+    # streams); a stream that took its connection down would make one per cell.
+    assert len(made) <= 2, made
+
+
 def _is_request_upload(request: httpx.Request) -> bool:
     return request.method == "POST" and request.url.path.endswith("/files") and b"request.json" in request.read()
 

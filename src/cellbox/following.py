@@ -19,16 +19,21 @@ from .api.events import ResponseEvents
 log = logging.getLogger("cellbox")
 
 PENDING_STATUSES = ("queued", "in_progress")
+# Seconds the last bytes of a stream whose response has ended are waited for: a stream read to its end leaves its
+# connection free for the next request (over TLS, a handshake saved per cell); one closed early takes it down.
+DRAIN = 0.05
 
 
 class Following:
     """The events of one streamed response: `first()` in the caller's thread, then the rest in a thread of
-    their own (`follow()`); `wait()` until the stream ends, `latest` is the last response an event carried."""
+    their own (`follow()`); `wait()` until the response ends or the stream does, `latest` is the last response an
+    event carried; `stop()` when done with it."""
 
     def __init__(self, events: ResponseEvents) -> None:
         self._events = events
         self._iterator = iter(events)
-        self._ended = threading.Event()
+        self._over = threading.Event()  # the response ended, or the stream did: the caller goes on
+        self._ended = threading.Event()  # the stream was read to its end, or closed
 
     @property
     def latest(self) -> Response | None:
@@ -61,7 +66,7 @@ class Following:
         try:
             for event in self._iterator:
                 if event.response is not None and event.response.status not in PENDING_STATUSES:
-                    break
+                    self._over.set()  # and on to the stream's end, which follows
         except Exception as exc:  # broken off (or closed by `stop`): the caller polls from here
             log.debug("cellbox: the response's event stream broke off: %s", exc)
         finally:
@@ -71,12 +76,15 @@ class Following:
         with contextlib.suppress(Exception):
             self._events.close()
         self._ended.set()
+        self._over.set()
 
     def stop(self) -> None:
         """The caller is done with the response: a stream still open (gone quiet, say) is closed, not left to a
-        thread waiting on it for good."""
+        thread waiting on it for good; one whose response has ended gets DRAIN seconds to end first."""
+        if self._over.is_set():
+            self._ended.wait(DRAIN)
         self._close()
 
     def wait(self, seconds: float) -> bool:
-        """Wait up to `seconds` for the stream to end; whether it has."""
-        return self._ended.wait(seconds)
+        """Wait up to `seconds` for the response, or the stream, to end; whether one has."""
+        return self._over.wait(seconds)

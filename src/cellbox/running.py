@@ -256,7 +256,9 @@ class Runner:
                     if timeout is not None:
                         look = min(look, timeout - elapsed + 0.001)
                     if following.wait(look):  # the stream ended: with the run, or from here it is polled
-                        response, following = following.latest or response, None
+                        response = following.latest or response
+                        following.stop()
+                        following = None
                         continue
                     if time.monotonic() - asked >= STREAM_CHECK:
                         asked = time.monotonic()
