@@ -57,14 +57,15 @@ class _Response:
     def shown(self, include_outputs: bool = False) -> dict:
         return visible(self.record, include_outputs or self.include_outputs)
 
-    async def follow(self, after: int = -1) -> AsyncIterator[dict]:
-        """The events after sequence number `after`, as they come, until the response ends."""
+    async def follow(self, after: int = -1) -> AsyncIterator[list[dict]]:
+        """The events after sequence number `after`, as they come, until the response ends: those there at each
+        look together (a burst of events then goes out in one write)."""
         index = after + 1
         while True:
             signal = self.signal()
-            while index < len(self.events):
-                yield self.events[index]
-                index += 1
+            if index < len(self.events):
+                index, came = len(self.events), self.events[index:]
+                yield came
             if self.ended():
                 return
             await signal.wait()
@@ -163,16 +164,21 @@ def sse(run: _Response, include_outputs: bool, after: int = -1, *, cut: bool = F
     it (which interrupts the code); a background run goes on. `cut` ends the stream once the code is running
     (--streaming cut)."""
 
+    def text(event: dict) -> str:
+        shown = dict(event)
+        for name in ("response", "item"):
+            if name in shown:
+                shown[name] = visible(shown[name], include_outputs or run.include_outputs)
+        return f"event: {event['type']}\ndata: {json.dumps(shown)}\n\n"
+
     async def events() -> AsyncIterator[bytes]:
         try:
-            async for event in run.follow(after):
-                if cut and event["type"] == "response.code_interpreter_call.interpreting":
+            async for came in run.follow(after):
+                if cut and (at := _index_of(came, "response.code_interpreter_call.interpreting")) is not None:
+                    if at:
+                        yield "".join(text(event) for event in came[:at]).encode()
                     return
-                shown = dict(event)
-                for name in ("response", "item"):
-                    if name in shown:
-                        shown[name] = visible(shown[name], include_outputs or run.include_outputs)
-                yield f"event: {event['type']}\ndata: {json.dumps(shown)}\n\n".encode()
+                yield "".join(text(event) for event in came).encode()
         finally:
             if not run.background:
                 run.stop()
@@ -180,6 +186,10 @@ def sse(run: _Response, include_outputs: bool, after: int = -1, *, cut: bool = F
                     run.events = []  # nobody will read them again
 
     return events()
+
+
+def _index_of(events: list[dict], kind: str) -> int | None:
+    return next((i for i, event in enumerate(events) if event["type"] == kind), None)
 
 
 class StoredResponses:
