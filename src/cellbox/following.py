@@ -15,6 +15,7 @@ import threading
 
 from .api import CellboxError, Response
 from .api.events import ResponseEvents
+from .beside import beside
 
 log = logging.getLogger("cellbox")
 
@@ -60,7 +61,7 @@ class Following:
         if self.latest is not None and self.latest.status not in PENDING_STATUSES:
             self._close()
             return
-        threading.Thread(target=self._read, name="cellbox-response-events", daemon=True).start()
+        beside(self._read)
 
     def _read(self) -> None:
         try:

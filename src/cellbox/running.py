@@ -16,7 +16,6 @@ import contextlib
 import functools
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
@@ -24,6 +23,7 @@ from typing import Any
 
 from . import protocol
 from .api import APITimeoutError, CellboxError, Client, Container, ContainerFile, NotFoundError, Response
+from .beside import beside
 from .following import PENDING_STATUSES, Following
 from .liveness import container_state
 from .pacing import Backoff
@@ -104,7 +104,7 @@ class Runner:
                 path = self.transfers.private_path(request.filename)
                 if path is not None and "background" not in self._refused():
                     # Sent while the model is asked to run it (the runtime waits for it): a round trip saved.
-                    sent = _in_thread(self.transfers.upload_private, request.body(), request.filename)
+                    sent = beside(self.transfers.upload_private, request.body(), request.filename)
                 else:  # only the upload's answer says where it went (or a foreground run could wait on it)
                     sent = Future()
                     sent.set_result(self.transfers.upload_private(request.body(), request.filename))
@@ -371,20 +371,6 @@ class Runner:
             )
         record: dict[str, Any] = json.loads(content)
         return record
-
-
-def _in_thread(upload: Callable[..., ContainerFile], *args: Any) -> Future[ContainerFile]:
-    """`upload(*args)` on a thread of its own; its future."""
-    sent: Future[ContainerFile] = Future()
-
-    def work() -> None:
-        try:
-            sent.set_result(upload(*args))
-        except BaseException as exc:
-            sent.set_exception(exc)
-
-    threading.Thread(target=work, name="cellbox-request", daemon=True).start()
-    return sent
 
 
 def _died(logs: str) -> str:

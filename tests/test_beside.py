@@ -1,0 +1,36 @@
+"""Work beside a cell: on kept daemon threads, results and errors through the future, no thread made per job."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from cellbox.beside import beside
+
+
+def test_jobs_run_off_the_callers_thread_and_their_errors_come_through_the_future() -> None:
+    assert beside(lambda: threading.current_thread()).result(5) is not threading.current_thread()
+    assert beside(sum, [1, 2, 3]).result(5) == 6
+    with pytest.raises(ZeroDivisionError):
+        beside(lambda: 1 / 0).result(5)
+    assert beside(lambda: threading.current_thread().daemon).result(5)  # never holds up the process's exit
+
+
+def test_one_job_after_another_reuses_a_thread_and_jobs_at_once_get_one_each() -> None:
+    def kept() -> int:
+        return sum(1 for thread in threading.enumerate() if thread.name.startswith("cellbox-beside"))
+
+    beside(lambda: None).result(5)
+    before = kept()
+    names = set()
+    for _ in range(20):
+        names.add(beside(lambda: threading.current_thread().name).result(5))
+        time.sleep(0.005)  # cells come apart: the thread is idle again by the next
+    assert kept() == before and len(names) == 1
+    gate = threading.Event()
+    blocked = [beside(gate.wait, 5) for _ in range(4)]  # four at once: none waits for another to end
+    assert beside(lambda: "free").result(5) == "free"
+    gate.set()
+    assert all(job.result(5) for job in blocked)
