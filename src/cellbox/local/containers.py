@@ -203,7 +203,7 @@ class Containers:
 
     async def execute(self, container_id: str, code: str) -> tuple[Execution, list[dict]]:
         """Runs code in the container's kernel; returns what it produced and the files it wrote or changed."""
-        row = self.use(container_id)
+        row = self.use(container_id, touch=False)  # touched when the run ends, however long it took
         limit = row["memory_limit"]
         limits = self.launcher.limits_for(limit)
         lost = _why_lost(self._kernels.get(container_id))

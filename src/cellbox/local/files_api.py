@@ -44,7 +44,7 @@ async def create_container_file(request: Request) -> JSONResponse:
             assert upload.path is not None and upload.filename is not None
             name = _stored_name(upload.filename, options_of(request))
             async with containers.lock(container_id):
-                containers.use(container_id)
+                containers.use(container_id, touch=False)  # still there (touched above)
                 row = _add(store, container_id, name, upload.path)
             if containers.quota is not None:
                 containers.quota.wrote(container_id, upload.size)
