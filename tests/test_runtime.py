@@ -63,22 +63,23 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str, namespace: d
     monkeypatch.chdir(tmp_path)
     private = tmp_path / ".cellbox"
     run_id = more.pop("run_id", None) or f"r{next(RUN_IDS)}"  # a run starts once: each run is a new one
-    run_dir = private / "runs" / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
+    runs = private / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
     request = {
         "run_id": run_id,
         "code": code,
-        "result_path": str(run_dir / "result.json"),
-        "out_dir": str(run_dir / "out"),
+        "result_path": str(runs / f"result-{run_id}.json"),
+        "out_dir": str(runs / f"{run_id}.out"),
+        "started": str(runs / f"{run_id}.started"),
         "private_dir": str(private),
         "watch": str(tmp_path),
         "inputs": [],
         "outputs": [],
         **more,
     }
-    (run_dir / "request.json").write_text(json.dumps(request))
-    result = runtime.execute(str(run_dir / "request.json"))
-    assert json.loads((run_dir / "result.json").read_text()) == json.loads(json.dumps(result, default=str))
+    (runs / f"{run_id}.request.json").write_text(json.dumps(request))
+    result = runtime.execute(str(runs / f"{run_id}.request.json"))
+    assert json.loads((runs / f"result-{run_id}.json").read_text()) == json.loads(json.dumps(result, default=str))
     return result
 
 
@@ -130,12 +131,18 @@ def test_big_frames_shown_as_values_are_cut_and_say_so(tmp_path: Path, monkeypat
     assert result["value"]["truncated_from"] == 25 and result["value"]["rows"] == 10
 
 
-def test_earlier_runs_are_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    old = tmp_path / ".cellbox" / "runs" / "r0"
-    old.mkdir(parents=True)
-    (old / "result.json").write_text("{}")
+def test_earlier_runs_are_dropped_but_not_a_request_on_its_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = tmp_path / ".cellbox" / "runs"
+    (runs / "r0.out").mkdir(parents=True)
+    (runs / "r0.out" / "value.parquet").write_bytes(b"x")
+    for name in ("r0.started", "result-r0.json", "stale.request.json", "coming.request.json"):
+        (runs / name).write_text("{}")
+    an_hour_ago = time.time() - 3600
+    os.utime(runs / "stale.request.json", (an_hour_ago, an_hour_ago))  # never started, long forgotten
     run(tmp_path, monkeypatch, "pass", {}, run_id="r1")
-    assert not old.exists() and (tmp_path / ".cellbox" / "runs" / "r1" / "result.json").exists()
+    # Another session's request, uploaded while the model is asked, is still to be run. (r1's own request is
+    # removed by r1 when it ends.)
+    assert sorted(p.name for p in runs.iterdir()) == ["coming.request.json", "r1.started", "result-r1.json"]
 
 
 def test_a_folder_chain_deeper_than_the_stack_does_not_break_runs(
@@ -185,30 +192,31 @@ def test_a_request_on_its_way_is_waited_for_and_one_that_never_comes_says_so(
 ) -> None:
     monkeypatch.setattr(runtime, "_user_namespace", lambda: {})
     monkeypatch.chdir(tmp_path)
-    run_dir = tmp_path / ".cellbox" / "runs" / "late"
-    request = {"run_id": "late", "code": "print('arrived')", "result_path": str(run_dir / "result.json")}
-    request.update(out_dir=str(run_dir / "out"), private_dir=str(tmp_path / ".cellbox"), watch=str(tmp_path))
+    runs = tmp_path / ".cellbox" / "runs"
+    request = {"run_id": "late", "code": "print('arrived')", "result_path": str(runs / "result-late.json")}
+    request.update(out_dir=str(runs / "late.out"), started=str(runs / "late.started"))
+    request.update(private_dir=str(tmp_path / ".cellbox"), watch=str(tmp_path))
 
     def upload() -> None:  # as a service stores it: the whole file at once, a moment after the loader started
         time.sleep(0.3)
-        run_dir.mkdir(parents=True)
-        (run_dir / "request.json.part").write_text(json.dumps(request) + "\n")
-        os.replace(run_dir / "request.json.part", run_dir / "request.json")
+        runs.mkdir(parents=True)
+        (runs / "late.request.json.part").write_text(json.dumps(request) + "\n")
+        os.replace(runs / "late.request.json.part", runs / "late.request.json")
 
     threading.Thread(target=upload).start()
     started = time.monotonic()
-    runtime.run(str(run_dir / "request.json"))
+    runtime.run(str(runs / "late.request.json"))
     assert time.monotonic() - started >= 0.3
     assert "cellbox run late: ok" in capsys.readouterr().out
-    assert json.loads((run_dir / "result.json").read_text())["events"][0]["text"] == "arrived\n"
+    assert json.loads((runs / "result-late.json").read_text())["events"][0]["text"] == "arrived\n"
 
     # Run again (a model that calls the loader twice): refused at once, not waited for.
     started = time.monotonic()
-    runtime.run(str(run_dir / "request.json"))
+    runtime.run(str(runs / "late.request.json"))
     assert time.monotonic() - started < 0.1
     assert f"{runtime.REFUSED_MARKER}run late was started before" in capsys.readouterr().out
 
     monkeypatch.setattr(runtime, "REQUEST_WAIT", 0.2)
-    never = tmp_path / ".cellbox" / "runs" / "never" / "request.json"
+    never = tmp_path / ".cellbox" / "runs" / "never.request.json"
     runtime.run(str(never))
     assert f"{runtime.REFUSED_MARKER}the run's request ({never}) never arrived; nothing ran" in capsys.readouterr().out

@@ -37,7 +37,14 @@ from typing import Any
 from . import frames
 from .api import CellboxError, CodeInterpreterCall, Response
 from .runtime import SIBLINGS, container_runtime_source, sibling_source
-from .runtime.container import MAX_LOGGED_RESULT, OUT_DIR, REFUSED_MARKER, RESULT_MARKER
+from .runtime.container import (
+    MAX_LOGGED_RESULT,
+    OUT_SUFFIX,
+    REFUSED_MARKER,
+    REQUEST_SUFFIX,
+    RESULT_MARKER,
+    STARTED_SUFFIX,
+)
 
 DATA_DIR = "/mnt/data"
 RESULT_WAIT = 15.0  # seconds to wait for a result record's file to show in a lagging listing
@@ -129,20 +136,21 @@ class Request:
     @property
     def filename(self) -> str:
         """Where the request is uploaded, relative to the data folder."""
-        return f"{PRIVATE}/runs/{self.run_id}/request.json"
+        return f"{PRIVATE}/runs/{self.run_id}{REQUEST_SUFFIX}"
 
     @property
     def result_path(self) -> str:
         """Where the runtime writes the record; named for the run, so a citation's file name can tell it."""
-        return f"{self.data_dir}/{PRIVATE}/runs/{self.run_id}/result-{self.run_id}.json"
+        return f"{self.data_dir}/{PRIVATE}/runs/result-{self.run_id}.json"
 
     def body(self) -> bytes:
-        run_dir = f"{self.data_dir}/{PRIVATE}/runs/{self.run_id}"
+        run = f"{self.data_dir}/{PRIVATE}/runs/{self.run_id}"  # the run's files are named for it, side by side
         request = {
             "run_id": self.run_id,
             "code": self.code,
             "result_path": self.result_path,
-            "out_dir": f"{run_dir}/{OUT_DIR}",
+            "out_dir": f"{run}{OUT_SUFFIX}",
+            "started": f"{run}{STARTED_SUFFIX}",
             "private_dir": f"{self.data_dir}/{PRIVATE}",
             "watch": self.data_dir,
             "place": list(self.place),

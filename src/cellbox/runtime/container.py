@@ -7,7 +7,7 @@ cell shows) and `values.py` (inputs, `-o` outputs and the last value, to and fro
 
 A run is described by a JSON request file and leaves a JSON result file plus output files beside it:
 
-    request: {"run_id", "code", "result_path", "out_dir", "private_dir", "watch": "/mnt/data",
+    request: {"run_id", "code", "result_path", "out_dir", "started", "private_dir", "watch": "/mnt/data",
               "place": [{"from": stored path, "to": wanted path}],
               "inputs": [{"name", "path", "format", "kind", ...}], "outputs": ["name", ...],
               "restore": [input spec, ...], "log_limit": characters}
@@ -30,10 +30,10 @@ output: each event is appended to it as a JSON line while the run goes on, and c
 knows its id, reads it during the run. A runtime freshly loaded into a kernel for a container that ran cells
 before knows the kernel was restarted: it says so (`state_lost`) and loads the `restore` values again.
 
-A run starts at most once: its output folder is made when it starts (making a folder succeeds once), and a second
-start of the same run (a model that runs the loader again) prints `REFUSED_MARKER` and does nothing. Where the
-service keeps upload names, cellbox uploads the request while the model is asked to run it, so the runtime may
-start first: a request not there yet in a run folder that has not started is waited for. Uploads land where the
+A run starts at most once: a `started` marker beside its request is created exclusively, and a second start of the
+same run (a model that runs the loader again) prints `REFUSED_MARKER` and does nothing. Where the service keeps
+upload names, cellbox uploads the request while the model is asked to run it, so the runtime may start first: a
+request in the runs folder not there yet, for a run that has not started, is waited for. Uploads land where the
 service puts them (OpenAI's example: `/mnt/data/<hex>-<name>`); `place` moves each where cellbox said it would be
 before the code runs. Small output files travel inside the result record (`inline`), saving the client a download.
 """
@@ -62,8 +62,12 @@ MAX_LOGGED_RESULT = 900
 MAX_ENAME = 60  # characters of an exception's name in the summary line
 MAX_INLINE_FILE = 64 * 1024  # output files this small travel inside the result record …
 MAX_INLINE_TOTAL = 128 * 1024  # … up to this much in all
-OUT_DIR = "out"  # a run's output folder, in the run's folder; made when the run starts, so it is also the marker
-REQUEST_NAME = "request.json"  # a run's request in the run's own folder (protocol.Request.filename)
+# A run's files sit side by side in the runs folder, named for the run: a folder made and removed every run would
+# cost inotify watches added and torn down (slow), here and on the server. The output folder is made only when the
+# run writes output files.
+REQUEST_SUFFIX = ".request.json"  # <run id>.request.json (protocol.Request.filename)
+STARTED_SUFFIX = ".started"  # <run id>.started: made once, when the run starts
+OUT_SUFFIX = ".out"  # <run id>.out/: the run's output files
 REQUEST_WAIT = 60.0  # seconds a request still on its way is waited for
 RAN_BEFORE = "kernel-ran"  # in the private folder: some run happened in this container
 _NEW_KERNEL = not sys.__dict__.get("cellbox_runtimes")  # no runtime was loaded in this kernel before this one
@@ -121,8 +125,9 @@ def _user_namespace() -> dict[str, Any]:
 
 def _save_figures(out_dir: str) -> list[str]:
     plt = sys.modules.get("matplotlib.pyplot")
-    if plt is None:
+    if plt is None or not plt.get_fignums():
         return []
+    os.makedirs(out_dir, exist_ok=True)
     paths = []
     for number in plt.get_fignums():
         path = os.path.join(out_dir, f"figure-{number}.png")
@@ -171,27 +176,50 @@ def run(request_path: str) -> None:
                 print(RESULT_MARKER + f.read())
 
 
+def _run_of(name: str) -> str:
+    """The run a file of the runs folder belongs to."""
+    return name[len("result-") :].split(".", 1)[0] if name.startswith("result-") else name.split(".", 1)[0]
+
+
 def _forget_earlier_runs(runs_dir: str, keep: str) -> None:
-    """Earlier runs' records have been read by the client: dropping them keeps /mnt/data from growing run by run
-    (the server scans it after every execution)."""
+    """Earlier runs' files have been read by the client: dropping them keeps /mnt/data from growing run by run. A
+    request of a run not started yet (another session's, on its way) is left to its run, unless it is stale."""
     try:
         names = os.listdir(runs_dir)
     except OSError:
         return
+    started = {name[: -len(STARTED_SUFFIX)] for name in names if name.endswith(STARTED_SUFFIX)}
     for name in names:
+        run_id = _run_of(name)
         path = os.path.join(runs_dir, name)
-        if path != keep and os.path.isdir(path):
+        if run_id == keep:
+            continue
+        if name.endswith(REQUEST_SUFFIX) and run_id not in started:
+            with contextlib.suppress(OSError):
+                if time.time() - os.stat(path).st_mtime < 2 * REQUEST_WAIT:
+                    continue
+        if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
 
-def _start(out_dir: str) -> bool:
-    """Mark the run started by making its output folder; False when it already was (a folder is made once)."""
-    os.makedirs(os.path.dirname(out_dir), exist_ok=True)
+def _start(marker: str) -> bool:
+    """Mark the run started; False when it already was (the marker is created exclusively, once)."""
+    os.makedirs(os.path.dirname(marker), exist_ok=True)
     try:
-        os.mkdir(out_dir)
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except FileExistsError:
         return False
     return True
+
+
+def _marker_of(request_path: str) -> str | None:
+    """The started marker beside a request in the runs folder (None for a request elsewhere)."""
+    if not request_path.endswith(REQUEST_SUFFIX):
+        return None
+    return request_path[: -len(REQUEST_SUFFIX)] + STARTED_SUFFIX
 
 
 def _place(moves: list[dict[str, str]]) -> list[str]:
@@ -230,14 +258,14 @@ def _inline(paths: list[str]) -> dict[str, str]:
 
 
 def _on_its_way(request_path: str) -> bool:
-    """A request in its run's own folder, for a run not started: it may be on its way."""
-    folder = os.path.dirname(request_path)
-    return os.path.basename(request_path) == REQUEST_NAME and not os.path.exists(os.path.join(folder, OUT_DIR))
+    """A request in the runs folder, for a run not started: it may be on its way."""
+    marker = _marker_of(request_path)
+    return marker is not None and not os.path.exists(marker)
 
 
 def _read_request(request_path: str) -> dict[str, Any] | None:
-    """The request: the file's first line (the run's live output is appended after it). A request in its run's
-    own folder that has not started may still be on its way (cellbox uploads it while the model is asked to run
+    """The request: the file's first line (the run's live output is appended after it). A request in the runs
+    folder whose run has not started may still be on its way (cellbox uploads it while the model is asked to run
     it): it is waited for, up to REQUEST_WAIT seconds, a whole first line at a time."""
     deadline = time.monotonic() + (REQUEST_WAIT if _on_its_way(request_path) else 0.0)
     pause = 0.0005
@@ -279,13 +307,13 @@ def execute(request_path: str, request: dict[str, Any] | None = None) -> dict[st
     if request is None and _on_its_way(request_path):
         print(f"{REFUSED_MARKER}the run's request ({request_path}) never arrived; nothing ran")
         return None
-    if request is None or not _start(request["out_dir"]):
-        run_id = request["run_id"] if request else os.path.basename(os.path.dirname(request_path))
+    marker = (request.get("started") or _marker_of(request_path)) if request is not None else None
+    if request is None or not marker or not _start(marker):
+        run_id = request["run_id"] if request else _run_of(os.path.basename(request_path))
         print(f"{REFUSED_MARKER}run {run_id} was started before; not running it again")
         return None
     out_dir = request["out_dir"]
-    run_dir = os.path.dirname(out_dir)
-    _forget_earlier_runs(os.path.dirname(run_dir), keep=run_dir)
+    _forget_earlier_runs(os.path.dirname(marker), keep=request["run_id"])
     notes = _place(request.get("place") or [])
     watch = request.get("watch") or os.getcwd()
     skip = request.get("private_dir") or os.path.dirname(out_dir)  # cellbox's own files are not artifacts

@@ -45,6 +45,8 @@ def _write_frame(
     """Write a frame or series; `progress`, when given, hears how many rows each part written added."""
     import pandas as pd
 
+    os.makedirs(os.path.dirname(path_stem) or ".", exist_ok=True)
+
     if kind == "series":
         name = frame.name
         frame = frame.to_frame(name="__series__" if name is None else name)
@@ -189,6 +191,7 @@ def _export(value: Any, path_stem: str, name: str) -> dict[str, Any]:
     kind = _kind_of(value)
     if kind is not None:
         return _write_frame(value, path_stem, kind)
+    os.makedirs(os.path.dirname(path_stem) or ".", exist_ok=True)
     if _is_array(value):
         import numpy
 
