@@ -65,6 +65,32 @@ def test_a_watcher_reports_only_what_changed(tmp_path):
     watcher.close()
 
 
+def test_a_few_changed_files_are_quick_and_anything_more_is_left_to_take(tmp_path):
+    # quick() runs on the server's event loop: it takes a few files' events, never a folder to look into or a flood.
+    root = tmp_path / "root"
+    root.mkdir()
+    watcher = watch.Watcher(str(root))
+    assert watcher.quick() is None  # nothing known yet: a whole scan, for take()
+    watcher.take()
+    for name in ("a.txt", "b.txt"):
+        (root / name).write_text("x")
+    assert watcher.quick() == watch.Changes(paths={"a.txt", "b.txt"})
+    assert watcher.quick() == watch.Changes()  # taken: collecting anew
+    (root / "c.txt").write_text("x")
+    (root / "d").mkdir()
+    (root / "d" / "inside.txt").write_text("x")  # in a folder not watched yet: only a walk finds it
+    assert watcher.quick() is None
+    changes = watcher.take()  # what quick() read is not lost
+    assert "c.txt" in changes.paths and "d" in changes.folders
+    for i in range(watch.QUICK_PATHS + 1):
+        (root / f"f{i}").write_bytes(b"")
+    assert watcher.quick() is None and len(watcher.take().paths) == watch.QUICK_PATHS + 1
+    for i in range(200):  # more events queued than quick() reads on the event loop
+        (root / f"g{i}").write_bytes(b"x")
+    assert watcher.quick() is None and len(watcher.take().paths) == 200
+    watcher.close()
+
+
 def test_too_many_folders_fall_back_to_whole_scans(tmp_path, monkeypatch):
     monkeypatch.setattr(watch, "MAX_WATCHES", 5)
     root = tmp_path / "root"

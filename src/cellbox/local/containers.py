@@ -245,17 +245,25 @@ class Containers:
         if self.store.get_container(container_id) is None:  # deleted while the code ran
             raise errors.not_found("container", container_id, param="container_id")
         async with self.lock(container_id):
-            # Off the event loop: a scan grows with what the code left in /mnt/data, other clients must not wait.
-            changed = await asyncio.to_thread(self._sync_files, container_id)
+            # A few files are brought in line at once; more off the event loop (a scan grows with what the code left
+            # in /mnt/data, and other clients must not wait).
+            quick = self._watcher(container_id).quick()
+            if quick is not None:
+                changed = self.store.sync_container_files(container_id, quick)
+            else:
+                changed = await asyncio.to_thread(self._sync_files, container_id)
         return result, changed
+
+    def _watcher(self, container_id: str) -> Watcher:
+        watcher = self._watchers.get(container_id)
+        if watcher is None:
+            watcher = self._watchers[container_id] = Watcher(str(self.store.container_dir(container_id)))
+        return watcher
 
     def _sync_files(self, container_id: str) -> list[dict]:
         """The records brought in line with /mnt/data, looking only at what the container's watcher saw change
         (everything, the first time or when watching isn't possible)."""
-        watcher = self._watchers.get(container_id)
-        if watcher is None:
-            watcher = self._watchers[container_id] = Watcher(str(self.store.container_dir(container_id)))
-        return self.store.sync_container_files(container_id, watcher.take())
+        return self.store.sync_container_files(container_id, self._watcher(container_id).take())
 
     async def _watched(self, container_id: str, kernel: Kernel, code: str) -> Execution:
         """Runs code while its disk use is watched: a run past the container's quota, or writing while the disk
