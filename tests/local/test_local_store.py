@@ -61,3 +61,22 @@ def test_unsafe_names(name):
 def test_safe_names():
     assert safepath.split_name("/mnt/data/sub/x.csv") == ["sub", "x.csv"]
     assert safepath.split_name("résumé v2.pdf") == ["résumé v2.pdf"]
+
+
+def test_an_upload_read_and_removed_the_moment_it_lands_is_still_recorded(tmp_path, monkeypatch):
+    # The runtime waits for a run's request, reads it and may remove it before the upload's answer is made: the
+    # upload landed all the same, and saying "no container" would fail a cell that ran.
+    store = Store(tmp_path, owner=(os.getuid(), os.getgid()))
+    cid = store.create_container("race", 20, "1g", None)["id"]
+    upload = store.tmp_dir / "upload"
+    upload.write_bytes(b'{"run_id": "r"}')
+    real_rename = os.rename
+
+    def rename_then_consumed(src, dst, *, dst_dir_fd):
+        real_rename(src, dst, dst_dir_fd=dst_dir_fd)
+        os.remove(dst, dir_fd=dst_dir_fd)
+
+    monkeypatch.setattr(os, "rename", rename_then_consumed)
+    row = store.add_container_file(cid, ".cellbox/runs/r.request.json", upload, "user")
+    assert row["path"] == ".cellbox/runs/r.request.json" and row["bytes"] == 15
+    assert not (store.container_dir(cid) / ".cellbox" / "runs" / "r.request.json").exists()

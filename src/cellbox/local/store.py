@@ -259,14 +259,17 @@ class Store:
             if exc.errno == 40:  # ELOOP: a symlink where a folder should be
                 raise safepath.UnsafePath("A component of the path is a symbolic link.") from exc
             raise
+        # Taken before the move: once in place, code waiting for the file may read and remove it at once (the
+        # runtime does so with a run's request), and the upload has landed all the same.
+        st = os.stat(source_path)
         try:
             try:
                 os.rename(source_path, parts[-1], dst_dir_fd=parent)
-                if self.owner is not None:  # the code may change what was uploaded, as its own
-                    os.chown(parts[-1], *self.owner, dir_fd=parent, follow_symlinks=False)
             except (IsADirectoryError, NotADirectoryError) as exc:
                 raise IsADirectoryError("A folder already exists at that path.") from exc
-            st = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+            if self.owner is not None:  # the code may change what was uploaded, as its own
+                with contextlib.suppress(FileNotFoundError):
+                    os.chown(parts[-1], *self.owner, dir_fd=parent, follow_symlinks=False)
         finally:
             os.close(parent)
         return self._record_container_file(container_id, "/".join(parts), st, source)
