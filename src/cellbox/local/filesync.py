@@ -50,12 +50,15 @@ def sync(store: Store, container_id: str, changes: Changes | None = None) -> lis
         known = _known(store, container_id, folder)
         changed += _sync(store, container_id, known, safepath.walk_files(str(root), under=folder), gone_unseen=True)
     found = []
+    gone: list[tuple[str, tuple | dict]] = []
     for rel in changes.paths:
         st = stat_regular(str(root), rel) if safepath.is_nameable(rel) else None
         if st is None:
-            store.write([("DELETE FROM container_files WHERE container_id = ? AND path = ?", (container_id, rel))])
+            gone.append(("DELETE FROM container_files WHERE container_id = ? AND path = ?", (container_id, rel)))
         else:
             found.append((rel, st))
+    for start in range(0, len(gone), BATCH):  # a transaction per batch, not per file
+        store.write(gone[start : start + BATCH])
     if found:
         rows = (
             store.query(
