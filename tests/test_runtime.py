@@ -220,3 +220,11 @@ def test_a_request_on_its_way_is_waited_for_and_one_that_never_comes_says_so(
     never = tmp_path / ".cellbox" / "runs" / "never.request.json"
     runtime.run(str(never))
     assert f"{runtime.REFUSED_MARKER}the run's request ({never}) never arrived; nothing ran" in capsys.readouterr().out
+
+    # A request a service stored under a name of its own (outside the runs folder) was uploaded before the run was
+    # asked for: one not there (run, and removed by its run) is refused at once, not waited for.
+    monkeypatch.setattr(runtime, "REQUEST_WAIT", 30)
+    started = time.monotonic()
+    runtime.run(str(tmp_path / "0a1b2c-late.request.json"))
+    assert time.monotonic() - started < 1
+    assert f"{runtime.REFUSED_MARKER}run 0a1b2c-late was started before" in capsys.readouterr().out

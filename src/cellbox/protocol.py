@@ -43,6 +43,7 @@ from .runtime.container import (
     REFUSED_MARKER,
     REQUEST_SUFFIX,
     RESULT_MARKER,
+    RUNS_FOLDER,
     STARTED_SUFFIX,
 )
 
@@ -136,15 +137,15 @@ class Request:
     @property
     def filename(self) -> str:
         """Where the request is uploaded, relative to the data folder."""
-        return f"{PRIVATE}/runs/{self.run_id}{REQUEST_SUFFIX}"
+        return f"{PRIVATE}/{RUNS_FOLDER}/{self.run_id}{REQUEST_SUFFIX}"
 
     @property
     def result_path(self) -> str:
         """Where the runtime writes the record; named for the run, so a citation's file name can tell it."""
-        return f"{self.data_dir}/{PRIVATE}/runs/result-{self.run_id}.json"
+        return f"{self.data_dir}/{PRIVATE}/{RUNS_FOLDER}/result-{self.run_id}.json"
 
     def body(self) -> bytes:
-        run = f"{self.data_dir}/{PRIVATE}/runs/{self.run_id}"  # the run's files are named for it, side by side
+        run = f"{self.data_dir}/{PRIVATE}/{RUNS_FOLDER}/{self.run_id}"  # the run's files: named for it, side by side
         request = {
             "run_id": self.run_id,
             "code": self.code,

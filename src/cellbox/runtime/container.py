@@ -65,6 +65,7 @@ MAX_INLINE_TOTAL = 128 * 1024  # … up to this much in all
 # A run's files sit side by side in the runs folder, named for the run: a folder made and removed every run would
 # cost inotify watches added and torn down (slow), here and on the server. The output folder is made only when the
 # run writes output files.
+RUNS_FOLDER = "runs"  # in the private folder
 REQUEST_SUFFIX = ".request.json"  # <run id>.request.json (protocol.Request.filename)
 STARTED_SUFFIX = ".started"  # <run id>.started: made once, when the run starts
 OUT_SUFFIX = ".out"  # <run id>.out/: the run's output files
@@ -216,8 +217,10 @@ def _start(marker: str) -> bool:
 
 
 def _marker_of(request_path: str) -> str | None:
-    """The started marker beside a request in the runs folder (None for a request elsewhere)."""
-    if not request_path.endswith(REQUEST_SUFFIX):
+    """The started marker beside a request in the runs folder; None for a request elsewhere (a service that
+    stores uploads under names of its own put it there: it was uploaded before the run was asked for)."""
+    in_runs = os.path.basename(os.path.dirname(request_path)) == RUNS_FOLDER
+    if not in_runs or not request_path.endswith(REQUEST_SUFFIX):
         return None
     return request_path[: -len(REQUEST_SUFFIX)] + STARTED_SUFFIX
 
