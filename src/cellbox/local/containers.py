@@ -252,6 +252,8 @@ class Containers:
                 changed = self.store.sync_container_files(container_id, quick)
             else:
                 changed = await asyncio.to_thread(self._sync_files, container_id)
+        if self.quota is not None:
+            self.quota.changed(container_id)
         return result, changed
 
     def _watcher(self, container_id: str) -> Watcher:
@@ -294,6 +296,8 @@ class Containers:
     # -- ending a container -----------------------------------------------------------------------------
 
     def _drop_kernel(self, container_id: str) -> None:
+        if self.quota is not None:
+            self.quota.forget(container_id)
         watcher = self._watchers.pop(container_id, None)
         if watcher is not None:
             watcher.close()

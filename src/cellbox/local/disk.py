@@ -5,7 +5,10 @@ No filesystem quota is assumed of the host, so the quota is kept by the server:
 - a file can't grow past the quota (RLIMIT_FSIZE in the jail: the writer gets EFBIG);
 - while code runs, the container's usage is measured every second (off the event loop, bounded like every
   scan) and a kernel past its quota, or one writing while the disk runs out, is stopped and told why;
-- an upload that would pass the quota, or eat into the reserve, is refused with 507 before a byte is stored.
+- after code ran (it may have written or removed files), the usage is measured again in the background, at most
+  a tenth of the time, so a cell's upload never waits for a measure however full its container is;
+- an upload that would pass the quota, or eat into the reserve, is refused with 507 before a byte is stored (the
+  usage as last measured, plus what was uploaded or deleted through the API since).
 
 The reserve is a file of RESERVE_BYTES in the data dir, made at start. When the disk is full anyway (another
 process filled it) the server gives the reserve back, so SQLite can commit, deletes can free room and the server
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import stat
 import time
@@ -25,6 +29,7 @@ from pathlib import Path
 from . import safepath
 
 RESERVE_BYTES = 64 * 1024 * 1024
+MEASURE_EVERY = 1.0  # seconds between measures of a container's usage, at least
 RESERVE_NAME = "reserve"
 
 
@@ -93,6 +98,8 @@ class Quota:
         self.limit = limit
         self.reserve = reserve
         self._known: dict[str, tuple[float, int]] = {}  # container -> (when measured, bytes)
+        self._cost: dict[str, float] = {}  # container -> seconds its last measure took
+        self._again: dict[str, asyncio.Handle | asyncio.Future] = {}  # a measure to come, or under way
 
     async def usage(self, container_id: str, max_age: float = 1.0) -> int:
         now = time.monotonic()
@@ -100,20 +107,52 @@ class Quota:
         if known is not None and now - known[0] < max_age:
             return known[1]
         used = await asyncio.to_thread(usage, self.containers_dir / container_id)
+        self._cost[container_id] = time.monotonic() - now
         self._known[container_id] = (now, used)
         return used
 
     def wrote(self, container_id: str, size: int) -> None:
-        """Counts bytes just stored, until the next measurement."""
+        """Counts bytes just stored (or, negative, deleted), until the next measurement."""
         when, used = self._known.get(container_id, (time.monotonic(), 0))
-        self._known[container_id] = (when, used + size)
+        self._known[container_id] = (when, max(0, used + size))
+
+    def changed(self, container_id: str) -> None:
+        """Files changed other than by an upload (code ran, a file was deleted): the usage is measured again in the
+        background, no sooner than a tenth of the time goes to measuring it (a container of many files takes long
+        to measure)."""
+        if container_id in self._again:
+            return
+        known = self._known.get(container_id)
+        wait = 0.0
+        if known is not None:
+            wait = known[0] + max(MEASURE_EVERY, 10 * self._cost.get(container_id, 0.0)) - time.monotonic()
+        loop = asyncio.get_running_loop()
+        self._again[container_id] = loop.call_later(max(0.0, wait), self._measure, container_id)
+
+    def _measure(self, container_id: str) -> None:
+        task = asyncio.ensure_future(self._measured(container_id))
+        self._again[container_id] = task
+
+    async def _measured(self, container_id: str) -> None:
+        try:
+            await self.usage(container_id, max_age=0)
+        except OSError:  # gone meanwhile: nothing to measure
+            pass
+        finally:
+            if self._again.get(container_id) is asyncio.current_task():
+                del self._again[container_id]
 
     def forget(self, container_id: str) -> None:
+        """The container is gone."""
+        again = self._again.pop(container_id, None)
+        if again is not None:
+            again.cancel()
         self._known.pop(container_id, None)
+        self._cost.pop(container_id, None)
 
     async def room(self, container_id: str) -> tuple[int, str]:
         """Bytes the container may still store, and what limits it (for the message when it is too little)."""
-        left = self.limit - await self.usage(container_id)
+        left = self.limit - await self.usage(container_id, max_age=math.inf)
         free = free_bytes(self.containers_dir)
         if not self.reserve.held and free > 2 * self.reserve.size:
             self.reserve.hold()  # given back when the disk was full: there is room again
@@ -123,7 +162,7 @@ class Quota:
             return max(0, spare), "the server's disk is nearly full"
         return max(0, left), f"this container's disk limit is {_size(self.limit)}"
 
-    async def watch(self, container_id: str, stop: Callable[[str], None], interval: float = 1.0) -> None:
+    async def watch(self, container_id: str, stop: Callable[[str], None], interval: float = MEASURE_EVERY) -> None:
         """Until cancelled: calls `stop(reason)` once if the container passes its quota or the disk runs out."""
         pause = interval
         while True:

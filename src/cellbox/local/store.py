@@ -294,13 +294,14 @@ class Store:
                 steps.append((INSERT_FILE, row))
             self.write(steps)
 
-    def delete_container_file(self, container_id: str, file_id: str) -> bool:
+    def delete_container_file(self, container_id: str, file_id: str) -> dict | None:
+        """The record of the file deleted; None if there was none."""
         row = self.get_container_file(container_id, file_id)
         if row is None:
-            return False
+            return None
         with contextlib.suppress(FileNotFoundError):
             safepath.unlink(str(self.container_dir(container_id)), row["path"].split("/"))
-        return bool(self._exec("DELETE FROM container_files WHERE id = ?", (file_id,)))
+        return row if self._exec("DELETE FROM container_files WHERE id = ?", (file_id,)) else None
 
     def open_container_file(self, container_id: str, row: dict) -> int:
         """A read descriptor of the file's bytes (FileNotFoundError if the code removed it meanwhile)."""
