@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import cellbox
-from cellbox import protocol, remote_files, running
+from cellbox import following, protocol, remote_files, running
 from cellbox.api import CellboxError, Client
 from cellbox.api.config import load_settings
 from cellbox.local.testing import running_server, wait_until
@@ -381,6 +381,44 @@ def test_a_stream_gone_quiet_without_ending_leaves_the_run_to_be_polled(
         assert sandbox.run("import time\ntime.sleep(0.5)\n'woke'").value == "woke"
         assert time.monotonic() - started < 5 and faults.count("GET", "/responses/") >= 1
         assert stalled and stalled[0].closed  # the quiet stream is closed, not left to its reading thread
+    finally:
+        released.set()
+
+
+class _Lingering(_Stalling):
+    """The whole real event stream, then no end: a proxy that keeps a finished stream open."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self.real.iter_lines():
+            yield (line + "\n").encode()
+        self.released.wait(30)
+
+
+@pytest.mark.cloud_profiles("plain")
+def test_a_finished_stream_kept_open_is_closed_and_not_waited_for_again(
+    sandbox: cellbox.Sandbox, faults: Faults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(following, "_lingering", set())
+    released = threading.Event()
+    kept: list[_Lingering] = []
+
+    def linger(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/responses") and response.status_code == 200:
+            kept.append(_Lingering(response, released))
+            return httpx.Response(200, headers=response.headers, stream=kept[-1])
+        return response
+
+    monkeypatch.setattr(following, "DRAIN", 1.0)
+    faults.after.append(linger)
+    try:
+        started = time.monotonic()
+        assert sandbox.run("1 + 1").value == 2
+        assert time.monotonic() - started >= 1.0  # its end was waited for, DRAIN seconds
+        assert kept[0].closed and following._lingering  # then it was closed, and the backend remembered
+        started = time.monotonic()
+        assert sandbox.run("2 + 2").value == 4
+        assert kept[1].closed and time.monotonic() - started < 0.8  # not waited for again
+        assert faults.count("GET", "/responses/") == 0  # the run's end came by its events both times
     finally:
         released.set()
 

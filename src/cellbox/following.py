@@ -22,7 +22,9 @@ log = logging.getLogger("cellbox")
 PENDING_STATUSES = ("queued", "in_progress")
 # Seconds the last bytes of a stream whose response has ended are waited for: a stream read to its end leaves its
 # connection free for the next request (over TLS, a handshake saved per cell); one closed early takes it down.
+# A backend (or a proxy before it) that kept a finished stream open past DRAIN is not waited for again.
 DRAIN = 0.05
+_lingering: set[str] = set()  # such backends, by host and port
 
 
 class Following:
@@ -82,8 +84,9 @@ class Following:
     def stop(self) -> None:
         """The caller is done with the response: a stream still open (gone quiet, say) is closed, not left to a
         thread waiting on it for good; one whose response has ended gets DRAIN seconds to end first."""
-        if self._over.is_set():
-            self._ended.wait(DRAIN)
+        where = self._events.http_response.request.url.netloc.decode("ascii", "replace")
+        if self._over.is_set() and where not in _lingering and not self._ended.wait(DRAIN):
+            _lingering.add(where)
         self._close()
 
     def wait(self, seconds: float) -> bool:
