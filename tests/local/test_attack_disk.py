@@ -202,3 +202,15 @@ def test_a_measure_after_a_change_waits_its_turn_and_a_container_gone_is_not_mea
         assert "c" not in quota._known
 
     asyncio.run(scenario())
+
+
+def test_a_delete_before_any_measure_does_not_make_a_full_container_look_empty(tmp_path):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "kept.bin").write_bytes(b"x" * (1 << 20))
+    quota = disk.Quota(tmp_path, 1 << 30, disk.Reserve(tmp_path, 0))
+
+    async def scenario() -> int:
+        quota.wrote("c", -4096)  # a file deleted through the API right after the server started
+        return await quota.usage("c", max_age=math.inf)
+
+    assert asyncio.run(scenario()) >= 1 << 20

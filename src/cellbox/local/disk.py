@@ -112,9 +112,11 @@ class Quota:
         return used
 
     def wrote(self, container_id: str, size: int) -> None:
-        """Counts bytes just stored (or, negative, deleted), until the next measurement."""
-        when, used = self._known.get(container_id, (time.monotonic(), 0))
-        self._known[container_id] = (when, max(0, used + size))
+        """Counts bytes just stored (or, negative, deleted), until the next measurement; a container not measured
+        yet is measured whole when next asked."""
+        known = self._known.get(container_id)
+        if known is not None:
+            self._known[container_id] = (known[0], max(0, known[1] + size))
 
     def changed(self, container_id: str) -> None:
         """Files changed other than by an upload (code ran, a file was deleted): the usage is measured again in the

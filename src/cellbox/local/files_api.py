@@ -153,8 +153,12 @@ async def delete_container_file(request: Request) -> JSONResponse:
     container_id, file_id = path_param(request, "container_id"), path_param(request, "file_id")
     async with containers.lock(container_id):
         containers.use(container_id)
-        if not containers.store.delete_container_file(container_id, file_id):
+        deleted = containers.store.delete_container_file(container_id, file_id)
+        if deleted is None:
             raise errors.not_found("container file", file_id, param="file_id")
+    if containers.quota is not None:  # room at once for the upload that may follow; measured again soon
+        containers.quota.wrote(container_id, -deleted["bytes"])
+        containers.quota.changed(container_id)
     return JSONResponse({"id": file_id, "object": "container.file.deleted", "deleted": True})
 
 
