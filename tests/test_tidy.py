@@ -42,3 +42,36 @@ def test_the_thread_ends_when_idle_and_comes_back_for_new_work(monkeypatch) -> N
     done: list[int] = []
     work.later(lambda: done.append(1))
     assert work.wait(timeout=5) and done == [1]
+
+
+def test_leftovers_wait_for_a_quiet_moment_unless_asked_for_now(monkeypatch) -> None:
+    monkeypatch.setattr(tidy, "SETTLE", 0.3)
+    done: list[float] = []
+    work = Tidy()
+    with work.running():
+        work.later(lambda: done.append(time.monotonic()))
+        time.sleep(0.4)
+        assert done == []  # not while a cell runs
+        ended = time.monotonic()
+    deadline = time.monotonic() + 5
+    while not done and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert done and done[0] - ended >= 0.3  # and not until SETTLE seconds without a cell
+    with work.running():
+        work.later(lambda: done.append(time.monotonic()))
+        assert work.wait(timeout=5) and len(done) == 2  # a closing sandbox has them done at once
+
+
+def test_too_many_leftovers_go_one_per_new_one_while_cells_keep_running(monkeypatch) -> None:
+    monkeypatch.setattr(tidy, "MAX_PENDING", 3)
+    done: list[int] = []
+    work = Tidy()
+    with work.running():
+        for n in range(5):
+            work.later(lambda n=n: done.append(n))
+        deadline = time.monotonic() + 5
+        while len(done) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        assert done == [0, 1]  # down to MAX_PENDING waiting, in order
+    assert work.wait(timeout=5) and done == [0, 1, 2, 3, 4]

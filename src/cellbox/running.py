@@ -89,6 +89,17 @@ class Runner:
         on_wait: Callable[[float], None] | None = None,
     ) -> Run:
         """Run `code` with the values pushed since the last run; `Sandbox.run` says what the options mean."""
+        with self.tidy.running():  # the leftovers of earlier cells wait: deleting them now would slow this one
+            return self._run(code, outputs, timeout, live, on_wait)
+
+    def _run(
+        self,
+        code: str,
+        outputs: Sequence[str],
+        timeout: float | None,
+        live: protocol.LiveOutput | None,
+        on_wait: Callable[[float], None] | None,
+    ) -> Run:
         moves = self.transfers.take_placements()
         request = protocol.Request.new(
             code,
