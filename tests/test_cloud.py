@@ -361,21 +361,27 @@ class _Stalling(httpx.SyncByteStream):
         self.real.close()
 
 
+def _streams_replaced(faults: Faults, stream: Callable[[httpx.Response], _Stalling]) -> list[_Stalling]:
+    """Every response's event stream as `stream` gives it instead of the server's; the streams given, in order."""
+    given: list[_Stalling] = []
+
+    def replace(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/responses") and response.status_code == 200:
+            given.append(stream(response))
+            return httpx.Response(200, headers=response.headers, stream=given[-1])
+        return response
+
+    faults.after.append(replace)
+    return given
+
+
 @pytest.mark.cloud_profiles("plain")
 def test_a_stream_gone_quiet_without_ending_leaves_the_run_to_be_polled(
     sandbox: cellbox.Sandbox, faults: Faults, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(running, "STREAM_CHECK", 0.3)
     released = threading.Event()
-    stalled: list[_Stalling] = []
-
-    def stall(request: httpx.Request, response: httpx.Response) -> httpx.Response:
-        if request.method == "POST" and request.url.path.endswith("/responses") and response.status_code == 200:
-            stalled.append(_Stalling(response, released))
-            return httpx.Response(200, headers=response.headers, stream=stalled[-1])
-        return response
-
-    faults.after.append(stall)
+    stalled = _streams_replaced(faults, lambda response: _Stalling(response, released))
     try:
         started = time.monotonic()
         assert sandbox.run("import time\ntime.sleep(0.5)\n'woke'").value == "woke"
@@ -400,16 +406,8 @@ def test_a_finished_stream_kept_open_is_closed_and_not_waited_for_again(
 ) -> None:
     monkeypatch.setattr(following, "_lingering", set())
     released = threading.Event()
-    kept: list[_Lingering] = []
-
-    def linger(request: httpx.Request, response: httpx.Response) -> httpx.Response:
-        if request.method == "POST" and request.url.path.endswith("/responses") and response.status_code == 200:
-            kept.append(_Lingering(response, released))
-            return httpx.Response(200, headers=response.headers, stream=kept[-1])
-        return response
-
     monkeypatch.setattr(following, "DRAIN", 1.0)
-    faults.after.append(linger)
+    kept = _streams_replaced(faults, lambda response: _Lingering(response, released))
     try:
         started = time.monotonic()
         assert sandbox.run("1 + 1").value == 2

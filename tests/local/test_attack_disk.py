@@ -77,46 +77,47 @@ def test_one_file_cannot_pass_the_quota(quota_server):
             client.containers.delete(box.id)
 
 
-def test_uploads_past_the_quota_are_507(quota_server):
-    with (
-        sdk(quota_server) as client,
-        httpx.Client(base_url=quota_server.base_url, headers=quota_server.headers, timeout=60) as http,
-    ):
-        box = client.containers.create(name="uploads")
+@contextlib.contextmanager
+def _quota_box(server, name: str):
+    """The SDK, a raw HTTP client (for 507s the SDK would raise on) and a container, deleted at the end."""
+    with sdk(server) as client, httpx.Client(base_url=server.base_url, headers=server.headers, timeout=60) as http:
+        box = client.containers.create(name=name)
         try:
-            first = client.containers.files.create(container_id=box.id, file=("a.bin", os.urandom(30 << 20)))
-            r = http.post(f"/containers/{box.id}/files", files={"file": ("b.bin", os.urandom(20 << 20))})
-            assert r.status_code == 507, r.text
-            assert r.json()["error"]["code"] == "insufficient_storage"
-            assert "disk limit" in r.json()["error"]["message"]
-            assert [f.id for f in client.containers.files.list(container_id=box.id)] == [first.id]
-            client.containers.files.delete(first.id, container_id=box.id)  # room at once, no measure waited for
-            r = http.post(f"/containers/{box.id}/files", files={"file": ("b.bin", os.urandom(20 << 20))})
-            assert r.status_code == 200, r.text
+            yield client, http, box.id
         finally:
             client.containers.delete(box.id)
+
+
+def _upload(http: httpx.Client, box_id: str, name: str, data: bytes) -> httpx.Response:
+    return http.post(f"/containers/{box_id}/files", files={"file": (name, data)})
+
+
+def test_uploads_past_the_quota_are_507(quota_server):
+    with _quota_box(quota_server, "uploads") as (client, http, box_id):
+        first = client.containers.files.create(container_id=box_id, file=("a.bin", os.urandom(30 << 20)))
+        r = _upload(http, box_id, "b.bin", os.urandom(20 << 20))
+        assert r.status_code == 507, r.text
+        assert r.json()["error"]["code"] == "insufficient_storage"
+        assert "disk limit" in r.json()["error"]["message"]
+        assert [f.id for f in client.containers.files.list(container_id=box_id)] == [first.id]
+        client.containers.files.delete(first.id, container_id=box_id)  # room at once, no measure waited for
+        r = _upload(http, box_id, "b.bin", os.urandom(20 << 20))
+        assert r.status_code == 200, r.text
 
 
 def test_what_code_wrote_counts_against_the_next_upload(quota_server):
     # An upload doesn't measure the container (a full one takes long): the server measures it again after each
     # run, in the background.
-    with (
-        sdk(quota_server) as client,
-        httpx.Client(base_url=quota_server.base_url, headers=quota_server.headers, timeout=60) as http,
-    ):
-        box = client.containers.create(name="written")
-        try:
-            assert http.post(f"/containers/{box.id}/files", files={"file": ("a.bin", b"a")}).status_code == 200
-            run_logs(client, box.id, "import os\nopen('w.bin', 'wb').write(os.urandom(30 << 20))")
-            time.sleep(disk.MEASURE_EVERY + 0.5)
-            r = http.post(f"/containers/{box.id}/files", files={"file": ("b.bin", os.urandom(20 << 20))})
-            assert r.status_code == 507 and "disk limit" in r.json()["error"]["message"], r.text
-            run_logs(client, box.id, "import os\nos.remove('w.bin')")
-            time.sleep(disk.MEASURE_EVERY + 0.5)
-            r = http.post(f"/containers/{box.id}/files", files={"file": ("b.bin", os.urandom(20 << 20))})
-            assert r.status_code == 200, r.text
-        finally:
-            client.containers.delete(box.id)
+    with _quota_box(quota_server, "written") as (client, http, box_id):
+        assert _upload(http, box_id, "a.bin", b"a").status_code == 200
+        run_logs(client, box_id, "import os\nopen('w.bin', 'wb').write(os.urandom(30 << 20))")
+        time.sleep(disk.MEASURE_EVERY + 0.5)
+        r = _upload(http, box_id, "b.bin", os.urandom(20 << 20))
+        assert r.status_code == 507 and "disk limit" in r.json()["error"]["message"], r.text
+        run_logs(client, box_id, "import os\nos.remove('w.bin')")
+        time.sleep(disk.MEASURE_EVERY + 0.5)
+        r = _upload(http, box_id, "b.bin", os.urandom(20 << 20))
+        assert r.status_code == 200, r.text
 
 
 def test_writes_to_fd_2_do_not_grow_the_host(quota_server):
