@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -25,10 +24,10 @@ def test_one_job_after_another_reuses_a_thread_and_jobs_at_once_get_one_each() -
     beside(lambda: None).result(5)
     before = kept()
     names = set()
-    for _ in range(20):
+    for _ in range(20):  # each sent the moment the one before is heard of
         names.add(beside(lambda: threading.current_thread().name).result(5))
-        time.sleep(0.005)  # cells come apart: the thread is idle again by the next
-    assert kept() == before and len(names) == 1
+    # No thread made for them: the kept ones took them (earlier tests may have left more than one idle).
+    assert kept() == before and names <= {t.name for t in threading.enumerate() if t.name.startswith("cellbox-beside")}
     gate = threading.Event()
     blocked = [beside(gate.wait, 5) for _ in range(4)]  # four at once: none waits for another to end
     assert beside(lambda: "free").result(5) == "free"

@@ -32,10 +32,17 @@ def beside(work: Callable[..., T], *args: Any) -> Future[T]:
 def _serve() -> None:
     while True:
         future, work, args = _jobs.get()
-        if future.set_running_or_notify_cancel():
-            try:
-                future.set_result(work(*args))
-            except BaseException as exc:
-                future.set_exception(exc)
-        del future, work, args  # a finished job's values are not kept alive by an idle thread
+        if not future.set_running_or_notify_cancel():
+            _idle.release()
+            continue
+        try:
+            result, error = work(*args), None
+        except BaseException as exc:
+            result, error = None, exc
+        # Idle before the caller hears: a job it sends on hearing finds this thread, not a new one.
         _idle.release()
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+        del future, work, args, result, error  # a finished job's values are not kept alive by an idle thread
