@@ -1,11 +1,13 @@
 """Attack: output a server must hold or parse. Images weren't capped like text (150 x 4 MiB images took the
 server from 172 MB to 2.5 GB); a kernel, which runs the hostile code, can put anything on its own sockets.
 
-A run keeps at most MAX_IMAGES images and MAX_IMAGE_CHARS of them, and says what it dropped; messages that
-don't parse or don't have the documented shape are skipped; the run still answers, and so do other containers."""
+A run keeps at most MAX_IMAGES images and MAX_IMAGE_CHARS of them, and says what it dropped; frames that
+don't parse or don't have the documented shape are skipped, one too long is skipped without being held; the run
+still answers, and so do other containers."""
 
 from __future__ import annotations
 
+import struct
 import time
 
 from cellbox.local import kernel
@@ -41,24 +43,25 @@ def test_images_are_capped_and_the_rest_is_said(server, client, container, run, 
 
 
 FORGED = """
-kernel = get_ipython().kernel
-session, sock = kernel.session, kernel.iopub_socket
-parent = kernel.get_parent()
-# Unparsable: a bad signature.
-sock.send_multipart([b"stream", b"<IDS|MSG>", b"bad-signature", b"{", b"{}", b"{}", b"{}"])
-# Signed, but not the documented shape: content a list, parent header a string, traceback a number.
-for msg_type, content in [("stream", [1, 2]), ("error", {"ename": 5, "traceback": 7}),
-                          ("display_data", {"data": ["x"]}), ("execute_result", {"data": {"image/png": 12}})]:
-    parts = [session.pack(session.msg_header(msg_type)), session.pack(parent["header"]), b"{}", session.pack(content)]
-    sock.send_multipart([msg_type.encode(), b"<IDS|MSG>", session.sign(parts), *parts])
+import json, socket, struct, sys
+runs = socket.socket(fileno=int(sys.argv[1]))  # the kernel's own socket to the server
+def frame(body):
+    runs.sendall(struct.pack("!I", len(body)) + body)
+frame(b"{not json")
+for message in [[1, 2], {"image": 5}, {"image": "javascript:alert(1)"}, {"done": "x"}, {"done": 10**9},
+                {"ready": True}, "done", None]:
+    frame(json.dumps(message).encode())
+frame(b"x" * (MAX_FRAME + 1))  # longer than any frame the server holds: skipped as it arrives
 print("still here")
 """
 
 
-def test_malformed_kernel_messages_are_skipped(server, client, container, run, logs):
-    call, _ = run(client, container.id, FORGED)
+def test_malformed_kernel_frames_are_skipped(server, client, container, run, logs):
+    call, _ = run(client, container.id, FORGED.replace("MAX_FRAME", str(kernel.MAX_FRAME)))
     assert call.status == "completed"
     assert "still here" in logs(call)
+    assert "1 image(s) not kept" in logs(call)  # the frame too long to hold, counted as the image it claims
+    assert not [o for o in call.outputs if o.type == "image"]
     started = time.monotonic()
     assert logs(run(client, container.id, "print(6 * 7)")[0]).strip() == "42"
     assert time.monotonic() - started < 5
@@ -82,3 +85,21 @@ def test_an_output_flood_ends_with_an_answer(server, client, container, run, log
     text = logs(call)
     assert "flooded" in text or "some is lost" in text
     assert logs(run(client, container.id, "print('after')")[0]).strip().endswith("after")
+
+
+def test_frames_are_read_however_the_bytes_arrive():
+    """Frames split anywhere (here, the short ones byte by byte, a length split in two), one too long skipped as
+    it arrives (never held), one that isn't JSON dropped."""
+    frames = kernel._Frames()
+    long = struct.pack("!I", kernel.MAX_FRAME + 10) + b"x" * (kernel.MAX_FRAME + 10)
+    short = kernel._frame({"image": "data:image/png;base64,AAAA"})
+    rest = struct.pack("!I", 9) + b"{not json" + kernel._frame({"done": 1, "error": None})
+    pieces = [short[i : i + 1] for i in range(len(short))] + [long[:2], long[2:7]]
+    pieces += [long[i : i + (1 << 20)] for i in range(7, len(long), 1 << 20)] + [
+        rest[i : i + 1] for i in range(len(rest))
+    ]
+    seen = []
+    for piece in pieces:
+        seen += frames.feed(piece)
+        assert len(frames._buffer) < 64  # the long frame was never held
+    assert seen == [{"image": "data:image/png;base64,AAAA"}, kernel._Frames.TOO_BIG, {"done": 1, "error": None}]

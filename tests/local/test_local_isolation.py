@@ -156,14 +156,14 @@ try:
 except OSError:
     shadow = ""
 print(json.dumps({
-    "connection_files": glob.glob("/tmp/cbx-*/*/k.json"),
+    "kernel_folders": glob.glob("/tmp/cbx-*/*/kernel.py"),
     "run": os.listdir("/run") if os.path.isdir("/run") else [],
     "shadow": shadow,
 }))
 """
         seen = json.loads(logs(run(client, container.id, code)[0]))
-        # Only the kernel's own connection file; the other container's kernel socket and key stay hidden.
-        assert len(seen["connection_files"]) == 1
+        # Only the kernel's own folder; the other container's stays hidden.
+        assert len(seen["kernel_folders"]) == 1
         assert seen["run"] == []
         assert seen["shadow"] == ""
     finally:

@@ -89,6 +89,21 @@ def test_last_expression_and_stderr_in_logs(client, container, run, logs):
     assert "3" in logs(call)
 
 
+def test_output_keeps_the_order_it_was_written_in(client, container, run, logs):
+    """Prints, a subprocess's output, stderr, a displayed value and the last expression, as a terminal shows them."""
+    code = (
+        "import subprocess, sys\nfrom IPython.display import display\nprint('one')\n"
+        "subprocess.run(['echo', 'two'])\nprint('three', file=sys.stderr)\ndisplay('four')\n'five'"
+    )
+    assert logs(run(client, container.id, code)[0]) == "one\ntwo\nthree\n'four'\n'five'\n"
+
+
+def test_input_says_code_cannot_ask_for_it(client, container, run, logs):
+    call, _ = run(client, container.id, "input('name? ')")
+    assert "StdinNotImplementedError" in logs(call) and "cannot ask for input" in logs(call)
+    assert logs(run(client, container.id, "print('after')")[0]) == "after\n"
+
+
 def test_images_become_data_urls(client, container, run):
     code = f"from IPython.display import Image, display\nimport base64\ndisplay(Image(data=base64.b64decode('{PNG}')))"
     call, _ = run(client, container.id, code)

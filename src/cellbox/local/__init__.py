@@ -16,7 +16,8 @@ Modules, one concept each::
     store.py       SQLite metadata and file bytes in the data dir (atomic renames)
     safepath.py    paths under /mnt/data that cannot escape it (no symlink following); bounded scans, deep removals
     launcher.py    starts kernels in bubblewrap jails under a container's Limits; the isolation check
-    kernel.py      one ipykernel per container over jupyter_client (ipc transport)
+    kernel.py      one kernel per container: the server's side of it (runs, interrupts, output, caps)
+    jail_kernel.py the kernel itself, run in the jail: an IPython shell taking code over a socket pair
     pool.py        warm kernels for fast creates
     containers.py  live containers: kernels, locks, expiry
     responses.py   POST /v1/responses requests (every documented field), read and checked

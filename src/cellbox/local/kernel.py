@@ -1,37 +1,39 @@
-"""One stateful Python kernel (ipykernel over jupyter_client, ipc transport) in its jail.
+"""One stateful Python kernel (jail_kernel.py: an IPython shell) in its jail, and the server's side of it.
 
-Everything here runs on the server's event loop: processes are spawned from the loop's thread (the kernels'
-death signal is tied to the thread that spawned them) and messages are read with jupyter_client's asyncio
-client, so a long cell never blocks other requests.
+The kernel takes code and answers in frames on a socket pair; its text (prints, a subprocess's output,
+tracebacks) comes through the pipe of its descriptors 1 and 2, in the order it was written. Everything here runs
+on the server's event loop (both are read with the loop's readers), so a long cell never blocks other requests.
+The kernel runs hostile code, which can write anything on its socket and pipe: frames that aren't the documented
+shape are skipped, sizes are capped as they arrive, and a frame past the cap is skipped without being held.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
+import json
 import os
-import queue
-import re
 import secrets
 import shutil
+import socket
+import struct
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import zmq.asyncio
-from jupyter_client.asynchronous import AsyncKernelClient
-from jupyter_client.connect import write_connection_file
-
+from . import jail_kernel
 from .launcher import Launcher, Limits
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 MAX_LOG_CHARS = 4 * 1024 * 1024
 # Images of one run, as the base64 text they travel in: past either cap they are counted, not kept.
 MAX_IMAGE_CHARS = 16 * 1024 * 1024
 MAX_IMAGES = 64
+MAX_FRAME = MAX_IMAGE_CHARS + 4096  # an image at the cap, in its frame; a longer frame is skipped unread
 STDERR_TAIL = 64 * 1024  # bytes of a kernel's own output kept, to say why it failed
 INTERRUPT_GRACE = 5.0  # seconds an interrupted run gets to stop before its kernel is killed
+_HEADER = struct.Struct("!I")
 
 
 class KernelError(RuntimeError):
@@ -52,22 +54,56 @@ class Execution:
     images_dropped: int = 0
 
 
+class _Run:
+    """The run in progress: its output as it arrives, and its end (the kernel's `done` frame, or None when the
+    kernel is gone)."""
+
+    def __init__(self, number: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.number = number
+        self.result = Execution()
+        self.logs = _Logs()
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.ended: asyncio.Future[dict | None] = loop.create_future()
+        self.kills_before = 0
+
+    def image(self, url: object) -> None:
+        result = self.result
+        if not isinstance(url, str) or not url.startswith("data:image/"):
+            return
+        if result.image_bytes + len(url) > MAX_IMAGE_CHARS or len(result.images) >= MAX_IMAGES:
+            result.images_dropped += 1
+        else:
+            result.images.append(url)
+            result.image_bytes += len(url)
+
+    def end(self, done: dict | None) -> None:
+        if not self.ended.done():
+            self.ended.set_result(done)
+
+
 class Kernel:
     def __init__(self, launcher: Launcher, workdir: Path, limits: Limits) -> None:
         self.launcher = launcher
         self.workdir = workdir
         self.limits = limits
         self._proc: subprocess.Popen | None = None
-        self._client: AsyncKernelClient | None = None
         self._dir: Path | None = None
         self._lock = asyncio.Lock()
-        self._stderr = bytearray()
-        self._stderr_fd: int | None = None
-        self._stderr_loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runs: socket.socket | None = None  # frames both ways
+        self._interrupts: socket.socket | None = None  # a byte interrupts the run in progress
+        self._frames = _Frames()
+        self._ready: asyncio.Future[bool] | None = None  # True once the kernel says so, False if it closed first
+        self._run: _Run | None = None
+        self._numbers = 0
+        self._closed = False
+        self._output_fd: int | None = None  # the kernel's descriptors 1 and 2
+        self._tail = bytearray()
 
     @property
     def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        # Its socket closed: gone, even in the moment before its process is seen to end.
+        return self._proc is not None and not self._closed and self._proc.poll() is None
 
     @property
     def busy(self) -> bool:
@@ -78,38 +114,40 @@ class Kernel:
         return self.launcher.memory_kills(self._proc) if self._proc is not None else 0
 
     async def start(self, timeout: float = 60.0) -> None:
+        self._loop = loop = asyncio.get_running_loop()
         self._dir = self.launcher.runtime_dir / secrets.token_hex(4)
         self._dir.mkdir(mode=0o700)
         home = self._dir / "home"
         home.mkdir()
-        connection_file = self._dir / "k.json"
-        write_connection_file(
-            fname=str(connection_file),
-            transport="ipc",
-            ip=str(self._dir / "s"),
-            key=secrets.token_hex(32).encode(),
-        )
-        for path in (self._dir, home, connection_file, self.workdir):
-            self.launcher.give(path)  # the jail's user reads its key, makes its sockets, writes /mnt/data
-        # The kernel's own stdout and stderr (code can write to fd 2 directly) come through a pipe of which only
-        # the last STDERR_TAIL bytes are kept: a file on the host would grow as long as the code writes.
+        script = self._dir / "kernel.py"
+        shutil.copyfile(jail_kernel.__file__, script)
+        for path in (self._dir, home, self.workdir):
+            self.launcher.give(path)  # the jail's user reads the script, writes its home and /mnt/data
+        runs, runs_end = socket.socketpair()
+        interrupts, interrupts_end = socket.socketpair()
+        # The kernel's stdout and stderr are one pipe: its output, in order, and why it failed if it does.
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
         try:
-            self._proc = self.launcher.spawn(self.workdir, connection_file, home, self.limits, write_end)
+            self._proc = self.launcher.spawn(
+                self.workdir, script, home, self.limits, write_end, (runs_end.fileno(), interrupts_end.fileno())
+            )
         except BaseException:
+            for sock in (runs, interrupts):
+                sock.close()
             os.close(read_end)
             raise
         finally:
+            for sock in (runs_end, interrupts_end):
+                sock.close()
             os.close(write_end)
+        for sock in (runs, interrupts):
+            sock.setblocking(False)
+        self._runs, self._interrupts = runs, interrupts
+        self._ready = loop.create_future()
+        loop.add_reader(runs.fileno(), self._read_frames)
         os.set_blocking(read_end, False)
-        self._stderr_fd, self._stderr_loop = read_end, asyncio.get_running_loop()
-        self._stderr_loop.add_reader(read_end, self._read_stderr)
-        # One zmq context for every kernel: a context per client costs an I/O thread and descriptors each.
-        client = AsyncKernelClient(context=_shared_context())
-        client.load_connection_file(str(connection_file))
-        # Shell, iopub and control only: each channel costs descriptors and a thread, and no run reads stdin.
-        client.start_channels(stdin=False, hb=False)
-        self._client = client
+        self._output_fd = read_end
+        loop.add_reader(read_end, self._read_output)
         try:
             await self._wait_ready(timeout)
         except BaseException:
@@ -117,72 +155,99 @@ class Kernel:
             raise
 
     async def _wait_ready(self, timeout: float) -> None:
-        """Until the kernel answers on shell and its iopub messages reach us (a SUB socket joins late)."""
-        assert self._client is not None
+        assert self._ready is not None
         deadline = time.monotonic() + timeout
-        while True:
+        while not self._ready.done():
             if not self.alive:
-                raise KernelError(f"The kernel failed to start: {self._stderr_tail()}")
+                raise KernelError(f"The kernel failed to start: {self._output_tail()}")
             if time.monotonic() > deadline:
-                raise KernelError(f"The kernel did not start within {timeout:.0f} s: {self._stderr_tail()}")
-            msg_id = self._client.kernel_info()
-            with contextlib.suppress(queue.Empty):
-                end = time.monotonic() + 0.5
-                while time.monotonic() < end:
-                    msg = await self._client.get_iopub_msg(timeout=max(0.01, end - time.monotonic()))
-                    if _parent_id(msg) == msg_id and _is_idle(msg):
-                        await self._drain(self._client.get_shell_msg)
-                        return
+                raise KernelError(f"The kernel did not start within {timeout:.0f} s: {self._output_tail()}")
+            await asyncio.wait([self._ready], timeout=0.1)
+        if not self._ready.result():
+            raise KernelError(f"The kernel failed to start: {self._output_tail()}")
 
-    async def _replied(self, msg_id: str) -> bool:
-        """Whether the shell channel holds the reply to `msg_id` (the run has ended), without waiting."""
-        assert self._client is not None
-        for _ in range(10_000):  # bounded: a channel that keeps failing must not spin
-            try:
-                reply = await self._client.get_shell_msg(timeout=0)
-            except queue.Empty:
-                return False
-            except Exception:  # unparsable: not an answer of the kernel's own making
-                continue
-            if _parent_id(reply) == msg_id:
-                return True
-        return False
+    # -- what the kernel sends ----------------------------------------------------------------------------
 
-    async def _drain(self, getter) -> None:
-        for _ in range(10_000):  # bounded: a channel that keeps failing must not spin
-            try:
-                await getter(timeout=0)
-            except queue.Empty:
-                return
-            except Exception:  # unparsable messages are dropped like any other
-                continue
-
-    def _read_stderr(self) -> None:
-        assert self._stderr_fd is not None
+    def _read_frames(self) -> None:
+        assert self._runs is not None
         try:
-            data = os.read(self._stderr_fd, 65536)
+            data = self._runs.recv(1 << 18)
         except BlockingIOError:
             return
         except OSError:
             data = b""
         if not data:
-            self._close_stderr()
+            self._lost()
             return
-        self._stderr += data
-        del self._stderr[:-STDERR_TAIL]
+        for message in self._frames.feed(data):
+            self._take(message)
 
-    def _close_stderr(self) -> None:
-        if self._stderr_fd is not None:
+    def _take(self, message: object) -> None:
+        run = self._run
+        if message is _Frames.TOO_BIG:
+            if run is not None:
+                run.result.images_dropped += 1
+            return
+        if not isinstance(message, dict):
+            return
+        if "image" in message:
+            if run is not None:
+                run.image(message["image"])
+        elif "done" in message:
+            if run is not None and message["done"] == run.number:
+                run.end(message)
+        elif message.get("ready") is True and self._ready is not None and not self._ready.done():
+            self._ready.set_result(True)
+
+    def _lost(self) -> None:
+        """The kernel's socket closed: it died, or it was killed."""
+        self._closed = True
+        if self._loop is not None and self._runs is not None:
             with contextlib.suppress(Exception):
-                assert self._stderr_loop is not None
-                self._stderr_loop.remove_reader(self._stderr_fd)
-            os.close(self._stderr_fd)
-            self._stderr_fd = None
+                self._loop.remove_reader(self._runs.fileno())
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(False)
+        if self._run is not None:
+            self._run.end(None)
 
-    def _stderr_tail(self) -> str:
-        if self._stderr_fd is not None:
-            self._read_stderr()
-        return self._stderr.decode(errors="replace").strip()[-2000:] or "no output"
+    def _read_output(self) -> bool:
+        """Moves what the pipe holds now to the run in progress (and the tail); False once it holds nothing."""
+        if self._output_fd is None:
+            return False
+        try:
+            data = os.read(self._output_fd, 1 << 16)
+        except BlockingIOError:
+            return False
+        except OSError:
+            data = b""
+        if not data:
+            self._close_output()
+            return False
+        self._tail += data
+        del self._tail[:-STDERR_TAIL]
+        if self._run is not None:
+            self._run.logs.append(self._run.decoder.decode(data))
+        return True
+
+    def _drain_output(self) -> None:
+        # Bounded: a process the code left writing without pause must not keep a run from ending.
+        for _ in range(64):
+            if not self._read_output():
+                return
+
+    def _close_output(self) -> None:
+        if self._output_fd is not None:
+            with contextlib.suppress(Exception):
+                assert self._loop is not None
+                self._loop.remove_reader(self._output_fd)
+            os.close(self._output_fd)
+            self._output_fd = None
+
+    def _output_tail(self) -> str:
+        self._drain_output()
+        return self._tail.decode(errors="replace").strip()[-2000:] or "no output"
+
+    # -- runs -----------------------------------------------------------------------------------------
 
     async def execute(self, code: str, timeout: float | None = None) -> Execution:
         """Runs code; an exception in it is part of the result, not an error of this call.
@@ -191,110 +256,111 @@ class Kernel:
         more has its kernel killed (the caller starts a new one).
         """
         async with self._lock:
-            if not self.alive:
+            if not self.alive or self._runs is None:
                 raise KernelError("The kernel is not running.")
-            assert self._client is not None
-            await self._drain(self._client.get_iopub_msg)
-            msg_id = self._client.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
-            result = Execution()
-            kills_before = self.memory_kills()
-            logs = _Logs()
-            deadline = None if timeout is None else time.monotonic() + timeout
-            resend = 0.0
-            replied = False
+            assert self._loop is not None
+            self._drain_output()  # written between runs (a process a cell left running): not this run's
+            self._numbers += 1
+            run = self._run = _Run(self._numbers, self._loop)
+            run.kills_before = self.memory_kills()
             try:
-                while True:
-                    if deadline is not None and time.monotonic() > deadline and result.status == "completed":
-                        result.status = "incomplete"
-                        logs.append(f"\nThe execution took longer than {timeout:g} s and was interrupted.\n")
-                        self._send_interrupt()
-                        deadline += INTERRUPT_GRACE
-                        resend = time.monotonic() + 0.5
-                    elif result.status == "incomplete" and resend < time.monotonic() < (deadline or 0.0):
-                        self._send_interrupt()  # one that lands in the instant before the handler is set is lost
-                        resend = time.monotonic() + 0.5
-                    elif deadline is not None and time.monotonic() > deadline:
-                        self.kill()
-                        result.status, result.killed = "failed", True
-                        logs.append("\nThe code ignored the interrupt; its kernel was restarted (variables lost).\n")
-                        break
-                    try:
-                        msg = await self._client.get_iopub_msg(timeout=0.5)
-                    except queue.Empty:
-                        if not self.alive:
-                            result.status = "failed"
-                            break
-                        # Output floods can drop iopub messages, the final "idle" among them: the shell reply
-                        # says the run is over all the same (once iopub has been quiet twice, so no race).
-                        if replied:
-                            logs.append("\n[The run printed faster than its output could be kept: some is lost.]\n")
-                            break
-                        replied = await self._replied(msg_id)
-                        continue
-                    except asyncio.CancelledError:
-                        if self._client is not None:
-                            raise
-                        # Killed from outside (its container was deleted): closing its sockets cancelled the poll.
-                        result.status, result.killed = "failed", True
-                        break
-                    except Exception:  # a message that doesn't parse (bad signature, not JSON): not ours
-                        continue
-                    if _parent_id(msg) != msg_id:
-                        continue
-                    if _is_idle(msg):
-                        break
-                    _collect(msg, logs, result)
+                await self._send(_frame({"run": run.number, "code": code}))
+                await self._wait(run, timeout)
             except asyncio.CancelledError:
                 # The client went away: stop the code, and keep the kernel (and its variables) if it stops.
-                self._send_interrupt()
-                await self._settle(msg_id)
+                self._send_interrupt(run)
+                await self._settle(run)
                 raise
-            result.memory_kills = self.memory_kills() - kills_before
-            if result.images_dropped:
-                logs.append(
-                    f"\n[{result.images_dropped} image(s) not kept: a run keeps at most {MAX_IMAGES} images and "
-                    f"{MAX_IMAGE_CHARS // (1024 * 1024)} MiB of them; save more to /mnt/data instead.]\n"
-                )
-            result.logs = logs.text()
-            if self._client is not None:
-                await self._drain(self._client.get_shell_msg)
-            return result
+            except TimeoutError:  # a kernel that doesn't read its code (the code forged the end of its last run)
+                self.kill()
+                run.result.status, run.result.killed = "failed", True
+                run.logs.append("\nThe kernel did not take the code; it was restarted (variables lost).\n")
+            except OSError:  # the socket is gone: the kernel with it
+                run.result.status = "failed"
+            finally:
+                self._drain_output()  # everything the kernel wrote before it said the run was done
+                self._run = None
+            return self._finish(run)
 
-    async def _settle(self, msg_id: str) -> None:
+    async def _send(self, frame: bytes) -> None:
+        assert self._runs is not None and self._loop is not None
+        sent = 0
+        with contextlib.suppress(BlockingIOError):
+            sent = self._runs.send(frame)  # all of it, nearly always: no wait on the loop
+        if sent < len(frame):
+            await asyncio.wait_for(self._loop.sock_sendall(self._runs, frame[sent:]), INTERRUPT_GRACE)
+
+    async def _wait(self, run: _Run, timeout: float | None) -> None:
+        result = run.result
+        deadline = None if timeout is None else time.monotonic() + timeout
+        resend = 0.0
+        while not run.ended.done():
+            if deadline is not None and time.monotonic() > deadline and result.status == "completed":
+                result.status = "incomplete"
+                run.logs.append(f"\nThe execution took longer than {timeout:g} s and was interrupted.\n")
+                self._send_interrupt(run)
+                deadline += INTERRUPT_GRACE
+                resend = time.monotonic() + 0.5
+            elif result.status == "incomplete" and resend < time.monotonic() < (deadline or 0.0):
+                self._send_interrupt(run)  # one that lands in the instant before the code starts is lost
+                resend = time.monotonic() + 0.5
+            elif deadline is not None and time.monotonic() > deadline:
+                self.kill()
+                result.status, result.killed = "failed", True
+                run.logs.append("\nThe code ignored the interrupt; its kernel was restarted (variables lost).\n")
+                return
+            wait = 0.5 if deadline is None else max(0.01, min(0.5, deadline - time.monotonic()))
+            await asyncio.wait([run.ended], timeout=wait)
+            if not run.ended.done() and not self.alive:
+                break
+        done = run.ended.result() if run.ended.done() else None
+        if done is None:
+            if self._proc is None:  # killed from outside (its container was deleted, its disk quota passed)
+                result.killed = True
+            result.status = "failed"
+        elif isinstance(done.get("error"), str):
+            result.error = done["error"][:200] or "Error"
+
+    def _finish(self, run: _Run) -> Execution:
+        result = run.result
+        run.logs.append(run.decoder.decode(b"", final=True))
+        result.memory_kills = self.memory_kills() - run.kills_before
+        if result.images_dropped:
+            run.logs.append(
+                f"\n[{result.images_dropped} image(s) not kept: a run keeps at most {MAX_IMAGES} images and "
+                f"{MAX_IMAGE_CHARS // (1024 * 1024)} MiB of them; save more to /mnt/data instead.]\n"
+            )
+        result.logs = run.logs.text()
+        return result
+
+    async def _settle(self, run: _Run) -> None:
         """Waits for an interrupted run to end; kills the kernel if it will not.
 
-        An interrupt that reaches the kernel before the code starts (or in the instant before it installs its
-        SIGINT handler) is ignored, so it is sent again until the run ends; the lock held meanwhile keeps a
-        later run from catching one of them.
+        An interrupt that reaches the kernel before the code starts is ignored, so it is sent again until the
+        run ends; the lock held meanwhile keeps a later run from catching one of them.
         """
         deadline = time.monotonic() + INTERRUPT_GRACE
-        resend = time.monotonic() + 0.5
-        while self._client is not None and time.monotonic() < deadline:
-            try:
-                msg = await self._client.get_iopub_msg(timeout=0.1)
-            except queue.Empty:
-                if not self.alive:
-                    return
-                msg = None
-            if msg is not None and _parent_id(msg) == msg_id:
-                if _is_idle(msg):
-                    return
-                if msg.get("msg_type") == "status":  # busy: the code starts only now
-                    self._send_interrupt()
-            if time.monotonic() > resend:
-                self._send_interrupt()
-                resend = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            await asyncio.wait([run.ended], timeout=0.5)
+            if run.ended.done() or not self.alive:
+                return
+            self._send_interrupt(run)
         self.kill()
 
-    def _send_interrupt(self) -> None:
-        if self._client is not None and self.alive:
-            self._client.control_channel.send(self._client.session.msg("interrupt_request", {}))
+    def _send_interrupt(self, run: _Run) -> None:
+        """Interrupts `run`: it carries the run's number, so one that reaches the kernel late stops no other run."""
+        if self._interrupts is not None and self.alive:
+            with contextlib.suppress(OSError):  # its buffer full: interrupts it hasn't read are waiting already
+                self._interrupts.send(_HEADER.pack(run.number))
 
     def kill(self) -> None:
-        if self._client is not None:
-            with contextlib.suppress(Exception):
-                self._client.stop_channels()
-            self._client = None
+        for sock in (self._runs, self._interrupts):
+            if sock is not None:
+                if sock is self._runs and self._loop is not None:
+                    with contextlib.suppress(Exception):
+                        self._loop.remove_reader(sock.fileno())
+                sock.close()
+        self._runs = self._interrupts = None
         if self._proc is not None:
             with contextlib.suppress(ProcessLookupError):
                 self._proc.kill()
@@ -302,64 +368,58 @@ class Kernel:
                 self._proc.wait(timeout=5)
             self.launcher.cleanup(self._proc)
             self._proc = None
-        self._close_stderr()
+        if self._run is not None:
+            self._run.end(None)
+        self._close_output()
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
 
-_context: zmq.asyncio.Context | None = None
+def _frame(message: dict) -> bytes:
+    body = json.dumps(message).encode()
+    return _HEADER.pack(len(body)) + body
 
 
-def _shared_context() -> zmq.asyncio.Context:
-    global _context
-    if _context is None or _context.closed:
-        _context = zmq.asyncio.Context()
-    return _context
+class _Frames:
+    """Frames out of the bytes a kernel sends, as they arrive: a 4-byte length, then that much JSON. A frame
+    longer than MAX_FRAME is skipped as it arrives (reported as TOO_BIG), never held; one that isn't JSON is
+    dropped."""
 
+    TOO_BIG = object()
 
-def _is_idle(msg: dict) -> bool:
-    content = msg.get("content")
-    return msg.get("msg_type") == "status" and isinstance(content, dict) and content.get("execution_state") == "idle"
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._skip = 0
 
-
-def _parent_id(msg: dict) -> object:
-    parent = msg.get("parent_header")
-    return parent.get("msg_id") if isinstance(parent, dict) else None
-
-
-def _collect(msg: dict, logs: _Logs, result: Execution) -> None:
-    """Adds one iopub message to the run's output. The kernel runs hostile code, which can send anything on its
-    own sockets: whatever isn't the documented shape is skipped, never trusted."""
-    kind, content = msg.get("msg_type"), msg.get("content")
-    if not isinstance(content, dict):
-        return
-    if kind == "stream":
-        logs.append(_text(content.get("text")))
-    elif kind == "error":
-        result.error = _text(content.get("ename"))[:200] or "Error"
-        lines = content.get("traceback")
-        lines = [_text(line) for line in lines] if isinstance(lines, list) else []
-        logs.append(_ANSI.sub("", "\n".join(lines)) + "\n")
-    elif kind in ("execute_result", "display_data"):
-        data = content.get("data")
-        if not isinstance(data, dict):
-            return
-        for mime in ("image/png", "image/jpeg", "image/gif"):
-            if isinstance(data.get(mime), str):
-                encoded = "".join(data[mime].split())
-                if result.image_bytes + len(encoded) > MAX_IMAGE_CHARS or len(result.images) >= MAX_IMAGES:
-                    result.images_dropped += 1
-                else:
-                    result.images.append(f"data:{mime};base64,{encoded}")
-                    result.image_bytes += len(encoded)
-                return
-        if "text/plain" in data:
-            logs.append(_text(data["text/plain"]) + "\n")
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
+    def feed(self, data: bytes) -> list[object]:
+        if self._skip:
+            skipped = min(self._skip, len(data))
+            self._skip -= skipped
+            data = data[skipped:]
+        buffer = self._buffer
+        buffer += data
+        messages: list[object] = []
+        start = 0
+        while len(buffer) - start >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(buffer, start)
+            if size > MAX_FRAME:
+                messages.append(self.TOO_BIG)
+                start += _HEADER.size
+                skipped = min(size, len(buffer) - start)
+                start += skipped
+                self._skip = size - skipped
+                continue
+            if len(buffer) - start - _HEADER.size < size:
+                break
+            body = bytes(buffer[start + _HEADER.size : start + _HEADER.size + size])
+            start += _HEADER.size + size
+            try:
+                messages.append(json.loads(body))
+            except ValueError:
+                continue
+        del buffer[:start]
+        return messages
 
 
 class _Logs:
@@ -375,8 +435,9 @@ class _Logs:
         if len(text) > room:
             self._dropped += len(text) - max(room, 0)
             text = text[: max(room, 0)]
-        self._parts.append(text)
-        self._size += len(text)
+        if text:
+            self._parts.append(text)
+            self._size += len(text)
 
     def text(self) -> str:
         text = "".join(self._parts)

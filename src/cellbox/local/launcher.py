@@ -148,13 +148,14 @@ class Launcher:
         )
 
     def spawn(
-        self, workdir: Path, connection_file: Path, home: Path, limits: Limits, log: int | IO[bytes]
+        self, workdir: Path, script: Path, home: Path, limits: Limits, log: int | IO[bytes], sockets: tuple[int, int]
     ) -> subprocess.Popen:
-        """The kernel's process, started in its jail and its control group with `log` as its stdout and stderr."""
+        """The kernel's process (`script` run with the descriptors of its two `sockets`, kernel.py), started in its
+        jail and its control group with `log` as its stdout and stderr."""
         group = None
         if self.cgroups is not None:
             group = self.cgroups.create(CgroupLimits(limits.memory_bytes, limits.processes, limits.cpus))
-        argv = self.argv(workdir, connection_file, limits.memory_bytes)
+        argv = self.argv(workdir, script, sockets, limits.memory_bytes)
         passed: tuple[int, ...] = ()
         if self.isolated and self.seccomp is not None:
             passed = (seccomp.descriptor(self.seccomp),)
@@ -169,7 +170,7 @@ class Launcher:
                 stderr=log,
                 preexec_fn=preexec(limits.memory_bytes, group, limits.disk_bytes),
                 start_new_session=True,
-                pass_fds=passed,
+                pass_fds=(*passed, *sockets),
             )
         except BaseException:
             if group is not None:
@@ -202,9 +203,8 @@ class Launcher:
         group = self._groups.get(process.pid)
         return group.oom_kills() if group is not None else 0
 
-    def argv(self, workdir: Path, connection_file: Path, memory_bytes: int | None) -> list[str]:
-        kernel = [self.python, "-m", "ipykernel_launcher", "-f", str(connection_file)]
-        kernel += ["--HistoryManager.enabled=False", "--IPKernelApp.log_level=40"]
+    def argv(self, workdir: Path, script: Path, sockets: tuple[int, int], memory_bytes: int | None) -> list[str]:
+        kernel = [self.python, "-s", str(script), *map(str, sockets)]
         if not self.isolated:
             return kernel
         bwrap = shutil.which("bwrap") or "bwrap"
@@ -231,8 +231,8 @@ class Launcher:
         made: set[str] = set()
         for prefix in dict.fromkeys([sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(self.python))]):
             argv += [*_parents(prefix, made), "--ro-bind", prefix, prefix]
-        # Only this kernel's own runtime folder: the others hold other containers' kernel sockets and keys.
-        own = str(connection_file.parent)
+        # Only this kernel's own runtime folder (its script, its home): not the other kernels'.
+        own = str(script.parent)
         argv += [*_parents(own, made), "--bind", own, own]
         argv += ["--bind", str(workdir), MOUNT, "--chdir", MOUNT]
         argv += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "sandbox"]
