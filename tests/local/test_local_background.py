@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import httpx
 import openai
 import pytest
 
+from cellbox.local import stored
 from cellbox.local.store import Store
 from cellbox.local.stored import StoredResponses
 from cellbox.local.testing import running_server, wait_until
@@ -255,23 +257,66 @@ def test_a_stored_responses_input_items_are_listed_newest_first_and_paged(client
         client.responses.input_items.list("resp_" + "0" * 48)
 
 
+class Finished:  # what keeping a response reads of it
+    def __init__(self, n: int) -> None:
+        self.id = f"resp_{n}"
+
+    def document(self) -> dict:
+        return {"record": {"id": self.id}, "filler": "x" * 1000}
+
+    def stop(self) -> None:
+        pass
+
+
+def test_a_finished_response_is_written_later_unless_deleted_first(tmp_path, monkeypatch):
+    """Written KEEP_AFTER seconds after it ended (cellbox deletes each cell's own once read: those never reach the
+    disk); on a clean shutdown, at once; one deleted while it was being written is not left behind."""
+    monkeypatch.setattr(stored, "KEEP_AFTER", 0.2)
+    store = Store(tmp_path / "data")
+    kept = StoredResponses(store)
+    write = store.keep_response
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        deleted_meanwhile = threading.Event()
+
+        def keep_then_delete(response_id: str, *args) -> None:  # the client's DELETE lands during the write
+            write(response_id, *args)
+            if response_id == "resp_3":
+                loop.call_soon_threadsafe(lambda: (kept.delete(response_id), deleted_meanwhile.set()))
+                deleted_meanwhile.wait(5)
+
+        monkeypatch.setattr(store, "keep_response", keep_then_delete)
+        for n in range(4):
+            kept._runs[f"resp_{n}"] = Finished(n)  # type: ignore[assignment]
+            kept._ended(kept._runs[f"resp_{n}"])
+        kept.delete("resp_0")
+        assert not any(store.has_response(f"resp_{n}") for n in range(4))  # none written yet
+        await asyncio.sleep(0.5)
+        assert [n for n in range(4) if store.has_response(f"resp_{n}")] == [1, 2]
+        kept._runs["resp_4"] = Finished(4)  # type: ignore[assignment]
+        kept._ended(kept._runs["resp_4"])
+        await kept.close()  # the server stops: what waits is written now
+        assert store.has_response("resp_4")
+
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()
+
+
 def test_responses_are_halved_only_when_the_disk_runs_short(tmp_path):
-    class Finished:  # what keeping a response reads of it
-        def __init__(self, n: int) -> None:
-            self.id = f"resp_{n}"
-
-        def document(self) -> dict:
-            return {"record": {"id": self.id}, "filler": "x" * 1000}
-
     store = Store(tmp_path / "data")
     short = False
     kept = StoredResponses(store, low_disk=lambda: short)
     try:
+        for n in range(7):
+            kept._runs[f"resp_{n}"] = Finished(n)  # type: ignore[assignment]
         for n in range(6):
-            asyncio.run(kept._keep(Finished(n)))
+            asyncio.run(kept._keep(kept._runs[f"resp_{n}"]))
         assert all(store.kept_response(f"resp_{n}") for n in range(6))  # a healthy disk keeps them all
         short = True
-        asyncio.run(kept._keep(Finished(6)))
+        asyncio.run(kept._keep(kept._runs["resp_6"]))
         left = [n for n in range(7) if store.kept_response(f"resp_{n}")]
         assert left[-1] == 6 and 3 <= len(left) <= 4  # about half, the newest first
     finally:

@@ -208,6 +208,7 @@ async def _serve(
         try:
             yield
         finally:
+            await app.state.stored.close()
             await containers.close()
             tree.close()
 

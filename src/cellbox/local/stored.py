@@ -9,7 +9,9 @@ Stored responses (`store`, true by default) are in memory while they run, at mos
 (more answer 429); once finished they are written to the server's database (a background one with its events, so
 it can be streamed again) and read from there: they survive a restart and are kept 30 days, as the cloud keeps
 them. Only when the server's disk runs short do the oldest go sooner (half of what is kept, oldest first): the
-server answering comes before old answers.
+server answering comes before old answers. A finished response is written KEEP_AFTER seconds after it ended (at
+once past MAX_UNWRITTEN waiting, and on a clean shutdown): one deleted sooner, as cellbox deletes each cell's
+once it has read it, is never written, and the writing never competes with the stream that reports the end.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ log = logging.getLogger("cellbox.local")
 
 _WAITING = ("queued", "in_progress")
 KEEP_SECONDS = 30 * 24 * 3600
+KEEP_AFTER = 1.0
+MAX_UNWRITTEN = 32
 
 
 class _Response:
@@ -200,6 +204,8 @@ class StoredResponses:
         self._store = store
         self._low_disk = low_disk
         self._runs: dict[str, Run] = {}
+        self._unwritten: dict[str, asyncio.TimerHandle | None] = {}  # finished, not written yet
+        self._writing: set[asyncio.Task] = set()
         self.max_background = max_background
 
     def start(self, request: Request, container_id: str, execute: model.Execute, quirks: frozenset[str], nth: int):
@@ -216,10 +222,36 @@ class StoredResponses:
         run = Run(request, container_id, execute, quirks, nth)
         if request.store:
             self._runs[run.id] = run
-            run.task.add_done_callback(lambda _: asyncio.ensure_future(self._keep(run)))
+            run.task.add_done_callback(lambda _: self._ended(run))
         return run
 
+    def _ended(self, run: Run) -> None:
+        if len(self._unwritten) >= MAX_UNWRITTEN:
+            self._unwritten[run.id] = None
+            self._write(run)
+        else:
+            self._unwritten[run.id] = asyncio.get_running_loop().call_later(KEEP_AFTER, self._write, run)
+
+    def _write(self, run: Run) -> None:
+        task = asyncio.ensure_future(self._keep(run))
+        self._writing.add(task)
+        task.add_done_callback(self._writing.discard)
+
+    async def close(self) -> None:
+        """Writes the finished responses still waiting to be written."""
+        for response_id, later in list(self._unwritten.items()):
+            run = self._runs.get(response_id)
+            if later is not None and run is not None:
+                later.cancel()
+                self._write(run)
+        if self._writing:
+            await asyncio.wait(self._writing)
+
     async def _keep(self, run: Run) -> None:
+        self._unwritten.pop(run.id, None)
+        if self._runs.get(run.id) is not run:  # deleted before its turn: nothing to write
+            return
+
         # Written in a thread: a background response's events may be megabytes. Until written, it is read from
         # memory; if writing fails (a full disk), it stays there.
         def write(document: dict[str, Any]) -> None:
@@ -235,6 +267,8 @@ class StoredResponses:
             return
         if self._runs.get(run.id) is run:
             del self._runs[run.id]
+        else:  # deleted while it was being written
+            self._store.forget_response(run.id)
 
     def has(self, response_id: str) -> bool:
         return response_id in self._runs or self._store.has_response(response_id)
@@ -250,6 +284,9 @@ class StoredResponses:
 
     def delete(self, response_id: str) -> None:
         run = self._runs.pop(response_id, None)
+        later = self._unwritten.pop(response_id, None)
+        if later is not None:
+            later.cancel()
         if run is not None:
             run.stop()
         if not self._store.forget_response(response_id) and run is None:
