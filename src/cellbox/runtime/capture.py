@@ -135,13 +135,14 @@ class _Stream(io.TextIOBase):
         return False
 
 
-_publisher_class: Any = None  # made once per kernel: making a traitlets class costs more than a run of `pass`
+_publisher: Any = None  # made once per kernel: making a traitlets class, or one of its objects, costs more than a
+# run of `pass`
 
 
 def publisher(output: Output) -> Any:
     """A display publisher that records each display as an event in `output` (None without IPython)."""
-    global _publisher_class
-    if _publisher_class is None:
+    global _publisher
+    if _publisher is None:
         try:
             from IPython.core.displaypub import DisplayPublisher
         except ImportError:
@@ -161,10 +162,9 @@ def publisher(output: Output) -> Any:
             def clear_output(self, wait: bool = False) -> None:
                 self.output.add({"type": "clear_output", "wait": wait})
 
-        _publisher_class = Publisher
-    made = _publisher_class()
-    made.output = output
-    return made
+        _publisher = Publisher()
+    _publisher.output = output
+    return _publisher
 
 
 class displays:

@@ -93,11 +93,17 @@ def _sibling(here: str, module: str) -> str | None:
     return os.path.join(folder, found[-1]) if found else None
 
 
+_siblings: dict[str, Any] = {}  # made once per kernel: a run uses three
+
+
 def _sibling_module(module: str) -> Any:
     """A module of the runtime's: uploaded beside this file (named alike), or imported in cellbox's own tests."""
     here = globals().get("__file__") or ""
     sibling = _sibling(here, module)
     if sibling is not None:
+        made = _siblings.get(sibling)
+        if made is not None:
+            return made
         loaded = sys.__dict__.setdefault("cellbox_runtimes", {}).get(sibling)
         if loaded is None:
             import runpy
@@ -105,7 +111,8 @@ def _sibling_module(module: str) -> Any:
             loaded = runpy.run_path(sibling)
             sys.__dict__.setdefault("cellbox_runtimes", {})[sibling] = loaded
         public = {k: v for k, v in loaded.items() if not k.startswith("__")}
-        return types.SimpleNamespace(**public, __file__=sibling)
+        made = _siblings[sibling] = types.SimpleNamespace(**public, __file__=sibling)
+        return made
     import importlib
 
     return importlib.import_module(f"cellbox.runtime.{module}")
@@ -208,11 +215,16 @@ def _forget_earlier_runs(runs_dir: str, keep: str) -> None:
 
 def _start(marker: str) -> bool:
     """Mark the run started; False when it already was (the marker is created exclusively, once)."""
-    os.makedirs(os.path.dirname(marker), exist_ok=True)
+    flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY
     try:
-        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        try:
+            made = os.open(marker, flags, 0o600)
+        except FileNotFoundError:  # the runs folder is there already, nearly always (the run's upload made it)
+            os.makedirs(os.path.dirname(marker), exist_ok=True)
+            made = os.open(marker, flags, 0o600)
     except FileExistsError:
         return False
+    os.close(made)
     return True
 
 
@@ -271,7 +283,7 @@ def _read_request(request_path: str) -> dict[str, Any] | None:
     folder whose run has not started may still be on its way (cellbox uploads it while the model is asked to run
     it): it is waited for, up to REQUEST_WAIT seconds, a whole first line at a time."""
     deadline = time.monotonic() + (REQUEST_WAIT if _on_its_way(request_path) else 0.0)
-    pause = 0.0005
+    pause = 0.0002  # an upload lands within milliseconds of the run, usually: looked for often at first
     while True:
         try:
             with open(request_path, encoding="utf-8") as f:
@@ -281,7 +293,7 @@ def _read_request(request_path: str) -> dict[str, Any] | None:
             if time.monotonic() >= deadline:
                 return None
         time.sleep(pause)
-        pause = min(pause * 2, 0.05)
+        pause = min(pause * 1.25, 0.05)
 
 
 def _state_lost(private_dir: str) -> bool:
