@@ -42,6 +42,7 @@ class Cgroup:
 
     folders: list[Path]
     version: int
+    _oom: int | None = field(default=None, repr=False)  # the open file that counts memory kills, read at offset 0
 
     def join(self) -> None:
         """Moves the calling process into the group; meant for the child, between fork and exec."""
@@ -57,19 +58,29 @@ class Cgroup:
         return found
 
     def oom_kills(self) -> int:
-        """How many processes of the group the memory limit has killed so far."""
-        for folder in self.folders:
+        """How many processes of the group the memory limit has killed so far (read before and after each run:
+        the file is kept open)."""
+        if self._oom is None:
             name = "memory.events" if self.version == 2 else "memory.oom_control"
-            with contextlib.suppress(OSError):
-                for line in (folder / name).read_text().splitlines():
-                    key, _, value = line.partition(" ")
-                    if key == "oom_kill":
-                        return int(value)
+            for folder in self.folders:
+                with contextlib.suppress(OSError):
+                    self._oom = os.open(folder / name, os.O_RDONLY | os.O_CLOEXEC)
+                    break
+            else:
+                return 0
+        with contextlib.suppress(OSError, ValueError):
+            for line in os.pread(self._oom, 4096, 0).decode().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
         return 0
 
     def remove(self) -> None:
         """Ends whatever is still running in the group and removes it: at once when it is already empty, else
         from a thread once the killed processes are gone (the caller may be the server's event loop)."""
+        if self._oom is not None:
+            os.close(self._oom)
+            self._oom = None
         if not self._try_remove():
             threading.Thread(target=self._remove_when_empty, daemon=True).start()
 
