@@ -355,3 +355,12 @@ def test_deleting_the_container_while_a_stream_runs_ends_it_with_an_error_event(
     assert failed.type == "response.failed" and failed.response.status == "failed"
     # The SDK knows a fixed list of response error codes: the run's failure is a server_error that says why.
     assert failed.response.error.code == "server_error" and "No container found" in failed.response.error.message
+
+
+def test_processes_the_code_starts_have_no_line_to_the_server(client, container, run, logs):
+    """A shell the code starts (os.system passes on every inheritable descriptor) holds its output pipe, not the
+    kernel's sockets to the server."""
+    code = "import os\nos.system('for fd in /proc/$$/fd/*; do readlink $fd; done')"
+    links = logs(run(client, container.id, code)[0]).split()
+    assert any(link.startswith("pipe:") for link in links), links
+    assert not [link for link in links if link.startswith("socket:")], links

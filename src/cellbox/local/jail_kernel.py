@@ -133,6 +133,8 @@ def main(runs_fd: int, interrupts_fd: int) -> None:
     for fd, name in ((1, "stdout"), (2, "stderr")):
         setattr(sys, name, open(fd, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False))  # noqa: SIM115
     builtins.input = _no_input
+    for fd in (runs_fd, interrupts_fd):
+        os.set_inheritable(fd, False)  # the server's line to this process, not to the processes the code starts
     channel = _Channel(runs_fd)
     signal.signal(signal.SIGINT, _on_sigint)
     threading.Thread(
