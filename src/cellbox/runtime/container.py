@@ -169,19 +169,16 @@ def run(request_path: str) -> None:
     written whatever the cell does. A run already started (the loader run a second time) is refused: nothing runs
     again."""
     request = _read_request(request_path)
-    result = execute(request_path, request)
-    if result is None or request is None:
+    ran = _execute(request_path, request)
+    if ran is None or request is None:
         return
+    result, record = ran
     state = "ok" if result["ok"] else f"error {str(result['error']['ename'])[:MAX_ENAME]}"
-    print(f"cellbox run {result['run_id']}: {state} in {result['duration']:.3f}s")
-    limit = request.get("log_limit", MAX_LOGGED_RESULT)
-    path = request["result_path"]
-    # The file as written is the record (one line of ASCII JSON): its size says whether it fits, without encoding
-    # the record again.
-    with contextlib.suppress(OSError):
-        if os.path.getsize(path) <= limit:
-            with open(path, encoding="utf-8") as f:
-                print(RESULT_MARKER + f.read())
+    summary = f"cellbox run {result['run_id']}: {state} in {result['duration']:.3f}s"
+    # The record as written to its file (one line of ASCII JSON), in the same write as the summary when it fits.
+    if len(record) <= request.get("log_limit", MAX_LOGGED_RESULT):
+        summary += "\n" + RESULT_MARKER + record
+    print(summary)
 
 
 def _run_of(name: str) -> str:
@@ -316,6 +313,12 @@ def _missing_output(name: str) -> dict[str, Any]:
 def execute(request_path: str, request: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Run one request (read from its file unless given); always writes the result file, whatever the cell does.
     None, doing nothing, when the run was started before."""
+    ran = _execute(request_path, request)
+    return None if ran is None else ran[0]
+
+
+def _execute(request_path: str, request: dict[str, Any] | None) -> tuple[dict[str, Any], str] | None:
+    """`execute`, and the record as written to the result file."""
     started = time.time()
     if request is None:
         request = _read_request(request_path)
@@ -399,14 +402,15 @@ def execute(request_path: str, request: dict[str, Any] | None = None) -> dict[st
     result["inline"] = _inline(small + result["figures"])
     result["events"] = output.events
     result["duration"] = round(time.time() - started, 6)
+    record = json.dumps(result, default=str)
     temp = request["result_path"] + ".tmp"
     with open(temp, "w", encoding="utf-8") as f:
-        json.dump(result, f, default=str)
+        f.write(record)
     os.replace(temp, request["result_path"])
     # Read at the start, and by the client while the cell ran; nobody needs it now (so the client needn't delete it).
     with contextlib.suppress(OSError):
         os.remove(request_path)
-    return result
+    return result, record
 
 
 if __name__ == "<run_path>":
