@@ -364,3 +364,14 @@ def test_processes_the_code_starts_have_no_line_to_the_server(client, container,
     links = logs(run(client, container.id, code)[0]).split()
     assert any(link.startswith("pipe:") for link in links), links
     assert not [link for link in links if link.startswith("socket:")], links
+
+
+def test_the_kernel_is_an_ipython_shell(client, container, run, logs):
+    """What a notebook's kernel takes: magics, shell commands, top-level await, the inline matplotlib backend."""
+    code = "import asyncio\n%env WHERE=jail\n!echo from-shell $WHERE\nawait asyncio.sleep(0)\nprint('awaited')"
+    # A shell command's lines end as a terminal's do (IPython runs it on a pseudo-terminal, as in ipykernel).
+    assert (
+        logs(run(client, container.id, code)[0]).replace("\r\n", "\n") == "env: WHERE=jail\nfrom-shell jail\nawaited\n"
+    )
+    call, _ = run(client, container.id, "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()")
+    assert [o.url[:22] for o in call.outputs if o.type == "image"] == ["data:image/png;base64,"]

@@ -91,7 +91,7 @@ class Kernel:
         self._lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runs: socket.socket | None = None  # frames both ways
-        self._interrupts: socket.socket | None = None  # a byte interrupts the run in progress
+        self._interrupts: socket.socket | None = None  # a run's number interrupts that run
         self._frames = _Frames()
         self._ready: asyncio.Future[bool] | None = None  # True once the kernel says so, False if it closed first
         self._run: _Run | None = None

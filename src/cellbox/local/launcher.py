@@ -204,7 +204,7 @@ class Launcher:
         return group.oom_kills() if group is not None else 0
 
     def argv(self, workdir: Path, script: Path, sockets: tuple[int, int], memory_bytes: int | None) -> list[str]:
-        kernel = [self.python, "-s", str(script), *map(str, sockets)]
+        kernel = [self.python, str(script), *map(str, sockets)]
         if not self.isolated:
             return kernel
         bwrap = shutil.which("bwrap") or "bwrap"
