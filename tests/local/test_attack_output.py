@@ -89,7 +89,7 @@ def test_an_output_flood_ends_with_an_answer(server, client, container, run, log
 
 def test_frames_are_read_however_the_bytes_arrive():
     """Frames split anywhere (here, the short ones byte by byte, a length split in two), one too long skipped as
-    it arrives (never held), one that isn't JSON dropped."""
+    it arrives (never held), one that isn't JSON dropped; past the most a run can have, no more are read."""
     frames = kernel._Frames()
     long = struct.pack("!I", kernel.MAX_FRAME + 10) + b"x" * (kernel.MAX_FRAME + 10)
     short = kernel._frame({"image": "data:image/png;base64,AAAA"})
@@ -102,4 +102,45 @@ def test_frames_are_read_however_the_bytes_arrive():
     for piece in pieces:
         seen += frames.feed(piece)
         assert len(frames._buffer) < 64  # the long frame was never held
-    assert seen == [{"image": "data:image/png;base64,AAAA"}, kernel._Frames.TOO_BIG, {"done": 1, "error": None}]
+    # The frame that isn't JSON is dropped (None), and counted against the run's frames like the others.
+    assert seen == [{"image": "data:image/png;base64,AAAA"}, kernel._Frames.TOO_BIG, None, {"done": 1, "error": None}]
+    assert not frames.over
+    assert len(frames.feed(kernel._frame({}) * (kernel.MAX_FRAMES + 5))) == kernel.MAX_FRAMES and frames.over
+
+
+TINY_FRAMES = """
+import socket, struct, sys, time
+runs = socket.socket(fileno=int(sys.argv[1]))
+end = time.monotonic() + 20
+while time.monotonic() < end:
+    runs.sendall(struct.pack("!I", 0) * 16384)  # empty frames, each one the server's to look at
+print("flooded for 20 s")
+"""
+
+
+def test_a_flood_of_tiny_frames_restarts_that_kernel_not_the_server(server, client, container, run, logs):
+    """Every frame costs the event loop all containers share: a kernel sending more than a run can have is
+    restarted at once (it was 2.6 s a bystander's `print(1)` while one flooded)."""
+    other = client.containers.create(name="bystander")
+    try:
+        run(client, container.id, "kept = 1")
+        started = time.monotonic()
+        call, _ = run(client, container.id, TINY_FRAMES)
+        assert time.monotonic() - started < 5
+        assert call.status == "failed" and "sent its kernel's messages itself" in logs(call)
+        started = time.monotonic()
+        assert logs(run(client, other.id, "print(1)")[0]) == "1\n"
+        assert time.monotonic() - started < 1
+        assert "restarted (variables lost)" in logs(call)
+        assert logs(run(client, container.id, "print('kept' in globals())")[0]) == "False\n"  # a new kernel
+    finally:
+        client.containers.delete(other.id)
+
+
+def test_many_small_images_are_capped_by_the_kernel_not_punished(server, client, container, run, logs):
+    code = "from IPython.display import display\nfor _ in range(100):\n"
+    code += "    display({'image/png': 'iVBORw0KGgo='}, raw=True)\nprint('shown')"
+    call, _ = run(client, container.id, code)
+    assert call.status == "completed"
+    assert len([o for o in call.outputs if o.type == "image"]) == kernel.MAX_IMAGES
+    assert f"{100 - kernel.MAX_IMAGES} image(s) not kept" in logs(call) and "shown" in logs(call)

@@ -9,9 +9,10 @@ message each way on a socket (~1 ms).
 - Text goes where the code writes it: Python's streams and descriptors 1 and 2 are one pipe the server reads, so
   prints, a subprocess's output and tracebacks keep their order; the value of the last expression and text-only
   displays are written there too, as a kernel's frontend would show them.
-- Frames on the RUNS socket (a 4-byte big-endian length, then JSON): the server sends `{"run": id, "code": ...}`;
-  the kernel sends `{"ready": true}` once, `{"image": "data:image/png;base64,..."}` for each image the code
-  displays, then `{"done": id, "error": "ValueError" | null}` after the run's text is written.
+- Frames on the RUNS socket (a 4-byte big-endian length, then JSON): the server sends `{"run": id, "code": ...,
+  "images": most}`; the kernel sends `{"ready": true}` once, `{"image": "data:image/png;base64,..."}` for each
+  image the code displays (up to `most` a run: the server restarts a kernel that sends more frames than that),
+  then `{"done": id, "error": "ValueError" | null, "dropped": images not sent}` after the run's text is written.
 - A run's number (4 bytes, big-endian) on the INTERRUPTS socket interrupts that run if it is in progress
   (KeyboardInterrupt in the code); one that comes late, when that run has ended, is ignored.
 
@@ -61,6 +62,9 @@ class _Channel:
 
 class _State:
     running: object = None  # the number of the run in progress: an interrupt raises KeyboardInterrupt in it
+    images = 0  # sent since the last run began (a thread the code left may display between runs)
+    most = 64
+    dropped = 0
 
 
 def _listen_for_interrupts(fd: int, main: int) -> None:
@@ -93,7 +97,11 @@ def _shell(channel: _Channel):  # -> InteractiveShell; IPython is imported only 
             return
         for mime in IMAGE_TYPES:
             if isinstance(data.get(mime), str):
-                channel.send({"image": f"data:{mime};base64,{''.join(data[mime].split())}"})
+                if _State.images >= _State.most:
+                    _State.dropped += 1
+                else:
+                    _State.images += 1
+                    channel.send({"image": f"data:{mime};base64,{''.join(data[mime].split())}"})
                 return
         if isinstance(data.get("text/plain"), str):
             print(data["text/plain"])
@@ -148,6 +156,9 @@ def main(runs_fd: int, interrupts_fd: int) -> None:
         if message is None:
             return  # the server closed the socket: it has no more runs for this kernel
         shell.error = None
+        _State.images, _State.dropped = 0, 0
+        if isinstance(message.get("images"), int):
+            _State.most = message["images"]
         try:
             try:
                 _State.running = message.get("run")
@@ -160,7 +171,7 @@ def main(runs_fd: int, interrupts_fd: int) -> None:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):  # the code closed or replaced it: what it holds is its business
                 stream.flush()
-        channel.send({"done": message.get("run"), "error": shell.error})
+        channel.send({"done": message.get("run"), "error": shell.error, "dropped": _State.dropped})
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ The kernel takes code and answers in frames on a socket pair; its text (prints, 
 tracebacks) comes through the pipe of its descriptors 1 and 2, in the order it was written. Everything here runs
 on the server's event loop (both are read with the loop's readers), so a long cell never blocks other requests.
 The kernel runs hostile code, which can write anything on its socket and pipe: frames that aren't the documented
-shape are skipped, sizes are capped as they arrive, and a frame past the cap is skipped without being held.
+shape are skipped, sizes are capped as they arrive, a frame past the cap is skipped without being held, and a
+kernel sending more frames than a run can have is restarted.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import codecs
 import contextlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -31,9 +33,15 @@ MAX_LOG_CHARS = 4 * 1024 * 1024
 MAX_IMAGE_CHARS = 16 * 1024 * 1024
 MAX_IMAGES = 64
 MAX_FRAME = MAX_IMAGE_CHARS + 4096  # an image at the cap, in its frame; a longer frame is skipped unread
+SMALL_FRAME = 4096  # a frame that is not an image (the end of a run): longer ones, when no image fits, skipped
+# Frames a kernel may send in a run (and until the next): the images it keeps (jail_kernel.py stops at the cap)
+# and its few others. More is code writing to the kernel's socket itself, and the kernel is restarted: each frame
+# costs the server's event loop, which every container shares.
+MAX_FRAMES = MAX_IMAGES + 8
 STDERR_TAIL = 64 * 1024  # bytes of a kernel's own output kept, to say why it failed
 INTERRUPT_GRACE = 5.0  # seconds an interrupted run gets to stop before its kernel is killed
 _HEADER = struct.Struct("!I")
+log = logging.getLogger("cellbox.local")
 
 
 class KernelError(RuntimeError):
@@ -93,6 +101,7 @@ class Kernel:
         self._runs: socket.socket | None = None  # frames both ways
         self._interrupts: socket.socket | None = None  # a run's number interrupts that run
         self._frames = _Frames()
+        self._frames_left = MAX_FRAMES
         self._ready: asyncio.Future[bool] | None = None  # True once the kernel says so, False if it closed first
         self._run: _Run | None = None
         self._numbers = 0
@@ -171,7 +180,7 @@ class Kernel:
     def _read_frames(self) -> None:
         assert self._runs is not None
         try:
-            data = self._runs.recv(1 << 18)
+            data = self._runs.recv(1 << 16)
         except BlockingIOError:
             return
         except OSError:
@@ -179,8 +188,28 @@ class Kernel:
         if not data:
             self._lost()
             return
-        for message in self._frames.feed(data):
+        messages = self._frames.feed(data, self._frame_limit(), self._frames_left)
+        self._frames_left -= len(messages)
+        for message in messages:
             self._take(message)
+        if self._frames.over:
+            self._flooded()
+
+    def _frame_limit(self) -> int:
+        """The longest frame worth reading now: an image that still fits the run's room, else a small one."""
+        run = self._run
+        if run is None or len(run.result.images) >= MAX_IMAGES:
+            return SMALL_FRAME
+        return max(SMALL_FRAME, MAX_IMAGE_CHARS - run.result.image_bytes + 64)
+
+    def _flooded(self) -> None:
+        if self._run is not None:
+            self._run.logs.append(
+                f"\nThe code sent its kernel's messages itself (more than {MAX_FRAMES} in one run); the kernel was "
+                "restarted (variables lost).\n"
+            )
+        log.warning("a kernel sent more than %d messages in one run; restarted", MAX_FRAMES)
+        self.kill()
 
     def _take(self, message: object) -> None:
         run = self._run
@@ -262,9 +291,10 @@ class Kernel:
             self._drain_output()  # written between runs (a process a cell left running): not this run's
             self._numbers += 1
             run = self._run = _Run(self._numbers, self._loop)
+            self._frames_left = MAX_FRAMES
             run.kills_before = self.memory_kills()
             try:
-                await self._send(_frame({"run": run.number, "code": code}))
+                await self._send(_frame({"run": run.number, "code": code, "images": MAX_IMAGES}))
                 await self._wait(run, timeout)
             except asyncio.CancelledError:
                 # The client went away: stop the code, and keep the kernel (and its variables) if it stops.
@@ -318,8 +348,12 @@ class Kernel:
             if self._proc is None:  # killed from outside (its container was deleted, its disk quota passed)
                 result.killed = True
             result.status = "failed"
-        elif isinstance(done.get("error"), str):
-            result.error = done["error"][:200] or "Error"
+        else:
+            if isinstance(done.get("error"), str):
+                result.error = done["error"][:200] or "Error"
+            dropped = done.get("dropped")
+            if isinstance(dropped, int) and 0 < dropped < 1 << 31:  # the kernel's own count, past MAX_IMAGES
+                result.images_dropped += dropped
 
     def _finish(self, run: _Run) -> Execution:
         result = run.result
@@ -383,16 +417,17 @@ def _frame(message: dict) -> bytes:
 
 class _Frames:
     """Frames out of the bytes a kernel sends, as they arrive: a 4-byte length, then that much JSON. A frame
-    longer than MAX_FRAME is skipped as it arrives (reported as TOO_BIG), never held; one that isn't JSON is
-    dropped."""
+    longer than `limit` is skipped as it arrives (reported as TOO_BIG), never held; one that isn't JSON is
+    dropped. Past `most` frames in one feed, `over` is set and the rest is not read."""
 
     TOO_BIG = object()
 
     def __init__(self) -> None:
         self._buffer = bytearray()
         self._skip = 0
+        self.over = False
 
-    def feed(self, data: bytes) -> list[object]:
+    def feed(self, data: bytes, limit: int = MAX_FRAME, most: int = MAX_FRAMES) -> list[object]:
         if self._skip:
             skipped = min(self._skip, len(data))
             self._skip -= skipped
@@ -402,8 +437,11 @@ class _Frames:
         messages: list[object] = []
         start = 0
         while len(buffer) - start >= _HEADER.size:
+            if len(messages) >= most:
+                self.over = True
+                break
             (size,) = _HEADER.unpack_from(buffer, start)
-            if size > MAX_FRAME:
+            if size > min(limit, MAX_FRAME):
                 messages.append(self.TOO_BIG)
                 start += _HEADER.size
                 skipped = min(size, len(buffer) - start)
@@ -417,7 +455,7 @@ class _Frames:
             try:
                 messages.append(json.loads(body))
             except ValueError:
-                continue
+                messages.append(None)  # counted like any frame
         del buffer[:start]
         return messages
 
