@@ -51,7 +51,9 @@ frame(b"{not json")
 for message in [[1, 2], {"image": 5}, {"image": "javascript:alert(1)"}, {"done": "x"}, {"done": 10**9},
                 {"ready": True}, "done", None]:
     frame(json.dumps(message).encode())
-frame(b"x" * (MAX_FRAME + 1))  # longer than any frame the server holds: skipped as it arrives
+frame(b"[" * 4000)  # nested past the JSON parser's depth
+frame(b"[" + b"[]," * 300_000 + b"[]]")  # long and not an image: dropped unparsed
+frame(b"x" * (MAX_FRAME - 16))  # longer than the run has room for: skipped as it arrives, counted as an image
 print("still here")
 """
 
@@ -88,24 +90,52 @@ def test_an_output_flood_ends_with_an_answer(server, client, container, run, log
 
 
 def test_frames_are_read_however_the_bytes_arrive():
-    """Frames split anywhere (here, the short ones byte by byte, a length split in two), one too long skipped as
-    it arrives (never held), one that isn't JSON dropped; past the most a run can have, no more are read."""
+    """Frames split anywhere (here, the short ones byte by byte, a length split in two); one longer than the room
+    skipped as it arrives, never held; a long one that is not an image frame, and one that isn't JSON, dropped
+    (counted); past the most a run can have, or at one longer than the kernel ever sends, no more are read."""
     frames = kernel._Frames()
-    long = struct.pack("!I", kernel.MAX_FRAME + 10) + b"x" * (kernel.MAX_FRAME + 10)
+    long = struct.pack("!I", kernel.MAX_FRAME - 10) + b"x" * (kernel.MAX_FRAME - 10)
+    image = kernel._frame({"image": "data:image/png;base64," + "A" * 10_000})  # as jail_kernel.py writes one
     short = kernel._frame({"image": "data:image/png;base64,AAAA"})
-    rest = struct.pack("!I", 9) + b"{not json" + kernel._frame({"done": 1, "error": None})
-    pieces = [short[i : i + 1] for i in range(len(short))] + [long[:2], long[2:7]]
-    pieces += [long[i : i + (1 << 20)] for i in range(7, len(long), 1 << 20)] + [
-        rest[i : i + 1] for i in range(len(rest))
-    ]
+    rest = struct.pack("!I", 9) + b"{not json" + kernel._frame([[]] * 5_000) + kernel._frame({"done": 1, "error": None})
+    # The long one comes when the run has no room left for it; the others while it has.
+    room, none = kernel.MAX_FRAME, kernel.SMALL_FRAME
+    pieces = [(short[i : i + 1], room) for i in range(len(short))] + [(long[:2], none), (long[2:7], none)]
+    pieces += [(long[i : i + (1 << 20)], none) for i in range(7, len(long), 1 << 20)] + [(image, room)]
+    pieces += [(rest[i : i + 1], room) for i in range(len(rest))]
     seen = []
-    for piece in pieces:
-        seen += frames.feed(piece)
-        assert len(frames._buffer) < 64  # the long frame was never held
-    # The frame that isn't JSON is dropped (None), and counted against the run's frames like the others.
-    assert seen == [{"image": "data:image/png;base64,AAAA"}, kernel._Frames.TOO_BIG, None, {"done": 1, "error": None}]
+    for piece, limit in pieces:
+        seen += frames.feed(piece, limit=limit)
+        assert len(frames._buffer) < 100_000  # the long frame (16 MiB) was never held
+    assert seen == [
+        {"image": "data:image/png;base64,AAAA"},
+        kernel._Frames.TOO_BIG,
+        {"image": "data:image/png;base64," + "A" * 10_000},
+        None,  # not JSON
+        None,  # long, and not an image frame
+        {"done": 1, "error": None},
+    ]
     assert not frames.over
     assert len(frames.feed(kernel._frame({}) * (kernel.MAX_FRAMES + 5))) == kernel.MAX_FRAMES and frames.over
+    beyond = kernel._Frames()
+    assert beyond.feed(struct.pack("!I", kernel.MAX_FRAME + 1) + b"x" * 100) == [] and beyond.over
+
+
+HUGE_FRAME = """
+import socket, struct, sys
+runs = socket.socket(fileno=int(sys.argv[1]))
+runs.sendall(struct.pack("!I", (4 << 30) - 1) + b"x" * 65536)  # 4 GiB said
+print("sent")
+"""
+
+
+def test_a_frame_longer_than_the_kernel_sends_restarts_it_at_once(server, client, container, run, logs):
+    """Skipping 4 GiB would swallow the run's real end, and the run would wait for its time limit."""
+    started = time.monotonic()
+    call, _ = run(client, container.id, HUGE_FRAME)
+    assert time.monotonic() - started < 5
+    assert call.status == "failed" and "sent its kernel's messages itself" in logs(call)
+    assert logs(run(client, container.id, "print('again')")[0]) == "again\n"
 
 
 TINY_FRAMES = """

@@ -176,3 +176,18 @@ def test_a_flood_of_output_is_capped(client, container, run, logs):
     assert len(text) < 5 * 1024 * 1024
     assert "[output truncated:" in text
     assert logs(run(client, container.id, "print('fine')")[0]) == "fine\n"
+
+
+def test_the_kernels_own_folder_is_read_only_to_the_code(client, container, run, logs):
+    """It is on the host's disk, outside the container's quota (99 MB files there escaped a 100 MB limit)."""
+    code = """
+import os, sys
+try:
+    open(os.path.join(os.path.dirname(sys.argv[0]), "fill"), "w")
+    print("written")
+except OSError as exc:
+    print("refused", exc.errno)
+open("/tmp/scratch", "w").write("tmp is the code's")
+print(open("/tmp/scratch").read())
+"""
+    assert logs(run(client, container.id, code)[0]) == "refused 30\ntmp is the code's\n"  # EROFS

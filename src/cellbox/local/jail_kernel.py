@@ -10,8 +10,9 @@ message each way on a socket (~1 ms).
   prints, a subprocess's output and tracebacks keep their order; the value of the last expression and text-only
   displays are written there too, as a kernel's frontend would show them.
 - Frames on the RUNS socket (a 4-byte big-endian length, then JSON): the server sends `{"run": id, "code": ...,
-  "images": most}`; the kernel sends `{"ready": true}` once, `{"image": "data:image/png;base64,..."}` for each
-  image the code displays (up to `most` a run: the server restarts a kernel that sends more frames than that),
+  "images": most, "image_chars": longest}`; the kernel sends `{"ready": true}` once, `{"image":
+  "data:image/png;base64,..."}` for each image the code displays (up to `most` a run, each at most `longest`
+  characters: the server restarts a kernel that sends more frames, or longer ones, than that),
   then `{"done": id, "error": "ValueError" | null, "dropped": images not sent}` after the run's text is written.
 - A run's number (4 bytes, big-endian) on the INTERRUPTS socket interrupts that run if it is in progress
   (KeyboardInterrupt in the code); one that comes late, when that run has ended, is ignored.
@@ -64,6 +65,7 @@ class _State:
     running: object = None  # the number of the run in progress: an interrupt raises KeyboardInterrupt in it
     images = 0  # sent since the last run began (a thread the code left may display between runs)
     most = 64
+    longest = 16 * 1024 * 1024  # characters of one image's data URL
     dropped = 0
 
 
@@ -97,11 +99,12 @@ def _shell(channel: _Channel):  # -> InteractiveShell; IPython is imported only 
             return
         for mime in IMAGE_TYPES:
             if isinstance(data.get(mime), str):
-                if _State.images >= _State.most:
+                url = f"data:{mime};base64,{''.join(data[mime].split())}"
+                if _State.images >= _State.most or len(url) > _State.longest:
                     _State.dropped += 1
                 else:
                     _State.images += 1
-                    channel.send({"image": f"data:{mime};base64,{''.join(data[mime].split())}"})
+                    channel.send({"image": url})
                 return
         if isinstance(data.get("text/plain"), str):
             print(data["text/plain"])
@@ -159,6 +162,8 @@ def main(runs_fd: int, interrupts_fd: int) -> None:
         _State.images, _State.dropped = 0, 0
         if isinstance(message.get("images"), int):
             _State.most = message["images"]
+        if isinstance(message.get("image_chars"), int):
+            _State.longest = message["image_chars"]
         try:
             try:
                 _State.running = message.get("run")

@@ -231,9 +231,10 @@ class Launcher:
         made: set[str] = set()
         for prefix in dict.fromkeys([sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(self.python))]):
             argv += [*_parents(prefix, made), "--ro-bind", prefix, prefix]
-        # Only this kernel's own runtime folder (its script, its home): not the other kernels'.
+        # Only this kernel's own runtime folder (its script), read-only: it is on the host's disk, outside the
+        # container's quota, and removed by the server when the kernel ends.
         own = str(script.parent)
-        argv += [*_parents(own, made), "--bind", own, own]
+        argv += [*_parents(own, made), "--ro-bind", own, own]
         argv += ["--bind", str(workdir), MOUNT, "--chdir", MOUNT]
         argv += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "sandbox"]
         argv += ["--unshare-cgroup-try", "--cap-drop", "ALL", "--new-session", "--die-with-parent"]
