@@ -32,7 +32,7 @@ MAX_LOG_CHARS = 4 * 1024 * 1024
 # Images of one run, as the base64 text they travel in: past either cap they are counted, not kept.
 MAX_IMAGE_CHARS = 16 * 1024 * 1024
 MAX_IMAGES = 64
-MAX_FRAME = MAX_IMAGE_CHARS + 4096  # an image at the cap, in its frame; a longer frame is skipped unread
+MAX_FRAME = MAX_IMAGE_CHARS + 4096  # an image at the cap, in its frame: the kernel sends none longer
 SMALL_FRAME = 4096  # a frame that is not an image (the end of a run): longer ones, when no image fits, skipped
 # Frames a kernel may send in a run (and until the next): the images it keeps (jail_kernel.py stops at the cap)
 # and its few others. More is code writing to the kernel's socket itself, and the kernel is restarted: each frame
@@ -208,7 +208,7 @@ class Kernel:
                 f"\nThe code sent its kernel's messages itself (more than {MAX_FRAMES} in one run, or one longer than "
                 "the kernel sends); the kernel was restarted (variables lost).\n"
             )
-        log.warning("a kernel sent messages its kernel does not send; restarted")
+        log.warning("the code in a kernel sent messages on the kernel's socket itself; the kernel was restarted")
         self.kill()
 
     def _take(self, message: object) -> None:
@@ -231,9 +231,8 @@ class Kernel:
     def _lost(self) -> None:
         """The kernel's socket closed: it died, or it was killed."""
         self._closed = True
-        if self._loop is not None and self._runs is not None:
-            with contextlib.suppress(Exception):
-                self._loop.remove_reader(self._runs.fileno())
+        if self._runs is not None:
+            self._unwatch(self._runs.fileno())
         if self._ready is not None and not self._ready.done():
             self._ready.set_result(False)
         if self._run is not None:
@@ -266,11 +265,15 @@ class Kernel:
 
     def _close_output(self) -> None:
         if self._output_fd is not None:
-            with contextlib.suppress(Exception):
-                assert self._loop is not None
-                self._loop.remove_reader(self._output_fd)
+            self._unwatch(self._output_fd)
             os.close(self._output_fd)
             self._output_fd = None
+
+    def _unwatch(self, fd: int) -> None:
+        """The loop stops reading `fd` (before it is closed)."""
+        if self._loop is not None:
+            with contextlib.suppress(Exception):  # the loop is closed already (the server is stopping)
+                self._loop.remove_reader(fd)
 
     def _output_tail(self) -> str:
         self._drain_output()
@@ -390,12 +393,11 @@ class Kernel:
                 self._interrupts.send(_HEADER.pack(run.number))
 
     def kill(self) -> None:
-        for sock in (self._runs, self._interrupts):
-            if sock is not None:
-                if sock is self._runs and self._loop is not None:
-                    with contextlib.suppress(Exception):
-                        self._loop.remove_reader(sock.fileno())
-                sock.close()
+        if self._runs is not None:
+            self._unwatch(self._runs.fileno())
+            self._runs.close()
+        if self._interrupts is not None:
+            self._interrupts.close()
         self._runs = self._interrupts = None
         if self._proc is not None:
             with contextlib.suppress(ProcessLookupError):

@@ -135,8 +135,8 @@ class _Stream(io.TextIOBase):
         return False
 
 
-_publisher: Any = None  # made once per kernel: making a traitlets class, or one of its objects, costs more than a
-# run of `pass`
+# Made once per kernel: making a traitlets class, or one of its objects, costs more than a run of `pass`.
+_publisher: Any = None
 
 
 def publisher(output: Output) -> Any:
