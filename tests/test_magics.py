@@ -314,6 +314,29 @@ def test_displays_figures_and_the_value_arrive_in_order_as_a_frontend_expects(ke
     assert out[-1]["data"]["text/plain"] == "{1: 'a', 'k': (1, 2)}"
 
 
+def test_shell_commands_magics_and_await_work_as_in_a_local_cell(kernel: Kernel) -> None:
+    status, out = kernel.run(
+        "%%container\n"
+        "!echo from the shell\n"
+        "found = !echo captured\n"
+        "import asyncio\n"
+        "%time counted = len(found)\n"
+        "waited = await asyncio.sleep(0, counted)\n"
+        "(found[0], waited)"
+    )
+    assert status == "ok", out
+    stdout = text(out, "stdout")
+    assert "from the shell" in stdout and "Wall time:" in stdout
+    value = next(m for m in out if m["type"] == "execute_result")
+    assert value["data"]["text/plain"] == "('captured', 1)"
+    # A misused magic fails the cell in IPython's one line, with no traceback of the magic machinery.
+    status, out = kernel.run("%%container\n%no_such_magic")
+    assert status == "error"
+    error = next(m for m in out if m["type"] == "error")
+    assert error["ename"] == "UsageError" and ANSI.sub("", "".join(error["traceback"])).count("\n") <= 1
+    assert "Line magic function `%no_such_magic` not found" in "".join(error["traceback"])
+
+
 def test_output_streams_while_the_cell_runs(kernel: Kernel) -> None:
     lines: list[tuple[float, str]] = []
     started = time.monotonic()

@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,8 @@ import pandas as pd
 import pytest
 
 from cellbox.local import safepath
+from cellbox.runtime import cell, values
 from cellbox.runtime import container as runtime
-from cellbox.runtime import values
 
 
 def typed_frame() -> pd.DataFrame:
@@ -98,6 +99,70 @@ def test_a_run_records_streams_value_changes_and_errors(tmp_path: Path, monkeypa
     assert not result["ok"] and result["error"]["ename"] == "KeyError"
     assert 'File "<cell>", line 2, in f' in result["error"]["traceback"]
     assert "container.py" not in result["error"]["traceback"]  # the runtime's own frames are not shown
+
+
+@pytest.fixture
+def loops_closed() -> Iterator[None]:
+    """The loops awaiting cells made are the kernel's for its life; here, closed after each test."""
+    yield
+    if cell._loop is not None:
+        cell._loop.close()
+    if cell._threaded is not None:
+        loop, done = cell._threaded, threading.Event()
+        loop.call_soon_threadsafe(lambda: (loop.stop(), done.set()))
+        done.wait(5)
+        time.sleep(0.01)  # the loop's thread leaves run_forever
+        loop.close()
+    cell._loop = cell._threaded = None
+
+
+@pytest.mark.usefixtures("loops_closed")
+def test_top_level_await_runs_on_one_loop_kept_between_cells(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    namespace: dict[str, Any] = {}
+    code = "import asyncio\nloop = asyncio.get_running_loop()\nawait asyncio.sleep(0)\nawait asyncio.sleep(0, 'v')"
+    result = run(tmp_path, monkeypatch, code, namespace)
+    assert result["ok"] and result["value"]["json"] == "v", result["error"]
+    first = namespace["loop"]
+    same = "async def f():\n    return asyncio.get_running_loop() is loop\nawait f()"
+    result = run(tmp_path, monkeypatch, same, namespace)
+    assert result["value"]["json"] is True  # what one cell made on the loop serves the next
+    result = run(tmp_path, monkeypatch, "async def g():\n    raise ValueError('inside')\nawait g()", namespace)
+    shown = result["error"]["traceback"]
+    assert result["error"]["ename"] == "ValueError" and shown.startswith("Traceback")
+    assert 'File "<cell>", line 3, in <module>' in shown and 'File "<cell>", line 2, in g' in shown
+    # Neither the event loop that ran it nor the runtime shows, and nothing is chained to the error.
+    assert "asyncio" not in shown and "cell.py" not in shown and "During handling" not in shown
+    assert namespace["loop"] is first
+
+
+@pytest.mark.usefixtures("loops_closed")
+def test_an_awaiting_cell_runs_where_a_loop_already_runs_the_runtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernel that runs cells as coroutines (ipykernel) calls the runtime with its loop running: the cell's
+    coroutine runs on a loop of its own, the same for every cell."""
+    import asyncio
+
+    namespace: dict[str, Any] = {}
+
+    async def kernel_cell(code: str) -> dict:
+        return run(tmp_path, monkeypatch, code, namespace)
+
+    code = "import asyncio, threading\nawait asyncio.sleep(0)\nloop = asyncio.get_running_loop()\n21 * 2"
+    result = asyncio.run(kernel_cell(code))
+    assert result["ok"] and result["value"]["json"] == 42, result["error"]
+    result = asyncio.run(kernel_cell("await asyncio.sleep(0, asyncio.get_running_loop() is loop)"))
+    assert result["value"]["json"] is True
+
+
+def test_a_cell_ending_in_a_semicolon_shows_no_value_and_bad_syntax_is_the_cells(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = run(tmp_path, monkeypatch, "x = 1\nx + 1;  # hidden", {})
+    assert result["ok"] and result["value"] is None
+    result = run(tmp_path, monkeypatch, "x = 1\n!ls", {})  # no IPython here: not Python, and said so
+    assert result["error"]["ename"] == "SyntaxError" and "line 2" in result["error"]["evalue"]
+    assert "ast.py" not in result["error"]["traceback"] and "During handling" not in result["error"]["traceback"]
 
 
 def test_outputs_that_cannot_travel_say_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

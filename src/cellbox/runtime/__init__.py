@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib import resources
 
 SIBLINGS = (
+    "cell",
     "capture",
     "values",
     "changes",

@@ -223,17 +223,25 @@ def remember_source(filename: str, source: str) -> None:
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
 
 
-def format_error(exc: BaseException, *skip_files: str) -> dict[str, Any]:
+def format_error(exc: BaseException, *skip_files: str, cell: str | None = None) -> dict[str, Any]:
     """The exception as IPython would show it (`traceback_lines`, with colours) and in plain text (`traceback`),
-    without the leading frames of `skip_files` (the runtime's) and, for a SyntaxError, without the parser's."""
+    from the cell's first frame (file `cell`) where it has one, else without the leading frames of `skip_files`
+    (the runtime's); for a SyntaxError, without the parser's."""
     tb = exc.__traceback__
+    first = tb
+    while first is not None and first.tb_frame.f_code.co_filename != cell:
+        first = first.tb_next
+    if first is not None:  # what ran the cell (the runtime, an event loop for an awaited one) is not shown
+        tb = first
     while tb is not None and tb.tb_frame.f_code.co_filename in skip_files:
         tb = tb.tb_next
     if isinstance(exc, SyntaxError):
         tb = None
     lines: list[str] = []
     ip = shell()
-    if ip is not None:
+    if ip is not None and type(exc).__name__ == "UsageError":  # a magic misused: IPython says it in one line
+        lines = [f"UsageError: {exc}"]
+    elif ip is not None:
         try:
             lines = list(ip.InteractiveTB.structured_traceback(type(exc), exc, tb))
         except Exception:  # the formatter failing must not hide the error itself

@@ -2,8 +2,9 @@
 
 It must work with the standard library, pandas and pyarrow only (CSV plus a dtype record when pyarrow is
 missing), in whatever Python kernel the container runs. State lives in the kernel's user namespace, so variables
-persist between runs like notebook cells. Its modules are uploaded beside it, named alike: `capture.py` (what a
-cell shows) and `values.py` (inputs, `-o` outputs and the last value, to and from files).
+persist between runs like notebook cells. Its modules are uploaded beside it, named alike: `cell.py` (how the
+cell's code runs, as IPython runs a cell), `capture.py` (what a cell shows) and `values.py` (inputs, `-o` outputs
+and the last value, to and from files).
 
 A run is described by a JSON request file and leaves a JSON result file plus output files beside it:
 
@@ -40,7 +41,6 @@ before the code runs. Small output files travel inside the result record (`inlin
 
 from __future__ import annotations
 
-import ast
 import base64
 import contextlib
 import json
@@ -53,7 +53,6 @@ from typing import Any
 
 RUNTIME_VERSION = 4
 MAX_TEXT = 2_000_000  # characters of stdout/stderr kept in the result record; the rest is summarised
-CELL_FILENAME = "<cell>"
 RESULT_MARKER = "cellbox-result: "
 REFUSED_MARKER = "cellbox-refused: "
 # Characters of the record printed into the logs: with the summary line, under 1 kB. A record this small saves the
@@ -146,22 +145,6 @@ def _save_figures(out_dir: str) -> list[str]:
 
 
 # --- running --------------------------------------------------------------------------------------------------
-
-
-def _split_last_expression(source: str) -> tuple[ast.Module, ast.Expression | None]:
-    """The cell without its last expression, and that expression (None when the cell ends otherwise, or with
-    `;`, which hides the value as in IPython)."""
-    tree = ast.parse(source, CELL_FILENAME)
-    if tree.body and isinstance(tree.body[-1], ast.Expr) and not _ends_with_semicolon(source):
-        last = tree.body.pop()
-        return tree, ast.Expression(body=last.value)  # type: ignore[attr-defined]
-    return tree, None
-
-
-def _ends_with_semicolon(source: str) -> bool:
-    lines = [line.split("#", 1)[0].rstrip() for line in source.rstrip().splitlines()]
-    code = [line for line in lines if line]
-    return bool(code) and code[-1].endswith(";")
 
 
 def run(request_path: str) -> None:
@@ -342,6 +325,7 @@ def _execute(request_path: str, request: dict[str, Any] | None) -> tuple[dict[st
     result.update(state_lost=_state_lost(skip), restored=[])
     namespace = _user_namespace()
     capture = _sibling_module("capture")
+    cell = _sibling_module("cell")
     output = capture.Output(request_path)
     saved = sys.stdout, sys.stderr
     with output, capture.displays(output), _sibling_module("descriptors").capture(output):
@@ -357,19 +341,15 @@ def _execute(request_path: str, request: dict[str, Any] | None) -> tuple[dict[st
                 output.add({"type": "state_lost", "restored": result["restored"]})  # said first, and live
             for spec in inputs:
                 namespace[spec["name"]] = values._import(spec)
-            source = request["code"]
-            capture.remember_source(CELL_FILENAME, source)
-            body, last = _split_last_expression(source)
-            exec(compile(body, CELL_FILENAME, "exec"), namespace)
-            if last is not None:
-                value = eval(compile(last, CELL_FILENAME, "eval"), namespace)
-                if value is not None:
-                    namespace["_"] = value
-                    result["value"] = values._describe_value(value, out_dir, capture)
-                    output.add({"type": "execute_result"})
+            capture.remember_source(cell.CELL_FILENAME, request["code"])
+            value = cell.run(request["code"], namespace, capture.shell())
+            if value is not None:
+                namespace["_"] = value
+                result["value"] = values._describe_value(value, out_dir, capture)
+                output.add({"type": "execute_result"})
         except BaseException as exc:  # KeyboardInterrupt too: the run was stopped, and the record must say so
             result["ok"] = False
-            result["error"] = capture.format_error(exc, __file__, values.__file__)
+            result["error"] = capture.format_error(exc, __file__, values.__file__, cell=cell.CELL_FILENAME)
         try:
             if capture.shell() is not None:
                 capture.flush_figures()  # after the value, as the inline backend does after a cell

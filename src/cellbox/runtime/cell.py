@@ -1,0 +1,116 @@
+"""How a cell's source runs in the container's kernel, as IPython runs a notebook cell: uploaded beside
+`container.py` (standard library only).
+
+Where the kernel is IPython, what IPython takes in a cell works here too: `!commands`, `%magics` and `%%cell
+magics`, `name?` help, pasted `>>>` prompts (the shell's own input transformer makes Python of them) and
+top-level `await` (compiled as IPython compiles it, the coroutine run on the shell's loop). Plain Python is
+parsed as it is, so a cell without any of these pays nothing for them. The last expression, unless the cell
+ends with `;`, is the cell's value.
+"""
+
+from __future__ import annotations
+
+import ast
+import threading
+from typing import Any
+
+CELL_FILENAME = "<cell>"
+# Top-level `await` compiles; a code object that uses it is a coroutine's (CO_COROUTINE) and is awaited.
+_FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+_CO_COROUTINE = 0x80
+
+_loop: Any = None  # the loop awaited cells run on where the kernel's own loop is running this very cell
+_loop_lock = threading.Lock()
+
+
+def run(source: str, namespace: dict[str, Any], shell: Any) -> Any:
+    """Runs the cell in `namespace`; its last expression's value (None when it ends otherwise)."""
+    tree = parse(source, shell)
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr) and not _ends_with_semicolon(source):
+        last = ast.Expression(body=tree.body.pop().value)  # type: ignore[attr-defined]
+    _run_code(compile(tree, CELL_FILENAME, "exec", flags=_FLAGS), namespace, shell)
+    if last is None:
+        return None
+    return _run_code(compile(last, CELL_FILENAME, "eval", flags=_FLAGS), namespace, shell)
+
+
+def parse(source: str, shell: Any) -> ast.Module:
+    """The cell as Python: as written, or, when that is not Python, as the shell's transformer makes it (a
+    SyntaxError then is the transformed cell's, as in IPython; transforms keep the lines where they were)."""
+    try:
+        return ast.parse(source, CELL_FILENAME)
+    except SyntaxError:
+        transformed = _transformed(source, shell)
+        if transformed == source:
+            raise
+    # Parsed outside the handler, so an error in it is not shown chained to the first one.
+    return ast.parse(transformed, CELL_FILENAME)
+
+
+def _transformed(source: str, shell: Any) -> str:
+    if shell is None:
+        return source
+    try:
+        return shell.transform_cell(source)
+    except Exception:  # a transformer that fails leaves the cell's own SyntaxError to be reported
+        return source
+
+
+def _ends_with_semicolon(source: str) -> bool:
+    lines = [line.split("#", 1)[0].rstrip() for line in source.rstrip().splitlines()]
+    code = [line for line in lines if line]
+    return bool(code) and code[-1].endswith(";")
+
+
+def _run_code(code: Any, namespace: dict[str, Any], shell: Any) -> Any:
+    if not code.co_flags & _CO_COROUTINE:
+        return eval(code, namespace)  # an "exec" code object gives None
+    return _await(eval(code, namespace), shell)
+
+
+def _await(coroutine: Any, shell: Any) -> Any:
+    """The coroutine's result: on the shell's loop (IPython's own, kept between cells), or, where a loop is
+    already running this cell (ipykernel runs cells as coroutines), on a loop of cellbox's in a thread, kept
+    between cells too, so what one cell made on it serves the next."""
+    import asyncio
+
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:  # run outside the handler, so the cell's own errors are not shown chained to this one
+        running = None
+    if running is None:
+        runner = getattr(shell, "loop_runner", None)
+        if runner is not None:
+            return runner(coroutine)
+        return _own_loop().run_until_complete(coroutine)
+    future = asyncio.run_coroutine_threadsafe(coroutine, _thread_loop())
+    try:
+        return future.result()
+    except BaseException:  # an interrupt while waiting stops the coroutine too
+        future.cancel()
+        raise
+
+
+def _own_loop() -> Any:
+    import asyncio
+
+    global _loop
+    with _loop_lock:
+        if _loop is None or _loop.is_closed():
+            _loop = asyncio.new_event_loop()
+        return _loop
+
+
+_threaded: Any = None
+
+
+def _thread_loop() -> Any:
+    import asyncio
+
+    global _threaded
+    with _loop_lock:
+        if _threaded is None or _threaded.is_closed():
+            _threaded = asyncio.new_event_loop()
+            threading.Thread(target=_threaded.run_forever, name="cellbox-await", daemon=True).start()
+        return _threaded
