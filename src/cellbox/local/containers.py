@@ -99,9 +99,18 @@ class Containers:
         if not touch:
             return row
         now = time.time()
-        self.store.touch(container_id, now)
-        row["last_active"] = now
+        if not self._fresh(row, now):
+            self.store.touch(container_id, now)
+            row["last_active"] = now
         return row
+
+    def _fresh(self, row: dict, now: float) -> bool:
+        """Refreshed so lately that refreshing again changes nothing anyone sees (`last_active_at` counts whole
+        seconds) and moves the deadline by under a hundredth of the expiry: not written again (a cell touches its
+        container three times, each a write to the database)."""
+        since = now - row["last_active"]
+        span = row["expires_minutes"] * self.seconds_per_minute
+        return int(now) == int(row["last_active"]) and 0 <= since < span / 100
 
     def current(self, row: dict) -> dict:
         """The record with its status as of now: a container past its deadline expires here, not at the next sweep."""
