@@ -63,6 +63,16 @@ def test_state_persists_between_runs_and_series_round_trip(sandbox: cellbox.Sand
     pd.testing.assert_series_equal(run.variables["w"], series * 10)
 
 
+def test_a_cell_that_removes_cellboxs_own_folder_runs_and_so_do_the_next(sandbox: cellbox.Sandbox) -> None:
+    """Code that cleans /mnt/data thoroughly takes cellbox's runtime files with it: the runtime loaded in the
+    kernel runs on, the cell's record is still written, and the next cells keep the container's state."""
+    sandbox.run("kept = 41")
+    run = sandbox.run("import shutil\nshutil.rmtree('/mnt/data/.cellbox')\nkept + 1")
+    assert run.ok and run.value == 42, run.error
+    run = sandbox.run("kept += 2\nkept", inputs={"more": 1})
+    assert run.ok and run.value == 43 and run.stderr == "", run.error
+
+
 def test_remote_exception_is_a_remote_error_with_the_cell_traceback(sandbox: cellbox.Sandbox) -> None:
     run = sandbox.run("x = 1\n\ndef f():\n    return 1 / 0\n\nf()")
     assert not run.ok

@@ -92,17 +92,18 @@ def _sibling(here: str, module: str) -> str | None:
     return os.path.join(folder, found[-1]) if found else None
 
 
-_siblings: dict[str, Any] = {}  # made once per kernel: a run uses three
+_siblings: dict[str, Any] = {}  # by module name, made once per kernel: a run uses four
 
 
 def _sibling_module(module: str) -> Any:
-    """A module of the runtime's: uploaded beside this file (named alike), or imported in cellbox's own tests."""
+    """A module of the runtime's: uploaded beside this file (named alike), or imported in cellbox's own tests.
+    Once loaded it is kept, so a runtime loaded in the kernel runs on when code removes its files."""
+    made = _siblings.get(module)
+    if made is not None:
+        return made
     here = globals().get("__file__") or ""
     sibling = _sibling(here, module)
     if sibling is not None:
-        made = _siblings.get(sibling)
-        if made is not None:
-            return made
         loaded = sys.__dict__.setdefault("cellbox_runtimes", {}).get(sibling)
         if loaded is None:
             import runpy
@@ -110,7 +111,7 @@ def _sibling_module(module: str) -> Any:
             loaded = runpy.run_path(sibling)
             sys.__dict__.setdefault("cellbox_runtimes", {})[sibling] = loaded
         public = {k: v for k, v in loaded.items() if not k.startswith("__")}
-        made = _siblings[sibling] = types.SimpleNamespace(**public, __file__=sibling)
+        made = _siblings[module] = types.SimpleNamespace(**public, __file__=sibling)
         return made
     import importlib
 
@@ -383,6 +384,7 @@ def _execute(request_path: str, request: dict[str, Any] | None) -> tuple[dict[st
     result["events"] = output.events
     result["duration"] = round(time.time() - started, 6)
     record = json.dumps(result, default=str)
+    os.makedirs(os.path.dirname(request["result_path"]), exist_ok=True)  # the cell may have removed cellbox's folder
     temp = request["result_path"] + ".tmp"
     with open(temp, "w", encoding="utf-8") as f:
         f.write(record)
