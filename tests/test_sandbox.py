@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,11 +17,13 @@ from mockapi import MockAPI
 
 import cellbox
 from cellbox import progress
-from cellbox.api import Container
+from cellbox.api import Client, Container
+from cellbox.api.config import load_settings
 from cellbox.api.lookup import AmbiguousName, NameTaken
 from cellbox.liveness import container_state
+from cellbox.local.testing import running_server
 from cellbox.progress import Operation
-from cellbox.protocol import LoaderMismatch, loader_line
+from cellbox.protocol import LoaderMismatch, ProcessDied, RunFailed, loader_line
 from cellbox.sandbox import NotAuthorized
 
 
@@ -71,6 +75,34 @@ def test_a_cell_that_removes_cellboxs_own_folder_runs_and_so_do_the_next(sandbox
     assert run.ok and run.value == 42, run.error
     run = sandbox.run("kept += 2\nkept", inputs={"more": 1})
     assert run.ok and run.value == 43 and run.stderr == "", run.error
+
+
+def test_a_runtime_removed_before_a_new_kernel_loaded_it_is_sent_again(sandbox: cellbox.Sandbox) -> None:
+    # Wherever the service stored them (in cellbox's folder, or under a name of its own in /mnt/data).
+    sandbox.run(
+        "import glob, os, shutil\nshutil.rmtree('/mnt/data/.cellbox')\n"
+        "for path in glob.glob('/mnt/data/*cellbox_*.py'):\n    os.remove(path)"
+    )
+    with pytest.raises(ProcessDied):  # the kernel that had the runtime loaded goes too
+        sandbox.run("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+    run = sandbox.run("21 * 2")
+    assert run.ok and run.value == 42, run.error
+    assert any("runtime was missing from the container" in note for note in run.notes), run.notes
+
+
+def test_a_server_whose_code_cannot_see_mnt_data_says_so_at_once(tmp_path: Path) -> None:
+    with running_server(tmp_path / "unsafe", unsafe_no_isolation=True, pool_size=0) as server:
+        settings = dataclasses.replace(load_settings(base_url=server.base_url, api_key=server.token), model="local")
+        client = Client(settings=settings)
+        sandbox = cellbox.Sandbox.create(client=client, name="unsafe")
+        try:
+            started = time.monotonic()
+            with pytest.raises(RunFailed, match="--unsafe-no-isolation runs code without that folder"):
+                sandbox.run("1")
+            assert time.monotonic() - started < 10  # not after waiting for a record that can't come
+        finally:
+            sandbox.delete()
+            client.close()
 
 
 def test_remote_exception_is_a_remote_error_with_the_cell_traceback(sandbox: cellbox.Sandbox) -> None:

@@ -324,6 +324,21 @@ def read_calls(calls: Sequence[CodeInterpreterCall], loader: str) -> Reading:
     return Reading(record, started, foreign, problems, died)
 
 
+def runtime_missing(response: Response, runtime_path: str) -> bool:
+    """The loader found no runtime at its path (Python's own words for it, in the call's logs)."""
+    said = f"No such file or directory: {runtime_path!r}"
+    return any(said in (call.logs or "") for call in response.code_interpreter_calls)
+
+
+def runtime_unreachable(runtime_path: str) -> str:
+    return (
+        f"the container's Python can't open cellbox's runtime at {runtime_path}, uploaded to it twice: the files "
+        f"the service says are in {DATA_DIR} are not there for the code. A local server started with "
+        "--unsafe-no-isolation runs code without that folder, so cells need it started without that option "
+        "(it needs bubblewrap)"
+    )
+
+
 def read_response(response: Response, loader: str) -> Reading:
     """`read_calls`, plus the response's own status and error in words."""
     reading = read_calls(response.code_interpreter_calls, loader)

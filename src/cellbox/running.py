@@ -123,12 +123,11 @@ class Runner:
         except BaseException:
             self.transfers.restore_placements()
             raise
-        loader = loader_line(runtime, path)
         watch = None
         if live is not None:
             watch = functools.partial(self._watch, live, sent, on_wait)
         try:
-            record, notes, usage = self._run_loader(request, loader, timeout, watch, sent)
+            record, notes, usage = self._run_loader(request, (runtime, path), timeout, watch, sent)
         except BaseException:
             self.transfers.restore_placements()  # moved already if the run started: the runtime skips them
             # The runtime removes its request when it ends; one it never ended is removed here, later.
@@ -158,22 +157,33 @@ class Runner:
     def _run_loader(
         self,
         request: protocol.Request,
-        loader: str,
+        paths: tuple[str, str],
         timeout: float | None,
         watch: Callable[[float], None] | None,
         sent: Future[ContainerFile],
+        resent: bool = False,
     ) -> tuple[dict[str, Any], list[str], Usage | None]:
         """Ask the model to run the loader (again, once, when it did not start the run); the result record, notes
         for the user and what the responses cost. A model that ran other code is refused: the container's state is
-        then uncertain."""
+        then uncertain. A runtime the loader did not find is uploaded again, once (`resent`)."""
         notes: list[str] = []
         usage: Usage | None = None
+        runtime, path = paths
         for attempt in (1, 2):
+            loader = loader_line(runtime, path)
             response = self._respond(loader, timeout, watch, sent)
             usage = add_usage(usage, Usage.of(response.to_dict().get("usage")))
             reading = protocol.read_response(response, loader)
             if reading.foreign:
                 raise protocol.deviation(reading.foreign, self.model, reading.started)
+            if reading.record is None and protocol.runtime_missing(response, runtime):
+                # The run never started: cellbox's files were removed from a kernel that had not loaded them yet.
+                if resent:
+                    raise protocol.RunFailed(protocol.runtime_unreachable(runtime))
+                again = self.transfers.runtime(again=True)
+                ran, later, cost = self._run_loader(request, (again, path), timeout, watch, sent, resent=True)
+                notes.append("cellbox's runtime was missing from the container (removed by code?); it was sent again")
+                return ran, notes + later, add_usage(usage, cost)
             if reading.record is not None or reading.started:
                 # A reply cut by its bound after the run lost nothing of it; any other ending is said.
                 if response.status not in (None, "completed") and reading.incomplete != "max_output_tokens":

@@ -299,10 +299,11 @@ class Transfers:
         asked = f"{DATA_DIR}/{runtime_file()[0]}"
         return f"{DATA_DIR}/{filename}" if self._runtime is not None and self._runtime[1] == asked else None
 
-    def runtime(self) -> str:
-        """The container runtime's path in the container; uploaded (from memory) once per container and version."""
+    def runtime(self, *, again: bool = False) -> str:
+        """The container runtime's path in the container; uploaded (from memory) once per container and version,
+        or `again` (its files were removed)."""
         name, source, fp = runtime_file()
-        if self._runtime is None or self._runtime[0] != fp:
+        if again or self._runtime is None or self._runtime[0] != fp:
             for helper, helper_source in runtime_siblings():
                 self._mark_private(self.upload(helper_source, helper))
             record = self.upload(source, name)
