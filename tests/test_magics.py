@@ -329,6 +329,8 @@ def test_shell_commands_magics_and_await_work_as_in_a_local_cell(kernel: Kernel)
     assert "from the shell" in stdout and "Wall time:" in stdout
     value = next(m for m in out if m["type"] == "execute_result")
     assert value["data"]["text/plain"] == "('captured', 1)"
+    status, out = kernel.run("%%container\npwd")  # an automagic, as IPython makes of this one line
+    assert status == "ok" and out[-1]["data"]["text/plain"] == "'/mnt/data'", out
     # A misused magic fails the cell in IPython's one line, with no traceback of the magic machinery.
     status, out = kernel.run("%%container\n%no_such_magic")
     assert status == "error"

@@ -2,10 +2,10 @@
 `container.py` (standard library only).
 
 Where the kernel is IPython, what IPython takes in a cell works here too: `!commands`, `%magics` and `%%cell
-magics`, `name?` help, pasted `>>>` prompts (the shell's own input transformer makes Python of them) and
-top-level `await` (compiled as IPython compiles it, the coroutine run on the shell's loop). Plain Python is
-parsed as it is, so a cell without any of these pays nothing for them. The last expression, unless the cell
-ends with `;`, is the cell's value.
+magics`, automagics (`pwd` alone), `name?` help, pasted `>>>` prompts (the shell's own input transformer makes
+Python of them) and top-level `await` (compiled as IPython compiles it, the coroutine run on the shell's loop).
+A cell of several lines that is plain Python is parsed as it is (IPython's transforms would leave it unchanged),
+so it pays nothing for them. The last expression, unless the cell ends with `;`, is the cell's value.
 """
 
 from __future__ import annotations
@@ -37,7 +37,10 @@ def run(source: str, namespace: dict[str, Any], shell: Any) -> Any:
 
 def parse(source: str, shell: Any) -> ast.Module:
     """The cell as Python: as written, or, when that is not Python, as the shell's transformer makes it (a
-    SyntaxError then is the transformed cell's, as in IPython; transforms keep the lines where they were)."""
+    SyntaxError then is the transformed cell's, as in IPython; transforms keep the lines where they were). A
+    single line always goes through the shell: IPython may make a magic of plain Python there (`pwd`, `ls`)."""
+    if shell is not None and "\n" not in source.strip():
+        return ast.parse(_transformed(source, shell), CELL_FILENAME)
     try:
         return ast.parse(source, CELL_FILENAME)
     except SyntaxError:
