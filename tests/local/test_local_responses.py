@@ -6,10 +6,12 @@ import base64
 import threading
 import time
 
+import anyio
 import httpx
 import openai
 import pytest
 
+from cellbox.local.stored import EventStream, Last
 from cellbox.local.testing import running_server
 
 PNG = base64.b64encode(
@@ -375,3 +377,28 @@ def test_the_kernel_is_an_ipython_shell(client, container, run, logs):
     )
     call, _ = run(client, container.id, "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()")
     assert [o.url[:22] for o in call.outputs if o.type == "image"] == ["data:image/png;base64,"]
+
+
+def test_an_event_streams_last_chunk_ends_its_body_in_one_write() -> None:
+    """The chunk carrying the response's last event ends the body too (one socket write and one wake of the
+    reader, not a second for an empty chunk); a stream that ends otherwise ends with the empty one."""
+
+    async def events(*chunks: bytes):
+        for chunk in chunks:
+            yield chunk
+
+    async def sent(stream: EventStream) -> list[dict]:
+        messages: list[dict] = []
+
+        async def send(message: dict) -> None:
+            messages.append(message)
+
+        await stream.stream_response(send)
+        return messages
+
+    done = Last(b'event: response.completed\ndata: {"type": "response.completed"}\n\n')
+    messages = anyio.run(sent, EventStream(events(b"event: response.created\n\n", done, b"never sent")))
+    bodies = [(m["body"], m["more_body"]) for m in messages[1:]]
+    assert bodies == [(b"event: response.created\n\n", True), (done, False)]
+    messages = anyio.run(sent, EventStream(events(b"event: response.created\n\n")))  # cut short: no last event
+    assert [(m["body"], m["more_body"]) for m in messages[1:]] == [(b"event: response.created\n\n", True), (b"", False)]

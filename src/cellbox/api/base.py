@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import functools
 import random
 import time
 from collections.abc import Callable, Generator, Mapping
@@ -199,7 +200,7 @@ class BaseClient:
         # (the shells pass `self._auth` when sending); one URL parse instead of a relative join per request.
         return http.build_request(
             op.method,
-            self.base_url + op.path,
+            _url(self.base_url + op.path),
             params=op.params or None,
             json=op.json if body is None else body,
             files=files,
@@ -240,3 +241,10 @@ class BaseClient:
                         raise error_from_response(outcome)
                 yield Sleep(delay)
                 attempt += 1
+
+
+@functools.lru_cache(maxsize=256)
+def _url(text: str) -> httpx.URL:
+    """A URL parsed once: httpx parses one given as text on every request, and a session asks for the same few
+    (its container's files, `/responses`) every cell. URLs are immutable, so one is shared."""
+    return httpx.URL(text)

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from . import disk, errors, ids, responses
@@ -44,7 +44,7 @@ from .params import (
     read_json,
 )
 from .records import container_json, page_json
-from .stored import StoredResponses, sse
+from .stored import EventStream, StoredResponses, sse
 
 # -- containers -----------------------------------------------------------------------------------------------
 
@@ -77,7 +77,7 @@ async def delete_container(request: Request) -> JSONResponse:
 # -- responses --------------------------------------------------------------------------------------------------
 
 
-async def create_response(request: Request) -> JSONResponse | StreamingResponse:
+async def create_response(request: Request) -> JSONResponse | EventStream:
     parsed = responses.parse(await read_json(request))
     streaming = options_of(request).streaming
     if parsed.stream and streaming == "refused":
@@ -109,9 +109,7 @@ async def create_response(request: Request) -> JSONResponse | StreamingResponse:
     if parsed.stream:
         # Starlette's streaming response stops the events when the client goes away, which cancels the run
         # (interrupting the code) unless it is in the background.
-        headers = {"cache-control": "no-cache"}
-        events = sse(run, False, cut=streaming == "cut")
-        return StreamingResponse(events, media_type="text/event-stream; charset=utf-8", headers=headers)
+        return EventStream(sse(run, False, cut=streaming == "cut"))
     if parsed.background:
         return JSONResponse(run.shown())
     await until_disconnect(request, run.task)
@@ -124,16 +122,14 @@ def _includes_outputs(request: Request) -> bool:
     return responses.OUTPUTS in request.query_params.getlist("include") + request.query_params.getlist("include[]")
 
 
-async def retrieve_response(request: Request) -> JSONResponse | StreamingResponse:
+async def retrieve_response(request: Request) -> JSONResponse | EventStream:
     run = stored_of(request).get(path_param(request, "response_id"))
     if request.query_params.get("stream") == "true":
         if not run.keep_events:
             raise errors.invalid("Only background responses can be streamed again.", "stream")
         raw = request.query_params.get("starting_after", "-1")
         after = int(raw) if raw.lstrip("-").isdigit() else -1
-        headers = {"cache-control": "no-cache"}
-        events = sse(run, _includes_outputs(request), after, cut=options_of(request).streaming == "cut")
-        return StreamingResponse(events, media_type="text/event-stream; charset=utf-8", headers=headers)
+        return EventStream(sse(run, _includes_outputs(request), after, cut=options_of(request).streaming == "cut"))
     return JSONResponse(run.shown(_includes_outputs(request)))
 
 
