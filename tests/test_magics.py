@@ -331,6 +331,10 @@ def test_shell_commands_magics_and_await_work_as_in_a_local_cell(kernel: Kernel)
     assert value["data"]["text/plain"] == "('captured', 1)"
     status, out = kernel.run("%%container\npwd")  # an automagic, as IPython makes of this one line
     assert status == "ok" and out[-1]["data"]["text/plain"] == "'/mnt/data'", out
+    kernel.run("%%container\npwd = 'a variable of that name'")
+    status, out = kernel.run("%%container\npwd")  # as in IPython, a variable shadows the magic
+    assert status == "ok" and out[-1]["data"]["text/plain"] == "'a variable of that name'", out
+    kernel.run("%%container\ndel pwd")
     # A misused magic fails the cell in IPython's one line, with no traceback of the magic machinery.
     status, out = kernel.run("%%container\n%no_such_magic")
     assert status == "error"

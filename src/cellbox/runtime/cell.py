@@ -11,6 +11,9 @@ so it pays nothing for them. The last expression, unless the cell ends with `;`,
 from __future__ import annotations
 
 import ast
+import builtins
+import keyword
+import re
 import threading
 from typing import Any
 
@@ -18,6 +21,7 @@ CELL_FILENAME = "<cell>"
 # Top-level `await` compiles; a code object that uses it is a coroutine's (CO_COROUTINE) and is awaited.
 _FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 _CO_COROUTINE = 0x80
+_FIRST_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)")
 
 _loop: Any = None  # the loop awaited cells run on where the kernel's own loop is running this very cell
 _loop_lock = threading.Lock()
@@ -25,7 +29,7 @@ _loop_lock = threading.Lock()
 
 def run(source: str, namespace: dict[str, Any], shell: Any) -> Any:
     """Runs the cell in `namespace`; its last expression's value (None when it ends otherwise)."""
-    tree = parse(source, shell)
+    tree = parse(source, shell, namespace)
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr) and not _ends_with_semicolon(source):
         last = ast.Expression(body=tree.body.pop().value)  # type: ignore[attr-defined]
@@ -35,11 +39,11 @@ def run(source: str, namespace: dict[str, Any], shell: Any) -> Any:
     return _run_code(compile(last, CELL_FILENAME, "eval", flags=_FLAGS), namespace, shell)
 
 
-def parse(source: str, shell: Any) -> ast.Module:
+def parse(source: str, shell: Any, namespace: dict[str, Any]) -> ast.Module:
     """The cell as Python: as written, or, when that is not Python, as the shell's transformer makes it (a
     SyntaxError then is the transformed cell's, as in IPython; transforms keep the lines where they were). A
-    single line always goes through the shell: IPython may make a magic of plain Python there (`pwd`, `ls`)."""
-    if shell is not None and "\n" not in source.strip():
+    single line that may name a magic goes through the shell too: IPython makes a magic of it (`pwd`, `ls`)."""
+    if shell is not None and _may_be_automagic(source, shell, namespace):
         return ast.parse(_transformed(source, shell), CELL_FILENAME)
     try:
         return ast.parse(source, CELL_FILENAME)
@@ -49,6 +53,24 @@ def parse(source: str, shell: Any) -> ast.Module:
             raise
     # Parsed outside the handler, so an error in it is not shown chained to the first one.
     return ast.parse(transformed, CELL_FILENAME)
+
+
+def _may_be_automagic(source: str, shell: Any, namespace: dict[str, Any]) -> bool:
+    """Whether IPython could change this cell though it is Python: only a single line, and only to call a magic or
+    an alias by its bare name that nothing shadows (or anything, with autocall on); the shell then decides."""
+    line = source.strip()
+    if "\n" in line:
+        return False
+    if getattr(shell, "autocall", 0):
+        return True
+    name = _FIRST_NAME.match(line)
+    if name is None or name[1] in namespace or keyword.iskeyword(name[1]) or hasattr(builtins, name[1]):
+        return False
+    try:
+        aliases = getattr(shell, "alias_manager", None)
+        return bool(shell.find_magic(name[1]) or (aliases is not None and aliases.is_alias(name[1])))
+    except Exception:  # a shell unlike IPython's: it decides
+        return True
 
 
 def _transformed(source: str, shell: Any) -> str:
