@@ -80,3 +80,20 @@ def test_an_upload_read_and_removed_the_moment_it_lands_is_still_recorded(tmp_pa
     row = store.add_container_file(cid, ".cellbox/runs/r.request.json", upload, "user")
     assert row["path"] == ".cellbox/runs/r.request.json" and row["bytes"] == 15
     assert not (store.container_dir(cid) / ".cellbox" / "runs" / "r.request.json").exists()
+
+
+def test_a_containers_record_read_from_memory_follows_every_change_and_a_reopened_store(tmp_path):
+    store = Store(tmp_path)
+    first, second = (store.create_container(name, 20, "1g", None)["id"] for name in ("a", "b"))
+    store.get_container(first)["status"] = "changed by a caller"  # a copy: what the store keeps is not touched
+    assert store.get_container(first)["status"] == "running"
+    store.touch(first, 12345.0)
+    assert store.get_container(first)["last_active"] == 12345.0
+    store.expire_container(first)
+    store.touch(first, 99999.0)  # an expired container is not refreshed
+    assert store.get_container(first)["status"] == "expired" and store.get_container(first)["last_active"] == 12345.0
+    assert store.delete_container(second) and store.get_container(second) is None
+    store.close()
+    again = Store(tmp_path)
+    assert again.get_container(first)["status"] == "expired" and again.get_container(second) is None
+    assert again.get_container("cntr_never_made") is None

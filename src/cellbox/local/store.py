@@ -94,6 +94,9 @@ class Store:
             d.mkdir(parents=True, exist_ok=True)
         os.chmod(self.data_dir, 0o700)
         self._lock = threading.RLock()
+        # The containers' records as the database has them, each read once: every operation on a container reads
+        # its record (a cell's run, four times) and only this class writes them.
+        self._containers: dict[str, dict] = {}
         self._on_full = on_full
         self.owner = owner  # who files put in a container belong to (its code's user), if not the server
         self._db = sqlite3.connect(self.data_dir / "cellbox.sqlite3", check_same_thread=False, isolation_level=None)
@@ -197,8 +200,15 @@ class Store:
         return self.get_container(container_id)  # type: ignore[return-value]
 
     def get_container(self, container_id: str) -> dict | None:
-        rows = self.query("SELECT * FROM containers WHERE id = ?", (container_id,))
-        return rows[0] if rows else None
+        """The container's record (a copy: the caller may change it), None for one unknown."""
+        with self._lock:
+            row = self._containers.get(container_id)
+            if row is None:
+                rows = self.query("SELECT * FROM containers WHERE id = ?", (container_id,))
+                if not rows:
+                    return None  # not remembered: ids no one made would fill memory
+                row = self._containers[container_id] = rows[0]
+            return dict(row)
 
     def list_containers(self, limit: int, order: str, after: str | None, name: str | None) -> Page:
         if name is not None:
@@ -209,29 +219,35 @@ class Store:
         return self.query("SELECT * FROM containers WHERE status = 'running'")
 
     def touch(self, container_id: str, now: float | None = None) -> None:
-        self._exec(
-            "UPDATE containers SET last_active = ? WHERE id = ? AND status = 'running'",
-            (time.time() if now is None else now, container_id),
-        )
+        now = time.time() if now is None else now
+        with self._lock:
+            self._exec("UPDATE containers SET last_active = ? WHERE id = ? AND status = 'running'", (now, container_id))
+            row = self._containers.get(container_id)
+            if row is not None and row["status"] == "running":
+                row["last_active"] = now
 
     def expire_container(self, container_id: str) -> None:
         """The container stays listed as `expired`; its files are gone."""
-        self.write(
-            [
-                ("UPDATE containers SET status = 'expired' WHERE id = ?", (container_id,)),
-                ("DELETE FROM container_files WHERE container_id = ?", (container_id,)),
-            ]
-        )
+        with self._lock:
+            self.write(
+                [
+                    ("UPDATE containers SET status = 'expired' WHERE id = ?", (container_id,)),
+                    ("DELETE FROM container_files WHERE container_id = ?", (container_id,)),
+                ]
+            )
+            self._containers.pop(container_id, None)
         self._discard(self.container_dir(container_id))
 
     def delete_container(self, container_id: str) -> bool:
         folder = self.container_dir(container_id)
-        found, _ = self.write(
-            [
-                ("DELETE FROM containers WHERE id = ?", (container_id,)),
-                ("DELETE FROM container_files WHERE container_id = ?", (container_id,)),
-            ]
-        )
+        with self._lock:
+            found, _ = self.write(
+                [
+                    ("DELETE FROM containers WHERE id = ?", (container_id,)),
+                    ("DELETE FROM container_files WHERE container_id = ?", (container_id,)),
+                ]
+            )
+            self._containers.pop(container_id, None)
         self._discard(folder)
         return bool(found)
 
