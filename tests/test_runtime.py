@@ -264,7 +264,7 @@ def test_a_request_on_its_way_is_waited_for_and_one_that_never_comes_says_so(
 
     def upload() -> None:  # as a service stores it: the whole file at once, a moment after the loader started
         time.sleep(0.3)
-        runs.mkdir(parents=True)
+        runs.mkdir(parents=True, exist_ok=True)  # the runtime made it, to watch it
         (runs / "late.request.json.part").write_text(json.dumps(request) + "\n")
         os.replace(runs / "late.request.json.part", runs / "late.request.json")
 
@@ -293,3 +293,25 @@ def test_a_request_on_its_way_is_waited_for_and_one_that_never_comes_says_so(
     runtime.run(str(tmp_path / "0a1b2c-late.request.json"))
     assert time.monotonic() - started < 1
     assert f"{runtime.REFUSED_MARKER}run 0a1b2c-late was started before" in capsys.readouterr().out
+
+
+def test_a_file_landing_in_a_watched_folder_wakes_the_wait_at_once(tmp_path: Path) -> None:
+    from cellbox.runtime import changes
+
+    landing = changes.arrivals(str(tmp_path))
+    assert landing is not None and changes.arrivals(str(tmp_path)) is landing  # one per folder, kept
+    (tmp_path / "before.txt").write_text("x")
+    landing.forget()  # what happened before does not wake the next wait
+    started = time.monotonic()
+    landing.wait(0.2)
+    assert time.monotonic() - started >= 0.19
+
+    def upload() -> None:
+        time.sleep(0.1)
+        (tmp_path / "late.part").write_text("{}")
+        os.replace(tmp_path / "late.part", tmp_path / "late.json")
+
+    threading.Thread(target=upload).start()
+    started = time.monotonic()
+    landing.wait(10)
+    assert time.monotonic() - started < 5  # woken by the write, not by the end of the wait

@@ -205,3 +205,47 @@ def tracker(root: str, skip: str) -> Any:
             found = Snapshots(*key)
         _TRACKERS[key] = found
     return found
+
+
+class Arrivals:
+    """Wakes when something is written into one folder (inotify), so a file still on its way is read the moment
+    it lands rather than at the next of a series of looks. Kept for the kernel's life, one per folder."""
+
+    MASK = _IN_CREATE | _IN_MOVED_TO | _IN_MODIFY | _IN_CLOSE_WRITE
+
+    def __init__(self, folder: str) -> None:
+        name = ctypes.util.find_library("c") or "libc.so.6"
+        libc: Any = ctypes.CDLL(name, use_errno=True)
+        self._fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
+        if self._fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1 failed")
+        if libc.inotify_add_watch(self._fd, os.fsencode(folder), self.MASK | _IN_ONLYDIR | _IN_DONT_FOLLOW) < 0:
+            os.close(self._fd)
+            raise OSError(ctypes.get_errno(), f"inotify_add_watch failed for {folder}")
+
+    def forget(self) -> None:
+        """Drop what happened so far: a wait after this wakes for what comes next."""
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._fd, 1 << 16):
+                pass
+
+    def wait(self, seconds: float) -> None:
+        """Until something is written into the folder, or `seconds` pass."""
+        import select
+
+        select.select([self._fd], [], [], max(seconds, 0.0))
+        self.forget()
+
+
+_ARRIVALS: dict[str, Any] = {}
+
+
+def arrivals(folder: str) -> Arrivals | None:
+    """The folder's `Arrivals`, made once; None where inotify can't be had (the caller looks now and then)."""
+    key = os.path.abspath(folder)
+    if key not in _ARRIVALS:
+        try:
+            _ARRIVALS[key] = Arrivals(key)
+        except (OSError, AttributeError):
+            _ARRIVALS[key] = None
+    return _ARRIVALS[key]

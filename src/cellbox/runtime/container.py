@@ -263,9 +263,19 @@ def _read_request(request_path: str) -> dict[str, Any] | None:
     """The request: the file's first line (the run's live output is appended after it). A request in the runs
     folder whose run has not started may still be on its way (cellbox uploads it while the model is asked to run
     it): it is waited for, up to REQUEST_WAIT seconds, a whole first line at a time."""
-    deadline = time.monotonic() + (REQUEST_WAIT if _on_its_way(request_path) else 0.0)
-    pause = 0.0002  # an upload lands within milliseconds of the run, usually: looked for often at first
+    on_its_way = _on_its_way(request_path)
+    deadline = time.monotonic() + (REQUEST_WAIT if on_its_way else 0.0)
+    # Woken by the upload landing where inotify can be had; else looked for often at first (an upload lands
+    # within milliseconds of the run, usually), then less.
+    landing = None
+    if on_its_way:
+        with contextlib.suppress(OSError):
+            os.makedirs(os.path.dirname(request_path), exist_ok=True)  # to be watched before the upload makes it
+        landing = _sibling_module("changes").arrivals(os.path.dirname(request_path))
+    pause = 0.0002
     while True:
+        if landing is not None:
+            landing.forget()  # what is written from here on wakes the wait below
         try:
             with open(request_path, encoding="utf-8") as f:
                 request = json.loads(f.readline())
@@ -273,8 +283,11 @@ def _read_request(request_path: str) -> dict[str, Any] | None:
         except (OSError, ValueError):
             if time.monotonic() >= deadline:
                 return None
-        time.sleep(pause)
-        pause = min(pause * 1.25, 0.05)
+        if landing is not None:
+            landing.wait(min(0.05, deadline - time.monotonic()))  # and a look now and then, whatever it says
+        else:
+            time.sleep(pause)
+            pause = min(pause * 1.25, 0.05)
 
 
 def _state_lost(private_dir: str) -> bool:
