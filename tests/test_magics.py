@@ -151,6 +151,20 @@ def test_interrupt_stops_the_remote_run(kernel: Kernel) -> None:
     assert status == "ok" and int(text(out, "stdout")) == ticks
 
 
+def test_interrupting_an_awaiting_cell_stops_it_and_the_next_one_awaits_again(kernel: Kernel) -> None:
+    pid = kernel.manager.provisioner.process.pid
+    timer = threading.Timer(1.5, os.kill, (pid, signal.SIGINT))
+    timer.start()
+    started = time.monotonic()
+    status, out = kernel.run("%%container\nimport asyncio\nprint('waiting')\nawait asyncio.sleep(60)")
+    timer.join()
+    assert status == "error" and time.monotonic() - started < 10
+    error = next(m for m in out if m["type"] == "error")
+    assert error["ename"] == "Interrupted" and len(error["traceback"]) == 1
+    status, out = kernel.run("%%container\nawait asyncio.sleep(0, 'awaited again')")
+    assert status == "ok" and out[-1]["data"]["text/plain"] == "'awaited again'", out
+
+
 def test_a_container_deleted_mid_cell_fails_the_cell_and_the_next_cell_carries_on(
     kernel: Kernel, cloud_server: RunningServer, cloud_environment: dict[str, str], tmp_path
 ) -> None:
