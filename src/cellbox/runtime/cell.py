@@ -23,7 +23,10 @@ _FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 _CO_COROUTINE = 0x80
 _FIRST_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)")
 
-_loop: Any = None  # the loop awaited cells run on where the kernel's own loop is running this very cell
+# The loops awaiting cells run on, each kept for the kernel's life: one for a kernel without IPython's, and one in a
+# thread of its own where the kernel's loop is running the very cell (ipykernel).
+_loop: Any = None
+_threaded: Any = None
 _loop_lock = threading.Lock()
 
 
@@ -125,9 +128,6 @@ def _own_loop() -> Any:
         if _loop is None or _loop.is_closed():
             _loop = asyncio.new_event_loop()
         return _loop
-
-
-_threaded: Any = None
 
 
 def _thread_loop() -> Any:
