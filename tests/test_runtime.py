@@ -155,6 +155,13 @@ def test_an_awaiting_cell_runs_where_a_loop_already_runs_the_runtime(
     assert result["value"]["json"] is True
 
 
+def test_the_cells_streams_say_they_take_utf8_as_a_notebooks_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = run(tmp_path, monkeypatch, "import sys\nprint(sys.stdout.encoding, sys.stderr.encoding, 'μs')", {})
+    assert streams(result, "stdout") == "utf-8 utf-8 μs\n"
+
+
 def test_a_cell_ending_in_a_semicolon_shows_no_value_and_bad_syntax_is_the_cells(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

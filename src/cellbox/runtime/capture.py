@@ -134,6 +134,10 @@ class _Stream(io.TextIOBase):
     def isatty(self) -> bool:
         return False
 
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"  # as a notebook's streams say, so code that asks (IPython's %timeit) writes "μs", not "us"
+
 
 # Made once per kernel: making a traitlets class, or one of its objects, costs more than a run of `pass`.
 _publisher: Any = None
