@@ -61,13 +61,17 @@ def test_cell_runs_remotely_with_inputs_and_outputs(kernel: Kernel) -> None:
 
 
 def test_remote_exception_fails_the_cell_with_the_remote_traceback(kernel: Kernel) -> None:
-    status, out = kernel.run("%%container\ndef f():\n    raise ValueError('bad row 7')\nf()")
+    reply = kernel.client.execute_interactive("%%container\ndef f():\n    raise ValueError('bad row 7')", timeout=60)
+    number = reply["content"]["execution_count"]
+    status, out = kernel.run("%%container\nf()")
     assert status == "error"
     error = next(m for m in out if m["type"] == "error")
-    # As IPython shows it locally: named for what the cell raised, coloured, with the cell's lines.
+    # As IPython shows it locally: named for what the cell raised, coloured, with the lines of each cell, the one
+    # that defined the function named as IPython names a cell.
     assert error["ename"] == "ValueError" and "ValueError: bad row 7" in error["evalue"]
     plain = ANSI.sub("", "\n".join(error["traceback"]))
-    assert "File <cell>:2, in f()" in plain and "----> 2     raise ValueError('bad row 7')" in plain
+    assert f"Cell In[{number}], line 2, in f()" in plain and "----> 2     raise ValueError('bad row 7')" in plain
+    assert "----> 1 f()" in plain
     assert "\x1b[" in "".join(error["traceback"])
     assert "cellbox_runtime" not in plain and "container.py" not in plain
 

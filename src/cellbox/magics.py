@@ -135,6 +135,12 @@ class ContainerMagics(Magics):
 
     container.__doc__ = magic_help.HELP
 
+    def _cell_number(self) -> int | None:
+        """The running cell's number, as the notebook shows it (In[N]); IPython's display hook knows it whichever
+        way its version counts (9 counts the cell before running it)."""
+        count = getattr(getattr(self.shell, "displayhook", None), "prompt_count", None)
+        return count if isinstance(count, int) else None
+
     @property
     def _namespace(self) -> dict[str, Any]:
         """The notebook's variables (a magic is only ever called from a shell)."""
@@ -311,6 +317,7 @@ class ContainerMagics(Magics):
                 timeout=args.timeout,
                 live=live,
                 on_wait=replay.waiting,
+                execution_count=self._cell_number(),
             )
         except TypeError as exc:  # a -i value that can't travel
             raise UsageError(str(exc)) from None

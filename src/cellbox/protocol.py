@@ -115,6 +115,7 @@ class Request:
     place: tuple[dict[str, str], ...] = ()  # {"from": where an upload was stored, "to": where it belongs}
     restore: tuple[dict[str, Any], ...] = ()  # every pushed value: loaded again if the kernel restarted
     log_limit: int = LOG_LIMIT  # the record is printed into the logs up to this many characters
+    execution_count: int | None = None  # the notebook cell's number, In[N]: tracebacks name the cell by it
 
     @classmethod
     def new(
@@ -127,12 +128,16 @@ class Request:
         place: Iterable[dict[str, str]] = (),
         restore: Iterable[dict[str, Any]] = (),
         log_limit: int = LOG_LIMIT,
+        execution_count: int | None = None,
     ) -> Request:
         for name in variables:
             if not VARIABLE_NAME.match(name):
                 raise CellboxError(f"-o {name!r} is not a valid Python variable name")
         run_id = uuid.uuid4().hex[:12]
-        return cls(run_id, code, tuple(inputs), tuple(variables), data_dir, tuple(place), tuple(restore), log_limit)
+        return cls(
+            run_id, code, tuple(inputs), tuple(variables), data_dir, tuple(place), tuple(restore), log_limit,
+            execution_count,
+        )  # fmt: skip
 
     @property
     def filename(self) -> str:
@@ -160,6 +165,8 @@ class Request:
             "restore": list(self.restore),
             "log_limit": self.log_limit,
         }
+        if self.execution_count is not None:
+            request["execution_count"] = self.execution_count
         return json.dumps(request).encode()
 
 

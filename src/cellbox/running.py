@@ -87,10 +87,11 @@ class Runner:
         timeout: float | None = None,
         live: protocol.LiveOutput | None = None,
         on_wait: Callable[[float], None] | None = None,
+        execution_count: int | None = None,
     ) -> Run:
         """Run `code` with the values pushed since the last run; `Sandbox.run` says what the options mean."""
         with self.tidy.running():  # the leftovers of earlier cells wait: deleting them now would slow this one
-            return self._run(code, outputs, timeout, live, on_wait)
+            return self._run(code, outputs, timeout, live, on_wait, execution_count)
 
     def _run(
         self,
@@ -99,6 +100,7 @@ class Runner:
         timeout: float | None,
         live: protocol.LiveOutput | None,
         on_wait: Callable[[float], None] | None,
+        execution_count: int | None,
     ) -> Run:
         moves = self.transfers.take_placements()
         request = protocol.Request.new(
@@ -108,6 +110,7 @@ class Runner:
             place=moves,
             restore=self.transfers.restore_specs(),
             log_limit=self.log_limit,
+            execution_count=execution_count,
         )
         try:
             with stopping("the upload of the cell before it ran; the cell did not run"):

@@ -250,6 +250,7 @@ class Sandbox:
         timeout: float | None = None,
         live: protocol.LiveOutput | None = None,
         on_wait: Callable[[float], None] | None = None,
+        execution_count: int | None = None,
     ) -> Run:
         """Run `code` in the container. `inputs` are pushed as variables first, `files` as files; `outputs` name
         variables to bring back (`Run.variables`); `pull` globs of files to download into `to` afterwards.
@@ -258,13 +259,16 @@ class Sandbox:
         `live`, what the cell prints and displays is read while it runs and handed to it (the rest, once the run is
         read, by `live.finish(run.events)`); `on_wait` is called with the seconds the run has taken at every look
         while it runs (about four a second). An interrupt raises `Interrupted`, saying what was stopped: a push, the
-        run or a pull."""
+        run or a pull. `execution_count` is the notebook cell's number: tracebacks then name the cell `In[N]`, as
+        IPython names a local one."""
         with stopping("a push before the cell ran; the cell did not run"):
             for var, value in (inputs or {}).items():
                 self.push(value, name=var)
             if files:
                 self.push(*files)
-        run = self.runner.run(code, outputs=outputs, timeout=timeout, live=live, on_wait=on_wait)
+        run = self.runner.run(
+            code, outputs=outputs, timeout=timeout, live=live, on_wait=on_wait, execution_count=execution_count
+        )
         if pull:
             with stopping("a pull after the cell ran; the cell ran, some files may not have been downloaded"):
                 self.pull(*pull, to=to)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import keyword
 import re
 import threading
@@ -30,32 +31,45 @@ _threaded: Any = None
 _loop_lock = threading.Lock()
 
 
-def run(source: str, namespace: dict[str, Any], shell: Any) -> Any:
-    """Runs the cell in `namespace`; its last expression's value (None when it ends otherwise)."""
-    tree = parse(source, shell, namespace)
+def filename(run_id: str, execution_count: int | None, shell: Any) -> str:
+    """The cell's file name in tracebacks. A notebook cell's (`execution_count`, its In[N]) is its own, so a
+    function it defines shows its lines when a later cell calls it, and the shell names it as IPython names a
+    local cell: "Cell In[N]". Others are all `<cell>`."""
+    if execution_count is None:
+        return CELL_FILENAME
+    name = f"<cell {run_id}>"
+    with contextlib.suppress(Exception):  # a shell without IPython's compiler shows the name itself
+        shell.compile._filename_map[name] = execution_count
+    return name
+
+
+def run(source: str, namespace: dict[str, Any], shell: Any, name: str = CELL_FILENAME) -> Any:
+    """Runs the cell in `namespace` under file name `name`; its last expression's value (None when it ends
+    otherwise)."""
+    tree = parse(source, shell, namespace, name)
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr) and not _ends_with_semicolon(source):
         last = ast.Expression(body=tree.body.pop().value)  # type: ignore[attr-defined]
-    _run_code(compile(tree, CELL_FILENAME, "exec", flags=_FLAGS), namespace, shell)
+    _run_code(compile(tree, name, "exec", flags=_FLAGS), namespace, shell)
     if last is None:
         return None
-    return _run_code(compile(last, CELL_FILENAME, "eval", flags=_FLAGS), namespace, shell)
+    return _run_code(compile(last, name, "eval", flags=_FLAGS), namespace, shell)
 
 
-def parse(source: str, shell: Any, namespace: dict[str, Any]) -> ast.Module:
+def parse(source: str, shell: Any, namespace: dict[str, Any], name: str = CELL_FILENAME) -> ast.Module:
     """The cell as Python: as written, or, when that is not Python, as the shell's transformer makes it (a
     SyntaxError then is the transformed cell's, as in IPython; transforms keep the lines where they were). A
     single line that may name a magic goes through the shell too: IPython makes a magic of it (`pwd`, `ls`)."""
     if shell is not None and _may_be_automagic(source, shell, namespace):
-        return ast.parse(_transformed(source, shell), CELL_FILENAME)
+        return ast.parse(_transformed(source, shell), name)
     try:
-        return ast.parse(source, CELL_FILENAME)
+        return ast.parse(source, name)
     except SyntaxError:
         transformed = _transformed(source, shell)
         if transformed == source:
             raise
     # Parsed outside the handler, so an error in it is not shown chained to the first one.
-    return ast.parse(transformed, CELL_FILENAME)
+    return ast.parse(transformed, name)
 
 
 def _may_be_automagic(source: str, shell: Any, namespace: dict[str, Any]) -> bool:

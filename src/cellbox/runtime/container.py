@@ -11,7 +11,7 @@ A run is described by a JSON request file and leaves a JSON result file plus out
     request: {"run_id", "code", "result_path", "out_dir", "started", "private_dir", "watch": "/mnt/data",
               "place": [{"from": stored path, "to": wanted path}],
               "inputs": [{"name", "path", "format", "kind", ...}], "outputs": ["name", ...],
-              "restore": [input spec, ...], "log_limit": characters}
+              "restore": [input spec, ...], "log_limit": characters, "execution_count": the notebook cell's N}
     result:  {"run_id", "ok", "events": [event], "error": {"ename", "evalue", "traceback",
               "traceback_lines"} | null, "value": {...} | null, "outputs": {"name": {...}}, "figures": [path],
               "changed": [path], "sizes": {path: bytes}, "inline": {path: base64}, "notes": [text],
@@ -340,6 +340,7 @@ def _execute(request_path: str, request: dict[str, Any] | None) -> tuple[dict[st
     namespace = _user_namespace()
     capture = _sibling_module("capture")
     cell = _sibling_module("cell")
+    filename = cell.CELL_FILENAME  # until the cell's own is made (an input that fails to load comes first)
     output = capture.Output(request_path)
     saved = sys.stdout, sys.stderr
     with output, capture.displays(output), _sibling_module("descriptors").capture(output):
@@ -355,15 +356,16 @@ def _execute(request_path: str, request: dict[str, Any] | None) -> tuple[dict[st
                 output.add({"type": "state_lost", "restored": result["restored"]})  # said first, and live
             for spec in inputs:
                 namespace[spec["name"]] = values._import(spec)
-            capture.remember_source(cell.CELL_FILENAME, request["code"])
-            value = cell.run(request["code"], namespace, capture.shell())
+            filename = cell.filename(request["run_id"], request.get("execution_count"), capture.shell())
+            capture.remember_source(filename, request["code"])
+            value = cell.run(request["code"], namespace, capture.shell(), filename)
             if value is not None:
                 namespace["_"] = value
                 result["value"] = values._describe_value(value, out_dir, capture)
                 output.add({"type": "execute_result"})
         except BaseException as exc:  # KeyboardInterrupt too: the run was stopped, and the record must say so
             result["ok"] = False
-            result["error"] = capture.format_error(exc, __file__, values.__file__, cell=cell.CELL_FILENAME)
+            result["error"] = capture.format_error(exc, __file__, values.__file__, cell=filename)
         try:
             if capture.shell() is not None:
                 capture.flush_figures()  # after the value, as the inline backend does after a cell
