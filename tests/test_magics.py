@@ -353,6 +353,14 @@ def test_shell_commands_magics_and_await_work_as_in_a_local_cell(kernel: Kernel)
     status, out = kernel.run("%%container\npwd")  # as in IPython, a variable shadows the magic
     assert status == "ok" and out[-1]["data"]["text/plain"] == "'a variable of that name'", out
     kernel.run("%%container\ndel pwd")
+    # Bad syntax is shown as IPython shows it: where in the cell, the line, a caret; no traceback.
+    errors: list[dict[str, Any]] = []
+    keep = lambda msg: errors.append(msg["content"]) if msg["msg_type"] == "error" else None  # noqa: E731
+    reply = kernel.client.execute_interactive("%%container\n!echo fine\nx = (1,\ny = 2 +", output_hook=keep)
+    error, number = errors[0], reply["content"]["execution_count"]
+    plain = ANSI.sub("", "".join(error["traceback"]))
+    assert error["ename"] == "SyntaxError" and f"Cell In[{number}], line 2\n    x = (1,\n        ^" in plain, plain
+    assert "Traceback" not in plain and "SyntaxError: '(' was never closed" in plain
     # A misused magic fails the cell in IPython's one line, with no traceback of the magic machinery.
     status, out = kernel.run("%%container\n%no_such_magic")
     assert status == "error"

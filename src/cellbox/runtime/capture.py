@@ -247,7 +247,10 @@ def format_error(exc: BaseException, *skip_files: str, cell: str | None = None) 
         lines = [f"UsageError: {exc}"]
     elif ip is not None:
         try:
-            lines = list(ip.InteractiveTB.structured_traceback(type(exc), exc, tb))
+            if isinstance(exc, SyntaxError):  # as IPython shows one: where in the cell, the line, a caret
+                lines = list(ip.SyntaxTB.structured_traceback(type(exc), exc, []))
+            else:
+                lines = list(ip.InteractiveTB.structured_traceback(type(exc), exc, tb))
         except Exception:  # the formatter failing must not hide the error itself
             lines = []
     plain = "".join(traceback.format_exception(type(exc), exc, tb))
