@@ -322,3 +322,12 @@ def test_a_file_landing_in_a_watched_folder_wakes_the_wait_at_once(tmp_path: Pat
     started = time.monotonic()
     landing.wait(10)
     assert time.monotonic() - started < 5  # woken by the write, not by the end of the wait
+
+
+def test_an_exception_that_cannot_be_shown_still_ends_the_run_with_its_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code = "class E(Exception):\n    def __str__(self):\n        raise RuntimeError('no str')\nraise E()"
+    result = run(tmp_path, monkeypatch, code, {})
+    assert not result["ok"] and result["error"]["ename"] == "E"
+    assert result["error"]["evalue"] == "<exception str() failed>"

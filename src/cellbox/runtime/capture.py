@@ -243,8 +243,9 @@ def format_error(exc: BaseException, *skip_files: str, cell: str | None = None) 
         tb = None
     lines: list[str] = []
     ip = shell()
+    said = _said(exc)
     if ip is not None and type(exc).__name__ == "UsageError":  # a magic misused: IPython says it in one line
-        lines = [f"UsageError: {exc}"]
+        lines = [f"UsageError: {said}"]
     elif ip is not None:
         try:
             if isinstance(exc, SyntaxError):  # as IPython shows one: where in the cell, the line, a caret
@@ -257,4 +258,12 @@ def format_error(exc: BaseException, *skip_files: str, cell: str | None = None) 
     if not lines:
         lines = plain.rstrip("\n").splitlines()
     text = ANSI.sub("", "\n".join(lines)) if ip is not None else plain
-    return {"ename": type(exc).__name__, "evalue": str(exc), "traceback": text, "traceback_lines": lines}
+    return {"ename": type(exc).__name__, "evalue": said, "traceback": text, "traceback_lines": lines}
+
+
+def _said(exc: BaseException) -> str:
+    """What the exception says; an exception whose `__str__` fails says so, as Python's own tracebacks do."""
+    try:
+        return str(exc)
+    except Exception:
+        return "<exception str() failed>"

@@ -365,7 +365,11 @@ def _execute(request_path: str, request: dict[str, Any] | None) -> tuple[dict[st
                 output.add({"type": "execute_result"})
         except BaseException as exc:  # KeyboardInterrupt too: the run was stopped, and the record must say so
             result["ok"] = False
-            result["error"] = capture.format_error(exc, __file__, values.__file__, cell=filename)
+            try:
+                result["error"] = capture.format_error(exc, __file__, values.__file__, cell=filename)
+            except Exception:  # whatever the exception does when shown, the run's record is written
+                ename = type(exc).__name__
+                result["error"] = {"ename": ename, "evalue": "", "traceback": ename, "traceback_lines": [ename]}
         try:
             if capture.shell() is not None:
                 capture.flush_figures()  # after the value, as the inline backend does after a cell
@@ -385,8 +389,9 @@ def _execute(request_path: str, request: dict[str, Any] | None) -> tuple[dict[st
                 result["outputs"][name] = values._export(namespace[name], os.path.join(out_dir, "out-" + name), name)
             except Exception as exc:
                 result["ok"] = False
-                text = f"{type(exc).__name__}: {exc}"
-                result["error"] = {"ename": type(exc).__name__, "evalue": str(exc), "traceback": text}
+                said = capture._said(exc)
+                text = f"{type(exc).__name__}: {said}"
+                result["error"] = {"ename": type(exc).__name__, "evalue": said, "traceback": text}
                 break
     written = changes.changed()
     own = {os.path.abspath(request_path), os.path.abspath(globals().get("__file__") or "")}
