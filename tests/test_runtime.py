@@ -136,6 +136,24 @@ def test_top_level_await_runs_on_one_loop_kept_between_cells(tmp_path: Path, mon
 
 
 @pytest.mark.usefixtures("loops_closed")
+def test_a_cell_that_awaits_runs_whole_on_one_loop_and_tasks_made_before_are_on_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    namespace: dict[str, Any] = {}
+    code = "import asyncio\ntask = asyncio.create_task(asyncio.sleep(0.01, 'x'))\nawait task\n"
+    result = run(tmp_path, monkeypatch, code + "[await task, asyncio.get_running_loop() is not None]", namespace)
+    assert result["ok"] and result["value"]["json"] == ["x", True], result["error"]
+    assert "_cellbox_cell_value" not in namespace
+    # A task made by a cell of plain code is awaited by a later cell, on the same loop.
+    result = run(tmp_path, monkeypatch, "later = asyncio.ensure_future(asyncio.sleep(0.01, 5))", namespace)
+    assert result["ok"], result["error"]
+    result = run(tmp_path, monkeypatch, "await later", namespace)
+    assert result["ok"] and result["value"]["json"] == 5, result["error"]
+    result = run(tmp_path, monkeypatch, "x = await asyncio.sleep(0, 1);", namespace)  # `;`: nothing shown
+    assert result["ok"] and result["value"] is None and namespace["x"] == 1
+
+
+@pytest.mark.usefixtures("loops_closed")
 def test_an_awaiting_cell_runs_where_a_loop_already_runs_the_runtime(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

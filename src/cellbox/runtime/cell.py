@@ -15,6 +15,7 @@ import builtins
 import contextlib
 import keyword
 import re
+import sys
 import threading
 from typing import Any
 
@@ -23,6 +24,7 @@ CELL_FILENAME = "<cell>"
 _FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 _CO_COROUTINE = 0x80
 _FIRST_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)")
+_VALUE = "_cellbox_cell_value"  # where an awaiting cell's last line is kept until it is shown
 
 # The loops awaiting cells run on, each kept for the kernel's life: one for a kernel without IPython's, and one in a
 # thread of its own where the kernel's loop is running the very cell (ipykernel).
@@ -46,14 +48,43 @@ def filename(run_id: str, execution_count: int | None, shell: Any) -> str:
 def run(source: str, namespace: dict[str, Any], shell: Any, name: str = CELL_FILENAME) -> Any:
     """Runs the cell in `namespace` under file name `name`; its last expression's value (None when it ends
     otherwise)."""
+    _share_loop(shell)
     tree = parse(source, shell, namespace, name)
-    last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr) and not _ends_with_semicolon(source):
-        last = ast.Expression(body=tree.body.pop().value)  # type: ignore[attr-defined]
-    _run_code(compile(tree, name, "exec", flags=_FLAGS), namespace, shell)
-    if last is None:
+    shown = bool(tree.body) and isinstance(tree.body[-1], ast.Expr) and not _ends_with_semicolon(source)
+    whole = compile(tree, name, "exec", flags=_FLAGS)
+    if whole.co_flags & _CO_COROUTINE:
+        # A cell that awaits is one coroutine, as IPython runs it: what its first lines start on the loop (a task)
+        # is there for the last line, which is kept in a name of the runtime's.
+        if shown:
+            last = tree.body[-1]
+            tree.body[-1] = ast.copy_location(
+                ast.Assign(targets=[ast.Name(id=_VALUE, ctx=ast.Store())], value=last.value),  # type: ignore[attr-defined]
+                last,
+            )
+            whole = compile(ast.fix_missing_locations(tree), name, "exec", flags=_FLAGS)
+        try:
+            _await(eval(whole, namespace), shell)
+            return namespace.get(_VALUE) if shown else None
+        finally:
+            namespace.pop(_VALUE, None)
+    if not shown:
+        eval(whole, namespace)
         return None
-    return _run_code(compile(last, name, "eval", flags=_FLAGS), namespace, shell)
+    value = ast.Expression(body=tree.body.pop().value)  # type: ignore[attr-defined]
+    eval(compile(tree, name, "exec", flags=_FLAGS), namespace)
+    return eval(compile(value, name, "eval", flags=_FLAGS), namespace)
+
+
+def _share_loop(shell: Any) -> None:
+    """Tasks a cell makes without awaiting them (`asyncio.ensure_future` in a cell of plain code) are made on the
+    loop a later cell awaits them on, as in a notebook, where one loop runs every cell. Only once asyncio is in
+    use, and only where no loop runs the cell already."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None or asyncio._get_running_loop() is not None:
+        return
+    helpers = sys.modules.get("IPython.core.async_helpers")
+    with contextlib.suppress(Exception):
+        asyncio.set_event_loop(helpers.get_asyncio_loop() if shell is not None and helpers else _own_loop())
 
 
 def parse(source: str, shell: Any, namespace: dict[str, Any], name: str = CELL_FILENAME) -> ast.Module:
@@ -103,12 +134,6 @@ def _ends_with_semicolon(source: str) -> bool:
     lines = [line.split("#", 1)[0].rstrip() for line in source.rstrip().splitlines()]
     code = [line for line in lines if line]
     return bool(code) and code[-1].endswith(";")
-
-
-def _run_code(code: Any, namespace: dict[str, Any], shell: Any) -> Any:
-    if not code.co_flags & _CO_COROUTINE:
-        return eval(code, namespace)  # an "exec" code object gives None
-    return _await(eval(code, namespace), shell)
 
 
 def _await(coroutine: Any, shell: Any) -> Any:
