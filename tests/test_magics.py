@@ -361,6 +361,15 @@ def test_shell_commands_magics_and_await_work_as_in_a_local_cell(kernel: Kernel)
     plain = ANSI.sub("", "".join(error["traceback"]))
     assert error["ename"] == "SyntaxError" and f"Cell In[{number}], line 2\n    x = (1,\n        ^" in plain, plain
     assert "Traceback" not in plain and "SyntaxError: '(' was never closed" in plain
+    # input() fails the cell saying why, at the cell's own line, nothing of the sandbox's kernel shown; `!` runs in
+    # bash, as a notebook's kernel started from a login shell does.
+    status, out = kernel.run("%%container\nname = input('name? ')")
+    plain = ANSI.sub("", "".join(next(m for m in out if m["type"] == "error")["traceback"]))
+    assert "cannot ask for input" in plain and "----> 1 name = input('name? ')" in plain and "kernel.py" not in plain
+    status, out = kernel.run("%%container\n%matplotlib inline")  # the backend it has already: nothing to do
+    assert status == "ok", out
+    status, out = kernel.run("%%container\n![[ 1 == 1 ]] && echo bash")
+    assert status == "ok" and text(out, "stdout").strip() == "bash", out
     # A misused magic fails the cell in IPython's one line, with no traceback of the magic machinery.
     status, out = kernel.run("%%container\n%no_such_magic")
     assert status == "error"

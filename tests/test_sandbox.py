@@ -105,6 +105,14 @@ def test_a_server_whose_code_cannot_see_mnt_data_says_so_at_once(tmp_path: Path)
             client.close()
 
 
+def test_exit_ends_the_containers_python_as_it_ends_a_notebooks_kernel(sandbox: cellbox.Sandbox) -> None:
+    sandbox.run("before = 1")
+    with pytest.raises(ProcessDied):
+        sandbox.run("exit()")
+    run = sandbox.run("'before' in dir()")
+    assert run.value is False and any(event["type"] == "state_lost" for event in run.events)
+
+
 def test_remote_exception_is_a_remote_error_with_the_cell_traceback(sandbox: cellbox.Sandbox) -> None:
     run = sandbox.run("x = 1\n\ndef f():\n    return 1 / 0\n\nf()")
     assert not run.ok

@@ -103,6 +103,8 @@ def test_output_keeps_the_order_it_was_written_in(client, container, run, logs):
 def test_input_says_code_cannot_ask_for_it(client, container, run, logs):
     call, _ = run(client, container.id, "input('name? ')")
     assert "StdinNotImplementedError" in logs(call) and "cannot ask for input" in logs(call)
+    call, _ = run(client, container.id, "import getpass\ngetpass.getpass()")  # not a hang on a terminal's absence
+    assert "StdinNotImplementedError" in logs(call) and "cannot ask for input" in logs(call)
     assert logs(run(client, container.id, "print('after')")[0]) == "after\n"
 
 

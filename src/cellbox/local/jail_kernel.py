@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import getpass
 import json
 import os
 import re
@@ -81,10 +82,13 @@ def _on_sigint(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
 
-def _no_input(prompt: object = "") -> str:
+def _no_input(prompt: object = "", *args: object, **kwargs: object) -> str:
     from IPython.core.error import StdinNotImplementedError
 
-    raise StdinNotImplementedError("input() was called, but code in a container cannot ask for input.")
+    __tracebackhide__ = True  # the code's call is what a traceback shows, not this frame
+    raise StdinNotImplementedError(
+        "code in a container cannot ask for input (input(), getpass): nobody can type into it."
+    )
 
 
 def _shell(channel: _Channel):  # -> InteractiveShell; IPython is imported only here, once the sockets are kept
@@ -126,6 +130,15 @@ def _shell(channel: _Channel):  # -> InteractiveShell; IPython is imported only 
     class Shell(InteractiveShell):
         error: str | None = None
 
+        def enable_gui(self, gui=None) -> None:
+            if gui not in (None, "inline"):  # %matplotlib qt, tk, ...: there is no screen to open a window on
+                from IPython.core.error import UsageError
+
+                raise UsageError(f"a container has no screen for {gui} windows; figures show inline")
+
+        def ask_exit(self) -> None:  # exit(), quit(): as a notebook's kernel, the process goes; state is lost
+            os._exit(0)
+
         def _showtraceback(self, etype, evalue, stb) -> None:
             self.error = getattr(etype, "__name__", "Error")
             print(_ANSI.sub("", self.InteractiveTB.stb2text(stb)))  # a tool's logs are plain text
@@ -144,6 +157,7 @@ def main(runs_fd: int, interrupts_fd: int) -> None:
     for fd, name in ((1, "stdout"), (2, "stderr")):
         setattr(sys, name, open(fd, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False))  # noqa: SIM115
     builtins.input = _no_input
+    getpass.getpass = _no_input
     for fd in (runs_fd, interrupts_fd):
         os.set_inheritable(fd, False)  # the server's line to this process, not to the processes the code starts
     channel = _Channel(runs_fd)

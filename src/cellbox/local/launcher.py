@@ -264,6 +264,8 @@ class Launcher:
             "JUPYTER_RUNTIME_DIR": f"{home_dir}/.jupyter-runtime",
             "JUPYTER_PLATFORM_DIRS": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
+            # What `!commands` run in, as in a notebook's kernel started from a login shell (bash, where there is one).
+            "SHELL": "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh",
         }
 
     def cwd(self, workdir: Path) -> str:

@@ -23,6 +23,7 @@ import re
 import sys
 import threading
 import traceback
+import types
 from typing import Any
 
 FLUSH_EVERY = 0.05  # seconds between writes of pending stream text to the live file
@@ -239,6 +240,7 @@ def format_error(exc: BaseException, *skip_files: str, cell: str | None = None) 
         tb = first
     while tb is not None and tb.tb_frame.f_code.co_filename in skip_files:
         tb = tb.tb_next
+    tb = _without_hidden_end(tb)
     if isinstance(exc, SyntaxError):
         tb = None
     lines: list[str] = []
@@ -259,6 +261,21 @@ def format_error(exc: BaseException, *skip_files: str, cell: str | None = None) 
         lines = plain.rstrip("\n").splitlines()
     text = ANSI.sub("", "\n".join(lines)) if ip is not None else plain
     return {"ename": type(exc).__name__, "evalue": said, "traceback": text, "traceback_lines": lines}
+
+
+def _without_hidden_end(tb: Any) -> Any:
+    """The traceback without the frames at its end that ask to be hidden (`__tracebackhide__`, as IPython reads
+    it: the kernel's stand-in for `input()` raises in one), as long as a frame is left."""
+    frames = []
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    while len(frames) > 1 and frames[-1].tb_frame.f_locals.get("__tracebackhide__"):
+        frames.pop()
+    rebuilt = None
+    for frame in reversed(frames):
+        rebuilt = types.TracebackType(rebuilt, frame.tb_frame, frame.tb_lasti, frame.tb_lineno)
+    return rebuilt
 
 
 def _said(exc: BaseException) -> str:
