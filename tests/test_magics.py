@@ -366,6 +366,11 @@ def test_shell_commands_magics_and_await_work_as_in_a_local_cell(kernel: Kernel)
     status, out = kernel.run("%%container\nname = input('name? ')")
     plain = ANSI.sub("", "".join(next(m for m in out if m["type"] == "error")["traceback"]))
     assert "cannot ask for input" in plain and "----> 1 name = input('name? ')" in plain and "kernel.py" not in plain
+    # An error IPython shows without raising it (a script %run, a repr that fails) fails the cell, as in a kernel.
+    kernel.run("%%container\nopen('fails.py', 'w').write('print(1)\\nraise ValueError(\"in the script\")')")
+    status, out = kernel.run("%%container\n%run fails.py")
+    error = next(m for m in out if m["type"] == "error")
+    assert status == "error" and error["ename"] == "ValueError" and text(out, "stdout") == "1\n", out
     status, out = kernel.run("%%container\n%matplotlib inline")  # the backend it has already: nothing to do
     assert status == "ok", out
     status, out = kernel.run("%%container\n![[ 1 == 1 ]] && echo bash")

@@ -173,22 +173,37 @@ def publisher(output: Output) -> Any:
 
 
 class displays:
-    """Route the shell's displays into `output` while the cell runs."""
+    """Route the shell's displays into `output` while the cell runs, and keep the last traceback the shell showed
+    itself (`error`, as `format_error` makes one): IPython shows some errors without raising them (`%run` of a
+    script that fails, a `_repr_` that raises), and a notebook's kernel fails the cell for them."""
 
     def __init__(self, output: Output) -> None:
         self.shell = shell()
         self.publisher = publisher(output) if self.shell is not None else None
         self.saved: Any = None
+        self.error: dict[str, Any] | None = None
+
+    def _shown(self, etype: Any, evalue: Any, stb: Any) -> None:
+        lines = [str(line) for line in stb or []]
+        name = getattr(etype, "__name__", "Error")
+        self.error = {
+            "ename": name,
+            "evalue": _said(evalue),
+            "traceback": ANSI.sub("", "\n".join(lines)) or name,
+            "traceback_lines": lines or [name],
+        }
 
     def __enter__(self) -> displays:
         if self.publisher is not None:
             self.saved = self.shell.display_pub
             self.shell.display_pub = self.publisher
+            self.shell._showtraceback = self._shown  # the shell's own, for the length of the cell
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.publisher is not None:
             self.shell.display_pub = self.saved
+            self.shell.__dict__.pop("_showtraceback", None)
 
 
 def flush_figures() -> None:

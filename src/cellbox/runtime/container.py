@@ -343,7 +343,7 @@ def _execute(request_path: str, request: dict[str, Any] | None) -> tuple[dict[st
     filename = cell.CELL_FILENAME  # until the cell's own is made (an input that fails to load comes first)
     output = capture.Output(request_path)
     saved = sys.stdout, sys.stderr
-    with output, capture.displays(output), _sibling_module("descriptors").capture(output):
+    with output, capture.displays(output) as shown, _sibling_module("descriptors").capture(output):
         sys.stdout, sys.stderr = output.stream("stdout"), output.stream("stderr")
         try:
             inputs = list(request.get("inputs", []))
@@ -379,6 +379,8 @@ def _execute(request_path: str, request: dict[str, Any] | None) -> tuple[dict[st
             output.write("stderr", f"cellbox: could not show a figure: {exc}\n")
         finally:
             sys.stdout, sys.stderr = saved
+    if result["ok"] and shown.error is not None:  # an error the shell showed without raising it fails the cell
+        result["ok"], result["error"] = False, shown.error
     if result["ok"]:
         for name in request.get("outputs", []):
             if name not in namespace:
