@@ -50,29 +50,28 @@ def run(source: str, namespace: dict[str, Any], shell: Any, name: str = CELL_FIL
     otherwise)."""
     _share_loop(shell)
     tree = parse(source, shell, namespace, name)
-    shown = bool(tree.body) and isinstance(tree.body[-1], ast.Expr) and not _ends_with_semicolon(source)
-    whole = compile(tree, name, "exec", flags=_FLAGS)
-    if whole.co_flags & _CO_COROUTINE:
-        # A cell that awaits is one coroutine, as IPython runs it: what its first lines start on the loop (a task)
-        # is there for the last line, which is kept in a name of the runtime's.
-        if shown:
-            last = tree.body[-1]
-            tree.body[-1] = ast.copy_location(
-                ast.Assign(targets=[ast.Name(id=_VALUE, ctx=ast.Store())], value=last.value),  # type: ignore[attr-defined]
-                last,
-            )
-            whole = compile(ast.fix_missing_locations(tree), name, "exec", flags=_FLAGS)
-        try:
+    if not (tree.body and isinstance(tree.body[-1], ast.Expr) and not _ends_with_semicolon(source)):
+        whole = compile(tree, name, "exec", flags=_FLAGS)
+        if whole.co_flags & _CO_COROUTINE:
             _await(eval(whole, namespace), shell)
-            return namespace.get(_VALUE) if shown else None
-        finally:
-            namespace.pop(_VALUE, None)
-    if not shown:
-        eval(whole, namespace)
+        else:
+            eval(whole, namespace)
         return None
-    value = ast.Expression(body=tree.body.pop().value)  # type: ignore[attr-defined]
-    eval(compile(tree, name, "exec", flags=_FLAGS), namespace)
-    return eval(compile(value, name, "eval", flags=_FLAGS), namespace)
+    last = tree.body[-1]
+    body = compile(ast.Module(body=tree.body[:-1], type_ignores=[]), name, "exec", flags=_FLAGS)
+    value = compile(ast.Expression(body=last.value), name, "eval", flags=_FLAGS)
+    if not (body.co_flags | value.co_flags) & _CO_COROUTINE:
+        eval(body, namespace)
+        return eval(value, namespace)
+    # A cell that awaits is one coroutine, as IPython runs it: what its first lines start on the loop (a task) is
+    # there for its last line, whose value is kept in a name of the runtime's meanwhile.
+    kept = ast.Assign(targets=[ast.Name(id=_VALUE, ctx=ast.Store())], value=last.value)
+    tree.body[-1] = ast.copy_location(kept, last)
+    try:
+        _await(eval(compile(ast.fix_missing_locations(tree), name, "exec", flags=_FLAGS), namespace), shell)
+        return namespace.get(_VALUE)
+    finally:
+        namespace.pop(_VALUE, None)
 
 
 def _share_loop(shell: Any) -> None:
