@@ -68,7 +68,7 @@ def test_remote_exception_fails_the_cell_with_the_remote_traceback(kernel: Kerne
     error = next(m for m in out if m["type"] == "error")
     # As IPython shows it locally: named for what the cell raised, coloured, with the lines of each cell, the one
     # that defined the function named as IPython names a cell.
-    assert error["ename"] == "ValueError" and "ValueError: bad row 7" in error["evalue"]
+    assert error["ename"] == "ValueError" and error["evalue"] == "bad row 7"  # as a local cell's
     plain = ANSI.sub("", "\n".join(error["traceback"]))
     assert f"Cell In[{number}], line 2, in f()" in plain and "----> 2     raise ValueError('bad row 7')" in plain
     assert "----> 1 f()" in plain

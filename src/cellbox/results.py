@@ -36,7 +36,9 @@ class RemoteError(CellboxError):
         run_id: str | None = None,
         lines: list[str] | None = None,
     ) -> None:
-        super().__init__(f"{ename}: {evalue}" if evalue else ename)
+        # A class named after the remote exception says its name: the message is the exception's own, as Python's.
+        named = type(self).__name__ == ename
+        super().__init__(evalue if named else f"{ename}: {evalue}" if evalue else ename)
         self.ename = ename
         self.evalue = evalue
         self.traceback = traceback
