@@ -285,8 +285,12 @@ def _without_hidden_end(tb: Any) -> Any:
     while tb is not None:
         frames.append(tb)
         tb = tb.tb_next
-    while len(frames) > 1 and frames[-1].tb_frame.f_locals.get("__tracebackhide__"):
-        frames.pop()
+    kept = len(frames)
+    while kept > 1 and frames[kept - 1].tb_frame.f_locals.get("__tracebackhide__"):
+        kept -= 1
+    if kept == len(frames):
+        return frames[0] if frames else None
+    del frames[kept:]
     rebuilt = None
     for frame in reversed(frames):
         rebuilt = types.TracebackType(rebuilt, frame.tb_frame, frame.tb_lasti, frame.tb_lineno)
