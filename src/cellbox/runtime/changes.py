@@ -79,16 +79,29 @@ class Snapshots:
         return {path: sig[0] for path, sig in after.items() if self._before.get(path) != sig}
 
 
+def _inotify() -> tuple[Any, int]:
+    """The C library and a new non-blocking inotify descriptor (OSError where there is none)."""
+    libc: Any = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "inotify_init1 failed")
+    return libc, fd
+
+
+def _add_watch(libc: Any, fd: int, folder: str, mask: int) -> int:
+    """A watch on `folder` itself (not a link to one): its descriptor."""
+    wd = libc.inotify_add_watch(fd, os.fsencode(folder), mask | _IN_ONLYDIR | _IN_DONT_FOLLOW)
+    if wd < 0:
+        raise OSError(ctypes.get_errno(), f"inotify_add_watch failed for {folder}")
+    return int(wd)
+
+
 class Watches:
     """Changes as inotify reports them: one watch per folder, set up once, then only the events are read."""
 
     def __init__(self, root: str, skip: str) -> None:
         self.root, self.skip = root, skip
-        name = ctypes.util.find_library("c") or "libc.so.6"
-        self._libc: Any = ctypes.CDLL(name, use_errno=True)
-        self._fd = self._libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
-        if self._fd < 0:
-            raise OSError(ctypes.get_errno(), "inotify_init1 failed")
+        self._libc, self._fd = _inotify()
         self._folders: dict[int, str] = {}
         self._depths: dict[str, int] = {}
         self._overflowed = False
@@ -101,9 +114,7 @@ class Watches:
             raise
 
     def _watch(self, folder: str, depth: int) -> None:
-        wd = self._libc.inotify_add_watch(self._fd, os.fsencode(folder), _MASK | _IN_ONLYDIR | _IN_DONT_FOLLOW)
-        if wd < 0:
-            raise OSError(ctypes.get_errno(), f"inotify_add_watch failed for {folder}")
+        wd = _add_watch(self._libc, self._fd, folder, _MASK)
         self._folders[wd] = folder
         self._depths[folder] = depth
 
@@ -214,14 +225,12 @@ class Arrivals:
     MASK = _IN_CREATE | _IN_MOVED_TO | _IN_MODIFY | _IN_CLOSE_WRITE
 
     def __init__(self, folder: str) -> None:
-        name = ctypes.util.find_library("c") or "libc.so.6"
-        libc: Any = ctypes.CDLL(name, use_errno=True)
-        self._fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
-        if self._fd < 0:
-            raise OSError(ctypes.get_errno(), "inotify_init1 failed")
-        if libc.inotify_add_watch(self._fd, os.fsencode(folder), self.MASK | _IN_ONLYDIR | _IN_DONT_FOLLOW) < 0:
+        libc, self._fd = _inotify()
+        try:
+            _add_watch(libc, self._fd, folder, self.MASK)
+        except OSError:
             os.close(self._fd)
-            raise OSError(ctypes.get_errno(), f"inotify_add_watch failed for {folder}")
+            raise
 
     def forget(self) -> None:
         """Drop what happened so far: a wait after this wakes for what comes next."""
