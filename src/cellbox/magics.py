@@ -5,10 +5,11 @@ the work is done by `cellbox.Sandbox`, which is usable without IPython.
     %container use NAME_OR_ID
     %container list | files | status
     %container push VAR_OR_PATH ...
-    %container pull REMOTE_GLOB [--to DIR]
+    %container pull REMOTE_GLOB [--to DIR] [--hidden] [--force]
     %container delete [NAME_OR_ID]
 
-    %%container [NAME_OR_ID] [-i VAR ...] [-o VAR ...] [--files PATH ...] [--pull GLOB ...] [--timeout S]
+    %%container [NAME_OR_ID] [-i VAR ...] [-o VAR ...] [--files PATH ...] [--pull GLOB ...] [--hidden] [--force]
+                [--timeout S]
 
     %container pool N [--memory ...] | --retry | --delete;  %%container --pool --split VAR [--by COLUMN] -o VAR
     (see cellbox.pool_magic)
@@ -58,6 +59,8 @@ def _line_parser() -> MagicArgumentParser:
     pull = sub.add_parser("pull", help="download files from the container")
     pull.add_argument("patterns", nargs="+", metavar="REMOTE_GLOB")
     pull.add_argument("--to", default=".")
+    pull.add_argument("--hidden", action="store_true", help="also files whose path has a part starting with '.'")
+    pull.add_argument("--force", action="store_true", help="replace files already there")
     delete = sub.add_parser("delete", help="delete a container (the current one by default)")
     delete.add_argument("name", nargs="?")
     pool_magic.add_line_command(sub)
@@ -72,6 +75,8 @@ def _cell_parser() -> MagicArgumentParser:
     parser.add_argument("--files", nargs="+", action="extend", default=[], metavar="PATH")
     parser.add_argument("--pull", nargs="+", action="extend", default=[], metavar="GLOB")
     parser.add_argument("--to", default=".")
+    parser.add_argument("--hidden", action="store_true", help="--pull also brings hidden files")
+    parser.add_argument("--force", action="store_true", help="--pull replaces files already there")
     parser.add_argument("--timeout", type=float, metavar="S")
     pool_magic.add_cell_options(parser)
     return parser
@@ -278,8 +283,8 @@ class ContainerMagics(Magics):
                 _say(f"pushed {item}: {state}")
             return None
         if command == "pull":
-            paths = self._require_current().pull(*args.patterns, to=args.to)
-            _say(f"pulled {len(paths)} file(s) into {args.to}")
+            paths = self._require_current().pull(*args.patterns, to=args.to, hidden=args.hidden, force=args.force)
+            _say(f"pulled {len(paths)} file(s) into {args.to}" + (f"; {paths.note}" if paths.note else ""))
             return None
         if command == "delete":
             known = self._known.get(args.name) if args.name else self._require_current()
@@ -314,6 +319,8 @@ class ContainerMagics(Magics):
                 files=args.files,
                 pull=args.pull,
                 to=args.to,
+                hidden=args.hidden,
+                force=args.force,
                 timeout=args.timeout,
                 live=live,
                 on_wait=replay.waiting,

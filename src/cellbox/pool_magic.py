@@ -6,6 +6,7 @@
     %container pool --delete                                                          delete every sandbox in it
 
     %%container --pool [--split VAR ...] [--by COLUMN] [-i VAR ...] [-o VAR ...] [--files PATH ...] [--timeout S]
+                       [--pull GLOB ... [--to DIR] [--hidden] [--force]]
 
 `--split` variables are cut into one part per sandbox (by rows, or whole groups of `--by COLUMN`); `-i` values go
 to every sandbox; `-o` frames come back concatenated in part order. A failing part fails the cell after the grid
@@ -20,6 +21,7 @@ from IPython.core.error import UsageError
 
 from .api import MEMORY_LIMITS
 from .fanout import Pool
+from .local_paths import Pulled, Skipped
 from .parts import PartsFailed, PoolRuns, concat
 
 __all__ = ["PoolCommands", "add_cell_options", "add_line_command"]
@@ -88,10 +90,14 @@ class PoolCommands:
             timeout=args.timeout,
             pull=args.pull,
             to=args.to,
+            hidden=args.hidden,
+            force=args.force,
         )
         if args.pull:
             pulled = sum(len(part.pulled) for part in runs)
-            print(f"cellbox: pulled {pulled} file(s) into {args.to}/part-N, one folder per part")
+            skipped = sum((p.pulled.skipped for p in runs if isinstance(p.pulled, Pulled)), Skipped()).note
+            said = f"; {skipped}" if skipped else ""
+            print(f"cellbox: pulled {pulled} file(s) into {args.to}/part-N, one folder per part{said}")
         self._finish(runs)
 
     def _finish(self, runs: PoolRuns) -> None:

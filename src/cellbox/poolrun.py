@@ -150,5 +150,9 @@ class Shares:
         run = sandbox.run(runs.code, outputs=options["outputs"], timeout=options["timeout"], live=live, on_wait=on_wait)
         live.finish(run.events)  # what the polls did not see: a short part's output comes all at the end
         if options.get("pull") and run.ok:
-            part.pulled = sandbox.pull(*options["pull"], to=options["to"] / f"part-{part.index}")
+            folder = options["to"] / f"part-{part.index}"
+            pulled = sandbox.pull(*options["pull"], to=folder, hidden=options["hidden"], force=options["force"])
+            part.pulled = pulled
+            if pulled.note:
+                part.notes.append(pulled.note)
         return run

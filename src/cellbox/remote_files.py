@@ -18,6 +18,7 @@ from . import frames, progress
 from .api import APIStatusError, CellboxError, Client, Container, ContainerFile, NotFoundError
 from .api import operations as ops
 from .api.streams import ContentStream
+from .local_paths import copy_into
 from .pacing import Backoff, parallel
 from .result_record import Result
 from .results import Artifact, Run
@@ -265,7 +266,7 @@ class RemoteFiles:
         return Artifact(
             record,
             lambda f: self.content(f.id, wait=CONTENT_WAIT),
-            lambda f, target: self._call(self.client.containers.files.download, self._id, f.id, target),
+            lambda f, out: self._call(copy_into, self.client, self._id, f.id, out),
             _head=lambda f, limit: self.head(f.id, limit, wait=CONTENT_WAIT),
         )
 

@@ -12,8 +12,9 @@ import html
 import posixpath
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+from . import local_paths
 from .api import CellboxError, ContainerFile
 
 IMAGE_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif"}
@@ -125,7 +126,7 @@ class Artifact:
 
     file: ContainerFile
     _fetch: Callable[[ContainerFile], bytes] = dataclasses.field(repr=False)
-    _download: Callable[[ContainerFile, Path], Path] = dataclasses.field(repr=False)
+    _download: Callable[[ContainerFile, BinaryIO], object] = dataclasses.field(repr=False)  # streams it into a file
     _cache: bytes | None = dataclasses.field(default=None, repr=False)
     _head: Callable[[ContainerFile, int], bytes] | None = dataclasses.field(default=None, repr=False)
     _prefix: bytes = dataclasses.field(default=b"", repr=False)  # the longest prefix read so far
@@ -163,15 +164,27 @@ class Artifact:
             self._prefix_is_all = len(self._prefix) < limit
         return self._prefix[:limit]
 
-    def download(self, to: str | Path = ".") -> Path:
-        """Save into folder `to` (or as file `to` when it isn't an existing folder); returns the local path."""
+    def download(self, to: str | Path = ".", *, hidden: bool = False, force: bool = False) -> Path:
+        """Save into folder `to` under the file's name (or as file `to` when it isn't an existing folder); returns
+        the local path. The name is the container's: a hidden one (".bashrc") is saved only with `hidden`, and an
+        existing file is replaced only with `force` (`local_paths.Refused` says why not)."""
         target = Path(to)
         if target.is_dir():
-            target = target / self.name
-        if self._cache is not None:
-            target.write_bytes(self._cache)
-            return target
-        return self._download(self.file, target)
+            folder, name, hidden_ok = target, self.name, hidden
+        else:  # a name the user chose
+            folder, name, hidden_ok = target.parent, target.name, True
+        hints = {"hidden": "hidden=True saves it", "existing": "force=True replaces it"}
+        try:
+            with local_paths.create(folder, (name,), hidden=hidden_ok, force=force) as out:
+                if self._cache is not None:
+                    out.write(self._cache)
+                else:
+                    self._download(self.file, out)
+        except local_paths.Refused as refused:
+            hint = hints.get(refused.kind)
+            said = f"{refused.reason}; {hint}" if hint else refused.reason
+            raise local_paths.Refused(refused.kind, refused.name, f"not saved in {folder}: {said}") from None
+        return folder / name
 
     def _repr_png_(self) -> bytes | None:
         if self.mimetype != "image/png" or (self.size or 0) > PNG_REPR_LIMIT:

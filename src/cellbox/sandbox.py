@@ -21,6 +21,7 @@ from . import backend, protocol
 from .api import BadRequestError, CellboxError, Client, Container, ContainerFile, NotFoundError
 from .api.lookup import NameTaken, NoSuchContainer, find_container, live_named
 from .liveness import container_state
+from .local_paths import Pulled
 from .pacing import Backoff
 from .progress import TrackerFactory
 from .remote_files import RemoteFiles
@@ -232,9 +233,12 @@ class Sandbox:
     def files(self, *, include_private: bool = False) -> list[ContainerFile]:
         return self.transfers.files(include_private=include_private)
 
-    def pull(self, *patterns: str, to: str | Path = ".") -> list[Path]:
-        """Download the files matching these globs (relative to /mnt/data) into folder `to`."""
-        return self.transfers.pull(*patterns, to=to)
+    def pull(self, *patterns: str, to: str | Path = ".", hidden: bool = False, force: bool = False) -> Pulled:
+        """Download the files matching these globs (relative to /mnt/data) into folder `to`, each at its path
+        under /mnt/data. Hidden files (any part of the path starting with ".") come only with `hidden`, and an
+        existing file is replaced only with `force`; nothing is written outside `to`. Returns the files written
+        (a list of paths); `.note` says in one line what was skipped."""
+        return self.transfers.pull(*patterns, to=to, hidden=hidden, force=force)
 
     # --- run ----------------------------------------------------------------------------------------------------
 
@@ -247,13 +251,16 @@ class Sandbox:
         files: Sequence[str] = (),
         pull: Sequence[str] = (),
         to: str | Path = ".",
+        hidden: bool = False,
+        force: bool = False,
         timeout: float | None = None,
         live: protocol.LiveOutput | None = None,
         on_wait: Callable[[float], None] | None = None,
         execution_count: int | None = None,
     ) -> Run:
         """Run `code` in the container. `inputs` are pushed as variables first, `files` as files; `outputs` name
-        variables to bring back (`Run.variables`); `pull` globs of files to download into `to` afterwards.
+        variables to bring back (`Run.variables`); `pull` globs of files to download into `to` afterwards (`hidden`
+        and `force` as for `pull`; what was skipped is said in `Run.notes`).
 
         `timeout` bounds the run (not the pushes or pulls): past it the run is stopped and `TimeLimit` raised. With
         `live`, what the cell prints and displays is read while it runs and handed to it (the rest, once the run is
@@ -271,7 +278,9 @@ class Sandbox:
         )
         if pull:
             with stopping("a pull after the cell ran; the cell ran, some files may not have been downloaded"):
-                self.pull(*pull, to=to)
+                pulled = self.pull(*pull, to=to, hidden=hidden, force=force)
+            if pulled.note:
+                run.notes.append(pulled.note)
         return run
 
     # --- errors ---------------------------------------------------------------------------------------------------

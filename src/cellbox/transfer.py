@@ -29,10 +29,11 @@ import tempfile
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from . import frames, progress
 from .api import CellboxError, Client, Container, ContainerFile, NotFoundError
+from .local_paths import Landing, Pulled, copy_into, parts_under
 from .pacing import parallel
 from .protocol import DATA_DIR, PRIVATE, VARIABLE_NAME, runtime_file, runtime_siblings
 
@@ -347,9 +348,11 @@ class Transfers:
                 return ContainerFile.from_dict({**record.to_dict(), "path": wanted})
         return record
 
-    def pull(self, *patterns: str, to: str | Path = ".") -> list[Path]:
-        """Download the files matching these globs (relative to /mnt/data) into folder `to`."""
-        target = Path(to)
+    def pull(self, *patterns: str, to: str | Path = ".", hidden: bool = False, force: bool = False) -> Pulled:
+        """Download the files matching these globs (relative to /mnt/data) into folder `to`, each at its path
+        under /mnt/data. The container chose those names, so `cellbox.local_paths` makes every local path: hidden
+        files only with `hidden`, an existing file replaced only with `force`, nothing outside `to`. Returns the
+        files written; what was skipped is in `.skipped`, said in one line by `.note`."""
         records = self.files()  # uploads not yet moved into place are shown where they belong
         chosen: dict[str, ContainerFile] = {}
         for pattern in patterns:
@@ -358,16 +361,24 @@ class Transfers:
             if not matches:
                 raise CellboxError(f"no file in the container matches {pattern!r}; `%container files` lists them")
             chosen.update({r.path or r.id: r for r in matches})
-        todo = list(chosen.values())
+        landing = Landing(to, hidden=hidden, force=force)
+        todo = [(parts, r) for r in chosen.values() if (parts := landing.check(r.path or "", self._local)) is not None]
         label = f"pull {progress.names(list(patterns))} from {self._label}"
         with progress.step(self.progress, label) as operation:
-            operation.phase("downloading", sum(r.bytes or 0 for r in todo))
+            operation.phase("downloading", sum(r.bytes or 0 for _, r in todo))
 
-            def download(record: ContainerFile) -> Path:
-                local = target / posixpath.relpath(record.path or record.id, DATA_DIR)
-                self._call(self.client.containers.files.download, self._id, record.id, local, progress=operation.update)
-                return local
+            def download(job: tuple[tuple[str, ...], ContainerFile]) -> Path | None:
+                parts, record = job
 
-            pulled: list[Path] = parallel(download, todo)
+                def fill(out: BinaryIO) -> None:
+                    self._call(copy_into, self.client, self._id, record.id, out, operation.update)
+
+                return landing.save(parts, fill)
+
+            pulled = [path for path in parallel(download, todo) if path is not None]
             operation.end_phase()
-        return pulled
+        return Pulled(pulled, landing.skipped)
+
+    @staticmethod
+    def _local(path: str) -> tuple[str, ...]:
+        return parts_under(path, DATA_DIR)

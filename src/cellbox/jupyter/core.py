@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, backend, inuse
+from .. import __version__, backend, inuse, local_paths
 from ..api import (
     MEMORY_LIMITS,
     AsyncClient,
@@ -340,8 +340,18 @@ class Sidebar:
                 raise SidebarError(409, f"{shown!r} is a folder in the workspace")
             if target.exists() and not overwrite:
                 raise SidebarError(409, f"{shown!r} already exists in the workspace")
-            await client.containers.files.download(container_id, file_id, target)
-        return {"path": shown, "bytes": target.stat().st_size}
+            # The name may be the container's: written by the same rules as a pull (nothing planted meanwhile is
+            # followed, a file that appeared meanwhile is not replaced).
+            try:
+                with local_paths.create(folder, (name,), hidden=self.workspace.allow_hidden, force=overwrite) as out:
+                    async with client.containers.files.stream(container_id, file_id) as content:
+                        async for chunk in content:
+                            out.write(chunk)
+            except local_paths.Refused as refused:
+                if refused.kind == "existing":
+                    raise SidebarError(409, f"{shown!r} already exists in the workspace") from None
+                raise SidebarError(400, f"{shown!r} can't be saved: {refused.reason}") from None
+        return {"path": shown, "bytes": (folder / name).stat().st_size}
 
     async def upload(self, container_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Upload workspace file `path` into the container (`/mnt/data/<name>`), streamed from disk."""
