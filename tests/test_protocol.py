@@ -16,6 +16,7 @@ import pytest
 
 from cellbox import frames, protocol
 from cellbox.api import CodeInterpreterCall, Response
+from cellbox.boundary import DisplayPolicy
 from cellbox.protocol import LoaderMismatch
 from cellbox.result_record import Result
 from cellbox.results import Usage, add_usage
@@ -63,7 +64,7 @@ class InProcessContainer:
         assert reading.started and not reading.foreign
         written = json.loads(Path(request.result_path).read_text())
         assert reading.record in (None, written)
-        return Result.parse(written)
+        return Result.accept(written, request, DisplayPolicy())
 
 
 def read_values(result: Result) -> list[Any]:

@@ -36,6 +36,7 @@ from typing import Any
 
 from . import frames
 from .api import CellboxError, CodeInterpreterCall, Response
+from .boundary import record as record_bounds
 from .runtime import SIBLINGS, container_runtime_source, sibling_source
 from .runtime.container import (
     MAX_LOGGED_RESULT,
@@ -149,15 +150,29 @@ class Request:
         """Where the runtime writes the record; named for the run, so a citation's file name can tell it."""
         return f"{self.data_dir}/{PRIVATE}/{RUNS_FOLDER}/result-{self.run_id}.json"
 
+    @property
+    def private_dir(self) -> str:
+        return f"{self.data_dir}/{PRIVATE}"
+
+    @property
+    def out_dir(self) -> str:
+        """Where the runtime writes this run's values and figures (and where the record may say they are)."""
+        return f"{self.private_dir}/{RUNS_FOLDER}/{self.run_id}{OUT_SUFFIX}"
+
+    @property
+    def pushed(self) -> set[str]:
+        """The names of every value pushed to the container: what a restarted kernel may load again."""
+        return {spec["name"] for spec in (*self.restore, *self.inputs) if "name" in spec}
+
     def body(self) -> bytes:
         run = f"{self.data_dir}/{PRIVATE}/{RUNS_FOLDER}/{self.run_id}"  # the run's files: named for it, side by side
         request = {
             "run_id": self.run_id,
             "code": self.code,
             "result_path": self.result_path,
-            "out_dir": f"{run}{OUT_SUFFIX}",
+            "out_dir": self.out_dir,
             "started": f"{run}{STARTED_SUFFIX}",
-            "private_dir": f"{self.data_dir}/{PRIVATE}",
+            "private_dir": self.private_dir,
             "watch": self.data_dir,
             "place": list(self.place),
             "inputs": list(self.inputs),
@@ -177,6 +192,9 @@ class LiveOutput:
 
     def __init__(self, on_event: Callable[[dict[str, Any]], None]) -> None:
         self.on_event = on_event
+        # What the container wrote is checked and its displays cleaned before anyone sees it (the runner sets it
+        # to the sandbox's display policy); None from it leaves the event out.
+        self.clean: Callable[[dict[str, Any]], dict[str, Any] | None] = lambda event: event
         self.offset = 0  # bytes of the live file read so far
         self.delivered = 0  # events handed over so far
         self._partial = b""
@@ -196,7 +214,9 @@ class LiveOutput:
                 self._held = True
                 continue
             self.delivered += 1
-            self.on_event(event)
+            cleaned = self.clean(event)
+            if cleaned is not None:
+                self.on_event(cleaned)
 
     def finish(self, events: Sequence[dict[str, Any]]) -> None:
         for event in events[self.delivered :]:
@@ -396,9 +416,9 @@ def cited_file(response: Response, path: str) -> str | None:
 
 
 def result_from_logs(logs: str) -> dict[str, Any] | None:
-    """The result record the runtime printed, or None when it was too big to print (then it is only a file)."""
+    """The result record the runtime printed, or None when it was too big to print (then it is only a file).
+    What the logs carry is the container's word: parsed within the boundary's bounds (`RecordRefused` past them)."""
     for line in logs.splitlines():
         if line.startswith(RESULT_MARKER):
-            record: dict[str, Any] = json.loads(line[len(RESULT_MARKER) :])
-            return record
+            return record_bounds.parse(line[len(RESULT_MARKER) :])
     return None

@@ -1,6 +1,8 @@
 """The runtime's result record, read: what a run printed and raised, the files holding the rest (its `-o`
 variables, its last value when that is a frame, its figures and the files it changed), and the `Run` it makes once
-those files are fetched. The record's fields are the runtime's (runtime/container.py); nothing here does I/O."""
+those files are fetched. The record's fields are the runtime's (runtime/container.py); a record is accepted only
+through `cellbox.boundary` (it answers this request, has the runtime's shape, names only this run's files) and what
+it displays is cleaned by the sandbox's display policy. Nothing here does I/O."""
 
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from .boundary import DisplayPolicy
+from .boundary import record as boundary
+from .protocol import Request
 from .results import Artifact, Display, RemoteError, RemoteValue, Run
 from .runtime.values import _from_json
 
@@ -36,16 +41,37 @@ class Result:
     restored: list[str] = dataclasses.field(default_factory=list)
 
     @classmethod
-    def parse(cls, record: dict[str, Any]) -> Result:
-        run_id = record["run_id"]
+    def accept(cls, record: dict[str, Any], request: Request, policy: DisplayPolicy) -> Result:
+        """The record of `request`'s run, checked (`RecordRefused` otherwise), its `-o` values limited to those
+        asked for and its displays cleaned by `policy`."""
+        run_id = request.run_id
+        boundary.check(
+            record,
+            run_id=run_id,
+            data_dir=request.data_dir,
+            out_dir=request.out_dir,
+            private_dir=request.private_dir,
+        )
+        notes = [boundary.clean_note(note) for note in (record.get("notes") or [])[: boundary.MAX_NOTES]]
+        variables, extra = boundary.asked_variables(record, request.variables)
+        if extra:
+            shown = ", ".join(repr(name[:40]) for name in extra[:5]) + (" …" if len(extra) > 5 else "")
+            notes.append(f"the container's record named variables that were not asked for ({shown}): ignored")
         error = record.get("error")
-        value = record.get("value") or {}
+        value = dict(record.get("value") or {})
+        bundle = value.get("bundle")
+        if bundle:
+            data, metadata = policy.bundle(bundle.get("data"), bundle.get("metadata"))
+            value["bundle"] = {"data": data, "metadata": metadata}
         image = [value["path"]] if value.get("kind") == "image" and value.get("path") else []
         events = list(record.get("events") or [])
-        if not events:  # a runtime of an earlier version: its streams, in the order it kept
-            events = [{"type": "stream", "name": n, "text": record[n]} for n in ("stdout", "stderr") if record.get(n)]
-        # Since version 4 the runtime writes each stream once, as its events; earlier ones wrote them joined too.
-        stdout, stderr = (record[n] if n in record else _joined(events, n) for n in ("stdout", "stderr"))
+        if len(events) > boundary.MAX_EVENTS:
+            notes.append(f"the run's output had {len(events):,} parts; the first {boundary.MAX_EVENTS:,} are shown")
+            del events[boundary.MAX_EVENTS :]
+        events = [policy.event(event) for event in events]
+        notes.extend(policy.notes())
+        stdout, stderr = (_joined(events, n) for n in ("stdout", "stderr"))
+        inline = record.get("inline") or {}
         return cls(
             run_id=run_id,
             stdout=stdout,
@@ -60,16 +86,16 @@ class Result:
             if error
             else None,
             value=value,
-            variables=dict(record.get("outputs") or {}),
+            variables=variables,
             figures=image + list(record.get("figures") or []),
             changed=list(record.get("changed") or []),
             duration=record.get("duration"),
             sizes=dict(record.get("sizes") or {}),
-            inline={path: base64.b64decode(data) for path, data in (record.get("inline") or {}).items()},
-            notes=list(record.get("notes") or []),
+            inline={path: base64.b64decode(data) for path, data in inline.items()},
+            notes=notes,
             events=events,
             state_lost=bool(record.get("state_lost")),
-            restored=list(record.get("restored") or []),
+            restored=[name for name in record.get("restored") or [] if name in request.pushed],
         )
 
     @property

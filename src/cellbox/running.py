@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,11 +23,13 @@ from typing import Any
 from . import protocol
 from .api import APITimeoutError, CellboxError, Client, Container, ContainerFile, NotFoundError, Response
 from .beside import beside
+from .boundary import DisplayPolicy
+from .boundary import record as record_bounds
 from .following import PENDING_STATUSES, Following
 from .liveness import container_state
 from .pacing import Backoff
 from .protocol import loader_line
-from .remote_files import CONTENT_WAIT, RemoteFiles
+from .remote_files import RemoteFiles
 from .result_record import Result
 from .results import Interrupted, Run, SandboxGone, TimeLimit, Usage, add_usage
 from .tidy import Tidy
@@ -74,6 +75,9 @@ class Runner:
         self.usage: Usage | None = None
         self.responses = 0  # finished responses in this session, whether or not they reported usage
         self.log_limit = protocol.LOG_LIMIT  # characters of the record the loader may print for the model
+        # What the container displays is cleaned so it can't run script in the user's page, unless the user said
+        # this sandbox runs only their own code (`trust_output`).
+        self.trust_output = False
 
     @property
     def _id(self) -> str:
@@ -126,8 +130,10 @@ class Runner:
         except BaseException:
             self.transfers.restore_placements()
             raise
+        policy = DisplayPolicy(trusted=self.trust_output)
         watch = None
         if live is not None:
+            live.clean = functools.partial(_live_event, policy)
             watch = functools.partial(self._watch, live, sent, on_wait)
         try:
             record, notes, usage = self._run_loader(request, (runtime, path), timeout, watch, sent)
@@ -138,7 +144,7 @@ class Runner:
             raise
         self.transfers.pending.clear()
         with stopping("reading the cell's results; the cell ran, its variables are in the container"):
-            run = self.remote_files.collect(Result.parse(record))
+            run = self.remote_files.collect(Result.accept(record, request, policy))
         run.notes[:0] = notes
         run.usage = usage
         return run
@@ -194,8 +200,8 @@ class Runner:
                 if reading.record is None and reading.died is not None:
                     # No record will come (the runtime writes it last); one look, then say what happened.
                     record = self._cited_record(request, response)
-                    if record is None and (content := self.remote_files.content_at(request.result_path)) is not None:
-                        record = json.loads(content)
+                    if record is None:
+                        record = self.remote_files.record_at(request.result_path)
                     if record is not None:
                         return record, notes, usage
                     raise protocol.ProcessDied(_died(reading.died))
@@ -378,23 +384,28 @@ class Runner:
         if file_id is None:
             return None
         try:
-            record = json.loads(self.remote_files.content(file_id, wait=CONTENT_WAIT))
-        except (NotFoundError, ValueError):
+            return self.remote_files.record(file_id)
+        except NotFoundError:
             return None
-        return record if isinstance(record, dict) and record.get("run_id") == request.run_id else None
 
     def _result_file(self, path: str, problems: list[str]) -> dict[str, Any]:
         """The result record from its file, for a run whose logs did not carry it and whose response did not cite
         it; the listing is polled, as it may lag."""
-        content = self.remote_files.content_at(path, wait=protocol.RESULT_WAIT)
-        if content is None:
+        record = self.remote_files.record_at(path, wait=protocol.RESULT_WAIT)
+        if record is None:
             said = f" ({'; '.join(problems)})" if problems else ""
             raise CellboxError(
                 f"the run started but left no result record ({path}){said}; it may still be running, or the "
                 f"container restarted mid-run. {protocol.START_CLEAN}"
             )
-        record: dict[str, Any] = json.loads(content)
         return record
+
+
+def _live_event(policy: DisplayPolicy, event: dict[str, Any]) -> dict[str, Any] | None:
+    """A live event as the user may see it: of the runtime's shape, its displays cleaned (counted once, from the
+    record)."""
+    checked = record_bounds.live_event(event)
+    return None if checked is None else policy.event(checked, count=False)
 
 
 def _died(logs: str) -> str:

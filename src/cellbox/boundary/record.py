@@ -1,0 +1,237 @@
+"""The runtime's result record, accepted or refused before anything on the notebook's side acts on it.
+
+The runtime runs in the cell's own Python process, so the cell's code can write any record it likes: a record is
+what the container claims, nothing more. It is accepted only when
+
+- it is small enough to read (`MAX_RECORD_BYTES`, and `MAX_ITEMS` JSON values, counted before parsing, so a
+  hostile record can't make the notebook's kernel build gigabytes of Python objects);
+- it has the runtime's shape (`SCHEMA`, JSON Schema, checked whole);
+- it answers this request: its `run_id` is the request's, and every path it names is where this run's files go
+  (values and figures in the run's own output folder, changed files in the data folder, nothing of cellbox's own);
+- the variables it brings back are the ones the user asked for (`-o`): others are left out and said in one line.
+
+What it displays is cleaned by the sandbox's `DisplayPolicy`. Nothing on the host is ever named after a record's
+string: local copies of its files get names cellbox makes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import posixpath
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import fastjsonschema
+
+from ..api import CellboxError
+
+MAX_RECORD_BYTES = 32 << 20  # a record past this is refused unread (a legitimate one is a few MB at most)
+MAX_ITEMS = 1_000_000  # JSON values in a record (",", ":", "[", "{" counted): bounds the objects parsing makes
+MAX_EVENTS = 20_000  # output events shown from one run; the rest are counted and said
+MAX_NOTES = 50
+MAX_NOTE = 2_000
+
+VALUE_KINDS = ("dataframe", "series", "json", "repr", "image")
+OUTPUT_KINDS = ("dataframe", "series", "ndarray", "json")
+FORMATS = ("parquet", "csv", "npy", "json")
+EVENT_TYPES = ("stream", "display_data", "clear_output", "state_lost", "execute_result")
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+_BUNDLE = {
+    "type": "object",
+    "properties": {"data": {"type": "object"}, "metadata": {"type": "object"}},
+}
+_FILE_SPEC = {
+    "type": "object",
+    "required": ["kind", "format", "path"],
+    "properties": {
+        "kind": {"enum": list(OUTPUT_KINDS)},
+        "format": {"enum": list(FORMATS)},
+        "path": {"type": "string"},
+        "rows": {"type": "integer", "minimum": 0},
+        "columns": _STRINGS,
+        "series_name": {"type": ["string", "null"]},
+        "dtypes": {"type": "object"},
+        "index_name": {"type": ["string", "null"]},
+        "truncated_from": {"type": "integer", "minimum": 0},
+    },
+}
+EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["type"],
+    "properties": {
+        "type": {"enum": list(EVENT_TYPES)},
+        "name": {"enum": ["stdout", "stderr"]},
+        "text": {"type": "string"},
+        "data": {"type": "object"},
+        "metadata": {"type": "object"},
+        "transient": {"type": "object"},
+        "update": {"type": "boolean"},
+        "wait": {"type": "boolean"},
+        "restored": _STRINGS,
+    },
+}
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["run_id"],
+    "properties": {
+        "run_id": {"type": "string"},
+        "ok": {"type": "boolean"},
+        "runtime_version": {"type": "integer"},
+        "stdout": {"type": "string"},
+        "stderr": {"type": "string"},
+        "error": {
+            "type": ["object", "null"],
+            "required": ["ename", "evalue", "traceback"],
+            "properties": {
+                "ename": {"type": "string", "maxLength": 200},
+                "evalue": {"type": "string"},
+                "traceback": {"type": "string"},
+                "traceback_lines": _STRINGS,
+            },
+        },
+        "value": {
+            "type": ["object", "null"],
+            "properties": {
+                "kind": {"enum": list(VALUE_KINDS)},
+                "type": {"type": "string"},
+                "bundle": _BUNDLE,
+                "repr": {"type": "string"},
+                "repr_error": {"type": "string"},
+                "path": {"type": "string"},
+                "format": {"enum": list(FORMATS)},
+                "rows": {"type": "integer", "minimum": 0},
+                "columns": _STRINGS,
+                "series_name": {"type": ["string", "null"]},
+                "dtypes": {"type": "object"},
+                "index_name": {"type": ["string", "null"]},
+                "truncated_from": {"type": "integer", "minimum": 0},
+            },
+        },
+        "outputs": {"type": "object", "additionalProperties": _FILE_SPEC},
+        "figures": _STRINGS,
+        "changed": _STRINGS,
+        "sizes": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+        "inline": {"type": "object", "additionalProperties": {"type": "string"}},
+        "notes": _STRINGS,
+        "events": {"type": "array", "items": EVENT},
+        "state_lost": {"type": "boolean"},
+        "restored": _STRINGS,
+        "duration": {"type": ["number", "null"], "minimum": 0},
+    },
+}
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class RecordRefused(CellboxError):
+    """The container sent a result record cellbox does not accept (too big, malformed, or not this run's). The
+    cell's code may have run; nothing it claims was used."""
+
+
+@functools.cache
+def _validator() -> Callable[[Any], Any]:
+    return fastjsonschema.compile(SCHEMA)  # compiled once, when the first record arrives
+
+
+@functools.cache
+def _event_validator() -> Callable[[Any], Any]:
+    return fastjsonschema.compile(EVENT)
+
+
+def live_event(event: Any) -> dict[str, Any] | None:
+    """An event from the run's live output when it has the runtime's shape, else None (left out: the record,
+    checked whole, says what the run showed)."""
+    try:
+        _event_validator()(event)
+    except fastjsonschema.JsonSchemaException:
+        return None
+    checked: dict[str, Any] = event
+    return checked
+
+
+def parse(raw: bytes | str) -> dict[str, Any]:
+    """The record's JSON, within its bounds; `RecordRefused` otherwise."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    if len(data) > MAX_RECORD_BYTES:
+        raise refused(f"it is larger than {MAX_RECORD_BYTES >> 20} MiB")
+    items = data.count(b",") + data.count(b":") + data.count(b"[") + data.count(b"{")
+    if items > MAX_ITEMS:
+        raise refused(f"it holds more than {MAX_ITEMS:,} values")
+    try:
+        record = json.loads(data)
+    except (ValueError, RecursionError):
+        raise refused("it is not valid JSON") from None
+    if not isinstance(record, dict):
+        raise refused("it is not a JSON object")
+    return record
+
+
+def refused(why: str) -> RecordRefused:
+    return RecordRefused(
+        f"the container's result record was refused: {why}. Code in the cell may have replaced cellbox's runtime "
+        "or written the record itself; nothing it claims was used. Run the cell again; if it happens again, the "
+        "container's state is suspect: `%container new --fresh` starts clean."
+    )
+
+
+def check(record: dict[str, Any], *, run_id: str, data_dir: str, out_dir: str, private_dir: str) -> None:
+    """`RecordRefused` unless the record has the runtime's shape and answers run `run_id` (whose values and figures
+    go in `out_dir`, under `data_dir`)."""
+    try:
+        _validator()(record)
+    except fastjsonschema.JsonSchemaException as exc:
+        raise refused(f"it does not have the runtime's shape ({str(exc)[:200]})") from None
+    if record["run_id"] != run_id:
+        raise refused(f"it answers another run ({_shown(record['run_id'])}, not {run_id})")
+    value = record.get("value") or {}
+    own = [spec["path"] for spec in (record.get("outputs") or {}).values()]
+    own += [value["path"]] if value.get("path") else []
+    own += list(record.get("figures") or [])
+    for path in own:
+        if not _under(path, out_dir):
+            raise refused(f"it names a value or figure outside this run's folder: {_shown(path)}")
+    changed = record.get("changed") or []
+    for path in changed:
+        if not _under(path, data_dir) or _under(path, private_dir) or path == private_dir:
+            raise refused(f"it names a changed file outside {data_dir}: {_shown(path)}")
+    if not set(record.get("sizes") or {}) <= set(changed):
+        raise refused("it gives sizes of files it does not say changed")
+    inline = record.get("inline") or {}
+    if not set(inline) <= set(own):
+        raise refused("it carries files that are not this run's values or figures")
+    for data in inline.values():
+        try:
+            base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise refused("a file inside it is not base64") from None
+
+
+def asked_variables(record: dict[str, Any], asked: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
+    """The record's `-o` values that were asked for, in the order asked; the names it gave that were not."""
+    outputs = record.get("outputs") or {}
+    kept = {name: outputs[name] for name in asked if name in outputs}
+    extra = [name for name in outputs if name not in kept]
+    return kept, extra
+
+
+def clean_note(note: str) -> str:
+    """A runtime note as one line of text (no terminal control sequences), bounded."""
+    return _CONTROL.sub("", note)[:MAX_NOTE]
+
+
+def _under(path: str, folder: str) -> bool:
+    return (
+        "\x00" not in path
+        and path.startswith(folder.rstrip("/") + "/")
+        and posixpath.normpath(path) == path
+        and "\\" not in path
+    )
+
+
+def _shown(text: str) -> str:
+    return repr(_CONTROL.sub("?", text[:120]))
