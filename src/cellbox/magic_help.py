@@ -32,9 +32,12 @@ working folder is /mnt/data.
                         %%container --timeout 60
 
 %container COMMAND
-  new [NAME] [--memory 1g|4g|16g|64g] [--expires MINUTES] [--fresh]
+  new [NAME] [--memory 1g|4g|16g|64g] [--expires MINUTES] [--fresh] [--trust-output]
                     make a container the current one (an existing one of that name is used; --fresh
                     deletes it first)      %container new analysis --memory 4g
+                    --trust-output shows what its code displays unchanged, script included: only for
+                    a container that runs nothing but your own code (by default its HTML is sanitized
+                    and JavaScript and widgets are left out)
   use NAME_OR_ID    make an existing container the current one       %container use analysis
   list              every container, this notebook's marked          %container list
   files             the current container's files                    %container files

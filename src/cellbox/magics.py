@@ -49,6 +49,11 @@ def _line_parser() -> MagicArgumentParser:
     new.add_argument(
         "--fresh", action="store_true", help="delete the container of that name (or the current one) first"
     )
+    new.add_argument(
+        "--trust-output",
+        action="store_true",
+        help="show what the container displays unchanged, script included (only for code you trust)",
+    )
     use = sub.add_parser("use", help="make an existing container the current one")
     use.add_argument("name")
     sub.add_parser("list", help="list containers")
@@ -237,9 +242,12 @@ class ContainerMagics(Magics):
             if args.fresh:
                 self._start_clean(args.name)
             try:
-                sandbox = Sandbox.create(args.name, memory_limit=args.memory, expires_after=args.expires)
+                sandbox = Sandbox.create(
+                    args.name, memory_limit=args.memory, expires_after=args.expires, trust_output=args.trust_output
+                )
             except NameTaken as taken:  # a name means one live container: use it, as `use` would
                 sandbox = self._known.get(taken.container.id) or Sandbox.attach(taken.container.id)
+                sandbox.trust_output = args.trust_output
                 differs = args.memory and args.memory != taken.container.memory_limit
                 memory = f" with {taken.container.memory_limit} of memory, not {args.memory}" if differs else ""
                 _say(
@@ -335,7 +343,8 @@ class ContainerMagics(Magics):
         self._show(run)
         if run.error is not None:
             raise run.error
-        namespace.update(run.variables)
+        # Only the names the user asked for, whatever the container sent (the session already keeps to them).
+        namespace.update({name: run.variables[name] for name in args.outputs if name in run.variables})
 
     def _show(self, run: Run) -> None:
         for figure in run.figures:  # a runtime without IPython saves open figures as files

@@ -2,14 +2,19 @@
 
 Listings may lag behind what code wrote, with `bytes: null`, and a listed file's content may 404 at first ([Obs]
 openai-python#2466): lookups are retried with backoff within a bound, and what can't be found is reported, never
-dropped.
+dropped. A run's files are the newest in the listing, so they are looked for in its first pages only
+(`LISTING_PAGES`): a record naming files that never appear costs a bounded number of requests, not the whole
+listing again at every look.
+
+What comes back is the container's: a result record is read only up to the boundary's size, and local copies of a
+run's files get names cellbox makes, in the session's private folder, never names from the record.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
-import posixpath
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -18,6 +23,7 @@ from . import frames, progress
 from .api import APIStatusError, CellboxError, Client, Container, ContainerFile, NotFoundError
 from .api import operations as ops
 from .api.streams import ContentStream
+from .boundary import record as record_bounds
 from .local_paths import copy_into
 from .pacing import Backoff, parallel
 from .result_record import Result
@@ -26,6 +32,7 @@ from .results import Artifact, Run
 # How long a file the runtime says it wrote may take to show in the listing (or its content to stop 404ing).
 LISTING_WAIT = 15.0
 CONTENT_WAIT = 3.0
+LISTING_PAGES = 5  # pages of the newest files looked through at each look, plus one per 100 files wanted
 
 
 class RemoteFiles:
@@ -57,12 +64,17 @@ class RemoteFiles:
         if not wanted:
             return found
 
+        most = (LISTING_PAGES + len(wanted) // 100) * 100
+
         def scan(container_id: str) -> None:
-            for record in self.client.containers.files.list(container_id, order="desc", limit=100):
+            listing = self.client.containers.files.list(container_id, order="desc", limit=100)
+            for seen, record in enumerate(listing, 1):
                 if record.path in wanted and (record.path not in found or found[record.path].bytes is None):
                     found[record.path] = record
                     if len(found) == len(wanted) and all(r.bytes is not None for r in found.values()):
                         return
+                if seen >= most:
+                    return
 
         pause = Backoff(wait)
         while True:
@@ -159,6 +171,21 @@ class RemoteFiles:
             return None
         return self.content(record.id, wait=CONTENT_WAIT if wait else 0.0)
 
+    def record(self, file_id: str) -> dict[str, Any]:
+        """A result record's JSON from its file, read no further than the boundary allows (`RecordRefused` past
+        it)."""
+        return record_bounds.parse(self.head(file_id, record_bounds.MAX_RECORD_BYTES + 1, wait=CONTENT_WAIT))
+
+    def record_at(self, path: str, *, wait: float = 0.0) -> dict[str, Any] | None:
+        """The result record at this absolute path (as `record`), or None when the container has none there (after
+        polling the listing for up to `wait` seconds)."""
+        found = self.files_at([path], wait=wait).get(path)
+        if found is None:
+            return None
+        if (found.bytes or 0) > record_bounds.MAX_RECORD_BYTES:
+            raise record_bounds.refused(f"it is larger than {record_bounds.MAX_RECORD_BYTES >> 20} MiB")
+        return self.record(found.id)
+
     def collect(self, result: Result) -> Run:
         """The `Run` for a result, its values read and its figures fetched now: they live in the run's folder,
         which the next run drops. Small ones came inside the result record; the rest are looked up in the
@@ -172,12 +199,13 @@ class RemoteFiles:
         records = self.files_at(needed, wait=LISTING_WAIT)
         notes = list(result.notes)
         figures = [path for path in result.figures if path in result.inline or path in records]
-        for path in result.figures:
-            if path not in figures:
-                notes.append(f"the run saved a figure ({path}) that the container's file list never showed")
+        unseen = [path for path in result.figures if path not in figures]
+        if unseen:
+            notes.append(f"the run saved {_some(unseen)} as figures, which the container's file list never showed")
         specs = result.frame_specs
         named = [*result.variables, *(["the value"] if len(specs) > len(result.variables) else [])]
-        local = [self.cache / f"{result.run_id}-{posixpath.basename(spec['path'])}" for spec in specs]
+        # Named by cellbox, by position: a record's paths name nothing on this machine.
+        local = [self.cache / f"value-{index}.{spec['format']}" for index, spec in enumerate(specs)]
         try:
             label = f"read {progress.names(named)} from {self._container().name or self._id}"
             with progress.step(self.progress, label) as operation:
@@ -199,15 +227,18 @@ class RemoteFiles:
                     operation.end_phase()
         finally:
             for file in local:  # read into memory (or failed): the copies on disk have done their job
-                file.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # one that can't go must not keep the others
+                    file.unlink(missing_ok=True)
         artifacts = []
+        missing = [path for path in result.changed if path not in records]
+        if missing:
+            notes.append(
+                f"the run wrote {_some(missing)}, not in the container's file list within {LISTING_WAIT:.0f}s; "
+                "`%container files` (Sandbox.files()) shows what is there"
+            )
         for path in result.changed:
             record = records.get(path)
             if record is None:
-                notes.append(
-                    f"the run wrote {path}, but it did not appear in the container's file list within "
-                    f"{LISTING_WAIT:.0f}s; `%container files` (Sandbox.files()) shows it once it does"
-                )
                 continue
             if record.bytes is None and path in result.sizes:
                 record = ContainerFile.from_dict({**record.to_dict(), "bytes": result.sizes[path]})
@@ -269,6 +300,12 @@ class RemoteFiles:
             lambda f, out: self._call(copy_into, self.client, self._id, f.id, out),
             _head=lambda f, limit: self.head(f.id, limit, wait=CONTENT_WAIT),
         )
+
+
+def _some(paths: list[str], shown: int = 3) -> str:
+    """A few paths, and how many more."""
+    said = ", ".join(paths[:shown])
+    return said + (f" and {len(paths) - shown:,} more" if len(paths) > shown else "")
 
 
 def _read(operation: progress.Operation, job: tuple[dict[str, Any], Path]) -> Any:

@@ -49,7 +49,8 @@ class RemoteError(CellboxError):
     @classmethod
     def of(cls, ename: str, evalue: str, traceback: str, **more: Any) -> RemoteError:
         named = _remote_classes.get(ename)
-        if named is None and ename.isidentifier():
+        # The name is the container's word: a class is made for a plain identifier, and only so many of them.
+        if named is None and ename.isidentifier() and len(_remote_classes) < MAX_REMOTE_CLASSES:
             named = _remote_classes[ename] = type(ename, (cls,), {"__module__": "cellbox.remote"})
         return (named or cls)(ename, evalue, traceback, **more)
 
@@ -60,6 +61,7 @@ class RemoteError(CellboxError):
 
 
 _remote_classes: dict[str, type[RemoteError]] = {}
+MAX_REMOTE_CLASSES = 1000
 
 
 class SandboxGone(CellboxError):
@@ -104,13 +106,17 @@ class Display:
 
 
 class RemoteValue:
-    """A cell's last expression that is neither a frame nor an image: its HTML or repr, as the container made it."""
+    """A cell's last expression that is neither a frame nor an image: shown as the container's displayhook showed
+    it (its bundle, cleaned at the boundary), else as its repr."""
 
     def __init__(self, info: dict[str, Any]) -> None:
         self.info = info
 
-    def _repr_html_(self) -> str | None:
-        return self.info.get("html")
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        bundle = self.info.get("bundle") or {}
+        data = dict(bundle.get("data") or {})
+        data.setdefault("text/plain", repr(self))
+        return data, dict(bundle.get("metadata") or {})
 
     def __repr__(self) -> str:
         return str(self.info.get("repr", ""))

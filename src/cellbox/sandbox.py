@@ -68,9 +68,11 @@ class Sandbox:
         memory_limit: str | None = None,
         expires_after: int | None = None,
         client: Client | None = None,
+        trust_output: bool = False,
     ) -> Sandbox:
         """A new container. A name means one live container: when one of that name is running this raises
-        `NameTaken` (which carries it) instead of making a second; `get_or_create` uses it, `attach` too."""
+        `NameTaken` (which carries it) instead of making a second; `get_or_create` uses it, `attach` too.
+        `trust_output` shows what its code displays unchanged (see `Sandbox.trust_output`)."""
         owns = client is None
         client = client or backend.connect()
         if name:
@@ -94,10 +96,11 @@ class Sandbox:
         sandbox = cls(client, box)
         sandbox._owns_client = owns
         sandbox._options = {"memory_limit": memory_limit, "expires_after": expires_after}
+        sandbox.trust_output = trust_output
         return sandbox
 
     @classmethod
-    def attach(cls, id_or_name: str, *, client: Client | None = None) -> Sandbox:
+    def attach(cls, id_or_name: str, *, client: Client | None = None, trust_output: bool = False) -> Sandbox:
         """The container with this id, or the live one with this name (several: `AmbiguousName`, listing their
         ids); a name no live container has finds the newest gone one, which `revive` makes anew."""
         owns = client is None
@@ -110,6 +113,7 @@ class Sandbox:
             raise
         sandbox = cls(client, found)
         sandbox._owns_client = owns
+        sandbox.trust_output = trust_output
         return sandbox
 
     @classmethod
@@ -120,6 +124,7 @@ class Sandbox:
         try:
             try:
                 sandbox = cls(client, find_container(client, name, running_only=True))
+                sandbox.trust_output = bool(options.get("trust_output"))
             except NoSuchContainer:
                 sandbox = cls.create(name, client=client, **options)
         except BaseException:
@@ -150,6 +155,18 @@ class Sandbox:
     @model.setter
     def model(self, model: str) -> None:
         self.runner.model = model
+
+    @property
+    def trust_output(self) -> bool:
+        """Whether what this sandbox's code displays is shown unchanged. False (the default): its HTML is
+        sanitized, and JavaScript, widget views and types that could run script are left out, so the code in the
+        container can't act in the user's page (README: "Security model"). True is for a sandbox that runs only
+        the user's own code: then its output can do whatever the user's own output could."""
+        return self.runner.trust_output
+
+    @trust_output.setter
+    def trust_output(self, trusted: bool) -> None:
+        self.runner.trust_output = bool(trusted)
 
     @property
     def usage(self) -> Usage | None:
