@@ -156,14 +156,14 @@ try:
 except OSError:
     shadow = ""
 print(json.dumps({
-    "kernel_folders": glob.glob("/tmp/cbx-*/*/kernel.py"),
+    "kernels": glob.glob("/tmp/cbx-*/*/kernel.py") + glob.glob("/opt/cellbox/*.py"),
     "run": os.listdir("/run") if os.path.isdir("/run") else [],
     "shadow": shadow,
 }))
 """
         seen = json.loads(logs(run(client, container.id, code)[0]))
-        # Only the kernel's own folder; the other container's stays hidden.
-        assert len(seen["kernel_folders"]) == 1
+        # Only the kernel's own script; the other container's stays hidden, and so does the server's runtime folder.
+        assert seen["kernels"] == ["/opt/cellbox/kernel.py"]
         assert seen["run"] == []
         assert seen["shadow"] == ""
     finally:
@@ -179,7 +179,8 @@ def test_a_flood_of_output_is_capped(client, container, run, logs):
 
 
 def test_the_kernels_own_folder_is_read_only_to_the_code(client, container, run, logs):
-    """It is on the host's disk, outside the container's quota (99 MB files there escaped a 100 MB limit)."""
+    """It is outside the container's quota (99 MB files written there escaped a 100 MB limit when it was a folder
+    on the host's disk; it is now the jail's own tmpfs, read-only)."""
     code = """
 import os, sys
 try:

@@ -2,10 +2,17 @@
 
 The jail is what the cloud's containers are: the host's filesystem read-only, the container's folder bound
 at /mnt/data (also the working directory), a private /tmp, no network at all, its own pid namespace, no
-capabilities, and the server's data, state and home folders masked. The kernel talks to the server over ipc
-sockets in a runtime folder bound at the same path inside and out (TCP cannot cross the network namespace).
-Memory is capped with RLIMIT_DATA, which makes an over-allocating cell raise MemoryError while the kernel lives
-on (RLIMIT_AS made some native writers hang instead).
+capabilities, and the server's data, state and home folders masked. The kernel talks to the server over a socket
+pair it inherits (TCP cannot cross the network namespace). Memory is capped with RLIMIT_DATA, which makes an
+over-allocating cell raise MemoryError while the kernel lives on (RLIMIT_AS made some native writers hang
+instead).
+
+No host path of the server's is shown to the code (where the interpreter, the project or the data live is what
+makes an attack easy to aim): the interpreter's prefixes are bound at fixed paths under /opt/cellbox (`Jail
+Python`), a virtual environment's pyvenv.cfg is rewritten to name them, and the kernel's script is a copy in the
+jail's own read-only tmpfs. What still shows a host path: /proc/self/mountinfo gives each bind mount's root
+within its filesystem (the kernel prints it, and nothing bubblewrap offers changes it), so the two prefixes'
+host folders appear there, as does the container's folder when it is not a filesystem of its own (disk.py).
 
 `Launcher.spawn` starts a kernel under a `Limits` value and `Launcher.cleanup` releases what spawning set up once
 the process is gone: the two hooks where per-container enforcement (cgroups, quotas) plugs in.
@@ -29,6 +36,12 @@ from . import seccomp
 from .cgroups import Cgroup, CgroupLimits, CgroupTree
 
 MOUNT = "/mnt/data"
+# Where the jail shows the interpreter and cellbox's own files, whatever their paths on the host.
+JAIL_ROOT = "/opt/cellbox"
+JAIL_PYTHON = f"{JAIL_ROOT}/python"  # the interpreter's base prefix
+JAIL_VENV = f"{JAIL_ROOT}/venv"  # its virtual environment, when it runs in one
+JAIL_BIN = f"{JAIL_ROOT}/bin"  # the interpreter's folder, when it is in neither prefix
+JAIL_KERNEL = f"{JAIL_ROOT}/kernel.py"
 MEMORY_LIMITS = {"1g": 1 << 30, "4g": 4 << 30, "16g": 16 << 30, "64g": 64 << 30}
 
 _PR_SET_PDEATHSIG = 1
@@ -45,20 +58,6 @@ def jail_user() -> tuple[int, int] | None:
     if os.geteuid() != 0 or not os.path.exists(SETPRIV):
         return None
     return NOBODY
-
-
-def _parents(path: str, made: set[str]) -> list[str]:
-    """bwrap arguments making the folders above `path` traversable (bwrap would make them 0700, which only root
-    could pass through), except those the jail already has."""
-    args: list[str] = []
-    parts = Path(path).parts[1:-1]
-    for depth in range(1, len(parts) + 1):
-        folder = "/" + "/".join(parts[:depth])
-        if folder in made or folder in ("/tmp", "/mnt") or _under_bound(folder):
-            continue
-        made.add(folder)
-        args += ["--perms", "0755", "--dir", folder]
-    return args
 
 
 def _under_bound(folder: str) -> bool:
@@ -81,6 +80,95 @@ def host_memory_bytes() -> int:
     except (OSError, ValueError, IndexError):
         pass
     return 1 << 62
+
+
+@dataclass(frozen=True)
+class JailPython:
+    """The interpreter as a jail shows it: its host folders bound at fixed paths, and the files made for it."""
+
+    binds: tuple[tuple[str, str], ...]  # (host folder, path in the jail), read-only
+    symlinks: tuple[tuple[str, str], ...]  # (target, path in the jail)
+    files: tuple[tuple[bytes, str], ...]  # (content, path in the jail)
+    executable: str  # what the jail runs
+    library_path: str | None  # LD_LIBRARY_PATH its shared libraries need there, if any
+
+    @classmethod
+    def of(cls, python: str, base_prefix: str = sys.base_prefix, prefix: str = sys.prefix) -> JailPython:
+        base = os.path.realpath(base_prefix)
+        venv = os.path.realpath(prefix) if os.path.realpath(prefix) != base else None
+        real = os.path.realpath(python)
+        binds = [(base, JAIL_PYTHON)]
+        if not _within(real, base):
+            binds.append((os.path.dirname(real), JAIL_BIN))
+        if venv is not None and os.path.isdir(os.path.join(venv, "lib")):
+            binds.append((os.path.join(venv, "lib"), f"{JAIL_VENV}/lib"))
+
+        def inside(path: str) -> str | None:
+            for host, jail in binds:
+                if _within(path, host):
+                    return jail + path[len(host) :]
+            return None
+
+        base_executable = inside(real)
+        assert base_executable is not None
+        symlinks: list[tuple[str, str]] = []
+        files: list[tuple[bytes, str]] = []
+        config = os.path.join(venv, "pyvenv.cfg") if venv is not None else ""
+        if venv is not None and os.path.isfile(config):
+            if os.path.islink(os.path.join(venv, "lib64")):
+                symlinks.append(("lib", f"{JAIL_VENV}/lib64"))
+            version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+            for name in dict.fromkeys([os.path.basename(python), "python", "python3", version]):
+                symlinks.append((base_executable, f"{JAIL_VENV}/bin/{name}"))
+            files.append((_jail_venv_config(config, inside), f"{JAIL_VENV}/pyvenv.cfg"))
+            executable = f"{JAIL_VENV}/bin/{os.path.basename(python)}"
+        else:
+            # Not in a virtual environment (or one without its pyvenv.cfg): the interpreter as it is named.
+            executable = inside(os.path.abspath(python)) or base_executable
+        return cls(tuple(binds), tuple(symlinks), tuple(files), executable, _library_path(real, inside))
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _jail_venv_config(path: str, inside: Callable[[str], str | None]) -> bytes:
+    """The environment's pyvenv.cfg as the jail needs it: `home` names the base interpreter's folder where the
+    jail has it (Python finds its base prefix from there), and keys naming host paths are left out."""
+    lines = []
+    with open(path, encoding="utf-8", errors="replace") as config:
+        for line in config:
+            key, _, value = line.partition("=")
+            key = key.strip().lower()
+            if key == "home":
+                home = inside(os.path.realpath(value.strip()))
+                if home is None:
+                    continue
+                line = f"home = {home}\n"
+            elif key in ("executable", "command", "prompt"):
+                continue
+            lines.append(line if line.endswith("\n") else line + "\n")
+    return "".join(lines).encode()
+
+
+def _library_path(executable: str, inside: Callable[[str], str | None]) -> str | None:
+    """Where the jail finds the shared libraries the interpreter loads from its own prefix: a build that names
+    them by absolute path (RUNPATH, as pyenv's does) would look for them at their host path."""
+    ldd = shutil.which("ldd")
+    if ldd is None:
+        return None
+    try:
+        done = subprocess.run([ldd, executable], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    folders: list[str] = []
+    for line in done.stdout.splitlines():
+        _, arrow, found = line.partition("=>")
+        library = found.split("(")[0].strip() if arrow else ""
+        where = inside(os.path.realpath(os.path.dirname(library))) if library.startswith("/") else None
+        if where is not None and where not in folders:
+            folders.append(where)
+    return ":".join(folders) or None
 
 
 class IsolationUnavailable(RuntimeError):
@@ -137,6 +225,13 @@ class Launcher:
     # The seccomp program bwrap loads for the code (seccomp.program()), or None.
     seccomp: bytes | None = None
     _groups: dict[int, Cgroup] = field(default_factory=dict, repr=False)
+    _jail_python: JailPython | None = field(default=None, repr=False)
+
+    @property
+    def jail_python(self) -> JailPython:
+        if self._jail_python is None:
+            self._jail_python = JailPython.of(self.python)
+        return self._jail_python
 
     def limits_for(self, memory_limit: str) -> Limits:
         """The limits of a container created with this `memory_limit` (1g, 4g, 16g, 64g)."""
@@ -155,12 +250,12 @@ class Launcher:
         group = None
         if self.cgroups is not None:
             group = self.cgroups.create(CgroupLimits(limits.memory_bytes, limits.processes, limits.cpus))
-        argv = self.argv(workdir, script, sockets, limits.memory_bytes)
-        passed: tuple[int, ...] = ()
-        if self.isolated and self.seccomp is not None:
-            passed = (seccomp.descriptor(self.seccomp),)
-            argv[1:1] = ["--seccomp", str(passed[0])]
+        passed: list[int] = []
         try:
+            argv = self.argv(workdir, script, sockets, limits.memory_bytes, passed)
+            if self.isolated and self.seccomp is not None:
+                passed.append(seccomp.descriptor(self.seccomp))
+                argv[1:1] = ["--seccomp", str(passed[-1])]
             process = subprocess.Popen(
                 argv,
                 env=self.env(home),
@@ -203,14 +298,24 @@ class Launcher:
         group = self._groups.get(process.pid)
         return group.oom_kills() if group is not None else 0
 
-    def argv(self, workdir: Path, script: Path, sockets: tuple[int, int], memory_bytes: int | None) -> list[str]:
-        kernel = [self.python, str(script), *map(str, sockets)]
+    def argv(
+        self,
+        workdir: Path,
+        script: Path,
+        sockets: tuple[int, int],
+        memory_bytes: int | None,
+        passed: list[int],
+    ) -> list[str]:
+        """The command line of a kernel; descriptors it opens for bubblewrap to read are added to `passed` (the
+        caller passes them to the child and closes them)."""
         if not self.isolated:
-            return kernel
+            return [self.python, str(script), *map(str, sockets)]
+        python = self.jail_python
+        kernel = [python.executable, JAIL_KERNEL, *map(str, sockets)]
         bwrap = shutil.which("bwrap") or "bwrap"
         argv = [bwrap]
         # Only what Python needs, read-only: the system's programs, libraries and /etc, and the interpreter's own
-        # prefixes (which may live in a home or a project folder that is otherwise not there at all).
+        # prefixes (at fixed paths: see JailPython).
         for path in _SYSTEM_PATHS:
             if os.path.islink(path):
                 argv += ["--symlink", os.readlink(path), path]
@@ -228,13 +333,26 @@ class Launcher:
             if os.path.isfile(path):
                 argv += ["--ro-bind", "/dev/null", path]
         argv += ["--perms", "1777", "--dir", "/var/tmp"]
-        made: set[str] = set()
-        for prefix in dict.fromkeys([sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(self.python))]):
-            argv += [*_parents(prefix, made), "--ro-bind", prefix, prefix]
-        # Only this kernel's own runtime folder (its script), read-only: it is on the host's disk, outside the
-        # container's quota, and removed by the server when the kernel ends.
-        own = str(script.parent)
-        argv += [*_parents(own, made), "--ro-bind", own, own]
+        # /opt/cellbox: a small tmpfs of its own, made read-only once filled (the kernel's script is a copy there,
+        # outside the container's quota, and no one's to change).
+        argv += ["--perms", "0755", "--dir", "/opt", "--perms", "0755", "--size", str(1 << 20), "--tmpfs", JAIL_ROOT]
+        made = {JAIL_ROOT}
+        for inside in [p for _, p in python.binds] + [p for _, p in python.symlinks] + [p for _, p in python.files]:
+            # Folders bubblewrap makes on the way are 0700: only root could pass through.
+            folder = os.path.dirname(inside)
+            if folder not in made:
+                made.add(folder)
+                argv += ["--perms", "0755", "--dir", folder]
+        for host, inside in python.binds:
+            argv += ["--ro-bind", host, inside]
+        for target, inside in python.symlinks:
+            argv += ["--symlink", target, inside]
+        with open(script, "rb") as source:
+            files = [*python.files, (source.read(), JAIL_KERNEL)]
+        for content, inside in files:
+            passed.append(_memory_file(content))
+            argv += ["--perms", "0444", "--file", str(passed[-1]), inside]
+        argv += ["--remount-ro", JAIL_ROOT]
         argv += ["--bind", str(workdir), MOUNT, "--chdir", MOUNT]
         argv += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "sandbox"]
         argv += ["--unshare-cgroup-try", "--cap-drop", "ALL", "--new-session", "--die-with-parent"]
@@ -252,8 +370,12 @@ class Launcher:
     def env(self, home: Path) -> dict[str, str]:
         """A scrubbed environment: nothing of the server's (no token, no cloud credentials) reaches the code."""
         home_dir = "/tmp" if self.isolated else str(home)
-        bindir = os.path.dirname(self.python)
+        bindir = os.path.dirname(self.jail_python.executable if self.isolated else self.python)
+        extra = {}
+        if self.isolated and self.jail_python.library_path:
+            extra["LD_LIBRARY_PATH"] = self.jail_python.library_path
         return {
+            **extra,
             "PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin",
             "HOME": home_dir,
             "LANG": "C.UTF-8",
@@ -270,6 +392,18 @@ class Launcher:
 
     def cwd(self, workdir: Path) -> str:
         return "/" if self.isolated else str(workdir)
+
+
+def _memory_file(content: bytes) -> int:
+    """A descriptor of an anonymous file holding `content`, at its start (for bubblewrap's --file)."""
+    fd = os.memfd_create("cellbox", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, content)
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def preexec(memory_bytes: int | None, group: Cgroup | None = None, file_bytes: int | None = None) -> Callable[[], None]:

@@ -1,0 +1,98 @@
+"""Attack: aiming at the host. The interpreter and the kernel's script were bound at their host paths, so
+`sys.prefix`, `sys.executable`, `sys.path`, tracebacks and /proc/self/mountinfo named the project's folder, the
+virtual environment, the home it lived in and the server's folders: what made writing to the host easy to aim.
+
+Inside the jail the interpreter is at /opt/cellbox/python, its environment at /opt/cellbox/venv and the kernel at
+/opt/cellbox/kernel.py, whatever their host paths. /proc/self/mountinfo still gives each bind mount's root within
+its filesystem (the kernel prints it): the two prefixes' host folders, and the container's folder when it is not a
+filesystem of its own; nothing else."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+import cellbox
+from cellbox.local.testing import isolation_available
+
+pytestmark = pytest.mark.skipif(not isolation_available(), reason="bubblewrap jails unavailable here")
+
+PROBE = r"""
+import json, os, sys, sysconfig, traceback
+def text(path):
+    with open(path, "rb") as f:
+        return f.read().decode("utf-8", "replace")
+try:
+    json.loads("{")
+except ValueError:
+    failed = traceback.format_exc()
+print(json.dumps({
+    "sys": [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, sys.executable,
+            sys._base_executable, os.path.realpath(sys.executable), *sys.argv[:1]],
+    "path": sys.path,
+    "files": sorted({f for m in list(sys.modules.values()) if isinstance(f := getattr(m, "__file__", None), str)}),
+    "paths": sysconfig.get_paths(),
+    "stack": "".join(traceback.format_stack()),
+    "failed": failed,
+    "environ": dict(os.environ),
+    "maps": text("/proc/self/maps"),
+    "cmdline": text("/proc/self/cmdline"),
+    "mountinfo": text("/proc/self/mountinfo").splitlines(),
+}))
+"""
+
+
+def _host_paths(server) -> dict[str, str]:
+    project = Path(cellbox.__file__).resolve().parents[2]
+    return {
+        "project": str(project),
+        "venv": str(Path(sys.prefix).resolve()),
+        "base prefix": str(Path(sys.base_prefix).resolve()),
+        "home": str(Path.home()),
+        "data dir": str(server.data_dir.resolve()),
+        "runtime folder": f"/tmp/cbx-{server.process.pid}-",
+    }
+
+
+def _named(text: str, paths: dict[str, str]) -> list[str]:
+    return [what for what, path in paths.items() if path in text]
+
+
+def test_the_interpreter_and_the_kernel_show_only_fixed_paths(server, client, container, run, logs):
+    seen = json.loads(logs(run(client, container.id, PROBE)[0]))
+    paths = _host_paths(server)
+    prefix, base = seen["sys"][0], seen["sys"][1]
+    assert base == "/opt/cellbox/python", seen["sys"]
+    assert prefix == ("/opt/cellbox/venv" if sys.prefix != sys.base_prefix else base), seen["sys"]
+    assert all(p.startswith("/opt/cellbox/") for p in seen["sys"]), seen["sys"]
+    assert "/opt/cellbox/kernel.py" in seen["stack"] and "/opt/cellbox/python/lib/" in seen["failed"]
+    assert any("/site-packages/IPython/" in f for f in seen["files"]), "the kernel's own modules are listed"
+    for where in ("sys", "path", "files", "paths", "stack", "failed", "environ", "maps", "cmdline"):
+        assert _named(json.dumps(seen[where]), paths) == [], (where, seen[where])
+    assert all(p == "" or p.startswith(("/opt/cellbox", "/tmp", "/mnt/data")) for p in seen["path"]), seen["path"]
+
+
+def test_mountinfo_names_no_host_folder_but_the_interpreters(server, client, container, run, logs):
+    seen = json.loads(logs(run(client, container.id, PROBE)[0]))
+    paths = _host_paths(server)
+    own_filesystem = server.data_dir / "containers" / container.id
+    own_filesystem = own_filesystem.is_mount()
+    naming: dict[str, list[str]] = {}
+    for line in seen["mountinfo"]:
+        fields = line.split()
+        root, mount_point = fields[3], fields[4]
+        found = _named(line, paths)
+        if found:
+            naming[mount_point] = found
+        if mount_point == "/mnt/data" and own_filesystem:
+            assert root == "/" and "/dev/loop" in line, line  # a filesystem of its own: no path at all
+    # The bind mounts of the interpreter's prefixes show their host folders, as roots within their filesystem;
+    # the container's folder does too when it is a bind of a host folder (without a filesystem of its own).
+    allowed = {"/opt/cellbox/python", "/opt/cellbox/venv/lib"} | (set() if own_filesystem else {"/mnt/data"})
+    assert set(naming) <= allowed, naming
+    interpreter = {"project", "venv", "base prefix", "home"}  # the venv may be in the project, pyenv in a home
+    assert all(set(found) <= interpreter for where, found in naming.items() if where != "/mnt/data"), naming
+    assert naming.get("/mnt/data", ["data dir"]) == ["data dir"], naming
