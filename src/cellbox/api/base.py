@@ -18,13 +18,13 @@ from typing import Any, Union
 
 import httpx
 
-from .. import __version__
+from .. import __version__, endpoint
 from .auth import auth_from_settings
 from .config import Settings, load_settings
 from .errors import CellboxError, ConfigurationError, connection_error, error_from_response, refused_parameter
 from .operations import Operation
 
-__all__ = ["DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT", "BaseClient", "RetryPolicy", "Sleep"]
+__all__ = ["DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT", "BaseClient", "RetryPolicy", "Sleep", "Unauthenticated"]
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 DEFAULT_MAX_RETRIES = 2
@@ -37,7 +37,14 @@ class Sleep:
     seconds: float
 
 
-Step = Union[httpx.Request, Sleep]  # noqa: UP007 (runtime aliases on 3.10)
+@dataclasses.dataclass(frozen=True)
+class Unauthenticated:
+    """A request the shell sends without the client's credentials: the endpoint proof."""
+
+    request: httpx.Request
+
+
+Step = Union[httpx.Request, Unauthenticated, Sleep]  # noqa: UP007 (runtime aliases on 3.10)
 Outcome = Union[httpx.Response, httpx.TransportError, None]  # noqa: UP007
 
 # Failures in which the request never reached the server, so even a POST is safe to send again.
@@ -152,6 +159,8 @@ class BaseClient:
         self.retry = RetryPolicy(max_retries=max_retries)
         self._auth: httpx.Auth = auth if isinstance(auth, httpx.Auth) else auth_from_settings(settings)
         self._auth_from_settings = not isinstance(auth, httpx.Auth)
+        # The endpoint file's server, until it proves it holds the token there: nothing else is sent to it before.
+        self._unproven = settings.endpoint
         headers = {"User-Agent": f"cellbox/{__version__} httpx/{httpx.__version__}", "Accept": "application/json"}
         if settings.project:
             headers["OpenAI-Project"] = settings.project
@@ -178,6 +187,7 @@ class BaseClient:
             return False
         self.settings = found
         self.base_url = found.base_url.rstrip("/")
+        self._unproven = found.endpoint
         if self._auth_from_settings:
             self._auth = auth_from_settings(found)
         return True
@@ -217,10 +227,20 @@ class BaseClient:
             refused = self.refused(op) if op.optional else set()
             rediscovered = self._rediscover is None
             while True:
-                body = {k: v for k, v in op.json.items() if k not in refused} if op.optional else None
-                request = self._build_request(http, op, files, body)
-                outcome = yield request
+                if self._unproven is not None:
+                    request, nonce = self._proof_request()
+                    outcome = yield Unauthenticated(request)
+                    if isinstance(outcome, httpx.Response):
+                        self._check_proof(outcome, nonce)
+                        continue
+                else:
+                    body = {k: v for k, v in op.json.items() if k not in refused} if op.optional else None
+                    request = self._build_request(http, op, files, body)
+                    outcome = yield request
                 if isinstance(outcome, httpx.TransportError):
+                    if isinstance(outcome, _NOT_SENT):
+                        # Nothing listened there: whatever answers next must prove itself again.
+                        self._unproven = self.settings.endpoint
                     if isinstance(outcome, _NOT_SENT) and not rediscovered:
                         rediscovered = True  # once per request: a backend that moved is looked for, not chased
                         if self._moved():
@@ -241,6 +261,25 @@ class BaseClient:
                         raise error_from_response(outcome)
                 yield Sleep(delay)
                 attempt += 1
+
+    def _proof_request(self) -> tuple[httpx.Request, str]:
+        # Built bare, not by the httpx client, so no default header or cookie of one given by the caller goes along.
+        nonce = endpoint.new_nonce()
+        url = httpx.URL(endpoint.proof_url(self.base_url), params={"nonce": nonce})
+        headers = {"User-Agent": self._headers["User-Agent"], "Accept": "application/json"}
+        return httpx.Request("GET", url, headers=headers, extensions={"timeout": self.timeout.as_dict()}), nonce
+
+    def _check_proof(self, response: httpx.Response, nonce: str) -> None:
+        """Trusts the endpoint file's server from now on if `response` proves it holds the token; else raises."""
+        found = self._unproven
+        assert found is not None
+        try:
+            answer = response.json().get("proof") if response.status_code == 200 else None
+        except (ValueError, AttributeError):
+            answer = None
+        if not endpoint.proves(found.token, nonce, answer):
+            raise ConfigurationError(endpoint.not_proven(found))
+        self._unproven = None
 
 
 @functools.lru_cache(maxsize=256)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import anyio
 import httpx
 
-from .base import BaseClient, Outcome, Sleep
+from .base import BaseClient, Outcome, Sleep, Unauthenticated
 from .operations import Operation
 from .resources import AsyncContainers, AsyncFiles, AsyncResponses, Containers, Files, Responses
 
@@ -82,9 +82,12 @@ class Client(BaseClient):
                     outcome = None
                     continue
                 try:
-                    outcome = self._http.send(step, stream=True, auth=self._auth)
-                    if not op.stream or not outcome.is_success:
-                        outcome.read()
+                    if isinstance(step, Unauthenticated):
+                        outcome = self._http.send(step.request, auth=None)
+                    else:
+                        outcome = self._http.send(step, stream=True, auth=self._auth)
+                        if not op.stream or not outcome.is_success:
+                            outcome.read()
                 except httpx.TransportError as exc:
                     outcome = exc
 
@@ -123,9 +126,12 @@ class AsyncClient(BaseClient):
                     outcome = None
                     continue
                 try:
-                    outcome = await self._http.send(step, stream=True, auth=self._auth)
-                    if not op.stream or not outcome.is_success:
-                        await outcome.aread()
+                    if isinstance(step, Unauthenticated):
+                        outcome = await self._http.send(step.request, auth=None)
+                    else:
+                        outcome = await self._http.send(step, stream=True, auth=self._auth)
+                        if not op.stream or not outcome.is_success:
+                            await outcome.aread()
                 except httpx.TransportError as exc:
                     outcome = exc
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import endpoint, paths
+from ..endpoint import Endpoint
 from .errors import ConfigurationError
 from .operations import REASONING_EFFORTS
 
@@ -88,6 +89,9 @@ class Settings:
     reasoning_effort: str | None = None
     inline_max: str | None = None
     origin: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    # The endpoint file's record when the base URL came from it: a client makes the server there prove it holds
+    # this token before it sends the server anything.
+    endpoint: Endpoint | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def backend(self) -> str:
@@ -174,7 +178,10 @@ def load_settings(
         found = endpoint.read(endpoint_file or paths.endpoint_file())
         if found is not None:
             values["base_url"], origin["base_url"] = found.base_url, "endpoint file"
-            if "api_key" not in values and found.token is not None:
+            values["endpoint"] = found
+            # The local server's own token, over a key from the environment or config.toml: that one is meant for
+            # a remote service and must not be sent here.
+            if origin.get("api_key") != "argument" and found.token is not None:
                 values["api_key"], origin["api_key"] = found.token, "endpoint file"
     if "base_url" in values:
         values["base_url"] = values["base_url"].rstrip("/")

@@ -33,7 +33,7 @@ from .files_api import (
     retrieve_file,
 )
 from .listing import ListingLag
-from .middleware import BearerAuth, Faults, Latency, OciErrors, RequestId, RequireProject, Unexpected
+from .middleware import BearerAuth, EndpointProof, Faults, Latency, OciErrors, RequestId, RequireProject, Unexpected
 from .model import RequestCounter
 from .options import ServerOptions
 from .params import (
@@ -222,6 +222,7 @@ async def _client_gone(request: Request, exc: Exception) -> JSONResponse:
 def build_app(containers: Containers, options: ServerOptions, token: str, lifespan=None) -> Starlette:
     oci = options.error_shape == "oci"
     middleware = [
+        Middleware(EndpointProof, token=token),
         Middleware(Latency, delay_ms=options.latency_ms),
         Middleware(RequestId, oci=oci),
         *([Middleware(OciErrors)] if oci else []),

@@ -1,5 +1,6 @@
-"""ASGI middleware: request ids, bearer-token auth on every request, injected latency and faults for tests
-and benchmarks, and OCI's gateway manners (`--profile oci`): its error shape and its required project."""
+"""ASGI middleware: the endpoint proof, request ids, bearer-token auth on every request, injected latency and
+faults for tests and benchmarks, and OCI's gateway manners (`--profile oci`): its error shape and its required
+project."""
 
 from __future__ import annotations
 
@@ -8,12 +9,35 @@ import hmac
 import json
 import random
 import secrets
+from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .. import endpoint
 from . import errors
 
 OCI_AUTHORIZATION_FAILED = "Authorization failed or requested resource not found"
+
+
+class EndpointProof:
+    """Answers `GET /cellbox/proof?nonce=N` with the HMAC of N keyed by the token, and nothing else, without
+    credentials: how a client checks it talks to the server that wrote the endpoint file before it sends the token
+    (endpoint.py). Outermost, so injected latency and faults never make a real server fail its proof."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self._token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != endpoint.PROOF_PATH:
+            await self.app(scope, receive, send)
+            return
+        nonce = parse_qs(scope["query_string"].decode("latin-1")).get("nonce", [""])[0]
+        if scope["method"] != "GET" or not endpoint.valid_nonce(nonce):
+            message = "Send GET /cellbox/proof?nonce=N, N 16 to 128 characters of A-Z a-z 0-9 _ -."
+            await _send_json(send, 400, {"error": {"message": message, "type": "invalid_request_error"}})
+            return
+        await _send_json(send, 200, {"proof": endpoint.proof(self._token, nonce)}, [(b"cache-control", b"no-store")])
 
 
 class BearerAuth:
