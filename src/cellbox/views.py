@@ -7,6 +7,7 @@ static notebook export and in a terminal alike, and tests can inspect what it ho
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import os
 import re
@@ -16,20 +17,28 @@ from typing import Any
 
 from IPython.display import Image, display
 
-from . import progress, text
+from . import previews, progress, text
 from .api import CellboxError, Container, ContainerFile
 from .api.config import load_settings
-from .frames import TIMES, first_rows_caption
+from .previews import (  # noqa: F401  # the preview bounds, named here as before
+    CSV_PREVIEW_BYTES,
+    DELIMITERS,
+    PARQUET_PREVIEW_LIMIT,
+    PREVIEW_COLUMNS,
+    PREVIEW_ROWS,
+    TEXT_PREVIEW_BYTES,
+    NoPreview,
+)
 from .results import Artifact, Usage
 
-PREVIEW_ROWS = 20
-# What the gallery reads of a file is bounded by these, whatever size the file claims (a sparse file can claim
-# gigabytes): it reads at most the first so many bytes.
-CSV_PREVIEW_BYTES = 1 << 20  # a CSV preview is made from this prefix (its last, cut line dropped)
-PARQUET_PREVIEW_LIMIT = 16_000_000  # Parquet keeps its index at the end: larger files get no preview
+# What the gallery reads of a file is bounded, whatever size the file claims (a sparse file can claim gigabytes),
+# and so is what it shows: previews (cellbox.previews) in rows, columns, cells and the memory making them takes,
+# the gallery in files shown, images and embedded bytes.
 INLINE_IMAGE_LIMIT = 10_000_000
-# Bytes of downloads one gallery carries inside the notebook itself (base64 links), so notebooks stay small;
-# CELLBOX_INLINE_MAX changes it ("2MB", "500kB", "0" for none).
+IMAGES_MAX = 20_000_000  # bytes of images one gallery shows inline; past them, how to get the rest
+PREVIEWS_MAX = 2_000_000  # characters of preview HTML one gallery carries
+MAX_ITEMS = 100  # files one gallery shows; "and N more" past them
+PATH_CHARS = 300  # a path is cut to this many characters where it is shown
 INLINE_MAX = 5_000_000
 INLINE_MAX_VARIABLE = "CELLBOX_INLINE_MAX"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(|k|m|g)b?\s*$", re.IGNORECASE)
@@ -49,10 +58,6 @@ def inline_max() -> tuple[int, str]:
     if found is None:
         return INLINE_MAX, f"{INLINE_MAX_VARIABLE}={setting!r} is not a size such as 2MB; using {text.size(INLINE_MAX)}"
     return int(float(found.group(1)) * _SCALE[found.group(2).lower()]), ""
-
-
-class NoPreview(Exception):
-    """Why a file gets no preview (shown in its place)."""
 
 
 def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str = "") -> str:
@@ -200,8 +205,13 @@ def image(artifact: Artifact) -> Image:
 
 
 class ArtifactGallery:
-    """The files a run created or changed: images inline, CSV/Parquet previews as tables ("first 20 of 6,000
-    rows"), others as download links carried in the notebook up to CELLBOX_INLINE_MAX bytes in all.
+    """The files a run created or changed: images inline, CSV/TSV/Parquet previews as tables ("first 20 of 6,000
+    rows"), text files' first lines, others as download links carried in the notebook up to CELLBOX_INLINE_MAX
+    bytes in all.
+
+    What a container made is untrusted, so the gallery is bounded whatever the files claim: the first MAX_ITEMS
+    files are shown ("and N more"), images up to IMAGES_MAX bytes in all, previews made under a memory budget and
+    bounded in rows, columns, cells and (all together) PREVIEWS_MAX characters of HTML.
 
     The gallery itself is static HTML, so a saved notebook shows it without a kernel; in a kernel it is followed
     by "save to the notebook's folder" buttons (`cellbox.save_buttons`), which go on working in the saved notebook
@@ -210,92 +220,94 @@ class ArtifactGallery:
     def __init__(self, artifacts: Sequence[Artifact]) -> None:
         self.items = list(artifacts)
 
+    @property
+    def shown(self) -> list[Artifact]:
+        return self.items[:MAX_ITEMS]
+
     def kind(self, artifact: Artifact) -> str:
-        name = artifact.name.lower()
         if artifact.mimetype and (artifact.size or 0) <= INLINE_IMAGE_LIMIT:
             return "image"
-        if name.endswith((".csv", ".parquet")):
-            return "table"
-        return "file"
+        return previews.kind(artifact.name) or "file"
 
     def preview(self, artifact: Artifact) -> Any:
-        """A DataFrame of the first rows of a CSV or Parquet artifact, read from a bounded prefix of the file:
+        """A DataFrame of the first rows of a CSV, TSV or Parquet artifact, read from a bounded prefix of the file:
         a CSV's first `CSV_PREVIEW_BYTES`, a whole Parquet file only up to `PARQUET_PREVIEW_LIMIT` (`NoPreview`
-        past it: its index is at the end)."""
+        past it: its index is at the end), of which only the columns whose first rows are cheap to read."""
         return self._preview(artifact)[0]
 
     def _preview(self, artifact: Artifact) -> tuple[Any, str]:
         """The preview and what it shows of the file, in the words a partial frame uses: "first 20 of 6,000 rows",
         or "3 rows" when that is all of it (each with its columns)."""
-        import io
-
-        import pandas as pd
-
-        if artifact.name.lower().endswith(".parquet"):
-            import pyarrow.parquet as pq
-
+        name = artifact.name.lower()
+        if name.endswith(".parquet"):
             too_large = NoPreview(f"over {text.size(PARQUET_PREVIEW_LIMIT)}, too large to preview here")
             if (artifact.size or 0) > PARQUET_PREVIEW_LIMIT:
                 raise too_large
             data = artifact.head(PARQUET_PREVIEW_LIMIT + 1)
             if len(data) > PARQUET_PREVIEW_LIMIT:
                 raise too_large
-            parquet = pq.ParquetFile(io.BytesIO(data))
-            first = next(parquet.iter_batches(batch_size=PREVIEW_ROWS), None)
-            frame = pd.DataFrame() if first is None else first.to_pandas()
-            return frame, _shown(len(frame), parquet.metadata.num_rows, len(frame.columns))
+            return previews.parquet(data)
         data = artifact.head(CSV_PREVIEW_BYTES + 1)
-        if len(data) <= CSV_PREVIEW_BYTES:  # the whole file: its rows can be counted
-            whole = pd.read_csv(io.BytesIO(data))
-            frame = whole.head(PREVIEW_ROWS)
-            return frame, _shown(len(frame), len(whole), len(frame.columns))
-        end = data.rfind(b"\n", 0, CSV_PREVIEW_BYTES)  # cut off: keep the complete lines
-        if end < 0:
-            raise NoPreview(f"no complete line in its first {text.size(CSV_PREVIEW_BYTES)}")
-        frame = pd.read_csv(io.BytesIO(data[: end + 1]), nrows=PREVIEW_ROWS)
-        return (
-            frame,
-            f"first {len(frame)} rows {TIMES} {len(frame.columns)} columns of a {text.size(artifact.size)} file",
-        )
+        sep = DELIMITERS.get(os.path.splitext(name)[1], ",")
+        return previews.delimited(data, len(data) <= CSV_PREVIEW_BYTES, artifact.size, sep)
 
-    def _item_html(self, artifact: Artifact, budget: list[int]) -> str:
-        title = f"<div><code>{html.escape(artifact.path)}</code> · {text.size(artifact.size)}</div>"
+    def _item_html(self, artifact: Artifact, budget: _Budget) -> str:
+        path = previews.cut(artifact.path, PATH_CHARS)
+        title = f"<div><code>{html.escape(path)}</code> · {text.size(artifact.size)}</div>"
         kind = self.kind(artifact)
-        if kind == "image":
-            data = artifact.head(INLINE_IMAGE_LIMIT + 1)
-            if len(data) <= INLINE_IMAGE_LIMIT:
+        if kind == "image" and (artifact.size or 0) <= budget.images:
+            limit = min(INLINE_IMAGE_LIMIT, budget.images)
+            data = artifact.head(limit + 1)
+            if len(data) <= limit:
+                budget.images -= len(data)
                 encoded = base64.b64encode(data).decode("ascii")
                 return f"{title}<img src='data:{artifact.mimetype};base64,{encoded}' style='max-width:100%'/>"
-            # larger than its listing said: shown as a file
-        if kind == "table":
-            try:
-                frame, shown = self._preview(artifact)
-                table = frame.to_html(max_rows=PREVIEW_ROWS) + f"<div style='opacity:.7'>{html.escape(shown)}</div>"
-            except Exception as exc:  # NoPreview, or a file that isn't the table its name says: shown as a file
-                table = f"<div>(no preview: {html.escape(str(exc))})</div>"
-            return title + table + self._link(artifact, budget)
+            # larger than its listing said, or than what is left to show: shown as a file
+        if kind in ("table", "text"):
+            if budget.previews <= 0:
+                shown = f"<div>(no preview: this output's previews reached {text.size(PREVIEWS_MAX)})</div>"
+            else:
+                shown = self._preview_html(artifact, kind)
+                budget.previews -= len(shown)
+            return title + shown + self._link(artifact, budget)
         return title + self._link(artifact, budget)
 
-    def _link(self, artifact: Artifact, budget: list[int]) -> str:
-        """A download link carrying the file, while the gallery's embedding budget (`budget[0]` bytes, spent
-        here) lasts; past it, how to get the file."""
-        left = budget[0]
+    def _preview_html(self, artifact: Artifact, kind: str) -> str:
+        try:
+            if kind == "text":
+                data = artifact.head(TEXT_PREVIEW_BYTES + 1)
+                lines, said = previews.text_lines(data, len(data) <= TEXT_PREVIEW_BYTES, artifact.size)
+                shown = f"<pre style='white-space:pre-wrap'>{html.escape(lines)}</pre>"
+            else:
+                frame, said = self._preview(artifact)
+                shown = previews.table_html(frame)
+        except Exception as exc:  # NoPreview, or a file that isn't the table its name says: shown as a file
+            return f"<div>(no preview: {html.escape(previews.cut(str(exc), 300))})</div>"
+        return shown + f"<div style='opacity:.7'>{html.escape(said)}</div>"
+
+    def _link(self, artifact: Artifact, budget: _Budget) -> str:
+        """A download link carrying the file, while the gallery's embedding budget (`budget.downloads` bytes,
+        spent here) lasts; past it, how to get the file."""
+        left = budget.downloads
         data = b"" if (artifact.size or 0) > left else artifact.head(left + 1)
         if (artifact.size or 0) > left or len(data) > left:
-            relative = html.escape(artifact.path.removeprefix("/mnt/data/"))
+            relative = html.escape(previews.cut(artifact.path.removeprefix("/mnt/data/"), PATH_CHARS))
             limit = f"{INLINE_MAX_VARIABLE} is {text.size(inline_max()[0])}"
             return f"<div>too large to embed ({limit}): <code>%container pull {relative}</code></div>"
-        budget[0] -= len(data)
+        budget.downloads -= len(data)
         encoded = base64.b64encode(data).decode("ascii")
-        name = html.escape(artifact.name, quote=True)
+        name = html.escape(previews.cut(artifact.name, PATH_CHARS), quote=True)
         return (
             f"<div><a download='{name}' href='data:application/octet-stream;base64,{encoded}'>download {name}</a></div>"
         )
 
     def _repr_html_(self) -> str:
         cap, said = inline_max()
-        budget = [cap]
-        items = "".join(f"<div class='cellbox-artifact'>{self._item_html(a, budget)}</div>" for a in self.items)
+        budget = _Budget(downloads=cap)
+        items = "".join(f"<div class='cellbox-artifact'>{self._item_html(a, budget)}</div>" for a in self.shown)
+        more = len(self.items) - len(self.shown)
+        if more:
+            items += f"<div>and {more:,} more file(s): <code>%container files</code> lists them</div>"
         note = f"<div>cellbox: {html.escape(said)}</div>" if said else ""
         return f"<div class='cellbox-artifacts'><b>{len(self.items)} file(s) from the container</b>{items}{note}</div>"
 
@@ -304,15 +316,20 @@ class ArtifactGallery:
         if self.items and _in_kernel():
             from . import save_buttons
 
-            save_buttons.show(self.items)
+            save_buttons.show(self.shown)
 
     def __repr__(self) -> str:
         lines = [f"{len(self.items)} file(s) from the container:"]
-        lines += [f"  {a.path}  ({text.size(a.size)})" for a in self.items]
+        lines += [f"  {previews.cut(a.path, PATH_CHARS)}  ({text.size(a.size)})" for a in self.shown]
+        if len(self.items) > len(self.shown):
+            lines.append(f"  and {len(self.items) - len(self.shown):,} more: %container files lists them")
         return "\n".join(lines)
 
 
-def _shown(rows: int, total: int, columns: int) -> str:
-    if rows < total:
-        return first_rows_caption(rows, total, columns)
-    return f"{total:,} row{'s' if total != 1 else ''} {TIMES} {columns} columns"
+@dataclasses.dataclass
+class _Budget:
+    """What one gallery has left to carry: embedded downloads and images in bytes, previews in characters."""
+
+    downloads: int
+    images: int = IMAGES_MAX
+    previews: int = PREVIEWS_MAX

@@ -1,0 +1,213 @@
+"""What reading the first rows of a Parquet file costs, found in its page headers before anything is decoded.
+
+A Parquet file from a container is untrusted input, and its footer's sizes are only what the writer claims. The
+page headers are what Arrow acts on: it allocates each page's `uncompressed_page_size` (and refuses a page that
+decompresses to any other size), and decodes a dictionary page's `num_values` entries whole. So what a read of
+the first rows will hold is the sum, over the pages it reads, of what their headers say, and a preview can be
+decided from that sum before any byte is decompressed (`first_rows_cost`).
+
+Page headers are Thrift compact structs (parquet-format's PageHeader); `_Thrift` reads just enough of that
+encoding to find their sizes, skipping everything else, and never reads past the bytes it is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+# Page types and encodings, as parquet-format numbers them.
+DATA_PAGE, INDEX_PAGE, DICTIONARY_PAGE, DATA_PAGE_V2 = 0, 1, 2, 3
+PLAIN, PLAIN_DICTIONARY, RLE, BIT_PACKED, RLE_DICTIONARY, BYTE_STREAM_SPLIT = 0, 2, 3, 4, 8, 9
+# Values Arrow decodes a batch at a time. The DELTA encodings are left out: their decoders size buffers from
+# counts inside the (compressed) page, which no header shows.
+BOUNDED_ENCODINGS = {PLAIN, PLAIN_DICTIONARY, RLE, BIT_PACKED, RLE_DICTIONARY, BYTE_STREAM_SPLIT}
+# The widest value of a physical type in memory (a BYTE_ARRAY's is bounded by its page instead).
+WIDTHS = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 12}
+OBJECT_BYTES = 64  # a value pandas holds as a Python object (a nested column's elements)
+
+MAX_HEADER = 64 << 10  # a page header longer than this is refused (statistics are the only long part)
+MAX_DEPTH = 32
+
+
+class Unreadable(ValueError):
+    """The headers are malformed, or say something a bounded read can't do."""
+
+
+class _Thrift:
+    """A reader of Thrift's compact protocol over `data[pos:end]`."""
+
+    def __init__(self, data: bytes | memoryview, pos: int, end: int) -> None:
+        self.data, self.pos, self.end = data, pos, min(end, len(data))
+
+    def byte(self) -> int:
+        if self.pos >= self.end:
+            raise Unreadable("a page header runs past its column")
+        value = self.data[self.pos]
+        self.pos += 1
+        return value
+
+    def varint(self) -> int:
+        result = shift = 0
+        while shift < 70:
+            b = self.byte()
+            result |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return result
+            shift += 7
+        raise Unreadable("an integer in a page header is too long")
+
+    def zigzag(self) -> int:
+        n = self.varint()
+        return (n >> 1) ^ -(n & 1)
+
+    def skip(self, n: int) -> None:
+        if n < 0 or self.pos + n > self.end:
+            raise Unreadable("a page header runs past its column")
+        self.pos += n
+
+    def struct(self, depth: int = 0) -> dict[int, Any]:
+        """The struct's integer, boolean and struct fields by id; others are skipped."""
+        if depth > MAX_DEPTH:
+            raise Unreadable("a page header nests too deep")
+        fields: dict[int, Any] = {}
+        last = 0
+        while True:
+            head = self.byte()
+            if head == 0:
+                return fields
+            kind, delta = head & 0x0F, head >> 4
+            last = last + delta if delta else self.zigzag()
+            fields[last] = self.value(kind, depth)
+
+    def value(self, kind: int, depth: int, in_list: bool = False) -> Any:
+        if kind in (1, 2):  # a boolean: its value is the type in a field, a byte in a list
+            return (self.byte() if in_list else kind) == 1
+        if kind == 3:
+            return self.byte()
+        if kind in (4, 5, 6):
+            return self.zigzag()
+        if kind == 7:
+            return self.skip(8)
+        if kind == 8:
+            return self.skip(self.varint())
+        if kind in (9, 10):
+            head = self.byte()
+            size = head >> 4 if head >> 4 != 15 else self.varint()
+            for _ in range(size):  # each element takes at least a byte: bounded by the header's length
+                self.value(head & 0x0F, depth + 1, in_list=True)
+            return None
+        if kind == 11:
+            size = self.varint()
+            types = self.byte() if size else 0
+            for _ in range(size):
+                self.value(types >> 4, depth + 1, in_list=True)
+                self.value(types & 0x0F, depth + 1, in_list=True)
+            return None
+        if kind == 12:
+            return self.struct(depth + 1)
+        raise Unreadable(f"a page header holds a field of unknown type {kind}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+    kind: int
+    uncompressed: int
+    compressed: int
+    values: int  # entries of a dictionary page; levels of a data page
+    rows: int | None  # a v2 data page's rows (a v1 page doesn't say)
+    encoding: int
+    header: int  # bytes of the header itself
+
+
+def read_page(data: bytes | memoryview, pos: int, end: int) -> Page:
+    """The page whose header starts at `pos` (the column's bytes end at `end`)."""
+    thrift = _Thrift(data, pos, min(end, pos + MAX_HEADER))
+    header = thrift.struct()
+    kind, uncompressed, compressed = header.get(1), header.get(2), header.get(3)
+    if not all(isinstance(n, int) and n >= 0 for n in (kind, uncompressed, compressed)):
+        raise Unreadable("a page header without its type and sizes")
+    assert isinstance(kind, int) and isinstance(uncompressed, int) and isinstance(compressed, int)
+    inner = header.get({DATA_PAGE: 5, DICTIONARY_PAGE: 7, DATA_PAGE_V2: 8}.get(kind, -1))
+    if kind != INDEX_PAGE and not isinstance(inner, dict):
+        raise Unreadable(f"a page of type {kind} without its header")
+    inner = inner or {}
+    values = inner.get(1, 0)
+    encoding = inner.get(4 if kind == DATA_PAGE_V2 else 2, PLAIN)
+    rows = inner.get(3) if kind == DATA_PAGE_V2 else None
+    if not isinstance(values, int) or values < 0 or not isinstance(encoding, int):
+        raise Unreadable("a page header with a negative count")
+    return Page(kind, uncompressed, compressed, values, rows, encoding, thrift.pos - pos)
+
+
+@dataclasses.dataclass
+class Leaf:
+    """One column of the file as the read sees it."""
+
+    physical: str  # the Parquet physical type: BYTE_ARRAY, INT64, ...
+    width: int  # FIXED_LEN_BYTE_ARRAY's length
+    nested: bool  # under a list or map: levels aren't rows
+    as_dictionary: bool  # read as Arrow dictionary values: its dictionary is not copied into every row
+
+
+@dataclasses.dataclass
+class Limits:
+    """What a walk of the headers may itself spend: headers read, and their bytes."""
+
+    pages: int = 5000
+    header_bytes: int = 1 << 20
+
+
+def chunk_cost(data: bytes | memoryview, chunk: Any, leaf: Leaf, rows: int, budget: int, limits: Limits) -> int:
+    """Bytes reading the first `rows` rows of one column chunk (pyarrow's ColumnChunkMetaData) holds, from its
+    page headers; `Unreadable` when that passes `budget` or the headers can't say."""
+    start = chunk.data_page_offset
+    if chunk.has_dictionary_page and 0 < (chunk.dictionary_page_offset or 0) < start:
+        start = chunk.dictionary_page_offset  # where Arrow starts (parquet's ComputeColumnChunkRange)
+    end = min(start + chunk.total_compressed_size, len(data))
+    cost = seen = 0
+    entry = 0  # the longest dictionary entry there may be
+    pos = start
+    while pos < end and seen < rows:
+        limits.pages -= 1
+        if limits.pages < 0:
+            raise Unreadable("too many pages to look through")
+        page = read_page(data, pos, end)
+        limits.header_bytes -= page.header
+        if limits.header_bytes < 0:
+            raise Unreadable("too many bytes of page headers to look through")
+        cost += page.header + page.uncompressed
+        if page.kind == DICTIONARY_PAGE:
+            value = leaf.width if leaf.physical == "FIXED_LEN_BYTE_ARRAY" else WIDTHS.get(leaf.physical, 16)
+            # Decoded once into entries, once more into Arrow's dictionary (a binary one copies its bytes).
+            cost += page.values * (32 + 2 * value) + (2 * page.uncompressed if leaf.physical == "BYTE_ARRAY" else 0)
+            entry = page.uncompressed if leaf.physical == "BYTE_ARRAY" else value
+        elif page.kind in (DATA_PAGE, DATA_PAGE_V2):
+            if page.encoding not in BOUNDED_ENCODINGS:
+                raise Unreadable("encoded in a way a preview doesn't decode")
+            counted = page.rows if page.rows is not None else page.values
+            if leaf.nested:
+                cost += page.values * OBJECT_BYTES
+                if page.rows is None:
+                    counted = 0  # v1 levels of a nested column: how many rows they hold is unknown
+            seen += counted
+            if leaf.physical == "BYTE_ARRAY":  # its values are copied out of the page
+                cost += page.uncompressed
+            if not leaf.as_dictionary:  # each value read is a copy of its dictionary entry
+                cost += min(rows, page.values) * entry if not leaf.nested else page.values * entry
+        elif page.kind != INDEX_PAGE:
+            raise Unreadable(f"a page of unknown type {page.kind}")
+        if cost > budget:
+            raise Unreadable(f"its first pages take {cost:,} bytes or more")
+        pos += page.header + page.compressed
+    return cost
+
+
+def footer_length(tail: bytes, size: int) -> int:
+    """The length of the metadata at the end of a Parquet file of `size` bytes, from its last 8 bytes (`Unreadable`
+    when it isn't one)."""
+    if size < 12 or len(tail) < 8 or tail[-4:] != b"PAR1":
+        raise Unreadable("not a Parquet file")
+    length = int.from_bytes(tail[-8:-4], "little")
+    if length + 8 > size:
+        raise Unreadable("its metadata is longer than the file")
+    return length

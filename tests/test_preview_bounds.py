@@ -1,0 +1,346 @@
+"""The artifact gallery on hostile files: what it holds while making a preview and what it shows are bounded
+whatever a file claims (issue 21, item 5).
+
+Files are real bytes: a Parquet dictionary bomb is written here as an attacker in a container would (by hand,
+Thrift compact structs and zstd pages, so its footer can say anything), and pyarrow itself is shown to decode it
+whole. Memory is measured in a fresh subprocess (`ru_maxrss` growth around the preview), so nothing this
+process did before counts.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from cellbox import previews, views
+from cellbox.api import ContainerFile
+from cellbox.results import Artifact
+
+MB = 1 << 20
+X = "\N{MULTIPLICATION SIGN}"  # as pandas writes a frame's size in HTML
+ENTRY = 64 * MB  # what each column's one dictionary entry decodes to
+BOMB_COLUMNS = 300  # 300 x 64 MiB declared in about 0.6 MB
+
+
+# --- a Parquet file written by hand --------------------------------------------------------------------------------
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _zigzag(n: int) -> bytes:
+    return _varint((n << 1) ^ (n >> 63))
+
+
+def _struct(*fields: tuple[int, str, object]) -> bytes:
+    """A Thrift compact struct: (id, kind, value) with kind i32, i64, bin, struct (bytes), list_i32, list_bin,
+    list_struct."""
+    out = bytearray()
+    last = 0
+    types = {"i32": 5, "i64": 6, "bin": 8, "struct": 12}
+    for fid, kind, value in fields:
+        code = 9 if kind.startswith("list") else types[kind]
+        out.append(((fid - last) << 4) | code)
+        last = fid
+        if kind in ("i32", "i64"):
+            out += _zigzag(value)  # type: ignore[arg-type]
+        elif kind == "bin":
+            data = value.encode() if isinstance(value, str) else value
+            out += _varint(len(data)) + data  # type: ignore[arg-type]
+        elif kind == "struct":
+            out += value  # type: ignore[operator]
+        else:
+            items = list(value)  # type: ignore[call-overload]
+            element = {"list_i32": 5, "list_bin": 8, "list_struct": 12}[kind]
+            out.append((len(items) << 4 | element) if len(items) < 15 else 0xF0 | element)
+            if len(items) >= 15:
+                out += _varint(len(items))
+            for item in items:
+                if kind == "list_i32":
+                    out += _zigzag(item)
+                elif kind == "list_bin":
+                    data = item.encode() if isinstance(item, str) else item
+                    out += _varint(len(data)) + data
+                else:
+                    out += item
+    out.append(0)
+    return bytes(out)
+
+
+def dictionary_bomb(columns: int = BOMB_COLUMNS, entry: int = ENTRY, footer_says: int | None = None) -> bytes:
+    """A Parquet file of one row whose every string column's value is its dictionary's one `entry`-byte entry,
+    zstd-compressed; `footer_says` makes the footer claim that many uncompressed bytes per column instead."""
+    plain = len(b"a" * entry).to_bytes(4, "little") + b"a" * entry  # PLAIN: a length, then the bytes
+    dictionary_page = pa.compress(plain, "zstd", asbytes=True)
+    indices = pa.compress(b"\x00\x02", "zstd", asbytes=True)  # bit width 0, an RLE run of one index 0
+    out = bytearray(b"PAR1")
+    chunks, schema = [], [_struct((4, "bin", "schema"), (5, "i32", columns))]
+    for c in range(columns):
+        name = f"c{c}"
+        schema.append(_struct((1, "i32", 6), (3, "i32", 0), (4, "bin", name), (6, "i32", 0)))  # UTF8 BYTE_ARRAY
+        dictionary_offset = len(out)
+        header = _struct(
+            (1, "i32", 2),
+            (2, "i32", len(plain)),
+            (3, "i32", len(dictionary_page)),
+            (7, "struct", _struct((1, "i32", 1), (2, "i32", 0))),
+        )
+        out += header + dictionary_page
+        data_offset = len(out)
+        header = _struct(
+            (1, "i32", 0),
+            (2, "i32", 2),
+            (3, "i32", len(indices)),
+            (5, "struct", _struct((1, "i32", 1), (2, "i32", 8), (3, "i32", 3), (4, "i32", 3))),
+        )
+        out += header + indices
+        size = len(out) - dictionary_offset
+        claimed = len(plain) + 2 if footer_says is None else footer_says
+        meta = _struct(
+            (1, "i32", 6),
+            (2, "list_i32", [0, 3, 8]),
+            (3, "list_bin", [name]),
+            (4, "i32", 6),  # ZSTD
+            (5, "i64", 1),
+            (6, "i64", claimed),
+            (7, "i64", size),
+            (9, "i64", data_offset),
+            (11, "i64", dictionary_offset),
+        )
+        chunks.append(_struct((2, "i64", dictionary_offset), (3, "struct", meta)))
+    group = _struct((1, "list_struct", chunks), (2, "i64", columns * (claimed)), (3, "i64", 1))
+    footer = _struct((1, "i32", 1), (2, "list_struct", schema), (3, "i64", 1), (4, "list_struct", [group]))
+    return bytes(out + footer + len(footer).to_bytes(4, "little") + b"PAR1")
+
+
+@pytest.fixture(scope="module")
+def bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("bomb") / "bomb.parquet"
+    path.write_bytes(dictionary_bomb())
+    return path
+
+
+# --- measured in a fresh process -----------------------------------------------------------------------------------
+
+MEASURE = """
+import json, resource, sys, time
+import pandas, pyarrow, pyarrow.parquet  # imported before anything is measured, as in a notebook showing tables
+from cellbox import views
+from cellbox.api import ContainerFile
+from cellbox.results import Artifact
+
+path = sys.argv[1]
+data = open(path, "rb").read()
+record = ContainerFile(id="f", container_id="c", path="/mnt/data/" + path.rsplit("/", 1)[-1], bytes=len(data))
+gallery = views.ArtifactGallery([Artifact(record, lambda f: data, lambda f, target: target)])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started = time.perf_counter()
+{what}
+elapsed = time.perf_counter() - started
+grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
+print(json.dumps({{"grown": grown, "seconds": elapsed, "out": out}}))
+"""
+
+
+def measure(path: Path, what: str = "out = gallery._repr_html_()") -> dict[str, object]:
+    """What drawing the gallery of one file cost a fresh process: peak RSS growth, seconds, and its result."""
+    script = textwrap.dedent(MEASURE).format(what=what)
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def test_the_bomb_is_one_and_pyarrow_decodes_it_whole(bomb: Path) -> None:
+    """Without the bounds, reading the first row of a single column of it takes its 64 MiB entry and more."""
+    assert 0.4 * MB < bomb.stat().st_size < 0.8 * MB
+    first = "next(pq.ParquetFile(path).iter_batches(columns=['c0']))"
+    read = f"import pyarrow.parquet as pq\nout = len({first}.column(0)[0].as_py())"
+    found = measure(bomb, read)
+    assert found["out"] == ENTRY
+    assert found["grown"] > 2 * ENTRY  # the entry decompressed, then copied into the row: x300 columns is 40 GB
+
+
+def test_a_dictionary_bomb_is_not_decoded(bomb: Path) -> None:
+    found = measure(bomb)
+    page = str(found["out"])
+    assert found["grown"] < 100 * MB, f"the preview grew the process by {found['grown'] >> 20} MiB"  # type: ignore[operator]
+    assert "no preview: reading its first rows would take over 8.0 MB" in page
+    assert len(page) < 5 * MB  # the download link is the only large part: the file is 0.6 MB
+
+
+def test_a_footer_that_understates_its_sizes_changes_nothing(tmp_path: Path) -> None:
+    lying = tmp_path / "lying.parquet"
+    lying.write_bytes(dictionary_bomb(columns=40, footer_says=100))
+    found = measure(lying)
+    assert found["grown"] < 100 * MB and "no preview: reading its first rows" in str(found["out"])  # type: ignore[operator]
+
+
+def test_columns_past_the_budget_are_left_out_and_named(tmp_path: Path) -> None:
+    """A cheap column beside bombs is shown; each bomb is named as left out."""
+    huge = pa.array(["b" * (12 * MB)] + ["c"] * 29)
+    table = pa.table({"ok": range(30), "blob": huge, "after": ["x"] * 30})
+    path = tmp_path / "mixed.parquet"
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, path, compression="zstd")
+    preview, said = previews.parquet(path.read_bytes())
+    assert list(preview.columns) == ["ok", "after"] and preview.ok.tolist() == list(range(20))
+    assert f"first 20 of 30 rows {X} 3 columns" in said and "left out" in said and "blob" in said
+
+
+def test_a_long_entry_is_cut_once_not_copied_into_every_row(tmp_path: Path) -> None:
+    """A 2 MiB string that every row repeats (one dictionary entry) is previewed, each cell cut to a cell's length:
+    copied into 20 rows and shown whole, it took 242 MiB and 40 MB of HTML."""
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "repeated.parquet"
+    table = pa.table({"s": ["z" * (2 * MB)] * 1000})
+    pq.write_table(table, path, compression="zstd", dictionary_pagesize_limit=8 * MB)
+    found = measure(path)
+    page = str(found["out"])
+    assert found["grown"] < 80 * MB  # type: ignore[operator]
+    assert page.count("z" * (previews.CELL_CHARS - 1) + "\N{HORIZONTAL ELLIPSIS}") == previews.PREVIEW_ROWS
+    assert "z" * previews.CELL_CHARS not in page
+
+
+def test_a_wide_parquet_file_shows_its_first_columns_and_says_how_many_more(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "wide.parquet"
+    pq.write_table(pa.table({f"c{i}": [i] * 30 for i in range(2000)}), path)
+    preview, said = previews.parquet(path.read_bytes())
+    assert list(preview.columns) == [f"c{i}" for i in range(50)]
+    assert said == f"first 20 of 30 rows {X} 2,000 columns; the first 50 columns shown, and 1,950 more columns"
+
+
+def test_a_pandas_index_is_kept_and_metadata_past_its_bound_gets_no_preview(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"v": range(25)}, index=pd.Index([f"row{i}" for i in range(25)], name="key"))
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer)
+    preview, said = previews.parquet(buffer.getvalue())
+    assert preview.index.name == "key" and preview.index[:2].tolist() == ["row0", "row1"]
+    assert said == f"first 20 of 25 rows {X} 1 columns"
+    wide = pa.table({("n" * 200) + str(i): [0] for i in range(6000)})  # names alone pass 1 MB of metadata
+    buffer = io.BytesIO()
+    import pyarrow.parquet as pq
+
+    pq.write_table(wide, buffer)
+    with pytest.raises(previews.NoPreview, match=r"its metadata is over 1\.0 MB"):
+        previews.parquet(buffer.getvalue())
+
+
+# --- CSV, TSV, text ------------------------------------------------------------------------------------------------
+
+
+def wide_csv(columns: int = 100_000, rows: int = 2) -> bytes:
+    header = ",".join(f"c{i}" for i in range(columns)) + "\n"
+    return (header + "".join(",".join(str(r) for _ in range(columns)) + "\n" for r in range(rows))).encode()
+
+
+def test_a_100k_column_csv_preview_is_small_and_quick(tmp_path: Path) -> None:
+    path = tmp_path / "wide.csv"
+    path.write_bytes(wide_csv())
+    assert 1_000_000 < path.stat().st_size < 1_100_000  # 1 MB: its first MiB is read
+    found = measure(path)
+    page = str(found["out"])
+    assert found["seconds"] < 10, f"the preview took {found['seconds']:.1f}s"  # 20 s before it was bounded
+    assert found["grown"] < 100 * MB  # type: ignore[operator]
+    table = page.split("<table", 1)[1].split("</table>", 1)[0]
+    assert len(table) < 200_000  # 5 MB of HTML before
+    assert table.count("<th>c") == previews.PREVIEW_COLUMNS and "<th>c49</th>" in table and "c50<" not in table
+    assert f"first 1 row {X} 100,000 columns of a 1.1 MB file" in page
+    assert "the first 50 columns shown, and 99,950 more columns" in page
+
+
+def test_csv_cells_and_names_are_cut_and_escaped() -> None:
+    data = ("name,<b>" + "h" * 500 + "\n" + "x" * 10_000 + ",<script>\n").encode()
+    gallery = views.ArtifactGallery([artifact("/mnt/data/long.csv", data)])
+    page = gallery._repr_html_()
+    assert "x" * previews.CELL_CHARS not in page and "x" * (previews.CELL_CHARS - 1) + "\N{HORIZONTAL ELLIPSIS}" in page
+    assert "h" * previews.CELL_CHARS not in page and "&lt;script&gt;" in page and "<script>" not in page
+    assert f"1 row {X} 2 columns" in page
+
+
+def test_a_tsv_is_a_table_too() -> None:
+    data = b"a\tb\n" + b"".join(b"%d\t%d\n" % (i, i * 2) for i in range(30))
+    gallery = views.ArtifactGallery([artifact("/mnt/data/t.tsv", data)])
+    assert gallery.kind(gallery.items[0]) == "table"
+    assert gallery.preview(gallery.items[0]).b.tolist() == [i * 2 for i in range(20)]
+    assert f"first 20 of 30 rows {X} 2 columns" in gallery._repr_html_()
+
+
+def test_text_and_json_show_their_first_lines_cut() -> None:
+    lines = b"".join(b"line %d " % i + b"y" * 1000 + b"\n" for i in range(500))
+    one_line_json = json.dumps({"k": "v" * 5_000_000}).encode()
+    gallery = views.ArtifactGallery(
+        [artifact("/mnt/data/log.txt", lines), artifact("/mnt/data/blob.json", one_line_json)]
+    )
+    page = gallery._repr_html_()
+    log = page.split("log.txt", 1)[1].split("cellbox-artifact", 1)[0]
+    assert "line 19 " in log and "line 20 " not in log and "y" * previews.TEXT_LINE_CHARS not in log
+    assert "first 20 lines of a 504.9 kB file" in log
+    blob = page.split("blob.json", 1)[1]
+    assert "{&quot;k&quot;: &quot;vvv" in blob and "v" * previews.TEXT_LINE_CHARS not in blob
+    assert "first 1 line of a 5.0 MB file" in blob
+    short = views.ArtifactGallery([artifact("/mnt/data/a.md", b"# title\n\x00bell\x07\n")])._repr_html_()
+    assert "2 lines" in short and "\x00" not in short and "\x07" not in short
+
+
+# --- the gallery as a whole ----------------------------------------------------------------------------------------
+
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+def artifact(path: str, data: bytes) -> Artifact:
+    record = ContainerFile(id="cfile_1", container_id="cntr_1", path=path, bytes=len(data), source="assistant")
+    return Artifact(record, lambda f: data, lambda f, target: target)
+
+
+def test_a_gallery_shows_its_first_100_files_and_says_how_many_more() -> None:
+    files = [artifact(f"/mnt/data/f{i}.bin", b"x") for i in range(20_000)]
+    gallery = views.ArtifactGallery(files)
+    started = time.monotonic()
+    page = gallery._repr_html_()
+    assert time.monotonic() - started < 10
+    assert page.count("class='cellbox-artifact'") == views.MAX_ITEMS
+    assert "20000 file(s) from the container" in page and "and 19,900 more file(s)" in page
+    assert "f99.bin" in page and "f100.bin" not in page
+    text = repr(gallery)
+    assert len(text.splitlines()) == views.MAX_ITEMS + 2
+    assert text.endswith("and 19,900 more: %container files lists them")
+
+
+def test_a_gallery_of_hostile_files_stays_within_its_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many big images, wide tables and long names: the HTML is bounded by the gallery's budgets."""
+    monkeypatch.setenv("CELLBOX_INLINE_MAX", "1MB")
+    image = PNG + b"\0" * (9 * MB)  # under the per-image limit, each
+    cells = ",".join(["w" * 300] * 60) + "\n"
+    table = wide_csv(columns=60, rows=0) + (cells * 30).encode()  # each preview near the most one can be
+    files = [artifact(f"/mnt/data/{'n' * 5000}{i}.png", image) for i in range(10)]
+    files += [artifact(f"/mnt/data/t{i}.csv", table) for i in range(60)]
+    page = views.ArtifactGallery(files)._repr_html_()
+    images = page.count("<img ")
+    assert images == views.IMAGES_MAX // len(image)  # two fit in 20 MB: the rest are pulled
+    assert page.count("%container pull " + "n" * 50) >= 10 - images
+    assert "no preview: this output's previews reached 2.0 MB" in page
+    bound = views.IMAGES_MAX * 4 // 3 + 1_000_000 * 4 // 3 + views.PREVIEWS_MAX + 600_000 + 2_000 * len(files)
+    assert len(page) < bound and "n" * (views.PATH_CHARS + 1) not in page
