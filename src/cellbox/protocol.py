@@ -188,7 +188,13 @@ class Request:
 class LiveOutput:
     """The run's events as they arrive in its live file (JSON lines, read in pieces), handed to `on_event` once
     each; `finish` hands over the rest from the result record, so every event is delivered once, in order. The
-    last value (`execute_result`) comes from the record only: events after it wait for `finish`."""
+    last value (`execute_result`) comes from the record only: events after it wait for `finish`.
+
+    A line is kept while it arrives only up to `LINE_LIMIT` bytes: a cell printing a line that never ends must not
+    grow the notebook's memory. Past it the line is dropped, live output stops with one note saying so, and what
+    follows comes from the record (its own bounds apply), as it does after the last value."""
+
+    LINE_LIMIT = 1 << 20
 
     def __init__(self, on_event: Callable[[dict[str, Any]], None]) -> None:
         self.on_event = on_event
@@ -198,25 +204,46 @@ class LiveOutput:
         self.offset = 0  # bytes of the live file read so far
         self.delivered = 0  # events handed over so far
         self._partial = b""
-        self._held = False
+        self._held = False  # nothing more is delivered live: the rest comes from the record
 
     def feed(self, data: bytes) -> None:
         self.offset += len(data)
-        *lines, self._partial = (self._partial + data).split(b"\n")
+        if self._held:
+            return  # nothing read now would be delivered: nothing is kept
+        *lines, partial = (self._partial + data).split(b"\n")
+        self._partial = b""
         for line in lines:
+            if len(line) > self.LINE_LIMIT:
+                return self._too_long()
             try:
                 event = json.loads(line)
             except ValueError:
                 continue  # not one of the runtime's lines (an older runtime): the record has it all
-            if self._held or not isinstance(event, dict) or "type" not in event:
+            if not isinstance(event, dict) or "type" not in event:
                 continue
             if event["type"] == "execute_result":  # shown from the record: what follows waits for it
                 self._held = True
-                continue
+                return
             self.delivered += 1
             cleaned = self.clean(event)
             if cleaned is not None:
                 self.on_event(cleaned)
+        if len(partial) > self.LINE_LIMIT:
+            return self._too_long()
+        self._partial = partial
+
+    def _too_long(self) -> None:
+        # Skipping the line and going on would deliver later events before it: the record keeps their order.
+        self._held = True
+        limit = f"{self.LINE_LIMIT >> 20} MiB"
+        self.on_event(
+            {
+                "type": "stream",
+                "name": "stderr",
+                "text": f"cellbox: the cell wrote a line of output longer than {limit}; live output stops here, and "
+                "the rest is shown when the cell ends\n",
+            }
+        )
 
     def finish(self, events: Sequence[dict[str, Any]]) -> None:
         for event in events[self.delivered :]:
