@@ -120,9 +120,9 @@ def write(value: Any, stem: Path, progress: Callable[[int], None] | None = None)
 
 
 def read(spec: dict[str, Any], local_path: Path, name: str | None = None) -> Any:
-    """Read a value the runtime exported (the `-o` variable `name`, or the cell's value), from its downloaded file,
-    once its declared size is known to fit in memory (`TooLarge` if not); the first rows of a longer frame
-    (`truncated_from` rows) say so when shown."""
+    """Read a value the runtime exported (the `-o` variable `name`), from its downloaded file, once its declared
+    size is known to fit in memory (`TooLarge` if not); the first rows of a longer frame (`truncated_from` rows)
+    say so when shown."""
     needed, declared = declared_size(spec, local_path)
     check_fits(name, needed, declared)
     value = runtime._import({**spec, "path": str(local_path)})
@@ -149,14 +149,14 @@ class TooLarge(CellboxError):
 
 
 def check_fits(name: str | None, needed: int, declared: str = "", available: int | None = None) -> None:
-    """`TooLarge` when reading a value takes `needed` bytes and more than `available` (this machine's free memory
-    unless given) is... not there. `declared` says what makes it so large. Nothing is checked where the free memory
-    can't be known."""
+    """`TooLarge` when reading a value (the `-o` variable `name`) takes `needed` bytes, more than `available` (this
+    machine's free memory unless given); `declared` says what makes it so large. Nothing is checked where free
+    memory can't be known."""
     free = available_memory() if available is None else available
     if free is None or needed <= free:
         return
-    what = f"-o {name}" if name else "the cell's value"
-    variable = name or "value"
+    what = f"-o {name}" if name else "a value the cell sent back"
+    variable = name or "NAME"
     because = f" ({declared})" if declared else ""
     raise TooLarge(
         f"{what} is too large to bring back: reading it would take about {text.size(needed)}{because}, and this "

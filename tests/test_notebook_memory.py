@@ -1,29 +1,40 @@
-"""The artifact gallery on hostile files: what it holds while making a preview and what it shows are bounded
-whatever a file claims (issue 21, item 5).
+"""Memory on the notebook's side against what a container sends back (issue 21, item 5): the artifact gallery's
+previews and HTML, the live output's partial line and `-o` frames are bounded whatever a file claims.
 
 Files are real bytes: a Parquet dictionary bomb is written here as an attacker in a container would (by hand,
 Thrift compact structs and zstd pages, so its footer can say anything), and pyarrow itself is shown to decode it
 whole. Memory is measured in a fresh subprocess (`ru_maxrss` growth around the preview), so nothing this
-process did before counts.
+process did before counts; against the real local server, where code in the container writes the hostile files,
+as the peak resident set reset before the gallery is drawn.
 """
 
 from __future__ import annotations
 
 import base64
+import inspect
 import io
 import json
+import re
 import subprocess
 import sys
 import textwrap
 import time
+import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from cellbox import previews, views
+import cellbox
+from cellbox import frames, previews, views
 from cellbox.api import ContainerFile
+from cellbox.local.testing import RunningServer
+from cellbox.protocol import LiveOutput
 from cellbox.results import Artifact
 
 MB = 1 << 20
@@ -197,8 +208,6 @@ def test_columns_past_the_budget_are_left_out_and_named(tmp_path: Path) -> None:
     huge = pa.array(["b" * (12 * MB)] + ["c"] * 29)
     table = pa.table({"ok": range(30), "blob": huge, "after": ["x"] * 30})
     path = tmp_path / "mixed.parquet"
-    import pyarrow.parquet as pq
-
     pq.write_table(table, path, compression="zstd")
     preview, said = previews.parquet(path.read_bytes())
     assert list(preview.columns) == ["ok", "after"] and preview.ok.tolist() == list(range(20))
@@ -208,8 +217,6 @@ def test_columns_past_the_budget_are_left_out_and_named(tmp_path: Path) -> None:
 def test_a_long_entry_is_cut_once_not_copied_into_every_row(tmp_path: Path) -> None:
     """A 2 MiB string that every row repeats (one dictionary entry) is previewed, each cell cut to a cell's length:
     copied into 20 rows and shown whole, it took 242 MiB and 40 MB of HTML."""
-    import pyarrow.parquet as pq
-
     path = tmp_path / "repeated.parquet"
     table = pa.table({"s": ["z" * (2 * MB)] * 1000})
     pq.write_table(table, path, compression="zstd", dictionary_pagesize_limit=8 * MB)
@@ -221,8 +228,6 @@ def test_a_long_entry_is_cut_once_not_copied_into_every_row(tmp_path: Path) -> N
 
 
 def test_a_wide_parquet_file_shows_its_first_columns_and_says_how_many_more(tmp_path: Path) -> None:
-    import pyarrow.parquet as pq
-
     path = tmp_path / "wide.parquet"
     pq.write_table(pa.table({f"c{i}": [i] * 30 for i in range(2000)}), path)
     preview, said = previews.parquet(path.read_bytes())
@@ -239,8 +244,6 @@ def test_a_pandas_index_is_kept_and_metadata_past_its_bound_gets_no_preview(tmp_
     assert said == f"first 20 of 25 rows {X} 1 columns"
     wide = pa.table({("n" * 200) + str(i): [0] for i in range(6000)})  # names alone pass 1 MB of metadata
     buffer = io.BytesIO()
-    import pyarrow.parquet as pq
-
     pq.write_table(wide, buffer)
     with pytest.raises(previews.NoPreview, match=r"its metadata is over 1\.0 MB"):
         previews.parquet(buffer.getvalue())
@@ -344,3 +347,198 @@ def test_a_gallery_of_hostile_files_stays_within_its_bytes(monkeypatch: pytest.M
     assert "no preview: this output's previews reached 2.0 MB" in page
     bound = views.IMAGES_MAX * 4 // 3 + 1_000_000 * 4 // 3 + views.PREVIEWS_MAX + 600_000 + 2_000 * len(files)
     assert len(page) < bound and "n" * (views.PATH_CHARS + 1) not in page
+
+
+# --- the live output's partial line --------------------------------------------------------------------------------
+
+
+def stream(text: str) -> dict[str, Any]:
+    return {"type": "stream", "name": "stdout", "text": text}
+
+
+def line(event: dict[str, Any]) -> bytes:
+    return json.dumps(event).encode() + b"\n"
+
+
+NOTE = "cellbox: the cell wrote a line of output longer than 1 MiB"
+
+
+def test_a_line_that_never_ends_keeps_memory_flat() -> None:
+    """100 MiB of one line, in the pieces a poll reads: what is kept never passes the cap, and it is said once."""
+    events: list[dict[str, Any]] = []
+    live = LiveOutput(events.append)
+    live.feed(line(stream("before\n")) + b'{"type": "stream", "name": "stdout", "text": "')
+    tracemalloc.start()
+    longest = 0
+    piece = b"a" * (64 << 10)
+    for _ in range(1600):
+        live.feed(piece)
+        longest = max(longest, len(live._partial))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert longest <= LiveOutput.LINE_LIMIT and peak < 4 * MB, f"{longest=} {peak=}"
+    assert live.offset == len(line(stream("before\n"))) + 46 + 1600 * len(piece)
+    assert [e["text"] for e in events[:1]] == ["before\n"] and len(events) == 2
+    assert events[1]["name"] == "stderr" and events[1]["text"].startswith(NOTE)
+    live.feed(b'"}\n' + line(stream("after\n")))  # the line ends at last: nothing more is shown live
+    assert len(events) == 2
+    live.finish([stream("before\n"), stream("a" * 10), stream("after\n")])  # the record, once the cell ends
+    assert [e["text"] for e in events[2:]] == ["a" * 10, "after\n"]  # in order, none twice
+
+
+def test_a_long_complete_line_stops_live_output_and_the_record_keeps_the_order() -> None:
+    events: list[dict[str, Any]] = []
+    live = LiveOutput(events.append)
+    long = stream("x" * (LiveOutput.LINE_LIMIT + 10))
+    live.feed(line(stream("1")) + line(long) + line(stream("3")))
+    assert [e["text"][:20] for e in events] == ["1", NOTE[:20]]
+    live.finish([stream("1"), long, stream("3")])
+    assert [e["text"][:1] for e in events[2:]] == ["x", "3"]
+    quiet = LiveOutput(events.append)  # lines under the cap go on as before
+    quiet.feed(line(stream("y" * (LiveOutput.LINE_LIMIT - 100))))
+    assert quiet.delivered == 1 and quiet._partial == b""
+
+
+# --- -o frames -----------------------------------------------------------------------------------------------------
+
+
+def zeros(path: Path, rows: int) -> Path:
+    """A frame of `rows` int64 zeros: tiny on disk (one dictionary entry), rows x 8 bytes in memory."""
+    pq.write_table(pa.table({"x": np.zeros(rows, dtype=np.int64)}), path)
+    return path
+
+
+def test_a_frame_larger_than_free_memory_fails_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = zeros(tmp_path / "big.parquet", 5_000_000)
+    assert path.stat().st_size < 200_000
+    spec = {"kind": "dataframe", "format": "parquet", "rows": 5_000_000, "columns": ["x"]}
+
+    def never(spec: dict[str, Any]) -> Any:
+        raise AssertionError("the file was read")
+
+    monkeypatch.setattr(frames, "available_memory", lambda: 50_000_000)
+    monkeypatch.setattr(frames.runtime, "_import", never)
+    with pytest.raises(frames.TooLarge) as caught:
+        frames.read(spec, path, name="sales")
+    said = str(caught.value)
+    assert "\n" not in said
+    assert said.startswith(
+        f"-o sales is too large to bring back: reading it would take about 100.0 MB (5,000,000 rows {X} 1"
+    )
+    assert "and this machine has 50.0 MB free" in said
+    assert "`sample = sales.sample(100_000)` and -o sample" in said and "`%container pull sales.parquet`" in said
+    monkeypatch.undo()
+    assert len(frames.read(spec, path, name="sales")) == 5_000_000  # with the memory there, it is read
+
+
+def test_a_footer_declaring_petabytes_is_refused_before_reading(tmp_path: Path) -> None:
+    """The real free memory, whatever it is here: no machine has 3 PB."""
+    path = tmp_path / "claims.parquet"
+    path.write_bytes(dictionary_bomb(columns=300, footer_says=10**13))
+    assert frames.available_memory() is not None  # Linux: /proc/meminfo at least
+    with pytest.raises(frames.TooLarge, match=r"^-o claims is too large to bring back: reading it would take about"):
+        frames.read({"kind": "dataframe", "format": "parquet"}, path, name="claims")
+
+
+def test_other_formats_are_checked_by_what_they_declare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    array = tmp_path / "a.npy"
+    with array.open("wb") as f:  # a header declaring 10^12 float64s, and no data
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)})
+    assert frames.declared_size({"format": "npy"}, array)[0] == 8 * 10**12
+    text_file = tmp_path / "v.json"
+    text_file.write_text("[" + "0," * 1000 + "0]")
+    assert frames.declared_size({"format": "json"}, text_file)[0] == text_file.stat().st_size * frames.JSON_PEAK
+    monkeypatch.setattr(frames, "available_memory", lambda: 1_000_000_000)
+    with pytest.raises(
+        frames.TooLarge, match=r"^-o big is too large .* \(its file is 2\.0 GB\), and this machine has 1"
+    ):
+        frames.check_declared("big", 2_000_000_000)  # before a download, from the size the listing declares
+    frames.check_declared("big", 900_000_000)
+
+
+def test_free_memory_is_what_linux_says_or_less() -> None:
+    said = int(re.search(r"MemAvailable:\s+(\d+) kB", Path("/proc/meminfo").read_text()).group(1)) * 1024  # type: ignore[union-attr]
+    free = frames.available_memory()
+    assert free is not None and 0 < free <= said * 1.2  # it moves between the two readings
+
+
+# --- against the real local server ---------------------------------------------------------------------------------
+
+
+def _peak_rss() -> int:
+    return int(re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1)) * 1024  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def sandbox(use_local_server: RunningServer) -> Iterator[cellbox.Sandbox]:
+    sb = cellbox.Sandbox.create(name="test-notebook-memory")
+    yield sb
+    sb.delete()
+
+
+def test_a_bomb_written_in_the_container_is_previewed_within_bounds(sandbox: cellbox.Sandbox) -> None:
+    source = "\n".join(inspect.getsource(f) for f in (_varint, _zigzag, _struct, dictionary_bomb))
+    code = (
+        f"import pyarrow as pa\nMB = {MB}\nENTRY = {ENTRY}\nBOMB_COLUMNS = {BOMB_COLUMNS}\n{source}\n"
+        "open('/mnt/data/bomb.parquet', 'wb').write(dictionary_bomb())\n"
+        "header = b','.join(b'c%d' % i for i in range(100_000))\n"
+        "open('/mnt/data/wide.csv', 'wb').write(header + b'\\n' + b'1,' * 99_999 + b'1\\n')"
+    )
+    run = sandbox.run(code)
+    assert run.ok, run.error
+    found = {a.name: a for a in run.artifacts}
+    assert set(found) == {"bomb.parquet", "wide.csv"}, run.notes
+    assert 0.4 * MB < (found["bomb.parquet"].size or 0) < 0.8 * MB
+    gallery = views.ArtifactGallery(list(found.values()))
+    Path("/proc/self/clear_refs").write_text("5")  # the peak resident set starts again from here
+    before = _peak_rss()
+    page = gallery._repr_html_()
+    grown = _peak_rss() - before
+    assert grown < 100 * MB, f"the gallery grew the notebook by {grown >> 20} MiB"
+    assert "no preview: reading its first rows would take over 8.0 MB" in page
+    assert "the first 50 columns shown, and 99,950 more columns" in page and len(page) < 3 * MB
+
+
+LONG_LINE = """
+import glob, os, time
+print("before", flush=True)
+live = max(glob.glob("/mnt/data/.cellbox/runs/*.request.json"), key=os.path.getmtime)
+with open(live, "ab") as f:  # the run's live output, one line that goes on for 3 s
+    for _ in range(60):
+        f.write(b"x" * (256 << 10))
+        f.flush()
+        time.sleep(0.05)
+print("after")
+"""
+
+
+def test_a_line_the_container_never_ends_is_dropped_live(sandbox: cellbox.Sandbox) -> None:
+    events: list[dict[str, Any]] = []
+    live = LiveOutput(events.append)
+    longest = [0]
+    feed = live.feed
+
+    def watched(data: bytes) -> None:
+        feed(data)
+        longest[0] = max(longest[0], len(live._partial))
+
+    live.feed = watched  # type: ignore[method-assign]
+    run = sandbox.run(LONG_LINE, live=live)
+    assert run.ok, run.error
+    assert longest[0] <= LiveOutput.LINE_LIMIT and live.offset > 2 * LiveOutput.LINE_LIMIT
+    live.finish(run.events)
+    texts = [e.get("text", "") for e in events]
+    assert texts[0] == "before\n" and texts[1].startswith(NOTE) and texts[2:] == ["after\n"]
+
+
+def test_a_frame_too_large_for_the_notebook_fails_and_stays_in_the_container(
+    sandbox: cellbox.Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(frames, "available_memory", lambda: 50_000_000)
+    with pytest.raises(frames.TooLarge) as caught:
+        sandbox.run("import numpy as np, pandas as pd\nbig = pd.DataFrame({'x': np.zeros(5_000_000)})", outputs=["big"])
+    said = str(caught.value)
+    assert "\n" not in said and "is too large to bring back: reading it would take about 100.0 MB" in said
+    assert "this machine has 50.0 MB free" in said
+    monkeypatch.undo()
+    assert sandbox.run("len(big)").value == 5_000_000  # the cell ran: its variable is there to sample
