@@ -11,6 +11,7 @@ import pytest
 
 from cellbox.api import Client, NotFoundError
 from cellbox.cli import main
+from cellbox.endpoint import claimed
 from cellbox.local.testing import RunningServer, wait_until
 
 
@@ -146,6 +147,7 @@ def test_serve_then_commands_find_it_with_no_configuration_and_stop_stops_it(tmp
         assert listed.returncode == 0 and listed.stdout.startswith("ID")
         stopped = cellbox("stop", env={"CELLBOX_STATE_DIR": str(tmp_path / "state")})
         assert stopped.returncode == 0 and f"stopped the local server at {info['base_url']}" in stopped.stdout
+        assert not claimed(endpoint)  # the state folder is free the moment `stop` returns
         # `stop` alone must end the process; a SIGTERM of our own could land in its interpreter's shutdown.
         _, errors = server.communicate(timeout=30)
     finally:

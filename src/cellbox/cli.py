@@ -118,7 +118,9 @@ def cmd_stop(args: argparse.Namespace) -> int:
         return 0
     os.kill(running.pid, signal.SIGTERM)
     deadline = time.monotonic() + args.timeout
-    while endpoint.read(file) is not None:
+    # Stopped when it let go of the state folder (its endpoint file gone and its claim released): a `serve` or a
+    # notebook right after this then finds the folder free, not a server still shutting down.
+    while endpoint.read(file) is not None or endpoint.claimed(file):
         if time.monotonic() > deadline:
             return _fail(f"the local server (pid {running.pid}) did not stop within {args.timeout:g}s")
         time.sleep(0.05)
