@@ -249,6 +249,19 @@ def test_a_pandas_index_is_kept_and_metadata_past_its_bound_gets_no_preview(tmp_
         previews.parquet(buffer.getvalue())
 
 
+def test_nested_values_bytes_and_long_names_are_cut_in_the_table(tmp_path: Path) -> None:
+    path = tmp_path / "nested.parquet"
+    name = "n" * 500
+    table = pa.table({name: [list(range(10_000))] * 30, "raw": [b"\x00" * 5000] * 30, "ok": range(30)})
+    pq.write_table(table, path)
+    gallery = views.ArtifactGallery([artifact("/mnt/data/nested.parquet", path.read_bytes())])
+    page = gallery._repr_html_()
+    cells = re.findall(r"<td>(.*?)</td>", page)
+    assert len(cells) == 3 * previews.PREVIEW_ROWS and max(len(c) for c in cells) <= previews.CELL_CHARS * 6
+    assert "n" * previews.CELL_CHARS not in page and page.count("..., 9997, 9998, 9999]") == previews.PREVIEW_ROWS
+    assert "\\x00" in page and "\\x00" * 100 not in page
+
+
 # --- CSV, TSV, text ------------------------------------------------------------------------------------------------
 
 

@@ -23,7 +23,8 @@ PLAIN, PLAIN_DICTIONARY, RLE, BIT_PACKED, RLE_DICTIONARY, BYTE_STREAM_SPLIT = 0,
 BOUNDED_ENCODINGS = {PLAIN, PLAIN_DICTIONARY, RLE, BIT_PACKED, RLE_DICTIONARY, BYTE_STREAM_SPLIT}
 # The widest value of a physical type in memory (a BYTE_ARRAY's is bounded by its page instead).
 WIDTHS = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 12}
-OBJECT_BYTES = 64  # a value pandas holds as a Python object (a nested column's elements)
+OBJECT_BYTES = 64  # a string pandas holds as a Python object (in a nested column's lists)
+LEVELS_BYTES = 16  # a nested column's value decoded: its two levels and the value (a string's offset)
 
 MAX_HEADER = 64 << 10  # a page header longer than this is refused (statistics are the only long part)
 MAX_DEPTH = 32
@@ -186,13 +187,14 @@ def chunk_cost(data: bytes | memoryview, chunk: Any, leaf: Leaf, rows: int, budg
                 raise Unreadable("encoded in a way a preview doesn't decode")
             counted = page.rows if page.rows is not None else page.values
             if leaf.nested:
-                cost += page.values * OBJECT_BYTES
+                cost += page.values * (OBJECT_BYTES if leaf.physical == "BYTE_ARRAY" else LEVELS_BYTES)
                 if page.rows is None:
                     counted = 0  # v1 levels of a nested column: how many rows they hold is unknown
             seen += counted
             if leaf.physical == "BYTE_ARRAY":  # its values are copied out of the page
                 cost += page.uncompressed
-            if not leaf.as_dictionary:  # each value read is a copy of its dictionary entry
+            if not leaf.as_dictionary and leaf.physical in ("BYTE_ARRAY", "FIXED_LEN_BYTE_ARRAY"):
+                # each value read is a copy of its dictionary entry (a number's is counted with its levels)
                 cost += min(rows, page.values) * entry if not leaf.nested else page.values * entry
         elif page.kind != INDEX_PAGE:
             raise Unreadable(f"a page of unknown type {page.kind}")

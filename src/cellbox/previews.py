@@ -104,7 +104,7 @@ def parquet(data: bytes) -> tuple[Any, str]:
                 )
                 for group, rows in groups:
                     chunk = meta.row_group(group).column(leaf)
-                    cost += chunk_cost(buffer, chunk, described, rows, budget - cost, limits)
+                    cost += chunk_cost(data, chunk, described, rows, budget - cost, limits)
         except Unreadable:
             too_large.append(field.name)
             continue
@@ -198,8 +198,9 @@ def _bounded(column: Any) -> Any:
     chunks = []
     for chunk in column.chunks:
         if pa.types.is_dictionary(chunk.type):
-            chunk = _cut_values(chunk.dictionary).take(chunk.indices)
-        chunks.append(_cut_values(chunk))
+            chunks.append(_cut_values(chunk.dictionary).take(chunk.indices))
+        else:
+            chunks.append(_cut_values(chunk))
     if not chunks:
         return column
     return pa.chunked_array(chunks, type=chunks[0].type)
@@ -211,7 +212,13 @@ def _cut_values(values: Any) -> Any:
 
     kind = values.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
-        return pc.utf8_slice_codeunits(values, 0, CELL_CHARS + 1)
+        long = pc.greater(pc.utf8_length(values), CELL_CHARS)
+        if not pc.any(long).as_py():
+            return values
+        ellipsis = pc.binary_join_element_wise(
+            pc.utf8_slice_codeunits(values, 0, CELL_CHARS - 1), "\N{HORIZONTAL ELLIPSIS}", ""
+        )
+        return pc.if_else(long, ellipsis, values)
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind):
         return pc.binary_slice(values, 0, CELL_CHARS + 1)
     return values
@@ -291,25 +298,44 @@ def text_lines(data: bytes, whole: bool, size: int | None) -> tuple[str, str]:
 
 def table_html(frame: Any) -> str:
     """A preview's frame as an HTML table of at most PREVIEW_ROWS rows and PREVIEW_COLUMNS columns, every cell,
-    label and name cut to CELL_CHARS characters and escaped."""
-    import pandas as pd
+    label and name cut to CELL_CHARS characters and escaped. Strings are cut as a preview reads them (`parquet`,
+    `delimited`); Python objects (nested values, bytes) are cut here."""
+    import numpy as np
 
-    shown = frame.iloc[:PREVIEW_ROWS, :PREVIEW_COLUMNS].copy()
-    for i in range(len(shown.columns)):
-        column = shown.iloc[:, i]
-        dtype = column.dtype
-        if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype) or dtype == "category":
-            shown.isetitem(i, column.astype(object).map(_cell))
-    shown.index = _labels(shown.index)
-    shown.columns = _labels(shown.columns)
+    shown = frame
+    if len(frame) > PREVIEW_ROWS or len(frame.columns) > PREVIEW_COLUMNS:
+        shown = frame.iloc[:PREVIEW_ROWS, :PREVIEW_COLUMNS]
+    cut_columns = {}
+    for i, dtype in enumerate(shown.dtypes):
+        if not (isinstance(dtype, np.dtype) and dtype.kind == "O"):
+            continue  # numbers and times, which pandas formats short, and strings, cut as they were read
+        values = shown.iloc[:, i].tolist()
+        if not all(_fits(value) for value in values):
+            cut_columns[i] = [_cell(value) for value in values]
+    if cut_columns:
+        import pandas as pd
+
+        shown = shown.copy()
+        for i, values in cut_columns.items():
+            shown.isetitem(i, pd.Series(values, index=shown.index, dtype=object))
+    index, columns = _labels(shown.index), _labels(shown.columns)
+    if index is not shown.index or columns is not shown.columns:
+        shown = shown.set_axis(index, axis=0).set_axis(columns, axis=1)
     html: str = shown.to_html()
     return html
+
+
+def _fits(value: Any) -> bool:
+    """Shown as it is: a number, a missing value or a short string."""
+    return (
+        value is None or isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= CELL_CHARS)
+    )
 
 
 def _cell(value: Any) -> Any:
     import pandas as pd
 
-    if value is None or isinstance(value, (bool, int, float)):
+    if _fits(value):
         return value  # pandas formats numbers and missing values
     if isinstance(value, str):
         return cut(value)
@@ -321,15 +347,21 @@ def _cell(value: Any) -> Any:
 
 
 def _labels(index: Any) -> Any:
+    """The labels cut, or `index` itself when every one is short."""
     import pandas as pd
 
     if isinstance(index, pd.MultiIndex):
-        index = index.remove_unused_levels()
-        return index.set_levels([_labels(level) for level in index.levels])
-    dtype = index.dtype
-    if not (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype) or dtype == "category"):
+        levels = [_labels(level) for level in index.levels]
+        names = [_cell(name) for name in index.names]
+        if all(new is old for new, old in zip(levels, index.levels, strict=True)) and names == list(index.names):
+            return index
+        return index.set_levels(levels).set_names(names)
+    if getattr(index.dtype, "kind", "O") in "biufcmM" or (len(index) == 0 and _fits(index.name)):
         return index
-    return pd.Index([_cell(label) for label in index], name=_cell(index.name))
+    labels = index.tolist()
+    if all(_fits(label) for label in labels) and (index.name is None or _fits(index.name)):
+        return index
+    return pd.Index([_cell(label) for label in labels], name=_cell(index.name))
 
 
 def _shown(rows: int, total: int, columns: int) -> str:
