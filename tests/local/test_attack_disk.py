@@ -1,9 +1,10 @@
 """Attack: the disk. There was no quota (5 GiB in 26 s); writes to fd 2 landed in the host's runtime folder; on
 a full disk every endpoint answered 500, deleting the culprit answered 500, and the server wouldn't restart.
 
-A container has a quota (--disk-limit): one file can't pass it, a run that does is stopped and told why, an
-upload that would is a 507; the kernel's own output is a bounded tail, not a file; the server keeps a reserve so
-it answers, deletes and restarts on a full disk, where only the writer is refused."""
+A container has a quota (--disk-limit), kept either way (--disk-quota): one file can't pass it; a write past it
+fails (a filesystem of its own) or the run is stopped and told why (measured); an upload that would pass it is a
+507; the kernel's own output is a bounded tail, not a file; the server keeps a reserve so it answers, deletes and
+restarts on a full disk, where only the writer is refused."""
 
 from __future__ import annotations
 
@@ -19,13 +20,15 @@ import httpx
 import pytest
 from localhelp import run_logs, sdk
 
-from cellbox.local import disk
+from cellbox.local import disk, diskimages
 from cellbox.local.testing import running_server
 
 
-@pytest.fixture(scope="module")
-def quota_server(tmp_path_factory):
-    with running_server(tmp_path_factory.mktemp("quota"), pool_size=0, disk_limit="40m") as srv:
+@pytest.fixture(scope="module", params=["filesystem", "measured"])
+def quota_server(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("quota")
+    with running_server(folder, pool_size=0, disk_limit="40m", disk_quota=request.param) as srv:
+        srv.disk_quota = request.param  # type: ignore[attr-defined]
         yield srv
 
 
@@ -50,11 +53,18 @@ def test_a_run_past_its_quota_is_stopped_and_told_why(quota_server):
         box = client.containers.create(name="filler")
         bystander = client.containers.create(name="bystander")
         try:
+            run_logs(client, box.id, "kept = 'state'")
             out = run_logs(client, box.id, FILL)
-            assert "disk limit" in out and "The run was stopped" in out, out
-            assert "wrote MiB 200" not in out
+            assert "disk limit" in out and "wrote MiB 200" not in out, out
             used = disk.usage(quota_server.data_dir / "containers" / box.id)
-            assert used < 150 * (1 << 20)  # stopped soon after passing 40 MiB, long before the 200 MiB it meant
+            if quota_server.disk_quota == "filesystem":
+                # The write past it fails, at once; the kernel lives on, and says why.
+                assert "refused 28" in out and "/mnt/data is full" in out, out
+                assert used <= (40 << 20) + diskimages.slack(40 << 20)
+                assert run_logs(client, box.id, "print(kept)").strip() == "state"
+            else:
+                assert "The run was stopped" in out, out
+                assert used < 150 * (1 << 20)  # stopped soon after passing 40 MiB, long before the 200 MiB it meant
             # Files are kept, and the container still works after the restart it was told about.
             assert run_logs(client, box.id, "import os; print(len(os.listdir('.')) > 0)").strip().endswith("True")
             started = time.monotonic()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import subprocess
 
 import pytest
 
@@ -97,3 +99,29 @@ def test_a_containers_record_read_from_memory_follows_every_change_and_a_reopene
     again = Store(tmp_path)
     assert again.get_container(first)["status"] == "expired" and again.get_container(second) is None
     assert again.get_container("cntr_never_made") is None
+
+
+def test_an_upload_into_a_filesystem_of_its_own_lands_whole_or_not_at_all(tmp_path):
+    """A container with a disk image: the upload, made in the data dir's tmp/, can't be renamed there (EXDEV). Its
+    bytes are copied into an unnamed file, named once complete; past the room left, nothing appears."""
+    if os.geteuid() != 0:
+        pytest.fail("this test mounts a small filesystem: run the suite as root (CI does)")
+    store = Store(tmp_path / "data")
+    cid = store.create_container("own", 20, "1g", None)["id"]
+    folder = store.container_dir(cid)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], check=True)
+    try:
+        fits, too_big = store.temp_path(), store.temp_path()
+        fits.write_bytes(b"f" * (200 << 10))
+        too_big.write_bytes(b"b" * (2 << 20))
+        row = store.add_container_file(cid, "sub/fits.bin", fits, "user")
+        assert (folder / "sub" / "fits.bin").read_bytes() == b"f" * (200 << 10)
+        assert store.sync_container_files(cid) == []  # recorded as placed: no change seen by the next scan
+        assert row["bytes"] == 200 << 10
+        with pytest.raises(OSError) as refused:
+            store.add_container_file(cid, "sub/too-big.bin", too_big, "user")
+        assert refused.value.errno == errno.ENOSPC
+        assert sorted(os.listdir(folder / "sub")) == ["fits.bin"]  # no partial file, no temporary name left
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+        store.close()

@@ -14,6 +14,8 @@ Modules, one concept each::
     listing.py     file listings that lag behind the files (--listing-lag-ms)
     uploads.py     streaming multipart parsing into a temp file
     store.py       SQLite metadata and file bytes in the data dir (atomic renames)
+    disk.py        the disk quota, kept at all times (by a filesystem per container, or measured), and a reserve
+    diskimages.py  each container's /mnt/data as a filesystem of its own: a loop-mounted ext4 image
     safepath.py    paths under /mnt/data that cannot escape it (no symlink following); bounded scans, deep removals
     launcher.py    starts kernels in bubblewrap jails under a container's Limits; the isolation check
     kernel.py      one kernel per container: the server's side of it (runs, interrupts, output, caps)

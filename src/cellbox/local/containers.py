@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 
 from . import errors
-from .disk import Quota
+from .disk import MEASURE_EVERY, Quota
 from .kernel import Execution, Kernel, KernelError
 from .launcher import MEMORY_LIMITS, Launcher, Limits, host_memory_bytes
 from .pool import WarmPool
@@ -44,12 +44,14 @@ class Containers:
         self.quota = quota
         self.exec_timeout = exec_timeout
         self.seconds_per_minute = seconds_per_minute
-        self.pool = WarmPool(launcher, store.containers_dir, pool_size, launcher.limits_for("1g"))
+        self.pool = WarmPool(launcher, store, pool_size, launcher.limits_for("1g"))
         self._kernels: dict[str, Kernel] = {}
         self._starting: dict[str, asyncio.Task] = {}
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._sweeper: asyncio.Task | None = None
+        self._guard: asyncio.Task | None = None
         self._watchers: dict[str, Watcher] = {}
+        self._stopped: dict[str, str] = {}  # container -> why its kernel was stopped between runs
 
     # -- server lifecycle -------------------------------------------------------------------------------
 
@@ -59,12 +61,15 @@ class Containers:
             self.store.sync_container_files(row["id"])
         self.pool.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        if self.quota is not None:
+            self._guard = asyncio.get_running_loop().create_task(self._guard_disk(self.quota))
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        for task in (self._sweeper, self._guard):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for task in list(self._starting.values()):
             task.cancel()
         await self.pool.close()
@@ -149,7 +154,10 @@ class Containers:
             )
         limits = self.launcher.limits_for(memory_limit)
         kernel = self.pool.take() if memory_limit == "1g" else None
-        row = self.store.create_container(name, minutes, memory_limit, kernel.workdir if kernel else None)
+        if kernel is not None:
+            row = self.store.create_container(name, minutes, memory_limit, kernel.workdir)
+        else:  # its folder is made too: a disk image, perhaps, mounted off the event loop
+            row = await asyncio.to_thread(self.store.create_container, name, minutes, memory_limit, None)
         container_id = row["id"]
         if kernel is not None:
             kernel.workdir = self.store.container_dir(container_id)
@@ -215,7 +223,8 @@ class Containers:
         row = self.use(container_id, touch=False)  # touched when the run ends, however long it took
         limit = row["memory_limit"]
         limits = self.launcher.limits_for(limit)
-        lost = _why_lost(self._kernels.get(container_id))
+        lost = self._stopped.pop(container_id, None) or _why_lost(self._kernels.get(container_id))
+        held = self.quota.own_usage(container_id) if self.quota is not None else None
         kernel = await self._start_kernel(container_id, limits)
         try:
             result = await self._watched(container_id, kernel, code)
@@ -253,6 +262,11 @@ class Containers:
             )
         if self.store.get_container(container_id) is None:  # deleted while the code ran
             raise errors.not_found("container", container_id, param="container_id")
+        if self.quota is not None and self.quota.filled(container_id, held):
+            result.logs += (
+                f"\n/mnt/data is full: {self.quota.limit_said()} (writes past it fail with 'No space left on "
+                "device'); delete some files to make room.\n"
+            )
         async with self.lock(container_id):
             # A few files are brought in line at once; more off the event loop (a scan grows with what the code left
             # in /mnt/data, and other clients must not wait).
@@ -302,9 +316,31 @@ class Containers:
             )
         return result
 
+    async def _guard_disk(self, quota: Quota) -> None:
+        """Between runs too, every container whose kernel lives is looked at (a thread or a process the code left
+        running keeps writing): measured where its quota is not its filesystem's, its kernel stopped past it or
+        when it writes while the server's disk runs out (told at the next run). A run's own watch looks at its
+        container while it runs. Looking takes at most a tenth of the time, for all containers together."""
+        while True:
+            await asyncio.sleep(MEASURE_EVERY)
+            began = time.monotonic()
+            for container_id, kernel in list(self._kernels.items()):
+                if kernel.busy or not kernel.alive or quota.wait(container_id) > 0:
+                    continue
+                try:
+                    reason = await quota.check(container_id)
+                except OSError:  # gone meanwhile
+                    continue
+                if reason is not None and self._kernels.get(container_id) is kernel and not kernel.busy:
+                    log.warning("container %s: its kernel was stopped between runs: %s", container_id, reason)
+                    self._stopped[container_id] = f"{reason}, between runs"
+                    kernel.kill()
+            await asyncio.sleep(9 * (time.monotonic() - began))
+
     # -- ending a container -----------------------------------------------------------------------------
 
     def _drop_kernel(self, container_id: str) -> None:
+        self._stopped.pop(container_id, None)
         if self.quota is not None:
             self.quota.forget(container_id)
         watcher = self._watchers.pop(container_id, None)

@@ -4,6 +4,7 @@ checked against the container's disk quota and stored complete or not at all, li
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import secrets
 
@@ -33,7 +34,6 @@ async def create_container_file(request: Request) -> JSONResponse:
     containers = containers_of(request)
     container_id = path_param(request, "container_id")
     containers.use(container_id)
-    store = containers.store
     if is_multipart(request):
         upload = await _read_upload(request, containers, container_id)
         try:
@@ -45,7 +45,8 @@ async def create_container_file(request: Request) -> JSONResponse:
             name = _stored_name(upload.filename, options_of(request))
             async with containers.lock(container_id):
                 containers.use(container_id, touch=False)  # still there (touched above)
-                row = _add(store, container_id, name, upload.path)
+                # In a thread: into a container's own filesystem, the bytes are copied and synced (store.py).
+                row = await asyncio.to_thread(_add, containers, container_id, name, upload.path)
             if containers.quota is not None:
                 containers.quota.wrote(container_id, upload.size)
         finally:
@@ -80,6 +81,11 @@ async def _container_file_from_id(containers: Containers, container_id: str, fil
             raise errors.invalid(str(exc), "file_id") from None
         except FileNotFoundError:  # the file or the container was deleted meanwhile
             raise errors.not_found("file", file_id, param="file_id") from None
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            quota = containers.quota
+            raise errors.insufficient_storage(quota.limit_said() if quota else "the disk is full") from None
     return JSONResponse(container_file_json(row))
 
 
@@ -112,15 +118,20 @@ def _stored_name(filename: str, options: ServerOptions) -> str:
     return f"{secrets.token_hex(16)}-{filename.rsplit('/', 1)[-1]}"
 
 
-def _add(store, container_id: str, filename: str, path) -> dict:
+def _add(containers: Containers, container_id: str, filename: str, path) -> dict:
     try:
-        return store.add_container_file(container_id, filename, path, "user")
+        return containers.store.add_container_file(container_id, filename, path, "user")
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # its own filesystem filled meanwhile (code wrote)
+            quota = containers.quota
+            raise errors.insufficient_storage(quota.limit_said() if quota else "the disk is full") from None
+        if isinstance(exc, (IsADirectoryError, NotADirectoryError)):
+            raise errors.invalid(str(exc), "file") from None
+        if isinstance(exc, FileNotFoundError):  # the container was deleted meanwhile
+            raise errors.not_found("container", container_id, param="container_id") from None
+        raise
     except safepath.UnsafePath as exc:
         raise errors.invalid(f"Invalid file name: {exc}", "file") from None
-    except (IsADirectoryError, NotADirectoryError) as exc:
-        raise errors.invalid(str(exc), "file") from None
-    except FileNotFoundError:  # the container was deleted meanwhile
-        raise errors.not_found("container", container_id, param="container_id") from None
 
 
 async def list_container_files(request: Request) -> JSONResponse:

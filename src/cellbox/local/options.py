@@ -112,6 +112,17 @@ class ServerOptions:
             convert=_size_flag,
         ),
     )
+    disk_quota: str = field(
+        default="auto",
+        metadata=_help(
+            "how the disk limit is kept: 'filesystem' (each container's /mnt/data is a filesystem of the limit's "
+            "size, an ext4 image loop-mounted: writes past it fail at once; needs root and loop devices), "
+            "'measured' (the server measures each container's usage every second or so, between runs too, and "
+            "stops a kernel past it: about a second's worth of writing can pass), or 'auto' (filesystem where the "
+            "host allows it, else measured; the server says at start which)",
+            choices=("auto", "filesystem", "measured"),
+        ),
+    )
     max_containers: int | None = field(
         default=None,
         metadata=_help(

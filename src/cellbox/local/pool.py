@@ -1,8 +1,9 @@
 """A few warm kernels, started ahead of time so that creating a container does not wait for a kernel.
 
 Warm kernels have the default memory limit (1g, what most containers use); a container asking for more gets
-a cold one. Each warm kernel owns a folder `containers/.pool-*` that becomes the container's folder when it is
-handed out (the jail's bind mount follows the renamed folder).
+a cold one. Each warm kernel owns a folder `containers/.pool-*` (with its disk image, where containers have
+them) that becomes the container's folder when it is handed out (the jail's bind mount follows the renamed
+folder, or the image it mounted).
 """
 
 from __future__ import annotations
@@ -11,19 +12,19 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from pathlib import Path
 
-from . import safepath
 from .kernel import Kernel
 from .launcher import Launcher, Limits
+from .store import Store
 
 log = logging.getLogger("cellbox.local")
 
 
 class WarmPool:
-    def __init__(self, launcher: Launcher, folder: Path, size: int, limits: Limits) -> None:
+    def __init__(self, launcher: Launcher, store: Store, size: int, limits: Limits) -> None:
         self.launcher = launcher
-        self.folder = folder
+        self.store = store
+        self.folder = store.containers_dir
         self.size = size
         self.limits = limits
         self._ready: list[Kernel] = []
@@ -42,22 +43,28 @@ class WarmPool:
             self._wake.set()
             if kernel.alive:
                 return kernel
-            _discard(kernel)
+            self._discard(kernel)
         return None
 
     async def _fill(self) -> None:
         while True:
             while len(self._ready) < self.size:
                 folder = self.folder / f".pool-{secrets.token_hex(8)}"
-                folder.mkdir()
+                try:
+                    await asyncio.to_thread(self.store.make_folder, folder)
+                except OSError as exc:
+                    self._failures += 1
+                    log.warning("could not make a warm kernel's folder: %s", exc)
+                    await asyncio.sleep(min(30.0, 0.5 * 2**self._failures))
+                    continue
                 kernel = Kernel(self.launcher, folder, self.limits)
                 try:
                     await kernel.start()
                 except asyncio.CancelledError:
-                    _discard(kernel)
+                    self._discard(kernel)
                     raise
                 except Exception as exc:
-                    _discard(kernel)
+                    self._discard(kernel)
                     self._failures += 1
                     log.warning("could not start a warm kernel: %s", exc)
                     # Back off rather than spin when kernels cannot start at all.
@@ -74,10 +81,9 @@ class WarmPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for kernel in self._ready:
-            _discard(kernel)
+            self._discard(kernel)
         self._ready.clear()
 
-
-def _discard(kernel: Kernel) -> None:
-    kernel.kill()
-    safepath.remove_tree(kernel.workdir)
+    def _discard(self, kernel: Kernel) -> None:
+        kernel.kill()
+        self.store.remove_folder(kernel.workdir)

@@ -29,6 +29,7 @@ from .. import endpoint, paths
 from . import cgroups, disk, seccomp
 from .app import build_app
 from .containers import Containers
+from .diskimages import DiskImages, DiskImagesUnavailable
 from .launcher import IsolationUnavailable, Launcher, check_isolation, host_memory_bytes, jail_user
 from .options import DEFAULT_PORT, ServerOptions, parse_size
 from .store import Store
@@ -115,6 +116,32 @@ def serve(options: ServerOptions) -> int:
         shutil.rmtree(runtime_dir, ignore_errors=True)
 
 
+def _disk_images(options: ServerOptions, data_dir: Path, limit: int) -> DiskImages | None:
+    """The containers' disk images, ready to make new ones if the host allows it (and --disk-quota doesn't say
+    otherwise); says at start which way the disk limit is kept. None: --disk-quota filesystem, and it can't be."""
+    disks = DiskImages(data_dir, data_dir / "containers", limit)
+    why = "--disk-quota measured"
+    if options.disk_quota != "measured":
+        try:
+            disks.start()
+        except DiskImagesUnavailable as exc:
+            if options.disk_quota == "filesystem":
+                print(f"cellbox serve: --disk-quota filesystem: {exc}", file=sys.stderr)
+                return None
+            why = str(exc)
+    said = disk.size_said(limit)
+    if disks.making:
+        log.info("disk limit %s per container, kept by a filesystem of its own for each (ext4 images)", said)
+    else:
+        log.warning(
+            "disk limit %s per container, measured (%s): usage is measured every second or so, between runs too, "
+            "and a kernel past it stopped; about a second's worth of writing can pass it",
+            said,
+            why,
+        )
+    return disks
+
+
 def raise_open_files_limit() -> int:
     """Lifts this process's open-file limit to the hard limit (each container's kernel costs descriptors, and at
     the usual 1,024 a server with ~80 containers stops accepting connections); returns the limit now in force."""
@@ -161,8 +188,9 @@ def _listen(host: str, port: int) -> socket.socket:
 async def _serve(
     options: ServerOptions, sock: socket.socket, data_dir: Path, endpoint_file: Path, token: str, runtime_dir: Path
 ) -> int:
+    data_dir.mkdir(parents=True, exist_ok=True)
     reserve = disk.Reserve(data_dir)
-    if data_dir.is_dir() and disk.free_bytes(data_dir) < reserve.size:
+    if disk.free_bytes(data_dir) < reserve.size:
         reserve.release()  # a full disk: give the reserve back so SQLite can open and deletes can free room
     user = jail_user() if not options.unsafe_no_isolation else None
     if user is None and not options.unsafe_no_isolation:
@@ -171,12 +199,15 @@ async def _serve(
             "as an unprivileged user instead",
             os.getuid(),
         )
-    store = Store(data_dir, on_full=reserve.release, owner=user)
+    disk_limit = parse_size(options.disk_limit) if options.disk_limit else disk.default_limit(data_dir)
+    disks = _disk_images(options, data_dir, disk_limit)
+    if disks is None:
+        return 2
+    store = Store(data_dir, on_full=reserve.release, owner=user, disks=disks if os.geteuid() == 0 else None)
     filter_program = seccomp.program()
     if filter_program is None and not options.unsafe_no_isolation:
         log.warning("no seccomp filter for this machine's architecture: system calls are not filtered")
     reserve.hold()
-    disk_limit = parse_size(options.disk_limit) if options.disk_limit else disk.default_limit(data_dir)
     cgroups.remove_stale()
     tree = cgroups.CgroupTree.detect()
     for limit in tree.not_enforced:
@@ -199,7 +230,7 @@ async def _serve(
         exec_timeout=options.exec_timeout,
         seconds_per_minute=options.seconds_per_minute,
         max_containers=options.max_containers or default_max_containers(),
-        quota=disk.Quota(store.containers_dir, disk_limit, reserve),
+        quota=disk.Quota(store.containers_dir, disk_limit, reserve, disks if disks.making else None),
     )
 
     @contextlib.asynccontextmanager

@@ -3,7 +3,9 @@
 Layout of the data dir::
 
     cellbox.sqlite3        containers, container files, files (WAL, survives kill -9)
-    containers/<cntr_id>/  a container's /mnt/data, bound into its jail
+    containers/<cntr_id>/  a container's /mnt/data, bound into its jail: a folder, or where its disk image is
+                           mounted (diskimages.py)
+    disks/                 the containers' disk images, where they have them
     files/<file-id>        bytes of the Files API
     tmp/                   uploads in flight; renamed into place when complete, so no partial file is ever seen
     trash/                 folders of deleted or expired containers, being removed in the background
@@ -18,6 +20,8 @@ can tell new or changed files by their ids. A file the code leaves unchanged kee
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import os
 import secrets
 import shutil
@@ -29,8 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import filesync, ids, safepath
+from .diskimages import DiskImages
 from .filesync import BATCH, INSERT_FILE, file_row
 from .watch import Changes
+
+log = logging.getLogger("cellbox.local")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -83,7 +90,11 @@ class Store:
     """All reads and writes of durable state; safe to call from any thread."""
 
     def __init__(
-        self, data_dir: Path, on_full: Callable[[], None] | None = None, owner: tuple[int, int] | None = None
+        self,
+        data_dir: Path,
+        on_full: Callable[[], None] | None = None,
+        owner: tuple[int, int] | None = None,
+        disks: DiskImages | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.containers_dir = self.data_dir / "containers"
@@ -99,6 +110,7 @@ class Store:
         self._containers: dict[str, dict] = {}
         self._on_full = on_full
         self.owner = owner  # who files put in a container belong to (its code's user), if not the server
+        self.disks = disks
         self._db = sqlite3.connect(self.data_dir / "cellbox.sqlite3", check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         # WAL with synchronous=NORMAL: a committed transaction survives the process being killed; only a
@@ -106,12 +118,18 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        if disks is not None:
+            disks.unmount_stale()  # a killed server's mounts: before cleaning, a mount point can't be removed
         self._clean_tmp()
         self._clean_orphans()
+        if disks is not None:
+            disks.recover({row["id"] for row in self.running_containers()})
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        if self.disks is not None:
+            self.disks.close()
 
     def _clean_tmp(self) -> None:
         # Leftovers of uploads interrupted by a crash, and of warm kernels never handed out.
@@ -165,7 +183,11 @@ class Store:
         return Page(rows[:limit], len(rows) > limit)
 
     def _discard(self, folder: Path) -> None:
-        """Removes a folder without making the caller wait: renamed out of sight now, deleted in a thread."""
+        """Removes a folder without making the caller wait: renamed out of sight now, deleted in a thread (a disk
+        image: unmounted and removed, at once)."""
+        if self.disks is not None and self.disks.owns(folder):
+            self.disks.release(folder)
+            return
         trash = self.trash_dir / secrets.token_hex(12)
         try:
             os.rename(folder, trash)
@@ -184,15 +206,36 @@ class Store:
             raise UnknownId(container_id)
         return self.containers_dir / container_id
 
+    def make_folder(self, folder: Path) -> None:
+        """A container's (or a warm kernel's) folder in containers/: with a disk image of its own where the server
+        makes them, else (or when one can't be made: the disk is full) a plain folder, its usage measured."""
+        if self.disks is not None and self.disks.making:
+            try:
+                self.disks.make(folder)
+                return
+            except OSError as exc:
+                log.warning("%s: no disk image (%s): its disk use is measured instead", folder.name, exc)
+        folder.mkdir()
+
+    def remove_folder(self, folder: Path) -> None:
+        """Removes a folder make_folder made (a warm kernel's that is no longer needed)."""
+        if self.disks is not None and self.disks.owns(folder):
+            self.disks.release(folder)
+        else:
+            safepath.remove_tree(folder)
+
     def create_container(self, name: str, minutes: int, memory_limit: str, directory: Path | None) -> dict:
-        """Records a container; `directory` (a warm kernel's folder) becomes its /mnt/data if given."""
+        """Records a container; `directory` (a warm kernel's folder) becomes its /mnt/data if given. Without one,
+        its folder is made here, a disk image mounted where the server makes them: call it off the event loop."""
         container_id = ids.new_container_id()
         now = time.time()
         target = self.container_dir(container_id)
-        if directory is not None:
-            os.rename(directory, target)
+        if directory is None:
+            self.make_folder(target)
+        elif self.disks is not None and self.disks.owns(directory):
+            self.disks.hand_over(directory, target)
         else:
-            target.mkdir()
+            os.rename(directory, target)
         self._exec(
             "INSERT INTO containers VALUES (?, ?, ?, ?, ?, ?, 'running')",
             (container_id, name, int(now), now, minutes, memory_limit),
@@ -275,12 +318,9 @@ class Store:
             if exc.errno == 40:  # ELOOP: a symlink where a folder should be
                 raise safepath.UnsafePath("A component of the path is a symbolic link.") from exc
             raise
-        # Taken before the move: once in place, code waiting for the file may read and remove it at once (the
-        # runtime does so with a run's request), and the upload has landed all the same.
-        st = os.stat(source_path)
         try:
             try:
-                os.rename(source_path, parts[-1], dst_dir_fd=parent)
+                st = _place(source_path, parent, parts[-1], self.owner)
             except (IsADirectoryError, NotADirectoryError) as exc:
                 raise IsADirectoryError("A folder already exists at that path.") from exc
             if self.owner is not None:  # the code may change what was uploaded, as its own
@@ -400,6 +440,45 @@ class Store:
 
     def forget_response(self, response_id: str) -> bool:
         return self._exec("DELETE FROM responses WHERE id = ?", (response_id,)) > 0
+
+
+def _place(source_path: Path, parent: int, name: str, owner: tuple[int, int] | None) -> os.stat_result:
+    """Moves a complete file to `name` in the folder `parent`; returns its stat as placed (taken before the code
+    can see it: code waiting for the file may read and remove it at once, as the runtime does a run's request)."""
+    st = os.stat(source_path)
+    try:
+        os.rename(source_path, name, dst_dir_fd=parent)
+        return st
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    # The container's own filesystem (a disk image): the bytes are copied into an unnamed file there and synced
+    # (its image is sparse: the host must have stored them before the upload is answered), then named at once,
+    # so the code never sees a partial file. A copy past the container's room fails here with ENOSPC.
+    fd = os.open(".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=parent)
+    try:
+        with open(source_path, "rb") as source:
+            offset = 0
+            while offset < st.st_size:
+                sent = os.sendfile(fd, source.fileno(), offset, st.st_size - offset)
+                if sent == 0:
+                    break
+                offset += sent
+        if owner is not None:
+            os.fchown(fd, *owner)
+        os.fsync(fd)
+        placed = os.fstat(fd)
+        temp = f".cellbox-upload-{secrets.token_hex(8)}"
+        os.link(f"/proc/self/fd/{fd}", temp, dst_dir_fd=parent, follow_symlinks=True)
+        try:
+            os.rename(temp, name, src_dir_fd=parent, dst_dir_fd=parent)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp, dir_fd=parent)
+            raise
+    finally:
+        os.close(fd)
+    return placed
 
 
 def _plain_name(filename: str) -> str:
