@@ -262,6 +262,37 @@ def test_nested_values_bytes_and_long_names_are_cut_in_the_table(tmp_path: Path)
     assert "\\x00" in page and "\\x00" * 100 not in page
 
 
+def test_page_headers_are_read_within_their_bytes_whatever_they_hold() -> None:
+    """Real headers, cut short and with bytes changed (seeded): a page is read or refused, never read past."""
+    from cellbox import parquet_pages
+
+    buffer = io.BytesIO()
+    pd.DataFrame({"s": ["a", "b"] * 50, "x": range(100), "l": [[1, 2]] * 100}).to_parquet(buffer)
+    data = buffer.getvalue()
+    meta = pq.read_metadata(io.BytesIO(data))
+    starts = []
+    for c in range(meta.num_columns):
+        chunk = meta.row_group(0).column(c)
+        starts.append(chunk.dictionary_page_offset or chunk.data_page_offset)
+    assert all(parquet_pages.read_page(data, start, len(data)).uncompressed > 0 for start in starts)
+    rng = np.random.default_rng(21)
+    outcomes = {"read": 0, "refused": 0}
+    for _ in range(3000):
+        start = int(rng.choice(starts))
+        mutated = bytearray(data[start : start + 80])
+        for at in rng.integers(0, len(mutated), int(rng.integers(1, 4))):
+            mutated[at] = int(rng.integers(0, 256))
+        end = int(rng.integers(1, len(mutated) + 1))
+        try:
+            page = parquet_pages.read_page(bytes(mutated), 0, end)
+        except parquet_pages.Unreadable:
+            outcomes["refused"] += 1
+        else:
+            assert page.header <= end
+            outcomes["read"] += 1
+    assert outcomes["read"] > 100 and outcomes["refused"] > 100
+
+
 # --- CSV, TSV, text ------------------------------------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ decompresses to any other size), and decodes a dictionary page's `num_values` en
 the first rows will hold is the sum, over the pages it reads, of what their headers say, and a preview can be
 decided from that sum before any byte is decompressed (`first_rows_cost`).
 
-Page headers are Thrift compact structs (parquet-format's PageHeader); `_Thrift` reads just enough of that
+Page headers are Thrift compact structs (parquet-format's PageHeader); `_struct` reads just enough of that
 encoding to find their sizes, skipping everything else, and never reads past the bytes it is given.
 """
 
@@ -34,79 +34,87 @@ class Unreadable(ValueError):
     """The headers are malformed, or say something a bounded read can't do."""
 
 
-class _Thrift:
-    """A reader of Thrift's compact protocol over `data[pos:end]`."""
+def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    result = shift = 0
+    while pos < end and shift < 70:
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+    raise Unreadable("a page header runs past its column")
 
-    def __init__(self, data: bytes | memoryview, pos: int, end: int) -> None:
-        self.data, self.pos, self.end = data, pos, min(end, len(data))
 
-    def byte(self) -> int:
-        if self.pos >= self.end:
+def _struct(data: bytes, pos: int, end: int, depth: int = 0) -> tuple[dict[int, Any], int]:
+    """A Thrift compact struct at `pos` in `data[:end]`: its integer, boolean and struct fields by id (others
+    skipped), and where it ends."""
+    if depth > MAX_DEPTH:
+        raise Unreadable("a page header nests too deep")
+    fields: dict[int, Any] = {}
+    last = 0
+    while pos < end:
+        head = data[pos]
+        pos += 1
+        if head == 0:
+            return fields, pos
+        kind = head & 0x0F
+        if head >> 4:
+            last += head >> 4
+        else:
+            n, pos = _varint(data, pos, end)
+            last = (n >> 1) ^ -(n & 1)
+        if kind in (1, 2):  # a boolean field: its value is its type
+            fields[last] = kind == 1
+        elif kind in (4, 5, 6):
+            n, pos = _varint(data, pos, end)
+            fields[last] = (n >> 1) ^ -(n & 1)
+        elif kind == 12:
+            fields[last], pos = _struct(data, pos, end, depth + 1)
+        else:
+            pos = _skip(data, pos, end, kind, depth)
+    raise Unreadable("a page header runs past its column")
+
+
+def _skip(data: bytes, pos: int, end: int, kind: int, depth: int) -> int:
+    """Where a value of this Thrift type at `pos` ends."""
+    if kind in (1, 2, 3):  # a boolean element of a list, or a byte
+        pos += 1
+    elif kind in (4, 5, 6):
+        pos = _varint(data, pos, end)[1]
+    elif kind == 7:
+        pos += 8
+    elif kind == 8:
+        n, pos = _varint(data, pos, end)
+        pos += n
+    elif kind in (9, 10):
+        if pos >= end:
             raise Unreadable("a page header runs past its column")
-        value = self.data[self.pos]
-        self.pos += 1
-        return value
-
-    def varint(self) -> int:
-        result = shift = 0
-        while shift < 70:
-            b = self.byte()
-            result |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return result
-            shift += 7
-        raise Unreadable("an integer in a page header is too long")
-
-    def zigzag(self) -> int:
-        n = self.varint()
-        return (n >> 1) ^ -(n & 1)
-
-    def skip(self, n: int) -> None:
-        if n < 0 or self.pos + n > self.end:
-            raise Unreadable("a page header runs past its column")
-        self.pos += n
-
-    def struct(self, depth: int = 0) -> dict[int, Any]:
-        """The struct's integer, boolean and struct fields by id; others are skipped."""
-        if depth > MAX_DEPTH:
-            raise Unreadable("a page header nests too deep")
-        fields: dict[int, Any] = {}
-        last = 0
-        while True:
-            head = self.byte()
-            if head == 0:
-                return fields
-            kind, delta = head & 0x0F, head >> 4
-            last = last + delta if delta else self.zigzag()
-            fields[last] = self.value(kind, depth)
-
-    def value(self, kind: int, depth: int, in_list: bool = False) -> Any:
-        if kind in (1, 2):  # a boolean: its value is the type in a field, a byte in a list
-            return (self.byte() if in_list else kind) == 1
-        if kind == 3:
-            return self.byte()
-        if kind in (4, 5, 6):
-            return self.zigzag()
-        if kind == 7:
-            return self.skip(8)
-        if kind == 8:
-            return self.skip(self.varint())
-        if kind in (9, 10):
-            head = self.byte()
-            size = head >> 4 if head >> 4 != 15 else self.varint()
-            for _ in range(size):  # each element takes at least a byte: bounded by the header's length
-                self.value(head & 0x0F, depth + 1, in_list=True)
-            return None
-        if kind == 11:
-            size = self.varint()
-            types = self.byte() if size else 0
+        head = data[pos]
+        size, pos = (head >> 4, pos + 1) if head >> 4 != 15 else _varint(data, pos + 1, end)
+        for _ in range(size):  # each element takes at least a byte: bounded by the header's length
+            pos = _skip(data, pos, end, head & 0x0F, depth + 1)
+            if pos > end:
+                break
+    elif kind == 11:
+        size, pos = _varint(data, pos, end)
+        if size:
+            if pos >= end:
+                raise Unreadable("a page header runs past its column")
+            types = data[pos]
+            pos += 1
             for _ in range(size):
-                self.value(types >> 4, depth + 1, in_list=True)
-                self.value(types & 0x0F, depth + 1, in_list=True)
-            return None
-        if kind == 12:
-            return self.struct(depth + 1)
+                pos = _skip(data, pos, end, types >> 4, depth + 1)
+                pos = _skip(data, pos, end, types & 0x0F, depth + 1)
+                if pos > end:
+                    break
+    elif kind == 12:
+        pos = _struct(data, pos, end, depth + 1)[1]
+    else:
         raise Unreadable(f"a page header holds a field of unknown type {kind}")
+    if pos > end:
+        raise Unreadable("a page header runs past its column")
+    return pos
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,10 +128,9 @@ class Page:
     header: int  # bytes of the header itself
 
 
-def read_page(data: bytes | memoryview, pos: int, end: int) -> Page:
+def read_page(data: bytes, pos: int, end: int) -> Page:
     """The page whose header starts at `pos` (the column's bytes end at `end`)."""
-    thrift = _Thrift(data, pos, min(end, pos + MAX_HEADER))
-    header = thrift.struct()
+    header, stop = _struct(data, pos, min(end, pos + MAX_HEADER, len(data)))
     kind, uncompressed, compressed = header.get(1), header.get(2), header.get(3)
     if not all(isinstance(n, int) and n >= 0 for n in (kind, uncompressed, compressed)):
         raise Unreadable("a page header without its type and sizes")
@@ -137,7 +144,7 @@ def read_page(data: bytes | memoryview, pos: int, end: int) -> Page:
     rows = inner.get(3) if kind == DATA_PAGE_V2 else None
     if not isinstance(values, int) or values < 0 or not isinstance(encoding, int):
         raise Unreadable("a page header with a negative count")
-    return Page(kind, uncompressed, compressed, values, rows, encoding, thrift.pos - pos)
+    return Page(kind, uncompressed, compressed, values, rows, encoding, stop - pos)
 
 
 @dataclasses.dataclass
@@ -158,7 +165,7 @@ class Limits:
     header_bytes: int = 1 << 20
 
 
-def chunk_cost(data: bytes | memoryview, chunk: Any, leaf: Leaf, rows: int, budget: int, limits: Limits) -> int:
+def chunk_cost(data: bytes, chunk: Any, leaf: Leaf, rows: int, budget: int, limits: Limits) -> int:
     """Bytes reading the first `rows` rows of one column chunk (pyarrow's ColumnChunkMetaData) holds, from its
     page headers; `Unreadable` when that passes `budget` or the headers can't say."""
     start = chunk.data_page_offset
@@ -178,10 +185,14 @@ def chunk_cost(data: bytes | memoryview, chunk: Any, leaf: Leaf, rows: int, budg
             raise Unreadable("too many bytes of page headers to look through")
         cost += page.header + page.uncompressed
         if page.kind == DICTIONARY_PAGE:
-            value = leaf.width if leaf.physical == "FIXED_LEN_BYTE_ARRAY" else WIDTHS.get(leaf.physical, 16)
-            # Decoded once into entries, once more into Arrow's dictionary (a binary one copies its bytes).
-            cost += page.values * (32 + 2 * value) + (2 * page.uncompressed if leaf.physical == "BYTE_ARRAY" else 0)
-            entry = page.uncompressed if leaf.physical == "BYTE_ARRAY" else value
+            # Decoded whole into entries: a string's bytes copied beside a pointer and a length, and once more
+            # into Arrow's dictionary when it is read as one; a number as itself.
+            if leaf.physical == "BYTE_ARRAY":
+                cost += page.values * 24 + 2 * page.uncompressed
+                entry = page.uncompressed
+            else:
+                entry = leaf.width if leaf.physical == "FIXED_LEN_BYTE_ARRAY" else WIDTHS.get(leaf.physical, 16)
+                cost += page.values * (entry + (16 if leaf.physical == "FIXED_LEN_BYTE_ARRAY" else 0))
         elif page.kind in (DATA_PAGE, DATA_PAGE_V2):
             if page.encoding not in BOUNDED_ENCODINGS:
                 raise Unreadable("encoded in a way a preview doesn't decode")

@@ -127,7 +127,8 @@ def parquet(data: bytes) -> tuple[Any, str]:
             wanted -= len(got[-1])
             if wanted <= 0:
                 break
-    fields = [reader.schema_arrow.field(name) for name in columns]
+    read_schema = reader.schema_arrow  # made anew at each look
+    fields = [read_schema.field(name) for name in columns]
     table = pa.Table.from_batches(got, pa.schema(fields)) if got else pa.schema(fields).empty_table()
     table = pa.table([_bounded(c) for c in table.columns], names=columns, metadata=schema.metadata)
     frame = table.to_pandas()
@@ -187,14 +188,16 @@ def _as_dictionary(kind: Any, physical: str) -> bool:
     """Whether a column is read as Arrow dictionary values (asked for, or already so in the file's schema)."""
     import pyarrow as pa
 
-    stringy = pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind)
-    return physical == "BYTE_ARRAY" and (stringy or pa.types.is_large_binary(kind) or pa.types.is_dictionary(kind))
+    readable = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
+    return physical == "BYTE_ARRAY" and (pa.types.is_dictionary(kind) or any(test(kind) for test in readable))
 
 
 def _bounded(column: Any) -> Any:
     """A column with its strings cut to a cell's length (a dictionary's entries cut once, then taken per row)."""
     import pyarrow as pa
 
+    if not (pa.types.is_dictionary(column.type) or _is_text(column.type) or _is_bytes(column.type)):
+        return column  # nothing long to cut (nested values are cut where they are shown)
     chunks = []
     for chunk in column.chunks:
         if pa.types.is_dictionary(chunk.type):
@@ -207,11 +210,9 @@ def _bounded(column: Any) -> Any:
 
 
 def _cut_values(values: Any) -> Any:
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    kind = values.type
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+    if _is_text(values.type):
         long = pc.greater(pc.utf8_length(values), CELL_CHARS)
         if not pc.any(long).as_py():
             return values
@@ -219,9 +220,21 @@ def _cut_values(values: Any) -> Any:
             pc.utf8_slice_codeunits(values, 0, CELL_CHARS - 1), "\N{HORIZONTAL ELLIPSIS}", ""
         )
         return pc.if_else(long, ellipsis, values)
-    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind):
+    if _is_bytes(values.type):
         return pc.binary_slice(values, 0, CELL_CHARS + 1)
     return values
+
+
+def _is_text(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind))
+
+
+def _is_bytes(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind))
 
 
 # --- CSV and TSV -------------------------------------------------------------------------------------------------
@@ -239,7 +252,8 @@ def delimited(data: bytes, whole: bool, size: int | None, sep: str = ",") -> tup
     records: list[list[str]] = []
     width = 0
     try:
-        for record in csv.reader(io.StringIO(data.decode("utf-8-sig", errors="replace")), delimiter=sep):
+        lines = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", errors="replace", newline="")
+        for record in csv.reader(lines, delimiter=sep):  # decoded as far as it is read
             if not record:
                 continue  # a blank line, which pandas skips too
             if not records:
@@ -266,10 +280,13 @@ def delimited(data: bytes, whole: bool, size: int | None, sep: str = ",") -> tup
 
 
 def _count_rows(data: bytes, sep: str) -> int | None:
-    """The rows of a whole (bounded) CSV, parsing one column at a time; None when pandas can't."""
+    """The rows of a whole (bounded) CSV under its header, as pandas counts them (blank lines skipped); None when
+    pandas can't read it."""
     import pandas as pd
 
-    try:
+    if not any(mark in data for mark in (b'"', b"\r", b"\n\n")) and not data.startswith(b"\n"):
+        return max(0, data.count(b"\n") + (not data.endswith(b"\n")) - 1)  # no quotes, no blank lines: lines are rows
+    try:  # one column parsed, in chunks: memory stays small whatever the width
         with pd.read_csv(io.BytesIO(data), sep=sep, usecols=[0], chunksize=100_000) as chunks:
             return sum(len(chunk) for chunk in chunks)
     except Exception:
