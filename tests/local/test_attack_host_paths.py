@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import cellbox
+from cellbox.local.launcher import JailPython
 from cellbox.local.testing import isolation_available
 
 pytestmark = pytest.mark.skipif(not isolation_available(), reason="bubblewrap jails unavailable here")
@@ -96,3 +97,25 @@ def test_mountinfo_names_no_host_folder_but_the_interpreters(server, client, con
     interpreter = {"project", "venv", "base prefix", "home"}  # the venv may be in the project, pyenv in a home
     assert all(set(found) <= interpreter for where, found in naming.items() if where != "/mnt/data"), naming
     assert naming.get("/mnt/data", ["data dir"]) == ["data dir"], naming
+
+
+def test_a_virtual_environment_is_shown_with_a_config_naming_only_jail_paths(tmp_path):
+    base, venv = tmp_path / "home" / "someone" / "python", tmp_path / "project" / ".venv"
+    (base / "bin").mkdir(parents=True)
+    (base / "bin" / "python3.11").write_text("")
+    (venv / "lib").mkdir(parents=True)
+    (venv / "bin").mkdir()
+    (venv / "bin" / "python").symlink_to(base / "bin" / "python3.11")
+    (venv / "lib64").symlink_to("lib")
+    (venv / "pyvenv.cfg").write_text(
+        f"home = {base / 'bin'}\ninclude-system-site-packages = false\nversion = 3.11.7\n"
+        f"executable = {base / 'bin' / 'python3.11'}\ncommand = {base / 'bin' / 'python3'} -m venv {venv}\n"
+    )
+    jail = JailPython.of(str(venv / "bin" / "python"), str(base), str(venv))
+    assert jail.binds == ((str(base), "/opt/cellbox/python"), (str(venv / "lib"), "/opt/cellbox/venv/lib"))
+    assert jail.executable == "/opt/cellbox/venv/bin/python"
+    assert ("/opt/cellbox/python/bin/python3.11", "/opt/cellbox/venv/bin/python") in jail.symlinks
+    assert ("lib", "/opt/cellbox/venv/lib64") in jail.symlinks
+    ((config, where),) = jail.files
+    assert where == "/opt/cellbox/venv/pyvenv.cfg"
+    assert config.decode() == "home = /opt/cellbox/python/bin\ninclude-system-site-packages = false\nversion = 3.11.7\n"

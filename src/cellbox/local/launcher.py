@@ -165,7 +165,9 @@ def _library_path(executable: str, inside: Callable[[str], str | None]) -> str |
     for line in done.stdout.splitlines():
         _, arrow, found = line.partition("=>")
         library = found.split("(")[0].strip() if arrow else ""
-        where = inside(os.path.realpath(os.path.dirname(library))) if library.startswith("/") else None
+        if not library.startswith("/") or _under_bound(os.path.dirname(library)):
+            continue  # the system's own: the jail has it where the host does
+        where = inside(os.path.realpath(os.path.dirname(library)))
         if where is not None and where not in folders:
             folders.append(where)
     return ":".join(folders) or None
@@ -226,6 +228,10 @@ class Launcher:
     seccomp: bytes | None = None
     _groups: dict[int, Cgroup] = field(default_factory=dict, repr=False)
     _jail_python: JailPython | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.isolated:  # now, not at the first kernel's start on the event loop (it runs ldd)
+            self._jail_python = JailPython.of(self.python)
 
     @property
     def jail_python(self) -> JailPython:
