@@ -3,9 +3,9 @@ previews and HTML, the live output's partial line and `-o` frames are bounded wh
 
 Files are real bytes: a Parquet dictionary bomb is written here as an attacker in a container would (by hand,
 Thrift compact structs and zstd pages, so its footer can say anything), and pyarrow itself is shown to decode it
-whole. Memory is measured in a fresh subprocess (`ru_maxrss` growth around the preview), so nothing this
-process did before counts; against the real local server, where code in the container writes the hostile files,
-as the peak resident set reset before the gallery is drawn.
+whole. Memory is measured in a fresh subprocess (growth of its peak resident set, VmHWM, around the preview), so
+nothing this process did before counts; against the real local server, where code in the container writes the
+hostile files, as this process's peak resident set, reset before the gallery is drawn.
 """
 
 from __future__ import annotations
@@ -150,21 +150,28 @@ def bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --- measured in a fresh process -----------------------------------------------------------------------------------
 
 MEASURE = """
-import json, resource, sys, time
+import json, sys, time
 import pandas, pyarrow, pyarrow.parquet  # imported before anything is measured, as in a notebook showing tables
 from cellbox import views
 from cellbox.api import ContainerFile
 from cellbox.results import Artifact
 
+
+def peak():
+    # This process's own peak resident set (VmHWM starts again at exec; ru_maxrss keeps the parent's at fork).
+    status = open("/proc/self/status").read()
+    return int(status.split("VmHWM:")[1].split()[0]) * 1024
+
+
 path = sys.argv[1]
 data = open(path, "rb").read()
 record = ContainerFile(id="f", container_id="c", path="/mnt/data/" + path.rsplit("/", 1)[-1], bytes=len(data))
 gallery = views.ArtifactGallery([Artifact(record, lambda f: data, lambda f, target: target)])
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak()
 started = time.perf_counter()
 {what}
 elapsed = time.perf_counter() - started
-grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
+grown = peak() - before
 print(json.dumps({{"grown": grown, "seconds": elapsed, "out": out}}))
 """
 
