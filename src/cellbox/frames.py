@@ -123,8 +123,10 @@ def read(spec: dict[str, Any], local_path: Path, name: str | None = None) -> Any
     """Read a value the runtime exported (the `-o` variable `name`), from its downloaded file, once its declared
     size is known to fit in memory (`TooLarge` if not); the first rows of a longer frame (`truncated_from` rows)
     say so when shown."""
-    needed, declared = declared_size(spec, local_path)
-    check_fits(name, needed, declared)
+    free = available_memory()
+    if free is not None:
+        needed, declared = declared_size(spec, local_path, free)
+        check_fits(name, needed, declared, free)
     value = runtime._import({**spec, "path": str(local_path)})
     total = spec.get("truncated_from")
     if total and spec.get("kind") in ("dataframe", "series"):
@@ -173,13 +175,15 @@ def check_declared(name: str | None, size: int | None) -> None:
         check_fits(name, size, f"its file is {text.size(size)}")
 
 
-def declared_size(spec: dict[str, Any], path: Path) -> tuple[int, str]:
+def declared_size(spec: dict[str, Any], path: Path, free: int | None = None) -> tuple[int, str]:
     """The memory reading a value's file takes, as far as the file and its spec declare it, and in words what
-    declares it. The container wrote both, so this is what they claim; it is read before anything is decoded."""
+    declares it. The container wrote both, so this is what they claim; it is read before anything is decoded.
+    Given the `free` memory, a Parquet file that fits whatever its columns are is not looked at column by column
+    (the figure is then an upper bound)."""
     size = path.stat().st_size
     kind = spec.get("format")
     if kind == "parquet":
-        return _parquet_size(path, size)
+        return _parquet_size(path, size, free)
     if kind == "npy":
         return _npy_size(path, size)
     factor = JSON_PEAK if kind == "json" else CSV_PEAK
@@ -189,7 +193,7 @@ def declared_size(spec: dict[str, Any], path: Path) -> tuple[int, str]:
     return in_memory, f"a {text.size(size)} {kind} file"
 
 
-def _parquet_size(path: Path, size: int) -> tuple[int, str]:
+def _parquet_size(path: Path, size: int, free: int | None) -> tuple[int, str]:
     import pyarrow.parquet as pq
 
     from .parquet_pages import Unreadable, footer_length
@@ -202,16 +206,19 @@ def _parquet_size(path: Path, size: int) -> tuple[int, str]:
     except Unreadable:
         footer = 0  # not Parquet: the reader says so
     check = footer * METADATA_PEAK
-    if check > (available_memory() or check):
+    if free is not None and check > free:
         return check, f"its Parquet metadata alone is {text.size(footer)}"
     meta = pq.read_metadata(path)
     uncompressed = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-    widths = 0
-    for i in range(meta.num_columns):
-        column = meta.schema.column(i)
-        flba = column.physical_type == "FIXED_LEN_BYTE_ARRAY"
-        widths += (column.length or 0) if flba else WIDTHS.get(column.physical_type, 8)
-    frame = max(uncompressed, meta.num_rows * widths, size)
+    widest = max(WIDTHS.values())
+    frame = max(uncompressed, meta.num_rows * meta.num_columns * widest, size)
+    if free is None or int(frame * READ_PEAK) + check > free:  # near the bound: each column's own width
+        widths = 0
+        for i in range(meta.num_columns):
+            column = meta.schema.column(i)
+            flba = column.physical_type == "FIXED_LEN_BYTE_ARRAY"
+            widths += (column.length or 0) if flba else WIDTHS.get(column.physical_type, 8)
+        frame = max(uncompressed, meta.num_rows * widths, size)
     declared = f"{meta.num_rows:,} rows {TIMES} {meta.num_columns:,} columns, {text.size(uncompressed)} uncompressed"
     return int(frame * READ_PEAK) + check, declared
 
