@@ -44,7 +44,7 @@ from jupyter_client.manager import KernelManager
 from cellbox.api import Client
 from cellbox.api.config import load_settings
 from cellbox.local.testing import RunningServer, running_server
-from cellbox.sandbox import Sandbox
+from cellbox.session.sandbox import Sandbox
 
 
 @dataclasses.dataclass
@@ -382,7 +382,7 @@ PULL_RSS = textwrap.dedent(
     import dataclasses, json, sys
     from cellbox.api import Client
     from cellbox.api.config import load_settings
-    from cellbox.sandbox import Sandbox
+    from cellbox.session.sandbox import Sandbox
 
     def hwm():
         for line in open("/proc/self/status"):

@@ -34,8 +34,8 @@ import httpx
 from cellbox.api import Client
 from cellbox.api.config import load_settings
 from cellbox.local.testing import RunningServer, running_server
-from cellbox.results import Usage
-from cellbox.sandbox import Sandbox
+from cellbox.session.results import Usage
+from cellbox.session.sandbox import Sandbox
 from notebook_bench import kernel
 
 BEFORE = 200_000  # characters of the record the runtime printed into the logs before it became a file

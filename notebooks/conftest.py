@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 
 from cellbox.local.testing import RunningServer, running_server
-from cellbox.save_buttons import SAVE_MIME
+from cellbox.notebook.save_buttons import SAVE_MIME
 
 SECONDS_PER_MINUTE = 2.0
 PROFILE_VARIABLE = "CELLBOX_NOTEBOOK_PROFILE"
@@ -32,7 +32,7 @@ PROFILES: dict[str, dict[str, object]] = {
     "oci": {"profile": "oci", "model_quirks": "all", "listing_lag_ms": 300},
 }
 OCI_PROJECT = "ocid1.generativeaiproject.oc1.iad.notebooks"
-RUNNING_LINE = "running in "  # cellbox.replay.Replay.waiting
+RUNNING_LINE = "running in "  # cellbox.notebook.replay.Replay.waiting
 _stack = contextlib.ExitStack()
 
 

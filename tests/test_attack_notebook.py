@@ -210,7 +210,7 @@ def test_remote_text_cannot_forge_cellbox_notes_with_terminal_codes(kernel: Kern
 def test_files_a_record_names_that_never_appear_cost_a_bounded_listing(
     use_local_server: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cellbox import remote_files
+    from cellbox.session import remote_files
 
     monkeypatch.setattr(remote_files, "LISTING_WAIT", 1.0)
     with Sandbox.create() as sandbox:

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 import cellbox
-from cellbox import backend, endpoint, paths
 from cellbox.api import ConfigurationError, Settings
-from cellbox.backend import connect, model_for
+from cellbox.common import endpoint, paths
 from cellbox.local.testing import isolation_available, wait_until
+from cellbox.session import backend
+from cellbox.session.backend import connect, model_for
 
 
 def test_nothing_configured_starts_the_local_server_once() -> None:
@@ -88,7 +89,7 @@ def test_a_second_server_refuses_to_take_over_the_endpoint_file(tmp_path) -> Non
 # that was starting, or on end of input it exits, as one that was stopping.
 _STAND_IN = """
 import sys
-from cellbox import endpoint, paths
+from cellbox.common import endpoint, paths
 from cellbox.local.cli import main
 print("ready", flush=True)
 for line in sys.stdin:

@@ -11,7 +11,7 @@ import pytest
 
 from cellbox.api import Client, NotFoundError
 from cellbox.cli import main
-from cellbox.endpoint import claimed
+from cellbox.common.endpoint import claimed
 from cellbox.local.testing import RunningServer, wait_until
 
 

@@ -18,13 +18,14 @@ import pandas as pd
 import pytest
 
 import cellbox
-from cellbox import following, protocol, remote_files, running
 from cellbox.api import CellboxError, Client
 from cellbox.api.config import load_settings
 from cellbox.local.testing import running_server, wait_until
-from cellbox.protocol import LiveOutput
-from cellbox.results import TimeLimit
-from cellbox.sandbox import NotAuthorized
+from cellbox.session import event_stream as following
+from cellbox.session import protocol, remote_files, running
+from cellbox.session.protocol import LiveOutput
+from cellbox.session.results import TimeLimit
+from cellbox.session.sandbox import NotAuthorized
 
 Hook = Callable[[httpx.Request], "httpx.Response | None"]
 
@@ -88,7 +89,7 @@ def test_the_request_bounds_the_model_and_a_background_run_is_deleted_once_read(
     assert body["tool_choice"] == {"type": "code_interpreter"} and body["max_tool_calls"] == 1
     assert body["parallel_tool_calls"] is False and body["instructions"] == protocol.INSTRUCTIONS
     assert body["background"] is True and body["store"] is True  # polling needs it stored …
-    assert sandbox.runner.tidy.wait()  # … and it is deleted, after the cell returned
+    assert sandbox.runner.cleanup.wait()  # … and it is deleted, after the cell returned
     assert faults.count("DELETE", "/responses/") == 1  # one response ran the cell (OCI's first ask is refused)
 
 
@@ -141,7 +142,7 @@ def test_uploads_are_placed_where_push_said_and_cellbox_files_stay_private(
     wait_until(lambda: not requests_listed(), timeout=10, what="the run requests to go")
     every = [f.path or "" for f in sandbox.files(include_private=True)]
     assert len([p for p in every if "/result-" in p]) <= 1
-    assert sandbox.runner.tidy.wait() and faults.count("DELETE", f"/containers/{sandbox.id}/files/") == 0
+    assert sandbox.runner.cleanup.wait() and faults.count("DELETE", f"/containers/{sandbox.id}/files/") == 0
     # Files the runtime moved into place are files written by code: a lagging listing shows them a little later.
     wait_until(lambda: sorted(f.path or "" for f in sandbox.files()) == shown, timeout=10, what="the placed files")
 
@@ -478,7 +479,7 @@ def test_revive_deletes_the_old_container_and_delete_confirms(use_cloud_server: 
 
 @pytest.mark.cloud_profiles("plain")
 def test_delete_that_does_not_take_is_said(use_cloud_server: str, faults: Faults, monkeypatch) -> None:
-    monkeypatch.setattr("cellbox.sandbox.DELETE_WAIT", 0.5)
+    monkeypatch.setattr("cellbox.session.sandbox.DELETE_WAIT", 0.5)
     with Client(http_client=httpx.Client(transport=faults, timeout=60)) as client:
         sb = cellbox.Sandbox.create(name="sticky", client=client)
         deleted = {"id": sb.id, "object": "container.deleted", "deleted": True}

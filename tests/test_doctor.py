@@ -8,10 +8,11 @@ import json
 import httpx
 import pytest
 
-from cellbox import cli, doctor, doctor_checks
+from cellbox import cli, doctor
 from cellbox.api import Client
-from cellbox.liveness import container_state
+from cellbox.doctor import checks as doctor_checks
 from cellbox.local.testing import RunningServer
+from cellbox.session.liveness import container_state
 
 WRONG_KEY = "wrong-key-0123456789abcdef"
 

@@ -21,9 +21,10 @@ import httpx
 import pytest
 
 import cellbox
-from cellbox import backend, endpoint, paths
 from cellbox.api import AsyncClient, Client, ConfigurationError
+from cellbox.common import endpoint, paths
 from cellbox.local.testing import RunningServer, running_server
+from cellbox.session import backend
 
 TOKEN = "tok-" + "s3cret" * 6
 

@@ -15,11 +15,12 @@ import pytest
 from IPython.core.error import UsageError
 from kernelhelp import Kernel, text
 
-from cellbox import backend, inuse
 from cellbox.api import Client
+from cellbox.common import inuse
 from cellbox.local.testing import RunningServer
-from cellbox.magics import ContainerMagics
-from cellbox.sandbox import Sandbox
+from cellbox.notebook.magics import ContainerMagics
+from cellbox.session import backend
+from cellbox.session.sandbox import Sandbox
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

@@ -165,7 +165,9 @@ def test_a_saved_notebook_keeps_static_html(use_cloud_server: str, tmp_path: Pat
     notebook = nbformat.v4.new_notebook(
         cells=[
             # A line for any transfer, however small, so this one shows.
-            nbformat.v4.new_code_cell("%load_ext cellbox\nimport cellbox.progress\ncellbox.progress.MIN_BYTES = 1"),
+            nbformat.v4.new_code_cell(
+                "%load_ext cellbox\nimport cellbox.session.progress\ncellbox.session.progress.MIN_BYTES = 1"
+            ),
             nbformat.v4.new_code_cell(
                 "%%container -o made\nimport pandas as pd\nmade = pd.DataFrame({'x': range(3000)})\n"
                 "made.to_csv('made.csv', index=False)"

@@ -31,11 +31,12 @@ import pyarrow.parquet as pq
 import pytest
 
 import cellbox
-from cellbox import frames, previews, views
 from cellbox.api import ContainerFile
 from cellbox.local.testing import RunningServer
-from cellbox.protocol import LiveOutput
-from cellbox.results import Artifact
+from cellbox.notebook import previews, views
+from cellbox.session import frames
+from cellbox.session.protocol import LiveOutput
+from cellbox.session.results import Artifact
 
 MB = 1 << 20
 X = "\N{MULTIPLICATION SIGN}"  # as pandas writes a frame's size in HTML
@@ -152,9 +153,9 @@ def bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
 MEASURE = """
 import json, sys, time
 import pandas, pyarrow, pyarrow.parquet  # imported before anything is measured, as in a notebook showing tables
-from cellbox import views
+from cellbox.notebook import views
 from cellbox.api import ContainerFile
-from cellbox.results import Artifact
+from cellbox.session.results import Artifact
 
 
 def peak():
@@ -271,7 +272,7 @@ def test_nested_values_bytes_and_long_names_are_cut_in_the_table(tmp_path: Path)
 
 def test_page_headers_are_read_within_their_bytes_whatever_they_hold() -> None:
     """Real headers, cut short and with bytes changed (seeded): a page is read or refused, never read past."""
-    from cellbox import parquet_pages
+    from cellbox.session import parquet_pages
 
     buffer = io.BytesIO()
     pd.DataFrame({"s": ["a", "b"] * 50, "x": range(100), "l": [[1, 2]] * 100}).to_parquet(buffer)

@@ -15,10 +15,10 @@ import pytest
 
 import cellbox
 from cellbox.api import CellboxError
-from cellbox.liveness import container_state
 from cellbox.local.testing import RunningServer, running_server
-from cellbox.parts import by_column, by_rows, make_parts
-from cellbox.results import Interrupted
+from cellbox.pool.parts import by_column, by_rows, make_parts
+from cellbox.session.liveness import container_state
+from cellbox.session.results import Interrupted
 
 
 def sales_frame(n: int = 90) -> pd.DataFrame:

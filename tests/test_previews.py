@@ -15,9 +15,9 @@ import pandas  # noqa: F401  # imported before anything is measured, as in a not
 import pytest
 
 import cellbox
-from cellbox import views
 from cellbox.local.testing import RunningServer
-from cellbox.results import Artifact
+from cellbox.notebook import views
+from cellbox.session.results import Artifact
 
 SPARSE = 2 << 30  # what the files claim: 2 GiB, of which a few KB are on disk
 MAX_GROWTH = 50 << 20

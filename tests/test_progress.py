@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 import cellbox
-from cellbox import progress
-from cellbox.progress import MIN_BYTES, Operation
 from cellbox.runtime import values
+from cellbox.session import progress
+from cellbox.session.progress import MIN_BYTES, Operation
 
 
 class Recorder:

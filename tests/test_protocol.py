@@ -14,13 +14,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from cellbox import frames, protocol
 from cellbox.api import CodeInterpreterCall, Response
 from cellbox.boundary import DisplayPolicy
-from cellbox.protocol import LoaderMismatch
-from cellbox.result_record import Result
-from cellbox.results import Usage, add_usage
 from cellbox.runtime.container import REFUSED_MARKER
+from cellbox.session import frames, protocol
+from cellbox.session.protocol import LoaderMismatch
+from cellbox.session.result_record import Result
+from cellbox.session.results import Usage, add_usage
 
 
 class InProcessContainer:

@@ -1,5 +1,5 @@
-"""A container's file names are untrusted input: the rules of `cellbox.local_paths` with hostile names and planted
-links, and every way files come back (`Transfers.pull` over a hostile listing, `Artifact.download`, the save
+"""A container's file names are untrusted input: the rules of `cellbox.boundary.local_paths` with hostile names and
+planted links, and every way files come back (`Transfers.pull` over a hostile listing, `Artifact.download`, the save
 buttons' output) keeping to them, without a server."""
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from typing import BinaryIO
 import httpx
 import pytest
 
-from cellbox import local_paths, save_buttons
 from cellbox.api import Client, Container, ContainerFile
-from cellbox.local_paths import Landing, Refused, Skipped, create, name_parts, parts_under
-from cellbox.results import Artifact
-from cellbox.transfer import Transfers
+from cellbox.boundary import local_paths
+from cellbox.boundary.local_paths import Landing, Refused, Skipped, create, name_parts, parts_under
+from cellbox.notebook import save_buttons
+from cellbox.session.results import Artifact
+from cellbox.session.transfer import Transfers
 
 # --- names ------------------------------------------------------------------------------------------------------
 

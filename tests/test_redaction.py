@@ -11,7 +11,7 @@ from echoproxy import SHAPES, EchoProxy, leaks
 
 from cellbox.api import CellboxError
 from cellbox.cli import EXIT_ERROR, main
-from cellbox.magics import ContainerMagics
+from cellbox.notebook.magics import ContainerMagics
 
 PLAIN_KEY = "cli0token0abcdef0123456789"  # shaped like no known key: only knowing the configured one helps
 

@@ -16,15 +16,15 @@ import pytest
 from mockapi import MockAPI
 
 import cellbox
-from cellbox import progress
 from cellbox.api import Client, Container
 from cellbox.api.config import load_settings
 from cellbox.api.lookup import AmbiguousName, NameTaken
-from cellbox.liveness import container_state
 from cellbox.local.testing import running_server
-from cellbox.progress import Operation
-from cellbox.protocol import LoaderMismatch, ProcessDied, RunFailed, loader_line
-from cellbox.sandbox import NotAuthorized
+from cellbox.session import progress
+from cellbox.session.liveness import container_state
+from cellbox.session.progress import Operation
+from cellbox.session.protocol import LoaderMismatch, ProcessDied, RunFailed, loader_line
+from cellbox.session.sandbox import NotAuthorized
 
 
 @pytest.fixture
@@ -181,7 +181,7 @@ def test_figures_come_back_as_png(sandbox: cellbox.Sandbox) -> None:
 
 def test_loader_mismatch_is_refused(sandbox: cellbox.Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     # The local model runs the first fenced block it is given: hand it a different one, as a wayward model would.
-    monkeypatch.setattr("cellbox.protocol.run_prompt", lambda loader: "```python\nprint('something else')\n```")
+    monkeypatch.setattr("cellbox.session.protocol.run_prompt", lambda loader: "```python\nprint('something else')\n```")
     with pytest.raises(LoaderMismatch, match="something else"):
         sandbox.run("1")
 
@@ -378,7 +378,7 @@ def test_copies_of_pushed_values_do_not_pile_up(use_cloud_server: str) -> None:
 
 def test_the_copies_folder_is_removed_at_exit_without_close(tmp_path: Path) -> None:
     script = (
-        "from cellbox.transfer import Transfers\n"
+        "from cellbox.session.transfer import Transfers\n"
         "t = Transfers(None, None, None)\n"
         "(t.cache / 'sales.parquet').write_bytes(b'x')\n"
         "print(t.cache)\n"

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from cellbox import text
 from cellbox.api import MEMORY_LIMITS, Container
+from cellbox.common import text
 
 CASES: dict[str, Any] = json.loads((Path(__file__).parent / "format_cases.json").read_text())
 

@@ -13,8 +13,8 @@ import pytest
 from kernelhelp import Kernel, text
 
 from cellbox.api import Container
-from cellbox.results import Usage
-from cellbox.views import ContainerTable, StatusView
+from cellbox.notebook.views import ContainerTable, StatusView
+from cellbox.session.results import Usage
 
 
 def stdout(messages: list[dict[str, Any]]) -> str:

@@ -10,12 +10,12 @@ import time
 import pandas as pd
 import pytest
 
-from cellbox import progress
 from cellbox.api import Container, ContainerFile
-from cellbox.first_rows import first_rows
-from cellbox.progress import Operation
-from cellbox.results import Artifact, RemoteError
-from cellbox.views import ArtifactGallery, ContainerTable, FileTable, StatusView, TransferProgress
+from cellbox.notebook.views import ArtifactGallery, ContainerTable, FileTable, StatusView, TransferProgress
+from cellbox.session import progress
+from cellbox.session.first_rows import first_rows
+from cellbox.session.progress import Operation
+from cellbox.session.results import Artifact, RemoteError
 
 X = "\N{MULTIPLICATION SIGN}"  # as pandas writes a frame's size in HTML
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "Artifact",
@@ -31,15 +31,15 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # Lazy: `cellbox.api` and the command line stay quick to import without pandas or IPython.
     if name == "Sandbox":
-        from .sandbox import Sandbox
+        from .session.sandbox import Sandbox
 
         return Sandbox
     if name in ("Pool", "concat"):
-        from . import fanout
+        from .pool import fanout
 
         return getattr(fanout, name)
     if name in ("Artifact", "RemoteError", "Run", "SandboxGone", "Usage"):
-        from . import results
+        from .session import results
 
         return getattr(results, name)
     if name == "NoSuchContainer":
@@ -51,6 +51,6 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext cellbox`: registers `%container` and `%%container`."""
-    from .magics import load_ipython_extension as load
+    from .notebook.magics import load_ipython_extension as load
 
     load(ipython)

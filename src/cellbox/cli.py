@@ -14,10 +14,12 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from . import __version__, endpoint, paths, text
+from ._version import __version__
 from .api import CellboxError, Client, Container, load_settings
+from .api.config import configured_secrets
 from .api.lookup import find_container
-from .redact import configured_secrets, redact
+from .common import endpoint, paths, text
+from .common.redact import redact
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cellbox import paths
 from cellbox.api import Client, ConfigurationError, load_settings
 from cellbox.api.config import oci_base_url
+from cellbox.common import paths
 
 
 def _write_config(text: str) -> Path:

@@ -1,4 +1,4 @@
-"""Credentials that an upstream echoes back never reach the user: `cellbox.redact`, and `cellbox.api`'s errors
+"""Credentials that an upstream echoes back never reach the user: `cellbox.common.redact`, and `cellbox.api`'s errors
 built from a careless proxy's answers (a real server on loopback that repeats the Authorization header)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from echoproxy import SHAPES, EchoProxy, leaks
 
 from cellbox.api import APIError, APIResponseValidationError, APIStatusError, AsyncClient, Client
 from cellbox.api.errors import error_from_response
-from cellbox.redact import REDACTED, redact, redact_json, secrets_in_authorization
+from cellbox.common.redact import REDACTED, redact, redact_json, secrets_in_authorization
 
 KEY = "sk-proj-Zq81vT0xLmN4pQ7rS2uV9wXyA3bC5dE6"
 OCI_AUTH = (

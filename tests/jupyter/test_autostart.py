@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from cellbox import endpoint, paths
+from cellbox.common import endpoint, paths
 from cellbox.local.testing import wait_until_async
 
 

@@ -25,7 +25,7 @@ import nbformat
 import pytest
 from browserhelp import Lab, expect, kernel_idle, open_sidebar, running_lab, shot
 
-from cellbox import endpoint
+from cellbox.common import endpoint
 from cellbox.local.testing import RunningServer, wait_until
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,8 @@ from typing import Any, Union
 
 import httpx
 
-from .. import __version__, endpoint
+from .._version import __version__
+from ..common import endpoint
 from .auth import auth_from_settings
 from .config import Settings, load_settings
 from .errors import CellboxError, ConfigurationError, connection_error, error_from_response, refused_parameter

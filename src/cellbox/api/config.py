@@ -1,7 +1,7 @@
 """Where the client's settings come from: the environment, then `~/.config/cellbox/config.toml`, then defaults.
 
 With no base URL and no region configured, the client uses the endpoint file that a running `cellbox serve`
-writes (`cellbox.paths.endpoint_file()`), so `Client()` needs no arguments on a fresh machine.
+writes (`cellbox.common.paths.endpoint_file()`), so `Client()` needs no arguments on a fresh machine.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import endpoint, paths
-from ..endpoint import Endpoint
+from ..common import endpoint, paths
+from ..common.endpoint import Endpoint
 from .errors import ConfigurationError
 from .operations import REASONING_EFFORTS
 
@@ -211,3 +211,13 @@ def _check_region(base_url: str, source: str) -> None:
         RegionWarning,
         stacklevel=3,
     )
+
+
+def configured_secrets() -> list[str]:
+    """The secrets the current configuration holds (the API key, or the local server's token); none when the
+    configuration can't be read."""
+    try:
+        key = load_settings().api_key
+    except Exception:  # a broken configuration is reported elsewhere; redaction must not fail on it
+        return []
+    return [key] if key else []

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from ..redact import redact, redact_json, secrets_in_authorization
+from ..common.redact import redact, redact_json, secrets_in_authorization
 
 __all__ = [
     "APIConnectionError",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..common import text
 from .errors import CellboxError, NotFoundError, ValidationError
 from .operations import is_plain_id
 from .records import Container
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AmbiguousName", "NameTaken", "NoSuchContainer", "find_container", "live_named"]
 
-LIVE = (None, "running", "active")
+LIVE = text.LIVE  # the statuses of a live container
 
 
 class NoSuchContainer(CellboxError, LookupError):

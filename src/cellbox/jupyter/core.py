@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, backend, inuse, local_paths
+from .._version import __version__
 from ..api import (
     MEMORY_LIMITS,
     AsyncClient,
@@ -34,7 +34,10 @@ from ..api import (
     load_settings,
 )
 from ..api.lookup import LIVE
-from ..protocol import DATA_DIR, PRIVATE
+from ..boundary import local_paths
+from ..common import inuse
+from ..session import backend
+from ..session.protocol import DATA_DIR, PRIVATE
 
 __all__ = ["MEMORY_LIMITS", "Clients", "Sidebar", "SidebarError", "Workspace", "fingerprint"]
 
@@ -123,7 +126,7 @@ GONE = {
 
 async def _gone(client: AsyncClient, container_id: str) -> SidebarError | None:
     """A 410 with one human line when the container expired or was deleted, decided by retrieving it (as
-    `cellbox.sandbox.container_state` does), never by an error's wording; None when it is there."""
+    `cellbox.session.sandbox.container_state` does), never by an error's wording; None when it is there."""
     try:
         box = await client.containers.retrieve(container_id)
     except NotFoundError:

@@ -1,7 +1,7 @@
 """The REST API under `/cellbox/api/` that the JupyterLab sidebar talks to.
 
 One base handler turns every failure into JSON (`{"message", "reason", "upstream_status", "request_id"}`) and
-logs it on one line, credentials taken out of both (`cellbox.redact`: what a backend or proxy echoes back); the
+logs it on one line, credentials taken out of both (`cellbox.common.redact`: what a backend or proxy echoes back); the
 handlers are thin calls into `core.Sidebar`; `ROUTES` is the whole API.
 """
 
@@ -23,7 +23,7 @@ from ..api import (
     ConfigurationError,
     ValidationError,
 )
-from ..redact import redact
+from ..common.redact import redact
 from .core import Sidebar, SidebarError
 
 __all__ = ["ROUTES", "CellboxHandler", "setup_handlers"]

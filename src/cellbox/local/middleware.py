@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import endpoint
+from ..common import endpoint
 from . import errors
 
 OCI_AUTHORIZATION_FAILED = "Authorization failed or requested resource not found"

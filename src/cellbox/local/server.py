@@ -1,6 +1,6 @@
 """Running the local server: checks, wiring, uvicorn, and the endpoint file clients find it by.
 
-The endpoint file (`cellbox.paths.endpoint_file()` unless told otherwise) holds
+The endpoint file (`cellbox.common.paths.endpoint_file()` unless told otherwise) holds
 `{"base_url": "http://HOST:PORT/v1", "token": "...", "pid": N}`, mode 0600, written atomically once the server
 accepts requests and removed on a clean shutdown if it is still ours.
 """
@@ -25,7 +25,7 @@ from typing import Any
 
 import uvicorn
 
-from .. import endpoint, paths
+from ..common import endpoint, paths
 from . import cgroups, disk, seccomp
 from .app import build_app
 from .containers import Containers

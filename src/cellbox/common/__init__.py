@@ -1,0 +1,1 @@
+"""What every part of cellbox shares, client and server alike; imports nothing of cellbox."""

@@ -1,0 +1,92 @@
+"""`cellbox doctor`: the configured backend checked end to end, each check with what to do when it fails.
+
+    checks = cellbox.doctor.run()          # a list of Check: name, status, detail, next_step, data
+    ok = cellbox.doctor.passed(checks)
+
+The checks run in order; one whose prerequisite did not pass is `skipped` with why (`NEEDS` declares them):
+
+    configuration  base URL, auth kind, key, project (OCI), region in OCI's documented list, model
+    auth           one cheap authenticated call (a one-item page of the container list)
+    project        the OpenAI-Project header accepted, or said to be missing (OCI requires one [Doc])
+    create         a container, deleted at the end whatever happens
+    upload         a file named `doctor/probe/x.txt`: the `path` the service answered (OpenAI may prefix the
+                   name and drop its folders [Doc/Inf]; cellbox finds uploads by that path)
+    listing        code writes a file: how long until the file list shows it with its size ([Obs] listings lag)
+    run            one cell through cellbox's real run protocol (`Sandbox.run`: upload, loader, result record)
+    parameters     which bounds of the request the backend took: refused ones are what the client remembered
+                   (it sends a request again once without a refused field); `reasoning` is tried by `listing`
+    retrieve       the container found again by its name
+    delete         deleted, and confirmed: retrieving it says it is gone
+
+Statuses: `pass`, `warn` (works, with something to know or change), `fail`, `skipped`. Nothing shown carries a
+secret: every text goes through `cellbox.common.redact` with the configured key. The sources of what each check expects
+are in shared/reference/cloud-behaviour.md ([Doc] documented, [Obs] reported, [Inf] to be found out here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..api import Settings
+from .advice import next_step
+from .checks import FAIL, PASS, SKIPPED, WARN, Check, Checkup
+from .checks import PARAMETERS as PARAMETERS  # the request bounds it checks, read by tests from here
+
+__all__ = ["CHECKS", "NEEDS", "Check", "passed", "run"]
+
+_WHY = {FAIL: "failed", SKIPPED: "was skipped"}
+
+# The checks in the order they run, and what each needs to have passed (or warned) first.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "configuration": (),
+    "auth": ("configuration",),
+    "project": ("configuration",),
+    "create": ("auth", "project"),
+    "upload": ("create",),
+    "listing": ("create",),
+    "run": ("create",),
+    "parameters": ("create",),
+    "retrieve": ("create",),
+    "delete": ("create",),
+}
+CHECKS = tuple(NEEDS)
+
+
+def passed(checks: Sequence[Check]) -> bool:
+    """Whether every check passed (a warning counts as passing; a failure or a skipped check does not)."""
+    return all(check.status in (PASS, WARN) for check in checks)
+
+
+def run(settings: Settings | None = None, **client_options: Any) -> list[Check]:
+    """Run every check against `settings` (default: the configured backend, the local server when nothing is
+    configured; started if needed). `client_options` go to `Client` (e.g. `http_client=` in tests). The container
+    made for the checks is always deleted."""
+    checkup = Checkup(settings, client_options)
+    results: dict[str, Check] = {}
+    steps: dict[str, Callable[[], Check]] = {
+        "configuration": checkup.configuration,
+        "auth": checkup.auth,
+        "project": checkup.project,
+        "create": checkup.create,
+        "upload": checkup.upload,
+        "listing": checkup.listing,
+        "run": checkup.run_cell,
+        "parameters": checkup.parameters,
+        "retrieve": checkup.retrieve,
+        "delete": checkup.delete,
+    }
+    try:
+        for name in CHECKS:
+            blocked = [n for n in NEEDS[name] if results[n].status not in (PASS, WARN)]
+            if blocked:
+                why = ", ".join(f"{n} {_WHY[results[n].status]}" for n in blocked)
+                results[name] = Check(name, SKIPPED, f"not run: {why}")
+                continue
+            try:
+                results[name] = steps[name]()
+            except Exception as exc:  # a check that broke is a failure of that check, never the end
+                results[name] = Check(name, FAIL, f"{type(exc).__name__}: {exc}", next_step(exc, checkup.settings))
+    finally:
+        checkup.close()
+    return [checkup.redacted(results[name]) for name in CHECKS]

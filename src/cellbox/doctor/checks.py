@@ -1,0 +1,352 @@
+"""The checks `cellbox doctor` runs, one method each of `Checkup`, which holds what they hand on to each other:
+the settings and client `configuration` made, the container `create` made, the request bounds sent so far.
+
+Each check returns a `Check`; one that raises is a failure of that check (`cellbox.doctor` runs them, in order).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+import uuid
+import warnings
+from typing import Any
+
+from ..api import APIError, CellboxError, Client, Container, Settings
+from ..api.config import _OCI_HOST, OCI_REGIONS, RegionWarning
+from ..api.lookup import find_container
+from ..common.polling import Backoff
+from ..common.redact import redact
+from ..session import backend, protocol
+from ..session.liveness import container_state
+from ..session.remote_files import LISTING_WAIT
+from ..session.sandbox import Sandbox
+from .advice import MODEL_STEP, missing_project, next_step
+
+__all__ = ["FAIL", "PARAMETERS", "PASS", "SKIPPED", "WARN", "Check", "Checkup"]
+
+PASS, WARN, FAIL, SKIPPED = "pass", "warn", "fail", "skipped"
+
+PROBE_NAME = "doctor/probe/x.txt"
+WRITTEN = "/mnt/data/doctor/written.txt"
+LISTING_GIVE_UP = 60.0  # seconds: a file written by code that isn't listed by then is a failure
+RUN_TIMEOUT = 300.0
+HARMLESS = "nothing to do"
+# The request bounds cellbox sends when it runs a cell (protocol.request_options), and what a refusal costs.
+PARAMETERS: dict[str, str] = {
+    "tool_choice": "the model isn't told to use the python tool, so it may answer without running the cell "
+    "(cellbox then asks once more)",
+    "max_tool_calls": "the model may run code again after an error; cellbox's runtime refuses a second start, so "
+    "a cell still runs once",
+    "parallel_tool_calls": "the model may make several calls at once; cellbox still starts a cell once",
+    "store": "nothing to do: responses are not kept anyway",
+    "background": "cells run in the foreground: an interrupt or time limit can't cancel the remote code",
+    "stream": "nothing to do: a cell's end is noticed by polling, from a few milliseconds to a second later",
+    "reasoning": "nothing to do: cells are asked without a reasoning effort (CELLBOX_REASONING_EFFORT has no "
+    "effect on this model)",
+    "max_output_tokens": "nothing to do: replies are not bounded, each cell is still one short call",
+}
+
+
+@dataclasses.dataclass
+class Check:
+    """One row of the report: `status` is pass, warn, fail or skipped; `next_step` says what to change."""
+
+    name: str
+    status: str
+    detail: str
+    next_step: str | None = None
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Checkup:
+    """The checks against `settings` (None: the configured backend), with a client made with `client_options`."""
+
+    def __init__(self, settings: Settings | None, client_options: dict[str, Any]) -> None:
+        self.settings = settings
+        self.client_options = client_options
+        self.client: Client | None = None
+        self.model: str | None = None
+        self.container: Container | None = None
+        self.deleted = False
+        self.auth_error: APIError | None = None
+        self.tried: set[str] = set()  # request parameters sent (the client remembers which were refused)
+        self.secrets: list[str] = []
+
+    def redacted(self, check: Check) -> Check:
+        """`check` with the configured key taken out of every text it shows."""
+        return Check(
+            check.name,
+            check.status,
+            redact(check.detail, self.secrets),
+            redact(check.next_step, self.secrets) if check.next_step else None,
+            {k: redact(v, self.secrets) if isinstance(v, str) else v for k, v in check.data.items()},
+        )
+
+    def close(self) -> None:
+        """The container made for the checks deleted (whatever happened), and the client closed."""
+        if self.container is not None and not self.deleted and self.client is not None:
+            with contextlib.suppress(CellboxError):
+                self.client.containers.delete(self.container.id)
+        if self.client is not None:
+            self.client.close()
+
+    # --- the checks ---------------------------------------------------------------------------------------------
+
+    def configuration(self) -> Check:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RegionWarning)  # said in this check's own words below
+                settings = self.settings or backend.settings()
+        except CellboxError as exc:
+            return Check("configuration", FAIL, str(exc), "fix the setting named above (`cellbox config` shows all)")
+        self.settings = settings
+        self.secrets = [settings.api_key] if settings.api_key else []
+        said = [f"{settings.backend} backend at {settings.base_url}", f"auth {settings.auth}"]
+        data: dict[str, Any] = {"backend": settings.backend, "base_url": settings.base_url, "auth": settings.auth}
+        if settings.auth == "api_key" and not settings.api_key:
+            return Check(
+                "configuration",
+                FAIL,
+                "; ".join([*said, "no API key"]),
+                "set CELLBOX_API_KEY (an OCI Generative AI API key, or an OpenAI key), or choose IAM auth with "
+                "CELLBOX_AUTH (oci_user_principal, oci_session, oci_instance_principal, oci_resource_principal)",
+                data,
+            )
+        if settings.backend == "oci" and not settings.project:
+            return Check(
+                "configuration",
+                FAIL,
+                "; ".join([*said, "no project"]) + " (nothing was sent)",
+                "set CELLBOX_PROJECT to the OCID of a Generative AI project: OCI requires one on every request "
+                "(sent as the OpenAI-Project header)",
+                data,
+            )
+        if settings.project:
+            said.append(f"project {settings.project}")
+        warnings_: list[tuple[str, str]] = []
+        region = _OCI_HOST.match(settings.base_url or "")
+        if region is not None:
+            data["region"] = region.group(1)
+            if region.group(1) not in OCI_REGIONS:
+                warnings_.append(
+                    (
+                        f"region {region.group(1)} is not one OCI documents for the Responses and Containers APIs",
+                        f"use CELLBOX_OCI_REGION with one of {', '.join(OCI_REGIONS)}",
+                    )
+                )
+        try:
+            self.model = backend.model_for(settings)
+            said.append(f"model {self.model}")
+        except CellboxError:
+            warnings_.append(
+                ("no model: code can't run", "set CELLBOX_MODEL to a model that has the code_interpreter tool")
+            )
+        data["model"] = self.model
+        try:
+            self.client = Client(settings=settings, **self.client_options)
+        except CellboxError as exc:
+            return Check("configuration", FAIL, "; ".join([*said, str(exc)]), str(exc), data)
+        if warnings_:
+            detail = "; ".join(said + [w for w, _ in warnings_])
+            return Check("configuration", WARN, detail, "; ".join(s for _, s in warnings_), data)
+        return Check("configuration", PASS, "; ".join(said), None, data)
+
+    def auth(self) -> Check:
+        assert self.client is not None
+        try:
+            self.client.containers.list_page(limit=1)
+        except APIError as exc:
+            self.auth_error = exc
+            if missing_project(exc):
+                return Check("auth", FAIL, f"the service wants a project first: {exc}", "see project")
+            return Check("auth", FAIL, str(exc), next_step(exc, self.settings))
+        return Check("auth", PASS, f"{self._auth_kind()} accepted (listing containers)")
+
+    def project(self) -> Check:
+        assert self.settings is not None
+        project = self.settings.project
+        if self.auth_error is not None:
+            if missing_project(self.auth_error):
+                return Check(
+                    "project",
+                    FAIL,
+                    "the service refused a request without a project (OpenAI-Project)",
+                    "set CELLBOX_PROJECT to the OCID of a Generative AI project (OCI requires one)",
+                )
+            return Check("project", SKIPPED, "not run: auth failed (a wrong project fails there too)")
+        if project:
+            return Check("project", PASS, f"OpenAI-Project {project} accepted", data={"project": project})
+        return Check("project", PASS, "none set, and none asked for (OpenAI uses the key's default project)")
+
+    def create(self) -> Check:
+        assert self.client is not None
+        name = f"cellbox-doctor-{uuid.uuid4().hex[:8]}"
+        self.container = box = self.client.containers.create(name)
+        detail = f"{box.id} ({box.name}), status {box.status}, memory {box.memory_limit or '-'}"
+        return Check("create", PASS, detail, data={"container_id": box.id, "name": box.name})
+
+    def upload(self) -> Check:
+        assert self.client is not None and self.container is not None
+        record = self.client.containers.files.create(self.container.id, b"cellbox doctor\n", filename=PROBE_NAME)
+        path = record.path or ""
+        data = {"uploaded_as": PROBE_NAME, "path": record.path}
+        if path == f"/mnt/data/{PROBE_NAME}":
+            where = "kept as named, so a cell's request is uploaded while the model is asked to run it"
+        elif path.endswith(f"/{PROBE_NAME}"):
+            where = "kept its folders"
+        elif path.endswith("x.txt"):
+            where = "its folders were dropped; cellbox finds uploads by the path answered and moves them into place"
+        else:
+            where = "an unexpected place; cellbox finds uploads by the path answered"
+        return Check("upload", PASS, f"{PROBE_NAME} landed at {path or '(no path answered)'}: {where}", data=data)
+
+    def listing(self) -> Check:
+        assert self.client is not None and self.container is not None and self.settings is not None
+        if self.model is None:
+            return Check("listing", SKIPPED, "not run: no model to run code (see configuration)")
+        code = (
+            "import os\n"
+            "os.makedirs('/mnt/data/doctor', exist_ok=True)\n"
+            f"open({WRITTEN!r}, 'w').write('written by cellbox doctor\\n')\n"
+        )
+        reading = None
+        for _ in (1, 2):  # a reply without a call is asked again once, as a cell's run is
+            # What a cell's run sends (minimal reasoning unless configured), so what is refused here is what cells meet.
+            options = protocol.request_options(reasoning_effort=self.settings.reasoning_effort, background=False)
+            response = self.client.responses.create(
+                model=self.model, input=protocol.run_prompt(code), container=self.container.id, **options
+            )
+            self.tried |= {
+                "tool_choice",
+                "max_tool_calls",
+                "parallel_tool_calls",
+                "store",
+                "reasoning",
+                "max_output_tokens",
+            }
+            reading = protocol.read_response(response, code.strip())
+            if not reading.retry:
+                break
+        assert reading is not None
+        if reading.foreign or not reading.started:
+            said = "; ".join(reading.problems) or "the model ran other code"
+            return Check("listing", FAIL, f"the code that writes the file did not run: {said}", MODEL_STEP)
+        written = time.monotonic()
+        listed: float | None = None
+        sized: float | None = None
+        pause = Backoff(LISTING_GIVE_UP, first=0.05, most=1.0)
+        while True:
+            for record in self.client.containers.files.list(self.container.id):
+                if (record.path or "").endswith("doctor/written.txt"):
+                    listed = listed or time.monotonic()
+                    if record.bytes is not None:
+                        sized = time.monotonic()
+            if sized is not None or not pause.wait():
+                break
+        if listed is None:
+            return Check(
+                "listing",
+                FAIL,
+                f"a file written by code ({WRITTEN}) was not listed within {LISTING_GIVE_UP:.0f}s",
+                "files a cell writes won't come back as artifacts; check the service's status page and try again later",
+            )
+        ms = round((listed - written) * 1000)
+        data = {"listed_ms": ms, "size_ms": None if sized is None else round((sized - written) * 1000)}
+        detail = f"{WRITTEN} listed {ms} ms after the code wrote it"
+        if sized is None:
+            return Check("listing", WARN, detail + ", its size still null", "nothing to change: sizes show as -", data)
+        if sized - written > LISTING_WAIT:
+            return Check(
+                "listing",
+                WARN,
+                detail + f", with its size after {data['size_ms']} ms",
+                f"cellbox waits up to {LISTING_WAIT:.0f}s for a listing; files slower than that are reported as "
+                "missing: pull them later",
+                data,
+            )
+        return Check("listing", PASS, detail + f", with its size after {data['size_ms']} ms", data=data)
+
+    def run_cell(self) -> Check:
+        assert self.client is not None and self.container is not None
+        if self.model is None:
+            return Check("run", SKIPPED, "not run: no model to run code (see configuration)")
+        sandbox = Sandbox(self.client, self.container, model=self.model)
+        self.tried |= {"tool_choice", "max_tool_calls", "parallel_tool_calls", "store", "background", "stream"}
+        try:
+            started = time.monotonic()
+            result = sandbox.run("print('cellbox doctor')\n6 * 7", timeout=RUN_TIMEOUT)
+            took = time.monotonic() - started
+        except protocol.LoaderMismatch as exc:
+            return Check("run", FAIL, str(exc), MODEL_STEP)
+        except protocol.RunFailed as exc:
+            return Check("run", FAIL, str(exc), MODEL_STEP)
+        finally:
+            sandbox.close()
+        value = repr(result.value)
+        if not result.ok or "cellbox doctor" not in result.stdout or "42" not in value:
+            said = result.error.evalue if result.error else f"stdout {result.stdout!r}, value {value}"
+            return Check("run", FAIL, f"the cell ran but did not give what it should: {said}", MODEL_STEP)
+        detail = f"ran through the loader in {took:.1f}s: printed 'cellbox doctor', value 42"
+        if result.notes:
+            detail += f" (notes: {'; '.join(result.notes)})"
+        return Check("run", PASS, detail, data={"seconds": round(took, 2), "notes": list(result.notes)})
+
+    def parameters(self) -> Check:
+        assert self.client is not None
+        if not self.tried:
+            return Check("parameters", SKIPPED, "not run: no response was made (see listing and run)")
+        refused = sorted(self.client.refused_parameters.get(("/responses", self.model), set()))
+        accepted = [name for name in PARAMETERS if name in self.tried and name not in refused]
+        untried = [name for name in PARAMETERS if name not in self.tried]
+        data = {"accepted": accepted, "refused": refused, "not_tried": untried}
+        detail = f"accepted: {', '.join(accepted) or 'none'}"
+        if untried:
+            detail += f"; not tried: {', '.join(untried)}"
+        if not refused:
+            return Check("parameters", PASS, detail, data=data)
+        detail += f"; refused (left out from then on): {', '.join(refused)}"
+        costly = [name for name in refused if not PARAMETERS.get(name, "").startswith(HARMLESS)]
+        if not costly:  # cells work just as well without them
+            return Check("parameters", PASS, detail + f" ({HARMLESS})", data=data)
+        steps = "; ".join(f"{name}: {PARAMETERS.get(name, 'left out')}" for name in refused)
+        return Check("parameters", WARN, detail, steps, data)
+
+    def retrieve(self) -> Check:
+        assert self.client is not None and self.container is not None
+        name = self.container.name or ""
+        found = find_container(self.client, name)
+        if found.id != self.container.id:
+            return Check(
+                "retrieve",
+                FAIL,
+                f"the name {name} found {found.id}, not {self.container.id}",
+                "the service's name filter is not reliable: attach containers by id",
+            )
+        return Check("retrieve", PASS, f"found {found.id} by its name {name}, status {found.status}")
+
+    def delete(self) -> Check:
+        assert self.client is not None and self.container is not None
+        box = self.container
+        self.client.containers.delete(box.id)
+        started = time.monotonic()
+        pause = Backoff(10.0, first=0.1, most=1.0)
+        while (state := container_state(self.client, box.id)) != "gone":
+            if state == "unauthorized" or not pause.wait():
+                return Check(
+                    "delete",
+                    FAIL,
+                    f"deleted, but retrieving {box.id} still says {state}",
+                    f"delete it with `cellbox rm {box.id}` and check with `cellbox ls`",
+                )
+        self.deleted = True
+        ms = round((time.monotonic() - started) * 1000)
+        return Check("delete", PASS, f"deleted {box.id}; retrieving it says it is gone (after {ms} ms)")
+
+    def _auth_kind(self) -> str:
+        assert self.settings is not None
+        return "the API key" if self.settings.auth == "api_key" else f"{self.settings.auth} auth"

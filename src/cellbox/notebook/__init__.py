@@ -1,0 +1,1 @@
+"""The notebook front-end: the `%container` magics and the views they show."""

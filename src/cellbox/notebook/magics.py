@@ -1,0 +1,379 @@
+"""`%container` and `%%container` (`%load_ext cellbox`). Thin: parsing, the notebook namespace, and display;
+the work is done by `cellbox.Sandbox`, which is usable without IPython.
+
+    %container new [NAME] [--memory 1g|4g|16g|64g] [--expires MINUTES] [--fresh]
+    %container use NAME_OR_ID
+    %container list | files | status
+    %container push VAR_OR_PATH ...
+    %container pull REMOTE_GLOB [--to DIR] [--hidden] [--force]
+    %container delete [NAME_OR_ID]
+
+    %%container [NAME_OR_ID] [-i VAR ...] [-o VAR ...] [--files PATH ...] [--pull GLOB ...] [--hidden] [--force]
+                [--timeout S]
+
+    %container pool N [--memory ...] | --retry | --delete;  %%container --pool --split VAR [--by COLUMN] -o VAR
+    (see cellbox.notebook.pool_magic)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import sys
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import MagicArgumentParser
+from IPython.display import display
+
+from ..api import MEMORY_LIMITS, CellboxError
+from ..api.config import configured_secrets
+from ..api.lookup import NameTaken
+from ..common import inuse
+from ..common.redact import redact
+from ..session.protocol import LiveOutput
+from ..session.results import Interrupted, Run, SandboxGone, Usage
+from ..session.sandbox import Sandbox
+from . import magic_help, pool_magic, views
+from .replay import Replay, warn
+
+__all__ = ["ContainerMagics", "load_ipython_extension"]
+
+
+def _line_parser() -> MagicArgumentParser:
+    parser = MagicArgumentParser(prog="%container", add_help=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    new = sub.add_parser("new", help="create a container and make it the current one")
+    new.add_argument("name", nargs="?")
+    new.add_argument("--memory", choices=MEMORY_LIMITS)
+    new.add_argument("--expires", type=int, metavar="MINUTES")
+    new.add_argument(
+        "--fresh", action="store_true", help="delete the container of that name (or the current one) first"
+    )
+    new.add_argument(
+        "--trust-output",
+        action="store_true",
+        help="show what the container displays unchanged, script included (only for code you trust)",
+    )
+    use = sub.add_parser("use", help="make an existing container the current one")
+    use.add_argument("name")
+    sub.add_parser("list", help="list containers")
+    sub.add_parser("files", help="list the current container's files")
+    sub.add_parser("status", help="show the current container")
+    push = sub.add_parser("push", help="send notebook variables or local files")
+    push.add_argument("items", nargs="+", metavar="VAR_OR_PATH")
+    pull = sub.add_parser("pull", help="download files from the container")
+    pull.add_argument("patterns", nargs="+", metavar="REMOTE_GLOB")
+    pull.add_argument("--to", default=".")
+    pull.add_argument("--hidden", action="store_true", help="also files whose path has a part starting with '.'")
+    pull.add_argument("--force", action="store_true", help="replace files already there")
+    delete = sub.add_parser("delete", help="delete a container (the current one by default)")
+    delete.add_argument("name", nargs="?")
+    pool_magic.add_line_command(sub)
+    return parser
+
+
+def _cell_parser() -> MagicArgumentParser:
+    parser = MagicArgumentParser(prog="%%container", add_help=False)
+    parser.add_argument("name", nargs="?", metavar="NAME_OR_ID")
+    parser.add_argument("-i", "--input", dest="inputs", nargs="+", action="extend", default=[], metavar="VAR")
+    parser.add_argument("-o", "--output", dest="outputs", nargs="+", action="extend", default=[], metavar="VAR")
+    parser.add_argument("--files", nargs="+", action="extend", default=[], metavar="PATH")
+    parser.add_argument("--pull", nargs="+", action="extend", default=[], metavar="GLOB")
+    parser.add_argument("--to", default=".")
+    parser.add_argument("--hidden", action="store_true", help="--pull also brings hidden files")
+    parser.add_argument("--force", action="store_true", help="--pull replaces files already there")
+    parser.add_argument("--timeout", type=float, metavar="S")
+    pool_magic.add_cell_options(parser)
+    return parser
+
+
+LINE_PARSER = _line_parser()
+CELL_PARSER = _cell_parser()
+
+
+def _parse(parser: MagicArgumentParser, line: str) -> Any:
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"{parser.prog}: {exc}") from None
+    return parser.parse_args(words)  # MagicArgumentParser raises UsageError on bad arguments
+
+
+@magics_class
+class ContainerMagics(Magics):
+    """Run cells in a container reached through the Containers API."""
+
+    def __init__(self, shell: Any) -> None:
+        super().__init__(shell)
+        self.current: Sandbox | None = None
+        self._known: dict[str, Sandbox] = {}  # by id and by name
+        self._gone: set[str] = set()  # sandboxes whose container vanished: revived by the next cell
+        self._deleted: str | None = None  # the name of the current container `delete` removed: the next cell's
+        self._kernel = inuse.kernel_id()  # where the sidebar learns which container this notebook uses
+        self._pools = pool_magic.PoolCommands(shell)  # `%container pool`, `%%container --pool`
+
+    @line_cell_magic
+    def container(self, line: str, cell: str | None = None) -> Any:
+        if magic_help.asks_for_help(line):
+            print(magic_help.HELP)
+            return None
+        try:
+            if cell is None:
+                return self._line(_parse(LINE_PARSER, line))
+            return self._cell(_parse(CELL_PARSER, line), cell)
+        except Interrupted:
+            raise
+        except KeyboardInterrupt:
+            what = f"%container {line.split()[0]}" if cell is None and line.split() else "the cell before it ran"
+            raise Interrupted(f"stopped {what}") from None
+        except SandboxGone as exc:
+            if self.current is not None:
+                self._gone.add(self.current.id)
+            raise SandboxGone(
+                f"container {exc.container or 'of this notebook'} has expired or was deleted. The next %%container "
+                "cell makes a new one of the same name and pushes your data again (variables and imports of earlier "
+                "cells are not carried over).",
+                exc.container,
+            ) from None
+        except CellboxError as exc:
+            # The message says what to do; the frames of cellbox and httpx under it would only hide it.
+            if not hasattr(exc, "_render_traceback_"):
+                # It may quote what a backend or proxy said: credentials it echoed are taken out.
+                shown = [redact(f"{type(exc).__name__}: {exc}", configured_secrets())]
+                exc._render_traceback_ = lambda: shown  # type: ignore[attr-defined]
+            raise
+
+    container.__doc__ = magic_help.HELP
+
+    def _cell_number(self) -> int | None:
+        """The running cell's number, as the notebook shows it (In[N]); IPython's display hook knows it whichever
+        way its version counts (9 counts the cell before running it)."""
+        count = getattr(getattr(self.shell, "displayhook", None), "prompt_count", None)
+        return count if isinstance(count, int) else None
+
+    @property
+    def _namespace(self) -> dict[str, Any]:
+        """The notebook's variables (a magic is only ever called from a shell)."""
+        assert self.shell is not None
+        return self.shell.user_ns
+
+    # --- sandboxes ------------------------------------------------------------------------------------------------
+
+    def _remember(self, sandbox: Sandbox) -> Sandbox:
+        sandbox.progress = views.TransferProgress
+        self._known[sandbox.id] = sandbox
+        if sandbox.name:
+            self._known[sandbox.name] = sandbox
+        self._set_current(sandbox)
+        return sandbox
+
+    def _set_current(self, sandbox: Sandbox | None) -> None:
+        self.current = sandbox
+        if sandbox is not None:
+            self._deleted = None
+        if self._kernel is not None:
+            if sandbox is None:
+                inuse.forget(self._kernel)
+            else:
+                inuse.record(self._kernel, sandbox.id, sandbox.name)
+
+    def _sandbox(self, name: str | None) -> Sandbox:
+        if name:
+            known = self._known.get(name)
+            if known is None:
+                known = Sandbox.get_or_create(name)
+            sandbox = self._remember(known)
+        elif self.current is not None:
+            sandbox = self.current
+        elif self._deleted:  # the notebook's container was deleted: a new one of its name, not an anonymous one
+            name = self._deleted
+            sandbox = self._remember(Sandbox.get_or_create(name))
+            _say(
+                f"container {name} was deleted, so this cell runs in a new container {name} ({sandbox.id}): "
+                "variables and files of earlier cells are not in it"
+            )
+        else:
+            sandbox = self._remember(Sandbox.create())
+            _say(f"created container {sandbox.name} ({sandbox.id})")
+        if sandbox.id in self._gone:
+            old = sandbox.id
+            sandbox.revive()
+            self._gone.discard(old)
+            self._remember(sandbox)
+            warn(
+                f"container {sandbox.name or old} was gone (expired or deleted), so this cell runs in a new one "
+                f"({sandbox.id}): variables and imports of earlier cells are gone; {_pushed_again(sandbox)}"
+            )
+        return sandbox
+
+    def _start_clean(self, name: str | None) -> None:
+        """`new --fresh`: the container of that name (or the current one) is deleted, so nothing of its state or
+        files carries over."""
+        old = (self._known.get(name) if name else self.current) or None
+        if old is None and name:
+            try:
+                old = Sandbox.attach(name)
+            except CellboxError:
+                return  # nothing of that name: already clean
+        if old is None:
+            return
+        with contextlib.suppress(SandboxGone):
+            old.delete()
+        self._known = {k: v for k, v in self._known.items() if v is not old}
+        self._gone.discard(old.id)
+        if self.current is old:
+            self._set_current(None)
+        _say(f"deleted container {old.name or old.id} ({old.id})")
+
+    def _require_current(self) -> Sandbox:
+        if self.current is None:
+            raise UsageError("no current container: `%container new` makes one, `%container use NAME` picks one")
+        return self.current
+
+    # --- %container -----------------------------------------------------------------------------------------------
+
+    def _line(self, args: Any) -> Any:
+        command = args.command
+        if command is None:
+            raise UsageError("%container needs a command: new, use, list, files, push, pull, delete, status")
+        if command == "pool":
+            return self._pools.line(args)
+        if command == "new":
+            if args.fresh:
+                self._start_clean(args.name)
+            try:
+                sandbox = Sandbox.create(
+                    args.name, memory_limit=args.memory, expires_after=args.expires, trust_output=args.trust_output
+                )
+            except NameTaken as taken:  # a name means one live container: use it, as `use` would
+                sandbox = self._known.get(taken.container.id) or Sandbox.attach(taken.container.id)
+                sandbox.trust_output = args.trust_output
+                differs = args.memory and args.memory != taken.container.memory_limit
+                memory = f" with {taken.container.memory_limit} of memory, not {args.memory}" if differs else ""
+                _say(
+                    f"container {args.name} is already running ({sandbox.id}){memory}; using it "
+                    f"(`%container new {args.name} --fresh` replaces it with a new one)"
+                )
+            self._remember(sandbox)
+            return views.StatusView(sandbox.container, caption="this notebook's container")
+        if command == "use":
+            # Looked up afresh (another notebook or the sidebar may have replaced it), keeping what this notebook
+            # knows of a container it used before (its pushes).
+            found = Sandbox.get_or_create(args.name)
+            if found.id in self._known:
+                found.close()
+            else:
+                self._known[found.id] = found
+            return views.StatusView(self._sandbox(found.id).container, caption="this notebook's container")
+        if command == "list":
+            current = self.current.id if self.current is not None else None
+            others = [box for kernel, box in inuse.read().items() if kernel != self._kernel]
+            if self.current is not None:  # the session's client, which stays open with it
+                boxes = list(self.current.client.containers.list(order="desc"))
+                return views.ContainerTable(boxes, current, others)
+            with Sandbox.default_client() as client:
+                return views.ContainerTable(list(client.containers.list(order="desc")), current, others)
+        if command == "status":
+            sandbox = self._require_current()
+            return views.StatusView(sandbox.refresh(), caption="this notebook's container", usage=_tokens(sandbox))
+        if command == "files":
+            return views.FileTable(self._require_current().files())
+        if command == "push":
+            sandbox = self._sandbox(None)
+            for item in args.items:
+                before = {entry.remote: entry.file_id for entry in sandbox.manifest.values()}
+                if item in self._namespace:
+                    remotes = sandbox.push(self._namespace[item], name=item)
+                else:
+                    remotes = sandbox.push(item)
+                sent = [r for r in remotes if sandbox.manifest[r].file_id != before.get(r)]
+                state = f"sent {len(sent)} of {len(remotes)} file(s)" if sent else "unchanged, nothing sent"
+                _say(f"pushed {item}: {state}")
+            return None
+        if command == "pull":
+            paths = self._require_current().pull(*args.patterns, to=args.to, hidden=args.hidden, force=args.force)
+            _say(f"pulled {len(paths)} file(s) into {args.to}" + (f"; {paths.note}" if paths.note else ""))
+            return None
+        if command == "delete":
+            known = self._known.get(args.name) if args.name else self._require_current()
+            sandbox = known if known is not None else Sandbox.attach(args.name)
+            sandbox.delete()
+            self._known = {k: v for k, v in self._known.items() if v is not sandbox}
+            if self.current is sandbox:
+                self._set_current(None)
+                self._deleted = sandbox.name  # the next cell makes a new one of this name, and says so
+            _say(f"deleted container {sandbox.name or sandbox.id} ({sandbox.id})")
+            return None
+        raise UsageError(f"unknown %container command {command!r}")  # pragma: no cover - argparse rejects it first
+
+    # --- %%container ----------------------------------------------------------------------------------------------
+
+    def _cell(self, args: Any, cell: str) -> None:
+        if args.pool:
+            return self._pools.cell(args, cell)
+        namespace = self._namespace
+        missing = [name for name in args.inputs if name not in namespace]
+        if missing:
+            raise UsageError(f"-i {' '.join(missing)}: no such variable in the notebook")
+        sandbox = self._sandbox(args.name)
+        inputs = {name: namespace[name] for name in args.inputs}
+        replay = Replay(self.shell, sandbox)
+        live = LiveOutput(replay.event)
+        try:
+            run = sandbox.run(
+                cell,
+                inputs=inputs,
+                outputs=args.outputs,
+                files=args.files,
+                pull=args.pull,
+                to=args.to,
+                hidden=args.hidden,
+                force=args.force,
+                timeout=args.timeout,
+                live=live,
+                on_wait=replay.waiting,
+                execution_count=self._cell_number(),
+            )
+        except TypeError as exc:  # a -i value that can't travel
+            raise UsageError(str(exc)) from None
+        finally:
+            replay.done()
+        replay.run = run
+        live.finish(run.events)
+        self._show(run)
+        if run.error is not None:
+            raise run.error
+        # Only the names the user asked for, whatever the container sent (the session already keeps to them).
+        namespace.update({name: run.variables[name] for name in args.outputs if name in run.variables})
+
+    def _show(self, run: Run) -> None:
+        for figure in run.figures:  # a runtime without IPython saves open figures as files
+            display(views.image(figure))
+        if run.artifacts:
+            display(views.ArtifactGallery(run.artifacts))
+        for note in run.notes:
+            print(f"cellbox: {note}", file=sys.stderr)
+
+
+def _tokens(sandbox: Sandbox) -> Usage | str:
+    """What the cells run in this sandbox have cost in model tokens, or why there is no figure."""
+    runner = sandbox.runner
+    if runner.usage is not None:
+        return runner.usage
+    return "not reported by the backend" if runner.responses else "no cells run yet"
+
+
+def _pushed_again(sandbox: Sandbox) -> str:
+    names = [entry.spec["name"] if entry.spec else entry.remote for entry in sandbox.manifest.values()]
+    return f"pushed again: {', '.join(names)}" if names else "nothing had been pushed"
+
+
+def _say(message: str) -> None:
+    # What cellbox did, on stdout: stderr is shown as an alarm, and this is news, not trouble.
+    print(f"cellbox: {message}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    ipython.register_magics(ContainerMagics)

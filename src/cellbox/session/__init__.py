@@ -1,0 +1,1 @@
+"""A session with one container: `Sandbox` and the parts it composes (transfers, runs, results)."""

@@ -1,0 +1,133 @@
+"""Which backend a Sandbox talks to, and the model that runs its code.
+
+With nothing configured, cellbox starts the embedded local server in the background (`cellbox serve`, detached,
+so other kernels and the JupyterLab sidebar share it) and finds it through its endpoint file: one client at a time,
+and never while a server is starting or stopping on the same state folder (that one is waited for instead). The
+server is a separate process reached over HTTP like any remote; nothing here imports it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ..api import Client, ConfigurationError, Settings, load_settings
+from ..common import endpoint, paths
+
+LOCAL_MODEL = "cellbox-local"
+# Bounds the whole autostart: waiting for another client's, for a server that is stopping, and the start itself.
+_START_TIMEOUT = 60.0
+# A server that just stopped may be restarting (`cellbox stop`, then `cellbox serve` with the user's own options):
+# it is given this long to claim the state folder before a client starts one with the defaults in its place.
+_RESTART_GRACE = 2.0
+_POLL = 0.05
+
+
+def _start_local_server() -> subprocess.Popen[bytes]:
+    state = paths.state_dir()
+    state.mkdir(parents=True, exist_ok=True)
+    log = (state / "server.log").open("ab")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cellbox", "serve", "--port", "0"],  # any free port: the endpoint file says which
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,  # outlives this kernel: other notebooks and the sidebar share it
+        close_fds=True,  # and holds none of this process's locks
+    )
+    log.close()
+    # Reaped when it exits (should this process still be alive), so it never lingers as a zombie.
+    threading.Thread(target=server.wait, name="cellbox-server-reaper", daemon=True).start()
+    return server
+
+
+def _autostart(timeout: float) -> Settings:
+    """The local server's settings once it serves: one that another client is starting, or that is starting or
+    stopping on this state folder, is waited for; one is started only when none is (at most one client at a time
+    does, under the autostart lock). Raises ConfigurationError, naming the state folder, if none comes up in time."""
+    from filelock import Timeout
+
+    state, file = paths.state_dir(), paths.endpoint_file()
+    deadline = time.monotonic() + timeout
+    try:
+        with endpoint.autostarting(file, timeout):
+            return _find_or_start(file, timeout, deadline)
+    except Timeout:
+        raise ConfigurationError(
+            f"another process kept starting the local server for state folder {state} for {timeout:.0f}s; see "
+            f"{state / 'server.log'}, or run `cellbox serve` yourself."
+        ) from None
+
+
+def _find_or_start(file: Path, timeout: float, deadline: float) -> Settings:
+    state = paths.state_dir()
+    log = state / "server.log"
+    started: subprocess.Popen[bytes] | None = None
+    held = False  # a server process held the state folder while this client waited
+    free_since: float | None = None  # when it let go without having served
+    while True:
+        found = load_settings()
+        if found.base_url:
+            return found
+        now = time.monotonic()
+        if endpoint.claimed(file):  # starting (no endpoint file yet) or stopping (its file already gone)
+            held, free_since = True, None
+        elif started is not None and started.poll() is not None:
+            raise ConfigurationError(
+                f"the local server for state folder {state} exited (status {started.returncode}) before serving; "
+                f"see {log}, or run `cellbox serve` yourself."
+            )
+        elif started is None and held and (free_since is None or now - free_since < _RESTART_GRACE):
+            free_since = now if free_since is None else free_since
+        elif started is None:
+            started = _start_local_server()
+        if now > deadline:
+            raise ConfigurationError(
+                f"the local server for state folder {state} did not come up within {timeout:.0f}s; see "
+                f"{log}, or run `cellbox serve` yourself."
+            )
+        time.sleep(_POLL)
+
+
+def settings(autostart: bool = True) -> Settings:
+    """The configured settings; with no backend configured, those of the local server (started if needed, or
+    waited for if another client is starting it or it is starting or stopping)."""
+    found = load_settings()
+    if found.base_url or not autostart:
+        return found
+    return _autostart(_START_TIMEOUT)
+
+
+def rediscover(autostart: bool = True) -> Settings | None:
+    """Where the local server is now (its endpoint file, read again), starting one when none runs and `autostart`;
+    None when the configuration names another backend. A client given this hook follows a local server that
+    restarted on another port or with another token (`cellbox stop`, then any use)."""
+    found = load_settings()
+    if found.base_url:
+        return found if found.backend == "local" else None
+    return settings(autostart) if autostart else None
+
+
+def connect(autostart: bool = True, **client_options: object) -> Client:
+    """A `Client` for the configured backend, starting the local server when nothing else is configured. With the
+    local server, a refused connection makes the client read the endpoint file again (starting the server if none
+    runs) and send the request once more: see `rediscover`."""
+    found = settings(autostart)
+    if found.backend == "local" and "rediscover" not in client_options:
+        client_options["rediscover"] = lambda: rediscover(autostart)
+    return Client(settings=found, **client_options)  # type: ignore[arg-type]
+
+
+def model_for(found: Settings) -> str:
+    """The model that runs code: CELLBOX_MODEL, else `cellbox-local` on the local server."""
+    if found.model:
+        return found.model
+    if found.backend == "local":
+        return LOCAL_MODEL
+    raise ConfigurationError(
+        "running code on a remote backend needs a model: set CELLBOX_MODEL (e.g. a model your OCI project or "
+        "OpenAI account can use with the code_interpreter tool)."
+    )

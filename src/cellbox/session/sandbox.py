@@ -1,0 +1,328 @@
+"""`Sandbox`: a session with one container — create or attach, push data, run code, pull results, revive.
+
+The session composes three parts and owns the container's lifecycle: `transfer` moves the bytes (pushes with their
+manifest, pulls), `remote_files` reads what a run leaves, and `running` drives a run
+(the request, the response that runs it, the result record). Every API call goes through `Sandbox._call`, the one
+place where "the container is gone" becomes `SandboxGone`.
+
+"Gone" is decided by retrieving the container (404, or status expired or deleted), never by a 404 on something
+else (`cellbox.session.liveness`); an authorization failure is said as one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..api import BadRequestError, CellboxError, Client, Container, ContainerFile, NotFoundError
+from ..api.lookup import NameTaken, NoSuchContainer, find_container, live_named
+from ..boundary.local_paths import Pulled
+from ..common.polling import Backoff
+from . import backend, protocol
+from .liveness import container_state
+from .progress import TrackerFactory
+from .remote_files import RemoteFiles
+from .results import Run, SandboxGone, Usage
+from .running import Runner, stopping
+from .transfer import Pushed, Transfers
+
+__all__ = ["Sandbox"]
+
+DELETE_WAIT = 10.0  # seconds a deleted container may take to stop being listed as running
+
+
+class NotAuthorized(CellboxError):
+    """The backend refused access to the container (OCI says so with a 404 NotAuthorizedOrNotFound)."""
+
+
+class Sandbox:
+    """A container plus what cellbox knows about it. Use `create`, `attach` or `get_or_create`."""
+
+    def __init__(self, client: Client, container: Container, *, model: str | None = None) -> None:
+        self.client = client
+        self.container = container
+        self.transfers = Transfers(client, lambda: self.container, self._call)
+        self.remote_files = RemoteFiles(client, lambda: self.container, self._call, self.transfers.cache)
+        self.runner = Runner(
+            client,
+            self.transfers,
+            self.remote_files,
+            model=model or backend.model_for(client.settings),
+            container=lambda: self.container,
+            call=self._call,
+            gone=self._gone,
+        )
+        self._owns_client = False
+        self._options: dict[str, Any] = {"memory_limit": container.memory_limit}
+
+    # --- making and finding -----------------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        name: str | None = None,
+        *,
+        memory_limit: str | None = None,
+        expires_after: int | None = None,
+        client: Client | None = None,
+        trust_output: bool = False,
+    ) -> Sandbox:
+        """A new container. A name means one live container: when one of that name is running this raises
+        `NameTaken` (which carries it) instead of making a second; `get_or_create` uses it, `attach` too.
+        `trust_output` shows what its code displays unchanged (see `Sandbox.trust_output`)."""
+        owns = client is None
+        client = client or backend.connect()
+        if name:
+            running = live_named(client, name)
+            if running:
+                if owns:
+                    client.close()
+                raise NameTaken(
+                    f"a container named {name!r} is already running ({running[0].id}); "
+                    f"Sandbox.get_or_create({name!r}) or Sandbox.attach({name!r}) uses it, or delete it first.",
+                    running[0],
+                )
+        try:
+            box = client.containers.create(
+                name or f"cellbox-{uuid.uuid4().hex[:8]}", memory_limit=memory_limit, expires_after=expires_after
+            )
+        except BaseException:
+            if owns:
+                client.close()
+            raise
+        sandbox = cls(client, box)
+        sandbox._owns_client = owns
+        sandbox._options = {"memory_limit": memory_limit, "expires_after": expires_after}
+        sandbox.trust_output = trust_output
+        return sandbox
+
+    @classmethod
+    def attach(cls, id_or_name: str, *, client: Client | None = None, trust_output: bool = False) -> Sandbox:
+        """The container with this id, or the live one with this name (several: `AmbiguousName`, listing their
+        ids); a name no live container has finds the newest gone one, which `revive` makes anew."""
+        owns = client is None
+        client = client or backend.connect()
+        try:
+            found = find_container(client, id_or_name)
+        except BaseException:
+            if owns:  # nothing to hand the client to: a failed lookup must not leave it open
+                client.close()
+            raise
+        sandbox = cls(client, found)
+        sandbox._owns_client = owns
+        sandbox.trust_output = trust_output
+        return sandbox
+
+    @classmethod
+    def get_or_create(cls, name: str, **options: Any) -> Sandbox:
+        """The live container named `name`, else a new one of that name."""
+        given = options.pop("client", None)
+        client = given or backend.connect()
+        try:
+            try:
+                sandbox = cls(client, find_container(client, name, running_only=True))
+                sandbox.trust_output = bool(options.get("trust_output"))
+            except NoSuchContainer:
+                sandbox = cls.create(name, client=client, **options)
+        except BaseException:
+            if given is None:
+                client.close()
+            raise
+        sandbox._owns_client = given is None
+        return sandbox
+
+    @staticmethod
+    def default_client() -> Client:
+        """A client for the configured backend (the local server, started if needed, when none is)."""
+        return backend.connect()
+
+    @property
+    def id(self) -> str:
+        return self.container.id
+
+    @property
+    def name(self) -> str | None:
+        return self.container.name
+
+    @property
+    def model(self) -> str:
+        """The model asked to run each cell (it must support the code_interpreter tool)."""
+        return self.runner.model
+
+    @model.setter
+    def model(self, model: str) -> None:
+        self.runner.model = model
+
+    @property
+    def trust_output(self) -> bool:
+        """Whether what this sandbox's code displays is shown unchanged. False (the default): its HTML is
+        sanitized, and JavaScript, widget views and types that could run script are left out, so the code in the
+        container can't act in the user's page (README: "Security model"). True is for a sandbox that runs only
+        the user's own code: then its output can do whatever the user's own output could."""
+        return self.runner.trust_output
+
+    @trust_output.setter
+    def trust_output(self, trusted: bool) -> None:
+        self.runner.trust_output = bool(trusted)
+
+    @property
+    def usage(self) -> Usage | None:
+        """The model tokens every cell of this session has cost so far (None before any backend reported usage)."""
+        return self.runner.usage
+
+    @property
+    def manifest(self) -> dict[str, Pushed]:
+        """What was pushed, by remote path (relative to /mnt/data)."""
+        return self.transfers.manifest
+
+    @property
+    def pending(self) -> dict[str, str]:
+        """Variables pushed since the last run (name -> remote path), loaded at the next run."""
+        return self.transfers.pending
+
+    @property
+    def progress(self) -> TrackerFactory | None:
+        """Shows long pushes, pulls and values read back from runs (the magics set it); None shows nothing."""
+        return self.transfers.progress
+
+    @progress.setter
+    def progress(self, factory: TrackerFactory | None) -> None:
+        self.transfers.progress = self.remote_files.progress = factory
+
+    def __repr__(self) -> str:
+        return f"Sandbox(id={self.id!r}, name={self.name!r}, status={self.container.status!r})"
+
+    def refresh(self) -> Container:
+        """Fetch the container's current record (status, last activity)."""
+        self.container = self._call(self.client.containers.retrieve, self.id)
+        return self.container
+
+    def delete(self) -> None:
+        """Delete the container and confirm it is gone (a retrieve that answers 404, or status deleted)."""
+        try:
+            self.client.containers.delete(self.id)
+        except (NotFoundError, BadRequestError) as exc:  # already gone, expired, or not ours to see
+            if container_state(self.client, self.id) == "unauthorized":
+                raise NotAuthorized(f"can't delete container {self.name or self.id} ({self.id}): {exc}") from None
+        pause = Backoff(DELETE_WAIT, first=0.2)
+        while (state := container_state(self.client, self.id)) != "gone":
+            if state == "unauthorized" or not pause.wait():
+                raise CellboxError(
+                    f"container {self.name or self.id} ({self.id}) was deleted but the backend still shows it "
+                    f"({state}) after {DELETE_WAIT:.0f}s; check with `cellbox ls` and delete it again."
+                )
+        self.close()
+
+    def close(self) -> None:
+        """Forget local state (the manifest, cached copies) and close the client if this sandbox made it; cellbox's
+        own leftovers of the last cells are deleted first."""
+        self.runner.cleanup.wait()
+        self.transfers.close()
+        if self._owns_client:
+            self.client.close()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def revive(self) -> Sandbox:
+        """A new container with the same name and options, with everything in the manifest pushed again. The old
+        one is deleted first (best effort: it is usually gone already)."""
+        with contextlib.suppress(CellboxError):
+            self.client.containers.delete(self.id)
+        self.container = self.client.containers.create(self.name or "cellbox", **self._options)
+        self.transfers.push_again()
+        return self
+
+    # --- data in and out ----------------------------------------------------------------------------------------
+
+    def push(self, *items: Any, name: str | None = None, to: str | None = None) -> list[str]:
+        """Send values or files. A DataFrame/Series/JSON value needs `name` (its variable in the container);
+        paths, folders and globs land under /mnt/data (or `to`). Returns the remote paths; unchanged data is
+        not sent again."""
+        return self.transfers.push(*items, name=name, to=to)
+
+    def files(self, *, include_private: bool = False) -> list[ContainerFile]:
+        return self.transfers.files(include_private=include_private)
+
+    def pull(self, *patterns: str, to: str | Path = ".", hidden: bool = False, force: bool = False) -> Pulled:
+        """Download the files matching these globs (relative to /mnt/data) into folder `to`, each at its path
+        under /mnt/data. Hidden files (any part of the path starting with ".") come only with `hidden`, and an
+        existing file is replaced only with `force`; nothing is written outside `to`. Returns the files written
+        (a list of paths); `.note` says in one line what was skipped."""
+        return self.transfers.pull(*patterns, to=to, hidden=hidden, force=force)
+
+    # --- run ----------------------------------------------------------------------------------------------------
+
+    def run(
+        self,
+        code: str,
+        *,
+        inputs: dict[str, Any] | None = None,
+        outputs: Sequence[str] = (),
+        files: Sequence[str] = (),
+        pull: Sequence[str] = (),
+        to: str | Path = ".",
+        hidden: bool = False,
+        force: bool = False,
+        timeout: float | None = None,
+        live: protocol.LiveOutput | None = None,
+        on_wait: Callable[[float], None] | None = None,
+        execution_count: int | None = None,
+    ) -> Run:
+        """Run `code` in the container. `inputs` are pushed as variables first, `files` as files; `outputs` name
+        variables to bring back (`Run.variables`); `pull` globs of files to download into `to` afterwards (`hidden`
+        and `force` as for `pull`; what was skipped is said in `Run.notes`).
+
+        `timeout` bounds the run (not the pushes or pulls): past it the run is stopped and `TimeLimit` raised. With
+        `live`, what the cell prints and displays is read while it runs and handed to it (the rest, once the run is
+        read, by `live.finish(run.events)`); `on_wait` is called with the seconds the run has taken at every look
+        while it runs (about four a second). An interrupt raises `Interrupted`, saying what was stopped: a push, the
+        run or a pull. `execution_count` is the notebook cell's number: tracebacks then name the cell `In[N]`, as
+        IPython names a local one."""
+        with stopping("a push before the cell ran; the cell did not run"):
+            for var, value in (inputs or {}).items():
+                self.push(value, name=var)
+            if files:
+                self.push(*files)
+        run = self.runner.run(
+            code, outputs=outputs, timeout=timeout, live=live, on_wait=on_wait, execution_count=execution_count
+        )
+        if pull:
+            with stopping("a pull after the cell ran; the cell ran, some files may not have been downloaded"):
+                pulled = self.pull(*pull, to=to, hidden=hidden, force=force)
+            if pulled.note:
+                run.notes.append(pulled.note)
+        return run
+
+    # --- errors ---------------------------------------------------------------------------------------------------
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call the API, turning "the container is gone" into one clear error, and an authorization failure
+        into another."""
+        try:
+            return fn(*args, **kwargs)
+        except (NotFoundError, BadRequestError) as exc:
+            state = container_state(self.client, self.id)
+            if state == "gone":
+                raise self._gone() from None
+            if state == "unauthorized":
+                raise NotAuthorized(
+                    f"the backend refused access to container {self.name or self.id} ({self.id}): {exc} "
+                    "This is an authorization failure, not a missing container: check the credentials' policy and "
+                    "CELLBOX_PROJECT."
+                ) from None
+            raise
+
+    def _gone(self) -> SandboxGone:
+        container = f"{self.name or self.id} ({self.id})"
+        return SandboxGone(
+            f"container {container} has expired or was deleted. Sandbox.revive() makes a new one with the same data "
+            "pushed again.",
+            container,
+        )
