@@ -238,3 +238,61 @@ def test_files_a_record_names_that_never_appear_cost_a_bounded_listing(
             assert looks and max(looks) <= (remote_files.LISTING_PAGES + 1) * 100 < 1500
         finally:
             sandbox.delete()
+
+
+def test_styles_cannot_load_urls_and_markdown_links_cannot_script(kernel: Kernel) -> None:
+    status, out = kernel.run(
+        "%%container\nfrom IPython.display import HTML, Markdown, display\n"
+        "display(HTML('<div style=\"background:url(https://tracker.example/opened)\">a</div>'\n"
+        "             '<p style=\"color: red; background-image: image-set(\\'x.png\\' 1x)\">b</p>'))\n"
+        "display(Markdown('> [r]: javascript:alert(1)\\n\\n- [s]: javascript:alert(2)\\n\\n'\n"
+        "                 '[x](&#106;avascript:alert(3)) [y](javascript&colon;alert(4)) [ok](https://example.org)'))\n"
+    )
+    assert status == "ok", out
+    [html] = [h for h in html_of(out) if "running in" not in h]
+    assert "url(" not in html and "image-set" not in html and "tracker" not in html
+    [markdown] = [m["data"]["text/markdown"] for m in out if "text/markdown" in m.get("data", {})]
+    assert "javascript" not in markdown.lower() and "https://example.org" in markdown
+
+
+def test_a_note_is_one_line_whatever_it_holds(kernel: Kernel) -> None:
+    status, out = kernel.run(
+        "%%container\n" + FORGE + "def forge(record):\n"
+        "    record['notes'] = ['done\\ncellbox: the token expired: %env CELLBOX_API_KEY=<your key>\\u2028x\\u202e']\n"
+        "    return record\n"
+    )
+    assert status == "ok", out
+    [line] = [line for line in text(out, "stderr").splitlines() if "token expired" in line]
+    assert line.startswith("cellbox: done ") and "\u2028" not in line and "\u202e" not in line
+
+
+def test_a_cell_sets_the_notebooks_last_value_once(kernel: Kernel) -> None:
+    for value in ("'mine1'", "'mine2'"):
+        assert kernel.run(value)[0] == "ok"
+    status, out = kernel.run(
+        "%%container\n" + FORGE + "def forge(record):\n"
+        "    record['events'] += [{'type': 'execute_result'}] * 3\n"
+        "    return record\n"
+        "'theirs'"
+    )
+    assert status == "ok", out
+    assert len([m for m in out if m["type"] == "execute_result"]) == 1
+    status, out = kernel.run("print(_, __, ___)")
+    assert text(out, "stdout") == "theirs mine2 mine1\n"
+
+
+def test_a_forged_tagged_value_is_refused_in_one_line(kernel: Kernel) -> None:
+    for forged in (
+        "{'__cellbox__': 'nope', 'items': []}",
+        "{'__cellbox__': 'tuple'}",
+        "{'__cellbox__': 'set', 'items': [[1]]}",
+    ):
+        status, out = kernel.run(
+            "%%container\n" + FORGE + "def forge(record):\n"
+            f"    record['value'] = {{'kind': 'json', 'json': {forged}}}\n"
+            "    return record\n"
+            "1"
+        )
+        assert status == "error", forged
+        [said] = errors(out)
+        assert "result record was refused" in said and len(said.splitlines()) == 1, said

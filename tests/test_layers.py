@@ -17,7 +17,7 @@ MAY_USE: dict[str, set[str]] = {
     "common": set(),
     "runtime": set(),
     "api": {"_version", "common"},
-    "boundary": {"api", "common"},
+    "boundary": {"api", "common", "runtime"},  # the runtime's own encoding of values is the contract it checks
     "session": {"boundary", "api", "common", "runtime", "_version"},
     "pool": {"session", "boundary", "api", "common"},
     "notebook": {"pool", "session", "boundary", "api", "common"},

@@ -311,3 +311,23 @@ def test_uploads_are_placed_before_the_code_and_small_outputs_travel_inline(
 def test_variable_names_are_checked_before_anything_is_sent() -> None:
     with pytest.raises(protocol.CellboxError, match="not a valid Python variable name"):
         protocol.Request.new("1", variables=["ok", "not-a-name"])
+
+
+def test_live_output_is_bounded_in_events_and_bytes() -> None:
+    shown: list[dict[str, Any]] = []
+    live = protocol.LiveOutput(shown.append)
+    live.EVENT_LIMIT = 5
+    event = json.dumps({"type": "stream", "name": "stdout", "text": "x\n"}).encode() + b"\n"
+    live.feed(event * 20)
+    assert [e["text"] for e in shown[:5]] == ["x\n"] * 5
+    assert "more than 5 outputs" in shown[5]["text"] and len(shown) == 6 and live.held
+    live.feed(event * 1000)  # held: nothing more is parsed or shown
+    assert len(shown) == 6
+
+    shown.clear()
+    live = protocol.LiveOutput(shown.append)
+    live.BYTE_LIMIT = 1000
+    for _ in range(100):
+        live.feed(event * 10)
+    assert live.held and "more than 1.0 kB of output; live output stops" in shown[-1]["text"]
+    assert sum(len(e["text"]) for e in shown[:-1]) <= 1000

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import html
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -53,7 +54,7 @@ _ATTRIBUTES: dict[str, set[str]] = {
     "font": {"color", "size"},
 }
 _STYLES = {
-    "color", "background-color", "background", "text-align", "vertical-align", "font-weight", "font-style",
+    "color", "background-color", "text-align", "vertical-align", "font-weight", "font-style",
     "font-size", "font-family", "text-decoration", "white-space", "border", "border-collapse", "border-color",
     "border-style", "border-width", "border-top", "border-bottom", "border-left", "border-right", "padding",
     "padding-top", "padding-bottom", "padding-left", "padding-right", "margin", "width", "min-width",
@@ -68,13 +69,19 @@ _SVG_UNSAFE = re.compile(
     re.IGNORECASE,
 )
 _MD_LINK = re.compile(r"(\]\(\s*)([^)\s]*)")
-_MD_REFERENCE = re.compile(r"^(\s{0,3}\[[^\]]+\]:\s*)(\S+)", re.MULTILINE)
+_MD_REFERENCE = re.compile(r"(\[[^\]]+\]:[ \t]*)(\S+)")  # anywhere: in a quote or a list item too
+_UNSEEN = re.compile(r"[\x00-\x20\x7f]")
+_STYLE_LOADS = re.compile(r"url\s*\(|image-set|image\s*\(|expression\s*\(|@import|\\", re.IGNORECASE)
 _SCHEME = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.-]*):")
 
 
 def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:
-    if tag == "img" and attribute == "src":  # loading a URL would tell a server the notebook was opened
+    # Loading a URL would tell a server the notebook was opened (or read one of the Jupyter server's own, with the
+    # user's cookies): images only inline, and no style that names anything to load.
+    if tag == "img" and attribute == "src":
         return value if _INLINE_IMAGE.match(value) else None
+    if attribute == "style" and _STYLE_LOADS.search(html.unescape(value)):
+        return None
     return value
 
 
@@ -94,16 +101,20 @@ def sanitize_html(html: str) -> str:
 
 
 def _safe_target(target: str) -> bool:
-    scheme = _SCHEME.match(target)
-    return (scheme is None and not target.startswith("//")) or (
-        scheme is not None and scheme[1].lower() in _LINK_SCHEMES
-    )
+    # As a browser reads it: entities decoded, and tabs, line breaks and control characters (which URL parsing
+    # drops) gone, so `java&#10;script:` and `javascript&colon;` are seen for what they are.
+    seen = _UNSEEN.sub("", html.unescape(target))
+    scheme = _SCHEME.match(seen)
+    if scheme is None:
+        return not seen.startswith(("//", "\\\\", "/\\", "\\/"))  # relative, not to another host
+    return scheme[1].lower() in _LINK_SCHEMES
 
 
 def sanitize_markdown(text: str) -> str:
     """Markdown whose raw HTML is shown as text and whose links go to http(s) or mailto only (JupyterLab renders a
-    trusted output's Markdown HTML unsanitized)."""
-    text = text.replace("<", "&lt;")
+    trusted output's Markdown HTML unsanitized). Entities are decoded first, so none can spell a tag or a scheme;
+    link definitions are found wherever Markdown finds them (in quotes and lists too)."""
+    text = html.unescape(text).replace("<", "&lt;")
 
     def link(match: re.Match[str]) -> str:
         return match[1] + (match[2] if _safe_target(match[2]) else "#")

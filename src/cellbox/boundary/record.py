@@ -126,6 +126,8 @@ SCHEMA: dict[str, Any] = {
 }
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# What could make one note look like several, or read backwards: line and paragraph breaks, tabs, bidi controls.
+_LINE_BREAKING = re.compile(r"[\t\n\r\x0b\x0c\x85\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 class RecordRefused(CellboxError):
@@ -219,9 +221,20 @@ def asked_variables(record: dict[str, Any], asked: Sequence[str]) -> tuple[dict[
     return kept, extra
 
 
+def json_value(encoded: Any) -> Any:
+    """A value the runtime sent as tagged JSON (tuples, sets, dates … as `{"__cellbox__": kind, …}`), decoded; a
+    tag that does not decode is the container's forgery, refused in one line."""
+    from ..runtime.values import _from_json
+
+    try:
+        return _from_json(encoded)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RecursionError) as exc:
+        raise refused(f"a value in it does not decode ({type(exc).__name__})") from None
+
+
 def clean_note(note: str) -> str:
-    """A runtime note as one line of text (no terminal control sequences), bounded."""
-    return _CONTROL.sub("", note)[:MAX_NOTE]
+    """A runtime note as one line of text (no terminal control sequences, breaks or bidi controls), bounded."""
+    return _CONTROL.sub("", _LINE_BREAKING.sub(" ", note))[:MAX_NOTE]
 
 
 def _under(path: str, folder: str) -> bool:

@@ -36,6 +36,7 @@ from typing import Any
 
 from ..api import CellboxError, CodeInterpreterCall, Response
 from ..boundary import record as record_bounds
+from ..common import text
 from ..runtime import SIBLINGS, container_runtime_source, sibling_source
 from ..runtime.container import (
     MAX_LOGGED_RESULT,
@@ -190,11 +191,15 @@ class LiveOutput:
     each; `finish` hands over the rest from the result record, so every event is delivered once, in order. The
     last value (`execute_result`) comes from the record only: events after it wait for `finish`.
 
-    A line is kept while it arrives only up to `LINE_LIMIT` bytes: a cell printing a line that never ends must not
-    grow the notebook's memory. Past it the line is dropped, live output stops with one note saying so, and what
-    follows comes from the record (its own bounds apply), as it does after the last value."""
+    What arrives live is bounded as the record is: a line is kept while it arrives only up to `LINE_LIMIT` bytes (a
+    cell printing a line that never ends must not grow the notebook's memory), and at most `EVENT_LIMIT` events and
+    `BYTE_LIMIT` bytes are delivered live (a container writing displays without end must not flood the notebook or
+    its saved file). Past a bound live output stops with one note saying so (`held`: the file is not even read
+    then), and what follows comes from the record, whose own bounds apply, as it does after the last value."""
 
     LINE_LIMIT = 1 << 20
+    EVENT_LIMIT = record_bounds.MAX_EVENTS
+    BYTE_LIMIT = record_bounds.MAX_RECORD_BYTES
 
     def __init__(self, on_event: Callable[[dict[str, Any]], None]) -> None:
         self.on_event = on_event
@@ -206,15 +211,24 @@ class LiveOutput:
         self._partial = b""
         self._held = False  # nothing more is delivered live: the rest comes from the record
 
+    @property
+    def held(self) -> bool:
+        """Nothing more is delivered live: reading the live file further would be wasted."""
+        return self._held
+
     def feed(self, data: bytes) -> None:
         self.offset += len(data)
         if self._held:
             return  # nothing read now would be delivered: nothing is kept
+        if self.offset > self.BYTE_LIMIT:
+            return self._stop(f"more than {text.size(self.BYTE_LIMIT)} of output")
         *lines, partial = (self._partial + data).split(b"\n")
         self._partial = b""
         for line in lines:
             if len(line) > self.LINE_LIMIT:
-                return self._too_long()
+                return self._stop(f"a line of output longer than {self.LINE_LIMIT >> 20} MiB")
+            if self.delivered >= self.EVENT_LIMIT:
+                return self._stop(f"more than {self.EVENT_LIMIT:,} outputs")
             try:
                 event = json.loads(line)
             except ValueError:
@@ -229,19 +243,19 @@ class LiveOutput:
             if cleaned is not None:
                 self.on_event(cleaned)
         if len(partial) > self.LINE_LIMIT:
-            return self._too_long()
+            return self._stop(f"a line of output longer than {self.LINE_LIMIT >> 20} MiB")
         self._partial = partial
 
-    def _too_long(self) -> None:
-        # Skipping the line and going on would deliver later events before it: the record keeps their order.
+    def _stop(self, what: str) -> None:
+        # Skipping what is too much and going on would deliver later events before it: the record keeps their order.
         self._held = True
-        limit = f"{self.LINE_LIMIT >> 20} MiB"
+        self._partial = b""
         self.on_event(
             {
                 "type": "stream",
                 "name": "stderr",
-                "text": f"cellbox: the cell wrote a line of output longer than {limit}; live output stops here, and "
-                "the rest is shown when the cell ends\n",
+                "text": f"cellbox: the cell wrote {what}; live output stops here, and the rest is shown (within "
+                "the result's bounds) when the cell ends\n",
             }
         )
 

@@ -309,7 +309,15 @@ def _some(paths: list[str], shown: int = 3) -> str:
 
 
 def _read(operation: progress.Operation, job: tuple[dict[str, Any], Path]) -> Any:
-    """One value read from its file, its rows counted once it is."""
-    value = frames.read(*job)
+    """One value read from its file, its rows counted once it is. The file is the container's: one that does not
+    read as the value its record claims is refused in one line, not a traceback through pandas or pyarrow."""
+    try:
+        value = frames.read(*job)
+    except CellboxError:  # said already, in words (a value too big for this machine's memory)
+        raise
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise record_bounds.refused(f"a value it names does not read as its kind says ({type(exc).__name__})") from None
     operation.update(job[0].get("rows") or 0)
     return value

@@ -13,7 +13,6 @@ from typing import Any
 
 from ..boundary import DisplayPolicy
 from ..boundary import record as boundary
-from ..runtime.values import _from_json
 from .protocol import Request
 from .results import Artifact, Display, RemoteError, RemoteValue, Run
 
@@ -68,6 +67,9 @@ class Result:
         if len(events) > boundary.MAX_EVENTS:
             notes.append(f"the run's output had {len(events):,} parts; the first {boundary.MAX_EVENTS:,} are shown")
             del events[boundary.MAX_EVENTS :]
+        values = [i for i, event in enumerate(events) if event["type"] == "execute_result"]
+        for later in reversed(values[1:]):  # a cell has one last value: more would overwrite the notebook's `_`
+            del events[later]
         events = [policy.event(event) for event in events]
         notes.extend(policy.notes())
         stdout, stderr = (_joined(events, n) for n in ("stdout", "stderr"))
@@ -139,7 +141,7 @@ class Result:
                     "bring the whole frame back with -o NAME (outputs=[...])"
                 )
         elif kind == "json":
-            run.value = _from_json(self.value.get("json"))
+            run.value = boundary.json_value(self.value.get("json"))
         elif kind == "repr":
             run.value = RemoteValue(self.value)
         return run

@@ -158,8 +158,9 @@ class Runner:
     ) -> None:
         """One look at a running cell: the live output it added since the last look (to its request file, uploaded
         by then), then `on_wait`."""
-        with contextlib.suppress(CellboxError):  # live output is a courtesy: the record has everything
-            live.feed(self.remote_files.read_from(sent.result().id, live.offset))
+        if not live.held:
+            with contextlib.suppress(CellboxError):  # live output is a courtesy: the record has everything
+                live.feed(self.remote_files.read_from(sent.result().id, live.offset))
         if on_wait is not None:
             on_wait(elapsed)
 
