@@ -177,7 +177,7 @@ def test_a_file_missing_from_listings_is_reported_and_content_404s_are_retried(
     run = sandbox.run("open('hidden.txt', 'w').write('h')\nopen('shown.txt', 'w').write('s')")
     assert [a.name for a in run.artifacts] == ["shown.txt"]
     (note,) = run.notes
-    assert "the run wrote /mnt/data/hidden.txt, but it did not appear in the container's file list" in note
+    assert "the run wrote /mnt/data/hidden.txt, not in the container's file list" in note
     missing = {"error": {"message": "File not found on container", "type": "invalid_request_error"}}
     first_404 = [True]
 
