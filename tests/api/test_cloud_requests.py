@@ -1,6 +1,6 @@
 """What the client does for the real services: optional request fields a backend refuses are dropped (once, and
 remembered), responses can be retrieved, cancelled and deleted, and configuration that OCI needs is checked
-before any request (shared/reference/cloud-behaviour.md)."""
+before any request (docs/CLOUD.md)."""
 
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ _SOURCES: dict[str, tuple[str, str]] = {
     "inline_max": ("CELLBOX_INLINE_MAX", "inline_max"),  # downloads a notebook's gallery embeds, in all
 }
 
-# The regions OCI documents for the agentic APIs (Responses, Containers); shared/reference/cloud-behaviour.md.
+# The regions OCI documents for the agentic APIs (Responses, Containers); docs/CLOUD.md.
 OCI_REGIONS = (
     "us-ashburn-1",
     "us-chicago-1",

@@ -20,7 +20,7 @@ The checks run in order; one whose prerequisite did not pass is `skipped` with w
 
 Statuses: `pass`, `warn` (works, with something to know or change), `fail`, `skipped`. Nothing shown carries a
 secret: every text goes through `cellbox.common.redact` with the configured key. The sources of what each check expects
-are in shared/reference/cloud-behaviour.md ([Doc] documented, [Obs] reported, [Inf] to be found out here).
+are in docs/CLOUD.md ([Doc] documented, [Obs] reported, [Inf] to be found out here).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ def _help(text: str | None, choices: tuple[str, ...] | None = None, convert: Any
     return {"help": text, "choices": choices, "convert": convert}
 
 
-# What each cloud does that the documented API does not say (shared/reference/cloud-behaviour.md has the sources).
+# What each cloud does that the documented API does not say (docs/CLOUD.md has the sources).
 PROFILES: dict[str, dict[str, Any]] = {
     # OpenAI's upload example answers "/mnt/data/<32 hex>-<name>": the service prefixes what it stores.
     "openai": {"upload_names": "prefixed"},

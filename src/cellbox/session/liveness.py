@@ -1,6 +1,6 @@
 """Whether a container is still there: decided by retrieving it, never by a 404 on something else.
 
-OCI answers 404 NotAuthorizedOrNotFound when authorization fails ([Obs], shared/reference/cloud-behaviour.md), so
+OCI answers 404 NotAuthorizedOrNotFound when authorization fails ([Obs], docs/CLOUD.md), so
 that answer is checked against a listing, and an authorization failure is told apart from a missing container.
 """
 

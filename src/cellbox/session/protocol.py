@@ -1,10 +1,11 @@
 """The run protocol: how a cell's code reaches cellbox's runtime in the container, and how its result comes back.
 
-Code travels as a file (DESIGN.md). A `Request` is uploaded beside the runtime; the model is asked (`run_prompt`,
-with `INSTRUCTIONS` and the bounds of `request_options`) to run one fixed `loader_line`; the calls it reports are
-read (`read_response`): a call whose code is the loader (the same syntax tree: a model may reformat it) is the run,
-any other code is a deviation that leaves the container's state uncertain, and a reply that never started the run
-may be asked again (the runtime refuses a second start, so a cell runs at most once whatever the model does). The
+Code travels as a file (docs/ARCHITECTURE.md, "One cell's journey"). A `Request` is uploaded beside the
+runtime; the model is asked (`run_prompt`, with `INSTRUCTIONS` and the bounds of `request_options`) to run one fixed
+`loader_line`; the calls it reports are read (`read_response`): a call whose code is the loader (the same syntax
+tree: a model may reformat it) is the run, any other code is a deviation that leaves the container's state
+uncertain, and a reply that never started the run may be asked again (the runtime refuses a second start, so a cell
+runs at most once whatever the model does). The
 runtime's result record is read from the call's logs when it is small, else from its file (found by the response's
 citation of it, `cited_file`, or in the listing), and parsed into a `Result` (result_record.py), which makes the
 `Run` once its files are fetched.
@@ -14,7 +15,7 @@ prompt and instructions are constant, the loader prints one short line into the 
 that fits in `LOG_LIMIT` characters: under 1 kB in all), the reply is bounded (`max_output_tokens`) and asked for
 with minimal reasoning where the backend takes it (`request_options`).
 
-What the real services do, and where it is written down: shared/reference/cloud-behaviour.md. In short: a model
+What the real services do, and where it is written down: docs/CLOUD.md. In short: a model
 may call the tool more than once and rewrite failing code ([Doc] OpenAI's guide), so the request bounds it
 (`tool_choice` naming the tool, `max_tool_calls: 1`, `parallel_tool_calls: false`) and the runtime refuses
 reruns; `outputs` are null without `include` ([Obs]); only `background: true` responses can be polled and
