@@ -14,10 +14,12 @@ import csv
 import io
 import posixpath
 import reprlib
+from collections.abc import Iterator
 from typing import Any
 
 from ..common import text
-from ..session.first_rows import TIMES, first_rows_caption
+from ..common.text import TIMES
+from ..session.first_rows import first_rows_caption
 from ..session.parquet_pages import Leaf, Limits, Unreadable, chunk_cost, footer_length
 
 PREVIEW_ROWS = 20
@@ -244,16 +246,15 @@ def delimited(data: bytes, whole: bool, size: int | None, sep: str = ",") -> tup
     """The first rows of a CSV (or TSV) from its first bytes (`whole`: they are all of it), and what they show."""
     import pandas as pd
 
+    end = len(data)
     if not whole:
-        end = data.rfind(b"\n", 0, CSV_PREVIEW_BYTES)  # cut off: keep the complete lines
-        if end < 0:
+        end = data.rfind(b"\n", 0, CSV_PREVIEW_BYTES) + 1  # cut off: keep the complete lines
+        if end == 0:
             raise NoPreview(f"no complete line in its first {text.size(CSV_PREVIEW_BYTES)}")
-        data = data[: end + 1]
     records: list[list[str]] = []
     width = 0
     try:
-        lines = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", errors="replace", newline="")
-        for record in csv.reader(lines, delimiter=sep):  # decoded as far as it is read
+        for record in csv.reader(_lines(data, end), delimiter=sep):
             if not record:
                 continue  # a blank line, which pandas skips too
             if not records:
@@ -277,6 +278,17 @@ def delimited(data: bytes, whole: bool, size: int | None, sep: str = ",") -> tup
     if width > PREVIEW_COLUMNS:
         caption += f"; the first {PREVIEW_COLUMNS} columns shown, and {width - PREVIEW_COLUMNS:,} more columns"
     return frame, caption
+
+
+def _lines(data: bytes, end: int) -> Iterator[str]:
+    """The lines of `data[:end]` (which ends a line), decoded as far as they are read; nothing is copied whole."""
+    stream = io.BytesIO(data)
+    first = True
+    while stream.tell() < end:
+        line = stream.readline().decode("utf-8", errors="replace")
+        if first:
+            line, first = line.removeprefix("\N{BYTE ORDER MARK}"), False
+        yield line
 
 
 def _count_rows(data: bytes, sep: str) -> int | None:
