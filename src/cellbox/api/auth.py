@@ -271,7 +271,8 @@ def _oci_config(oci: Any, settings: Settings) -> dict[str, Any]:
         raise ConfigurationError(
             f"no OCI config file at {path}: create one with `oci setup config`, or point OCI_CONFIG_FILE at it."
         )
-    return oci.config.from_file(path, settings.oci_profile)
+    config: dict[str, Any] = oci.config.from_file(path, settings.oci_profile)
+    return config
 
 
 def _user_principal(settings: Settings) -> Any:

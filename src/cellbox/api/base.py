@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable, Generator, Mapping
 from contextlib import ExitStack
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 import httpx
 
@@ -23,7 +23,9 @@ from ..common import endpoint
 from .auth import auth_from_settings
 from .config import Settings, load_settings
 from .errors import CellboxError, ConfigurationError, connection_error, error_from_response, refused_parameter
-from .operations import Operation
+from .operation import Operation
+
+T = TypeVar("T")
 
 __all__ = ["DEFAULT_MAX_RETRIES", "DEFAULT_TIMEOUT", "BaseClient", "RetryPolicy", "Sleep", "Unauthenticated"]
 
@@ -71,11 +73,12 @@ class RetryPolicy:
     POST_RETRY_STATUSES = frozenset({408, 429, 503})
 
     def backoff(self, attempt: int) -> float:
-        delay = min(self.max_delay, self.initial_delay * 2**attempt)
-        return delay * (0.5 + random.random() / 2)  # jitter: between half and all of it
+        delay = min(self.max_delay, self.initial_delay * 2.0**attempt)
+        jitter: float = 0.5 + random.random() / 2  # between half and all of it
+        return delay * jitter
 
     def delay(
-        self, op: Operation, attempt: int, response: httpx.Response | None = None, error: Exception | None = None
+        self, op: Operation[Any], attempt: int, response: httpx.Response | None = None, error: Exception | None = None
     ) -> float | None:
         """Seconds to wait before the next attempt, or None to stop and report."""
         if attempt >= self.max_retries:
@@ -199,13 +202,13 @@ class BaseClient:
     def _http_options(self) -> dict[str, Any]:
         return {"timeout": self.timeout, "follow_redirects": False}
 
-    def refused(self, op: Operation) -> set[str]:
+    def refused(self, op: Operation[Any]) -> set[str]:
         """The optional fields of `op` this backend has refused (and that are left out from now on)."""
         model = op.json.get("model") if isinstance(op.json, dict) else None
         return self.refused_parameters.setdefault((op.path, model), set())
 
     def _build_request(
-        self, http: httpx.Client | httpx.AsyncClient, op: Operation, files: Any, body: Any = None
+        self, http: httpx.Client | httpx.AsyncClient, op: Operation[Any], files: Any, body: Any = None
     ) -> httpx.Request:
         # An absolute URL and our own headers, so an `http_client=` given by the caller works as well as ours
         # (the shells pass `self._auth` when sending); one URL parse instead of a relative join per request.
@@ -220,7 +223,7 @@ class BaseClient:
             timeout=op.timeout or self.timeout,
         )
 
-    def flow(self, http: httpx.Client | httpx.AsyncClient, op: Operation) -> Generator[Step, Outcome, Any]:
+    def flow(self, http: httpx.Client | httpx.AsyncClient, op: Operation[T]) -> Generator[Step, Outcome, T]:
         """Run `op`: yields requests to send and sleeps, returns the parsed result or raises a typed error."""
         with ExitStack() as stack:
             files = op.upload.open(stack) if op.upload else None
@@ -252,7 +255,10 @@ class BaseClient:
                 else:
                     assert isinstance(outcome, httpx.Response)
                     if outcome.is_success:
-                        return outcome if op.stream else op.parse(outcome)  # type: ignore[misc]
+                        if op.stream or op.parse is None:  # the response itself, read by the caller
+                            streamed: T = outcome  # type: ignore[assignment]
+                            return streamed
+                        return op.parse(outcome)
                     name = refused_parameter(outcome, op.optional & set(body or ()))
                     if name is not None:  # sent again at once without it; each field is dropped at most once
                         refused.add(name)

@@ -19,7 +19,7 @@ import anyio
 import httpx
 
 from .base import BaseClient, Outcome, Sleep, Unauthenticated
-from .operations import Operation
+from .operation import Operation
 from .resources import AsyncContainers, AsyncFiles, AsyncResponses, Containers, Files, Responses
 
 __all__ = ["AsyncClient", "Client"]
@@ -76,7 +76,8 @@ class Client(BaseClient):
                 try:
                     step = flow.send(outcome)
                 except StopIteration as done:
-                    return done.value
+                    answer: T = done.value  # what the flow returned: typed by the operation
+                    return answer
                 if isinstance(step, Sleep):
                     time.sleep(step.seconds)
                     outcome = None
@@ -120,7 +121,8 @@ class AsyncClient(BaseClient):
                 try:
                     step = flow.send(outcome)
                 except StopIteration as done:
-                    return done.value
+                    answer: T = done.value  # what the flow returned: typed by the operation
+                    return answer
                 if isinstance(step, Sleep):
                     await anyio.sleep(step.seconds)
                     outcome = None

@@ -71,7 +71,8 @@ class EventDecoder:
 
 
 def _is_stream(response: httpx.Response) -> bool:
-    return response.headers.get("content-type", "").split(";")[0].strip() == "text/event-stream"
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.split(";")[0].strip() == "text/event-stream"
 
 
 def _answered_whole(response: httpx.Response) -> ResponseEvent:

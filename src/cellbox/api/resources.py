@@ -21,7 +21,7 @@ import httpx
 from . import operations as ops
 from .base import CHUNK_SIZE
 from .events import AsyncResponseEvents, ResponseEvents
-from .operations import Operation
+from .operation import Operation
 from .records import Page, Record
 from .streams import AsyncContentStream, AtomicFile, ContentStream
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 T = TypeVar("T")
 R = TypeVar("R", bound=Record)
+M = TypeVar("M", bound=Callable[..., Any])
 
 __all__ = [
     "AsyncContainerFiles",
@@ -76,7 +77,7 @@ class _AsyncResource(_Resource):
         self._client = client
 
 
-def _shell(method: Any, build: Callable[..., Any], *, iterator: str | None = None, answer: str | None = None) -> Any:
+def _shell(method: M, build: Callable[..., Any], *, iterator: str | None = None, answer: str | None = None) -> M:
     """Give `method` the parameters and docstring of `build` (help(), IDEs and the twin test read them), and
     as its answer what `build`'s operation answers: `Operation[Container]` -> `Container`, or for `list()`
     the `iterator` of its page's items, or `answer` when the method makes something else of it."""
@@ -87,11 +88,10 @@ def _shell(method: Any, build: Callable[..., Any], *, iterator: str | None = Non
         answer = f"{iterator}[{answer.removeprefix('Page[').removesuffix(']')}]"
         doc = f"Every item from the first page on, following `after` from page to page. {doc}"
     self = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    method.__signature__ = signature.replace(
-        parameters=[self, *signature.parameters.values()], return_annotation=answer
-    )
-    method.__doc__ = doc
-    method._made_from = build
+    shell: Any = method  # given attributes a plain function type does not declare
+    shell.__signature__ = signature.replace(parameters=[self, *signature.parameters.values()], return_annotation=answer)
+    shell.__doc__ = doc
+    shell._made_from = build
     return method
 
 
