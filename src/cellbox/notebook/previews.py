@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import posixpath
 import reprlib
 from collections.abc import Iterator
@@ -84,7 +85,7 @@ def parquet(data: bytes) -> tuple[Any, str]:
     groups = _first_groups(meta)
     index = {name for name in ((schema.pandas_metadata or {}).get("index_columns") or []) if isinstance(name, str)}
     order = sorted(range(len(schema)), key=lambda i: schema[i].name not in index)  # the index first: it labels rows
-    first_leaf = [sum(leaves[:i]) for i in range(len(schema))]
+    first_leaf = [0, *itertools.accumulate(leaves)]
     budget, limits = DECODE_BUDGET, Limits()
     chosen: list[int] = []
     dictionary: list[str] = []  # columns read as Arrow dictionary values
