@@ -114,6 +114,7 @@ def test_line_commands_status_files_push_pull(kernel: Kernel, tmp_path) -> None:
 
 HELPED = ["-i VAR", "-o VAR", "--files PATH", "--pull GLOB", "--to DIR", "--timeout S", "new [NAME]", "use NAME_OR_ID"]
 HELPED += ["list", "files", "status", "push VAR_OR_PATH", "pull REMOTE_GLOB", "delete [NAME_OR_ID]", "pool N"]
+HELPED += ["--hidden", "--force", "--modules"]
 ASKS = ["%container?", "%container --help", "%%container --help\nprint(1)", "%container new -h"]
 
 

@@ -419,3 +419,181 @@ def test_save_buttons_offer_only_what_a_pull_writes_as_it_is() -> None:
     assert save_buttons.SAVE_MIME not in only_hidden
     assert only_hidden["text/plain"] == "hidden, not offered: %container pull --hidden .env"
     assert json.dumps(only_hidden)  # still a plain output
+
+
+# --- code that would shadow a Python module ---------------------------------------------------------------------
+
+NOT_A_MODULE = "zq_cellbox_no_such_module_4e1f"  # surely importable nowhere
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("cellbox.py", "the Python module 'cellbox'"),  # run at the next `%load_ext cellbox`
+        ("pandas.py", "the Python module 'pandas'"),
+        ("os.py", "the Python module 'os'"),
+        ("sitecustomize.py", "the Python module 'sitecustomize'"),  # imported by Python itself, installed or not
+        ("usercustomize.py", "the Python module 'usercustomize'"),
+        ("pandas/__init__.py", "the Python module 'pandas'"),
+        ("pandas/io/evil.py", "the Python module 'pandas'"),
+        ("json.pyc", "the Python module 'json'"),
+        ("json.pyd", "the Python module 'json'"),
+        ("numpy.so", "the Python module 'numpy'"),
+        ("numpy.cpython-311-x86_64-linux-gnu.so", "the Python module 'numpy'"),
+        ("sys.PY", "the Python module 'sys'"),
+        ("x.pth", ".pth"),
+        ("deep/in/a/folder/x.pth", ".pth"),
+        ("__pycache__/helpers.cpython-311.pyc", "bytecode"),
+    ],
+)
+def test_names_that_would_shadow_a_module(name: str, said: str) -> None:
+    why = local_paths.shadows(name.split("/"))
+    assert why is not None and said in why
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "helpers.py",
+        f"{NOT_A_MODULE}.py",
+        f"{NOT_A_MODULE}/__init__.py",
+        "pandas/data.csv",  # a folder named like a module, holding no code
+        "pandas.csv",
+        "pandas.py.txt",
+        "sub/pandas.py",  # not at the top of the folder, `sub` being no module
+        "pandas.libs/x.so",  # no module name: nothing is imported to look it up
+        "report.txt",
+    ],
+)
+def test_names_that_shadow_nothing(name: str) -> None:
+    assert local_paths.shadows(name.split("/")) is None
+
+
+def test_a_module_found_in_the_target_itself_is_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder on sys.path (the notebook's) already holding `helpers.py`: replacing it (forced) shadows nothing
+    else; the same name pulled into another folder would shadow it."""
+    (tmp_path / f"{NOT_A_MODULE}.py").write_text("")
+    (tmp_path / f"{NOT_A_MODULE}_pkg").mkdir()
+    (tmp_path / f"{NOT_A_MODULE}_pkg" / "__init__.py").write_text("")
+    (tmp_path / "venv").mkdir()  # an environment inside the folder: its modules are not the folder's own
+    (tmp_path / "venv" / f"{NOT_A_MODULE}_lib.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path / "venv"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert local_paths.shadows((f"{NOT_A_MODULE}.py",), tmp_path) is None
+    assert local_paths.shadows((f"{NOT_A_MODULE}_pkg", "more.py"), tmp_path) is None
+    assert local_paths.shadows((f"{NOT_A_MODULE}.py",), tmp_path / "elsewhere") is not None
+    assert local_paths.shadows((f"{NOT_A_MODULE}_lib.py",), tmp_path) is not None
+    assert local_paths.shadows(("os.py",), tmp_path) is not None  # the standard library always counts
+
+
+def test_on_a_caseless_file_system_case_does_not_hide_a_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert local_paths.shadows(("Pandas.py",)) is None or local_paths._CASELESS
+    monkeypatch.setattr(local_paths, "_CASELESS", True)
+    assert local_paths.shadows(("Pandas.py",)) is not None and local_paths.shadows(("OS.py",)) is not None
+
+
+def test_code_that_would_shadow_a_module_is_written_only_when_asked(mode: str, places: tuple[Path, Path]) -> None:
+    target, _ = places
+    for name in ("pandas.py", "pandas/__init__.py", "x.pth"):
+        with pytest.raises(Refused) as refused:
+            write(target, name)
+        assert refused.value.kind == "module"
+        assert not (target / name).exists()
+    assert not (target / "pandas").exists()  # nothing made on the way either
+    assert write(target, "helpers.py").read_bytes() == b"from the container"
+    assert write(target, "pandas.py", modules=True).read_bytes() == b"from the container"
+    with pytest.raises(Refused) as refused:
+        write(target, "pandas.py", modules=True)
+    assert refused.value.kind == "existing"  # --modules does not replace; --force does
+    assert leftovers(target) == []
+
+
+def test_a_pull_says_what_would_shadow_a_module_in_one_line(places: tuple[Path, Path]) -> None:
+    target, _ = places
+    landing = Landing(target)
+    assert landing.check("pandas.py") is None and landing.check("helpers.py") == ("helpers.py",)
+    assert landing.skipped.note == (
+        "skipped 1 file that would shadow a Python module (pandas.py; --modules / modules=True brings it)"
+    )
+    landing = Landing(target)
+    names = ["cellbox.py", "pandas/__init__.py", "pandas/core.py", "x.pth", ".hidden.pth", "helpers.py", "a.csv"]
+    todo = [parts for name in names if (parts := landing.check(name)) is not None]
+    assert todo == [("helpers.py",), ("a.csv",)]
+    assert landing.skipped.note == (
+        "skipped 1 hidden file (.hidden.pth; --hidden / hidden=True brings it) "
+        "and 4 files that would shadow Python modules (cellbox.py, pandas/…, x.pth; "
+        "--modules / modules=True brings them)"
+    )
+    asked = Landing(target, modules=True)
+    assert [asked.check(name) for name in ("cellbox.py", "x.pth")] == [("cellbox.py",), ("x.pth",)]
+    assert not asked.skipped
+    assert asked.save(("cellbox.py",), lambda out: out.write(b"x")) == target / "cellbox.py"
+    assert (Skipped(modules=["a.py"]) + Skipped(modules=["b.py"])).modules == ["a.py", "b.py"]
+
+
+@pytest.fixture
+def planted(places: tuple[Path, Path]) -> Iterator[tuple[HostileService, Transfers]]:
+    """A listing of what a container writes to be imported on the host, and one plain script."""
+    paths = ["cellbox.py", "pandas.py", "pandas/__init__.py", "evil.pth", "sitecustomize.py", "helpers.py"]
+    service = HostileService([f"/mnt/data/{path}" for path in paths])
+    http = httpx.Client(transport=httpx.MockTransport(service.handle))
+    with Client(base_url="http://api.test/v1", api_key="sk-test", http_client=http) as client:
+        container = Container.from_dict({"id": CID, "object": "container", "name": "hostile", "status": "running"})
+        transfers = Transfers(client, lambda: container, lambda fn, *a, **k: fn(*a, **k))
+        yield service, transfers
+        transfers.close()
+
+
+def test_a_pull_brings_code_that_shadows_a_module_only_when_asked_even_named_exactly(
+    planted: tuple[HostileService, Transfers], places: tuple[Path, Path]
+) -> None:
+    service, transfers = planted
+    target, _ = places
+    pulled = transfers.pull("*", to=target)
+    assert pulled == [target / "helpers.py"] and service.downloaded == ["/mnt/data/helpers.py"]
+    assert pulled.note == (
+        "skipped 5 files that would shadow Python modules (cellbox.py, evil.pth, pandas.py, …; "
+        "--modules / modules=True brings them)"
+    )
+    exact = transfers.pull("pandas.py", to=target)  # named exactly: still asked for, in one step
+    assert exact == [] and exact.note == (
+        "skipped 1 file that would shadow a Python module (pandas.py; --modules / modules=True brings it)"
+    )
+    assert sorted(os.listdir(target)) == ["helpers.py"]
+    asked = transfers.pull("*", to=target, modules=True)
+    assert sorted(p.relative_to(target).as_posix() for p in asked) == [
+        "cellbox.py",
+        "evil.pth",
+        "pandas.py",
+        "pandas/__init__.py",
+        "sitecustomize.py",
+    ]
+    assert asked.note == "skipped 1 existing file (helpers.py; --force / force=True replaces it)"
+
+
+def test_an_artifact_that_would_shadow_a_module_downloads_only_when_asked(places: tuple[Path, Path]) -> None:
+    target, _ = places
+    code = artifact("/mnt/data/pandas.py")
+    with pytest.raises(Refused, match="would shadow the Python module 'pandas'; modules=True saves it"):
+        code.download(target)
+    with pytest.raises(Refused, match="modules=True saves it"):  # a local name the caller gives: still asked
+        artifact("/mnt/data/notes.txt").download(target / "sitecustomize.py")
+    assert os.listdir(target) == []
+    assert code.download(target, modules=True) == target / "pandas.py"
+    assert artifact("/mnt/data/helpers.py").download(target) == target / "helpers.py"
+
+
+def test_save_buttons_offer_no_code_that_would_shadow_a_module() -> None:
+    files = [
+        artifact("/mnt/data/helpers.py"),
+        artifact("/mnt/data/pandas.py"),
+        artifact("/mnt/data/pandas/__init__.py"),
+        artifact("/mnt/data/evil.pth"),
+    ]
+    data = save_buttons.bundle(files)
+    assert [f["path"] for f in data[save_buttons.SAVE_MIME]["files"]] == ["helpers.py"]
+    assert data["text/plain"] == (
+        "save to the notebook's folder: %container pull helpers.py"
+        " · would shadow a Python module, not offered: %container pull --modules pandas.py pandas/__init__.py evil.pth"
+    )
+    assert "%container pull --modules pandas.py" in data["text/html"]

@@ -238,6 +238,35 @@ async def test_hidden_files_stay_put_as_in_the_contents_api(api, backend: Runnin
     await api("DELETE", "containers", box["id"])
 
 
+async def test_code_that_would_shadow_a_module_is_not_downloaded(api, backend: RunningServer, workspace: Path) -> None:
+    """As a pull without --modules: the error gives the line that saves it from a notebook."""
+    box = await _create(api)
+    ids = {}
+    for name in ("pandas.py", "helpers.py"):
+        (workspace / name).write_text("print('the container ran this')")
+        ids[name] = (await api("POST", "containers", box["id"], "files", body={"path": name})).json["id"]
+        (workspace / name).unlink()
+
+    def download(remote: str, **body: object):
+        return api("POST", "containers", box["id"], "files", ids[remote], "download", body=body)
+
+    refused = [
+        await download("pandas.py"),
+        await download("pandas.py", overwrite=True),
+        await download("helpers.py", name="sitecustomize.py"),
+        # a new folder named like a module, holding Python files (as a save button asks for pandas/__init__.py)
+        await download("helpers.py", directory="pandas", name="__init__.py", make_folders=True),
+    ]
+    for reply in refused:
+        assert reply.code == 400, reply.text
+        assert "would shadow the Python module" in reply.json["message"]
+        assert "`%container pull --modules " in reply.json["message"]
+    assert os.listdir(workspace) == []  # nothing written, no folder made
+    saved = await download("helpers.py")
+    assert saved.code == 200 and saved.json["path"] == "helpers.py"
+    await api("DELETE", "containers", box["id"])
+
+
 @pytest.mark.parametrize(
     ("body", "code"),
     [

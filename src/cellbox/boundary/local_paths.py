@@ -9,6 +9,11 @@ here, from the remote name's components, each one checked:
   a file name may be; on Windows no drive or stream (`:`), no character Windows refuses and no reserved device
   name (`CON`, `nul.txt`, `COM1` …);
 - a hidden name (any component starting with ".") is written only when asked (`hidden=True`, `--hidden`);
+- a file Python would load as code in place of a module is written only when asked (`modules=True`,
+  `--modules`): at the top of the folder a `NAME.py`, `.pyc`, `.pyd` or `NAME*.so`, or a folder `NAME/` holding
+  such files, where NAME is importable here or loaded by Python itself (`sitecustomize`); a `.pth` anywhere;
+  bytecode in a `__pycache__`. The folder a notebook runs in is first on its kernel's `sys.path`, so a pulled
+  `pandas.py` would run at the next `import pandas`. Other `.py` files (`helpers.py`) are written as any file;
 - an existing file is replaced only when asked (`force=True`, `--force`); a folder never is;
 - the folders on the way are opened one at a time without following links; a link already there is followed
   only when it leads to a folder inside the target;
@@ -24,9 +29,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import importlib.machinery
+import importlib.util
 import os
 import secrets
 import stat
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -44,6 +52,7 @@ __all__ = [
     "is_hidden",
     "name_parts",
     "parts_under",
+    "shadows",
 ]
 
 WINDOWS = os.name == "nt"
@@ -54,16 +63,18 @@ WINDOWS_RESERVED |= {f"{port}{n}" for port in ("COM", "LPT") for n in [*"1234567
 SHOWN = 3  # names a skip line lists before "…"
 HIDDEN_HINT = ("--hidden / hidden=True brings it", "--hidden / hidden=True brings them")
 FORCE_HINT = ("--force / force=True replaces it", "--force / force=True replaces them")
+MODULES_HINT = ("--modules / modules=True brings it", "--modules / modules=True brings them")
 _DIR_FDS = {os.open, os.mkdir, os.link, os.rename, os.unlink, os.stat} <= os.supports_dir_fd
 _FLAGS = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
-Kind = Literal["hidden", "existing", "unsafe"]
+Kind = Literal["hidden", "module", "existing", "unsafe"]
 
 
 class Refused(CellboxError):
-    """A container's file that is not written where it was headed: `kind` says why (a hidden name, an existing
-    file, or a name or place that is not safe), `name` is the remote name and `reason` the words for it."""
+    """A container's file that is not written where it was headed: `kind` says why (a hidden name, code that would
+    shadow a Python module, an existing file, or a name or place that is not safe), `name` is the remote name and
+    `reason` the words for it."""
 
     def __init__(self, kind: Kind, name: str, reason: str) -> None:
         self.kind, self.name, self.reason = kind, name, reason
@@ -130,6 +141,61 @@ def is_hidden(parts: Sequence[str]) -> bool:
     return any(part.startswith(".") for part in parts)
 
 
+# Code Python loads for a module: sources, bytecode and extensions (`NAME.cpython-311-x86_64-linux-gnu.so`, any
+# `NAME*.so` or `NAME*.pyd`); compared in lower case, as Windows' import compares suffixes.
+CODE_SUFFIXES = {".py", ".pyw", ".pyc", ".pyd", ".so", *(s.lower() for s in importlib.machinery.all_suffixes())}
+STARTUP_MODULES = {"sitecustomize", "usercustomize"}  # imported by Python itself at start-up, when found
+_CASELESS = sys.platform.startswith(("win", "cygwin", "darwin"))  # file systems that may match `Pandas.py`
+
+
+def _is_code(part: str) -> bool:
+    stem, dot, rest = part.partition(".")
+    suffix = "." + rest.lower()
+    return bool(stem and dot) and (suffix in CODE_SUFFIXES or suffix.endswith((".so", ".pyd")))
+
+
+def shadows(parts: Sequence[str], folder: str | os.PathLike[str] | None = None) -> str | None:
+    """Why a file at `parts` below `folder` is code Python would load, or None when it is not: a module or
+    package at the top of the folder named like a module importable in this interpreter (or one Python imports by
+    itself), a `.pth` file anywhere (site runs its `import` lines at start-up), bytecode in a `__pycache__`. A
+    module found at the top of `folder` itself is that folder's own (what a forced pull replaces), not shadowed."""
+    parts = tuple(parts)
+    last = parts[-1] if parts else ""
+    if last.lower().endswith(".pth"):
+        return "a .pth file, whose import lines Python runs at start-up"
+    if len(parts) > 1 and parts[-2] == "__pycache__" and last.lower().endswith(".pyc"):
+        return "bytecode Python would run in place of a module's source"
+    if not _is_code(last):
+        return None
+    name = parts[0] if len(parts) > 1 else last.partition(".")[0]  # a package folder, or the module's own name
+    if "." in name:  # not a module name; a dotted one would have find_spec import its parent
+        return None
+    if _importable(name, folder) or (_CASELESS and name.lower() != name and _importable(name.lower(), folder)):
+        return f"would shadow the Python module {name!r}"
+    return None
+
+
+def _importable(name: str, folder: str | os.PathLike[str] | None) -> bool:
+    """Whether `import name` finds something now, elsewhere than in `folder` (or is one Python imports itself)."""
+    known = STARTUP_MODULES | set(sys.stdlib_module_names)
+    if name in known or (_CASELESS and name.lower() in {n.lower() for n in known}):
+        return True
+    try:
+        spec = importlib.util.find_spec(name)  # a top-level name: found, never imported
+    except (ImportError, ValueError):  # in sys.modules without a spec, or a finder that fails: taken as found
+        return True
+    if spec is None:
+        return False
+    if folder is None:
+        return True
+    if spec.submodule_search_locations is not None:  # a package: its folders
+        places = list(spec.submodule_search_locations)
+    else:
+        places = [spec.origin] if spec.has_location and spec.origin else []
+    root = os.path.realpath(folder)
+    return not places or any(os.path.dirname(os.path.realpath(place)) != root for place in places)
+
+
 def shown(name: str, limit: int = 60) -> str:
     """A container's name as it may be printed: control characters escaped, long names cut."""
     if not name:
@@ -148,17 +214,21 @@ def create(
     *,
     hidden: bool = False,
     force: bool = False,
+    modules: bool = False,
     windows: bool = WINDOWS,
 ) -> Iterator[BinaryIO]:
     """`with create(folder, parts) as out: out.write(...)`: a new file at `folder`/`parts` (folders on the way
     made), appearing only once the block ends without error. `Refused` before anything is written when a part is
-    unsafe or hidden (unless `hidden`), the file exists (unless `force`) or the path leaves `folder`; also at the
-    end when a file of that name appeared meanwhile. `folder` is the caller's and is made when missing."""
+    unsafe or hidden (unless `hidden`), the file would shadow a Python module (unless `modules`, see `shadows`),
+    the file exists (unless `force`) or the path leaves `folder`; also at the end when a file of that name
+    appeared meanwhile. `folder` is the caller's and is made when missing."""
     parts = tuple(parts)
     name = "/".join(parts)
     name_parts(name, windows=windows)
     if is_hidden(parts) and not hidden:
         raise Refused("hidden", name, "hidden")
+    if not modules and (why := shadows(parts, folder)) is not None:
+        raise Refused("module", name, why)
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
     real = os.path.realpath(root)
@@ -298,21 +368,30 @@ def copy_into(
 
 @dataclasses.dataclass
 class Skipped:
-    """The files a pull left out, by remote name: hidden ones, existing ones, and unsafe ones with the reason."""
+    """The files a pull left out, by remote name: hidden ones, existing ones, unsafe ones with the reason, and
+    ones that would shadow a Python module."""
 
     hidden: list[str] = dataclasses.field(default_factory=list)
     existing: list[str] = dataclasses.field(default_factory=list)
     unsafe: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    modules: list[str] = dataclasses.field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.hidden or self.existing or self.unsafe)
+        return bool(self.hidden or self.existing or self.unsafe or self.modules)
 
     def __add__(self, other: Skipped) -> Skipped:
-        return Skipped(self.hidden + other.hidden, self.existing + other.existing, self.unsafe + other.unsafe)
+        return Skipped(
+            self.hidden + other.hidden,
+            self.existing + other.existing,
+            self.unsafe + other.unsafe,
+            self.modules + other.modules,
+        )
 
     def add(self, refused: Refused) -> None:
         if refused.kind == "hidden":
             self.hidden.append(refused.name)
+        elif refused.kind == "module":
+            self.modules.append(refused.name)
         elif refused.kind == "existing":
             self.existing.append(refused.name)
         else:
@@ -326,6 +405,15 @@ class Skipped:
             hidden = _listed(_hidden_label(name) for name in sorted(self.hidden))
             hint = HIDDEN_HINT[len(self.hidden) > 1]
             said.append(f"{_count(len(self.hidden), 'hidden file')} ({hidden}; {hint})")
+        if self.modules:
+            modules = _listed(_module_label(name) for name in sorted(self.modules))
+            hint = MODULES_HINT[len(self.modules) > 1]
+            what = (
+                "files that would shadow Python modules"
+                if len(self.modules) > 1
+                else "file that would shadow a Python module"
+            )
+            said.append(f"{len(self.modules)} {what} ({modules}; {hint})")
         if self.existing:
             existing = _listed(sorted(self.existing))
             hint = FORCE_HINT[len(self.existing) > 1]
@@ -357,6 +445,14 @@ def _hidden_label(name: str) -> str:
     return "/".join(parts[: first + 1]) + ("/…" if first < len(parts) - 1 else "")
 
 
+def _module_label(name: str) -> str:
+    """A file that would shadow a module as the skip line names it: a package by its folder (`pandas/…`)."""
+    first, slash, _ = name.partition("/")
+    if not slash or name.lower().endswith(".pth") or "__pycache__/" in name:
+        return name
+    return first + "/…"
+
+
 class Pulled(list[Path]):
     """The local files a pull wrote, in order (a list of paths), with what it skipped and the line saying so."""
 
@@ -371,12 +467,15 @@ class Pulled(list[Path]):
 
 class Landing:
     """One pull into `folder`: each remote name checked (`check`), then written (`save`); what was skipped is
-    kept in `skipped`. Safe to use from several threads at once."""
+    kept in `skipped`. `hidden`, `force` and `modules` as for `create`. Safe to use from several threads at once."""
 
-    def __init__(self, folder: str | os.PathLike[str], *, hidden: bool = False, force: bool = False) -> None:
+    def __init__(
+        self, folder: str | os.PathLike[str], *, hidden: bool = False, force: bool = False, modules: bool = False
+    ) -> None:
         self.folder = Path(folder)
         self.hidden = hidden
         self.force = force
+        self.modules = modules
         self.skipped = Skipped()
         self._lock = threading.Lock()
 
@@ -387,6 +486,8 @@ class Landing:
             made = parts(name)
             if is_hidden(made) and not self.hidden:
                 raise Refused("hidden", "/".join(made), "hidden")
+            if not self.modules and (why := shadows(made, self.folder)) is not None:
+                raise Refused("module", "/".join(made), why)
             if not self.force and _exists(self.folder, made):
                 raise Refused("existing", "/".join(made), "exists")
             return made
@@ -398,7 +499,7 @@ class Landing:
         """Write one file: `fill` writes its bytes into the open file. Its local path, or None when it was
         refused (and said in `skipped`)."""
         try:
-            with create(self.folder, parts, hidden=self.hidden, force=self.force) as out:
+            with create(self.folder, parts, hidden=self.hidden, force=self.force, modules=self.modules) as out:
                 fill(out)
         except Refused as refused:
             self._skip(refused)

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import os
 import posixpath
+import shlex
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -84,6 +85,23 @@ def _field(body: Mapping[str, Any], name: str, kind: type, default: Any = None) 
     if wrong:
         raise SidebarError(400, f"`{name}` must be a {kind.__name__}, got {type(value).__name__}")
     return value
+
+
+def _made_below(folder: Path) -> tuple[Path, tuple[str, ...]]:
+    """The deepest folder on the way to `folder` that exists, and the names of the folders below it still to make
+    (none when `folder` exists): where a download's new file and folders start."""
+    base = folder
+    new: list[str] = []
+    while not base.exists() and base.parent != base:
+        new.insert(0, base.name)
+        base = base.parent
+    return base, tuple(new)
+
+
+def _pull_name(item: ContainerFile) -> str:
+    """The name `%container pull` takes for a container file: its path under /mnt/data."""
+    path = item.path or item.name or ""
+    return path.removeprefix(DATA_DIR + "/")
 
 
 def _without_userinfo(url: str | None) -> str | None:
@@ -324,12 +342,13 @@ class Sidebar:
 
     async def download(self, container_id: str, file_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Save a container file into workspace folder `directory` (default the root; made when missing with
-        `make_folders`) under its own name, or `name`; an existing file is replaced only with `overwrite`.
-        Streamed, and written atomically."""
+        `make_folders`) under its own name, or `name`; an existing file is replaced only with `overwrite`. Code
+        that would shadow a Python module there (`pandas.py`, a new folder `pandas/` holding Python files, a
+        `.pth`) is refused, with the `%container pull --modules` line that saves it. Streamed, and written
+        atomically."""
         folder = self.workspace.resolve(_field(body, "directory", str, ""))
-        if _field(body, "make_folders", bool, False) and not folder.exists():
-            folder.mkdir(parents=True, exist_ok=True)
-        if not folder.is_dir():
+        make = _field(body, "make_folders", bool, False) and not folder.exists()
+        if not make and not folder.is_dir():
             raise SidebarError(404, f"no folder {self.workspace.relative(folder) or '/'!r} in the workspace")
         overwrite = bool(_field(body, "overwrite", bool, False))
         async with self.connect() as client:
@@ -339,6 +358,13 @@ class Sidebar:
                 raise SidebarError(400, f"{name!r} is not a file name")
             target = self.workspace.resolve(posixpath.join(self.workspace.relative(folder), name))
             shown = self.workspace.relative(target)
+            base, new = _made_below(folder)
+            why = local_paths.shadows((*new, name), base)
+            if why is not None:  # as a pull, which writes it only with --modules
+                line = f"%container pull --modules {shlex.quote(_pull_name(item))}"
+                raise SidebarError(400, f"{shown!r} can't be saved: {why}; in a notebook, `{line}` saves it")
+            if make:
+                folder.mkdir(parents=True, exist_ok=True)
             if target.is_dir():
                 raise SidebarError(409, f"{shown!r} is a folder in the workspace")
             if target.exists() and not overwrite:

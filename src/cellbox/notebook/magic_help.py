@@ -22,12 +22,17 @@ working folder is /mnt/data.
   --pull GLOB ...   download files the cell wrote, when it ends (into --to)
                         %%container --pull "*.png" "report.html"
   --to DIR          where --pull puts its files (default: the notebook's folder), each at its path under
-                    /mnt/data; hidden files and files already there are skipped, and the cell says which
+                    /mnt/data; hidden files, files already there and code that would shadow a Python
+                    module are skipped, and the cell says which
                         %%container --pull "out/*.parquet" --to results
   --hidden          --pull also brings hidden files (a part of the path starting with ".": .bashrc, .git/...)
                         %%container --pull "*" --hidden --to copy
   --force           --pull replaces files already there
                         %%container --pull report.html --force
+  --modules         --pull also brings code Python would import in place of a module: a pandas.py,
+                    sitecustomize.py or cellbox.py, a package folder pandas/, any .pth (the notebook's
+                    folder comes first when a kernel imports). Other .py files (helpers.py) come anyway
+                        %%container --pull pandas.py --modules
   --timeout S       stop the cell after S seconds (the container keeps its files and state)
                         %%container --timeout 60
 
@@ -44,9 +49,10 @@ working folder is /mnt/data.
   status            the current container: status, memory, time left %container status
   push VAR_OR_PATH ...
                     send variables or local files now                %container push sales data/2024.csv
-  pull REMOTE_GLOB ... [--to DIR] [--hidden] [--force]
-                    download files from the container, skipping hidden files (unless --hidden) and files
-                    already there (unless --force)                   %container pull "*.csv" --to downloads
+  pull REMOTE_GLOB ... [--to DIR] [--hidden] [--force] [--modules]
+                    download files from the container, skipping hidden files (unless --hidden), code that
+                    would shadow a Python module (unless --modules) and files already there (unless
+                    --force)                                         %container pull "*.csv" --to downloads
   delete [NAME_OR_ID]
                     delete a container (the current one by default)  %container delete analysis
 

@@ -5,11 +5,11 @@ the work is done by `cellbox.Sandbox`, which is usable without IPython.
     %container use NAME_OR_ID
     %container list | files | status
     %container push VAR_OR_PATH ...
-    %container pull REMOTE_GLOB [--to DIR] [--hidden] [--force]
+    %container pull REMOTE_GLOB [--to DIR] [--hidden] [--force] [--modules]
     %container delete [NAME_OR_ID]
 
     %%container [NAME_OR_ID] [-i VAR ...] [-o VAR ...] [--files PATH ...] [--pull GLOB ...] [--hidden] [--force]
-                [--timeout S]
+                [--modules] [--timeout S]
 
     %container pool N [--memory ...] | --retry | --delete;  %%container --pool --split VAR [--by COLUMN] -o VAR
     (see cellbox.notebook.pool_magic)
@@ -68,6 +68,7 @@ def _line_parser() -> MagicArgumentParser:
     pull.add_argument("--to", default=".")
     pull.add_argument("--hidden", action="store_true", help="also files whose path has a part starting with '.'")
     pull.add_argument("--force", action="store_true", help="replace files already there")
+    pull.add_argument("--modules", action="store_true", help="also code that would shadow a Python module")
     delete = sub.add_parser("delete", help="delete a container (the current one by default)")
     delete.add_argument("name", nargs="?")
     pool_magic.add_line_command(sub)
@@ -84,6 +85,7 @@ def _cell_parser() -> MagicArgumentParser:
     parser.add_argument("--to", default=".")
     parser.add_argument("--hidden", action="store_true", help="--pull also brings hidden files")
     parser.add_argument("--force", action="store_true", help="--pull replaces files already there")
+    parser.add_argument("--modules", action="store_true", help="--pull also brings code that shadows a module")
     parser.add_argument("--timeout", type=float, metavar="S")
     pool_magic.add_cell_options(parser)
     return parser
@@ -293,7 +295,9 @@ class ContainerMagics(Magics):
                 _say(f"pushed {item}: {state}")
             return None
         if command == "pull":
-            paths = self._require_current().pull(*args.patterns, to=args.to, hidden=args.hidden, force=args.force)
+            paths = self._require_current().pull(
+                *args.patterns, to=args.to, hidden=args.hidden, force=args.force, modules=args.modules
+            )
             _say(f"pulled {len(paths)} file(s) into {args.to}" + (f"; {paths.note}" if paths.note else ""))
             return None
         if command == "delete":
@@ -331,6 +335,7 @@ class ContainerMagics(Magics):
                 to=args.to,
                 hidden=args.hidden,
                 force=args.force,
+                modules=args.modules,
                 timeout=args.timeout,
                 live=live,
                 on_wait=replay.waiting,

@@ -6,7 +6,7 @@
     %container pool --delete                                                          delete every sandbox in it
 
     %%container --pool [--split VAR ...] [--by COLUMN] [-i VAR ...] [-o VAR ...] [--files PATH ...] [--timeout S]
-                       [--pull GLOB ... [--to DIR] [--hidden] [--force]]
+                       [--pull GLOB ... [--to DIR] [--hidden] [--force] [--modules]]
 
 `--split` variables are cut into one part per sandbox (by rows, or whole groups of `--by COLUMN`); `-i` values go
 to every sandbox; `-o` frames come back concatenated in part order. A failing part fails the cell after the grid
@@ -92,6 +92,7 @@ class PoolCommands:
             to=args.to,
             hidden=args.hidden,
             force=args.force,
+            modules=args.modules,
         )
         if args.pull:
             pulled = sum(len(part.pulled) for part in runs)

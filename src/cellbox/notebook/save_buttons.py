@@ -10,6 +10,7 @@ other frontend (nbconvert, GitHub, a JupyterLab without the extension) shows ins
 from __future__ import annotations
 
 import html
+import os
 import shlex
 from collections.abc import Sequence
 from typing import Any
@@ -41,9 +42,11 @@ def bundle(artifacts: Sequence[Artifact]) -> dict[str, Any]:
     (alone when the backend's file records don't name their container).
 
     The names are the container's, so a button is offered only for a path a pull writes as it is: hidden files
-    get a `pull --hidden` line to type instead, and unsafe names are only counted."""
+    get a `pull --hidden` line to type instead, code that would shadow a Python module in the notebook's folder
+    (the kernel's working folder) a `pull --modules` line, and unsafe names are only counted."""
     offered: list[tuple[Artifact, str]] = []
     hidden: list[str] = []
+    modules: list[str] = []
     unsafe = 0
     for artifact in artifacts:
         try:
@@ -53,6 +56,8 @@ def bundle(artifacts: Sequence[Artifact]) -> dict[str, Any]:
             continue
         if local_paths.is_hidden(parts):
             hidden.append("/".join(parts))
+        elif local_paths.shadows(parts, os.getcwd()) is not None:
+            modules.append("/".join(parts))
         else:
             offered.append((artifact, "/".join(parts)))
     said: list[str] = []
@@ -65,6 +70,10 @@ def bundle(artifacts: Sequence[Artifact]) -> dict[str, Any]:
         pull = "%container pull --hidden " + " ".join(shlex.quote(path) for path in hidden)
         said.append(f"hidden, not offered: {pull}")
         shown.append(f"hidden, not offered: <code>{html.escape(pull)}</code>")
+    if modules:
+        pull = "%container pull --modules " + " ".join(shlex.quote(path) for path in modules)
+        said.append(f"would shadow a Python module, not offered: {pull}")
+        shown.append(f"would shadow a Python module, not offered: <code>{html.escape(pull)}</code>")
     if unsafe:
         said.append(f"{unsafe} file(s) with unsafe names, not offered")
         shown.append(html.escape(said[-1]))

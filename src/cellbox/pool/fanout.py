@@ -196,16 +196,17 @@ class Pool:
         to: str | Path = ".",
         hidden: bool = False,
         force: bool = False,
+        modules: bool = False,
     ) -> PoolRuns:
         """Run `code` once per part of `split` (see `cellbox.pool.parts`), part i in sandbox i mod len(pool). `inputs`
         go to every sandbox unsplit (pushed once each, again only when changed), `files` too. Files matching
         `pull` are downloaded after each part ran (before the next part in its sandbox could overwrite them) into
-        `to`/part-<i>/ (`part.pulled`; `hidden` and `force` as for `Sandbox.pull`, what was skipped in
+        `to`/part-<i>/ (`part.pulled`; `hidden`, `force` and `modules` as for `Sandbox.pull`, what was skipped in
         `part.notes`). Returns the parts in order; a failing part keeps its traceback and the others their results
         (`retry_failed` reruns it)."""
         parts = [Part(i, values) for i, values in enumerate(make_parts(split, len(self.members)))]
         options: dict[str, Any] = {"inputs": dict(inputs or {}), "outputs": tuple(outputs), "files": tuple(files)}
-        options.update(timeout=timeout, pull=tuple(pull), to=Path(to), hidden=hidden, force=force)
+        options.update(timeout=timeout, pull=tuple(pull), to=Path(to), hidden=hidden, force=force, modules=modules)
         self.last = PoolRuns(parts, code, options, len(self.members))
         return self._go(self.last, parts)
 

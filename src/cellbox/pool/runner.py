@@ -151,7 +151,13 @@ class Shares:
         live.finish(run.events)  # what the polls did not see: a short part's output comes all at the end
         if options.get("pull") and run.ok:
             folder = options["to"] / f"part-{part.index}"
-            pulled = sandbox.pull(*options["pull"], to=folder, hidden=options["hidden"], force=options["force"])
+            pulled = sandbox.pull(
+                *options["pull"],
+                to=folder,
+                hidden=options["hidden"],
+                force=options["force"],
+                modules=options["modules"],
+            )
             part.pulled = pulled
             if pulled.note:
                 part.notes.append(pulled.note)

@@ -170,18 +170,25 @@ class Artifact:
             self._prefix_is_all = len(self._prefix) < limit
         return self._prefix[:limit]
 
-    def download(self, to: str | Path = ".", *, hidden: bool = False, force: bool = False) -> Path:
+    def download(
+        self, to: str | Path = ".", *, hidden: bool = False, force: bool = False, modules: bool = False
+    ) -> Path:
         """Save into folder `to` under the file's name (or as file `to` when it isn't an existing folder); returns
-        the local path. The name is the container's: a hidden one (".bashrc") is saved only with `hidden`, and an
-        existing file is replaced only with `force` (`local_paths.Refused` says why not)."""
+        the local path. The name is the container's: a hidden one (".bashrc") is saved only with `hidden`; code
+        that would shadow a Python module ("pandas.py", named so by the container or by `to`) only with `modules`;
+        an existing file is replaced only with `force` (`local_paths.Refused` says why not)."""
         target = Path(to)
         if target.is_dir():
             folder, name, hidden_ok = target, self.name, hidden
         else:  # a name the user chose
             folder, name, hidden_ok = target.parent, target.name, True
-        hints = {"hidden": "hidden=True saves it", "existing": "force=True replaces it"}
+        hints = {
+            "hidden": "hidden=True saves it",
+            "module": "modules=True saves it",
+            "existing": "force=True replaces it",
+        }
         try:
-            with local_paths.create(folder, (name,), hidden=hidden_ok, force=force) as out:
+            with local_paths.create(folder, (name,), hidden=hidden_ok, force=force, modules=modules) as out:
                 if self._cache is not None:
                     out.write(self._cache)
                 else:

@@ -250,12 +250,15 @@ class Sandbox:
     def files(self, *, include_private: bool = False) -> list[ContainerFile]:
         return self.transfers.files(include_private=include_private)
 
-    def pull(self, *patterns: str, to: str | Path = ".", hidden: bool = False, force: bool = False) -> Pulled:
+    def pull(
+        self, *patterns: str, to: str | Path = ".", hidden: bool = False, force: bool = False, modules: bool = False
+    ) -> Pulled:
         """Download the files matching these globs (relative to /mnt/data) into folder `to`, each at its path
-        under /mnt/data. Hidden files (any part of the path starting with ".") come only with `hidden`, and an
-        existing file is replaced only with `force`; nothing is written outside `to`. Returns the files written
-        (a list of paths); `.note` says in one line what was skipped."""
-        return self.transfers.pull(*patterns, to=to, hidden=hidden, force=force)
+        under /mnt/data. Hidden files (any part of the path starting with ".") come only with `hidden`; code that
+        would shadow a Python module (`pandas.py`, `sitecustomize.py`, a package folder `pandas/`, any `.pth`) only
+        with `modules`, even when named exactly; an existing file is replaced only with `force`; nothing is written
+        outside `to`. Returns the files written (a list of paths); `.note` says in one line what was skipped."""
+        return self.transfers.pull(*patterns, to=to, hidden=hidden, force=force, modules=modules)
 
     # --- run ----------------------------------------------------------------------------------------------------
 
@@ -270,14 +273,15 @@ class Sandbox:
         to: str | Path = ".",
         hidden: bool = False,
         force: bool = False,
+        modules: bool = False,
         timeout: float | None = None,
         live: protocol.LiveOutput | None = None,
         on_wait: Callable[[float], None] | None = None,
         execution_count: int | None = None,
     ) -> Run:
         """Run `code` in the container. `inputs` are pushed as variables first, `files` as files; `outputs` name
-        variables to bring back (`Run.variables`); `pull` globs of files to download into `to` afterwards (`hidden`
-        and `force` as for `pull`; what was skipped is said in `Run.notes`).
+        variables to bring back (`Run.variables`); `pull` globs of files to download into `to` afterwards (`hidden`,
+        `force` and `modules` as for `pull`; what was skipped is said in `Run.notes`).
 
         `timeout` bounds the run (not the pushes or pulls): past it the run is stopped and `TimeLimit` raised. With
         `live`, what the cell prints and displays is read while it runs and handed to it (the rest, once the run is
@@ -295,7 +299,7 @@ class Sandbox:
         )
         if pull:
             with stopping("a pull after the cell ran; the cell ran, some files may not have been downloaded"):
-                pulled = self.pull(*pull, to=to, hidden=hidden, force=force)
+                pulled = self.pull(*pull, to=to, hidden=hidden, force=force, modules=modules)
             if pulled.note:
                 run.notes.append(pulled.note)
         return run

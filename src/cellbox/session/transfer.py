@@ -11,7 +11,7 @@ process exits. Nothing else is left there: the runtime is uploaded from memory, 
 once read.
 
 The service decides where an upload lands (its record's `path`; OpenAI's example answers
-`/mnt/data/<32 hex>-<name>`, [Doc] in shared/reference/cloud-behaviour.md): an upload stored elsewhere than where
+`/mnt/data/<32 hex>-<name>`, [Doc] in docs/CLOUD.md): an upload stored elsewhere than where
 `push` said is moved into place by the runtime before the next run's code (`placements`). cellbox's own uploads
 (the runtime, run requests) are known by id and never listed as the user's. Reading what a run left is
 `cellbox.session.remote_files`.
@@ -348,11 +348,14 @@ class Transfers:
                 return ContainerFile.from_dict({**record.to_dict(), "path": wanted})
         return record
 
-    def pull(self, *patterns: str, to: str | Path = ".", hidden: bool = False, force: bool = False) -> Pulled:
+    def pull(
+        self, *patterns: str, to: str | Path = ".", hidden: bool = False, force: bool = False, modules: bool = False
+    ) -> Pulled:
         """Download the files matching these globs (relative to /mnt/data) into folder `to`, each at its path
         under /mnt/data. The container chose those names, so `boundary.local_paths` makes every local path: hidden files
-        only with `hidden`, an existing file replaced only with `force`, nothing outside `to`. Returns the
-        files written; what was skipped is in `.skipped`, said in one line by `.note`."""
+        only with `hidden`, code that would shadow a Python module only with `modules`, an existing file replaced
+        only with `force`, nothing outside `to`. Returns the files written; what was skipped is in `.skipped`, said
+        in one line by `.note`."""
         records = self.files()  # uploads not yet moved into place are shown where they belong
         chosen: dict[str, ContainerFile] = {}
         for pattern in patterns:
@@ -361,7 +364,7 @@ class Transfers:
             if not matches:
                 raise CellboxError(f"no file in the container matches {pattern!r}; `%container files` lists them")
             chosen.update({r.path or r.id: r for r in matches})
-        landing = Landing(to, hidden=hidden, force=force)
+        landing = Landing(to, hidden=hidden, force=force, modules=modules)
         todo = [(parts, r) for r in chosen.values() if (parts := landing.check(r.path or "", self._local)) is not None]
         label = f"pull {progress.names(list(patterns))} from {self._label}"
         with progress.step(self.progress, label) as operation:
