@@ -23,9 +23,8 @@ from cellbox.api.config import load_settings
 from cellbox.local.testing import running_server, wait_until
 from cellbox.session import event_stream as following
 from cellbox.session import protocol, remote_files, running
+from cellbox.session.errors import LoaderMismatch, NotAuthorized, RunFailed, TimeLimit
 from cellbox.session.protocol import LiveOutput
-from cellbox.session.results import TimeLimit
-from cellbox.session.sandbox import NotAuthorized
 
 Hook = Callable[[httpx.Request], "httpx.Response | None"]
 
@@ -453,12 +452,12 @@ def test_replies_that_never_run_the_cell_are_asked_again_once_then_said_in_words
 ) -> None:
     no = [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "No."}]}]
     faults.before.append(answer({"status": "completed", "output": no}))
-    with pytest.raises(protocol.RunFailed, match=r"replied without calling the python tool: 'No\.'\. Asked twice"):
+    with pytest.raises(RunFailed, match=r"replied without calling the python tool: 'No\.'\. Asked twice"):
         sandbox.run("1")
     assert faults.count("POST", "/responses") == 2
     failed = {"status": "failed", "output": [], "error": {"code": "rate_limit_exceeded", "message": "Slow down."}}
     faults.before[:] = [answer(failed)]
-    with pytest.raises(protocol.RunFailed, match=r"the response failed: rate_limit_exceeded: Slow down\."):
+    with pytest.raises(RunFailed, match=r"the response failed: rate_limit_exceeded: Slow down\."):
         sandbox.run("1")
     assert faults.count("POST", "/responses") == 3  # a failure is said, not asked again
 
@@ -534,7 +533,7 @@ def test_uploads_a_failed_run_did_not_place_are_placed_by_the_next(
     sandbox.push(str(tmp_path / "late.txt"))
     with monkeypatch.context() as patched:
         patched.setattr(protocol, "run_prompt", lambda loader: "```python\nprint('something else')\n```")
-        with pytest.raises(protocol.LoaderMismatch, match="state is uncertain"):
+        with pytest.raises(LoaderMismatch, match="state is uncertain"):
             sandbox.run("1")
     assert sandbox.run("open('late.txt').read()").value == "placed later"
 

@@ -17,8 +17,8 @@ import cellbox
 from cellbox.api import CellboxError
 from cellbox.local.testing import RunningServer, running_server
 from cellbox.pool.parts import by_column, by_rows, make_parts
+from cellbox.session.errors import Interrupted
 from cellbox.session.liveness import container_state
-from cellbox.session.results import Interrupted
 
 
 def sales_frame(n: int = 90) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from cellbox.api import CodeInterpreterCall, Response
 from cellbox.boundary import DisplayPolicy
 from cellbox.runtime.container import REFUSED_MARKER
 from cellbox.session import frames, protocol
-from cellbox.session.protocol import LoaderMismatch
+from cellbox.session.errors import LoaderMismatch
 from cellbox.session.result_record import Result
 from cellbox.session.results import Usage, add_usage
 

@@ -21,10 +21,10 @@ from cellbox.api.config import load_settings
 from cellbox.api.lookup import AmbiguousName, NameTaken
 from cellbox.local.testing import running_server
 from cellbox.session import progress
+from cellbox.session.errors import LoaderMismatch, NotAuthorized, ProcessDied, RunFailed
 from cellbox.session.liveness import container_state
 from cellbox.session.progress import Operation
-from cellbox.session.protocol import LoaderMismatch, ProcessDied, RunFailed, loader_line
-from cellbox.session.sandbox import NotAuthorized
+from cellbox.session.protocol import loader_line
 
 
 @pytest.fixture

@@ -13,9 +13,10 @@ import pytest
 from cellbox.api import Container, ContainerFile
 from cellbox.notebook.views import ArtifactGallery, ContainerTable, FileTable, StatusView, TransferProgress
 from cellbox.session import progress
+from cellbox.session.errors import RemoteError
 from cellbox.session.first_rows import first_rows
 from cellbox.session.progress import Operation
-from cellbox.session.results import Artifact, RemoteError
+from cellbox.session.results import Artifact
 
 X = "\N{MULTIPLICATION SIGN}"  # as pandas writes a frame's size in HTML
 

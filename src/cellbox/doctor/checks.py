@@ -19,6 +19,7 @@ from ..api.lookup import find_container
 from ..common.polling import Backoff
 from ..common.redact import redact
 from ..session import backend, protocol
+from ..session.errors import LoaderMismatch, RunFailed
 from ..session.liveness import container_state
 from ..session.remote_files import LISTING_WAIT
 from ..session.sandbox import Sandbox
@@ -281,9 +282,9 @@ class Checkup:
             started = time.monotonic()
             result = sandbox.run("print('cellbox doctor')\n6 * 7", timeout=RUN_TIMEOUT)
             took = time.monotonic() - started
-        except protocol.LoaderMismatch as exc:
+        except LoaderMismatch as exc:
             return Check("run", FAIL, str(exc), MODEL_STEP)
-        except protocol.RunFailed as exc:
+        except RunFailed as exc:
             return Check("run", FAIL, str(exc), MODEL_STEP)
         finally:
             sandbox.close()

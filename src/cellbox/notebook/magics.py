@@ -32,8 +32,9 @@ from ..api.config import configured_secrets
 from ..api.lookup import NameTaken
 from ..common import inuse
 from ..common.redact import redact
+from ..session.errors import Interrupted, SandboxGone
 from ..session.protocol import LiveOutput
-from ..session.results import Interrupted, Run, SandboxGone, Usage
+from ..session.results import Run, Usage
 from ..session.sandbox import Sandbox
 from . import magic_help, pool_magic, views
 from .replay import Replay, warn

@@ -30,7 +30,7 @@ from ..api import APIStatusError, CellboxError, Client, RateLimitError
 from ..api.lookup import LIVE, NameTaken
 from ..common.inuse import in_kernel
 from ..session import backend
-from ..session.results import Interrupted
+from ..session.errors import Interrupted
 from ..session.sandbox import Sandbox
 from .parts import Part, PoolRuns, concat, make_parts
 from .runner import WAIT_STEP, Shares

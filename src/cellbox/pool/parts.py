@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from ..api import CellboxError
+from ..session.errors import RemoteError
 from ..session.protocol import VARIABLE_NAME
-from ..session.results import RemoteError, Run
+from ..session.results import Run
 
 __all__ = ["Part", "PoolRuns", "concat", "make_parts", "rows_of"]
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ..session.errors import Interrupted, SandboxGone
 from ..session.protocol import LiveOutput
-from ..session.results import Interrupted, SandboxGone
 from ..session.sandbox import Sandbox
 from .parts import Part, PoolRuns
 

@@ -49,6 +49,7 @@ from ..runtime.container import (
     STARTED_SUFFIX,
 )
 from . import frames
+from .errors import LoaderMismatch
 
 DATA_DIR = "/mnt/data"
 RESULT_WAIT = 15.0  # seconds to wait for a result record's file to show in a lagging listing
@@ -70,23 +71,6 @@ START_CLEAN = (
     "To start clean: `%container new --fresh` (or `Sandbox.revive()`, which makes a new container and pushes your "
     "data again), or delete the container."
 )
-
-
-class LoaderMismatch(CellboxError):
-    """The model ran something other than cellbox's loader line; nothing it did is trusted, and the container's
-    state is uncertain."""
-
-
-class RunFailed(CellboxError):
-    """The response that should have run the cell ended without running it; the message says how, in words."""
-
-
-class ProcessDied(CellboxError):
-    """The container's Python process died while it ran the cell (killed, crashed, out of memory): the cell's
-    variables and everything earlier cells made in memory are gone; files are kept."""
-
-    def _render_traceback_(self) -> list[str]:
-        return [f"\x1b[0;31mProcessDied\x1b[0m: {self}"]
 
 
 @functools.lru_cache(maxsize=1)

@@ -315,7 +315,7 @@ def _read(operation: progress.Operation, job: tuple[dict[str, Any], Path]) -> An
         value = frames.read(*job)
     except CellboxError:  # said already, in words (a value too big for this machine's memory)
         raise
-    except (MemoryError, KeyboardInterrupt):
+    except (MemoryError, KeyboardInterrupt, Warning):  # a warning made an error is the caller's to see
         raise
     except Exception as exc:
         raise record_bounds.refused(f"a value it names does not read as its kind says ({type(exc).__name__})") from None

@@ -13,8 +13,9 @@ from typing import Any
 
 from ..boundary import DisplayPolicy
 from ..boundary import record as boundary
+from .errors import RemoteError
 from .protocol import Request
-from .results import Artifact, Display, RemoteError, RemoteValue, Run
+from .results import Artifact, Display, RemoteValue, Run
 
 FRAME_KINDS = ("dataframe", "series")
 

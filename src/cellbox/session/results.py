@@ -14,81 +14,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..api import CellboxError, ContainerFile
+from ..api import ContainerFile
 from ..boundary import local_paths
+from .errors import RemoteError
 
 IMAGE_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif"}
 PNG_REPR_LIMIT = 10_000_000  # an artifact displays itself as an image up to this size
-
-
-class RemoteError(CellboxError):
-    """The cell raised in the container. IPython shows the remote traceback as the container's IPython made it
-    (`lines`, colours and the cell's source included), and the cell fails. `traceback` is the same in plain text.
-
-    Made with `RemoteError.of`, its class is named after the remote exception (a `ValueError` in the container
-    is a `RemoteError` subclass named `ValueError` here), so the notebook's error says what the cell raised."""
-
-    def __init__(
-        self,
-        ename: str,
-        evalue: str,
-        traceback: str,
-        *,
-        run_id: str | None = None,
-        lines: list[str] | None = None,
-    ) -> None:
-        # A class named after the remote exception says its name: the message is the exception's own, as Python's.
-        named = type(self).__name__ == ename
-        super().__init__(evalue if named else f"{ename}: {evalue}" if evalue else ename)
-        self.ename = ename
-        self.evalue = evalue
-        self.traceback = traceback
-        self.run_id = run_id
-        self.lines = list(lines or [])
-
-    @classmethod
-    def of(cls, ename: str, evalue: str, traceback: str, **more: Any) -> RemoteError:
-        named = _remote_classes.get(ename)
-        # The name is the container's word: a class is made for a plain identifier, and only so many of them.
-        if named is None and ename.isidentifier() and len(_remote_classes) < MAX_REMOTE_CLASSES:
-            named = _remote_classes[ename] = type(ename, (cls,), {"__module__": "cellbox.remote"})
-        return (named or cls)(ename, evalue, traceback, **more)
-
-    def _render_traceback_(self) -> list[str]:
-        if self.lines:
-            return list(self.lines)
-        return (self.traceback or f"{self.ename}: {self.evalue}\n").rstrip("\n").splitlines()
-
-
-_remote_classes: dict[str, type[RemoteError]] = {}
-MAX_REMOTE_CLASSES = 1000
-
-
-class SandboxGone(CellboxError):
-    """The container expired or was deleted; `Sandbox.revive()` (or the next `%%container` cell) makes a new one.
-    `container` names it ("NAME (ID)"), so the notebook can say it in its own words."""
-
-    def __init__(self, message: str, container: str = "") -> None:
-        super().__init__(message)
-        self.container = container
-
-    def _render_traceback_(self) -> list[str]:
-        return [f"SandboxGone: {self}"]
-
-
-class Interrupted(KeyboardInterrupt):
-    """The user stopped a push, a run or a pull; the message says what was stopped and what state it left.
-    Shown as one line, not as a traceback through cellbox and httpx."""
-
-    def _render_traceback_(self) -> list[str]:
-        return [f"\x1b[0;31mInterrupted\x1b[0m: {self.args[0] if self.args else 'stopped'}"]
-
-
-class TimeLimit(CellboxError):
-    """The cell ran past its `--timeout` (`timeout=`) and was stopped."""
-
-    def _render_traceback_(self) -> list[str]:
-        return [f"\x1b[0;31mTimeLimit\x1b[0m: {self}"]
 
 
 @dataclasses.dataclass

@@ -27,12 +27,13 @@ from ..common.background import in_background
 from ..common.polling import Backoff
 from . import protocol
 from .cleanup import Cleanup
+from .errors import Interrupted, ProcessDied, RunFailed, SandboxGone, TimeLimit
 from .event_stream import PENDING_STATUSES, EventStream
 from .liveness import container_state
 from .protocol import loader_line
 from .remote_files import RemoteFiles
 from .result_record import Result
-from .results import Interrupted, Run, SandboxGone, TimeLimit, Usage, add_usage
+from .results import Run, Usage, add_usage
 from .transfer import Transfers
 
 log = logging.getLogger("cellbox")
@@ -189,7 +190,7 @@ class Runner:
             if reading.record is None and protocol.runtime_missing(response, runtime):
                 # The run never started: cellbox's files were removed from a kernel that had not loaded them yet.
                 if resent:
-                    raise protocol.RunFailed(protocol.runtime_unreachable(runtime))
+                    raise RunFailed(protocol.runtime_unreachable(runtime))
                 again = self.transfers.runtime(again=True)
                 ran, later, cost = self._run_loader(request, (again, path), timeout, watch, sent, resent=True)
                 notes.append("cellbox's runtime was missing from the container (removed by code?); it was sent again")
@@ -205,7 +206,7 @@ class Runner:
                         record = self.remote_files.record_at(request.result_path)
                     if record is not None:
                         return record, notes, usage
-                    raise protocol.ProcessDied(_died(reading.died))
+                    raise ProcessDied(_died(reading.died))
                 record = reading.record or self._cited_record(request, response)
                 if record is None:
                     record = self._result_file(request.result_path, reading.problems)
@@ -218,7 +219,7 @@ class Runner:
                     notes.append(self._unbound())
                 log.info("cellbox: %s; asking the model again", said)
                 continue
-            raise protocol.RunFailed(
+            raise RunFailed(
                 f"the cell did not run: {said}."
                 + (" Asked twice." if attempt == 2 else "")
                 + f" Check that CELLBOX_MODEL ({self.model}) supports the code_interpreter tool."

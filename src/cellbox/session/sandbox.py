@@ -22,20 +22,17 @@ from ..api.lookup import NameTaken, NoSuchContainer, find_container, live_named
 from ..boundary.local_paths import Pulled
 from ..common.polling import Backoff
 from . import backend, protocol
+from .errors import NotAuthorized, SandboxGone
 from .liveness import container_state
 from .progress import TrackerFactory
 from .remote_files import RemoteFiles
-from .results import Run, SandboxGone, Usage
+from .results import Run, Usage
 from .running import Runner, stopping
 from .transfer import Pushed, Transfers
 
 __all__ = ["Sandbox"]
 
 DELETE_WAIT = 10.0  # seconds a deleted container may take to stop being listed as running
-
-
-class NotAuthorized(CellboxError):
-    """The backend refused access to the container (OCI says so with a 404 NotAuthorizedOrNotFound)."""
 
 
 class Sandbox:
