@@ -226,7 +226,7 @@ def test_list_closes_the_client_it_made_and_reuses_the_current_one(
         assert sandbox.id in [row[1] for row in table.rows]
         (client,) = made
         assert client._http.is_closed
-        magics.current = sandbox
+        magics.containers.remember(sandbox)
         table = magics.container("list")  # the current container's client, which stays open for it
         assert sandbox.id in [row[1] for row in table.rows]
         assert len(made) == 1 and not sandbox.client._http.is_closed

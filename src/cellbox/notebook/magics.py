@@ -17,7 +17,6 @@ the work is done by `cellbox.Sandbox`, which is usable without IPython.
 
 from __future__ import annotations
 
-import contextlib
 import shlex
 import sys
 from typing import Any
@@ -37,6 +36,7 @@ from ..session.protocol import LiveOutput
 from ..session.results import Run, Usage
 from ..session.sandbox import Sandbox
 from . import magic_help, pool_magic, views
+from .registry import Containers, Said
 from .replay import Replay, warn
 
 __all__ = ["ContainerMagics", "load_ipython_extension"]
@@ -110,11 +110,8 @@ class ContainerMagics(Magics):
 
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
-        self.current: Sandbox | None = None
-        self._known: dict[str, Sandbox] = {}  # by id and by name
-        self._gone: set[str] = set()  # sandboxes whose container vanished: revived by the next cell
-        self._deleted: str | None = None  # the name of the current container `delete` removed: the next cell's
         self._kernel = inuse.kernel_id()  # where the sidebar learns which container this notebook uses
+        self.containers = Containers(self._kernel, progress=views.TransferProgress)
         self._pools = pool_magic.PoolCommands(shell)  # `%container pool`, `%%container --pool`
 
     @line_cell_magic
@@ -132,8 +129,7 @@ class ContainerMagics(Magics):
             what = f"%container {line.split()[0]}" if cell is None and line.split() else "the cell before it ran"
             raise Interrupted(f"stopped {what}") from None
         except SandboxGone as exc:
-            if self.current is not None:
-                self._gone.add(self.current.id)
+            self.containers.gone()
             raise SandboxGone(
                 f"container {exc.container or 'of this notebook'} has expired or was deleted. The next %%container "
                 "cell makes a new one of the same name and pushes your data again (variables and imports of earlier "
@@ -164,76 +160,19 @@ class ContainerMagics(Magics):
 
     # --- sandboxes ------------------------------------------------------------------------------------------------
 
-    def _remember(self, sandbox: Sandbox) -> Sandbox:
-        sandbox.progress = views.TransferProgress
-        self._known[sandbox.id] = sandbox
-        if sandbox.name:
-            self._known[sandbox.name] = sandbox
-        self._set_current(sandbox)
-        return sandbox
-
-    def _set_current(self, sandbox: Sandbox | None) -> None:
-        self.current = sandbox
-        if sandbox is not None:
-            self._deleted = None
-        if self._kernel is not None:
-            if sandbox is None:
-                inuse.forget(self._kernel)
-            else:
-                inuse.record(self._kernel, sandbox.id, sandbox.name)
+    @property
+    def current(self) -> Sandbox | None:
+        """The notebook's current sandbox (`self.containers` keeps the others)."""
+        return self.containers.current
 
     def _sandbox(self, name: str | None) -> Sandbox:
-        if name:
-            known = self._known.get(name)
-            if known is None:
-                known = Sandbox.get_or_create(name)
-            sandbox = self._remember(known)
-        elif self.current is not None:
-            sandbox = self.current
-        elif self._deleted:  # the notebook's container was deleted: a new one of its name, not an anonymous one
-            name = self._deleted
-            sandbox = self._remember(Sandbox.get_or_create(name))
-            _say(
-                f"container {name} was deleted, so this cell runs in a new container {name} ({sandbox.id}): "
-                "variables and files of earlier cells are not in it"
-            )
-        else:
-            sandbox = self._remember(Sandbox.create())
-            _say(f"created container {sandbox.name} ({sandbox.id})")
-        if sandbox.id in self._gone:
-            old = sandbox.id
-            sandbox.revive()
-            self._gone.discard(old)
-            self._remember(sandbox)
-            warn(
-                f"container {sandbox.name or old} was gone (expired or deleted), so this cell runs in a new one "
-                f"({sandbox.id}): variables and imports of earlier cells are gone; {_pushed_again(sandbox)}"
-            )
-        return sandbox
-
-    def _start_clean(self, name: str | None) -> None:
-        """`new --fresh`: the container of that name (or the current one) is deleted, so nothing of its state or
-        files carries over."""
-        old = (self._known.get(name) if name else self.current) or None
-        if old is None and name:
-            try:
-                old = Sandbox.attach(name)
-            except CellboxError:
-                return  # nothing of that name: already clean
-        if old is None:
-            return
-        with contextlib.suppress(SandboxGone):
-            old.delete()
-        self._known = {k: v for k, v in self._known.items() if v is not old}
-        self._gone.discard(old.id)
-        if self.current is old:
-            self._set_current(None)
-        _say(f"deleted container {old.name or old.id} ({old.id})")
+        return self.containers.resolve(name, _tell)
 
     def _require_current(self) -> Sandbox:
-        if self.current is None:
-            raise UsageError("no current container: `%container new` makes one, `%container use NAME` picks one")
-        return self.current
+        try:
+            return self.containers.require_current()
+        except LookupError as exc:
+            raise UsageError(str(exc)) from None
 
     # --- %container -----------------------------------------------------------------------------------------------
 
@@ -245,13 +184,13 @@ class ContainerMagics(Magics):
             return self._pools.line(args)
         if command == "new":
             if args.fresh:
-                self._start_clean(args.name)
+                self.containers.start_clean(args.name, _tell)
             try:
                 sandbox = Sandbox.create(
                     args.name, memory_limit=args.memory, expires_after=args.expires, trust_output=args.trust_output
                 )
             except NameTaken as taken:  # a name means one live container: use it, as `use` would
-                sandbox = self._known.get(taken.container.id) or Sandbox.attach(taken.container.id)
+                sandbox = self.containers.known(taken.container.id) or Sandbox.attach(taken.container.id)
                 sandbox.trust_output = args.trust_output
                 differs = args.memory and args.memory != taken.container.memory_limit
                 memory = f" with {taken.container.memory_limit} of memory, not {args.memory}" if differs else ""
@@ -259,17 +198,11 @@ class ContainerMagics(Magics):
                     f"container {args.name} is already running ({sandbox.id}){memory}; using it "
                     f"(`%container new {args.name} --fresh` replaces it with a new one)"
                 )
-            self._remember(sandbox)
+            self.containers.remember(sandbox)
             return views.StatusView(sandbox.container, caption="this notebook's container")
         if command == "use":
-            # Looked up afresh (another notebook or the sidebar may have replaced it), keeping what this notebook
-            # knows of a container it used before (its pushes).
-            found = Sandbox.get_or_create(args.name)
-            if found.id in self._known:
-                found.close()
-            else:
-                self._known[found.id] = found
-            return views.StatusView(self._sandbox(found.id).container, caption="this notebook's container")
+            used = self.containers.use(args.name, _tell)
+            return views.StatusView(used.container, caption="this notebook's container")
         if command == "list":
             current = self.current.id if self.current is not None else None
             others = [box for kernel, box in inuse.read().items() if kernel != self._kernel]
@@ -302,13 +235,9 @@ class ContainerMagics(Magics):
             _say(f"pulled {len(paths)} file(s) into {args.to}" + (f"; {paths.note}" if paths.note else ""))
             return None
         if command == "delete":
-            known = self._known.get(args.name) if args.name else self._require_current()
+            known = self.containers.known(args.name) if args.name else self._require_current()
             sandbox = known if known is not None else Sandbox.attach(args.name)
-            sandbox.delete()
-            self._known = {k: v for k, v in self._known.items() if v is not sandbox}
-            if self.current is sandbox:
-                self._set_current(None)
-                self._deleted = sandbox.name  # the next cell makes a new one of this name, and says so
+            self.containers.delete(sandbox)  # if it was current, the next cell makes one of its name, and says so
             _say(f"deleted container {sandbox.name or sandbox.id} ({sandbox.id})")
             return None
         raise UsageError(f"unknown %container command {command!r}")  # pragma: no cover - argparse rejects it first
@@ -371,9 +300,8 @@ def _tokens(sandbox: Sandbox) -> Usage | str:
     return "not reported by the backend" if runner.responses else "no cells run yet"
 
 
-def _pushed_again(sandbox: Sandbox) -> str:
-    names = [entry.spec["name"] if entry.spec else entry.remote for entry in sandbox.manifest.values()]
-    return f"pushed again: {', '.join(names)}" if names else "nothing had been pushed"
+def _tell(said: Said) -> None:
+    (warn if said.warning else _say)(said.text)
 
 
 def _say(message: str) -> None:

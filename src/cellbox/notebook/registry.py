@@ -1,0 +1,154 @@
+"""The notebook's containers: which one is current, which it used before, which vanished and which it deleted.
+
+The magics ask it for a sandbox by name (`resolve`) and never hold this bookkeeping themselves, as sparkmagic's
+`SessionManager` sits below its magics. It knows nothing of IPython, so it is tested without a kernel; what it did
+that the user must hear of comes back as `Said` lines for the magic to print.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable
+
+from ..api import CellboxError
+from ..common import inuse
+from ..session.errors import SandboxGone
+from ..session.progress import TrackerFactory
+from ..session.sandbox import Sandbox
+
+__all__ = ["Containers", "Said"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Said:
+    """A line for the user: `news` (what cellbox did) or a `warning` (something they must know: state was lost)."""
+
+    text: str
+    warning: bool = False
+
+
+class Containers:
+    """The containers of one notebook (one kernel), by id and by name.
+
+    `kernel` is the notebook's kernel id, where the sidebar learns which container this notebook uses; `progress`
+    is given to every sandbox the notebook uses (how long transfers show)."""
+
+    def __init__(self, kernel: str | None = None, progress: TrackerFactory | None = None) -> None:
+        self.current: Sandbox | None = None
+        self.kernel = kernel
+        self.progress = progress
+        self._known: dict[str, Sandbox] = {}  # by id and by name
+        self._gone: set[str] = set()  # sandboxes whose container vanished: made anew by the next cell
+        self._deleted: str | None = None  # the name of the current container `delete` removed: the next cell's
+
+    def remember(self, sandbox: Sandbox) -> Sandbox:
+        """`sandbox` is known by its id and name, and is the current one."""
+        sandbox.progress = self.progress
+        self._known[sandbox.id] = sandbox
+        if sandbox.name:
+            self._known[sandbox.name] = sandbox
+        self._set_current(sandbox)
+        return sandbox
+
+    def known(self, id_or_name: str) -> Sandbox | None:
+        return self._known.get(id_or_name)
+
+    def require_current(self) -> Sandbox:
+        if self.current is None:
+            raise LookupError("no current container: `%container new` makes one, `%container use NAME` picks one")
+        return self.current
+
+    def resolve(self, name: str | None, said: Callable[[Said], None]) -> Sandbox:
+        """The sandbox a cell runs in: the one named (found, or made of that name), else the current one, else a new
+        one (of the deleted current one's name, if that is why there is none). A container that vanished is made
+        anew, with everything pushed before pushed again; `said` hears what the user must know."""
+        if name:
+            sandbox = self.remember(self._known.get(name) or Sandbox.get_or_create(name))
+        elif self.current is not None:
+            sandbox = self.current
+        elif self._deleted:  # the notebook's container was deleted: a new one of its name, not an anonymous one
+            name = self._deleted
+            sandbox = self.remember(Sandbox.get_or_create(name))
+            said(
+                Said(
+                    f"container {name} was deleted, so this cell runs in a new container {name} ({sandbox.id}): "
+                    "variables and files of earlier cells are not in it"
+                )
+            )
+        else:
+            sandbox = self.remember(Sandbox.create())
+            said(Said(f"created container {sandbox.name} ({sandbox.id})"))
+        if sandbox.id in self._gone:
+            old = sandbox.id
+            sandbox.revive()
+            self._gone.discard(old)
+            self.remember(sandbox)
+            said(
+                Said(
+                    f"container {sandbox.name or old} was gone (expired or deleted), so this cell runs in a new one "
+                    f"({sandbox.id}): variables and imports of earlier cells are gone; {pushed_again(sandbox)}",
+                    warning=True,
+                )
+            )
+        return sandbox
+
+    def use(self, id_or_name: str, said: Callable[[Said], None]) -> Sandbox:
+        """`%container use`: looked up afresh (another notebook or the sidebar may have replaced it), keeping what
+        this notebook knows of a container it used before (its pushes)."""
+        found = Sandbox.get_or_create(id_or_name)
+        if found.id in self._known:
+            found.close()
+        else:
+            self._known[found.id] = found
+        return self.resolve(found.id, said)
+
+    def gone(self) -> None:
+        """The current container was found gone: the next cell makes it anew."""
+        if self.current is not None:
+            self._gone.add(self.current.id)
+
+    def delete(self, sandbox: Sandbox) -> None:
+        """`sandbox`'s container is deleted; if it was current, the next cell makes a new one of its name."""
+        sandbox.delete()
+        was_current = self.current is sandbox
+        self.forget(sandbox)
+        if was_current:
+            self._deleted = sandbox.name
+
+    def start_clean(self, name: str | None, said: Callable[[Said], None]) -> None:
+        """`new --fresh`: the container of that name (or the current one) is deleted, so nothing of its state or
+        files carries over."""
+        old = self._known.get(name) if name else self.current
+        if old is None and name:
+            try:
+                old = Sandbox.attach(name)
+            except CellboxError:
+                return  # nothing of that name: already clean
+        if old is None:
+            return
+        with contextlib.suppress(SandboxGone):
+            old.delete()
+        self.forget(old)
+        said(Said(f"deleted container {old.name or old.id} ({old.id})"))
+
+    def forget(self, sandbox: Sandbox) -> None:
+        self._known = {key: known for key, known in self._known.items() if known is not sandbox}
+        self._gone.discard(sandbox.id)
+        if self.current is sandbox:
+            self._set_current(None)
+
+    def _set_current(self, sandbox: Sandbox | None) -> None:
+        self.current = sandbox
+        if sandbox is not None:
+            self._deleted = None
+        if self.kernel is not None:
+            if sandbox is None:
+                inuse.forget(self.kernel)
+            else:
+                inuse.record(self.kernel, sandbox.id, sandbox.name)
+
+
+def pushed_again(sandbox: Sandbox) -> str:
+    names = [entry.spec["name"] if entry.spec else entry.remote for entry in sandbox.manifest.values()]
+    return f"pushed again: {', '.join(names)}" if names else "nothing had been pushed"
