@@ -26,7 +26,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.display import display
 
-from ..api import MEMORY_LIMITS, CellboxError
+from ..api import CellboxError
 from ..api.config import configured_secrets
 from ..api.lookup import NameTaken
 from ..common import inuse
@@ -35,65 +35,15 @@ from ..session.errors import Interrupted, SandboxGone
 from ..session.protocol import LiveOutput
 from ..session.results import Run, Usage
 from ..session.sandbox import Sandbox
-from . import magic_help, pool_magic, views
+from . import options, pool_magic, views
 from .registry import Containers, Said
 from .replay import Replay, warn
 
 __all__ = ["ContainerMagics", "load_ipython_extension"]
 
 
-def _line_parser() -> MagicArgumentParser:
-    parser = MagicArgumentParser(prog="%container", add_help=False)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    new = sub.add_parser("new", help="create a container and make it the current one")
-    new.add_argument("name", nargs="?")
-    new.add_argument("--memory", choices=MEMORY_LIMITS)
-    new.add_argument("--expires", type=int, metavar="MINUTES")
-    new.add_argument(
-        "--fresh", action="store_true", help="delete the container of that name (or the current one) first"
-    )
-    new.add_argument(
-        "--trust-output",
-        action="store_true",
-        help="show what the container displays unchanged, script included (only for code you trust)",
-    )
-    use = sub.add_parser("use", help="make an existing container the current one")
-    use.add_argument("name")
-    sub.add_parser("list", help="list containers")
-    sub.add_parser("files", help="list the current container's files")
-    sub.add_parser("status", help="show the current container")
-    push = sub.add_parser("push", help="send notebook variables or local files")
-    push.add_argument("items", nargs="+", metavar="VAR_OR_PATH")
-    pull = sub.add_parser("pull", help="download files from the container")
-    pull.add_argument("patterns", nargs="+", metavar="REMOTE_GLOB")
-    pull.add_argument("--to", default=".")
-    pull.add_argument("--hidden", action="store_true", help="also files whose path has a part starting with '.'")
-    pull.add_argument("--force", action="store_true", help="replace files already there")
-    pull.add_argument("--modules", action="store_true", help="also code that would shadow a Python module")
-    delete = sub.add_parser("delete", help="delete a container (the current one by default)")
-    delete.add_argument("name", nargs="?")
-    pool_magic.add_line_command(sub)
-    return parser
-
-
-def _cell_parser() -> MagicArgumentParser:
-    parser = MagicArgumentParser(prog="%%container", add_help=False)
-    parser.add_argument("name", nargs="?", metavar="NAME_OR_ID")
-    parser.add_argument("-i", "--input", dest="inputs", nargs="+", action="extend", default=[], metavar="VAR")
-    parser.add_argument("-o", "--output", dest="outputs", nargs="+", action="extend", default=[], metavar="VAR")
-    parser.add_argument("--files", nargs="+", action="extend", default=[], metavar="PATH")
-    parser.add_argument("--pull", nargs="+", action="extend", default=[], metavar="GLOB")
-    parser.add_argument("--to", default=".")
-    parser.add_argument("--hidden", action="store_true", help="--pull also brings hidden files")
-    parser.add_argument("--force", action="store_true", help="--pull replaces files already there")
-    parser.add_argument("--modules", action="store_true", help="--pull also brings code that shadows a module")
-    parser.add_argument("--timeout", type=float, metavar="S")
-    pool_magic.add_cell_options(parser)
-    return parser
-
-
-LINE_PARSER = _line_parser()
-CELL_PARSER = _cell_parser()
+LINE_PARSER = options.line_parser()
+CELL_PARSER = options.cell_parser()
 
 
 def _parse(parser: MagicArgumentParser, line: str) -> Any:
@@ -116,8 +66,8 @@ class ContainerMagics(Magics):
 
     @line_cell_magic
     def container(self, line: str, cell: str | None = None) -> Any:
-        if magic_help.asks_for_help(line):
-            print(magic_help.HELP)
+        if options.asks_for_help(line):
+            print(options.HELP)
             return None
         try:
             if cell is None:
@@ -144,7 +94,7 @@ class ContainerMagics(Magics):
                 exc._render_traceback_ = lambda: shown  # type: ignore[attr-defined]
             raise
 
-    container.__doc__ = magic_help.HELP
+    container.__doc__ = options.HELP
 
     def _cell_number(self) -> int | None:
         """The running cell's number, as the notebook shows it (In[N]); IPython's display hook knows it whichever

@@ -19,28 +19,11 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from ..api import MEMORY_LIMITS
 from ..boundary.local_paths import Pulled, Skipped
 from ..pool.fanout import Pool
 from ..pool.parts import PartsFailed, PoolRuns, concat
 
-__all__ = ["PoolCommands", "add_cell_options", "add_line_command"]
-
-
-def add_line_command(sub: Any) -> None:
-    pool = sub.add_parser("pool", help="make, show, retry or delete the notebook's pool of containers")
-    pool.add_argument("size", nargs="?", type=int, metavar="N")
-    pool.add_argument("--name", metavar="PREFIX")
-    pool.add_argument("--memory", choices=MEMORY_LIMITS)
-    pool.add_argument("--expires", type=int, metavar="MINUTES")
-    pool.add_argument("--retry", action="store_true", help="run the last pool cell's failed parts again")
-    pool.add_argument("--delete", action="store_true", help="delete every container of the pool")
-
-
-def add_cell_options(parser: Any) -> None:
-    parser.add_argument("--pool", action="store_true", help="run the cell in every part over the notebook's pool")
-    parser.add_argument("--split", nargs="+", action="extend", default=[], metavar="VAR")
-    parser.add_argument("--by", metavar="COLUMN", help="split by whole groups of this column")
+__all__ = ["PoolCommands"]
 
 
 class PoolCommands:
