@@ -26,6 +26,7 @@ from ..session.parquet_pages import Leaf, Limits, Unreadable, chunk_cost, footer
 PREVIEW_ROWS = 20
 PREVIEW_COLUMNS = 50
 CELL_CHARS = 80  # a cell, a column's name or an index label is cut to this many characters
+DENSE_LIMIT = 1_000_000  # a string column costing more than this read as it is is read as dictionary values
 DECODE_BUDGET = 8_000_000  # what reading a Parquet file's first rows may hold, by its page headers
 PARQUET_PREVIEW_LIMIT = 16_000_000  # Parquet keeps its index at the end: larger files get no preview
 PARQUET_FOOTER_LIMIT = 1 << 20  # a file whose metadata is longer gets no preview (it is parsed whole)
@@ -97,28 +98,34 @@ def parquet(data: bytes) -> tuple[Any, str]:
         considered += 1
         field = schema[i]
         nested = leaves[i] > 1 or not _flat(field.type)
+        # Strings are read as they are unless copying their entries into each row would cost more than reading
+        # them as Arrow dictionary values (which costs more time: ~0.5 ms a column).
+        dictionary_too = not nested and _as_dictionary(field.type, meta.schema.column(first_leaf[i]).physical_type)
         try:
-            cost = 0
-            for leaf in range(first_leaf[i], first_leaf[i] + leaves[i]):
-                column = meta.schema.column(leaf)
-                as_dictionary = not nested and _as_dictionary(field.type, column.physical_type)
-                described = Leaf(
-                    column.physical_type, column.length or 0, nested or column.max_repetition_level > 0, as_dictionary
-                )
-                for group, rows in groups:
-                    chunk = meta.row_group(group).column(leaf)
-                    cost += chunk_cost(data, chunk, described, rows, budget - cost, limits)
+            cost = _field_cost(
+                data, meta, range(first_leaf[i], first_leaf[i] + leaves[i]), nested, False, groups, budget, limits
+            )
+            as_dictionary = dictionary_too and cost > DENSE_LIMIT
         except Unreadable:
-            too_large.append(field.name)
-            continue
+            if not dictionary_too:
+                too_large.append(field.name)
+                continue
+            as_dictionary = True
+        if as_dictionary:
+            try:
+                cost = _field_cost(data, meta, [first_leaf[i]], False, True, groups, budget, limits)
+            except Unreadable:
+                too_large.append(field.name)
+                continue
+            dictionary.append(field.name)
         budget -= cost
         chosen.append(i)
-        if not nested and as_dictionary:
-            dictionary.append(field.name)
     if too_large and not chosen:
         raise NoPreview(f"reading its first rows would take over {text.size(DECODE_BUDGET)}, or its pages can't say")
     columns = [schema[i].name for i in sorted(chosen)]
-    reader = pq.ParquetFile(pa.BufferReader(buffer), metadata=meta, read_dictionary=dictionary, **bounds)
+    reader = opened
+    if dictionary:
+        reader = pq.ParquetFile(pa.BufferReader(buffer), metadata=meta, read_dictionary=dictionary, **bounds)
     got: list[Any] = []
     wanted = PREVIEW_ROWS
     if columns and groups:
@@ -130,11 +137,15 @@ def parquet(data: bytes) -> tuple[Any, str]:
             wanted -= len(got[-1])
             if wanted <= 0:
                 break
-    read_schema = reader.schema_arrow  # made anew at each look
-    fields = [read_schema.field(name) for name in columns]
-    table = pa.Table.from_batches(got, pa.schema(fields)) if got else pa.schema(fields).empty_table()
-    table = pa.table([_bounded(c) for c in table.columns], names=columns, metadata=schema.metadata)
-    frame = table.to_pandas()
+    if got:
+        table = pa.Table.from_batches(got)
+    else:
+        read_schema = reader.schema_arrow  # made anew at each look
+        table = pa.schema([read_schema.field(name) for name in columns]).empty_table()
+    bounded = [_bounded(column) for column in table.columns]
+    if any(new is not old for new, old in zip(bounded, table.columns, strict=True)):
+        table = pa.table(bounded, names=columns)
+    frame = table.replace_schema_metadata(schema.metadata).to_pandas()
     data_columns = len(schema) - len(index & set(schema.names))
     shown_data = len(frame.columns)
     caption = _shown(len(frame), meta.num_rows, data_columns)
@@ -148,6 +159,28 @@ def parquet(data: bytes) -> tuple[Any, str]:
             f"can't say: {named}"
         )
     return frame, caption
+
+
+def _field_cost(
+    data: bytes,
+    meta: Any,
+    leaves: Any,
+    nested: bool,
+    as_dictionary: bool,
+    groups: list[tuple[int, int]],
+    budget: int,
+    limits: Limits,
+) -> int:
+    """What reading a field's first rows (its Parquet columns `leaves`) holds, by their page headers."""
+    cost = 0
+    for leaf in leaves:
+        column = meta.schema.column(leaf)
+        described = Leaf(
+            column.physical_type, column.length or 0, nested or column.max_repetition_level > 0, as_dictionary
+        )
+        for group, rows in groups:
+            cost += chunk_cost(data, meta.row_group(group).column(leaf), described, rows, budget - cost, limits)
+    return cost
 
 
 def _first_groups(meta: Any) -> list[tuple[int, int]]:
@@ -207,7 +240,7 @@ def _bounded(column: Any) -> Any:
             chunks.append(_cut_values(chunk.dictionary).take(chunk.indices))
         else:
             chunks.append(_cut_values(chunk))
-    if not chunks:
+    if all(new is old for new, old in zip(chunks, column.chunks, strict=True)):
         return column
     return pa.chunked_array(chunks, type=chunks[0].type)
 
@@ -216,9 +249,9 @@ def _cut_values(values: Any) -> Any:
     import pyarrow.compute as pc
 
     if _is_text(values.type):
+        if len(values) == 0 or (pc.max(pc.binary_length(values)).as_py() or 0) <= CELL_CHARS:
+            return values  # no string is longer in bytes, so none in characters
         long = pc.greater(pc.utf8_length(values), CELL_CHARS)
-        if not pc.any(long).as_py():
-            return values
         ellipsis = pc.binary_join_element_wise(
             pc.utf8_slice_codeunits(values, 0, CELL_CHARS - 1), "\N{HORIZONTAL ELLIPSIS}", ""
         )
