@@ -45,6 +45,34 @@ _BUNDLE = {
     "type": "object",
     "properties": {"data": {"type": "object"}, "metadata": {"type": "object"}},
 }
+# What a CSV value's dtype record may name: the dtypes the runtime writes (runtime.values.DTYPES: numbers,
+# booleans, strings, objects and time), a time zone only by its name, and categories as a dict. `astype` of any
+# other name could allocate what the record likes ('S100000000' is 100 MB a row) or open a path ('dateutil/...').
+DTYPE_NAMES = sorted(
+    ["bool", "object", "str", "string", "boolean"]
+    + [f"{kind}{bits}" for kind in ("int", "uint", "Int", "UInt") for bits in (8, 16, 32, 64)]
+    + [f"float{bits}" for bits in (16, 32, 64, 128)]
+    + ["Float32", "Float64", "complex64", "complex128", "complex256"]
+    + [f"{kind}64[{unit}]" for kind in ("datetime", "timedelta") for unit in ("s", "ms", "us", "ns")]
+)
+TIME_ZONE = r"(?!dateutil/)[A-Za-z][A-Za-z0-9_+:-]{0,63}(?:/[A-Za-z0-9_+-]{1,64}){0,3}"  # a name, never a path
+_DTYPE = {
+    "anyOf": [
+        {"enum": DTYPE_NAMES},
+        {"type": "string", "pattern": r"^datetime64\[(?:s|ms|us|ns), " + TIME_ZONE + r"\]\Z"},
+        {
+            "type": "object",
+            "required": ["dtype", "categories", "ordered"],
+            "additionalProperties": False,
+            "properties": {
+                "dtype": {"const": "category"},
+                "categories": {"type": "array", "items": {"type": ["string", "number", "boolean"]}},
+                "ordered": {"type": "boolean"},
+            },
+        },
+    ]
+}
+_DTYPES = {"type": "object", "additionalProperties": _DTYPE}
 _FILE_SPEC = {
     "type": "object",
     "required": ["kind", "format", "path"],
@@ -55,7 +83,7 @@ _FILE_SPEC = {
         "rows": {"type": "integer", "minimum": 0},
         "columns": _STRINGS,
         "series_name": {"type": ["string", "null"]},
-        "dtypes": {"type": "object"},
+        "dtypes": _DTYPES,
         "index_name": {"type": ["string", "null"]},
         "truncated_from": {"type": "integer", "minimum": 0},
     },
@@ -107,7 +135,7 @@ SCHEMA: dict[str, Any] = {
                 "rows": {"type": "integer", "minimum": 0},
                 "columns": _STRINGS,
                 "series_name": {"type": ["string", "null"]},
-                "dtypes": {"type": "object"},
+                "dtypes": _DTYPES,
                 "index_name": {"type": ["string", "null"]},
                 "truncated_from": {"type": "integer", "minimum": 0},
             },

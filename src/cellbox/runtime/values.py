@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -28,15 +29,56 @@ def _has_pyarrow() -> bool:
     return True
 
 
+# The dtypes a CSV's dtype record names, and all `_apply_dtypes` reads: numbers, booleans, strings, objects and
+# time, by the names pandas gives them (a category is a dict of its own). Any other name is refused, whoever wrote
+# it: `astype` of a name it likes lets a record allocate what it likes ('S100000000' is 100 MB a row) or open a
+# file (a 'dateutil/...' time zone is a path).
+_BITS = {"int": (8, 16, 32, 64), "uint": (8, 16, 32, 64), "float": (16, 32, 64, 128), "complex": (64, 128, 256)}
+_NULLABLE = {"Int": (8, 16, 32, 64), "UInt": (8, 16, 32, 64), "Float": (32, 64)}
+DTYPES = frozenset(
+    ["bool", "object", "str", "string", "boolean"]
+    + [f"{kind}{bits}" for table in (_BITS, _NULLABLE) for kind, sizes in table.items() for bits in sizes]
+    + [f"{kind}64[{unit}]" for kind in ("datetime", "timedelta") for unit in ("s", "ms", "us", "ns")]
+)
+TIME_ZONE = r"(?!dateutil/)[A-Za-z][A-Za-z0-9_+:-]{0,63}(?:/[A-Za-z0-9_+-]{1,64}){0,3}"  # a name, never a path
+_DATETIME_TZ = re.compile(r"datetime64\[(?:s|ms|us|ns), (" + TIME_ZONE + r")\]")
+
+
+class BadDtype(ValueError):
+    """A dtype record names what cellbox doesn't read (see DTYPES)."""
+
+
 def _dtype_record(frame: Any) -> dict[str, Any]:
+    """Each column's dtype, for a CSV to be read back as it was; dtypes `_apply_dtypes` doesn't read are left out
+    (the column comes back as CSV reads it), and a time zone known by its file rather than a name as UTC."""
     record: dict[str, Any] = {}
     for col, dtype in frame.dtypes.items():
-        if str(dtype) == "category":  # the categories and their order don't survive CSV by themselves
+        name = str(dtype)
+        if name == "category":  # the categories and their order don't survive CSV by themselves
             categories = [c.item() if hasattr(c, "item") else c for c in dtype.categories]
             record[str(col)] = {"dtype": "category", "categories": categories, "ordered": bool(dtype.ordered)}
-        else:
-            record[str(col)] = str(dtype)
+        elif name in DTYPES or _DATETIME_TZ.fullmatch(name):
+            record[str(col)] = name
+        elif name.startswith("datetime64[") and ", " in name:
+            record[str(col)] = name.split(",", 1)[0] + ", UTC]"  # the same instants
     return record
+
+
+def _checked_dtype(dtype: Any) -> Any:
+    """A dtype record's entry when it is one `_dtype_record` writes; `BadDtype` otherwise."""
+    if isinstance(dtype, str):
+        if dtype in DTYPES or _DATETIME_TZ.fullmatch(dtype):
+            return dtype
+    elif (
+        isinstance(dtype, dict)
+        and set(dtype) == {"dtype", "categories", "ordered"}
+        and dtype["dtype"] == "category"
+        and isinstance(dtype["ordered"], bool)
+        and isinstance(dtype["categories"], list)
+        and all(isinstance(c, (str, int, float)) for c in dtype["categories"])
+    ):
+        return dtype
+    raise BadDtype(f"a dtype cellbox does not read: {repr(dtype)[:80]}")
 
 
 def _write_frame(
@@ -97,8 +139,13 @@ def _read_frame(spec: dict[str, Any]) -> Any:
     if spec["format"] == "parquet":
         frame = pd.read_parquet(spec["path"])
     else:
+        dtypes = spec.get("dtypes") or {}
+        if not isinstance(dtypes, dict):
+            raise BadDtype("a dtype record that is not a mapping")
+        for dtype in dtypes.values():  # before the file is read
+            _checked_dtype(dtype)
         frame = pd.read_csv(spec["path"], index_col=0)
-        frame = _apply_dtypes(frame, spec.get("dtypes") or {})
+        frame = _apply_dtypes(frame, dtypes)
     if spec.get("kind") == "series":
         series = frame.iloc[:, 0]
         series.name = spec.get("series_name")
@@ -106,10 +153,12 @@ def _read_frame(spec: dict[str, Any]) -> Any:
     return frame
 
 
-def _apply_dtypes(frame: Any, dtypes: dict[str, str]) -> Any:
+def _apply_dtypes(frame: Any, dtypes: dict[str, Any]) -> Any:
+    """The frame's columns as the dtype record says (`BadDtype` for a dtype `_dtype_record` doesn't write)."""
     import pandas as pd
 
     for col, dtype in dtypes.items():
+        _checked_dtype(dtype)
         if col not in frame.columns:
             continue
         if isinstance(dtype, dict):

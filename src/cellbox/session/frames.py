@@ -5,14 +5,19 @@ writing it), so re-pushing unchanged data costs almost nothing. Reading results 
 runtime's own reader, so both ends agree on formats and dtypes. A cell's last value that the container sent only
 the first rows of (runtime.values.MAX_VALUE_ROWS) comes back as a frame that says so when shown.
 
-What comes back is the container's word, so before a value is read the memory its file declares it takes
-(`declared_size`: a Parquet footer's rows and uncompressed sizes, an array's shape, a file's length) is checked
-against what this machine has free (`available_memory`), and a value that can't fit fails with one line saying
-what to do (`TooLarge`) instead of taking the kernel down.
+What comes back is the container's word, so before a value is read the memory reading its file takes is bounded
+(`declared_size`) and checked against what this machine has free (`available_memory`), and a value that can't fit
+fails with one line saying what to do (`TooLarge`) instead of taking the kernel down. The bound comes from what
+the reader acts on, never from what the file claims about itself: a Parquet file's page headers (each row charged
+the dictionary entry it copies: 300 rows naming one 4 MiB entry are 1.2 GB of strings in a 390-byte file), an
+array's shape, and for JSON and CSV what is counted in the text (lists and dicts; lines times the header's
+fields, as pandas fills short lines). A file that can't be bounded is refused as the record would be.
 """
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import json
 import os
 import sys
@@ -23,17 +28,35 @@ from typing import Any
 import xxhash
 
 from ..api import CellboxError
+from ..boundary import record
 from ..common import text
 from ..runtime import values as runtime
+from . import parquet_pages
+from .parquet_pages import ChunkPages, Unreadable
 
 # Reading a Parquet file into pandas holds the Arrow table and the frame at once: 2.2x the frame for numbers,
-# 2.1x for strings, measured; a little more for safety.
+# 2.1x for strings, measured; a little more for safety. It is charged on the values as Arrow decodes them, a
+# dictionary entry once for every row that names it, from what the page headers say (parquet_pages).
 READ_PEAK = 2.5
-METADATA_PEAK = 10  # parsed Parquet metadata, per byte of the footer that holds it
-JSON_PEAK = 8  # Python objects per byte of JSON text
-CSV_PEAK = 3
-# A value's bytes in memory by its Parquet physical type (a string's: an offset and a short string).
-WIDTHS = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 8, "BYTE_ARRAY": 16}
+METADATA_PEAK = 10  # parsed Parquet metadata, per byte of the footer that holds it (pandas' JSON in it aside)
+# A value's bytes in memory by its Parquet physical type (a string's offset: its bytes are counted as decoded).
+WIDTHS = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 12, "BYTE_ARRAY": 8}
+STRING_OBJECT = 64  # a string pandas holds as a Python object: 49 bytes and its pointer (UCS-4 text: 4 a byte)
+BYTES_OBJECT = 48
+NESTED_OBJECT = 128  # a row of a list or struct column, or a value in it, as pandas holds it (an array, a dict)
+READER_BASE = 16 << 20  # Arrow's reader itself: its pools and threads (5-12 MB for a frame of three numbers)
+# JSON as Python objects (json.load, then the runtime's _from_json copies every list and dict), measured at
+# their worst: [{"":0}, ...] takes ~400 bytes a dict, [[], ...] ~140 a list, a string up to 7x its text (one
+# character outside Latin-1 makes all four bytes wide).
+JSON_CONTAINER = 256  # per "[" or "{"
+JSON_ITEM = 96  # per "," or ":" (a value, a key)
+JSON_BYTE = 9
+# A CSV as pandas reads it (NaN-filled where a line is short), and each column's dtype applied: ~65 bytes a cell at
+# worst (numbers made strings), ~7 a byte (text made Python strings).
+CSV_CELL = 96
+CSV_BYTE = 10
+CSV_COLUMN = 4096  # pandas' parser and frame, per column (a 200,000-column header alone took 786 MB)
+CSV_HEADER_SCAN = 32 << 10  # a header longer than this is taken to be as wide as the file has commas
 
 
 def _hasher() -> Any:
@@ -125,15 +148,25 @@ def read(spec: dict[str, Any], local_path: Path, name: str | None = None) -> Any
     say so when shown."""
     free = available_memory()
     if free is not None:
-        needed, declared = declared_size(spec, local_path, free)
+        try:
+            needed, declared = declared_size(spec, local_path, free)
+        except Unreadable as exc:
+            raise record.refused(f"{_which(name)}'s file can't be checked before it is read: {exc}") from None
         check_fits(name, needed, declared, free)
-    value = runtime._import({**spec, "path": str(local_path)})
+    try:
+        value = runtime._import({**spec, "path": str(local_path)})
+    except runtime.BadDtype as exc:
+        raise record.refused(f"{_which(name)} names {exc}") from None
     total = spec.get("truncated_from")
     if total and spec.get("kind") in ("dataframe", "series"):
         from .first_rows import first_rows
 
         return first_rows(value, total)
     return value
+
+
+def _which(name: str | None) -> str:
+    return f"-o {name}" if name else "the value"
 
 
 class TooLarge(CellboxError):
@@ -176,17 +209,87 @@ def declared_size(spec: dict[str, Any], path: Path, free: int | None = None) -> 
         return _parquet_size(path, size, free)
     if kind == "npy":
         return _npy_size(path, size)
-    factor = JSON_PEAK if kind == "json" else CSV_PEAK
-    rows, columns = spec.get("rows"), spec.get("columns")
-    cells = (rows if isinstance(rows, int) else 0) * max(1, len(columns) if isinstance(columns, list) else 0)
-    in_memory = max(size * factor, cells * 8)
-    return in_memory, f"a {text.size(size)} {kind} file"
+    if kind == "json":
+        return _json_size(path, size)
+    return _csv_size(path, size)
+
+
+def _counts(path: Path, wanted: tuple[bytes, ...]) -> list[int]:
+    """How often each of these bytes is in the file, read a few MB at a time."""
+    found = [0] * len(wanted)
+    with path.open("rb") as f:
+        while chunk := f.read(8 << 20):
+            for i, byte in enumerate(wanted):
+                found[i] += chunk.count(byte)
+    return found
+
+
+def _json_size(path: Path, size: int) -> tuple[int, str]:
+    """JSON's lists and dicts, values and text, counted in the file (a "[" in a string counts too: an upper bound)."""
+    opened, curly, commas, colons = _counts(path, (b"[", b"{", b",", b":"))
+    containers = opened + curly
+    needed = _json_cost(containers, commas + colons, size)
+    said = f"a {text.size(size)} JSON file"
+    if containers:
+        said += f" of {containers:,} lists and dicts"
+    return needed, said
+
+
+def _json_cost(containers: int, items: int, size: int) -> int:
+    return containers * JSON_CONTAINER + items * JSON_ITEM + size * JSON_BYTE
+
+
+def _json_text_cost(data: bytes) -> int:
+    return _json_cost(data.count(b"[") + data.count(b"{"), data.count(b",") + data.count(b":"), len(data))
+
+
+def _csv_size(path: Path, size: int) -> tuple[int, str]:
+    """A CSV's cells: its lines (each \\n or \\r ends one at the most) times the fields of its header, which
+    pandas gives every row (NaN where a line is short), and its index; and what each column costs besides."""
+    newlines, returns, commas = _counts(path, (b"\n", b"\r", b","))
+    with path.open("rb") as f:
+        head = f.read(CSV_HEADER_SCAN)
+    width = csv_header_width(head, whole=len(head) == size)
+    if width is None:  # each record has at most as many fields as the file has commas, and one
+        width = commas + 1
+    cells = (newlines + returns + 1) * (width + 1)
+    said = f"a {text.size(size)} CSV file of {newlines + returns:,} lines {text.TIMES} {width:,} fields"
+    return cells * CSV_CELL + (width + 1) * CSV_COLUMN + size * CSV_BYTE, said
+
+
+def csv_header_width(head: bytes, whole: bool) -> int | None:
+    """The fields of a CSV's first record (its header), as pandas' own parser splits it, from the file's first bytes
+    (`whole`: all of it); None when the record doesn't end within them. The record has ended when a second one
+    has begun, or the file has."""
+    import io
+
+    import pandas as pd
+
+    try:
+        probe = pd.read_csv(
+            io.BytesIO(head),
+            header=None,
+            index_col=False,
+            nrows=2,
+            dtype=str,
+            on_bad_lines="skip",
+            encoding_errors="replace",  # the first bytes may end inside a character
+        )
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return 0 if whole and not head.strip() else None
+    if len(probe) == 2 or (whole and len(probe) == 1):
+        return int(probe.shape[1])
+    return None
 
 
 def _parquet_size(path: Path, size: int, free: int | None) -> tuple[int, str]:
+    """What reading a Parquet file into pandas holds at its peak, from its footer and every page header (each
+    row's copy of the dictionary entry it names included), or a bound on it that already passes `free`."""
+    import mmap
+
     import pyarrow.parquet as pq
 
-    from .parquet_pages import Unreadable, footer_length
+    from .parquet_pages import Limits, chunk_pages, footer_length
 
     with path.open("rb") as f:
         f.seek(max(0, size - 8))
@@ -199,20 +302,238 @@ def _parquet_size(path: Path, size: int, free: int | None) -> tuple[int, str]:
     if free is not None and check > free:
         return check, f"its Parquet metadata alone is {text.size(footer)}"
     meta = pq.read_metadata(path)
-    uncompressed = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-    widest = max(WIDTHS.values())
-    frame = max(uncompressed, meta.num_rows * meta.num_columns * widest, size)
-    if free is None or int(frame * READ_PEAK) + check > free:  # near the bound: each column's own width
-        widths = 0
-        for i in range(meta.num_columns):
-            column = meta.schema.column(i)
-            flba = column.physical_type == "FIXED_LEN_BYTE_ARRAY"
-            widths += (column.length or 0) if flba else WIDTHS.get(column.physical_type, 8)
-        frame = max(uncompressed, meta.num_rows * widths, size)
-    declared = (
-        f"{meta.num_rows:,} rows {text.TIMES} {meta.num_columns:,} columns, {text.size(uncompressed)} uncompressed"
-    )
-    return int(frame * READ_PEAK) + check, declared
+    kept = meta.metadata or {}
+    check += sum(_json_text_cost(kept.get(key) or b"") for key in (b"pandas", b"PANDAS_ATTRS"))  # pandas parses
+    leaves = _leaves(meta)
+    rows, groups = meta.num_rows, meta.num_row_groups
+    said = f"{rows:,} rows {text.TIMES} {meta.num_columns:,} columns"
+    floor = check + int(READ_PEAK * sum(leaf.floor for leaf in leaves) * rows)
+    if free is not None and floor > free:  # what the footer's rows take before any page is looked at
+        return floor, said
+    objects = _strings_as_objects()
+    # A pyarrow writer's page holds at most 20,000 rows, or 1 MB: many times that many headers are not looked at.
+    pages = 10_000 + rows * len(leaves) // 2_000 + size // 4_096
+    limits = Limits(pages=pages, header_bytes=pages * 1_024)
+    base = check + READER_BASE  # with no dictionary entry copied into a row
+    uncompressed = strings = 0  # strings: their bytes decoded, the copies aside
+    copies: list[_Copies] = []  # chunks whose rows copy dictionary entries
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        for group in range(groups):
+            row_group = meta.row_group(group)
+            for index, leaf in enumerate(leaves):
+                chunk = row_group.column(index)
+                found = chunk_pages(data, chunk, limits)
+                uncompressed += found.page_bytes
+                cost, decoded = leaf.cost(row_group.num_rows, found, 0, objects)
+                base += found.page_bytes + cost
+                strings += decoded
+                if free is not None and base > free:
+                    return base, f"{said}, {text.size(uncompressed)} uncompressed or more"
+                if found.indexed and found.dictionary is not None and leaf.copies_entries:
+                    copy = _Copies(leaf, group, row_group.num_rows, found, chunk.compression, cost, decoded)
+                    copy.bound(copy.most(), objects)
+                    if copy.extra:
+                        copies.append(copy)
+        # A dictionary's longest entry is at most its page less the other entries' lengths. Where that bound
+        # doesn't fit, each dictionary is decoded for its longest entry, and then each row's entry is looked up,
+        # the largest first, until the figure fits, or can't whatever the rest turn out to be (`settled`).
+        needed = base + sum(copy.extra for copy in copies)
+        settled = base
+        for exact in (False, True):
+            if free is not None and needed <= free:
+                break
+            copies.sort(key=lambda copy: copy.extra, reverse=True)
+            for copy in copies:
+                if exact and copy.leaf.name is None:
+                    continue
+                copied = _copied(path, copy) if exact else _longest_copied(data, copy)
+                if copied is None:
+                    continue  # Arrow can't decode it either: the bound stands
+                needed -= copy.extra
+                copy.bound(copied, objects)
+                needed += copy.extra
+                settled += copy.extra if exact else 0
+                if free is not None and (needed <= free or settled > free):
+                    break
+    strings += sum(copy.strings for copy in copies)
+    said += f", {text.size(uncompressed)} uncompressed"
+    if strings > uncompressed:
+        said += f", {text.size(strings)} of strings decoded"
+    return needed, said
+
+
+@dataclasses.dataclass(frozen=True)
+class _Leaf:
+    """A Parquet column as pandas gets it: `number` (a numpy dtype), `text` or `binary` (each row its own
+    string), `dictionary` (a categorical: its entries once) or `other` (lists, structs, decimals, dates: Python
+    objects); `name` is its field's, when the field is this one column."""
+
+    kind: str
+    physical: str
+    width: int
+    name: str | None
+
+    @property
+    def floor(self) -> int:
+        """Bytes a row takes at the least."""
+        return self.width if self.kind == "number" else 4 if self.kind != "other" else 0
+
+    @property
+    def copies_entries(self) -> bool:
+        return self.physical == "BYTE_ARRAY" and self.kind != "dictionary"
+
+    def cost(self, rows: int, pages: ChunkPages, copied: int, objects: bool) -> tuple[int, int]:
+        """Bytes reading one chunk of `rows` rows holds besides its pages, the dictionary entries its rows copy
+        taking `copied` bytes; and how many of them are strings' bytes."""
+        levels = 2 * max(rows, pages.values)  # a nullable column's definition levels, decoded
+        if self.kind == "number":
+            objects_made = rows * 8 if self.physical == "BOOLEAN" else 0  # True, False and None, with nulls
+            return int(READ_PEAK * (rows * self.width + levels)) + objects_made, 0
+        if self.kind == "dictionary":
+            entries = (pages.dictionary.uncompressed if pages.dictionary else 0) + pages.plain_bytes
+            arrow = rows * 4 + 2 * entries + levels  # indices, and each entry once (and hashed, from a plain page)
+            python = entries // 4 * STRING_OBJECT + 4 * entries if objects else 0
+            return int(READ_PEAK * arrow) + python, entries
+        values = rows if self.kind in ("text", "binary") else max(rows, pages.values)
+        decoded = pages.plain_bytes + copied if self.physical == "BYTE_ARRAY" else values * self.width
+        if self.kind == "text":
+            arrow, python = values * 8 + decoded, (values * STRING_OBJECT + 4 * decoded if objects else 0)
+        elif self.kind == "binary":
+            arrow, python = values * 8 + decoded, values * BYTES_OBJECT + decoded
+        else:
+            arrow = values * parquet_pages.LEVELS_BYTES + rows * 8 + decoded
+            python = (values + rows) * NESTED_OBJECT + 4 * decoded
+        return int(READ_PEAK * (arrow + levels)) + python, decoded if self.physical == "BYTE_ARRAY" else 0
+
+
+@dataclasses.dataclass
+class _Copies:
+    """A column chunk whose rows copy dictionary entries: what it costs with none copied, and what the copies may
+    add (`extra`) by the best bound found so far."""
+
+    leaf: _Leaf
+    group: int
+    rows: int
+    pages: ChunkPages
+    codec: str
+    cost: int
+    decoded: int
+    extra: int = 0
+    strings: int = 0  # the copies' bytes, by the same bound
+
+    @property
+    def indexed(self) -> int:
+        return min(self.pages.indexed, self.rows if self.leaf.kind in ("text", "binary") else self.pages.values)
+
+    def most(self) -> int:
+        """The bytes the copies take at the most, by the dictionary page's headers alone."""
+        page = self.pages.dictionary
+        return self.indexed * max(0, page.uncompressed - 4 * page.values) if page else 0
+
+    def bound(self, copied: int, objects: bool) -> None:
+        """Takes `copied` bytes of copies as the bound."""
+        cost, decoded = self.leaf.cost(self.rows, self.pages, copied, objects)
+        self.extra, self.strings = cost - self.cost, decoded - self.decoded
+
+
+def _longest_copied(data: Any, copy: _Copies) -> int | None:
+    """The copies' bytes at the most, by the dictionary's longest entry."""
+    from .parquet_pages import longest_entry
+
+    try:
+        return copy.indexed * longest_entry(data, copy.pages, copy.codec)
+    except Unreadable:
+        return None
+
+
+def _copied(path: Path, copy: _Copies) -> int | None:
+    """The bytes of every row's string in the chunk (a flat string column's), read as Arrow dictionary values: its
+    indices and its dictionary, no string copied."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    name = copy.leaf.name
+    try:
+        opened = pq.ParquetFile(path, read_dictionary=[name])
+        column = opened.read_row_group(copy.group, columns=[name], use_threads=False).column(0)
+        total = 0
+        for chunk in column.chunks:
+            if not pa.types.is_dictionary(chunk.type):
+                return None
+            lengths = pc.binary_length(chunk.dictionary)
+            total += pc.sum(pc.take(lengths, chunk.indices)).as_py() or 0
+    except (pa.ArrowException, OSError, ValueError, KeyError):
+        return None
+    return int(total)
+
+
+def _leaves(meta: Any) -> list[_Leaf]:
+    """The file's Parquet columns, each as pandas gets it (by the Arrow type of the field it is part of)."""
+    import pyarrow as pa
+
+    schema = meta.schema.to_arrow_schema()
+    seen = collections.Counter(schema.names)
+    kinds: list[str] = []
+    names: list[str | None] = []  # a flat field's name, when no other field has it
+    for field in schema:
+        kind = field.type
+        count = _leaf_count(kind)
+        if pa.types.is_dictionary(kind):
+            kinds.append("dictionary")
+        elif any(test(kind) for test in (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view)):
+            kinds.append("text")
+        elif any(test(kind) for test in (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_binary_view)):
+            kinds.append("binary")
+        elif any(
+            test(kind)
+            for test in (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_timestamp)
+        ) or pa.types.is_duration(kind):
+            kinds.append("number")
+        else:
+            kinds += ["other"] * count
+            names += [None] * count
+            continue
+        if count != 1:
+            raise Unreadable("its schema and its columns disagree")
+        names.append(field.name if seen[field.name] == 1 else None)
+    if len(kinds) != meta.num_columns:
+        raise Unreadable("its schema and its columns disagree")
+    leaves = []
+    for index, kind in enumerate(kinds):
+        column = meta.schema.column(index)
+        physical = column.physical_type
+        width = (column.length or 0) if physical == "FIXED_LEN_BYTE_ARRAY" else WIDTHS.get(physical, 8)
+        if kind == "dictionary" and physical != "BYTE_ARRAY":
+            kind = "number"  # a categorical of numbers: its codes, and its numbers once, are no more than these
+        leaves.append(_Leaf(kind, physical, width, names[index]))
+    return leaves
+
+
+def _leaf_count(kind: Any) -> int:
+    """How many Parquet columns hold an Arrow field of this type."""
+    import pyarrow as pa
+
+    if pa.types.is_struct(kind):
+        return sum(_leaf_count(kind.field(i).type) for i in range(kind.num_fields))
+    if pa.types.is_map(kind):
+        return _leaf_count(kind.key_type) + _leaf_count(kind.item_type)
+    if isinstance(kind, (pa.ListType, pa.LargeListType, pa.FixedSizeListType)) or pa.types.is_list_view(kind):
+        return _leaf_count(kind.value_type)
+    if isinstance(kind, pa.ExtensionType):
+        return _leaf_count(kind.storage_type)
+    return 1
+
+
+def _strings_as_objects() -> bool:
+    """Whether pandas makes a Python object of each string it reads (pandas before 3, or its strings in Python)."""
+    import pandas as pd
+
+    try:
+        strings = pd.api.types.pandas_dtype("str")  # what a string column becomes
+    except TypeError:
+        return True
+    return not (isinstance(strings, pd.StringDtype) and strings.storage == "pyarrow")
 
 
 def _npy_size(path: Path, size: int) -> tuple[int, str]:

@@ -1,10 +1,13 @@
-"""What reading the first rows of a Parquet file costs, found in its page headers before anything is decoded.
+"""What reading a Parquet file (its first rows, or all of it) costs, found in its page headers before anything is
+decoded.
 
 A Parquet file from a container is untrusted input, and its footer's sizes are only what the writer claims. The
 page headers are what Arrow acts on: it allocates each page's `uncompressed_page_size` (and refuses a page that
 decompresses to any other size), and decodes a dictionary page's `num_values` entries whole. So what a read of
 the first rows will hold is the sum, over the pages it reads, of what their headers say, and a preview can be
-decided from that sum before any byte is decompressed (`first_rows_cost`).
+decided from that sum before any byte is decompressed (`chunk_cost`). A whole read (`chunk_pages`) also copies a
+dictionary entry into every row that names it, which its dictionary page's longest entry bounds
+(`longest_entry`, the one page decoded here).
 
 Page headers are Thrift compact structs (parquet-format's PageHeader); `_struct` reads just enough of that
 encoding to find their sizes, skipping everything else, and never reads past the bytes it is given.
@@ -46,9 +49,9 @@ def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
     raise Unreadable("a page header runs past its column")
 
 
-def _struct(data: bytes, pos: int, end: int, depth: int = 0) -> tuple[dict[int, Any], int]:
+def _struct(data: bytes, pos: int, end: int, depth: int = 0, inner: int = MAX_DEPTH) -> tuple[dict[int, Any], int]:
     """A Thrift compact struct at `pos` in `data[:end]`: its integer, boolean and struct fields by id (others
-    skipped), and where it ends."""
+    skipped, and structs more than `inner` levels down), and where it ends."""
     if depth > MAX_DEPTH:
         raise Unreadable("a page header nests too deep")
     fields: dict[int, Any] = {}
@@ -67,10 +70,14 @@ def _struct(data: bytes, pos: int, end: int, depth: int = 0) -> tuple[dict[int, 
         if kind in (1, 2):  # a boolean field: its value is its type
             fields[last] = kind == 1
         elif kind in (4, 5, 6):
-            n, pos = _varint(data, pos, end)
+            if pos < end and data[pos] < 0x80:  # most are one byte
+                n = data[pos]
+                pos += 1
+            else:
+                n, pos = _varint(data, pos, end)
             fields[last] = (n >> 1) ^ -(n & 1)
-        elif kind == 12:
-            fields[last], pos = _struct(data, pos, end, depth + 1)
+        elif kind == 12 and inner > 0:
+            fields[last], pos = _struct(data, pos, end, depth + 1, inner - 1)
         else:
             pos = _skip(data, pos, end, kind, depth)
     raise Unreadable("a page header runs past its column")
@@ -109,7 +116,7 @@ def _skip(data: bytes, pos: int, end: int, kind: int, depth: int) -> int:
                 if pos > end:
                     break
     elif kind == 12:
-        pos = _struct(data, pos, end, depth + 1)[1]
+        pos = _struct(data, pos, end, depth + 1, inner=0)[1]
     else:
         raise Unreadable(f"a page header holds a field of unknown type {kind}")
     if pos > end:
@@ -130,7 +137,7 @@ class Page:
 
 def read_page(data: bytes, pos: int, end: int) -> Page:
     """The page whose header starts at `pos` (the column's bytes end at `end`)."""
-    header, stop = _struct(data, pos, min(end, pos + MAX_HEADER, len(data)))
+    header, stop = _struct(data, pos, min(end, pos + MAX_HEADER, len(data)), inner=1)  # statistics skipped
     kind, uncompressed, compressed = header.get(1), header.get(2), header.get(3)
     if not all(isinstance(n, int) and n >= 0 for n in (kind, uncompressed, compressed)):
         raise Unreadable("a page header without its type and sizes")
@@ -213,6 +220,154 @@ def chunk_cost(data: bytes, chunk: Any, leaf: Leaf, rows: int, budget: int, limi
             raise Unreadable(f"its first pages take {cost:,} bytes or more")
         pos += page.header + page.compressed
     return cost
+
+
+@dataclasses.dataclass
+class ChunkPages:
+    """What all the page headers of one column chunk say, for reading it whole."""
+
+    page_bytes: int = 0  # headers and uncompressed pages: what decompressing them allocates
+    values: int = 0  # the data pages' values (a nested column's levels)
+    plain_bytes: int = 0  # uncompressed bytes of data pages whose values are copied out of the page itself
+    indexed: int = 0  # values of data pages that name dictionary entries
+    dictionary: Page | None = None
+    dictionary_at: int = 0  # where the dictionary page's header starts
+
+
+def chunk_pages(data: Any, chunk: Any, limits: Limits) -> ChunkPages:
+    """Every page header of one column chunk (pyarrow's ColumnChunkMetaData) in `data` (bytes or an mmap), as far as
+    Arrow reads it; `Unreadable` when the headers are malformed, pass `limits`, or name an encoding whose decoder
+    sizes its buffers from counts inside the page (the DELTA ones, which the runtime never writes)."""
+    start = chunk.data_page_offset
+    if chunk.has_dictionary_page and 0 < (chunk.dictionary_page_offset or 0) < start:
+        start = chunk.dictionary_page_offset
+    if start < 0 or chunk.total_compressed_size < 0:
+        raise Unreadable("a column chunk at a negative offset or of a negative size")
+    end = min(start + chunk.total_compressed_size, len(data))
+    found = ChunkPages()
+    pos = start
+    while pos < end:
+        limits.pages -= 1
+        if limits.pages < 0:
+            raise Unreadable("too many pages to look through")
+        window = data[pos : min(end, pos + 512)]  # a header is most often a few dozen bytes
+        try:
+            page = read_page(window, 0, len(window))
+        except Unreadable:
+            if len(window) == end - pos:
+                raise
+            page = read_page(data, pos, end)
+        limits.header_bytes -= page.header
+        if limits.header_bytes < 0:
+            raise Unreadable("too many bytes of page headers to look through")
+        found.page_bytes += page.header + page.uncompressed
+        if page.kind == DICTIONARY_PAGE:
+            if found.dictionary is not None:
+                raise Unreadable("a column chunk with two dictionaries")
+            found.dictionary, found.dictionary_at = page, pos
+        elif page.kind in (DATA_PAGE, DATA_PAGE_V2):
+            if page.encoding not in BOUNDED_ENCODINGS:
+                raise Unreadable("a page encoded in a way whose size its header doesn't bound")
+            found.values += page.values
+            if page.encoding in (PLAIN_DICTIONARY, RLE_DICTIONARY):
+                found.indexed += page.values
+            else:
+                found.plain_bytes += page.uncompressed
+        elif page.kind != INDEX_PAGE:
+            raise Unreadable(f"a page of unknown type {page.kind}")
+        pos += page.header + page.compressed
+    return found
+
+
+# Compression codecs as parquet-format numbers them (pyarrow's metadata names them).
+CODECS = {"UNCOMPRESSED": 0, "SNAPPY": 1, "GZIP": 2, "LZO": 3, "BROTLI": 4, "LZ4": 5, "ZSTD": 6, "LZ4_RAW": 7}
+I32, I64, BINARY, LIST, STRUCT = 5, 6, 8, 9, 12  # Thrift compact types
+
+
+def longest_entry(data: Any, pages: ChunkPages, codec: str) -> int:
+    """The longest entry of a BYTE_ARRAY column chunk's dictionary page (`pages.dictionary`), decoded by Arrow as
+    the read would decode it: the page, as it is, becomes the one PLAIN data page of a file made here, which holds
+    (besides a copy of its compressed bytes) its uncompressed size twice while it is read. `Unreadable` when Arrow
+    can't decode it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    page = pages.dictionary
+    if page is None or page.values == 0:
+        return 0
+    if page.values > page.uncompressed // 4 or codec not in CODECS:  # each entry starts with its 4-byte length
+        raise Unreadable("a dictionary page that can't hold its entries")
+    if page.values == 1:
+        return page.uncompressed - 4  # or less, where Arrow can't decode it
+    at = pages.dictionary_at + page.header
+    header = _compact(
+        (1, I32, DATA_PAGE),
+        (2, I32, page.uncompressed),
+        (3, I32, page.compressed),
+        (5, STRUCT, _compact((1, I32, page.values), (2, I32, PLAIN), (3, I32, RLE), (4, I32, RLE))),
+    )
+    size, stored = len(header) + page.uncompressed, len(header) + page.compressed
+    column = _compact(
+        (1, I32, 6),  # BYTE_ARRAY
+        (2, LIST, (I32, [PLAIN])),
+        (3, LIST, (BINARY, [b"v"])),
+        (4, I32, CODECS[codec]),
+        (5, I64, page.values),
+        (6, I64, size),
+        (7, I64, stored),
+        (9, I64, 4),
+    )
+    group = _compact(
+        (1, LIST, (STRUCT, [_compact((2, I64, 4), (3, STRUCT, column))])), (2, I64, size), (3, I64, page.values)
+    )
+    schema = [_compact((4, BINARY, b"s"), (5, I32, 1)), _compact((1, I32, 6), (3, I32, 0), (4, BINARY, b"v"))]
+    footer = _compact((1, I32, 1), (2, LIST, (STRUCT, schema)), (3, I64, page.values), (4, LIST, (STRUCT, [group])))
+    made = b"".join(
+        (b"PAR1", header, data[at : at + page.compressed], footer, len(footer).to_bytes(4, "little"), b"PAR1")
+    )
+    try:
+        values = pq.ParquetFile(pa.BufferReader(made)).read_row_group(0, use_threads=False).column(0)
+    except (pa.ArrowException, OSError, ValueError):
+        raise Unreadable("a dictionary page Arrow can't decode") from None
+    if len(values) != page.values:
+        raise Unreadable("a dictionary page with fewer entries than it says")
+    longest = pc.max(pc.binary_length(values)).as_py()
+    return int(longest or 0)
+
+
+def _compact(*fields: tuple[int, int, Any]) -> bytes:
+    """A Thrift compact struct of (id, type, value) fields, ids increasing by at most 15: non-negative integers,
+    bytes, structs (their bytes) and lists ((element type, values))."""
+    out = bytearray()
+    last = 0
+    for field, kind, value in fields:
+        out.append((field - last) << 4 | kind)
+        last = field
+        out += _value(kind, value)
+    out.append(0)
+    return bytes(out)
+
+
+def _value(kind: int, value: Any) -> bytes:
+    if kind in (I32, I64):
+        return _uvarint(value << 1)  # zigzag, of a number that is never negative
+    if kind == BINARY:
+        return _uvarint(len(value)) + value
+    if kind == STRUCT:
+        return bytes(value)
+    element, items = value
+    head = bytes([len(items) << 4 | element]) if len(items) < 15 else bytes([0xF0 | element]) + _uvarint(len(items))
+    return head + b"".join(_value(element, item) for item in items)
+
+
+def _uvarint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def footer_length(tail: bytes, size: int) -> int:
