@@ -483,6 +483,14 @@ def test_a_frame_larger_than_free_memory_fails_in_one_line(tmp_path: Path, monke
     assert len(frames.read(spec, path, name="sales")) == 5_000_000  # with the memory there, it is read
 
 
+def test_pages_are_charged_what_their_headers_say_whatever_the_footer_claims(tmp_path: Path) -> None:
+    """The footer says 100 bytes a column; the pages, which Arrow decompresses, 64 MiB: a -o read is charged those."""
+    lying = tmp_path / "lying.parquet"
+    lying.write_bytes(dictionary_bomb(columns=40, footer_says=100))
+    needed, said = frames.declared_size({"format": "parquet"}, lying, 1 << 30)
+    assert needed > 1 << 30 and said.startswith(f"1 rows {X} 40 columns, ") and said.endswith("uncompressed or more")
+
+
 def test_a_footer_declaring_petabytes_is_refused_before_reading(tmp_path: Path) -> None:
     """The real free memory, whatever it is here: no machine has 3 PB."""
     path = tmp_path / "claims.parquet"
@@ -499,7 +507,9 @@ def test_other_formats_are_checked_by_what_they_declare(tmp_path: Path, monkeypa
     assert frames.declared_size({"format": "npy"}, array)[0] == 8 * 10**12
     text_file = tmp_path / "v.json"
     text_file.write_text("[" + "0," * 1000 + "0]")
-    assert frames.declared_size({"format": "json"}, text_file)[0] == text_file.stat().st_size * frames.JSON_PEAK
+    size = text_file.stat().st_size  # one list, 1,000 commas and its text: what Python makes of them at the most
+    expected = frames.JSON_CONTAINER + 1000 * frames.JSON_ITEM + size * frames.JSON_BYTE
+    assert frames.declared_size({"format": "json"}, text_file)[0] == expected
     monkeypatch.setattr(frames, "available_memory", lambda: 1_000_000_000)
     with pytest.raises(
         frames.TooLarge, match=r"^-o big is too large .* \(its file is 2\.0 GB\), and this machine has 1"
