@@ -518,7 +518,7 @@ def brought_back(local_server: RunningServer, tmp_path_factory: pytest.TempPathF
     return found
 
 
-TOO_LARGE = r"^TooLarge: (-o x|a value the cell sent back) is too large to bring back: reading it would take about "
+TOO_LARGE = r"^TooLarge: -o x is too large to bring back: reading it would take about "
 
 
 @pytest.mark.parametrize(

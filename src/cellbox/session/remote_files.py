@@ -222,7 +222,8 @@ class RemoteFiles:
                 if rows:
                     size = sum(file.stat().st_size for file in local)
                     operation.phase("reading", rows, "rows", size=size, items=named)
-                values = parallel(functools.partial(_read, operation), list(zip(specs, local, strict=True)))
+                names: list[str | None] = [*result.variables, *([None] * (len(specs) - len(result.variables)))]
+                values = parallel(functools.partial(_read, operation), list(zip(specs, local, names, strict=True)))
                 if remote or rows:
                     operation.end_phase()
         finally:
@@ -308,11 +309,11 @@ def _some(paths: list[str], shown: int = 3) -> str:
     return said + (f" and {len(paths) - shown:,} more" if len(paths) > shown else "")
 
 
-def _read(operation: progress.Operation, job: tuple[dict[str, Any], Path]) -> Any:
+def _read(operation: progress.Operation, job: tuple[dict[str, Any], Path, str | None]) -> Any:
     """One value read from its file, its rows counted once it is. The file is the container's: one that does not
     read as the value its record claims is refused in one line, not a traceback through pandas or pyarrow."""
     try:
-        value = frames.read(*job)
+        value = frames.read(*job)  # the -o name (None for the last value) says whose memory it would take
     except CellboxError:  # said already, in words (a value too big for this machine's memory)
         raise
     except (MemoryError, KeyboardInterrupt, Warning):  # a warning made an error is the caller's to see
