@@ -432,6 +432,7 @@ def test_a_line_that_never_ends_keeps_memory_flat() -> None:
     assert live.offset == len(line(stream("before\n"))) + 46 + 1600 * len(piece)
     assert [e["text"] for e in events[:1]] == ["before\n"] and len(events) == 2
     assert events[1]["name"] == "stderr" and events[1]["text"].startswith(NOTE)
+    assert live.held  # what the file adds need not be read any more
     live.feed(b'"}\n' + line(stream("after\n")))  # the line ends at last: nothing more is shown live
     assert len(events) == 2
     live.finish([stream("before\n"), stream("a" * 10), stream("after\n")])  # the record, once the cell ends
@@ -448,7 +449,7 @@ def test_a_long_complete_line_stops_live_output_and_the_record_keeps_the_order()
     assert [e["text"][:1] for e in events[2:]] == ["x", "3"]
     quiet = LiveOutput(events.append)  # lines under the cap go on as before
     quiet.feed(line(stream("y" * (LiveOutput.LINE_LIMIT - 100))))
-    assert quiet.delivered == 1 and quiet._partial == b""
+    assert quiet.delivered == 1 and quiet._partial == b"" and not quiet.held
 
 
 # --- -o frames -----------------------------------------------------------------------------------------------------
