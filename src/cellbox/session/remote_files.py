@@ -254,10 +254,14 @@ class RemoteFiles:
         """The values' files: those that came inside the record written to `local` now, the rest (returned) to
         download there. A value whose file the listing never showed fails the reading, saying so."""
         remote = []
-        for spec, path in zip(result.frame_specs, local, strict=True):
+        names = [*result.variables, *([None] * (len(result.frame_specs) - len(result.variables)))]
+        for spec, path, name in zip(result.frame_specs, local, names, strict=True):
+            # A file the memory could never hold is refused before a byte of it is fetched or written here.
             if spec["path"] in result.inline:
+                frames.check_declared(name, len(result.inline[spec["path"]]))
                 path.write_bytes(result.inline[spec["path"]])
             elif spec["path"] in records:
+                frames.check_declared(name, records[spec["path"]].bytes)
                 remote.append((records[spec["path"]], path))
             else:
                 raise CellboxError(
