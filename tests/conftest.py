@@ -1,16 +1,28 @@
 """Fixtures for the whole suite: a clean configuration for every test, and one real local server per session
 for the tests of the layers above `cellbox.api` (CLI, sandboxes, magics).
 
-The Sandbox and magics tests run against each server of `--cloud-profiles` (all by default): `plain` keeps the
-documented API semantics, `openai` and `oci` behave like those services with every model quirk on and a lagging
-file listing (`cellbox serve --profile … --model-quirks all --listing-lag-ms …`), so the suite fails if cellbox
-only works against a kind server."""
+Profiles. A test that takes `cloud_profile` (through `use_cloud_server`, `cloud_server` or a kernel made on
+them) runs against the servers of `--cloud-profiles`: `plain` keeps the documented API semantics, `openai` and
+`oci` behave like those services with every model quirk on and a lagging file listing (`cellbox serve --profile
+… --model-quirks all --listing-lag-ms …`), so the suite fails if cellbox only works against a kind server.
+A test marked `quirks` (it exercises a listing that lags, uploads the service renames, parameters it refuses,
+a misbehaving model, OCI's error and 404 shapes) runs against each of them; `cloud_profiles(...)` names the
+ones a test needs; any other runs against the first of `--cloud-profiles` only (plain by default), and
+`--every-profile` runs them all against each as well.
+
+Kinds. A test that starts a local sandbox server, a Jupyter server, a kernel or a browser is an `integration`
+test (and a `browser` test when it drives JupyterLab in Chromium): the fixtures that start them request
+`starts_processes`, which marks every test using them, and a test that starts one itself is marked by hand.
+`make check` runs the others; a test that is not marked and starts one anyway fails, saying so."""
 
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,12 +41,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--cloud-profiles",
         default=",".join(CLOUD_PROFILES),
-        help=f"servers the Sandbox and magics tests run against (comma list of {', '.join(CLOUD_PROFILES)})",
+        help=f"servers the tests taking a profile run against (comma list of {', '.join(CLOUD_PROFILES)}): those "
+        "marked quirks against each, the others against the first",
+    )
+    parser.addoption(
+        "--every-profile",
+        action="store_true",
+        help="run every test taking a profile against each of --cloud-profiles, not only those marked quirks",
     )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cloud_profiles(*names): run only against these of --cloud-profiles")
+    subprocess.Popen.__init__ = _guarded_popen_init  # type: ignore[method-assign]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -46,7 +65,59 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         only = metafunc.definition.get_closest_marker("cloud_profiles")
         if only is not None:
             chosen = [name for name in chosen if name in only.args]
+        elif metafunc.definition.get_closest_marker("quirks") is None and not metafunc.config.getoption(
+            "--every-profile"
+        ):
+            chosen = chosen[:1]
         metafunc.parametrize("cloud_profile", chosen, scope="session")
+
+
+# The fixtures that start a browser (the rest that start something request `starts_processes`).
+BROWSER_FIXTURES = {"lab", "page"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if "starts_processes" in names or BROWSER_FIXTURES & names:
+            item.add_marker(pytest.mark.integration)
+        if BROWSER_FIXTURES & names:
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def starts_processes() -> None:
+    """Requested by each fixture that starts a local server, a Jupyter server, a kernel or a browser: the tests
+    using one are marked integration."""
+
+
+# What a test that is not marked integration must not start: the local server (`python -m cellbox.local`, or
+# `cellbox serve` without --help), a kernel, Jupyter, Chromium.
+_STARTS = re.compile(r"-m cellbox\.local\b|\bcellbox(\.cli)? serve\b(?!.*--help)|ipykernel|\bjupyter|chrom|playwright")
+_real_popen_init = subprocess.Popen.__init__
+_running: list[pytest.Item] = []
+
+
+def _guarded_popen_init(self: subprocess.Popen, args: Any, *rest: Any, **options: Any) -> None:
+    if _running and _running[-1].get_closest_marker("integration") is None:
+        line = args if isinstance(args, (str, bytes)) else " ".join(map(str, args))
+        line = line.decode(errors="replace") if isinstance(line, bytes) else line
+        if _STARTS.search(line):
+            raise RuntimeError(
+                f"{_running[-1].nodeid} starts `{line[:120]}` but is not marked integration: add "
+                "@pytest.mark.integration (or use a fixture that requests starts_processes)"
+            )
+    _real_popen_init(self, args, *rest, **options)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    _running.append(item)
+    try:
+        return (yield)
+    finally:
+        _running.pop()
 
 
 @pytest.fixture(autouse=True)
@@ -62,7 +133,7 @@ def clean_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyt
 
 
 @pytest.fixture(scope="session")
-def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def local_server(tmp_path_factory: pytest.TempPathFactory, starts_processes: None) -> Iterator[RunningServer]:
     with running_server(tmp_path_factory.mktemp("local-server"), pool_size=2, exec_timeout=60) as server:
         yield server
 
@@ -77,7 +148,9 @@ def use_local_server(local_server: RunningServer, monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.fixture(scope="session")
-def cloud_server(cloud_profile: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def cloud_server(
+    cloud_profile: str, tmp_path_factory: pytest.TempPathFactory, starts_processes: None
+) -> Iterator[RunningServer]:
     """A local server for each of --cloud-profiles (the tests using it run once per profile)."""
     options = CLOUD_PROFILES[cloud_profile]
     folder = tmp_path_factory.mktemp(f"server-{cloud_profile}")

@@ -21,6 +21,8 @@ from cellbox.local.testing import isolation_available, wait_until
 from cellbox.session import backend
 from cellbox.session.backend import connect, model_for
 
+pytestmark = pytest.mark.integration  # every test here starts a local server, as a user's first session does
+
 
 def test_nothing_configured_starts_the_local_server_once() -> None:
     assert not paths.endpoint_file().exists()

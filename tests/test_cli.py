@@ -121,6 +121,7 @@ def test_bad_configuration_is_one_line(tmp_path) -> None:
     assert result.returncode == 1 and "unknown auth kind 'password'" in result.stderr
 
 
+@pytest.mark.integration
 def test_serve_then_commands_find_it_with_no_configuration_and_stop_stops_it(tmp_path) -> None:
     # A user's first steps: `cellbox serve` in one terminal, `cellbox ls` in another, nothing configured.
     env = {**os.environ, "CELLBOX_STATE_DIR": str(tmp_path / "state")}

@@ -80,6 +80,7 @@ def sandbox(use_cloud_server: str, faults: Faults) -> Iterator[cellbox.Sandbox]:
     client.close()
 
 
+@pytest.mark.quirks
 def test_the_request_bounds_the_model_and_a_background_run_is_deleted_once_read(
     sandbox: cellbox.Sandbox, faults: Faults
 ) -> None:
@@ -118,6 +119,7 @@ def test_a_cell_runs_once_whatever_the_model_does(sandbox: cellbox.Sandbox, faul
     assert faults.count("POST", "/responses") > cells + 2  # some replies did not run the loader: asked again
 
 
+@pytest.mark.quirks
 def test_uploads_are_placed_where_push_said_and_cellbox_files_stay_private(
     sandbox: cellbox.Sandbox, faults: Faults, tmp_path: Path
 ) -> None:
@@ -146,6 +148,7 @@ def test_uploads_are_placed_where_push_said_and_cellbox_files_stay_private(
     wait_until(lambda: sorted(f.path or "" for f in sandbox.files()) == shown, timeout=10, what="the placed files")
 
 
+@pytest.mark.quirks
 def test_small_outputs_come_inside_the_result_record(sandbox: cellbox.Sandbox, faults: Faults) -> None:
     run = sandbox.run(
         "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt, pandas as pd\n"
@@ -421,6 +424,7 @@ def test_a_finished_stream_kept_open_is_closed_and_not_waited_for_again(
         released.set()
 
 
+@pytest.mark.integration
 def test_a_stream_a_proxy_cuts_short_leaves_the_run_to_be_polled(tmp_path: Path) -> None:
     with running_server(tmp_path, pool_size=1, streaming="cut") as server:
         settings = dataclasses.replace(load_settings(base_url=server.base_url, api_key=server.token), model="x")
@@ -614,6 +618,7 @@ BIG_CELLS = {
 }
 
 
+@pytest.mark.quirks
 def test_the_model_reads_a_short_line_whatever_the_cell_prints_or_returns(
     sandbox: cellbox.Sandbox, faults: Faults
 ) -> None:

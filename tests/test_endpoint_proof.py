@@ -185,6 +185,7 @@ def test_the_server_answers_the_proof_without_credentials(local_server: RunningS
     assert httpx.get(f"{local_server.base_url}/containers").status_code == 401  # the rest still needs the token
 
 
+@pytest.mark.integration
 def test_a_client_following_a_restart_makes_the_new_server_prove_itself(tmp_path, impostor: Impostor) -> None:
     """The server stops; the endpoint file now names another port (and a live pid), where an impostor listens:
     the client's next request finds the server gone, reads the file again, and asks the new one for its proof."""

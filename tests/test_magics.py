@@ -42,6 +42,7 @@ def kernel(cloud_environment: dict[str, str], tmp_path_factory: pytest.TempPathF
     k.stop()
 
 
+@pytest.mark.quirks
 def test_cell_runs_remotely_with_inputs_and_outputs(kernel: Kernel) -> None:
     status, out = kernel.run("sales = pd.DataFrame({'region': ['a', 'b', 'a'], 'price': [1.0, 2.0, 3.0]})")
     assert status == "ok"
@@ -93,6 +94,7 @@ def test_braces_expand_in_the_magic_line_only(kernel: Kernel) -> None:
     assert out[-1]["data"]["text/plain"] == "(1, 2)"  # a tuple stays a tuple
 
 
+@pytest.mark.quirks
 def test_line_commands_status_files_push_pull(kernel: Kernel, tmp_path) -> None:
     local = tmp_path / "hello.txt"
     local.write_text("hi there")
@@ -174,6 +176,7 @@ def test_interrupting_an_awaiting_cell_stops_it_and_the_next_one_awaits_again(ke
     assert status == "ok" and out[-1]["data"]["text/plain"] == "'awaited again'", out
 
 
+@pytest.mark.quirks
 def test_a_container_deleted_mid_cell_fails_the_cell_and_the_next_cell_carries_on(
     kernel: Kernel, cloud_server: RunningServer, cloud_environment: dict[str, str], tmp_path
 ) -> None:
@@ -388,6 +391,7 @@ def test_shell_commands_magics_and_await_work_as_in_a_local_cell(kernel: Kernel)
     assert "Line magic function `%no_such_magic` not found" in "".join(error["traceback"])
 
 
+@pytest.mark.quirks
 def test_output_streams_while_the_cell_runs(kernel: Kernel) -> None:
     lines: list[tuple[float, str]] = []
     started = time.monotonic()
@@ -437,6 +441,7 @@ def test_a_quiet_cell_says_it_is_running_and_the_line_ends_empty(kernel: Kernel)
     assert printed > first
 
 
+@pytest.mark.quirks
 def test_a_process_that_dies_under_a_cell_is_said_at_once_and_the_next_cell_has_the_pushed_values(
     kernel: Kernel,
 ) -> None:

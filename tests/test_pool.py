@@ -125,6 +125,7 @@ def test_a_failing_part_keeps_the_others_and_is_retried_alone(pool: cellbox.Pool
     assert cellbox.concat(runs, "n") == [10, 10, 10]
 
 
+@pytest.mark.integration
 def test_a_pool_past_the_servers_limit_runs_with_what_it_got(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with running_server(tmp_path / "server", max_containers=2, pool_size=0, exec_timeout=60) as server:
         monkeypatch.setenv("CELLBOX_BASE_URL", server.base_url)

@@ -48,6 +48,7 @@ def typed_frame() -> pd.DataFrame:
     )
 
 
+@pytest.mark.quirks
 def test_push_run_and_outputs_keep_dtypes(sandbox: cellbox.Sandbox) -> None:
     frame = typed_frame()
     sandbox.push(frame, name="sales")
@@ -67,6 +68,7 @@ def test_state_persists_between_runs_and_series_round_trip(sandbox: cellbox.Sand
     pd.testing.assert_series_equal(run.variables["w"], series * 10)
 
 
+@pytest.mark.quirks
 def test_a_cell_that_removes_cellboxs_own_folder_runs_and_so_do_the_next(sandbox: cellbox.Sandbox) -> None:
     """Code that cleans /mnt/data thoroughly takes cellbox's runtime files with it: the runtime loaded in the
     kernel runs on, the cell's record is still written, and the next cells keep the container's state."""
@@ -77,6 +79,7 @@ def test_a_cell_that_removes_cellboxs_own_folder_runs_and_so_do_the_next(sandbox
     assert run.ok and run.value == 43 and run.stderr == "", run.error
 
 
+@pytest.mark.quirks
 def test_a_runtime_removed_before_a_new_kernel_loaded_it_is_sent_again(sandbox: cellbox.Sandbox) -> None:
     # Wherever the service stored them (in cellbox's folder, or under a name of its own in /mnt/data).
     sandbox.run(
@@ -90,6 +93,7 @@ def test_a_runtime_removed_before_a_new_kernel_loaded_it_is_sent_again(sandbox: 
     assert any("runtime was missing from the container" in note for note in run.notes), run.notes
 
 
+@pytest.mark.integration
 def test_a_server_whose_code_cannot_see_mnt_data_says_so_at_once(tmp_path: Path) -> None:
     with running_server(tmp_path / "unsafe", unsafe_no_isolation=True, pool_size=0) as server:
         settings = dataclasses.replace(load_settings(base_url=server.base_url, api_key=server.token), model="local")
@@ -105,6 +109,7 @@ def test_a_server_whose_code_cannot_see_mnt_data_says_so_at_once(tmp_path: Path)
             client.close()
 
 
+@pytest.mark.quirks
 def test_exit_ends_the_containers_python_as_it_ends_a_notebooks_kernel(sandbox: cellbox.Sandbox) -> None:
     sandbox.run("before = 1")
     with pytest.raises(ProcessDied):
@@ -126,6 +131,7 @@ def test_remote_exception_is_a_remote_error_with_the_cell_traceback(sandbox: cel
         run.raise_for_error()
 
 
+@pytest.mark.quirks
 def test_unchanged_push_sends_nothing_and_a_new_value_replaces_the_old(sandbox: cellbox.Sandbox) -> None:
     def uploads() -> dict[str, str]:
         return {f.path or "": f.id for f in sandbox.files(include_private=True)}
@@ -142,6 +148,7 @@ def test_unchanged_push_sends_nothing_and_a_new_value_replaces_the_old(sandbox: 
     assert sandbox.run("int(t.i[0])").value == 99
 
 
+@pytest.mark.quirks
 def test_files_folders_and_globs_push_and_pull(sandbox: cellbox.Sandbox, tmp_path: Path) -> None:
     data = tmp_path / "data"
     (data / "sub").mkdir(parents=True)
@@ -179,6 +186,7 @@ def test_figures_come_back_as_png(sandbox: cellbox.Sandbox) -> None:
     assert len(pngs) == 1 and pngs[0].startswith(b"\x89PNG")
 
 
+@pytest.mark.quirks
 def test_loader_mismatch_is_refused(sandbox: cellbox.Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     # The local model runs the first fenced block it is given: hand it a different one, as a wayward model would.
     monkeypatch.setattr("cellbox.session.protocol.run_prompt", lambda loader: "```python\nprint('something else')\n```")
@@ -186,6 +194,7 @@ def test_loader_mismatch_is_refused(sandbox: cellbox.Sandbox, monkeypatch: pytes
         sandbox.run("1")
 
 
+@pytest.mark.quirks
 def test_expired_sandbox_is_reported_then_revived_with_its_data(sandbox: cellbox.Sandbox) -> None:
     frame = pd.DataFrame({"v": [1, 2]})
     sandbox.push(frame, name="kept")
@@ -220,6 +229,7 @@ class RecordingTracker:
         self.closed = True
 
 
+@pytest.mark.quirks
 def test_long_push_and_pull_report_progress(sandbox: cellbox.Sandbox, tmp_path: Path) -> None:
     RecordingTracker.made.clear()
     sandbox.progress = RecordingTracker
@@ -242,6 +252,7 @@ def test_long_push_and_pull_report_progress(sandbox: cellbox.Sandbox, tmp_path: 
     assert local.read_bytes() == big.read_bytes()
 
 
+@pytest.mark.quirks
 def test_a_large_frame_shows_as_it_is_serialized_uploaded_and_read_back(sandbox: cellbox.Sandbox) -> None:
     RecordingTracker.made.clear()
     sandbox.progress = RecordingTracker
@@ -256,6 +267,7 @@ def test_a_large_frame_shows_as_it_is_serialized_uploaded_and_read_back(sandbox:
     assert [p.name for p in cell.phases] == ["downloading", "reading"] and cell.outcome == "done"
 
 
+@pytest.mark.quirks
 def test_a_sandbox_deleted_mid_cell_is_reported_as_gone(sandbox: cellbox.Sandbox) -> None:
     deleter = threading.Timer(1.0, sandbox.client.containers.delete, (sandbox.id,))
     deleter.start()
@@ -268,6 +280,7 @@ def test_a_sandbox_deleted_mid_cell_is_reported_as_gone(sandbox: cellbox.Sandbox
         deleter.join()
 
 
+@pytest.mark.quirks
 def test_a_missing_file_is_not_a_missing_sandbox(sandbox: cellbox.Sandbox) -> None:
     # The local server's 404 for a file says "No container file found": the container itself is still there.
     run = sandbox.run("open('made.txt', 'w').write('here')\nkept = 7")

@@ -63,7 +63,7 @@ def test_an_event_that_is_not_a_json_object_is_a_malformed_answer(data: str, sai
 
 
 @pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def local(tmp_path_factory: pytest.TempPathFactory, starts_processes: None) -> Iterator[RunningServer]:
     with running_server(tmp_path_factory.mktemp("events"), pool_size=1) as server:
         yield server
 
@@ -121,6 +121,7 @@ def test_a_background_response_read_by_its_stream_is_the_stored_one(local: Runni
     assert stored.status == "completed" and stored.output == last.output
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind", READERS)
 def test_a_backend_that_refuses_streaming_answers_one_event_when_stream_is_optional(tmp_path: Path, kind: str) -> None:
     with running_server(tmp_path, pool_size=1, streaming="refused") as server:
@@ -134,6 +135,7 @@ def test_a_backend_that_refuses_streaming_answers_one_event_when_stream_is_optio
         assert only.type == "response.completed" and "ended" in only.response.code_interpreter_calls[0].logs
 
 
+@pytest.mark.integration
 def test_a_stream_cut_short_ends_without_its_last_events_and_the_response_goes_on(tmp_path: Path) -> None:
     with running_server(tmp_path, pool_size=1, streaming="cut") as server:
         seen, (_, last) = _read_sync(server, background=True, store=True)

@@ -27,7 +27,8 @@ Call = Callable[..., Awaitable["Reply"]]
 
 
 @pytest.fixture
-def jp_server_config() -> dict[str, Any]:
+def jp_server_config(starts_processes: None) -> dict[str, Any]:
+    """A Jupyter server, started in this process by pytest-jupyter's `jp_serverapp`, with the cellbox extension."""
     return {
         "ServerApp": {"jpserver_extensions": {"cellbox.jupyter": True}},
         # Never start a detached local server from a test: a backend is always configured explicitly.
@@ -89,7 +90,7 @@ def lab(use_local_server: RunningServer, tmp_path: Path) -> Iterator[Lab]:
 
 
 @pytest.fixture
-def page(tmp_path: Path) -> Iterator[Any]:
+def page(tmp_path: Path, starts_processes: None) -> Iterator[Any]:
     """A headless Chromium page."""
     import browserhelp
 

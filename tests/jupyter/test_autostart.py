@@ -15,7 +15,7 @@ from cellbox.local.testing import wait_until_async
 
 
 @pytest.fixture
-def jp_server_config() -> dict[str, Any]:
+def jp_server_config(starts_processes: None) -> dict[str, Any]:
     return {"ServerApp": {"jpserver_extensions": {"cellbox.jupyter": True}}, "CellboxSidebar": {"autostart": True}}
 
 

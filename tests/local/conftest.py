@@ -12,7 +12,7 @@ from cellbox.local.testing import RunningServer, running_server
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory):
+def server(tmp_path_factory: pytest.TempPathFactory, starts_processes: None):
     with running_server(tmp_path_factory.mktemp("local-data"), pool_size=2, exec_timeout=30) as srv:
         yield srv
 

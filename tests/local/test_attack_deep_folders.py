@@ -53,6 +53,7 @@ def _depth(folder) -> int:
         os.close(fd)
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_a_deep_chain_breaks_neither_runs_nor_restarts_nor_deletion(tmp_path, run, logs):
     data = tmp_path / "data"

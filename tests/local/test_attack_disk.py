@@ -25,7 +25,7 @@ from cellbox.local.testing import running_server
 
 
 @pytest.fixture(scope="module", params=["filesystem", "measured"])
-def quota_server(request, tmp_path_factory):
+def quota_server(request, tmp_path_factory, starts_processes):
     folder = tmp_path_factory.mktemp("quota")
     with running_server(folder, pool_size=0, disk_limit="40m", disk_quota=request.param) as srv:
         srv.disk_quota = request.param  # type: ignore[attr-defined]
@@ -166,6 +166,7 @@ def _fill(folder: Path) -> Path:
     return hog
 
 
+@pytest.mark.integration
 def test_a_full_disk_refuses_only_the_writer_and_the_server_recovers(small_disk):
     data = small_disk / "data"
     with running_server(data, pool_size=0, disk_limit="200m") as srv, sdk(srv) as client:

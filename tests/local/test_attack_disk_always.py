@@ -40,7 +40,7 @@ def mode(request) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(mode, tmp_path_factory):
+def server(mode, tmp_path_factory, starts_processes):
     with running_server(tmp_path_factory.mktemp("always"), pool_size=0, disk_limit="40m", disk_quota=mode) as srv:
         yield srv
 
@@ -159,6 +159,7 @@ def _mounts(folder: Path) -> list[str]:
     return [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines() if top in line]
 
 
+@pytest.mark.integration
 def test_disk_images_come_and_go_with_their_containers_and_survive_a_crash(tmp_path):
     data = tmp_path / "data"
     images = data / "disks"
@@ -190,6 +191,7 @@ def test_disk_images_come_and_go_with_their_containers_and_survive_a_crash(tmp_p
     assert [p.name for p in images.glob("*.img")] == [f"{kept.id}.img"]
 
 
+@pytest.mark.integration
 def test_measured_when_asked_and_said_at_start(tmp_path):
     with running_server(tmp_path / "data", pool_size=0, disk_quota="measured") as srv, sdk(srv) as client:
         box = client.containers.create(name="plain")
@@ -212,6 +214,7 @@ def _serve(tmp_path: Path, *flags: str) -> tuple[int, str]:
     return proc.returncode, out
 
 
+@pytest.mark.integration
 def test_a_host_that_cannot_mount_images_gets_the_limit_measured_and_said(tmp_path):
     status, said = _serve(tmp_path)
     assert status == 0 and "disk limit 256.0 MiB per container, measured (mkfs.ext4 is not installed" in said, said

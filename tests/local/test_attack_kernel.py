@@ -8,11 +8,13 @@ from __future__ import annotations
 import os
 import signal
 
+import pytest
 from localhelp import processes_mentioning, run_logs, sdk
 
 from cellbox.local.testing import running_server, wait_until
 
 
+@pytest.mark.integration
 def test_a_kernel_killed_from_outside_is_reported_at_the_next_run(tmp_path):
     # No warm pool: a warm kernel's command line names the folder it had before it became a container's.
     with running_server(tmp_path / "data", pool_size=0) as server, sdk(server) as client:

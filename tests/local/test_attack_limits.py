@@ -24,7 +24,7 @@ LIMITED.close()
 
 
 @pytest.fixture(scope="module")
-def limited(tmp_path_factory):
+def limited(tmp_path_factory, starts_processes):
     data = tmp_path_factory.mktemp("limits")
     with (
         running_server(data, pool_size=0, max_processes=64, cpu_limit=0.5) as srv,

@@ -39,11 +39,12 @@ def _limits(pid: int) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def capped(tmp_path_factory):
+def capped(tmp_path_factory, starts_processes):
     with running_server(tmp_path_factory.mktemp("capped"), pool_size=0, max_containers=3) as srv:
         yield srv
 
 
+@pytest.mark.integration
 def test_the_server_lifts_its_descriptor_limit_and_containers_are_cheap(capped):
     soft, hard = _limits(capped.process.pid)
     assert soft == hard

@@ -177,6 +177,7 @@ def test_previous_response_id_must_name_a_stored_response(client: openai.OpenAI,
         _create(client, container.id, "1", previous_response_id="resp_" + "0" * 48)
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_stored_responses_survive_a_restart_of_the_server(tmp_path, sdk):
     data = tmp_path / "data"

@@ -150,6 +150,7 @@ def test_large_upload_streams_and_round_trips(http, server, container, tmp_path)
     assert digest.hexdigest() == hashlib.sha256(payload).hexdigest()
 
 
+@pytest.mark.integration
 def test_upload_over_the_limit_is_413_and_leaves_nothing(tmp_path):
     import httpx
 

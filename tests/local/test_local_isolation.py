@@ -78,6 +78,7 @@ def test_own_pid_namespace(client, container, run, logs):
     assert int(pid) < 10
 
 
+@pytest.mark.integration
 def test_environment_is_scrubbed(tmp_path, monkeypatch, run, logs):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-should-not-leak")
     monkeypatch.setenv("OCI_CLI_KEY_CONTENT", "oci-should-not-leak")

@@ -15,7 +15,7 @@ from cellbox.local.testing import running_server, wait_until
 
 
 @pytest.fixture
-def fast_clock(tmp_path):
+def fast_clock(tmp_path, starts_processes):
     """A server where one minute of `expires_after` lasts one second."""
     with running_server(tmp_path / "d", seconds_per_minute=1, pool_size=1) as srv:
         yield srv
@@ -74,6 +74,7 @@ def test_activity_keeps_a_container_alive(fast_clock, run, logs, operation):
         assert logs(run(c, created.id, "print(state)")[0]) == "alive\n"
 
 
+@pytest.mark.integration
 def test_everything_survives_kill_9(tmp_path, run, logs):
     data = tmp_path / "d"
     with running_server(data, pool_size=1) as srv, _sdk(srv) as c:
@@ -115,6 +116,7 @@ def _wait_for_children(pid: int, count: int) -> int:
     return count
 
 
+@pytest.mark.integration
 def test_warm_pool_makes_create_fast(tmp_path, run, logs):
     with running_server(tmp_path / "d", pool_size=2) as srv, _sdk(srv) as c:
         times = []

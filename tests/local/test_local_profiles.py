@@ -17,13 +17,13 @@ PROJECT = {"OpenAI-Project": "ocid1.generativeaiproject.oc1.iad.test"}
 
 
 @pytest.fixture(scope="module")
-def oci(tmp_path_factory):
+def oci(tmp_path_factory, starts_processes):
     with running_server(tmp_path_factory.mktemp("oci"), profile="oci", pool_size=1) as srv:
         yield srv
 
 
 @pytest.fixture(scope="module")
-def openai_profile(tmp_path_factory):
+def openai_profile(tmp_path_factory, starts_processes):
     with running_server(tmp_path_factory.mktemp("openai"), profile="openai", pool_size=1) as srv:
         yield srv
 
@@ -126,6 +126,7 @@ def _lenient(srv) -> openai.OpenAI:
     return openai.OpenAI(base_url=srv.base_url, api_key=srv.token, max_retries=0)
 
 
+@pytest.mark.integration
 def test_files_written_by_code_are_listed_late_with_bytes_null(tmp_path, run):
     lag = 1.0
     with running_server(tmp_path / "d", listing_lag_ms=lag * 1000, pool_size=1) as srv, _lenient(srv) as c:

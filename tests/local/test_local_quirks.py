@@ -12,13 +12,13 @@ from cellbox.local.testing import running_server
 
 
 @pytest.fixture(scope="module")
-def quirky(tmp_path_factory):
+def quirky(tmp_path_factory, starts_processes):
     with running_server(tmp_path_factory.mktemp("quirky"), model_quirks="all", pool_size=2) as srv:
         yield srv
 
 
 @pytest.fixture(scope="module")
-def rerunning(tmp_path_factory):
+def rerunning(tmp_path_factory, starts_processes):
     with running_server(tmp_path_factory.mktemp("rerun"), model_quirks="rerun-on-error", pool_size=1) as srv:
         yield srv
 

@@ -182,6 +182,7 @@ def test_request_errors(http, container):
     assert r.status_code == 400 and r.json()["error"]["param"] == "stream"
 
 
+@pytest.mark.integration
 def test_timeout_interrupts_and_keeps_state(tmp_path, sdk, run, logs):
     with running_server(tmp_path / "d", exec_timeout=1.5, pool_size=0) as srv, sdk(srv) as c:
         cid = c.containers.create(name="slow").id

@@ -20,7 +20,7 @@ if not SPEC.is_file():
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory):
+def fuzz_server(tmp_path_factory, starts_processes):
     # Quick expiry so that the many containers the fuzzer creates do not keep kernels around for long.
     with running_server(tmp_path_factory.mktemp("fuzz"), pool_size=1, seconds_per_minute=0.5) as srv:
         yield srv

@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]  # the suite's conftest starts a local server
 
 CONFTEST = Path(__file__).parents[1] / "sdk_suite" / "conftest_sdk.py"
 # The SDK's resource tests this suite runs (paths under its tests/api_resources; a folder means all of it), and

@@ -38,6 +38,7 @@ def test_binds_loopback_by_default(server):
     assert server.base_url.startswith("http://127.0.0.1:")
 
 
+@pytest.mark.integration
 def test_endpoint_file_lifecycle(tmp_path):
     state = tmp_path / "state"
     env = {**os.environ, "CELLBOX_STATE_DIR": str(state)}
@@ -90,6 +91,7 @@ print("after", status, (signal.getsignal(signal.SIGINT), signal.getsignal(signal
     assert "after 0 True" in output, output
 
 
+@pytest.mark.integration
 def test_refuses_to_run_without_isolation(tmp_path):
     env = {**os.environ, "PATH": str(tmp_path)}  # no bwrap to be found
     argv = [sys.executable, "-m", "cellbox.local", "--port", "0", "--data-dir", str(tmp_path / "d")]
@@ -99,6 +101,7 @@ def test_refuses_to_run_without_isolation(tmp_path):
     assert "--unsafe-no-isolation" in done.stderr
 
 
+@pytest.mark.integration
 def test_latency_injection(tmp_path):
     with running_server(tmp_path / "d", latency_ms=300, pool_size=0) as srv:
         started = time.perf_counter()
@@ -128,6 +131,7 @@ def test_cli_parser_registers_serve():
     assert args.max_upload_mb == 512
 
 
+@pytest.mark.integration
 def test_unsafe_mode_runs_code_without_a_sandbox(tmp_path, run, logs):
     with (
         running_server(tmp_path / "d", unsafe_no_isolation=True, pool_size=0) as srv,
@@ -141,6 +145,7 @@ def test_unsafe_mode_runs_code_without_a_sandbox(tmp_path, run, logs):
         assert (srv.data_dir / "containers" / cid / "made.txt").read_text() == "x"
 
 
+@pytest.mark.integration
 def test_fault_injection(tmp_path):
     with running_server(tmp_path / "d", error_rate=1.0, pool_size=0) as srv:
         r = httpx.get(f"{srv.base_url}/containers", headers=srv.headers)
@@ -157,6 +162,7 @@ def test_fault_injection(tmp_path):
             assert c.containers.retrieve(created.id).name == f"retry{i}"
 
 
+@pytest.mark.integration
 def test_access_log_shows_requests_but_never_the_token(tmp_path):
     with running_server(tmp_path / "d", access_log=True, pool_size=0, token="tok-not-in-logs") as srv:
         httpx.get(f"{srv.base_url}/containers", headers=srv.headers)
