@@ -1,12 +1,23 @@
-# Two commands: `make install` sets everything up, `make test` sets up and runs the whole suite;
+# `make install` sets everything up; `make check` is the fast loop (lint, types, the unit tests and the sidebar's
+# Jest tests: nothing that starts a server, a kernel or a browser); `make test` sets up and runs the whole suite;
 # `make demo` opens JupyterLab on the quickstart notebook (the local sandbox server starts on first use).
-# Both are idempotent: a stamp file records what is installed, so a second run skips it.
+# All are idempotent: a stamp file records what is installed, so a second run skips it. CONTRIBUTING.md has the
+# loop, its times, and how to run one file, one profile, the browser tests or the notebooks.
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.cellbox-installed
 PYTHON ?= python3
+# pytest-xdist workers (a file's tests stay on one worker, so its module fixtures start once); 0: one process.
+WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(WORKERS) --dist loadfile
+# The notebooks run against a plain server and one with every quirk of a cloud (oci: its profile, every model
+# quirk, a lagging listing); CELLBOX_NOTEBOOK_PROFILE=openai is there to run by hand.
+NOTEBOOK_PROFILES ?= plain oci
+NBVAL  := --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
+# The sidebar's node modules exactly as the lockfile has them (`npm ci`), for its lint and Jest tests.
+NODE_MODULES := jupyter_extension/node_modules/.package-lock.json
 
-.PHONY: install system test jstest lint bench demo
+.PHONY: install system check unit test pytest notebooks jstest lint bench demo
 
 install: $(STAMP) system
 
@@ -24,23 +35,39 @@ $(STAMP): pyproject.toml $(FRONTEND)
 system:
 	@scripts/install-system.sh
 
-lint: install
+# The editable install's `npm install` usually leaves these current; a lockfile newer than them is installed as is.
+$(NODE_MODULES): jupyter_extension/package-lock.json | $(STAMP)
+	cd jupyter_extension && npm ci
+	touch $@
+
+lint: install $(NODE_MODULES)
 	$(VENV)/bin/ruff check src tests benchmarks scripts notebooks/conftest.py
 	$(VENV)/bin/ruff format --check src tests benchmarks scripts notebooks/conftest.py
 	$(VENV)/bin/mypy
+	cd jupyter_extension && npm run -s lint:check
 
-test: install lint jstest
-	$(PY) -m pytest
-	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
-	CELLBOX_NOTEBOOK_PROFILE=openai $(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg \
-		-p no:cacheprovider
-	CELLBOX_NOTEBOOK_PROFILE=oci $(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg \
-		-p no:cacheprovider
+# The tests that start nothing (tests/conftest.py marks the others integration, and fails one that is not marked
+# but starts a server, a kernel or a browser anyway).
+unit: install
+	$(PYTEST) -m "not integration"
 
-# The sidebar's Jest tests (model, formatters). The editable install ran `npm install`; a node_modules from
-# before Jest was added is completed from the lockfile.
-jstest: install
-	test -x jupyter_extension/node_modules/.bin/jest || (cd jupyter_extension && npm ci)
+check: lint unit jstest
+
+# Every test, on every server profile it is marked for; then the notebooks. A run that collects no test fails
+# (pytest exits 5), and so does make.
+test: install lint jstest pytest notebooks
+
+pytest: install
+	$(PYTEST) --durations=15
+
+notebooks: install
+	set -e; for profile in $(NOTEBOOK_PROFILES); do \
+		echo "notebooks against the $$profile profile"; \
+		CELLBOX_NOTEBOOK_PROFILE=$$profile $(PY) -m pytest $(NBVAL); \
+	done
+
+# The sidebar's Jest tests (model, formatters).
+jstest: install $(NODE_MODULES)
 	cd jupyter_extension && npm test
 
 # JupyterLab refuses to run as root unless told; as a user, the flag isn't needed.
