@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,6 +119,13 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return (yield)
     finally:
         _running.pop()
+
+
+@pytest.fixture(autouse=True)
+def python_sigint() -> None:
+    """SIGINT raises KeyboardInterrupt in every test, as in a kernel: an in-process Jupyter server of an earlier
+    test in the same process (pytest-jupyter's) may have left a handler of its own that swallows it."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
