@@ -130,4 +130,5 @@ def test_warm_pool_makes_create_fast(tmp_path, run, logs):
             created = c.containers.create(name="quick")
             times.append(time.perf_counter() - started)
             assert logs(run(c, created.id, "print('ready')")[0]) == "ready\n"
-        assert statistics.median(times) < 0.1, times
+        # A cold create starts the kernel itself: 0.4-0.5 s on an idle 2-core host, more when it is loaded.
+        assert statistics.median(times) < 0.25, times
