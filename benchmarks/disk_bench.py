@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from cellbox.local.diskimages import DiskImages
+from cellbox.local.store.diskimages import DiskImages
 from cellbox.local.testing import running_server
 
 

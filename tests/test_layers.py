@@ -1,7 +1,8 @@
 """The package's rooms depend downward only, as docs/ARCHITECTURE.md draws them: this fails when an import climbs.
 
 Each module's imports are read from its source (what runs, not what is only named for type checkers under
-`if TYPE_CHECKING:`) and each is checked against the rooms its own room may use."""
+`if TYPE_CHECKING:`) and each is checked against the rooms its own room may use; inside `local` (the server), each
+of its own rooms too."""
 
 from __future__ import annotations
 
@@ -29,10 +30,32 @@ MAY_USE: dict[str, set[str]] = {
     "__init__": {"notebook", "pool", "session", "boundary", "api", "_version"},
 }
 
+# The server's own rooms (`cellbox.local.<room>`: a sub-package, or a module at its top) and those below each. The
+# cloud emulation stands apart: the real server may use it, it uses nothing of the real server but the error shape.
+LOCAL_MAY_USE: dict[str, set[str]] = {
+    "errors": set(),
+    "emulation": {"errors"},
+    "options": {"emulation"},  # the profiles and quirks are values of its fields
+    "store": set(),
+    "jail": {"store", "errors"},
+    "responses": {"jail", "store", "emulation", "errors"},
+    "http": {"responses", "jail", "store", "emulation", "errors", "options"},
+    "server": {"http", "jail", "store", "errors", "options"},
+    "cli": {"server", "options"},
+    "testing": {"jail", "options"},
+    "__main__": {"cli"},
+    "__init__": set(),
+}
+
 
 def room_of(module: str) -> str:
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else "__init__"
+
+
+def local_room_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 else "__init__"
 
 
 def module_name(path: Path) -> str:
@@ -85,3 +108,25 @@ def test_imports_go_down_only() -> None:
             if used != room and used not in MAY_USE[room]:
                 climbs.append(f"{path.relative_to(PACKAGE)}:{line} ({room}) imports {target} ({used})")
     assert not climbs, "imports that climb:\n" + "\n".join(climbs)
+
+
+def local_modules() -> list[Path]:
+    return sorted((PACKAGE / "local").rglob("*.py"))
+
+
+def test_every_local_room_is_declared() -> None:
+    rooms = {local_room_of(module_name(p)) for p in local_modules()}
+    assert rooms <= set(LOCAL_MAY_USE), f"server rooms without a place in the layers: {rooms - set(LOCAL_MAY_USE)}"
+
+
+def test_the_server_imports_go_down_only() -> None:
+    climbs = []
+    for path in local_modules():
+        room = local_room_of(module_name(path))
+        for line, target in imports(path):
+            if room_of(target) != "local":
+                continue
+            used = local_room_of(target)
+            if used != room and used not in LOCAL_MAY_USE[room]:
+                climbs.append(f"{path.relative_to(PACKAGE)}:{line} ({room}) imports {target} ({used})")
+    assert not climbs, "imports that climb inside the server:\n" + "\n".join(climbs)

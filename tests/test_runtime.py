@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from cellbox.local import safepath
+from cellbox.local.store import safepath
 from cellbox.runtime import cell, values
 from cellbox.runtime import container as runtime
 

@@ -12,7 +12,7 @@ import time
 import openai
 import pytest
 
-from cellbox.local import safepath
+from cellbox.local.store import safepath
 from cellbox.local.testing import running_server, wait_until
 
 DEPTH = 3000  # 6,000 bytes of path: deeper than PATH_MAX too

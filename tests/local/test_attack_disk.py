@@ -20,7 +20,7 @@ import httpx
 import pytest
 from localhelp import run_logs, sdk
 
-from cellbox.local import disk, diskimages
+from cellbox.local.store import disk, diskimages
 from cellbox.local.testing import running_server
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 import cellbox
-from cellbox.local import seccomp
-from cellbox.local.launcher import NOBODY, jail_user
+from cellbox.local.jail import seccomp
+from cellbox.local.jail.launcher import NOBODY, jail_user
 from cellbox.local.testing import isolation_available
 
 pytestmark = pytest.mark.skipif(not isolation_available(), reason="bubblewrap jails unavailable here")

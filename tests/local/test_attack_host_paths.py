@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import cellbox
-from cellbox.local.launcher import JailPython
+from cellbox.local.jail.launcher import JailPython
 from cellbox.local.testing import isolation_available
 
 pytestmark = pytest.mark.skipif(not isolation_available(), reason="bubblewrap jails unavailable here")

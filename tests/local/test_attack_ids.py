@@ -8,7 +8,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from cellbox.local import ids
+from cellbox.local.store import ids
 
 HOSTILE = [
     "%2E",

@@ -13,7 +13,7 @@ import openai
 import pytest
 from localhelp import run_logs
 
-from cellbox.local import cgroups
+from cellbox.local.jail import cgroups
 from cellbox.local.testing import running_server, wait_until
 
 LIMITED = cgroups.CgroupTree.detect()

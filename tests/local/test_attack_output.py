@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 import time
 
-from cellbox.local import kernel
+from cellbox.local.jail import kernel
 
 IMAGES = """
 import base64, os

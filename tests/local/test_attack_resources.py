@@ -17,7 +17,7 @@ import httpx
 import openai
 import pytest
 
-from cellbox.local.launcher import MEMORY_LIMITS, host_memory_bytes
+from cellbox.local.jail.launcher import MEMORY_LIMITS, host_memory_bytes
 from cellbox.local.testing import running_server
 
 

@@ -10,9 +10,9 @@ import httpx
 import openai
 import pytest
 
-from cellbox.local import stored
+from cellbox.local.responses import stored
+from cellbox.local.responses.stored import StoredResponses
 from cellbox.local.store import Store
-from cellbox.local.stored import StoredResponses
 from cellbox.local.testing import running_server, wait_until
 
 

@@ -10,7 +10,7 @@ import uuid
 import openai
 import pytest
 
-from cellbox.local import cgroups
+from cellbox.local.jail import cgroups
 from cellbox.local.testing import isolation_available, running_server
 
 pytestmark = pytest.mark.skipif(not isolation_available(), reason="bubblewrap jails unavailable here")

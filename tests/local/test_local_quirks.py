@@ -7,7 +7,7 @@ import ast
 import pytest
 from localhelp import respond
 
-from cellbox.local.model import reformat
+from cellbox.local.emulation.quirks import reformat
 from cellbox.local.testing import running_server
 
 

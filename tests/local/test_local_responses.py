@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from cellbox.local.stored import EventStream, Last
+from cellbox.local.responses.stored import EventStream, Last
 from cellbox.local.testing import running_server
 
 PNG = base64.b64encode(

@@ -8,8 +8,7 @@ import subprocess
 
 import pytest
 
-from cellbox.local import ids, safepath
-from cellbox.local.store import Store
+from cellbox.local.store import Store, filesync, ids, safepath
 
 
 def test_ids_sort_by_creation_and_carry_the_time():
@@ -41,13 +40,13 @@ def test_scan_keeps_ids_of_unchanged_files_and_drops_vanished_ones(tmp_path):
     os.makedirs(folder / "sub")
     (folder / "sub" / "b.txt").write_text("b")
     os.symlink("/etc/passwd", folder / "link")
-    first = {row["path"]: row for row in store.sync_container_files(cid)}
+    first = {row["path"]: row for row in filesync.sync(store, cid)}
     assert set(first) == {"a.txt", "sub/b.txt"}
     assert {row["source"] for row in first.values()} == {"assistant"}
-    assert store.sync_container_files(cid) == []  # nothing changed: no new records
+    assert filesync.sync(store, cid) == []  # nothing changed: no new records
     (folder / "a.txt").write_text("changed")
     os.remove(folder / "sub" / "b.txt")
-    changed = store.sync_container_files(cid)
+    changed = filesync.sync(store, cid)
     assert [row["path"] for row in changed] == ["a.txt"]
     assert changed[0]["id"] != first["a.txt"]["id"]
     rows = store.list_container_files(cid, 100, "asc", None).rows
@@ -116,7 +115,7 @@ def test_an_upload_into_a_filesystem_of_its_own_lands_whole_or_not_at_all(tmp_pa
         too_big.write_bytes(b"b" * (2 << 20))
         row = store.add_container_file(cid, "sub/fits.bin", fits, "user")
         assert (folder / "sub" / "fits.bin").read_bytes() == b"f" * (200 << 10)
-        assert store.sync_container_files(cid) == []  # recorded as placed: no change seen by the next scan
+        assert filesync.sync(store, cid) == []  # recorded as placed: no change seen by the next scan
         assert row["bytes"] == 200 << 10
         with pytest.raises(OSError) as refused:
             store.add_container_file(cid, "sub/too-big.bin", too_big, "user")

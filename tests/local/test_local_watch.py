@@ -6,8 +6,7 @@ from __future__ import annotations
 import os
 import time
 
-from cellbox.local import watch
-from cellbox.local.store import Store
+from cellbox.local.store import Store, filesync, watch
 
 
 def _paths(client, container_id: str) -> dict[str, str]:
@@ -124,16 +123,16 @@ def test_syncing_with_changes_matches_a_whole_scan(tmp_path):
         watcher = watch.Watcher(str(root))
         (root / "keep").mkdir()
         (root / "keep" / "a.txt").write_text("a")
-        store.sync_container_files(cid, watcher.take())
+        filesync.sync(store, cid, watcher.take())
         time.sleep(0.01)
         (root / "keep" / "a.txt").write_text("b")
         (root / "keep" / "sub").mkdir()
         (root / "keep" / "sub" / "c.txt").write_text("c")
-        store.sync_container_files(cid, watcher.take())
+        filesync.sync(store, cid, watcher.take())
         incremental = {
             r["path"]: (r["bytes"], r["mtime_ns"]) for r in store.list_container_files(cid, 100, "asc", None).rows
         }
-        store.sync_container_files(cid, None)  # a whole scan finds nothing more to change
+        filesync.sync(store, cid, None)  # a whole scan finds nothing more to change
         whole = {r["path"]: (r["bytes"], r["mtime_ns"]) for r in store.list_container_files(cid, 100, "asc", None).rows}
         assert (
             incremental

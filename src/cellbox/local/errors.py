@@ -1,16 +1,19 @@
 """Errors in the OpenAI shape: `{"error": {"message", "type", "param", "code"}}` with the right status.
 
-Handlers raise `APIError` (or one of the helpers below); the app turns it into a JSON response in one place.
-With `--error-shape oci` (`--profile oci`) the middleware turns every error answer into OCI's gateway shape
-`{"code", "message"}` (oci_body below).
+Handlers, and the rooms below them, raise `APIError` (or one of the helpers below); the app turns it into a JSON
+response in one place, and middleware answers with `send_json`. With `--error-shape oci` (`--profile oci`) every
+error answer leaves in OCI's gateway shape `{"code", "message"}` instead (emulation/gateway.py).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Collection
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.types import Send
 
 log = logging.getLogger("cellbox.local")
 
@@ -51,6 +54,13 @@ def unknown_parameter(param: str) -> APIError:
     return APIError(400, f"Unknown parameter: '{param}'.", param=param, code="unknown_parameter")
 
 
+def refuse_unknown(body: dict, known: Collection[str], prefix: str = "") -> None:
+    """400 `unknown_parameter` for the first field of `body` that is not in `known` (`prefix` for nested ones)."""
+    for name in body:
+        if name not in known:
+            raise unknown_parameter(f"{prefix}{name}")
+
+
 def unsupported_parameter(param: str, message: str) -> APIError:
     return APIError(400, message, param=param, code="unsupported_parameter")
 
@@ -75,28 +85,12 @@ def too_large(limit: int) -> APIError:
     return APIError(413, f"File too large: the limit is {limit} bytes.", param="file", code="file_too_large")
 
 
-# OCI's gateway error codes by status (docs.oracle.com, API errors); the OpenAI code picks among the 400s.
-_OCI_CODES = {
-    400: "InvalidParameter",
-    401: "NotAuthenticated",
-    404: "NotAuthorizedOrNotFound",
-    405: "MethodNotAllowed",
-    409: "Conflict",
-    413: "PayloadTooLarge",
-    416: "InvalidParameter",
-    429: "TooManyRequests",
-    499: "ClientClosedRequest",
-    500: "InternalServerError",
-    503: "ServiceUnavailable",
-}
-
-
-def oci_body(status: int, error: dict) -> dict:
-    """An OpenAI-shaped error's fields as OCI's gateway answers them: `{"code", "message"}`."""
-    code = _OCI_CODES.get(status, "InvalidParameter" if status < 500 else "InternalServerError")
-    if error.get("code") == "missing_required_parameter":
-        code = "MissingParameter"
-    return {"code": code, "message": error.get("message") or "Request failed"}
+async def send_json(send: Send, status: int, body: dict, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """A JSON answer sent by ASGI middleware itself, before any handler (`headers` first, then its own)."""
+    data = json.dumps(body).encode()
+    fixed = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": [*(headers or []), *fixed]})
+    await send({"type": "http.response.body", "body": data})
 
 
 def error_response(exc: APIError) -> JSONResponse:

@@ -3,7 +3,7 @@ come from `ServerOptions`.
 
 Each field's metadata holds its help text (None: a flag for tests only, hidden from `--help`); the field's
 name is its flag (`max_upload_mb` is `--max-upload-mb`), and a profile that makes the server behave like a given
-service is just a set of field values (PROFILES): `--profile oci` sets `error_shape="oci"` and
+service is just a set of field values (emulation/profiles.py): `--profile oci` sets `error_shape="oci"` and
 `require_project=True` (and refuses streaming), and a field given explicitly wins over its profile's value.
 """
 
@@ -16,36 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .emulation.profiles import PROFILES
+from .emulation.quirks import QUIRKS, parse_quirks
+
 DEFAULT_PORT = 8765
 
 
 def _help(text: str | None, choices: tuple[str, ...] | None = None, convert: Any = None) -> dict[str, object]:
     return {"help": text, "choices": choices, "convert": convert}
-
-
-# What each cloud does that the documented API does not say (docs/CLOUD.md has the sources).
-PROFILES: dict[str, dict[str, Any]] = {
-    # OpenAI's upload example answers "/mnt/data/<32 hex>-<name>": the service prefixes what it stores.
-    "openai": {"upload_names": "prefixed"},
-    # OCI's gateway: {"code", "message"} errors with opc-request-id, 404 NotAuthorizedOrNotFound for an
-    # authorization failure, and a Generative AI project (the OpenAI-Project header) required on every request.
-    # Whether it streams background responses is undocumented: the profile refuses, so clients fall back to polling.
-    "oci": {"error_shape": "oci", "require_project": True, "streaming": "refused"},
-}
-
-# The model's misbehaviours --model-quirks can turn on (responses.py says when each happens).
-QUIRKS = ("rerun-on-error", "reformat", "no-call", "incomplete", "ignore-limits")
-
-
-def parse_quirks(text: str | None) -> frozenset[str]:
-    """The quirks a --model-quirks value turns on ('all' or a comma list); ValueError naming an unknown one."""
-    given = {q.strip() for q in (text or "").split(",") if q.strip()}
-    if "all" in given:
-        return frozenset(QUIRKS)
-    unknown = given - set(QUIRKS)
-    if unknown:
-        raise ValueError(f"unknown model quirk(s) {', '.join(sorted(unknown))}: expected all or {', '.join(QUIRKS)}")
-    return frozenset(given)
 
 
 def _quirks_flag(text: str) -> str:

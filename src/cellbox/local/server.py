@@ -26,13 +26,13 @@ from typing import Any
 import uvicorn
 
 from ..common import endpoint, paths
-from . import cgroups, disk, seccomp
-from .app import build_app
-from .containers import Containers
-from .diskimages import DiskImages, DiskImagesUnavailable
-from .launcher import IsolationUnavailable, Launcher, check_isolation, host_memory_bytes, jail_user
+from .http.app import build_app
+from .jail import cgroups, seccomp
+from .jail.containers import Containers
+from .jail.launcher import IsolationUnavailable, Launcher, check_isolation, host_memory_bytes, jail_user
 from .options import DEFAULT_PORT, ServerOptions, parse_size
-from .store import Store
+from .store import Store, disk
+from .store.diskimages import DiskImages, DiskImagesUnavailable
 
 log = logging.getLogger("cellbox.local")
 

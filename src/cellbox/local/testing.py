@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from .launcher import IsolationUnavailable, check_isolation
+from .jail.launcher import IsolationUnavailable, check_isolation
 from .options import to_argv
 
 _isolation: bool | None = None

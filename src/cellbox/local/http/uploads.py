@@ -14,7 +14,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from .errors import APIError, invalid, too_large
+from ..errors import APIError, invalid, too_large
 
 _MAX_FIELD_BYTES = 64 * 1024
 _MAX_FIELDS_BYTES = 1024 * 1024  # all text fields together: a form of many small fields stays small too

@@ -4,30 +4,10 @@ watcher saw change (paths, folders made or moved in, folders removed or moved aw
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
-from . import ids, safepath
+from . import BATCH, Store, file_row, safepath
 from .watch import Changes, stat_regular
-
-if TYPE_CHECKING:
-    from .store import Store
-
-BATCH = 500
-INSERT_FILE = "INSERT INTO container_files VALUES (:id, :container_id, :path, :bytes, :source, :created_at, :mtime_ns)"
-
-
-def file_row(container_id: str, rel: str, st: os.stat_result, source: str) -> dict:
-    return {
-        "id": ids.new_container_file_id(),
-        "container_id": container_id,
-        "path": rel,
-        "bytes": st.st_size,
-        "source": source,
-        "created_at": int(time.time()),
-        "mtime_ns": st.st_mtime_ns,
-    }
 
 
 def sync(store: Store, container_id: str, changes: Changes | None = None) -> list[dict]:

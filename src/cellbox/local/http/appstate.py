@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from .containers import Containers
-from .listing import ListingLag
-from .options import ServerOptions
-from .stored import StoredResponses
+from ..emulation.listing import ListingLag
+from ..jail.containers import Containers
+from ..options import ServerOptions
+from ..responses.stored import StoredResponses
 
 
 def containers_of(request: Request) -> Containers:

@@ -11,12 +11,13 @@ import secrets
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from . import disk, errors, safepath
+from .. import errors
+from ..errors import APIError, refuse_unknown
+from ..jail.containers import Containers
+from ..options import ServerOptions
+from ..store import disk, safepath
 from .appstate import containers_of, lag_of, options_of
-from .containers import Containers
 from .download import FileStream
-from .errors import APIError
-from .options import ServerOptions
 from .params import (
     CONTAINER_FILE_FIELDS,
     FILE_FIELDS,
@@ -24,7 +25,6 @@ from .params import (
     list_params,
     path_param,
     read_json,
-    refuse_unknown,
 )
 from .records import container_file_json, file_json, page_json
 from .uploads import ensure, read_multipart
@@ -45,7 +45,7 @@ async def create_container_file(request: Request) -> JSONResponse:
             name = _stored_name(upload.filename, options_of(request))
             async with containers.lock(container_id):
                 containers.use(container_id, touch=False)  # still there (touched above)
-                # In a thread: into a container's own filesystem, the bytes are copied and synced (store.py).
+                # In a thread: into a container's own filesystem, the bytes are copied and synced (store/).
                 row = await asyncio.to_thread(_add, containers, container_id, name, upload.path)
             if containers.quota is not None:
                 containers.quota.wrote(container_id, upload.size)
@@ -175,7 +175,7 @@ async def delete_container_file(request: Request) -> JSONResponse:
 
 async def container_file_content(request: Request) -> FileStream:
     row = _container_file(request)
-    if lag_of(request).phase(row["id"]) is not None:  # the words a cloud was seen to answer (listing.py)
+    if lag_of(request).phase(row["id"]) is not None:  # the words a cloud was seen to answer (emulation/listing.py)
         message = f"File {row['id']} not found on container {row['container_id']}"
         raise APIError(404, message, param="file_id", code="not_found")
     try:

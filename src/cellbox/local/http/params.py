@@ -9,13 +9,13 @@ never silently ignored.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
 
 from starlette.requests import Request
 
-from . import errors, ids
-from .errors import APIError
-from .launcher import MEMORY_LIMITS
+from .. import errors
+from ..errors import APIError, refuse_unknown
+from ..jail.launcher import MEMORY_LIMITS
+from ..store import ids
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
 MAX_EXPIRY_MINUTES = 24 * 60
@@ -23,13 +23,6 @@ MAX_EXPIRY_MINUTES = 24 * 60
 CONTAINER_CREATE_FIELDS = ("name", "expires_after", "file_ids", "memory_limit", "network_policy", "skills")
 CONTAINER_FILE_FIELDS = ("file", "file_id")  # JSON body (file_id) or multipart (file, file_id)
 FILE_FIELDS = ("file", "purpose", "expires_after[anchor]", "expires_after[seconds]")  # multipart
-
-
-def refuse_unknown(body: dict, known: Collection[str], prefix: str = "") -> None:
-    """400 `unknown_parameter` for the first field of `body` that is not in `known` (`prefix` for nested ones)."""
-    for name in body:
-        if name not in known:
-            raise errors.unknown_parameter(f"{prefix}{name}")
 
 
 async def read_json(request: Request) -> dict:

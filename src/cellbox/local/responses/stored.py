@@ -26,10 +26,11 @@ from typing import Any
 from starlette.responses import StreamingResponse
 from starlette.types import Send
 
-from . import errors, ids, model
-from .response_items import envelope, snapshot, visible
-from .responses import Request, input_items
-from .store import Store
+from .. import errors
+from ..store import Store, ids
+from . import model
+from .create import Request, input_items
+from .items import envelope, snapshot, visible
 
 log = logging.getLogger("cellbox.local")
 

@@ -1,4 +1,12 @@
-"""Durable state: metadata in SQLite, file bytes in the data dir.
+"""Durable state: metadata in SQLite, file bytes in the data dir, and each container's /mnt/data on the host.
+
+    Store (here)  every read and write of durable state, atomic renames
+    filesync      a container's file records brought in line with its /mnt/data after a run
+    ids           the ids the server issues, and the check that a string is one (only they name folders and files)
+    safepath      paths under /mnt/data that cannot escape it (no symlink following); bounded scans, deep removals
+    watch         what changed in a container's /mnt/data since the last look (inotify)
+    diskimages    each container's /mnt/data as a filesystem of its own: a loop-mounted ext4 image
+    disk          the disk quota, kept at all times (by a filesystem per container, or measured), and a reserve
 
 Layout of the data dir::
 
@@ -32,10 +40,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import filesync, ids, safepath
+from . import ids, safepath
 from .diskimages import DiskImages
-from .filesync import BATCH, INSERT_FILE, file_row
-from .watch import Changes
 
 log = logging.getLogger("cellbox.local")
 
@@ -74,6 +80,23 @@ CREATE TABLE IF NOT EXISTS responses (
     document TEXT NOT NULL
 );
 """
+
+
+BATCH = 500  # container file records written per transaction
+INSERT_FILE = "INSERT INTO container_files VALUES (:id, :container_id, :path, :bytes, :source, :created_at, :mtime_ns)"
+
+
+def file_row(container_id: str, rel: str, st: os.stat_result, source: str) -> dict:
+    """The record of a new version of a container file."""
+    return {
+        "id": ids.new_container_file_id(),
+        "container_id": container_id,
+        "path": rel,
+        "bytes": st.st_size,
+        "source": source,
+        "created_at": int(time.time()),
+        "mtime_ns": st.st_mtime_ns,
+    }
 
 
 class UnknownId(KeyError):
@@ -362,10 +385,6 @@ class Store:
     def open_container_file(self, container_id: str, row: dict) -> int:
         """A read descriptor of the file's bytes (FileNotFoundError if the code removed it meanwhile)."""
         return safepath.open_file(str(self.container_dir(container_id)), row["path"].split("/"))
-
-    def sync_container_files(self, container_id: str, changes: Changes | None = None) -> list[dict]:
-        """Brings the records in line with what is in /mnt/data (see filesync); the new or changed files."""
-        return filesync.sync(self, container_id, changes)
 
     # -- files API --------------------------------------------------------------------------------------
 

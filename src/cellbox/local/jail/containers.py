@@ -15,13 +15,13 @@ import logging
 import time
 from collections import defaultdict
 
-from . import errors
-from .disk import MEASURE_EVERY, Quota
+from .. import errors
+from ..store import Store, filesync
+from ..store.disk import MEASURE_EVERY, Quota
+from ..store.watch import Watcher
 from .kernel import Execution, Kernel, KernelError
 from .launcher import MEMORY_LIMITS, Launcher, Limits, host_memory_bytes
-from .pool import WarmPool
-from .store import Store
-from .watch import Watcher
+from .warm import WarmPool
 
 log = logging.getLogger("cellbox.local")
 
@@ -44,7 +44,7 @@ class Containers:
         self.quota = quota
         self.exec_timeout = exec_timeout
         self.seconds_per_minute = seconds_per_minute
-        self.pool = WarmPool(launcher, store, pool_size, launcher.limits_for("1g"))
+        self.warm = WarmPool(launcher, store, pool_size, launcher.limits_for("1g"))
         self._kernels: dict[str, Kernel] = {}
         self._starting: dict[str, asyncio.Task] = {}
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -58,8 +58,8 @@ class Containers:
     async def open(self) -> None:
         # Files the code wrote just before a crash are picked up now, not at the next run.
         for row in self.store.running_containers():
-            self.store.sync_container_files(row["id"])
-        self.pool.start()
+            filesync.sync(self.store, row["id"])
+        self.warm.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         if self.quota is not None:
             self._guard = asyncio.get_running_loop().create_task(self._guard_disk(self.quota))
@@ -72,7 +72,7 @@ class Containers:
                     await task
         for task in list(self._starting.values()):
             task.cancel()
-        await self.pool.close()
+        await self.warm.close()
         for kernel in self._kernels.values():
             kernel.kill()
         self._kernels.clear()
@@ -153,7 +153,7 @@ class Containers:
                 code="too_many_containers",
             )
         limits = self.launcher.limits_for(memory_limit)
-        kernel = self.pool.take() if memory_limit == "1g" else None
+        kernel = self.warm.take() if memory_limit == "1g" else None
         if kernel is not None:
             row = self.store.create_container(name, minutes, memory_limit, kernel.workdir)
         else:  # its folder is made too: a disk image, perhaps, mounted off the event loop
@@ -272,7 +272,7 @@ class Containers:
             # in /mnt/data, and other clients must not wait).
             quick = self._watcher(container_id).quick()
             if quick is not None:
-                changed = self.store.sync_container_files(container_id, quick)
+                changed = filesync.sync(self.store, container_id, quick)
             else:
                 changed = await asyncio.to_thread(self._sync_files, container_id)
         if self.quota is not None:
@@ -288,7 +288,7 @@ class Containers:
     def _sync_files(self, container_id: str) -> list[dict]:
         """The records brought in line with /mnt/data, looking only at what the container's watcher saw change
         (everything, the first time or when watching isn't possible)."""
-        return self.store.sync_container_files(container_id, self._watcher(container_id).take())
+        return filesync.sync(self.store, container_id, self._watcher(container_id).take())
 
     async def _watched(self, container_id: str, kernel: Kernel, code: str) -> Execution:
         """Runs code while its disk use is watched: a run past the container's quota, or writing while the disk

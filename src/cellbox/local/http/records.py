@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import safepath
-from .store import Page
+from ..store import Page, safepath
 
 
 def container_json(row: dict) -> dict:

@@ -1,7 +1,7 @@
 """The HTTP API under /v1: containers, container files, files and responses, declared as a route table.
 
 Handlers validate the request, call the store or the live containers, and shape the answer like the cloud's.
-Every error leaves as `{"error": {...}}` through errors.py (or in OCI's shape, see middleware.py).
+Every error leaves as `{"error": {...}}` through errors.py (or in OCI's shape, see emulation/gateway.py).
 """
 
 from __future__ import annotations
@@ -16,10 +16,18 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from . import disk, errors, ids, responses
+from .. import errors
+from ..emulation.faults import Faults, Latency
+from ..emulation.gateway import OciErrors, OciRequestId, RequireProject
+from ..emulation.listing import ListingLag
+from ..emulation.quirks import RequestCounter
+from ..errors import APIError
+from ..jail.containers import Containers
+from ..options import ServerOptions
+from ..responses import create
+from ..responses.stored import EventStream, StoredResponses, sse
+from ..store import disk, ids
 from .appstate import containers_of, lag_of, options_of, stored_of
-from .containers import Containers
-from .errors import APIError
 from .files_api import (
     container_file_content,
     create_container_file,
@@ -32,10 +40,7 @@ from .files_api import (
     retrieve_container_file,
     retrieve_file,
 )
-from .listing import ListingLag
-from .middleware import BearerAuth, EndpointProof, Faults, Latency, OciErrors, RequestId, RequireProject, Unexpected
-from .model import RequestCounter
-from .options import ServerOptions
+from .middleware import BearerAuth, EndpointProof, RequestId, Unexpected
 from .params import (
     create_params,
     list_params,
@@ -44,7 +49,6 @@ from .params import (
     read_json,
 )
 from .records import container_json, page_json
-from .stored import EventStream, StoredResponses, sse
 
 # -- containers -----------------------------------------------------------------------------------------------
 
@@ -78,7 +82,7 @@ async def delete_container(request: Request) -> JSONResponse:
 
 
 async def create_response(request: Request) -> JSONResponse | EventStream:
-    parsed = responses.parse(await read_json(request))
+    parsed = create.parse(await read_json(request))
     streaming = options_of(request).streaming
     if parsed.stream and streaming == "refused":
         raise errors.unsupported_parameter("stream", "Streaming is not supported here: leave out 'stream'.")
@@ -119,7 +123,7 @@ async def create_response(request: Request) -> JSONResponse | EventStream:
 
 
 def _includes_outputs(request: Request) -> bool:
-    return responses.OUTPUTS in request.query_params.getlist("include") + request.query_params.getlist("include[]")
+    return create.OUTPUTS in request.query_params.getlist("include") + request.query_params.getlist("include[]")
 
 
 async def retrieve_response(request: Request) -> JSONResponse | EventStream:
@@ -219,16 +223,21 @@ async def _client_gone(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": {"message": "Client closed the request.", "type": "client_closed"}}, 499)
 
 
+def _emulated(wanted: bool, middleware: Middleware) -> list[Middleware]:
+    """A cloud's manner (emulation/) among the server's own middleware, when the options ask for it."""
+    return [middleware] if wanted else []
+
+
 def build_app(containers: Containers, options: ServerOptions, token: str, lifespan=None) -> Starlette:
-    oci = options.error_shape == "oci"
     middleware = [
         Middleware(EndpointProof, token=token),
-        Middleware(Latency, delay_ms=options.latency_ms),
-        Middleware(RequestId, oci=oci),
-        *([Middleware(OciErrors)] if oci else []),
-        Middleware(BearerAuth, token=token, oci=oci),
-        *([Middleware(RequireProject)] if options.require_project else []),
-        Middleware(Faults, rate=options.error_rate),
+        *_emulated(options.latency_ms > 0, Middleware(Latency, delay_ms=options.latency_ms)),
+        *_emulated(options.error_shape == "oci", Middleware(OciRequestId)),
+        Middleware(RequestId),
+        *_emulated(options.error_shape == "oci", Middleware(OciErrors)),
+        Middleware(BearerAuth, token=token),
+        *_emulated(options.require_project, Middleware(RequireProject)),
+        *_emulated(options.error_rate > 0, Middleware(Faults, rate=options.error_rate)),
         Middleware(Unexpected),
     ]
     app = Starlette(
@@ -247,7 +256,7 @@ def build_app(containers: Containers, options: ServerOptions, token: str, lifesp
     app.state.options = options
     app.state.listing_lag = ListingLag(options.listing_lag_ms)
 
-    # The disk is short once free space nears the reserve the server keeps for itself (disk.py).
+    # The disk is short once free space nears the reserve the server keeps for itself (store/disk.py).
     def low_disk() -> bool:
         return disk.free_bytes(containers.store.data_dir) < 2 * disk.RESERVE_BYTES
 

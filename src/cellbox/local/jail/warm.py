@@ -13,9 +13,9 @@ import contextlib
 import logging
 import secrets
 
+from ..store import Store
 from .kernel import Kernel
 from .launcher import Launcher, Limits
-from .store import Store
 
 log = logging.getLogger("cellbox.local")
 

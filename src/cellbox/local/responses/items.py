@@ -4,8 +4,8 @@ shows of it."""
 
 from __future__ import annotations
 
-from .kernel import Execution
-from .responses import ECHOED, Request, flag
+from ..jail.kernel import Execution
+from .create import ECHOED, Request, flag
 
 
 def call_item(call_id: str, container_id: str, code: str, status: str, result: Execution | None = None) -> dict:

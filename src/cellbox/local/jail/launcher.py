@@ -12,7 +12,7 @@ makes an attack easy to aim): the interpreter's prefixes are bound at fixed path
 Python`), a virtual environment's pyvenv.cfg is rewritten to name them, and the kernel's script is a copy in the
 jail's own read-only tmpfs. What still shows a host path: /proc/self/mountinfo gives each bind mount's root
 within its filesystem (the kernel prints it, and nothing bubblewrap offers changes it), so the two prefixes'
-host folders appear there, as does the container's folder when it is not a filesystem of its own (disk.py).
+host folders appear there, as does the container's folder when it is not a filesystem of its own (store/disk.py).
 
 `Launcher.spawn` starts a kernel under a `Limits` value and `Launcher.cleanup` releases what spawning set up once
 the process is gone: the two hooks where per-container enforcement (cgroups, quotas) plugs in.

@@ -1,4 +1,4 @@
-"""POST /v1/responses requests, read and checked (the records a Response is made of: response_items.py).
+"""POST /v1/responses requests, read and checked (the records a Response is made of: items.py).
 
 Every field the SDK can send (`openai/types/responses/response_create_params.py`) is known; what the local
 model does with each:
@@ -24,8 +24,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import errors, ids
-from .params import refuse_unknown
+from .. import errors
+from ..errors import refuse_unknown
+from ..store import ids
 
 OUTPUTS = "code_interpreter_call.outputs"
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py|ipython)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)

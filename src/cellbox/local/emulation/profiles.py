@@ -1,0 +1,16 @@
+"""The profiles that make the server behave like a given cloud (`--profile`): each is a set of ServerOptions values
+(a field given explicitly wins over its profile's value)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# What each cloud does that the documented API does not say (docs/CLOUD.md has the sources).
+PROFILES: dict[str, dict[str, Any]] = {
+    # OpenAI's upload example answers "/mnt/data/<32 hex>-<name>": the service prefixes what it stores.
+    "openai": {"upload_names": "prefixed"},
+    # OCI's gateway: {"code", "message"} errors with opc-request-id, 404 NotAuthorizedOrNotFound for an
+    # authorization failure, and a Generative AI project (the OpenAI-Project header) required on every request.
+    # Whether it streams background responses is undocumented: the profile refuses, so clients fall back to polling.
+    "oci": {"error_shape": "oci", "require_project": True, "streaming": "refused"},
+}
