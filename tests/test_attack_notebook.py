@@ -5,31 +5,19 @@ Each test asserts the safe outcome on the notebook's side."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kernelhelp import Kernel, text
+from kernelhelp import FORGE, Kernel, local_env, text
 
 from cellbox import Sandbox
 from cellbox.local.testing import RunningServer
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
-# Rewrites the runtime's next result record with `forge(record)` (defined by the cell), then steps aside.
-FORGE = """
-import json as _json
-_dumps = _json.dumps
-def _forging(obj, *args, **kwargs):
-    if isinstance(obj, dict) and "run_id" in obj and "events" in obj:
-        _json.dumps = _dumps
-        obj = forge(obj)
-    return _dumps(obj, *args, **kwargs)
-_json.dumps = _forging
-"""
 
 SCRIPTED_HTML = (
     "<img src=x onerror=\"fetch('/api/terminals',{method:'POST'})\">"
@@ -40,14 +28,7 @@ SCRIPTED_HTML = (
 @pytest.fixture(scope="module")
 def kernel(local_server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
     home = tmp_path_factory.mktemp("attacked-home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELLBOX_", "OCI_"))}
-    env.update(
-        CELLBOX_BASE_URL=local_server.base_url,
-        CELLBOX_API_KEY=local_server.token,
-        CELLBOX_MODEL="cellbox-local",
-        CELLBOX_STATE_DIR=str(home / "state"),
-        XDG_CONFIG_HOME=str(home / "config"),
-    )
+    env = local_env(local_server.base_url, local_server.token, home)
     k = Kernel(env)
     status, _ = k.run("%load_ext cellbox\n%container new attacked")
     assert status == "ok"

@@ -190,7 +190,8 @@ def _servers_of_this_state_folder() -> set[int]:
 
 
 _ASK = (
-    "import json; from cellbox.session import backend; s = backend.settings(); print(json.dumps([s.base_url, s.endpoint.pid]))"
+    "import json; from cellbox.session import backend; s = backend.settings(); "
+    "print(json.dumps([s.base_url, s.endpoint.pid]))"
 )
 
 

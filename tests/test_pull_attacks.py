@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kernelhelp import Kernel, text
+from kernelhelp import Kernel, local_env, text
 
 import cellbox
 from cellbox.local.testing import RunningServer
@@ -118,14 +118,7 @@ def test_pool_pulls_write_none_of_it_into_each_parts_folder(use_local_server: Ru
 @pytest.fixture(scope="module")
 def kernel(local_server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
     home = tmp_path_factory.mktemp("kernel-home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELLBOX_", "OCI_"))}
-    env.update(
-        CELLBOX_BASE_URL=local_server.base_url,
-        CELLBOX_API_KEY=local_server.token,
-        CELLBOX_MODEL="cellbox-local",
-        CELLBOX_STATE_DIR=str(home / "state"),
-        XDG_CONFIG_HOME=str(home / "config"),
-    )
+    env = local_env(local_server.base_url, local_server.token, home)
     k = Kernel(env)
     status, out = k.run("%load_ext cellbox\n%container new pull-attacks-magics")
     assert status == "ok", out

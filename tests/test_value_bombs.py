@@ -34,6 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from kernelhelp import FORGE
 
 from cellbox.boundary import record
 from cellbox.local.testing import RunningServer
@@ -43,18 +44,6 @@ from cellbox.session import frames, parquet_pages
 MB = 1 << 20
 GIB = 1 << 30
 GROWN = 200 * MB  # what reading a refused value may cost the notebook, at the most (each bomb took 1-2.7 GB)
-
-# Code in the cell that writes the result record itself (as tests/test_attack_notebook.py): `forge(record)`.
-FORGE = """
-import json as _json
-_dumps = _json.dumps
-def _forging(obj, *args, **kwargs):
-    if isinstance(obj, dict) and "run_id" in obj and "events" in obj:
-        _json.dumps = _dumps
-        obj = forge(obj)
-    return _dumps(obj, *args, **kwargs)
-_json.dumps = _forging
-"""
 
 
 # --- the dtypes a CSV's record may name ----------------------------------------------------------------------------

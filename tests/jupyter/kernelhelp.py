@@ -63,3 +63,31 @@ def text(messages: list[dict[str, Any]], name: str) -> str:
 
 def plain(message: dict[str, Any]) -> str:
     return str(message.get("data", {}).get("text/plain", ""))
+
+
+# Code in a cell that rewrites the result record the runtime is about to write with `forge(record)` (defined by the
+# cell), then steps aside: the runtime runs in the cell's own process, so this is what an attacker can do.
+FORGE = """
+import json as _json
+_dumps = _json.dumps
+def _forging(obj, *args, **kwargs):
+    if isinstance(obj, dict) and "run_id" in obj and "events" in obj:
+        _json.dumps = _dumps
+        obj = forge(obj)
+    return _dumps(obj, *args, **kwargs)
+_json.dumps = _forging
+"""
+
+
+def local_env(base_url: str, token: str, home: Any) -> dict[str, str]:
+    """A kernel's environment for the local server at `base_url`, as a user would set it, its state and config in
+    folders of `home` (nothing of the machine's own configuration leaks in)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELLBOX_", "OCI_"))}
+    env.update(
+        CELLBOX_BASE_URL=base_url,
+        CELLBOX_API_KEY=token,
+        CELLBOX_MODEL="cellbox-local",
+        CELLBOX_STATE_DIR=str(home / "state"),
+        XDG_CONFIG_HOME=str(home / "config"),
+    )
+    return env

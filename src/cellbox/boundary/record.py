@@ -73,19 +73,23 @@ _DTYPE = {
     ]
 }
 _DTYPES = {"type": "object", "additionalProperties": _DTYPE}
+# What the runtime says of a value's file: where it is and, for a frame, its shape and how to read it back.
+_FRAME: dict[str, Any] = {
+    "path": {"type": "string"},
+    "rows": {"type": "integer", "minimum": 0},
+    "columns": _STRINGS,
+    "series_name": {"type": ["string", "null"]},
+    "dtypes": _DTYPES,
+    "index_name": {"type": ["string", "null"]},
+    "truncated_from": {"type": "integer", "minimum": 0},
+}
 _FILE_SPEC = {
     "type": "object",
     "required": ["kind", "format", "path"],
     "properties": {
         "kind": {"enum": list(OUTPUT_KINDS)},
         "format": {"enum": list(FORMATS)},
-        "path": {"type": "string"},
-        "rows": {"type": "integer", "minimum": 0},
-        "columns": _STRINGS,
-        "series_name": {"type": ["string", "null"]},
-        "dtypes": _DTYPES,
-        "index_name": {"type": ["string", "null"]},
-        "truncated_from": {"type": "integer", "minimum": 0},
+        **_FRAME,
     },
 }
 EVENT: dict[str, Any] = {
@@ -130,14 +134,8 @@ SCHEMA: dict[str, Any] = {
                 "bundle": _BUNDLE,
                 "repr": {"type": "string"},
                 "repr_error": {"type": "string"},
-                "path": {"type": "string"},
                 "format": {"enum": list(FORMATS)},
-                "rows": {"type": "integer", "minimum": 0},
-                "columns": _STRINGS,
-                "series_name": {"type": ["string", "null"]},
-                "dtypes": _DTYPES,
-                "index_name": {"type": ["string", "null"]},
-                "truncated_from": {"type": "integer", "minimum": 0},
+                **_FRAME,
             },
         },
         "outputs": {"type": "object", "additionalProperties": _FILE_SPEC},
