@@ -51,11 +51,15 @@ lint: install $(NODE_MODULES)
 unit: install
 	$(PYTEST) -m "not integration"
 
-check: lint unit jstest
+# Side by side: the unit tests take the longest, the lint and Jest fit beside them.
+check: install $(NODE_MODULES)
+	$(MAKE) --no-print-directory -j3 --output-sync=line lint unit jstest
 
-# Every test, on every server profile it is marked for; then the notebooks. A run that collects no test fails
-# (pytest exits 5), and so does make.
-test: install lint jstest pytest notebooks
+# The lint first (it fails fast); then every test on every server profile it is marked for, the notebooks and the
+# Jest tests side by side (much of their time is spent waiting on servers and kernels), their output by lines. A
+# run that collects no test fails (pytest exits 5), and so does make.
+test: install lint
+	$(MAKE) --no-print-directory -j3 --output-sync=line pytest notebooks jstest
 
 pytest: install
 	$(PYTEST) --durations=15
