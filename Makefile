@@ -1,5 +1,5 @@
-# `make install` sets everything up; `make check` is the fast loop (lint, types, the unit tests and the sidebar's
-# Jest tests: nothing that starts a server, a kernel or a browser); `make test` sets up and runs the whole suite;
+# `make install` sets everything up; `make check` is the fast loop (lint, types, the unit tests but the slow ones,
+# the sidebar's Jest tests: nothing that starts a server, a kernel or a browser); `make test` runs the whole suite;
 # `make demo` opens JupyterLab on the quickstart notebook (the local sandbox server starts on first use).
 # All are idempotent: a stamp file records what is installed, so a second run skips it. CONTRIBUTING.md has the
 # loop, its times, and how to run one file, one profile, the browser tests or the notebooks.
@@ -47,9 +47,9 @@ lint: install $(NODE_MODULES)
 	cd jupyter_extension && npm run -s lint:check
 
 # The tests that start nothing (tests/conftest.py marks the others integration, and fails one that is not marked
-# but starts a server, a kernel or a browser anyway).
+# but starts a server, a kernel or a browser anyway), but for those marked slow (seconds each: `make test` runs them).
 unit: install
-	$(PYTEST) -m "not integration"
+	$(PYTEST) -m "not integration and not slow" --durations=5
 
 # Side by side: the unit tests take the longest, the lint and Jest fit beside them.
 check: install $(NODE_MODULES)

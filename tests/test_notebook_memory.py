@@ -222,6 +222,7 @@ def test_columns_past_the_budget_are_left_out_and_named(tmp_path: Path) -> None:
     assert f"first 20 of 30 rows {X} 3 columns" in said and "left out" in said and "blob" in said
 
 
+@pytest.mark.slow
 def test_a_long_entry_is_cut_once_not_copied_into_every_row(tmp_path: Path) -> None:
     """A 2 MiB string that every row repeats (one dictionary entry) is previewed, each cell cut to a cell's length:
     copied into 20 rows and shown whole, it took 242 MiB and 40 MB of HTML."""
