@@ -41,6 +41,9 @@ class Containers:
         self.store = store
         self.launcher = launcher
         self.max_containers = max_containers
+        # Creates under way: counted with the running ones, since a create waits for its folder off the event loop
+        # and the next one's check must not miss it.
+        self._creating = 0
         self.quota = quota
         self.exec_timeout = exec_timeout
         self.seconds_per_minute = seconds_per_minute
@@ -144,7 +147,10 @@ class Containers:
                 f"({host_memory_bytes() / (1 << 30):.0f} GiB); choose a smaller one.",
                 "memory_limit",
             )
-        if self.max_containers is not None and len(self.store.running_containers()) >= self.max_containers:
+        if (
+            self.max_containers is not None
+            and len(self.store.running_containers()) + self._creating >= self.max_containers
+        ):
             raise errors.APIError(
                 429,
                 f"This server runs at most {self.max_containers} containers at once (--max-containers): delete "
@@ -157,7 +163,11 @@ class Containers:
         if kernel is not None:
             row = self.store.create_container(name, minutes, memory_limit, kernel.workdir)
         else:  # its folder is made too: a disk image, perhaps, mounted off the event loop
-            row = await asyncio.to_thread(self.store.create_container, name, minutes, memory_limit, None)
+            self._creating += 1
+            try:
+                row = await asyncio.to_thread(self.store.create_container, name, minutes, memory_limit, None)
+            finally:
+                self._creating -= 1
         container_id = row["id"]
         if kernel is not None:
             kernel.workdir = self.store.container_dir(container_id)
