@@ -16,6 +16,17 @@ NOTEBOOK_PROFILES ?= plain oci
 NBVAL  := --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
 # The sidebar's node modules exactly as the lockfile has them (`npm ci`), for its lint and Jest tests.
 NODE_MODULES := jupyter_extension/node_modules/.package-lock.json
+# The unit tests: those that start nothing, but for the ones marked slow (`make test` runs them).
+UNIT := -m "not integration and not slow" --durations=5
+
+# $(call beside,TARGETS,COMMAND): COMMAND, its output as it runs, with TARGETS made beside it (their output once
+# COMMAND is done); fails when either fails.
+beside = @others=$$(mktemp); \
+	$(MAKE) --no-print-directory -j2 --output-sync=target $(1) > $$others 2>&1 & pid=$$!; \
+	$(2); main=$$?; \
+	wait $$pid; rest=$$?; \
+	echo "--- $(1), made beside it:"; cat $$others; rm -f $$others; \
+	test $$main -eq 0 && test $$rest -eq 0
 
 .PHONY: install system check unit test pytest notebooks jstest lint bench demo
 
@@ -49,17 +60,17 @@ lint: install $(NODE_MODULES)
 # The tests that start nothing (tests/conftest.py marks the others integration, and fails one that is not marked
 # but starts a server, a kernel or a browser anyway), but for those marked slow (seconds each: `make test` runs them).
 unit: install
-	$(PYTEST) -m "not integration and not slow" --durations=5
+	$(PYTEST) $(UNIT)
 
-# Side by side: the unit tests take the longest, the lint and Jest fit beside them.
+# The unit tests, with the lint and Jest beside them (most of a step's time is spent waiting, on two cores).
 check: install $(NODE_MODULES)
-	$(MAKE) --no-print-directory -j3 --output-sync=line lint unit jstest
+	$(call beside,lint jstest,$(PYTEST) $(UNIT))
 
-# The lint first (it fails fast); then every test on every server profile it is marked for, the notebooks and the
-# Jest tests side by side (much of their time is spent waiting on servers and kernels), their output by lines. A
-# run that collects no test fails (pytest exits 5), and so does make.
+# The lint first (it fails fast); then every test on every server profile it is marked for, with the notebooks and
+# Jest beside it (much of each one's time is spent waiting on servers, kernels and the browser). A run that
+# collects no test fails (pytest exits 5), and so does make.
 test: install lint
-	$(MAKE) --no-print-directory -j3 --output-sync=line pytest notebooks jstest
+	$(call beside,notebooks jstest,$(PYTEST) --durations=15)
 
 pytest: install
 	$(PYTEST) --durations=15
