@@ -163,12 +163,14 @@ def _mounts(folder: Path) -> list[str]:
 def test_disk_images_come_and_go_with_their_containers_and_survive_a_crash(tmp_path):
     data = tmp_path / "data"
     images = data / "disks"
-    with running_server(data, pool_size=1, disk_quota="filesystem", seconds_per_minute=0.5) as srv, sdk(srv) as client:
+    # A minute lasts 3 s: long enough to look at the short-lived container's mount on a loaded host.
+    with running_server(data, pool_size=1, disk_quota="filesystem", seconds_per_minute=3) as srv, sdk(srv) as client:
         assert "kept by a filesystem of its own" in srv.log()
-        kept = client.containers.create(name="kept")
         short = client.containers.create(name="short", expires_after={"anchor": "last_active_at", "minutes": 1})
+        assert (data / "containers" / short.id).is_mount() and (images / f"{short.id}.img").is_file()
+        kept = client.containers.create(name="kept")
         gone = client.containers.create(name="gone")
-        for box in (kept, short, gone):
+        for box in (kept, gone):
             assert (data / "containers" / box.id).is_mount() and (images / f"{box.id}.img").is_file()
         client.containers.files.create(container_id=kept.id, file=("kept.txt", b"kept"))
         client.containers.delete(gone.id)
