@@ -3,21 +3,24 @@
 virtual environment, the home it lived in and the server's folders: what made writing to the host easy to aim.
 
 Inside the jail the interpreter is at /opt/cellbox/python, its environment at /opt/cellbox/venv and the kernel at
-/opt/cellbox/kernel.py, whatever their host paths. /proc/self/mountinfo still gives each bind mount's root within
-its filesystem (the kernel prints it): the two prefixes' host folders, and the container's folder when it is not a
-filesystem of its own; nothing else."""
+/opt/cellbox/kernel.py, whatever their host paths, and the prefixes are bound from overlays whose layers are named
+by descriptor, so /proc/self/mountinfo (which gives each bind mount's root within its filesystem) names no host
+folder either. A server that can't mount (not root) says so at start, and mountinfo names the prefixes' folders."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import pytest
+from localhelp import run_logs, sdk
 
 import cellbox
 from cellbox.local.jail.launcher import JailPython
-from cellbox.local.testing import isolation_available
+from cellbox.local.store import mounts
+from cellbox.local.testing import isolation_available, running_server
 
 pytestmark = pytest.mark.skipif(not isolation_available(), reason="bubblewrap jails unavailable here")
 
@@ -76,27 +79,43 @@ def test_the_interpreter_and_the_kernel_show_only_fixed_paths(server, client, co
     assert all(p == "" or p.startswith(("/opt/cellbox", "/tmp", "/mnt/data")) for p in seen["path"]), seen["path"]
 
 
-def test_mountinfo_names_no_host_folder_but_the_interpreters(server, client, container, run, logs):
+@pytest.mark.skipif(os.geteuid() != 0, reason="the overlays need the server to run as root")
+def test_mountinfo_names_no_host_folder(server, client, container, run, logs):
     seen = json.loads(logs(run(client, container.id, PROBE)[0]))
     paths = _host_paths(server)
-    own_filesystem = server.data_dir / "containers" / container.id
-    own_filesystem = own_filesystem.is_mount()
+    own_filesystem = (server.data_dir / "containers" / container.id).is_mount()
     naming: dict[str, list[str]] = {}
+    roots: dict[str, str] = {}
     for line in seen["mountinfo"]:
         fields = line.split()
-        root, mount_point = fields[3], fields[4]
+        roots[fields[4]] = fields[3]
         found = _named(line, paths)
         if found:
-            naming[mount_point] = found
-        if mount_point == "/mnt/data" and own_filesystem:
-            assert root == "/" and "/dev/loop" in line, line  # a filesystem of its own: no path at all
-    # The bind mounts of the interpreter's prefixes show their host folders, as roots within their filesystem;
-    # the container's folder does too when it is a bind of a host folder (without a filesystem of its own).
-    allowed = {"/opt/cellbox/python", "/opt/cellbox/venv/lib"} | (set() if own_filesystem else {"/mnt/data"})
-    assert set(naming) <= allowed, naming
-    interpreter = {"project", "venv", "base prefix", "home"}  # the venv may be in the project, pyenv in a home
-    assert all(set(found) <= interpreter for where, found in naming.items() if where != "/mnt/data"), naming
-    assert naming.get("/mnt/data", ["data dir"]) == ["data dir"], naming
+            naming[fields[4]] = found
+        if fields[4] == "/mnt/data" and own_filesystem:
+            assert fields[3] == "/" and "/dev/loop" in line, line  # a filesystem of its own: no path at all
+    # The prefixes are overlays seen from their root; their layers are named by descriptor, not by path.
+    assert roots["/opt/cellbox/python"] == "/", seen["mountinfo"]
+    assert any(" /opt/cellbox/python " in line and "lowerdir=/proc/self/fd/" in line for line in seen["mountinfo"])
+    # The container's folder is a bind of a host folder only where it can't have a filesystem of its own.
+    assert naming == ({} if own_filesystem else {"/mnt/data": ["data dir"]}), naming
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(os.geteuid() != 0, reason="the overlays need the server to run as root")
+def test_the_overlays_go_with_the_server_and_a_killed_servers_are_unmounted(tmp_path):
+    data = tmp_path / "data"
+    with running_server(data, pool_size=0) as srv, sdk(srv) as client:
+        shown = mounts.mounts_under(data / "prefixes")
+        assert shown and all(point.startswith(str((data / "prefixes").resolve())) for point in shown), shown
+        assert "containers see where the interpreter is" not in srv.log()
+        box = client.containers.create(name="probe")
+        assert json.loads(run_logs(client, box.id, PROBE).splitlines()[-1])["sys"][1] == "/opt/cellbox/python"
+        srv.kill()  # as a crash: its overlays stay mounted
+        assert mounts.mounts_under(data / "prefixes") == shown
+    with running_server(data, pool_size=0) as srv:
+        assert mounts.mounts_under(data / "prefixes") == shown  # the stale ones gone, the same folders again
+    assert mounts.mounts_under(data / "prefixes") == []
 
 
 def test_a_virtual_environment_is_shown_with_a_config_naming_only_jail_paths(tmp_path):

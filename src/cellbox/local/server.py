@@ -30,6 +30,7 @@ from .http.app import build_app
 from .jail import cgroups, seccomp
 from .jail.containers import Containers
 from .jail.launcher import IsolationUnavailable, Launcher, check_isolation, host_memory_bytes, jail_user
+from .jail.overlays import OverlaysUnavailable, PrefixOverlays
 from .options import DEFAULT_PORT, ServerOptions, parse_size
 from .store import Store, disk
 from .store.diskimages import DiskImages, DiskImagesUnavailable
@@ -167,6 +168,19 @@ def _remove_stale_runtime_dirs() -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def _prefix_overlays(launcher: Launcher, data_dir: Path) -> PrefixOverlays | None:
+    """The interpreter's folders mounted where the jail shows no host path (jail/overlays.py), when it can be."""
+    if not launcher.isolated:
+        return None
+    overlays = PrefixOverlays(data_dir / "prefixes")
+    try:
+        launcher.sources = overlays.show(host for host, _ in launcher.jail_python.binds)
+    except OverlaysUnavailable as exc:
+        log.warning("containers see where the interpreter is on this host in /proc/self/mountinfo: %s", exc)
+        return None
+    return overlays
+
+
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
@@ -223,6 +237,7 @@ async def _serve(
         seccomp=filter_program,
         cgroups=tree if tree.bases else None,
     )
+    overlays = _prefix_overlays(launcher, data_dir)
     containers = Containers(
         store,
         launcher,
@@ -242,6 +257,8 @@ async def _serve(
             await app.state.stored.close()
             await containers.close()
             tree.close()
+            if overlays is not None:
+                overlays.close()
 
     app = build_app(containers, options, token, lifespan=lifespan)
     # The access log shows method, path and status; the Authorization header never reaches it.

@@ -10,9 +10,10 @@ instead).
 No host path of the server's is shown to the code (where the interpreter, the project or the data live is what
 makes an attack easy to aim): the interpreter's prefixes are bound at fixed paths under /opt/cellbox (`Jail
 Python`), a virtual environment's pyvenv.cfg is rewritten to name them, and the kernel's script is a copy in the
-jail's own read-only tmpfs. What still shows a host path: /proc/self/mountinfo gives each bind mount's root
-within its filesystem (the kernel prints it, and nothing bubblewrap offers changes it), so the two prefixes'
-host folders appear there, as does the container's folder when it is not a filesystem of its own (store/disk.py).
+jail's own read-only tmpfs. /proc/self/mountinfo gives each bind mount's root within its filesystem, so the
+prefixes are bound from overlays that hide their host folders (overlays.py, `Launcher.sources`) where the server
+can mount them; without root, mountinfo names the prefixes' host folders, and the container's folder when it is
+not a filesystem of its own (store/disk.py).
 
 `Launcher.spawn` starts a kernel under a `Limits` value and `Launcher.cleanup` releases what spawning set up once
 the process is gone: the two hooks where per-container enforcement (cgroups, quotas) plugs in.
@@ -226,6 +227,8 @@ class Launcher:
     user: tuple[int, int] | None = None
     # The seccomp program bwrap loads for the code (seccomp.program()), or None.
     seccomp: bytes | None = None
+    # What the jail binds in place of an interpreter folder (JailPython.binds): its overlay, which shows no host path.
+    sources: dict[str, str] = field(default_factory=dict)
     _groups: dict[int, Cgroup] = field(default_factory=dict, repr=False)
     _jail_python: JailPython | None = field(default=None, repr=False)
 
@@ -350,7 +353,7 @@ class Launcher:
                 made.add(folder)
                 argv += ["--perms", "0755", "--dir", folder]
         for host, inside in python.binds:
-            argv += ["--ro-bind", host, inside]
+            argv += ["--ro-bind", self.sources.get(host, host), inside]
         for target, inside in python.symlinks:
             argv += ["--symlink", target, inside]
         with open(script, "rb") as source:

@@ -26,21 +26,19 @@ Needs root (mount) and loop devices; `start` says why not otherwise, and the ser
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import logging
 import os
-import re
 import shutil
 import subprocess
 import threading
 from pathlib import Path
 
+from . import mounts
+
 log = logging.getLogger("cellbox.local")
 
 TEMPLATE = "template"
-_MS_BIND = 4096
-_MNT_DETACH = 2
 _MIB = 1 << 20
 # mkfs.ext4 for a scratch disk: no reserved blocks, no journal (nothing to replay after a crash, and blocks freed
 # are free at once, so an upload right after a delete finds the room), an inode per 4 KiB (many small files fit
@@ -71,7 +69,6 @@ class DiskImages:
         self.making = False  # whether new containers get an image (start() succeeded)
         self._mounted: set[str] = set()  # names whose image is mounted at containers/<name>
         self._lock = threading.Lock()
-        self._libc = ctypes.CDLL(None, use_errno=True)
 
     # -- start and stop ---------------------------------------------------------------------------------
 
@@ -86,7 +83,7 @@ class DiskImages:
         if not os.path.exists("/dev/loop-control"):
             raise DiskImagesUnavailable("this host has no loop devices (/dev/loop-control)")
         self.folder.mkdir(mode=0o700, exist_ok=True)
-        for point in _mounts_under(self.folder):  # a test mount of a server killed while starting
+        for point in mounts.mounts_under(self.folder):  # a test mount of a server killed while starting
             with contextlib.suppress(OSError):
                 self._unmount(Path(point))
         want = self.limit + slack(self.limit)
@@ -149,7 +146,7 @@ class DiskImages:
 
     def unmount_stale(self) -> None:
         """Unmounts everything mounted under the containers folder (left by a server that was killed)."""
-        for point in sorted(_mounts_under(self.containers_dir), key=len, reverse=True):
+        for point in sorted(mounts.mounts_under(self.containers_dir), key=len, reverse=True):
             with contextlib.suppress(OSError):
                 self._unmount(Path(point))
         self._mounted.clear()
@@ -190,7 +187,7 @@ class DiskImages:
         (the kernel's jail keeps its own mount of it)."""
         os.rename(self._image(old.name), self._image(new.name))
         new.mkdir()
-        self._call(self._libc.mount, os.fsencode(old), os.fsencode(new), None, _MS_BIND, None)
+        mounts.mount(old, new, None, mounts.MS_BIND, None)
         with self._lock:
             self._mounted.add(new.name)
         self._unmount(old)
@@ -218,7 +215,7 @@ class DiskImages:
         with self._lock:
             if folder.parent == self.containers_dir:
                 self._mounted.discard(folder.name)
-        self._call(self._libc.umount2, os.fsencode(folder), _MNT_DETACH if detach else 0)
+        mounts.unmount(folder, detach)
 
     def _check(self, image: Path) -> None:
         """e2fsck -p on an image about to be mounted again: one the host stopped with mounted (a crash) may need
@@ -228,11 +225,6 @@ class DiskImages:
         done = subprocess.run(["e2fsck", "-p", str(image)], capture_output=True, text=True, timeout=600)
         if done.returncode >= 4:
             log.warning("e2fsck could not repair %s: %s", image, (done.stdout + done.stderr).strip()[-500:])
-
-    def _call(self, function, *args) -> None:
-        if function(*args) != 0:
-            code = ctypes.get_errno()
-            raise OSError(code, os.strerror(code))
 
 
 def _run(argv: list[str]) -> None:
@@ -277,23 +269,3 @@ def _sparse_copy(source: Path, target: Path) -> None:
         os.close(dst)
     finally:
         os.close(src)
-
-
-_ESCAPE = re.compile(r"\\([0-7]{3})")
-
-
-def _mounts_under(folder: Path) -> list[str]:
-    """Mount points below `folder`, as /proc/self/mountinfo has them."""
-    top = os.path.realpath(folder).rstrip("/") + "/"
-    found = []
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as info:
-            for line in info:
-                fields = line.split()
-                if len(fields) > 4:
-                    point = _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), fields[4])
-                    if point.startswith(top):
-                        found.append(point)
-    except OSError:
-        pass
-    return found
