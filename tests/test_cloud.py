@@ -666,32 +666,64 @@ def test_the_reply_is_bounded_and_a_cut_one_is_asked_again_without_the_bound(
     (note,) = run.notes
     assert "reached its bound (max_output_tokens 4096) before it ran the cell" in note and "asked again" in note
     first, second = faults.bodies()
-    assert first["max_output_tokens"] == protocol.MAX_OUTPUT_TOKENS and first["reasoning"] == {"effort": "minimal"}
-    assert "max_output_tokens" not in second and second["reasoning"] == {"effort": "minimal"}
+    effort = {"effort": protocol.REASONING_EFFORT}
+    assert first["max_output_tokens"] == protocol.MAX_OUTPUT_TOKENS and first["reasoning"] == effort
+    assert "max_output_tokens" not in second and second["reasoning"] == effort
     assert run.usage is not None and run.usage.responses == 2 and run.usage.output_tokens > protocol.MAX_OUTPUT_TOKENS
     assert sandbox.run("1").value == 1 and "max_output_tokens" not in faults.bodies()[-1]  # not sent again
 
 
 @pytest.mark.cloud_profiles("plain")
-def test_a_backend_refusing_minimal_reasoning_gets_the_request_without_it(
-    sandbox: cellbox.Sandbox, faults: Faults
-) -> None:
-    def refuse_minimal(request: httpx.Request) -> httpx.Response | None:
+def test_a_backend_refusing_the_effort_gets_the_request_without_it(sandbox: cellbox.Sandbox, faults: Faults) -> None:
+    def refuse_effort(request: httpx.Request) -> httpx.Response | None:
         posted = request.method == "POST" and request.url.path.endswith("/responses")
-        if posted and (json.loads(request.read()).get("reasoning") or {}).get("effort") == "minimal":
+        if posted and (json.loads(request.read()).get("reasoning") or {}).get("effort") == protocol.REASONING_EFFORT:
             error = {
-                "message": "Unsupported value: 'minimal' is not supported with this model.",
+                "message": f"Unsupported value: '{protocol.REASONING_EFFORT}' is not supported with this model.",
                 "param": "reasoning.effort",
                 "code": "unsupported_value",
             }
             return httpx.Response(400, json={"error": error})
         return None
 
-    faults.before.append(refuse_minimal)
+    faults.before.append(refuse_effort)
     assert sandbox.run("2").value == 2 and sandbox.run("3").value == 3
     sent = faults.bodies()
     assert [("reasoning" in body) for body in sent] == [True, False, False]
     assert all(body["max_output_tokens"] == protocol.MAX_OUTPUT_TOKENS for body in sent)
+
+
+def _cells_on(model: str, faults: Faults, monkeypatch: pytest.MonkeyPatch, effort: str | None = None) -> list:
+    """Two cells run on `model` (the local server keeps a real model's reasoning rules): the /responses bodies."""
+    monkeypatch.setenv("CELLBOX_MODEL", model)
+    if effort is not None:
+        monkeypatch.setenv("CELLBOX_REASONING_EFFORT", effort)
+    with Client(http_client=httpx.Client(transport=faults, timeout=60)) as client:
+        sb = cellbox.Sandbox.create(name="effort", client=client)
+        try:
+            assert sb.run("2").value == 2 and sb.run("3").value == 3
+        finally:
+            sb.delete()
+    return [body for body in faults.bodies() if "input" in body]
+
+
+@pytest.mark.cloud_profiles("plain")
+def test_gpt5_runs_cells_at_the_default_effort(use_cloud_server: str, faults: Faults, monkeypatch) -> None:
+    # gpt-5 refuses hosted tools at `minimal`; the default effort is one every reasoning model takes with them.
+    sent = _cells_on("gpt-5", faults, monkeypatch)
+    assert [body["reasoning"] for body in sent] == [{"effort": protocol.REASONING_EFFORT}] * 2
+
+
+@pytest.mark.cloud_profiles("plain")
+def test_gpt5_refusing_minimal_with_the_tool_runs_cells_without_an_effort(
+    use_cloud_server: str, faults: Faults, monkeypatch
+) -> None:
+    # OpenAI's answer names `tools` as the parameter: what can go is the effort, once, remembered for the model.
+    sent = _cells_on("gpt-5-mini", faults, monkeypatch, effort="minimal")
+    assert [body.get("reasoning") for body in sent] == [{"effort": "minimal"}, None, None]
+    # A model that takes the effort still gets it from the same client settings.
+    later = _cells_on("cellbox-local", faults, monkeypatch, effort="minimal")
+    assert later[-1]["reasoning"] == {"effort": "minimal"}
 
 
 @pytest.mark.cloud_profiles("plain")

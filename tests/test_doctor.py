@@ -153,3 +153,19 @@ def test_a_refused_parameter_warns_only_when_cells_lose_something(refused: set[s
         assert "an interrupt or time limit can't cancel the remote code" in (check.next_step or "")
     elif refused:
         assert check.next_step is None and "(nothing to do)" in check.detail
+
+
+@pytest.mark.cloud_profiles("openai")
+def test_gpt5_at_minimal_effort_is_run_without_it_and_told_the_fix(
+    use_cloud_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The local server answers as gpt-5 does: hosted tools can't be used at `minimal` effort.
+    monkeypatch.setenv("CELLBOX_MODEL", "gpt-5")
+    monkeypatch.setenv("CELLBOX_REASONING_EFFORT", "minimal")
+    checks = by_name(doctor.run())
+    assert checks["listing"].status == "pass" and checks["run"].status == "pass", checks["listing"].to_dict()
+    parameters = checks["parameters"]
+    assert parameters.status == "warn" and parameters.data["refused"] == ["reasoning"]
+    step = parameters.next_step or ""
+    assert "gpt-5 refuses reasoning effort 'minimal' with the code_interpreter tool" in step
+    assert "CELLBOX_REASONING_EFFORT=low" in step

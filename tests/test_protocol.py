@@ -195,8 +195,9 @@ def test_request_options_bound_the_model() -> None:
     assert {"reasoning", "max_output_tokens"} <= set(options["optional"])  # a backend may refuse either
     foreground = protocol.request_options(background=False)
     assert "background" not in foreground and foreground["store"] is False
-    assert foreground["reasoning_effort"] == "minimal"  # unless the user set an effort
-    assert protocol.request_options(reasoning_effort="high")["extra_body"]["max_output_tokens"] >= 32768
+    assert foreground["reasoning_effort"] == "low"  # unless the user set an effort: every reasoning model takes it
+    for effort in ("high", "xhigh", "max"):
+        assert protocol.request_options(reasoning_effort=effort)["extra_body"]["max_output_tokens"] >= 32768
     assert "extra_body" not in protocol.request_options(bounded=False)
 
 

@@ -78,6 +78,15 @@ def test_a_refused_field_is_dropped_once_and_remembered() -> None:
         {"code": "400", "message": "Unsupported parameter: reasoning is not supported with this model."},  # OCI shape
         {"error": {"message": "Invalid value for 'reasoning.effort'.", "param": "reasoning.effort"}},
         {"error": {"message": "Unrecognized request argument supplied: reasoning"}},
+        # gpt-5 at `minimal` with a hosted tool: the param named is `tools`, but the effort is what can go.
+        {
+            "error": {
+                "message": "The following tools cannot be used with reasoning.effort 'minimal': code_interpreter.",
+                "type": "invalid_request_error",
+                "param": "tools",
+                "code": None,
+            }
+        },
     ],
 )
 def test_refusals_are_read_from_param_or_message(error: dict) -> None:
@@ -163,6 +172,9 @@ def test_reasoning_effort_is_configured_and_checked(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("CELLBOX_REASONING_EFFORT", "minimal")
     settings = load_settings(config_file=toml)
     assert settings.reasoning_effort == "minimal" and settings.describe()["reasoning_effort"] == "minimal"
+    for effort in ("xhigh", "max"):  # the SDK's newest efforts
+        monkeypatch.setenv("CELLBOX_REASONING_EFFORT", effort)
+        assert load_settings(config_file=toml).reasoning_effort == effort
     monkeypatch.setenv("CELLBOX_REASONING_EFFORT", "extreme")
     with pytest.raises(ConfigurationError, match=r"unknown reasoning effort 'extreme'.*CELLBOX_REASONING_EFFORT"):
         load_settings(config_file=toml)

@@ -160,6 +160,8 @@ class BaseClient:
         self._rediscover = rediscover
         # Optional body fields this backend refused, by (path, model): never sent again by this client.
         self.refused_parameters: dict[tuple[str, str | None], set[str]] = {}
+        # What the backend said when it refused each, by (path, model, field): the doctor's advice depends on why.
+        self.refusal_reasons: dict[tuple[str, str | None, str], str] = {}
         self.retry = RetryPolicy(max_retries=max_retries)
         self._auth: httpx.Auth = auth if isinstance(auth, httpx.Auth) else auth_from_settings(settings)
         self._auth_from_settings = not isinstance(auth, httpx.Auth)
@@ -262,6 +264,8 @@ class BaseClient:
                     name = refused_parameter(outcome, op.optional & set(body or ()))
                     if name is not None:  # sent again at once without it; each field is dropped at most once
                         refused.add(name)
+                        model = op.json.get("model") if isinstance(op.json, dict) else None
+                        self.refusal_reasons[(op.path, model, name)] = error_from_response(outcome).message
                         continue
                     delay = self.retry.delay(op, attempt, response=outcome)
                     if delay is None:

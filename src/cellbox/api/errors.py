@@ -260,11 +260,17 @@ _REFUSAL = re.compile(
 )
 
 
+# gpt-5 at `minimal` effort refuses hosted tools: "The following tools cannot be used with reasoning.effort
+# 'minimal': code_interpreter." (param: "tools").
+_EFFORT_WITH_TOOLS = re.compile(r"cannot be used with reasoning\.effort", re.IGNORECASE)
+
+
 def refused_parameter(response: httpx.Response, candidates: Collection[str]) -> str | None:
     """Which of `candidates` (top-level body fields) a 400 answer refuses, if it refuses one of them.
 
     Read from the error's `param` (`reasoning.effort` names `reasoning`), or, when the backend gives none, from a
-    message that says the parameter is unknown or unsupported and names it ("Unknown parameter: 'store'.")."""
+    message that says the parameter is unknown or unsupported and names it ("Unknown parameter: 'store'."); a
+    reasoning effort refused with the request's tools is `reasoning`'s refusal, whatever the `param`."""
     if response.status_code != 400 or not candidates:
         return None
     try:
@@ -280,7 +286,11 @@ def refused_parameter(response: httpx.Response, candidates: Collection[str]) -> 
         if top in candidates:
             return top
     message = error.get("message") or error.get("detail")
-    if not isinstance(message, str) or not _REFUSAL.search(message):
+    if not isinstance(message, str):
+        return None
+    if "reasoning" in candidates and _EFFORT_WITH_TOOLS.search(message):
+        return "reasoning"  # names `tools` as its param, but the effort is what can go
+    if not _REFUSAL.search(message):
         return None
     for name in sorted(candidates):
         if re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", message):

@@ -21,7 +21,7 @@ from .records import Container, ContainerFile, Deleted, File, Page, Response
 
 MEMORY_LIMITS = ("1g", "4g", "16g", "64g")
 # `reasoning.effort` values (openai-python `types/shared/reasoning_effort.py`); which a model takes varies.
-REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 ORDERS = ("asc", "desc")
 # Running code through a model can take minutes; everything else is quick.
 RESPONSES_TIMEOUT = httpx.Timeout(600.0, connect=10.0)

@@ -26,7 +26,7 @@ API_KEY_POLICY = (
 
 MODEL_STEP = (
     "set CELLBOX_MODEL to a model that supports the code_interpreter tool and follows instructions (OpenAI: e.g. "
-    "gpt-4.1 or gpt-5; OCI: e.g. openai.gpt-oss-120b)"
+    "gpt-5 or gpt-4.1; OCI: e.g. openai.gpt-oss-120b)"
 )
 
 
@@ -77,6 +77,11 @@ def next_step(exc: Exception, settings: Settings | None) -> str:
         )
     if isinstance(exc, APIStatusError) and exc.status_code >= 500:
         return "the service failed: try again later (the request id above helps its support)"
+    if isinstance(exc, BadRequestError) and "reasoning" in f"{exc.param} {exc.message}".lower():
+        return (
+            "the model refused the reasoning effort: set CELLBOX_REASONING_EFFORT to one it takes with the "
+            "code_interpreter tool (low works on every reasoning model), or unset it"
+        )
     if isinstance(exc, BadRequestError):
         return "the service refused the request as shown; check CELLBOX_MODEL and the settings `cellbox config` shows"
     return "see the message above; CELLBOX_DEBUG=1 with the command gives a traceback"

@@ -34,6 +34,7 @@ WRITTEN = "/mnt/data/doctor/written.txt"
 LISTING_GIVE_UP = 60.0  # seconds: a file written by code that isn't listed by then is a failure
 RUN_TIMEOUT = 300.0
 HARMLESS = "nothing to do"
+EFFORT_WITH_TOOLS = "cannot be used with reasoning.effort"  # gpt-5's refusal of `minimal` with hosted tools
 # The request bounds cellbox sends when it runs a cell (protocol.request_options), and what a refusal costs.
 PARAMETERS: dict[str, str] = {
     "tool_choice": "the model isn't told to use the python tool, so it may answer without running the cell "
@@ -217,7 +218,7 @@ class Checkup:
         )
         reading = None
         for _ in (1, 2):  # a reply without a call is asked again once, as a cell's run is
-            # What a cell's run sends (minimal reasoning unless configured), so what is refused here is what cells meet.
+            # What a cell's run sends (low effort unless configured), so what is refused here is what cells meet.
             options = protocol.request_options(reasoning_effort=self.settings.reasoning_effort, background=False)
             response = self.client.responses.create(
                 model=self.model, input=protocol.run_prompt(code), container=self.container.id, **options
@@ -311,10 +312,19 @@ class Checkup:
         if not refused:
             return Check("parameters", PASS, detail, data=data)
         detail += f"; refused (left out from then on): {', '.join(refused)}"
-        costly = [name for name in refused if not PARAMETERS.get(name, "").startswith(HARMLESS)]
+        costs = {name: PARAMETERS.get(name, "left out") for name in refused}
+        reason = self.client.refusal_reasons.get(("/responses", self.model, "reasoning"), "")
+        if "reasoning" in refused and EFFORT_WITH_TOOLS in reason:
+            effort = self.settings.reasoning_effort if self.settings else None
+            costs["reasoning"] = (
+                f"{self.model} refuses reasoning effort {effort or protocol.REASONING_EFFORT!r} with the "
+                "code_interpreter tool, so cells are sent without one and it reasons at its default effort (billed as "
+                "reasoning tokens): set CELLBOX_REASONING_EFFORT=low, or another effort it takes with tools"
+            )
+        costly = [name for name in refused if not costs[name].startswith(HARMLESS)]
         if not costly:  # cells work just as well without them
             return Check("parameters", PASS, detail + f" ({HARMLESS})", data=data)
-        steps = "; ".join(f"{name}: {PARAMETERS.get(name, 'left out')}" for name in refused)
+        steps = "; ".join(f"{name}: {costs[name]}" for name in refused)
         return Check("parameters", WARN, detail, steps, data)
 
     def retrieve(self) -> Check:

@@ -13,7 +13,7 @@ citation of it, `cited_file`, or in the listing), and parsed into a `Result` (re
 What the model reads and writes is billed, so its part of a cell is small and fixed whatever the cell does: the
 prompt and instructions are constant, the loader prints one short line into the call's logs (plus the record when
 that fits in `LOG_LIMIT` characters: under 1 kB in all), the reply is bounded (`max_output_tokens`) and asked for
-with minimal reasoning where the backend takes it (`request_options`).
+with low reasoning effort where the backend takes it (`request_options`).
 
 What the real services do, and where it is written down: docs/CLOUD.md. In short: a model
 may call the tool more than once and rewrite failing code ([Doc] OpenAI's guide), so the request bounds it
@@ -57,14 +57,16 @@ PRIVATE = ".cellbox"  # cellbox's own files inside the data folder: runtime, inp
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 LOG_LIMIT = MAX_LOGGED_RESULT  # characters of the result record the loader may print into the logs
 # Reasoning asked for where the backend takes `reasoning` (one that refuses it, or this value, gets the request
-# again without it): running one given line needs none.
-REASONING_EFFORT = "minimal"
+# again without it, and so does every later request on that model): running one given line needs little. `low`,
+# the lowest effort every reasoning model takes with code_interpreter: gpt-5's `minimal` is refused with hosted
+# tools, and later models have no `minimal` (gpt-5.1's lowest is `none`, which gpt-5 and the o-series refuse).
+REASONING_EFFORT = "low"
 # The reply's bound. The loader call is about 80 tokens and the reply one word, but a reasoning model's reasoning
 # counts too: tens of tokens at minimal effort, rarely a thousand at a model's default for an instruction this
 # plain. An effort the user set higher gets room to match. A reply cut by the bound before the run started is asked
 # again without it (running.py).
 MAX_OUTPUT_TOKENS = 4096
-MAX_OUTPUT_TOKENS_HIGH_EFFORT = 32768  # for `high` and `xhigh`
+MAX_OUTPUT_TOKENS_HIGH_EFFORT = 32768  # for `high`, `xhigh` and `max`
 
 
 START_CLEAN = (
@@ -311,7 +313,7 @@ def request_options(
 
 def output_bound(effort: str | None) -> int:
     """`max_output_tokens` for a reply reasoning at this effort."""
-    return MAX_OUTPUT_TOKENS_HIGH_EFFORT if effort in ("high", "xhigh") else MAX_OUTPUT_TOKENS
+    return MAX_OUTPUT_TOKENS_HIGH_EFFORT if effort in ("high", "xhigh", "max") else MAX_OUTPUT_TOKENS
 
 
 def same_code(code: str | None, loader: str) -> bool:

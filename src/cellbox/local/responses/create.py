@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass
 
 from .. import errors
+from ..emulation import models
 from ..errors import refuse_unknown
 from ..store import ids
 
@@ -97,6 +98,7 @@ def parse(body: object) -> Request:
     _check_echoed(body)
     tools = body.get("tools")
     container = _container(tools)
+    models.check_reasoning(model, body.get("reasoning"), tools)
     code = extract_code(_input_text(body.get("input")))
     return Request(
         model,
