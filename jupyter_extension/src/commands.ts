@@ -5,7 +5,7 @@ import { FileDialog, IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { fileUploadIcon, refreshIcon } from '@jupyterlab/ui-components';
 
 import { isLive } from './format';
-import { CellboxRequestError } from './handler';
+import { CellboxCallError } from './handler';
 import { ContainersModel } from './model';
 import { ContainersPanel } from './panel';
 import { CommandIDs, IContainer, INewContainer, MEMORY_LIMITS, MemoryLimit } from './tokens';
@@ -18,8 +18,8 @@ export interface ICommandContext {
   docManager: IDocumentManager | null;
 }
 
-function label(box: IContainer): string {
-  return box.name || box.id;
+function label(container: IContainer): string {
+  return container.name || container.id;
 }
 
 function message(error: unknown): string {
@@ -107,19 +107,19 @@ export function addCommands(context: ICommandContext): void {
   commands.addCommand(CommandIDs.deleteContainer, {
     label: 'Delete Container…',
     execute: async args => {
-      const box = model.containers.find(c => c.id === args.id) ?? model.selected;
-      if (!box) {
+      const container = model.containers.find(c => c.id === args.id) ?? model.selected;
+      if (!container) {
         return;
       }
       const answer = await showDialog({
         title: 'Delete container',
-        body: `Delete "${label(box)}" and every file in it? This can't be undone.`,
+        body: `Delete "${label(container)}" and every file in it? This can't be undone.`,
         buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
       });
       if (!answer.button.accept) {
         return;
       }
-      await reported(`Could not delete ${label(box)}`, () => model.deleteContainer(box.id));
+      await reported(`Could not delete ${label(container)}`, () => model.deleteContainer(container.id));
     }
   });
 
@@ -153,7 +153,7 @@ export function addCommands(context: ICommandContext): void {
         try {
           return await model.downloadFile(file.id, directory, overwrite);
         } catch (error) {
-          if (!overwrite && error instanceof CellboxRequestError && error.status === 409) {
+          if (!overwrite && error instanceof CellboxCallError && error.status === 409) {
             const answer = await showDialog({
               title: 'Replace file?',
               body: `${error.message}. Replace it with the container's ${file.name}?`,
@@ -172,26 +172,26 @@ export function addCommands(context: ICommandContext): void {
     }
   });
 
-  const upload = async (paths: string[], box: IContainer) => {
+  const upload = async (paths: string[], container: IContainer) => {
     for (const path of paths) {
       const send = async () => {
         try {
-          return await model.uploadFile(path, box.id);
+          return await model.uploadFile(path, container.id);
         } catch (error) {
-          if (error instanceof CellboxRequestError && error.status === 409) {
+          if (error instanceof CellboxCallError && error.status === 409) {
             const answer = await showDialog({
               title: 'Replace file?',
               body: `${error.message}. Replace it with the workspace's ${path}?`,
               buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Replace' })]
             });
-            return answer.button.accept ? model.uploadFile(path, box.id, true) : undefined;
+            return answer.button.accept ? model.uploadFile(path, container.id, true) : undefined;
           }
           throw error;
         }
       };
       const done = await reported(`Could not upload ${path}`, send);
       if (done) {
-        Notification.success(`Uploaded ${path} to ${label(box)}.`, { autoClose: 3000 });
+        Notification.success(`Uploaded ${path} to ${label(container)}.`, { autoClose: 3000 });
       }
     }
   };
@@ -206,9 +206,9 @@ export function addCommands(context: ICommandContext): void {
       const paths = fileBrowser
         ? [...fileBrowser.selectedItems()].filter(item => item.type !== 'directory').map(item => item.path)
         : [];
-      const box = paths.length ? await chooseContainer(model) : null;
-      if (box) {
-        await upload(paths, box);
+      const container = paths.length ? await chooseContainer(model) : null;
+      if (container) {
+        await upload(paths, container);
       }
     }
   });
@@ -218,18 +218,18 @@ export function addCommands(context: ICommandContext): void {
     icon: fileUploadIcon,
     isEnabled: () => !!docManager,
     execute: async () => {
-      const box = await chooseContainer(model);
-      if (!box || !docManager) {
+      const container = await chooseContainer(model);
+      if (!container || !docManager) {
         return;
       }
       const picked = await FileDialog.getOpenFiles({
         manager: docManager,
-        title: `Upload to ${label(box)}`,
+        title: `Upload to ${label(container)}`,
         defaultPath: fileBrowser?.model.path
       });
       const paths = (picked.value ?? []).filter(item => item.type !== 'directory').map(item => item.path);
       if (picked.button.accept && paths.length) {
-        await upload(paths, box);
+        await upload(paths, container);
       }
     }
   });

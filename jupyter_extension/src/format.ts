@@ -1,5 +1,5 @@
 /**
- * How sizes, memory and time left read in the panel: the same text as `cellbox.text` in Python (the command
+ * How sizes, memory and time left read in the panel: the same text as `cellbox.common.text` in Python (the command
  * line and the notebook tables). Both are checked against `tests/format_cases.json`: change them together.
  */
 import { IContainer, LIVE_STATUSES } from './tokens';

@@ -4,37 +4,37 @@ import { ServerConnection } from '@jupyterlab/services';
 import { API_NAMESPACE } from './tokens';
 
 /** A failed call to the server extension, with its message and statuses. */
-export class CellboxRequestError extends Error {
+export class CellboxCallError extends Error {
   constructor(
     message: string,
     readonly status: number,
     readonly upstreamStatus: number | null = null
   ) {
     super(message);
-    this.name = 'CellboxRequestError';
+    this.name = 'CellboxCallError';
   }
 }
 
 /**
- * Call the cellbox server extension: `requestAPI<IContainerList>('containers')`.
+ * Call the cellbox server extension: `requestAPI<IContainerListing>('containers')`.
  * The only place the frontend does HTTP; a body is sent as JSON.
  */
 export async function requestAPI<T>(
   endPoint: string,
-  init: { method?: string; body?: unknown } = {},
+  options: { method?: string; body?: unknown } = {},
   settings: ServerConnection.ISettings = ServerConnection.makeSettings()
 ): Promise<T> {
   const url = URLExt.join(settings.baseUrl, API_NAMESPACE, endPoint);
-  const request: RequestInit = { method: init.method ?? 'GET' };
-  if (init.body !== undefined) {
-    request.body = JSON.stringify(init.body);
-    request.headers = { 'Content-Type': 'application/json' };
+  const init: RequestInit = { method: options.method ?? 'GET' };
+  if (options.body !== undefined) {
+    init.body = JSON.stringify(options.body);
+    init.headers = { 'Content-Type': 'application/json' };
   }
   let response: Response;
   try {
-    response = await ServerConnection.makeRequest(url, request, settings);
+    response = await ServerConnection.makeRequest(url, init, settings);
   } catch (error) {
-    throw new CellboxRequestError(`Jupyter server unreachable: ${error}`, 0);
+    throw new CellboxCallError(`Jupyter server unreachable: ${error}`, 0);
   }
   const text = await response.text();
   let data: any = null;
@@ -49,7 +49,7 @@ export async function requestAPI<T>(
     const message =
       (data && typeof data.message === 'string' && data.message) ||
       `${response.status} ${response.statusText}`;
-    throw new CellboxRequestError(message, response.status, data?.upstream_status ?? null);
+    throw new CellboxCallError(message, response.status, data?.upstream_status ?? null);
   }
   return data as T;
 }

@@ -20,7 +20,7 @@ import { CommandIDs, SIDEBAR_ID } from './tokens';
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'cellbox:sidebar',
-  description: 'The cellbox Containers sidebar: sandboxes and their files.',
+  description: 'The cellbox Containers sidebar: containers and their files.',
   autoStart: true,
   optional: [ILayoutRestorer, IDefaultFileBrowser, IDocumentManager, ICommandPalette],
   activate: (

@@ -7,11 +7,11 @@ import { apiPath, requestAPI } from './handler';
 import {
   IContainer,
   IContainerFile,
-  IContainerList,
+  IContainerListing,
   IDownloaded,
-  IFileList,
+  IFileListing,
   INewContainer,
-  IStatus
+  IBackendStatus
 } from './tokens';
 
 /** How often the list is refreshed while the panel is visible, and how far the interval backs off on errors. */
@@ -30,7 +30,7 @@ const MAX_BACKOFF = 5 * 60 * 1000;
  */
 export class ContainersModel implements IDisposable {
   constructor(options: ContainersModel.IOptions = {}) {
-    this._request = options.request ?? requestAPI;
+    this._call = options.call ?? requestAPI;
     this._poll = new Poll({
       auto: false,
       factory: () => this._load(),
@@ -116,8 +116,8 @@ export class ContainersModel implements IDisposable {
     return this._containers.find(c => c.id === this._selectedId) ?? null;
   }
 
-  get status(): IStatus | null {
-    return this._status;
+  get backendStatus(): IBackendStatus | null {
+    return this._backendStatus;
   }
 
   /** The last failure, as the server extension worded it; null once a refresh succeeds again. */
@@ -160,7 +160,7 @@ export class ContainersModel implements IDisposable {
   /** Reload everything now, the backend's status and the selected container's files included (a user's
    * action: it counts as activity on that container, which the timer's refreshes never do). */
   async refresh(): Promise<void> {
-    this._status = null;
+    this._backendStatus = null;
     this._filesDue = true;
     await this._poll.refresh();
     await this._poll.tick;
@@ -181,7 +181,7 @@ export class ContainersModel implements IDisposable {
   }
 
   async createContainer(options: INewContainer): Promise<IContainer> {
-    const created = await this._request<IContainer>('containers', {
+    const created = await this._call<IContainer>('containers', {
       method: 'POST',
       body: options
     });
@@ -192,7 +192,7 @@ export class ContainersModel implements IDisposable {
   }
 
   async deleteContainer(id: string): Promise<void> {
-    await this._during(id, () => this._request(apiPath('containers', id), { method: 'DELETE' }));
+    await this._during(id, () => this._call(apiPath('containers', id), { method: 'DELETE' }));
     this._containers = this._containers.filter(c => c.id !== id);
     if (this._selectedId === id) {
       this.select(null);
@@ -207,7 +207,7 @@ export class ContainersModel implements IDisposable {
       throw new Error('Select a container first.');
     }
     const uploaded = await this._during(id, () =>
-      this._request<IContainerFile>(apiPath('containers', id, 'files'), {
+      this._call<IContainerFile>(apiPath('containers', id, 'files'), {
         method: 'POST',
         body: { path, overwrite }
       })
@@ -222,7 +222,7 @@ export class ContainersModel implements IDisposable {
   async downloadFile(fileId: string, directory: string, overwrite = false): Promise<IDownloaded> {
     const id = this._requireSelected();
     return this._during(fileId, () =>
-      this._request<IDownloaded>(apiPath('containers', id, 'files', fileId, 'download'), {
+      this._call<IDownloaded>(apiPath('containers', id, 'files', fileId, 'download'), {
         method: 'POST',
         body: { directory, overwrite }
       })
@@ -232,7 +232,7 @@ export class ContainersModel implements IDisposable {
   async deleteFile(fileId: string): Promise<void> {
     const id = this._requireSelected();
     await this._during(fileId, () =>
-      this._request(apiPath('containers', id, 'files', fileId), { method: 'DELETE' })
+      this._call(apiPath('containers', id, 'files', fileId), { method: 'DELETE' })
     );
     this._files = this._files.filter(f => f.id !== fileId);
     this._changed.emit();
@@ -275,11 +275,11 @@ export class ContainersModel implements IDisposable {
 
   private async _load(): Promise<void> {
     try {
-      if (!this._status) {
+      if (!this._backendStatus) {
         // Which backend, shown even when it fails to answer.
-        this._status = await this._request<IStatus>('status');
+        this._backendStatus = await this._call<IBackendStatus>('status');
       }
-      const list = await this._request<IContainerList>('containers');
+      const list = await this._call<IContainerListing>('containers');
       const filesDue = this._filesDue;
       this._filesDue = false;
       this._clockOffset = list.now - Date.now() / 1000;
@@ -309,7 +309,7 @@ export class ContainersModel implements IDisposable {
       return;
     }
     const path = apiPath('containers', id, 'files') + (this._showPrivate ? '?all=1' : '');
-    const list = await this._request<IFileList>(path);
+    const list = await this._call<IFileListing>(path);
     if (id === this._selectedId) {
       this._files = list.data;
       this._hiddenFiles = list.hidden ?? 0;
@@ -324,7 +324,7 @@ export class ContainersModel implements IDisposable {
     this._changed.emit();
   }
 
-  private _request: typeof requestAPI;
+  private _call: typeof requestAPI;
   private _poll: Poll;
   private _clock: Poll;
   private _changed = new Signal<this, void>(this);
@@ -332,7 +332,7 @@ export class ContainersModel implements IDisposable {
   private _containers: IContainer[] = [];
   private _files: IContainerFile[] = [];
   private _selectedId: string | null = null;
-  private _status: IStatus | null = null;
+  private _backendStatus: IBackendStatus | null = null;
   private _error: string | null = null;
   private _loading = true;
   private _busy = new Set<string>();
@@ -349,7 +349,7 @@ export class ContainersModel implements IDisposable {
 export namespace ContainersModel {
   export interface IOptions {
     /** How the model calls the server extension (a seam for tests). */
-    request?: typeof requestAPI;
+    call?: typeof requestAPI;
     /** Milliseconds between refreshes. */
     interval?: number;
   }

@@ -56,7 +56,8 @@ export class ContainersPanel extends ReactWidget {
   private _renderPanel(): JSX.Element {
     const model = this.model;
     const selected = model.selected;
-    const run = (id: string, args: Record<string, any> = {}) => void this._commands.execute(id, args);
+    const backend = model.backendStatus;
+    const execute = (id: string, args: Record<string, any> = {}) => void this._commands.execute(id, args);
     return (
       <div className="jp-cellbox-body">
         <header className="jp-cellbox-header">
@@ -72,7 +73,7 @@ export class ContainersPanel extends ReactWidget {
               icon={refreshIcon}
               tooltip="Refresh"
               dataset={{ action: 'refresh' }}
-              onClick={() => run(CommandIDs.refresh)}
+              onClick={() => execute(CommandIDs.refresh)}
             />
           </div>
         </header>
@@ -105,10 +106,10 @@ export class ContainersPanel extends ReactWidget {
             busy={model.busy}
             loading={model.loading}
             failed={model.error !== null}
-            secondsLeft={box => model.secondsLeft(box)}
+            secondsLeft={container => model.secondsLeft(container)}
             usedBy={id => model.usedBy(id)}
             onSelect={id => model.select(id)}
-            onDelete={id => run(CommandIDs.deleteContainer, { id })}
+            onDelete={id => execute(CommandIDs.deleteContainer, { id })}
           />
         </section>
         {selected && (
@@ -122,7 +123,7 @@ export class ContainersPanel extends ReactWidget {
                   icon={fileUploadIcon}
                   tooltip="Upload a workspace file"
                   dataset={{ action: 'upload' }}
-                  onClick={() => run(CommandIDs.uploadWorkspaceFile)}
+                  onClick={() => execute(CommandIDs.uploadWorkspaceFile)}
                 />
               </div>
             </header>
@@ -133,8 +134,8 @@ export class ContainersPanel extends ReactWidget {
                 <FileList
                   files={model.files}
                   busy={model.busy}
-                  onDownload={id => run(CommandIDs.downloadFile, { id })}
-                  onDelete={id => run(CommandIDs.deleteFile, { id })}
+                  onDownload={id => execute(CommandIDs.downloadFile, { id })}
+                  onDelete={id => execute(CommandIDs.deleteFile, { id })}
                 />
                 <label
                   className="jp-cellbox-private"
@@ -157,14 +158,14 @@ export class ContainersPanel extends ReactWidget {
             <input
               type="checkbox"
               checked={model.autoRefresh}
-              onChange={() => run(CommandIDs.toggleAutoRefresh)}
+              onChange={() => execute(CommandIDs.toggleAutoRefresh)}
             />
             Auto-refresh
           </label>
-          {model.status && (
-            <span className="jp-cellbox-backend" title={model.status.base_url ?? 'no backend configured'}>
-              {model.status.backend}
-              {model.status.base_url ? ` · ${model.status.base_url.replace(/^https?:\/\//, '')}` : ''}
+          {backend && (
+            <span className="jp-cellbox-backend" title={backend.base_url ?? 'no backend configured'}>
+              {backend.backend}
+              {backend.base_url ? ` · ${backend.base_url.replace(/^https?:\/\//, '')}` : ''}
             </span>
           )}
         </footer>

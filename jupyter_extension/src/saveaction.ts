@@ -4,13 +4,13 @@
  *
  * A click asks the cellbox server extension to download the file from its container into the notebook's folder,
  * under its path in /mnt/data (`plots/a.png` into `plots/`). No kernel is involved, so a notebook reopened later
- * saves as well while its sandbox lives; when it is gone, the button says so. A file already in the folder is
+ * saves as well while its container lives; when it is gone, the button says so. A file already in the folder is
  * replaced only on a second click. Frontends without this extension show the output's `%container pull` line.
  */
 import { PathExt } from '@jupyterlab/coreutils';
 
 import { formatBytes } from './format';
-import { CellboxRequestError, apiPath, requestAPI } from './handler';
+import { CellboxCallError, apiPath, requestAPI } from './handler';
 import { IDownloaded } from './tokens';
 
 export const SAVE_MIME = 'application/vnd.cellbox.save+json';
@@ -77,14 +77,14 @@ export class SaveAction {
       const where = PathExt.dirname(saved.path) || 'the workspace root';
       return `saved ${name} (${formatBytes(saved.bytes)}) into ${where}`;
     } catch (error) {
-      if (error instanceof CellboxRequestError && error.status === 409 && !this.replacing) {
+      if (error instanceof CellboxCallError && error.status === 409 && !this.replacing) {
         if (/already exists/.test(error.message)) {
           this.replacing = true;
           return `${name} is already in this folder: click again to replace it`;
         }
       }
-      if (error instanceof CellboxRequestError && error.status === 404 && /container/i.test(error.message)) {
-        return `could not save ${name}: its sandbox is gone, and its files with it`;
+      if (error instanceof CellboxCallError && error.status === 404 && /container/i.test(error.message)) {
+        return `could not save ${name}: its container is gone, and its files with it`;
       }
       const said = error instanceof Error ? error.message : String(error);
       return `could not save ${name}: ${said}`;

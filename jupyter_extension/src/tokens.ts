@@ -1,6 +1,6 @@
 /**
- * What the cellbox sidebar shares between its parts: the records the server extension sends, the command ids
- * and the sidebar's id. No behaviour here.
+ * What the cellbox sidebar shares between its parts: the JSON the server extension sends, the command ids and the
+ * sidebar's id. No behaviour here. The names follow the glossary in docs/ARCHITECTURE.md.
  */
 
 /** The sidebar widget's id (also the layout restorer's key). */
@@ -31,7 +31,10 @@ export namespace CommandIDs {
   export const toggleAutoRefresh = 'cellbox:toggle-auto-refresh';
 }
 
-/** A container: the fields of the Containers API record that the sidebar shows, plus the expiry the server computed. */
+/**
+ * A container: the fields of the API's container object that the sidebar shows, plus the expiry the server
+ * computed (Python: `cellbox.api.Container`).
+ */
 export interface IContainer {
   id: string;
   name: string | null;
@@ -41,7 +44,7 @@ export interface IContainer {
   expires_at: number | null;
 }
 
-/** A file inside a container. */
+/** A file inside a container, as the API lists it (Python: `cellbox.api.ContainerFile`). */
 export interface IContainerFile {
   id: string;
   name: string;
@@ -49,11 +52,12 @@ export interface IContainerFile {
   bytes: number | null;
   /** `user` (uploaded) or `assistant` (made by code in the container). */
   source: string | null;
-  /** cellbox's own file (runtime, run records, pushed values), hidden unless asked for. */
+  /** cellbox's own file (its runtime, a run's request and result record, pushed values), hidden unless asked for. */
   private?: boolean;
 }
 
-export interface IContainerList {
+/** The `containers` route's answer. */
+export interface IContainerListing {
   data: IContainer[];
   /** The server's clock when it listed them: the countdowns run from it, whatever the browser's clock says. */
   now: number;
@@ -61,14 +65,15 @@ export interface IContainerList {
   in_use?: Record<string, string>;
 }
 
-export interface IFileList {
+/** The `containers/<id>/files` route's answer. */
+export interface IFileListing {
   data: IContainerFile[];
   /** How many of cellbox's own files were left out. */
   hidden?: number;
 }
 
-/** Which backend the server extension talks to. Never holds a secret. */
-export interface IStatus {
+/** Which backend the server extension talks to: the `status` route's answer. Never holds a secret. */
+export interface IBackendStatus {
   backend: string;
   base_url: string | null;
 }

@@ -1,7 +1,7 @@
 """The "save to the notebook's folder" buttons under an artifact gallery, in a real JupyterLab: a notebook run
 earlier (by nbclient, as nbval and papermill run one) and opened afterwards, its first kernel long gone, still
 shows working buttons (no "model not found"), which save into the notebook's folder, replace only on a second
-click, and say so once the sandbox is gone.
+click, and say so once the container is gone.
 """
 
 from __future__ import annotations
@@ -66,5 +66,5 @@ def test_a_reopened_notebooks_buttons_save_into_its_folder(lab: Lab, page, use_l
 
     cellbox.Sandbox.attach("gallery-test").delete()
     buttons.nth(0).click()
-    expect(status).to_have_text("could not save p.txt: its sandbox is gone, and its files with it")
-    shot(page, "gallery-sandbox-gone")
+    expect(status).to_have_text("could not save p.txt: its container is gone, and its files with it")
+    shot(page, "gallery-container-gone")

@@ -60,8 +60,8 @@ describe('formatCountdown', () => {
 
 describe('time left', () => {
   it.each(cases.time_left.map(c => [c.status, c.now, c]))('%p at %p', (_status, _now, c) => {
-    const box = c as ICases['time_left'][number];
-    expect(secondsLeft(box, box.now)).toBe(box.seconds);
-    expect(formatTimeLeft(box, box.now)).toBe(box.text);
+    const container = c as ICases['time_left'][number];
+    expect(secondsLeft(container, container.now)).toBe(container.seconds);
+    expect(formatTimeLeft(container, container.now)).toBe(container.text);
   });
 });

@@ -1,5 +1,5 @@
 /** The sidebar's model against a mocked `requestAPI`: what it asks the server extension, and what it keeps. */
-import { CellboxRequestError, requestAPI } from '../handler';
+import { CellboxCallError, requestAPI } from '../handler';
 import { ContainersModel } from '../model';
 import { IContainer, IContainerFile } from '../tokens';
 
@@ -17,7 +17,7 @@ function serve(routes: Record<string, Route | unknown>): void {
   mockRequest.mockImplementation(async (endPoint: string, init = {}) => {
     const key = `${init.method ?? 'GET'} ${endPoint}`;
     if (!(key in routes)) {
-      throw new CellboxRequestError(`no route ${key}`, 404);
+      throw new CellboxCallError(`no route ${key}`, 404);
     }
     const route = routes[key];
     return typeof route === 'function' ? (route as Route)(init) : route;
@@ -68,7 +68,7 @@ describe('ContainersModel', () => {
     await model.refresh();
 
     expect(model.loading).toBe(false);
-    expect(model.status).toEqual(STATUS);
+    expect(model.backendStatus).toEqual(STATUS);
     expect(model.containers.map(c => c.id)).toEqual(['cntr_a', 'cntr_b']);
     expect(model.error).toBeNull();
     expect(changes).toBeGreaterThan(0);
@@ -107,12 +107,12 @@ describe('ContainersModel', () => {
       if (endPoint === 'status') {
         return STATUS;
       }
-      throw new CellboxRequestError('could not connect to the backend', 502, null);
+      throw new CellboxCallError('could not connect to the backend', 502, null);
     });
     await model.refresh();
     expect(model.error).toBe('could not connect to the backend');
     expect(model.loading).toBe(false);
-    expect(model.status).toEqual(STATUS);
+    expect(model.backendStatus).toEqual(STATUS);
 
     serve({ 'GET status': STATUS, 'GET containers': { data: [container('cntr_a')], now: NOW } });
     await model.refresh();

@@ -1,5 +1,5 @@
 /** The gallery's save buttons against a mocked `requestAPI`: where a click saves, and what it then says. */
-import { CellboxRequestError, requestAPI } from '../handler';
+import { CellboxCallError, requestAPI } from '../handler';
 import { SaveAction, placeIn, saveData } from '../saveaction';
 
 jest.mock('../handler', () => ({
@@ -61,7 +61,7 @@ describe('SaveAction', () => {
   });
 
   it('replaces a file already there only on a second click', async () => {
-    mockRequest.mockRejectedValueOnce(new CellboxRequestError("'work/plots/wave.png' already exists", 409));
+    mockRequest.mockRejectedValueOnce(new CellboxCallError("'work/plots/wave.png' already exists", 409));
     const action = new SaveAction('cntr_1', file, () => 'work');
     expect(await action.click()).toBe('wave.png is already in this folder: click again to replace it');
     expect(action.saved).toBe(false);
@@ -72,11 +72,13 @@ describe('SaveAction', () => {
     expect(action.label).toBe('plots/wave.png');
   });
 
-  it('says when the sandbox is gone, and any other failure in the server words', async () => {
-    mockRequest.mockRejectedValueOnce(new CellboxRequestError("No container found with id 'cntr_1'.", 404));
+  it('says when the container is gone, and any other failure in the server words', async () => {
+    mockRequest.mockRejectedValueOnce(new CellboxCallError("No container found with id 'cntr_1'.", 404));
     const action = new SaveAction('cntr_1', file, () => '');
-    expect(await action.click()).toBe('could not save wave.png: its sandbox is gone, and its files with it');
-    mockRequest.mockRejectedValueOnce(new CellboxRequestError('Jupyter server unreachable: offline', 0));
+    expect(await action.click()).toBe(
+      'could not save wave.png: its container is gone, and its files with it'
+    );
+    mockRequest.mockRejectedValueOnce(new CellboxCallError('Jupyter server unreachable: offline', 0));
     expect(await action.click()).toBe('could not save wave.png: Jupyter server unreachable: offline');
     expect(action.saved).toBe(false);
     expect(action.label).toBe('plots/wave.png');

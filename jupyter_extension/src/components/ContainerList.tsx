@@ -32,14 +32,14 @@ export function ContainerList(props: IContainerListProps): JSX.Element {
   }
   return (
     <ul className="jp-cellbox-list" role="listbox" aria-label="Containers">
-      {props.containers.map(box => (
+      {props.containers.map(container => (
         <ContainerRow
-          key={box.id}
-          box={box}
-          selected={box.id === props.selectedId}
-          busy={props.busy.has(box.id)}
-          secondsLeft={props.secondsLeft(box)}
-          usedBy={props.usedBy?.(box.id) ?? null}
+          key={container.id}
+          container={container}
+          selected={container.id === props.selectedId}
+          busy={props.busy.has(container.id)}
+          secondsLeft={props.secondsLeft(container)}
+          usedBy={props.usedBy?.(container.id) ?? null}
           onSelect={props.onSelect}
           onDelete={props.onDelete}
         />
@@ -49,7 +49,7 @@ export function ContainerList(props: IContainerListProps): JSX.Element {
 }
 
 interface IContainerRowProps {
-  box: IContainer;
+  container: IContainer;
   selected: boolean;
   busy: boolean;
   secondsLeft: number | null;
@@ -70,8 +70,8 @@ export function goneLine(status: string | null): string | null {
 }
 
 function ContainerRow(props: IContainerRowProps): JSX.Element {
-  const { box, secondsLeft } = props;
-  const status = box.status ?? 'unknown';
+  const { container, secondsLeft } = props;
+  const status = container.status ?? 'unknown';
   const soon = secondsLeft !== null && secondsLeft < 120;
   const classes = ['jp-cellbox-item', 'jp-cellbox-container'];
   if (props.selected) {
@@ -83,29 +83,29 @@ function ContainerRow(props: IContainerRowProps): JSX.Element {
   if (props.usedBy === 'active') {
     classes.push('jp-mod-current');
   }
-  const gone = goneLine(box.status);
+  const gone = goneLine(container.status);
   return (
     <li
       className={classes.join(' ')}
       role="option"
       aria-selected={props.selected}
-      data-id={box.id}
-      title={box.id}
+      data-id={container.id}
+      title={container.id}
       tabIndex={0}
-      onClick={() => props.onSelect(box.id)}
+      onClick={() => props.onSelect(container.id)}
       onKeyDown={event => {
         if (event.key === 'Enter' || event.key === ' ') {
           event.preventDefault();
-          props.onSelect(box.id);
+          props.onSelect(container.id);
         } else if (event.key === 'Delete') {
-          props.onDelete(box.id);
+          props.onDelete(container.id);
         }
       }}
     >
       <span className={`jp-cellbox-status jp-cellbox-status-${status}`} title={status} />
       <div className="jp-cellbox-item-main">
         <div className="jp-cellbox-item-name jp-cellbox-container-name">
-          <span className="jp-cellbox-container-label">{box.name || box.id}</span>
+          <span className="jp-cellbox-container-label">{container.name || container.id}</span>
           {props.usedBy && (
             <span
               className={`jp-cellbox-inuse jp-cellbox-inuse-${props.usedBy}`}
@@ -121,7 +121,7 @@ function ContainerRow(props: IContainerRowProps): JSX.Element {
         </div>
         <div className="jp-cellbox-item-meta">
           <span className="jp-cellbox-chip" title="Memory">
-            {formatMemory(box.memory_limit)}
+            {formatMemory(container.memory_limit)}
           </span>
           <span
             className={`jp-cellbox-expiry${soon ? ' jp-mod-warn' : ''}`}
@@ -134,11 +134,11 @@ function ContainerRow(props: IContainerRowProps): JSX.Element {
       <ToolbarButtonComponent
         className="jp-cellbox-item-action"
         icon={deleteIcon}
-        tooltip={`Delete ${box.name || box.id}`}
+        tooltip={`Delete ${container.name || container.id}`}
         enabled={!props.busy}
         onClick={event => {
           event?.stopPropagation();
-          props.onDelete(box.id);
+          props.onDelete(container.id);
         }}
       />
     </li>
