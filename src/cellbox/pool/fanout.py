@@ -20,14 +20,15 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
 from ..api import APIStatusError, CellboxError, Client, RateLimitError
 from ..api.lookup import LIVE, NameTaken
+from ..common.background import Bounded, parallel
 from ..common.inuse import in_kernel
 from ..session import backend
 from ..session.errors import Interrupted
@@ -111,22 +112,23 @@ class Pool:
                 stop.set()
                 return None
 
-        with ThreadPoolExecutor(max_workers=min(self.max_in_flight, self.size)) as threads:
-            futures = [threads.submit(make, n) for n in names]
-            made: list[Sandbox | None] = []
-            failure: BaseException | None = None
-            for future in futures:
-                try:
-                    made.append(_result(future))
-                except BaseException as exc:  # an interrupt or a non-quota error: nothing half-made is kept
-                    stop.set()
-                    failure = failure or exc
-                    made.append(None)
-            if failure is not None:
-                self._delete_all([m for m in made if m is not None])
-                if isinstance(failure, KeyboardInterrupt):
-                    raise Interrupted("stopped making the pool; the sandboxes made so far were deleted") from None
-                raise failure
+        threads = Bounded(min(self.max_in_flight, self.size))
+        futures = [threads.submit(make, n) for n in names]
+        made: list[Sandbox | None] = []
+        failure: BaseException | None = None
+        for future in futures:
+            try:
+                made.append(_result(future))
+            except BaseException as exc:  # an interrupt or a non-quota error: nothing half-made is kept
+                stop.set()
+                failure = failure or exc
+                made.append(None)
+        if failure is not None:
+            self._delete_all([m for m in made if m is not None])
+            wait(futures)  # a make whose wait was interrupted ends before the pool says it stopped
+            if isinstance(failure, KeyboardInterrupt):
+                raise Interrupted("stopped making the pool; the sandboxes made so far were deleted") from None
+            raise failure
         members = [m for m in made if m is not None]
         if len(members) < self.size:
             reason = str(refused[0]) if refused else "the service refused more"
@@ -180,7 +182,7 @@ class Pool:
             for var, value in share[1].items():
                 self.members[share[0]].push(value, name=var)
 
-        _parallel(send, shares, self.max_in_flight)
+        parallel(send, shares, self.max_in_flight)
         return len(parts)
 
     def map(
@@ -240,7 +242,7 @@ class Pool:
         from ..session.liveness import container_state
 
         gone = [i for i, m in enumerate(self.members) if container_state(self.client, m.id) == "gone"]
-        _parallel(self._revive, gone, self.max_in_flight)
+        parallel(self._revive, gone, self.max_in_flight)
         return self
 
     def delete(self) -> None:
@@ -258,7 +260,7 @@ class Pool:
             except CellboxError as exc:
                 errors.append(exc)
 
-        _parallel(delete, list(members), self.max_in_flight)
+        parallel(delete, members, self.max_in_flight)
         if errors:
             raise CellboxError(f"{len(errors)} of the pool's sandboxes could not be deleted: {errors[0]}")
 
@@ -295,10 +297,3 @@ def _result(future: Future[Any]) -> Any:
             return future.result(timeout=WAIT_STEP)
         except FutureTimeout:
             continue
-
-
-def _parallel(work: Callable[[Any], Any], items: Sequence[Any], bound: int) -> None:
-    if not items:
-        return
-    with ThreadPoolExecutor(max_workers=min(bound, len(items))) as threads:
-        list(threads.map(work, items))

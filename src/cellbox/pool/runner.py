@@ -2,7 +2,8 @@
 
 The calling thread only waits: it shows the live grid and the parts' streams, and takes interrupts. The first
 interrupt sets `stop`, which every part sees (a running one cancels its sandbox's run at its next poll); a second
-stops waiting for the cancels. A part whose sandbox was gone has it revived and runs once more.
+stops showing them while the cancels end, a third stops waiting for those. A part whose sandbox was gone has it
+revived and runs once more.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait
 from typing import Any
 
+from ..common.background import in_background
 from ..session.errors import Interrupted, SandboxGone
 from ..session.protocol import LiveOutput
 from ..session.sandbox import Sandbox
@@ -48,31 +50,30 @@ class Shares:
 
         grid = LiveGrid(runs) if show else None
         streams = Streams()
-        with ThreadPoolExecutor(max_workers=max(1, len(queues))) as threads:
-            futures = [
-                threads.submit(self._work, member, share, runs, events, stop) for member, share in queues.items()
-            ]
-            interrupted = False
-            while True:
-                try:
-                    while not all(f.done() for f in futures):
-                        with contextlib.suppress(queue.Empty):
-                            index, event = events.get(timeout=WAIT_STEP)
-                            if show and event.get("type") == "stream":
-                                streams.write(index, event.get("name", "stdout"), event.get("text", ""))
-                            elif show and event.get("type") == "part_end":
-                                streams.flush(index)
-                        if grid is not None:
-                            grid.refresh()
+        # Every share at once, each on a kept thread: a part mostly waits for the service.
+        futures = [in_background(self._work, member, share, runs, events, stop) for member, share in queues.items()]
+        interrupted = False
+        while True:
+            try:
+                while not all(f.done() for f in futures):
+                    with contextlib.suppress(queue.Empty):
+                        index, event = events.get(timeout=WAIT_STEP)
+                        if show and event.get("type") == "stream":
+                            streams.write(index, event.get("name", "stdout"), event.get("text", ""))
+                        elif show and event.get("type") == "part_end":
+                            streams.flush(index)
+                    if grid is not None:
+                        grid.refresh()
+                break
+            except KeyboardInterrupt:
+                if interrupted:  # a second interrupt: stop showing the parts
                     break
-                except KeyboardInterrupt:
-                    if interrupted:  # a second interrupt: stop waiting for the cancels
-                        break
-                    interrupted = True
-                    stop.set()
-            for future in futures:
-                if future.done() and future.exception() is not None:
-                    raise future.exception()  # type: ignore[misc]  # a bug in the pool itself, not a part
+                interrupted = True
+                stop.set()
+        wait(futures)  # the parts' states are final before they are counted; a third interrupt leaves at once
+        for future in futures:
+            if future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]  # a bug in the pool itself, not a part
         while show and not events.empty():
             index, event = events.get()
             if event.get("type") == "stream":
