@@ -1,7 +1,7 @@
 """The cellbox jupyter-server extension: the REST API behind the JupyterLab sidebar (`/cellbox/api/…`).
 
 Enabled on install (`jupyter-config/jupyter_server_config.d/cellbox.json`). Credentials stay on the server: the
-browser sees container and file records, and which backend is in use, never a key.
+browser sees containers and file entries, and which backend is in use, never a key.
 
     # jupyter_server_config.py
     c.CellboxSidebar.autostart = False   # don't start the local server when nothing is configured

@@ -1,10 +1,10 @@
 """What the sidebar's REST API does, knowing nothing of tornado or jupyter_server.
 
-`Sidebar` turns the sidebar's requests into `cellbox.api` calls against the configured backend and keeps the
+`Sidebar` turns the sidebar's calls into `cellbox.api` calls against the configured backend and keeps the
 workspace side safe: every workspace path is resolved under the server's root directory and refused outside it.
 Answers are plain JSON-able dicts; failures are `cellbox.api` errors or `SidebarError`, which the handlers turn
 into JSON in one place (`handlers.CellboxHandler.write_error`). `Clients` keeps one `AsyncClient` per effective
-configuration, so requests share connections and, with OCI IAM auth, the signer's certificate and token.
+configuration, so calls share connections and, with OCI IAM auth, the signer's certificate and token.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ __all__ = ["MEMORY_LIMITS", "Clients", "Sidebar", "SidebarError", "Workspace", "
 
 
 class SidebarError(Exception):
-    """A request the sidebar can't carry out, with the HTTP status that says why."""
+    """A call the sidebar can't carry out, with the HTTP status that says why."""
 
     def __init__(self, status: int, message: str, upstream_status: int | None = None) -> None:
         super().__init__(message)
@@ -123,8 +123,9 @@ def container_json(box: Container, now: float) -> dict[str, Any]:
 
 
 def file_json(item: ContainerFile) -> dict[str, Any]:
-    """The file as the API sent it, plus its `name` and `private`: cellbox's own files (its runtime, run records,
-    pushed values under /mnt/data/.cellbox/), hidden by default as `%container files` hides them."""
+    """The file entry as the API sent it, plus its `name` and `private`: cellbox's own files (its runtime, runs'
+    requests and result records, pushed values under /mnt/data/.cellbox/), hidden by default as `%container files`
+    hides them."""
     data = item.to_dict()
     data["name"] = item.name
     data["private"] = is_private(item)
@@ -176,18 +177,18 @@ def fingerprint(settings: Settings) -> tuple[str | None, ...]:
 
 
 class Clients:
-    """One `AsyncClient` for the current configuration, shared by every request that uses it.
+    """One `AsyncClient` for the current configuration, shared by every call that uses it.
 
-    A request leases the client for its settings (`async with clients.lease(settings) as client`). When the
+    A call leases the client for its settings (`async with clients.lease(settings) as client`). When the
     configuration changes (another base URL, auth kind or key, a local server restarted with a new token), a new
-    client takes over and the old one is closed as soon as the last request using it is done. `aclose` closes
+    client takes over and the old one is closed as soon as the last call using it is done. `aclose` closes
     them all, at server shutdown."""
 
     def __init__(self, factory: Callable[[Settings], AsyncClient]) -> None:
         self._factory = factory
         self._key: tuple[str | None, ...] | None = None
         self._current: AsyncClient | None = None
-        self._leases: dict[AsyncClient, int] = {}  # every open client, current or retiring: requests using it
+        self._leases: dict[AsyncClient, int] = {}  # every open client, current or retiring: calls using it
 
     @asynccontextmanager
     async def lease(self, settings: Settings) -> AsyncIterator[AsyncClient]:
@@ -221,7 +222,7 @@ class Clients:
 
 
 class Sidebar:
-    """The sidebar's operations. Each request resolves the settings afresh (a `cellbox serve` started or a
+    """The sidebar's operations. Each call resolves the settings afresh (a `cellbox serve` started or a
     config changed is picked up at once) and leases the one `AsyncClient` kept for those settings."""
 
     def __init__(
@@ -238,7 +239,7 @@ class Sidebar:
         self._load = load
         options = dict(client_options or {})
         self._clients = Clients(lambda settings: AsyncClient(settings=settings, **options))
-        self._used_keys: set[str] = set()  # every key a request was sent with: never shown back (`secrets`)
+        self._used_keys: set[str] = set()  # every key a call was sent with: never shown back (`secrets`)
 
     async def settings(self) -> Settings:
         found = self._load()
@@ -267,7 +268,7 @@ class Sidebar:
         return sorted(found)
 
     async def aclose(self) -> None:
-        """Close the clients kept for the requests (at server shutdown)."""
+        """Close the clients kept for the calls (at server shutdown)."""
         await self._clients.aclose()
 
     # --- status -----------------------------------------------------------------------------------------------
@@ -399,7 +400,7 @@ class Sidebar:
             if existing and not overwrite:
                 raise SidebarError(409, f"{target} already exists in the container")
             uploaded = await client.containers.files.create(container_id, source)
-            for item in existing:  # replaced: the old record goes, unless the backend reused it
+            for item in existing:  # replaced: the old file entry goes, unless the backend reused it
                 if item.id != uploaded.id:
                     with contextlib.suppress(NotFoundError):
                         await client.containers.files.delete(container_id, item.id)
