@@ -19,6 +19,7 @@ from .api import CellboxError, Client, Container, load_settings
 from .api.config import configured_secrets
 from .api.lookup import find_container
 from .common import endpoint, paths, text
+from .common.polling import Backoff
 from .common.redact import redact
 
 EXIT_ERROR = 1
@@ -119,13 +120,12 @@ def cmd_stop(args: argparse.Namespace) -> int:
         print("cellbox: no local server is running")
         return 0
     os.kill(running.pid, signal.SIGTERM)
-    deadline = time.monotonic() + args.timeout
+    pause = Backoff(args.timeout, first=0.05, most=0.05)
     # Stopped when it let go of the state folder (its endpoint file gone and its claim released): a `serve` or a
     # notebook right after this then finds the folder free, not a server still shutting down.
     while endpoint.read(file) is not None or endpoint.claimed(file):
-        if time.monotonic() > deadline:
+        if not pause.wait():
             return _fail(f"the local server (pid {running.pid}) did not stop within {args.timeout:g}s")
-        time.sleep(0.05)
     print(f"cellbox: stopped the local server at {running.base_url} (pid {running.pid})")
     return 0
 
