@@ -99,7 +99,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     """Check the configured backend end to end (`cellbox.doctor`); exit 1 unless every check passed."""
     from . import doctor
 
-    checks = doctor.run()
+    checks = doctor.run(billed=not args.no_run)
     if args.json:
         print(json.dumps({"ok": doctor.passed(checks), "checks": [c.to_dict() for c in checks]}, indent=2))
     else:
@@ -175,9 +175,19 @@ def build_parser() -> argparse.ArgumentParser:
     config.set_defaults(handler=cmd_config)
 
     doctor = sub.add_parser(
-        "doctor", help="check the configured backend end to end and say what to change for each failure"
+        "doctor",
+        help="check the configured backend end to end and say what to change for each failure",
+        description="Checks the configured backend end to end and says what to change for each failure. On a "
+        "cloud service this costs money: it creates one container (billed as a code interpreter session where the "
+        "service bills them), runs code in it through the model up to three times (a few hundred billed tokens "
+        "each) and deletes it. --no-run checks only the configuration, the credentials and the project, for free.",
     )
     doctor.add_argument("--json", action="store_true", help="print JSON")
+    doctor.add_argument(
+        "--no-run",
+        action="store_true",
+        help="only the checks that cost nothing: configuration, auth and project (no container, no model call)",
+    )
     doctor.set_defaults(handler=cmd_doctor)
     return parser
 
