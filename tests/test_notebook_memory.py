@@ -471,7 +471,7 @@ def test_a_frame_larger_than_free_memory_fails_in_one_line(tmp_path: Path, monke
         raise AssertionError("the file was read")
 
     monkeypatch.setattr(frames, "available_memory", lambda: 50_000_000)
-    monkeypatch.setattr(frames.runtime, "_import", never)
+    monkeypatch.setattr(frames.runtime, "read_value", never)
     with pytest.raises(frames.TooLarge) as caught:
         frames.read(spec, path, name="sales")
     said = str(caught.value)

@@ -71,12 +71,13 @@ def test_small_transfers_show_nothing_and_a_big_one_shows_what_came_before() -> 
 
 def test_steps_inside_an_operation_join_it_and_one_alone_makes_its_own() -> None:
     cell = Operation(Recorder, "cell in demo")
-    with progress.step(Recorder, "push a to demo", cell) as inner:
-        assert inner is cell
+    token = cell.enter()
+    with progress.step(Recorder, "push a to demo") as inner:
+        assert inner is cell and progress.current() is cell
     assert cell.outcome is None  # the cell goes on
-    cell.close()
-    assert cell.outcome == "unchanged, nothing sent"
-    with progress.step(Recorder, "push b to demo", cell) as alone:  # a closed operation is joined no more
+    cell.exit(token)
+    assert cell.outcome == "unchanged, nothing sent" and progress.current() is None
+    with progress.step(Recorder, "push b to demo") as alone:
         assert alone is not cell
     assert alone.outcome is not None
 
@@ -127,8 +128,8 @@ def test_a_frame_written_in_parts_is_the_file_to_parquet_writes(tmp_path: Path) 
     )
     frame.attrs = {"source": "test"}
     parts: list[int] = []
-    values._write_frame(frame, str(tmp_path / "parts"), "dataframe", parts.append)
-    values._write_frame(frame, str(tmp_path / "whole"), "dataframe")
+    values.write_frame(frame, str(tmp_path / "parts"), "dataframe", parts.append)
+    values.write_frame(frame, str(tmp_path / "whole"), "dataframe")
     assert parts == [values.PART_ROWS, 10]
     assert (tmp_path / "parts.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
 

@@ -41,9 +41,9 @@ def typed_frame() -> pd.DataFrame:
 def test_frames_round_trip_with_their_dtypes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pyarrow: bool) -> None:
     monkeypatch.setattr(values, "_has_pyarrow", lambda: pyarrow)
     frame = typed_frame()
-    spec = values._write_frame(frame, str(tmp_path / "f"), "dataframe")
+    spec = values.write_frame(frame, str(tmp_path / "f"), "dataframe")
     assert spec["format"] == ("parquet" if pyarrow else "csv")
-    back = values._import(spec)
+    back = values.read_value(spec)
     pd.testing.assert_frame_equal(back, frame)
     assert back["cat"].cat.categories.tolist() == ["y", "x"]
 
@@ -52,7 +52,7 @@ def test_frames_round_trip_with_their_dtypes(tmp_path: Path, monkeypatch: pytest
 def test_series_round_trip_keeps_its_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pyarrow: bool) -> None:
     monkeypatch.setattr(values, "_has_pyarrow", lambda: pyarrow)
     series = pd.Series([1.5, 2.5], name="weight")
-    back = values._import(values._write_frame(series, str(tmp_path / "s"), "series"))
+    back = values.read_value(values.write_frame(series, str(tmp_path / "s"), "series"))
     pd.testing.assert_series_equal(back, series)
 
 

@@ -97,15 +97,20 @@ def test_the_schema_and_the_reader_allow_the_same_dtypes() -> None:
     assert set(record.DTYPE_NAMES) == values.DTYPES and record.TIME_ZONE == values.TIME_ZONE
 
 
+def test_the_schema_allows_every_kind_and_format_the_runtime_writes() -> None:
+    assert record.OUTPUT_KINDS == values.KINDS and record.FORMATS == values.FORMATS
+    assert set(values.LAST_VALUE_KINDS) <= set(record.VALUE_KINDS)
+
+
 def test_a_dtype_record_names_only_what_is_read_and_passes_the_schema(tmp_path: Path) -> None:
     frame = every_dtype()
-    written = values._dtype_record(frame)
+    written = values.dtype_record(frame)
     assert written["file_tz"] == "datetime64[us, UTC]"  # its zone is a file's: the same instants, in UTC
     assert written["offset"] == "datetime64[us, UTC+02:00]" and written["paris"] == "datetime64[us, Europe/Paris]"
     assert written["cat"] == {"dtype": "category", "categories": ["y", "x"], "ordered": True}
     assert not {"p", "iv", "arrow", "sparse"} & set(written)  # read back as CSV gives them, untyped
     for dtype in written.values():
-        values._checked_dtype(dtype)
+        values.check_dtype(dtype)
     a_record(tmp_path, {"dtypes": written})
 
 
@@ -113,8 +118,8 @@ def test_a_csv_written_without_pyarrow_reads_back(tmp_path: Path, monkeypatch: p
     """Columns of dtypes not read come back as CSV gives them; a zone known by its file, as the same instants."""
     monkeypatch.setattr(values, "_has_pyarrow", lambda: False)
     frame = every_dtype()[["i", "paris", "offset", "file_tz", "p", "cat"]]
-    spec = values._write_frame(frame, str(tmp_path / "f"), "dataframe")
-    back = values._import(spec)
+    spec = values.write_frame(frame, str(tmp_path / "f"), "dataframe")
+    back = values.read_value(spec)
     pd.testing.assert_frame_equal(back[["i", "paris", "offset", "cat"]], frame[["i", "paris", "offset", "cat"]])
     assert back["file_tz"].iloc[0] == frame["file_tz"].iloc[0] and str(back["file_tz"].dt.tz) == "UTC"
     assert back["p"].tolist() == ["2024-01-01"]
@@ -156,11 +161,10 @@ def test_any_other_dtype_is_refused_by_the_schema_and_the_reader(
 ) -> None:
     with pytest.raises(record.RecordRefused, match=r"^the container's result record was refused: it does not"):
         a_record(tmp_path, {"dtypes": {"a": dtype}})
-    frame = pd.DataFrame({"a": ["x"] * 3})
-    with pytest.raises(values.BadDtype):
-        values._apply_dtypes(frame, {"a": dtype})  # a value pushed from the notebook goes this way in the container
     path = tmp_path / "x.csv"
     path.write_text(",a\n0,x\n")
+    with pytest.raises(values.BadDtype):  # a value pushed from the notebook is read this way in the container
+        values.read_value({"kind": "dataframe", "format": "csv", "path": str(path), "dtypes": {"a": dtype}})
 
     def unread(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the file was read")
@@ -176,10 +180,10 @@ def test_any_other_dtype_is_refused_by_the_schema_and_the_reader(
 
 def test_time_zones_are_names_never_paths() -> None:
     for zone in ("UTC", "Europe/Paris", "America/Argentina/Buenos_Aires", "Etc/GMT+5", "UTC+01:00", "EST5EDT"):
-        values._checked_dtype(f"datetime64[ns, {zone}]")
+        values.check_dtype(f"datetime64[ns, {zone}]")
     for zone in ("dateutil/UTC", "/etc/localtime", "../UTC", "Europe/./Paris", "Europe//Paris", "a/b/c/d/e", ""):
         with pytest.raises(values.BadDtype):
-            values._checked_dtype(f"datetime64[ns, {zone}]")
+            values.check_dtype(f"datetime64[ns, {zone}]")
 
 
 # --- what reading a file is charged, against what it takes -------------------------------------------------------
@@ -193,11 +197,11 @@ def peak():
     return int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) * 1024
 
 spec = json.loads(sys.argv[1])
-values._import(dict(spec, path=spec["warm"]))  # Arrow's and pandas' first use is not the file's
+values.read_value(dict(spec, path=spec["warm"]))  # Arrow's and pandas' first use is not the file's
 gc.collect()
 open("/proc/self/clear_refs", "w").write("5")  # the peak starts again from here
 before = peak()
-value = values._import(spec)
+value = values.read_value(spec)
 print(json.dumps({"grown": peak() - before}))
 """
 
@@ -268,7 +272,7 @@ def test_every_row_is_charged_the_dictionary_entry_it_copies(tmp_path: Path, mon
     needed, said = frames.declared_size({"format": "parquet"}, bomb, GIB)
     assert needed > 300 * 4 * MB and said.endswith("1.3 GB of strings decoded")
     monkeypatch.setattr(frames, "available_memory", lambda: GIB)
-    monkeypatch.setattr(frames.runtime, "_import", lambda spec: pytest.fail("the file was read"))
+    monkeypatch.setattr(frames.runtime, "read_value", lambda spec: pytest.fail("the file was read"))
     with pytest.raises(frames.TooLarge, match=r"^-o s is too large to bring back: reading it would take about 3\."):
         frames.read({"kind": "dataframe", "format": "parquet"}, bomb, name="s")
 
@@ -322,7 +326,7 @@ def test_json_is_charged_at_least_what_reading_it_takes(tmp_path: Path) -> None:
         path.write_text(content, encoding="utf-8")
         charged = frames.declared_size({"format": "json"}, path)[0]
         tracemalloc.start()
-        values._import({"format": "json", "path": str(path)})
+        values.read_value({"format": "json", "path": str(path)})
         took = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert took <= charged, f"{name}: read took {took >> 20} MiB, charged {charged >> 20} MiB"

@@ -250,10 +250,10 @@ def asked_variables(record: dict[str, Any], asked: Sequence[str]) -> tuple[dict[
 def json_value(encoded: Any) -> Any:
     """A value the runtime sent as tagged JSON (tuples, sets, dates … as `{"__cellbox__": kind, …}`), decoded; a
     tag that does not decode is the container's forgery, refused in one line."""
-    from ..runtime.values import _from_json
+    from ..runtime.values import from_json
 
     try:
-        return _from_json(encoded)
+        return from_json(encoded)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RecursionError) as exc:
         raise refused(f"a value in it does not decode ({type(exc).__name__})") from None
 

@@ -355,13 +355,13 @@ def _execute(request_path: str, request: dict[str, Any] | None) -> tuple[dict[st
                 result["restored"] = [spec["name"] for spec in request.get("restore") or []]
                 output.add({"type": "state_lost", "restored": result["restored"]})  # said first, and live
             for spec in inputs:
-                namespace[spec["name"]] = values._import(spec)
+                namespace[spec["name"]] = values.read_value(spec)
             filename = cell.filename(request["run_id"], request.get("execution_count"), capture.shell())
             capture.remember_source(filename, request["code"])
             value = cell.run(request["code"], namespace, capture.shell(), filename)
             if value is not None:
                 namespace["_"] = value
-                result["value"] = values._describe_value(value, out_dir, capture)
+                result["value"] = values.describe_value(value, out_dir, capture)
                 output.add({"type": "execute_result"})
         except BaseException as exc:  # KeyboardInterrupt too: the run was stopped, and the record must say so
             result["ok"] = False
@@ -388,7 +388,9 @@ def _execute(request_path: str, request: dict[str, Any] | None) -> tuple[dict[st
                 result["error"] = _missing_output(name)
                 break
             try:
-                result["outputs"][name] = values._export(namespace[name], os.path.join(out_dir, "out-" + name), name)
+                result["outputs"][name] = values.write_value(
+                    namespace[name], os.path.join(out_dir, "out-" + name), name
+                )
             except Exception as exc:
                 result["ok"] = False
                 said = capture._said(exc)

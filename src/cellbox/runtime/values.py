@@ -1,10 +1,34 @@
 """Values in and out of the container, for cellbox's runtime: uploaded beside `container.py` and found as
 `capture.py` is; not imported by the runtime in the container.
 
-DataFrames and Series travel as Parquet (CSV plus a dtype record when pyarrow is missing), numpy arrays as .npy,
-and other values as JSON that keeps the tuples, sets and non-string dict keys JSON alone loses. cellbox reads
-and writes values with this same module on its side, so both ends agree on formats and dtypes. The standard
-library is enough to load it; pandas and numpy are used only for values of theirs.
+This module is the contract between the two ends: cellbox writes `-i` values with it and the runtime reads them;
+the runtime writes `-o` values and the last value with it and cellbox reads them, so both agree on formats and
+dtypes by construction. The standard library is enough to load it; pandas, pyarrow and numpy are used only for
+values of theirs.
+
+A value travels as one file and its *spec*, a JSON object that says how to read the file back:
+
+    kind        format    the spec holds, besides "kind", "format" and "path"
+    dataframe   parquet   "rows", "columns" (each column's name as a string)
+    series      parquet   the same, and "series_name" (str or None; the file holds one column)
+    dataframe   csv       where pyarrow is missing: the same as parquet, "dtypes" (the dtype record) and
+                          "index_name"
+    series      csv       the same, and "series_name"
+    ndarray     npy       nothing more (numbers, booleans, strings, times: no objects, so no pickle)
+    json        json      nothing more (the file is `to_json`'s encoding)
+
+A push adds "name" (the variable it is set as); a frame shown as the last value may add "truncated_from" (its
+length, of which MAX_VALUE_ROWS rows were written). `write_value` writes one (`-o`), `write_frame` a frame or
+series, `read_value` reads any of them back; `describe_value` says what a cell's last value is.
+
+The dtype record maps a column's name to the dtype it is read back as: a name in DTYPES, a "datetime64[unit,
+zone]" whose zone is a name (TIME_ZONE), never a path, or {"dtype": "category", "categories": [...], "ordered":
+bool}. `dtype_record` writes only these and `check_dtype` refuses anything else (`BadDtype`), since `astype` of an
+arbitrary name can allocate what it likes or open a file.
+
+JSON keeps what JSON alone loses by tagging it (TAG): a tuple, set or frozenset is {"__cellbox__": "tuple" | "set"
+| "frozenset", "items": [...]}, and a dict whose keys are not all strings (or that has the tag as a key) is
+{"__cellbox__": "dict", "items": [[key, value], ...]}. NaN and infinities are not JSON values.
 """
 
 from __future__ import annotations
@@ -19,15 +43,11 @@ from typing import Any
 MAX_REPR = 100_000
 MAX_VALUE_ROWS = 100_000  # rows of a frame sent back for display as a cell's last value
 PART_ROWS = 1024 * 1024  # rows per Parquet row group when the writer reports its progress (as pyarrow writes)
-
-
-def _has_pyarrow() -> bool:
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
+FRAME_KINDS = ("dataframe", "series")
+KINDS = (*FRAME_KINDS, "ndarray", "json")  # of a value's spec
+FORMATS = ("parquet", "csv", "npy", "json")
+LAST_VALUE_KINDS = (*FRAME_KINDS, "json", "repr")  # of what `describe_value` says
+TAG = "__cellbox__"
 
 # The dtypes a CSV's dtype record names, and all `_apply_dtypes` reads: numbers, booleans, strings, objects and
 # time, by the names pandas gives them (a category is a dict of its own). Any other name is refused, whoever wrote
@@ -48,43 +68,54 @@ class BadDtype(ValueError):
     """A dtype record names what cellbox doesn't read (see DTYPES)."""
 
 
-def _dtype_record(frame: Any) -> dict[str, Any]:
-    """Each column's dtype, for a CSV to be read back as it was; dtypes `_apply_dtypes` doesn't read are left out
-    (the column comes back as CSV reads it), and a time zone known by its file rather than a name as UTC."""
-    record: dict[str, Any] = {}
-    for col, dtype in frame.dtypes.items():
-        name = str(dtype)
-        if name == "category":  # the categories and their order don't survive CSV by themselves
-            categories = [c.item() if hasattr(c, "item") else c for c in dtype.categories]
-            record[str(col)] = {"dtype": "category", "categories": categories, "ordered": bool(dtype.ordered)}
-        elif name in DTYPES or _DATETIME_TZ.fullmatch(name):
-            record[str(col)] = name
-        elif name.startswith("datetime64[") and ", " in name:
-            record[str(col)] = name.split(",", 1)[0] + ", UTC]"  # the same instants
-    return record
+# --- the interface --------------------------------------------------------------------------------------------
 
 
-def _checked_dtype(dtype: Any) -> Any:
-    """A dtype record's entry when it is one `_dtype_record` writes; `BadDtype` otherwise."""
-    if isinstance(dtype, str):
-        if dtype in DTYPES or _DATETIME_TZ.fullmatch(dtype):
-            return dtype
-    elif (
-        isinstance(dtype, dict)
-        and set(dtype) == {"dtype", "categories", "ordered"}
-        and dtype["dtype"] == "category"
-        and isinstance(dtype["ordered"], bool)
-        and isinstance(dtype["categories"], list)
-        and all(isinstance(c, (str, int, float)) for c in dtype["categories"])
-    ):
-        return dtype
-    raise BadDtype(f"a dtype cellbox does not read: {repr(dtype)[:80]}")
+def write_value(value: Any, path_stem: str, name: str) -> dict[str, Any]:
+    """Write the `-o` value `name` to `path_stem` plus its format's suffix; its spec. A value that can't travel
+    faithfully (not a frame, series, array without objects or JSON value) is a TypeError saying what to do."""
+    kind = frame_kind(value)
+    if kind is not None:
+        return write_frame(value, path_stem, kind)
+    os.makedirs(os.path.dirname(path_stem) or ".", exist_ok=True)
+    if _is_array(value):
+        import numpy
+
+        path = path_stem + ".npy"
+        numpy.save(path, value, allow_pickle=False)
+        return {"kind": "ndarray", "format": "npy", "path": path}
+    value = _plain_scalar(value)
+    try:
+        encoded = to_json(value)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"-o {name}: {name} is a {type(value).__module__}.{type(value).__qualname__}, which can't travel "
+            "faithfully; -o brings back DataFrames, Series, numpy arrays and JSON values (numbers, strings, "
+            "booleans, None, and lists, tuples, sets and dicts of them). Convert it first, e.g. "
+            f"{name} = pd.DataFrame(...) or {name} = str({name}), or save it to a file and pull the file."
+        ) from None
+    path = path_stem + ".json"
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(encoded, f)
+    return {"kind": "json", "format": "json", "path": path}
 
 
-def _write_frame(
-    frame: Any, path_stem: str, kind: str, progress: Callable[[int], None] | None = None
-) -> dict[str, Any]:
-    """Write a frame or series; `progress`, when given, hears how many rows each part written added."""
+def read_value(spec: dict[str, Any]) -> Any:
+    """The value a spec describes, read from its "path" (only "format" is needed for JSON and arrays). A dtype
+    record naming what isn't read is `BadDtype`, before the file is opened."""
+    if spec["format"] == "json":
+        with open(spec["path"], encoding="utf-8") as f:
+            return from_json(json.load(f))
+    if spec["format"] == "npy":
+        import numpy
+
+        return numpy.load(spec["path"], allow_pickle=False)
+    return _read_frame(spec)
+
+
+def write_frame(frame: Any, path_stem: str, kind: str, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Write a frame or series (`kind`, one of FRAME_KINDS) as Parquet, or as CSV with a dtype record where pyarrow
+    is missing; its spec. `progress`, when given, hears how many rows each part written added."""
     import pandas as pd
 
     os.makedirs(os.path.dirname(path_stem) or ".", exist_ok=True)
@@ -107,9 +138,149 @@ def _write_frame(
     else:
         path = path_stem + ".csv"
         frame.to_csv(path, index=True)
-        info.update(format="csv", path=path, dtypes=_dtype_record(frame), index_name=frame.index.name)
+        info.update(format="csv", path=path, dtypes=dtype_record(frame), index_name=frame.index.name)
     del pd
     return info
+
+
+def describe_value(value: Any, out_dir: str, capture: Any) -> dict[str, Any]:
+    """A cell's last value: its type ("type", module and name), its mimebundle as the shell's displayhook makes it
+    with `capture.format_value` ("bundle"; "repr_error" when a `_repr_*_` raised), and for the Python API the
+    value itself where it travels. Its "kind" (LAST_VALUE_KINDS) says how: a frame or series written to `out_dir`
+    as `write_frame` does (up to MAX_VALUE_ROWS rows, "truncated_from" saying how many it had), a JSON value up to
+    MAX_REPR characters in "json" (encoded as `to_json` does), else only its "repr" (which "json" has too)."""
+    described: dict[str, Any] = {"type": f"{type(value).__module__}.{type(value).__qualname__}"}
+    try:
+        described["bundle"] = capture.format_value(value)
+    except Exception as exc:  # a broken _repr_*_ must not fail the run: IPython shows the plain repr then
+        described["bundle"] = {"data": {"text/plain": _safe_repr(value)}, "metadata": {}}
+        described["repr_error"] = f"{type(exc).__name__}: {exc}"
+    kind = frame_kind(value)
+    if kind is not None:
+        shown = value
+        if len(value) > MAX_VALUE_ROWS:  # to be displayed, not kept: -o brings a whole frame back
+            shown = value.head(MAX_VALUE_ROWS)
+            described["truncated_from"] = len(value)
+        try:
+            described.update(write_frame(shown, os.path.join(out_dir, "value"), kind))
+            return described
+        except Exception:  # e.g. a Series of dtype objects, which Parquet can't hold: its repr stands
+            described.pop("truncated_from", None)
+    try:
+        encoded = to_json(_plain_scalar(value))
+    except (TypeError, ValueError):
+        encoded = None
+    else:
+        if len(json.dumps(encoded)) <= MAX_REPR:
+            described.update(kind="json", json=encoded)
+    described.setdefault("kind", "repr")
+    described["repr"] = _limited(_safe_repr(value), MAX_REPR)
+    return described
+
+
+def frame_kind(value: Any) -> str | None:
+    """ "dataframe" or "series" for pandas' (without importing pandas where the cell didn't), else None."""
+    pd = sys.modules.get("pandas")
+    if pd is not None:
+        if isinstance(value, pd.DataFrame):
+            return "dataframe"
+        if isinstance(value, pd.Series):
+            return "series"
+    return None
+
+
+def to_json(value: Any) -> Any:
+    """A value as JSON that keeps what JSON alone loses: tuples, sets and dict keys that aren't strings are
+    tagged ({"__cellbox__": "tuple", "items": [...]}); anything else that isn't JSON is a TypeError, NaN and
+    infinities a ValueError."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("NaN and infinity are not JSON")
+        return value
+    if isinstance(value, list):
+        return [to_json(v) for v in value]
+    if isinstance(value, tuple):
+        return {TAG: "tuple", "items": [to_json(v) for v in value]}
+    if isinstance(value, (set, frozenset)):
+        kind = "set" if isinstance(value, set) else "frozenset"
+        return {TAG: kind, "items": [to_json(v) for v in sorted(value, key=repr)]}
+    if isinstance(value, dict):
+        if all(isinstance(k, str) for k in value) and TAG not in value:
+            return {k: to_json(v) for k, v in value.items()}
+        return {TAG: "dict", "items": [[to_json(k), to_json(v)] for k, v in value.items()]}
+    raise TypeError(f"a {type(value).__module__}.{type(value).__qualname__} is not a JSON value")
+
+
+def from_json(value: Any) -> Any:
+    """The value `to_json` encoded. Encoded JSON that `to_json` doesn't make (an unknown tag, a tag without its
+    items) raises what Python raises for it: KeyError, TypeError, ValueError and the like."""
+    if isinstance(value, list):
+        return [from_json(v) for v in value]
+    if isinstance(value, dict):
+        tag = value.get(TAG)
+        if tag is None:
+            return {k: from_json(v) for k, v in value.items()}
+        items = value["items"]
+        if tag == "dict":
+            return {from_json(k): from_json(v) for k, v in items}
+        made = {"tuple": tuple, "set": set, "frozenset": frozenset}[tag]
+        return made(from_json(v) for v in items)
+    return value
+
+
+def is_json_value(value: Any) -> bool:
+    """Whether `to_json` encodes the value."""
+    try:
+        to_json(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def dtype_record(frame: Any) -> dict[str, Any]:
+    """Each column's dtype, for a CSV to be read back as it was; dtypes `check_dtype` refuses are left out (the
+    column comes back as CSV reads it), and a time zone known by its file rather than a name as UTC."""
+    record: dict[str, Any] = {}
+    for col, dtype in frame.dtypes.items():
+        name = str(dtype)
+        if name == "category":  # the categories and their order don't survive CSV by themselves
+            categories = [c.item() if hasattr(c, "item") else c for c in dtype.categories]
+            record[str(col)] = {"dtype": "category", "categories": categories, "ordered": bool(dtype.ordered)}
+        elif name in DTYPES or _DATETIME_TZ.fullmatch(name):
+            record[str(col)] = name
+        elif name.startswith("datetime64[") and ", " in name:
+            record[str(col)] = name.split(",", 1)[0] + ", UTC]"  # the same instants
+    return record
+
+
+def check_dtype(dtype: Any) -> None:
+    """`BadDtype` unless the entry of a dtype record is one `dtype_record` writes."""
+    if isinstance(dtype, str):
+        if dtype in DTYPES or _DATETIME_TZ.fullmatch(dtype):
+            return
+    elif (
+        isinstance(dtype, dict)
+        and set(dtype) == {"dtype", "categories", "ordered"}
+        and dtype["dtype"] == "category"
+        and isinstance(dtype["ordered"], bool)
+        and isinstance(dtype["categories"], list)
+        and all(isinstance(c, (str, int, float)) for c in dtype["categories"])
+    ):
+        return
+    raise BadDtype(f"a dtype cellbox does not read: {repr(dtype)[:80]}")
+
+
+# --- how ------------------------------------------------------------------------------------------------------
+
+
+def _has_pyarrow() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _write_parquet_in_parts(frame: Any, path: str, progress: Callable[[int], None]) -> None:
@@ -143,7 +314,7 @@ def _read_frame(spec: dict[str, Any]) -> Any:
         if not isinstance(dtypes, dict):
             raise BadDtype("a dtype record that is not a mapping")
         for dtype in dtypes.values():  # before the file is read
-            _checked_dtype(dtype)
+            check_dtype(dtype)
         frame = pd.read_csv(spec["path"], index_col=0)
         frame = _apply_dtypes(frame, dtypes)
     if spec.get("kind") == "series":
@@ -154,11 +325,11 @@ def _read_frame(spec: dict[str, Any]) -> Any:
 
 
 def _apply_dtypes(frame: Any, dtypes: dict[str, Any]) -> Any:
-    """The frame's columns as the dtype record says (`BadDtype` for a dtype `_dtype_record` doesn't write)."""
+    """The frame's columns as the dtype record says (`BadDtype` for a dtype `dtype_record` doesn't write)."""
     import pandas as pd
 
     for col, dtype in dtypes.items():
-        _checked_dtype(dtype)
+        check_dtype(dtype)
         if col not in frame.columns:
             continue
         if isinstance(dtype, dict):
@@ -172,138 +343,9 @@ def _apply_dtypes(frame: Any, dtypes: dict[str, Any]) -> Any:
     return frame
 
 
-def _is_json_value(value: Any) -> bool:
-    try:
-        _to_json(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-TAG = "__cellbox__"
-
-
-def _to_json(value: Any) -> Any:
-    """A value as JSON that keeps what JSON alone loses: tuples, sets and dict keys that aren't strings are
-    tagged ({"__cellbox__": "tuple", "items": [...]}); anything else that isn't JSON is a TypeError."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError("NaN and infinity are not JSON")
-        return value
-    if isinstance(value, list):
-        return [_to_json(v) for v in value]
-    if isinstance(value, tuple):
-        return {TAG: "tuple", "items": [_to_json(v) for v in value]}
-    if isinstance(value, (set, frozenset)):
-        kind = "set" if isinstance(value, set) else "frozenset"
-        return {TAG: kind, "items": [_to_json(v) for v in sorted(value, key=repr)]}
-    if isinstance(value, dict):
-        if all(isinstance(k, str) for k in value) and TAG not in value:
-            return {k: _to_json(v) for k, v in value.items()}
-        return {TAG: "dict", "items": [[_to_json(k), _to_json(v)] for k, v in value.items()]}
-    raise TypeError(f"a {type(value).__module__}.{type(value).__qualname__} is not a JSON value")
-
-
-def _from_json(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_from_json(v) for v in value]
-    if isinstance(value, dict):
-        tag = value.get(TAG)
-        if tag is None:
-            return {k: _from_json(v) for k, v in value.items()}
-        items = value["items"]
-        if tag == "dict":
-            return {_from_json(k): _from_json(v) for k, v in items}
-        made = {"tuple": tuple, "set": set, "frozenset": frozenset}[tag]
-        return made(_from_json(v) for v in items)
-    return value
-
-
 def _is_array(value: Any) -> bool:
     numpy = sys.modules.get("numpy")
     return numpy is not None and isinstance(value, numpy.ndarray) and value.dtype.kind not in "OV"
-
-
-def _kind_of(value: Any) -> str | None:
-    pd = sys.modules.get("pandas")
-    if pd is not None:
-        if isinstance(value, pd.DataFrame):
-            return "dataframe"
-        if isinstance(value, pd.Series):
-            return "series"
-    return None
-
-
-def _export(value: Any, path_stem: str, name: str) -> dict[str, Any]:
-    kind = _kind_of(value)
-    if kind is not None:
-        return _write_frame(value, path_stem, kind)
-    os.makedirs(os.path.dirname(path_stem) or ".", exist_ok=True)
-    if _is_array(value):
-        import numpy
-
-        path = path_stem + ".npy"
-        numpy.save(path, value, allow_pickle=False)
-        return {"kind": "ndarray", "format": "npy", "path": path}
-    value = _plain_scalar(value)
-    try:
-        encoded = _to_json(value)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"-o {name}: {name} is a {type(value).__module__}.{type(value).__qualname__}, which can't travel "
-            "faithfully; -o brings back DataFrames, Series, numpy arrays and JSON values (numbers, strings, "
-            "booleans, None, and lists, tuples, sets and dicts of them). Convert it first, e.g. "
-            f"{name} = pd.DataFrame(...) or {name} = str({name}), or save it to a file and pull the file."
-        ) from None
-    path = path_stem + ".json"
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(encoded, f)
-    return {"kind": "json", "format": "json", "path": path}
-
-
-def _import(spec: dict[str, Any]) -> Any:
-    if spec["format"] == "json":
-        with open(spec["path"], encoding="utf-8") as f:
-            return _from_json(json.load(f))
-    if spec["format"] == "npy":
-        import numpy
-
-        return numpy.load(spec["path"], allow_pickle=False)
-    return _read_frame(spec)
-
-
-def _describe_value(value: Any, out_dir: str, capture: Any) -> dict[str, Any]:
-    """The last expression: its mimebundle as the shell's displayhook makes it (`bundle`), and for the Python API
-    the value itself where it travels (a frame, up to MAX_VALUE_ROWS rows; a JSON value), else its repr."""
-    described: dict[str, Any] = {"type": f"{type(value).__module__}.{type(value).__qualname__}"}
-    try:
-        described["bundle"] = capture.format_value(value)
-    except Exception as exc:  # a broken _repr_*_ must not fail the run: IPython shows the plain repr then
-        described["bundle"] = {"data": {"text/plain": _safe_repr(value)}, "metadata": {}}
-        described["repr_error"] = f"{type(exc).__name__}: {exc}"
-    kind = _kind_of(value)
-    if kind is not None:
-        shown = value
-        if len(value) > MAX_VALUE_ROWS:  # to be displayed, not kept: -o brings a whole frame back
-            shown = value.head(MAX_VALUE_ROWS)
-            described["truncated_from"] = len(value)
-        try:
-            described.update(_write_frame(shown, os.path.join(out_dir, "value"), kind))
-            return described
-        except Exception:  # e.g. a Series of dtype objects, which Parquet can't hold: its repr stands
-            described.pop("truncated_from", None)
-    try:
-        encoded = _to_json(_plain_scalar(value))
-    except (TypeError, ValueError):
-        encoded = None
-    else:
-        if len(json.dumps(encoded)) <= MAX_REPR:
-            described.update(kind="json", json=encoded)
-    described.setdefault("kind", "repr")
-    described["repr"] = _limited(_safe_repr(value), MAX_REPR)
-    return described
 
 
 def _safe_repr(value: Any) -> str:

@@ -45,7 +45,7 @@ STRING_OBJECT = 64  # a string pandas holds as a Python object: 49 bytes and its
 BYTES_OBJECT = 48
 NESTED_OBJECT = 128  # a row of a list or struct column, or a value in it, as pandas holds it (an array, a dict)
 READER_BASE = 16 << 20  # Arrow's reader itself: its pools and threads (5-12 MB for a frame of three numbers)
-# JSON as Python objects (json.load, then the runtime's _from_json copies every list and dict), measured at
+# JSON as Python objects (json.load, then the runtime's from_json copies every list and dict), measured at
 # their worst: [{"":0}, ...] takes ~400 bytes a dict, [[], ...] ~140 a list, a string up to 7x its text (one
 # character outside Latin-1 makes all four bytes wide).
 JSON_CONTAINER = 256  # per "[" or "{"
@@ -65,10 +65,10 @@ def _hasher() -> Any:
 
 def kind_of(value: Any) -> str | None:
     """`dataframe`, `series`, `json`, or None for values that can't travel."""
-    kind = runtime._kind_of(value)
+    kind = runtime.frame_kind(value)
     if kind is not None:
         return kind
-    return "json" if runtime._is_json_value(value) else None
+    return "json" if runtime.is_json_value(value) else None
 
 
 def fingerprint(value: Any) -> str:
@@ -90,7 +90,7 @@ def fingerprint(value: Any) -> str:
                     if buffer is not None:
                         h.update(buffer)
     elif kind == "json":
-        h.update(json.dumps(runtime._to_json(value), sort_keys=True, allow_nan=False).encode())
+        h.update(json.dumps(runtime.to_json(value), sort_keys=True, allow_nan=False).encode())
     else:
         raise TypeError(f"can't fingerprint a {type(value).__name__}")
     return h.hexdigest()
@@ -130,10 +130,10 @@ def write(value: Any, stem: Path, progress: Callable[[int], None] | None = None)
     hears how many rows each part of a frame written added."""
     kind = kind_of(value)
     if kind in ("dataframe", "series"):
-        return runtime._write_frame(value, str(stem), kind, progress)
+        return runtime.write_frame(value, str(stem), kind, progress)
     if kind == "json":
         path = str(stem) + ".json"
-        Path(path).write_text(json.dumps(runtime._to_json(value), allow_nan=False), encoding="utf-8")
+        Path(path).write_text(json.dumps(runtime.to_json(value), allow_nan=False), encoding="utf-8")
         return {"kind": "json", "format": "json", "path": path}
     raise TypeError(
         f"a {type(value).__module__}.{type(value).__qualname__} can't be sent to a container: push DataFrames, "
@@ -154,7 +154,7 @@ def read(spec: dict[str, Any], local_path: Path, name: str | None = None) -> Any
             raise record.refused(f"{_which(name)}'s file can't be checked before it is read: {exc}") from None
         check_fits(name, needed, declared, free)
     try:
-        value = runtime._import({**spec, "path": str(local_path)})
+        value = runtime.read_value({**spec, "path": str(local_path)})
     except runtime.BadDtype as exc:
         raise record.refused(f"{_which(name)} names {exc}") from None
     total = spec.get("truncated_from")
