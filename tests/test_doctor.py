@@ -3,13 +3,15 @@ listing), and its failures: a wrong key, OCI without a project, a region OCI doe
 
 from __future__ import annotations
 
+import email.utils
 import json
+import time
 
 import httpx
 import pytest
 
 from cellbox import cli, doctor
-from cellbox.api import Client
+from cellbox.api import Client, ConfigurationError, NotFoundError
 from cellbox.doctor import checks as doctor_checks
 from cellbox.local.testing import RunningServer
 from cellbox.session.liveness import container_state
@@ -169,3 +171,97 @@ def test_gpt5_at_minimal_effort_is_run_without_it_and_told_the_fix(
     step = parameters.next_step or ""
     assert "gpt-5 refuses reasoning effort 'minimal' with the code_interpreter tool" in step
     assert "CELLBOX_REASONING_EFFORT=low" in step
+
+
+class _Through(httpx.BaseTransport):
+    """The real server, with one kind of answer changed (a fault a real server can't be made to give)."""
+
+    def __init__(self, change) -> None:
+        self.real = httpx.HTTPTransport()
+        self.change = change
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self.change(request, self.real.handle_request(request))
+
+    def close(self) -> None:
+        self.real.close()
+
+
+class _BrokenSigner(httpx.Auth):
+    def auth_flow(self, request):
+        raise ConfigurationError("the OCI key file can't be read")
+        yield request
+
+
+@pytest.mark.cloud_profiles("oci")
+def test_a_failed_auth_setup_passes_no_check_that_made_no_request(use_cloud_server: str) -> None:
+    checks = by_name(doctor.run(auth=_BrokenSigner()))
+    assert checks["auth"].status == "fail" and "key file" in checks["auth"].detail
+    assert checks["project"].status == "skipped" and "auth failed" in checks["project"].detail
+    assert all(checks[name].status == "skipped" for name in doctor.CHECKS[3:])
+
+
+@pytest.mark.cloud_profiles("openai")
+def test_parameters_do_not_pass_when_no_response_was_made(use_cloud_server: str) -> None:
+    def no_model(request: httpx.Request, answer: httpx.Response) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/responses"):
+            error = {"message": "The model `gpt-x` does not exist.", "type": "invalid_request_error", "code": None}
+            return httpx.Response(404, json={"error": {**error, "param": "model"}}, request=request)
+        return answer
+
+    checks = by_name(doctor.run(http_client=httpx.Client(transport=_Through(no_model))))
+    assert checks["create"].status == "pass" and checks["delete"].status == "pass"
+    assert checks["listing"].status == "fail" and checks["run"].status == "fail"
+    assert checks["parameters"].status == "skipped" and "no response was made" in checks["parameters"].detail
+    assert "Check the id" not in checks["listing"].detail  # a 404 on a create is not a wrong id
+
+
+@pytest.mark.cloud_profiles("openai")
+def test_a_skewed_clock_is_said(use_cloud_server: str) -> None:
+    def ten_minutes_behind(request: httpx.Request, answer: httpx.Response) -> httpx.Response:
+        answer.headers["date"] = email.utils.formatdate(time.time() - 600, usegmt=True)
+        return answer
+
+    checks = by_name(doctor.run(billed=False, http_client=httpx.Client(transport=_Through(ten_minutes_behind))))
+    auth = checks["auth"]
+    assert auth.status == "warn" and 590 <= auth.data["clock_skew_s"] <= 700, auth.to_dict()
+    assert "clock is" in auth.detail and "ahead of the service's" in auth.detail and "NTP" in (auth.next_step or "")
+
+
+@pytest.mark.cloud_profiles("openai")
+def test_no_run_costs_nothing_and_help_says_what_a_run_costs(
+    use_cloud_server: str, cloud_server: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: list[str] = []
+
+    def count(request: httpx.Request, answer: httpx.Response) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        return answer
+
+    checks = by_name(doctor.run(billed=False, http_client=httpx.Client(transport=_Through(count))))
+    assert [checks[n].status for n in ("configuration", "auth", "project")] == ["pass"] * 3
+    assert all(checks[n].status == "skipped" and "--no-run" in checks[n].detail for n in doctor.BILLED)
+    assert all(not s.startswith("POST") for s in seen), seen  # nothing made, nothing run
+    with pytest.raises(SystemExit):
+        cli.main(["doctor", "--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert "creates one container" in said and "billed tokens" in said and "--no-run" in said
+
+
+def test_a_404_says_what_to_check_for_what_was_asked() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if "ocid" in request.url.path:
+            return httpx.Response(404, json={"code": "NotAuthorizedOrNotFound", "message": "Authorization failed"})
+        return httpx.Response(404, json={"error": {"message": "Not found", "type": "invalid_request_error"}})
+
+    http = httpx.Client(transport=httpx.MockTransport(answer))
+    with Client("http://api.test/v1", api_key="k", http_client=http) as c:
+        with pytest.raises(NotFoundError) as listing:
+            c.containers.list_page(limit=1)
+        with pytest.raises(NotFoundError) as one:
+            c.containers.retrieve("cntr_123")
+        with pytest.raises(NotFoundError) as oci:
+            c.containers.retrieve("ocid1.generativeaicontainer.oc1.iad.x")
+    assert "CELLBOX_BASE_URL" in str(listing.value) and "Check the id" not in str(listing.value)
+    assert "Check the id" in str(one.value)
+    assert "authorization fails" in str(oci.value) and "CELLBOX_PROJECT" in str(oci.value)

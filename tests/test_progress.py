@@ -71,13 +71,12 @@ def test_small_transfers_show_nothing_and_a_big_one_shows_what_came_before() -> 
 
 def test_steps_inside_an_operation_join_it_and_one_alone_makes_its_own() -> None:
     cell = Operation(Recorder, "cell in demo")
-    token = cell.enter()
-    with progress.step(Recorder, "push a to demo") as inner:
-        assert inner is cell and progress.current() is cell
+    with progress.step(Recorder, "push a to demo", cell) as inner:
+        assert inner is cell
     assert cell.outcome is None  # the cell goes on
-    cell.exit(token)
-    assert cell.outcome == "unchanged, nothing sent" and progress.current() is None
-    with progress.step(Recorder, "push b to demo") as alone:
+    cell.close()
+    assert cell.outcome == "unchanged, nothing sent"
+    with progress.step(Recorder, "push b to demo", cell) as alone:  # a closed operation is joined no more
         assert alone is not cell
     assert alone.outcome is not None
 

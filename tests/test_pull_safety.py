@@ -17,6 +17,7 @@ from cellbox.api import Client, Container, ContainerFile
 from cellbox.boundary import local_paths
 from cellbox.boundary.local_paths import Landing, Refused, Skipped, create, name_parts, parts_under
 from cellbox.notebook import save_buttons
+from cellbox.session.link import ContainerLink
 from cellbox.session.results import Artifact
 from cellbox.session.transfer import Transfers
 
@@ -327,7 +328,7 @@ def hostile(places: tuple[Path, Path]) -> Iterator[tuple[HostileService, Transfe
     http = httpx.Client(transport=httpx.MockTransport(service.handle))
     with Client(base_url="http://api.test/v1", api_key="sk-test", http_client=http) as client:
         container = Container.from_dict({"id": CID, "object": "container", "name": "hostile", "status": "running"})
-        transfers = Transfers(client, lambda: container, lambda fn, *a, **k: fn(*a, **k))
+        transfers = Transfers(ContainerLink(client, container))
         yield service, transfers
         transfers.close()
 
@@ -539,7 +540,7 @@ def planted(places: tuple[Path, Path]) -> Iterator[tuple[HostileService, Transfe
     http = httpx.Client(transport=httpx.MockTransport(service.handle))
     with Client(base_url="http://api.test/v1", api_key="sk-test", http_client=http) as client:
         container = Container.from_dict({"id": CID, "object": "container", "name": "hostile", "status": "running"})
-        transfers = Transfers(client, lambda: container, lambda fn, *a, **k: fn(*a, **k))
+        transfers = Transfers(ContainerLink(client, container))
         yield service, transfers
         transfers.close()
 

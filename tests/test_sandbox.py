@@ -20,7 +20,6 @@ from cellbox.api import Client, Container
 from cellbox.api.config import load_settings
 from cellbox.api.lookup import AmbiguousName, NameTaken
 from cellbox.local.testing import running_server
-from cellbox.session import progress
 from cellbox.session.errors import LoaderMismatch, NotAuthorized, ProcessDied, RunFailed
 from cellbox.session.liveness import container_state
 from cellbox.session.progress import Operation
@@ -261,8 +260,9 @@ def test_a_large_frame_shows_as_it_is_serialized_uploaded_and_read_back(sandbox:
     (push,) = RecordingTracker.made
     assert [p.name for p in push.operation.phases] == ["serializing", "uploading"]
     assert push.operation.phases[0].done == 1_500_000 and push.operation.outcome == "done"
-    with progress.step(RecordingTracker, "cell") as cell:  # a cell's line, as %%container makes it
-        run = sandbox.run("out = frame.assign(c=2)", outputs=["out"])
+    cell = Operation(RecordingTracker, "cell")  # a cell's line, as %%container makes it
+    run = sandbox.run("out = frame.assign(c=2)", outputs=["out"], operation=cell)
+    cell.close()
     assert run.ok and len(run.variables["out"]) == 1_500_000
     assert [p.name for p in cell.phases] == ["downloading", "reading"] and cell.outcome == "done"
 
@@ -341,15 +341,15 @@ def test_a_file_404_is_not_a_gone_container_and_an_oci_auth_failure_says_so() ->
         file_404 = {"error": {"message": f"File cfile_1 not found on container {box['id']}", "param": None}}
         api.fail(f"/v1/containers/{box['id']}/files/cfile_1", 404, file_404)
         with pytest.raises(cellbox.api.NotFoundError, match="not found on container"):
-            sandbox._call(client.containers.files.retrieve, box["id"], "cfile_1")
+            sandbox.link.call(client.containers.files.retrieve, box["id"], "cfile_1")
         # OCI: the file and the container both answer NotAuthorizedOrNotFound, and the listing still shows it.
         api.fail(f"/v1/containers/{box['id']}*", 404, OCI_404, times=2)
         with pytest.raises(NotAuthorized, match="authorization failure, not a missing container"):
-            sandbox._call(client.containers.files.retrieve, box["id"], "cfile_1")
+            sandbox.link.call(client.containers.files.retrieve, box["id"], "cfile_1")
         api.containers.clear()  # now it is gone: the listing no longer has it
         api.fail(f"/v1/containers/{box['id']}*", 404, OCI_404, times=2)
         with pytest.raises(cellbox.SandboxGone):
-            sandbox._call(client.containers.files.retrieve, box["id"], "cfile_1")
+            sandbox.link.call(client.containers.files.retrieve, box["id"], "cfile_1")
 
 
 def test_what_a_run_hands_back_stays_readable_after_later_runs(sandbox: cellbox.Sandbox, tmp_path: Path) -> None:
@@ -392,7 +392,7 @@ def test_copies_of_pushed_values_do_not_pile_up(use_cloud_server: str) -> None:
 def test_the_copies_folder_is_removed_at_exit_without_close(tmp_path: Path) -> None:
     script = (
         "from cellbox.session.transfer import Transfers\n"
-        "t = Transfers(None, None, None)\n"
+        "t = Transfers(None)\n"
         "(t.cache / 'sales.parquet').write_bytes(b'x')\n"
         "print(t.cache)\n"
     )

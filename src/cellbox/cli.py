@@ -19,6 +19,7 @@ from .api import CellboxError, Client, Container, load_settings
 from .api.config import configured_secrets
 from .api.lookup import find_container
 from .common import endpoint, paths, text
+from .common.polling import Backoff
 from .common.redact import redact
 
 EXIT_ERROR = 1
@@ -98,7 +99,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     """Check the configured backend end to end (`cellbox.doctor`); exit 1 unless every check passed."""
     from . import doctor
 
-    checks = doctor.run()
+    checks = doctor.run(billed=not args.no_run)
     if args.json:
         print(json.dumps({"ok": doctor.passed(checks), "checks": [c.to_dict() for c in checks]}, indent=2))
     else:
@@ -119,13 +120,12 @@ def cmd_stop(args: argparse.Namespace) -> int:
         print("cellbox: no local server is running")
         return 0
     os.kill(running.pid, signal.SIGTERM)
-    deadline = time.monotonic() + args.timeout
+    pause = Backoff(args.timeout, first=0.05, most=0.05)
     # Stopped when it let go of the state folder (its endpoint file gone and its claim released): a `serve` or a
     # notebook right after this then finds the folder free, not a server still shutting down.
     while endpoint.read(file) is not None or endpoint.claimed(file):
-        if time.monotonic() > deadline:
+        if not pause.wait():
             return _fail(f"the local server (pid {running.pid}) did not stop within {args.timeout:g}s")
-        time.sleep(0.05)
     print(f"cellbox: stopped the local server at {running.base_url} (pid {running.pid})")
     return 0
 
@@ -175,9 +175,19 @@ def build_parser() -> argparse.ArgumentParser:
     config.set_defaults(handler=cmd_config)
 
     doctor = sub.add_parser(
-        "doctor", help="check the configured backend end to end and say what to change for each failure"
+        "doctor",
+        help="check the configured backend end to end and say what to change for each failure",
+        description="Checks the configured backend end to end and says what to change for each failure. On a "
+        "cloud service this costs money: it creates one container (billed as a code interpreter session where the "
+        "service bills them), runs code in it through the model up to three times (a few hundred billed tokens "
+        "each) and deletes it. --no-run checks only the configuration, the credentials and the project, for free.",
     )
     doctor.add_argument("--json", action="store_true", help="print JSON")
+    doctor.add_argument(
+        "--no-run",
+        action="store_true",
+        help="only the checks that cost nothing: configuration, auth and project (no container, no model call)",
+    )
     doctor.set_defaults(handler=cmd_doctor)
     return parser
 

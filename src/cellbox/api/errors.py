@@ -242,9 +242,29 @@ def error_from_response(response: httpx.Response) -> APIStatusError:
     if request_id:
         details.append(f"request id {request_id}")
     text = redact(text + f" ({', '.join(details)})", secrets)
-    if cls.hint:
-        text += f" {cls.hint}"
+    hint = _hint(cls, response.request, code)
+    if hint:
+        text += f" {hint}"
     return cls(text, response=response, body=body, type=type_, code=code, param=param)
+
+
+# OCI's 404 when authorization fails, as when the resource is missing: it can't tell which ([Obs], docs/CLOUD.md).
+OCI_NOT_AUTHORIZED_OR_NOT_FOUND = "NotAuthorizedOrNotFound"
+_COLLECTIONS = ("containers", "files", "responses")
+
+
+def _hint(cls: type[APIStatusError], request: httpx.Request, code: object) -> str:
+    """What to check after an error of this kind on this request: a 404 on a list or create is not a wrong id."""
+    if cls is NotFoundError:
+        if code == OCI_NOT_AUTHORIZED_OR_NOT_FOUND:
+            return (
+                "OCI answers this when authorization fails as well as when nothing is there: check the key or IAM "
+                "identity, the policy allowing it `generative-ai-family`, and that CELLBOX_PROJECT is a project of "
+                "the region in the URL."
+            )
+        if request.url.path.rstrip("/").rsplit("/", 1)[-1] in _COLLECTIONS:
+            return "Nothing serves this path there: check CELLBOX_BASE_URL (it ends in /v1; OCI's in /openai/v1)."
+    return cls.hint
 
 
 def _sent_secrets(request: httpx.Request) -> list[str]:

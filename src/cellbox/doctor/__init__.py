@@ -6,7 +6,8 @@
 The checks run in order; one whose prerequisite did not pass is `skipped` with why (`NEEDS` declares them):
 
     configuration  base URL, auth kind, key, project (OCI), region in OCI's documented list, model
-    auth           one cheap authenticated call (a one-item page of the container list)
+    auth           one cheap authenticated call (a one-item page of the container list); this clock against
+                   the service's `Date` (signed requests fail on a skewed clock)
     project        the OpenAI-Project header accepted, or said to be missing (OCI requires one [Doc])
     create         a container, deleted at the end whatever happens
     upload         a file named `doctor/probe/x.txt`: the `path` the service answered (OpenAI may prefix the
@@ -17,6 +18,9 @@ The checks run in order; one whose prerequisite did not pass is `skipped` with w
                    (it sends a request again once without a refused field); `reasoning` is tried by `listing`
     retrieve       the container found again by its name
     delete         deleted, and confirmed: retrieving it says it is gone
+
+From `create` on, the checks cost money on a cloud service (`BILLED`); `run(billed=False)` (`cellbox doctor
+--no-run`) runs the first three only. A check passes only on a request that succeeded.
 
 Statuses: `pass`, `warn` (works, with something to know or change), `fail`, `skipped`. Nothing shown carries a
 secret: every text goes through `cellbox.common.redact` with the configured key. The sources of what each check expects
@@ -33,7 +37,7 @@ from .advice import next_step
 from .checks import FAIL, PASS, SKIPPED, WARN, Check, Checkup
 from .checks import PARAMETERS as PARAMETERS  # the request bounds it checks, read by tests from here
 
-__all__ = ["CHECKS", "NEEDS", "Check", "passed", "run"]
+__all__ = ["BILLED", "CHECKS", "NEEDS", "Check", "passed", "run"]
 
 _WHY = {FAIL: "failed", SKIPPED: "was skipped"}
 
@@ -58,10 +62,16 @@ def passed(checks: Sequence[Check]) -> bool:
     return all(check.status in (PASS, WARN) for check in checks)
 
 
-def run(settings: Settings | None = None, **client_options: Any) -> list[Check]:
+# The checks that cost money on a cloud service: one container (billed as a code interpreter session where the
+# service bills them) and up to three model calls (billed tokens); `run(billed=False)` leaves them out.
+BILLED = ("create", "upload", "listing", "run", "parameters", "retrieve", "delete")
+
+
+def run(settings: Settings | None = None, *, billed: bool = True, **client_options: Any) -> list[Check]:
     """Run every check against `settings` (default: the configured backend, the local server when nothing is
-    configured; started if needed). `client_options` go to `Client` (e.g. `http_client=` in tests). The container
-    made for the checks is always deleted."""
+    configured; started if needed); with `billed=False` only those that cost nothing (`BILLED` are skipped).
+    `client_options` go to `Client` (e.g. `http_client=` in tests). The container made for the checks is always
+    deleted."""
     checkup = Checkup(settings, client_options)
     results: dict[str, Check] = {}
     steps: dict[str, Callable[[], Check]] = {
@@ -78,6 +88,9 @@ def run(settings: Settings | None = None, **client_options: Any) -> list[Check]:
     }
     try:
         for name in CHECKS:
+            if not billed and name in BILLED:
+                results[name] = Check(name, SKIPPED, "not run: only the free checks were asked for (--no-run)")
+                continue
             blocked = [n for n in NEEDS[name] if results[n].status not in (PASS, WARN)]
             if blocked:
                 why = ", ".join(f"{n} {_WHY[results[n].status]}" for n in blocked)

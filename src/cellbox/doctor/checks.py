@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import email.utils
 import time
 import uuid
 import warnings
@@ -34,6 +35,7 @@ WRITTEN = "/mnt/data/doctor/written.txt"
 LISTING_GIVE_UP = 60.0  # seconds: a file written by code that isn't listed by then is a failure
 RUN_TIMEOUT = 300.0
 HARMLESS = "nothing to do"
+SKEW_LIMIT = 60.0  # seconds this clock may be off the service's before it is said (OCI signatures allow 5 minutes)
 EFFORT_WITH_TOOLS = "cannot be used with reasoning.effort"  # gpt-5's refusal of `minimal` with hosted tools
 # The request bounds cellbox sends when it runs a cell (protocol.request_options), and what a refusal costs.
 PARAMETERS: dict[str, str] = {
@@ -76,6 +78,7 @@ class Checkup:
         self.container: Container | None = None
         self.deleted = False
         self.auth_error: APIError | None = None
+        self.auth_passed = False
         self.tried: set[str] = set()  # request parameters sent (the client remembers which were refused)
         self.secrets: list[str] = []
 
@@ -166,14 +169,42 @@ class Checkup:
             self.auth_error = exc
             if missing_project(exc):
                 return Check("auth", FAIL, f"the service wants a project first: {exc}", "see project")
-            return Check("auth", FAIL, str(exc), next_step(exc, self.settings))
-        return Check("auth", PASS, f"{self._auth_kind()} accepted (listing containers)")
+            step = next_step(exc, self.settings)
+            skew = self._clock_skew()
+            if skew is not None and abs(skew) > SKEW_LIMIT and self._signed():
+                step = f"{_skew_said(skew)}: signed requests fail on a skewed clock; sync it (NTP). Else: {step}"
+            return Check("auth", FAIL, str(exc), step)
+        self.auth_passed = True
+        detail = f"{self._auth_kind()} accepted (listing containers)"
+        skew = self._clock_skew()
+        data = {"clock_skew_s": None if skew is None else round(skew, 1)}
+        if skew is not None and abs(skew) > SKEW_LIMIT:
+            return Check(
+                "auth",
+                WARN,
+                f"{detail}; {_skew_said(skew)}",
+                "sync this machine's clock (NTP): OCI request signatures fail when it is 5 minutes off",
+                data,
+            )
+        return Check("auth", PASS, detail, data=data)
+
+    def _clock_skew(self) -> float | None:
+        """Seconds this machine's clock is ahead of the service's (its last answer's `Date`), if it said."""
+        assert self.client is not None
+        try:
+            said = email.utils.parsedate_to_datetime(self.client.service_date or "")
+        except (TypeError, ValueError):
+            return None
+        return time.time() - said.timestamp()
+
+    def _signed(self) -> bool:
+        return self.settings is not None and self.settings.auth.startswith("oci_")
 
     def project(self) -> Check:
         assert self.settings is not None
         project = self.settings.project
-        if self.auth_error is not None:
-            if missing_project(self.auth_error):
+        if not self.auth_passed:
+            if self.auth_error is not None and missing_project(self.auth_error):
                 return Check(
                     "project",
                     FAIL,
@@ -182,7 +213,8 @@ class Checkup:
                 )
             return Check("project", SKIPPED, "not run: auth failed (a wrong project fails there too)")
         if project:
-            return Check("project", PASS, f"OpenAI-Project {project} accepted", data={"project": project})
+            detail = f"OpenAI-Project {project} accepted (the container listing answered with it)"
+            return Check("project", PASS, detail, data={"project": project})
         return Check("project", PASS, "none set, and none asked for (OpenAI uses the key's default project)")
 
     def create(self) -> Check:
@@ -278,11 +310,12 @@ class Checkup:
         if self.model is None:
             return Check("run", SKIPPED, "not run: no model to run code (see configuration)")
         sandbox = Sandbox(self.client, self.container, model=self.model)
-        self.tried |= {"tool_choice", "max_tool_calls", "parallel_tool_calls", "store", "background", "stream"}
         try:
             started = time.monotonic()
             result = sandbox.run("print('cellbox doctor')\n6 * 7", timeout=RUN_TIMEOUT)
             took = time.monotonic() - started
+            # Sent with a response that was answered: what wasn't refused was taken.
+            self.tried |= {"tool_choice", "max_tool_calls", "parallel_tool_calls", "store", "background", "stream"}
         except LoaderMismatch as exc:
             return Check("run", FAIL, str(exc), MODEL_STEP)
         except RunFailed as exc:
@@ -361,3 +394,7 @@ class Checkup:
     def _auth_kind(self) -> str:
         assert self.settings is not None
         return "the API key" if self.settings.auth == "api_key" else f"{self.settings.auth} auth"
+
+
+def _skew_said(skew: float) -> str:
+    return f"this machine's clock is {abs(skew):.0f}s {'ahead of' if skew > 0 else 'behind'} the service's"

@@ -220,6 +220,7 @@ class ContainerMagics(Magics):
                 live=live,
                 on_wait=replay.waiting,
                 execution_count=self._cell_number(),
+                operation=replay.operation,
             )
         except TypeError as exc:  # a -i value that can't travel
             raise UsageError(str(exc)) from None

@@ -2,8 +2,9 @@
 `LiveOutput`) as they arrive, and it shows them as the cell would have shown them locally. `warn` is the one-line
 notice on stderr that both this and the magics give when something the user must know happened.
 
-A `Replay` is made as the cell starts and told when it ends (`done`): in between, the cell is the operation in
-progress (`cellbox.session.progress`), so its pushes, its run and the reading of its results are one line.
+A `Replay` is made as the cell starts and told when it ends (`done`): in between, its `operation` is the cell's
+(`cellbox.session.progress`), handed to the run, so its pushes, its run and the reading of its results are one
+line.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ class Replay:
         self.run: Run | None = None
         self._last_output = time.monotonic()
         self.operation = progress.Operation(sandbox.progress, f"cell in {self._name}")
-        self._token = self.operation.enter()
 
     @property
     def _name(self) -> str:
@@ -90,7 +90,7 @@ class Replay:
         """The cell ended: its progress line says "done" (or where it stopped), and a line that only said it was
         running is left empty, so the saved notebook keeps nothing of it."""
         # Called from the magic's `finally`: an exception on its way through is what stopped the cell.
-        self.operation.exit(self._token, sys.exc_info()[1])
+        self.operation.close(sys.exc_info()[1])
 
 
 def _transient(event: dict[str, Any]) -> dict[str, Any]:

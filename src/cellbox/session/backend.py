@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..api import Client, ConfigurationError, Settings, load_settings
 from ..common import endpoint, paths
+from ..common.polling import Backoff
 
 LOCAL_MODEL = "cellbox-local"
 # Bounds the whole autostart: waiting for another client's, for a server that is stopping, and the start itself.
@@ -39,7 +40,8 @@ def _start_local_server() -> subprocess.Popen[bytes]:
         close_fds=True,  # and holds none of this process's locks
     )
     log.close()
-    # Reaped when it exits (should this process still be alive), so it never lingers as a zombie.
+    # Reaped when it exits (should this process still be alive), so it never lingers as a zombie. A thread of its
+    # own, not a kept one: it blocks for as long as the server lives, usually past this process.
     threading.Thread(target=server.wait, name="cellbox-server-reaper", daemon=True).start()
     return server
 
@@ -51,10 +53,10 @@ def _autostart(timeout: float) -> Settings:
     from filelock import Timeout
 
     state, file = paths.state_dir(), paths.endpoint_file()
-    deadline = time.monotonic() + timeout
+    pause = Backoff(timeout, first=_POLL, most=_POLL)
     try:
         with endpoint.autostarting(file, timeout):
-            return _find_or_start(file, timeout, deadline)
+            return _find_or_start(file, timeout, pause)
     except Timeout:
         raise ConfigurationError(
             f"another process kept starting the local server for state folder {state} for {timeout:.0f}s; see "
@@ -62,7 +64,7 @@ def _autostart(timeout: float) -> Settings:
         ) from None
 
 
-def _find_or_start(file: Path, timeout: float, deadline: float) -> Settings:
+def _find_or_start(file: Path, timeout: float, pause: Backoff) -> Settings:
     state = paths.state_dir()
     log = state / "server.log"
     started: subprocess.Popen[bytes] | None = None
@@ -84,12 +86,11 @@ def _find_or_start(file: Path, timeout: float, deadline: float) -> Settings:
             free_since = now if free_since is None else free_since
         elif started is None:
             started = _start_local_server()
-        if now > deadline:
+        if not pause.wait():
             raise ConfigurationError(
                 f"the local server for state folder {state} did not come up within {timeout:.0f}s; see "
                 f"{log}, or run `cellbox serve` yourself."
             )
-        time.sleep(_POLL)
 
 
 def settings(autostart: bool = True) -> Settings:

@@ -1,10 +1,10 @@
 """Progress of what the user asked for — a cell, a push, a pull — as one line of phases: serializing, uploading,
 running, downloading, reading.
 
-An `Operation` is one such action. The steps inside it (pushing each value, reading each output back) report
-their phases to the operation in progress (`step` joins it), so a cell with inputs and outputs shows one line from
-the first row serialized to the last row read, and says "done" only once all of it is; a step with no operation
-around it (a push from Python) makes its own. Nothing is shown until a phase moves at least `MIN_BYTES` (a line
+An `Operation` is one such action. The steps inside it (pushing each value, reading each output back) are handed
+the operation in progress and report their phases to it (`step` joins it), so a cell with inputs and outputs shows
+one line from the first row serialized to the last row read, and says "done" only once all of it is; a step handed
+none (a push from Python) makes its own. Nothing is shown until a phase moves at least `MIN_BYTES` (a line
 that flashes by is noise) or the operation is asked to (`indicate`: the "running in NAME" line of a quiet cell).
 
 How it looks is the tracker's business (`views.TransferProgress` in a notebook): the operation makes one with the
@@ -16,7 +16,6 @@ once, at the end.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import dataclasses
 import io
 import threading
@@ -247,40 +246,21 @@ class Operation:
             self._shown_at = now
             self._tracker.refresh(self)
 
-    # --- the operation in progress ----------------------------------------------------------------------------
-
-    def enter(self) -> contextvars.Token[Operation | None]:
-        """Make this the operation in progress: steps started from this thread join it."""
-        return _current.set(self)
-
-    def exit(self, token: contextvars.Token[Operation | None], error: BaseException | None = None) -> None:
-        _current.reset(token)
-        self.close(error)
-
-
-_current: contextvars.ContextVar[Operation | None] = contextvars.ContextVar("cellbox_operation", default=None)
-
-
-def current() -> Operation | None:
-    """The operation in progress on this thread, if any."""
-    return _current.get()
-
 
 @contextlib.contextmanager
-def step(factory: TrackerFactory | None, label: str) -> Iterator[Operation]:
-    """The operation in progress, or a new one labelled `label` (shown through `factory`) for this block."""
-    outer = _current.get()
-    if outer is not None and outer.outcome is None:
-        yield outer
+def step(factory: TrackerFactory | None, label: str, within: Operation | None = None) -> Iterator[Operation]:
+    """`within`, the operation in progress, while it goes on; else a new one labelled `label` (shown through
+    `factory`) for this block, closed at its end."""
+    if within is not None and within.outcome is None:
+        yield within
         return
     operation = Operation(factory, label)
-    token = operation.enter()
     try:
         yield operation
     except BaseException as exc:
-        operation.exit(token, exc)
+        operation.close(exc)
         raise
-    operation.exit(token)
+    operation.close()
 
 
 def names(items: list[str], most: int = 3) -> str:

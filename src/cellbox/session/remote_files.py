@@ -19,13 +19,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..api import APIStatusError, CellboxError, Client, Container, ContainerFile, NotFoundError
+from ..api import APIStatusError, CellboxError, ContainerFile, NotFoundError
 from ..api import operations as ops
 from ..api.streams import ContentStream
 from ..boundary import record as record_bounds
 from ..boundary.local_paths import copy_into
 from ..common.polling import Backoff, parallel
 from . import frames, progress
+from .link import ContainerLink
 from .result_record import Result
 from .results import Artifact, Run
 
@@ -36,24 +37,13 @@ LISTING_PAGES = 5  # pages of the newest files looked through at each look, plus
 
 
 class RemoteFiles:
-    """Reads from one sandbox session's container.
+    """Reads from one sandbox session's container, reached through `link`. A run's values are read through files in
+    `cache`, the session's private folder."""
 
-    `container` gives the session's current container (a revived session has a new one); every API call goes
-    through `call`, where the session turns "the container is gone" into one clear error. A run's values are
-    read through files in `cache`, the session's private folder."""
-
-    def __init__(
-        self, client: Client, container: Callable[[], Container], call: Callable[..., Any], cache: Path
-    ) -> None:
-        self.client = client
-        self._container = container
-        self._call = call
+    def __init__(self, link: ContainerLink, cache: Path) -> None:
+        self.link = link
         self.cache = cache
         self.progress: progress.TrackerFactory | None = None  # shows reading a run's values (Sandbox.progress)
-
-    @property
-    def _id(self) -> str:
-        return self._container().id
 
     def files_at(self, paths: Iterable[str], *, wait: float = 0.0) -> dict[str, ContainerFile]:
         """The file records at these absolute paths (newest first, stopping once all are found). With `wait`,
@@ -67,7 +57,7 @@ class RemoteFiles:
         most = (LISTING_PAGES + len(wanted) // 100) * 100
 
         def scan(container_id: str) -> None:
-            listing = self.client.containers.files.list(container_id, order="desc", limit=100)
+            listing = self.link.client.containers.files.list(container_id, order="desc", limit=100)
             for seen, record in enumerate(listing, 1):
                 if record.path in wanted and (record.path not in found or found[record.path].bytes is None):
                     found[record.path] = record
@@ -78,7 +68,7 @@ class RemoteFiles:
 
         pause = Backoff(wait)
         while True:
-            self._call(scan, self._id)
+            self.link.call(scan, self.link.id)
             settled = len(found) == len(wanted) and all(r.bytes is not None for r in found.values())
             if settled or not pause.wait():
                 return found
@@ -89,8 +79,7 @@ class RemoteFiles:
         pause = Backoff(wait)
         while True:
             try:
-                content: bytes = self._call(self.client.containers.files.content, self._id, file_id)
-                return content
+                return self.link.call(self.link.client.containers.files.content, self.link.id, file_id)
             except NotFoundError:
                 if not pause.wait():
                     raise
@@ -104,7 +93,7 @@ class RemoteFiles:
             op = ops.container_file_content(container_id, file_id)
             op = dataclasses.replace(op, headers={**(op.headers or {}), "Range": f"bytes=0-{max(limit, 1) - 1}"})
             try:
-                response = self.client._execute(op)
+                response = self.link.client._execute(op)
             except APIStatusError as exc:
                 if exc.status_code == 416:  # no byte 0: the file is empty
                     return b""
@@ -122,8 +111,7 @@ class RemoteFiles:
         pause = Backoff(wait)
         while True:
             try:
-                prefix: bytes = self._call(read, self._id)
-                return prefix
+                return self.link.call(read, self.link.id)
             except NotFoundError:
                 if not pause.wait():
                     raise
@@ -131,10 +119,10 @@ class RemoteFiles:
     def read_from(self, file_id: str, offset: int, limit: int = 1 << 20) -> bytes:
         """At most `limit` bytes of a file from `offset` (a byte range): what a run's live output added since the
         last read. Nothing yet (416), or a file a lagging backend doesn't serve yet (404), is b""."""
-        op = ops.container_file_content(self._id, file_id)
+        op = ops.container_file_content(self.link.id, file_id)
         op = dataclasses.replace(op, headers={**(op.headers or {}), "Range": f"bytes={offset}-{offset + limit - 1}"})
         try:
-            response = self.client._execute(op)
+            response = self.link.client._execute(op)
         except NotFoundError:
             return b""
         except APIStatusError as exc:
@@ -186,15 +174,15 @@ class RemoteFiles:
             raise record_bounds.refused(f"it is larger than {record_bounds.MAX_RECORD_BYTES >> 20} MiB")
         return self.record(found.id)
 
-    def collect(self, result: Result) -> Run:
+    def collect(self, result: Result, operation: progress.Operation | None = None) -> Run:
         """The `Run` for a result, its values read and its figures fetched now: they live in the run's folder,
         which the next run drops. Small ones came inside the result record; the rest are looked up in the
         listing (polled: it may lag). Files the code made in /mnt/data stay there, read when asked; one that
         can't be found is reported in `Run.notes`.
 
-        Downloading the values and reading them are phases of the operation in progress (a cell's), so a large
-        `-o` frame shows from its first byte to its last row; outside one (`Sandbox.run` from Python) they are
-        an operation of their own, shown through `progress`."""
+        Downloading the values and reading them are phases of `operation`, the one in progress (a cell's), so a
+        large `-o` frame shows from its first byte to its last row; without one (`Sandbox.run` from Python) they
+        are an operation of their own, shown through `progress`."""
         needed = [path for path in result.paths() if path not in result.inline]
         records = self.files_at(needed, wait=LISTING_WAIT)
         notes = list(result.notes)
@@ -207,8 +195,8 @@ class RemoteFiles:
         # Named by cellbox, by position: a record's paths name nothing on this machine.
         local = [self.cache / f"value-{index}.{spec['format']}" for index, spec in enumerate(specs)]
         try:
-            label = f"read {progress.names(named)} from {self._container().name or self._id}"
-            with progress.step(self.progress, label) as operation:
+            label = f"read {progress.names(named)} from {self.link.label}"
+            with progress.step(self.progress, label, operation) as operation:
                 remote = self._stage(result, records, local)
                 if remote:
                     operation.phase("downloading", sum(record.bytes or 0 for record, _ in remote), items=named)
@@ -275,7 +263,7 @@ class RemoteFiles:
         if path in result.inline:
             data = result.inline[path]
             record = ContainerFile.from_dict(
-                {"id": "", "container_id": self._id, "path": path, "bytes": len(data), "source": "assistant"}
+                {"id": "", "container_id": self.link.id, "path": path, "bytes": len(data), "source": "assistant"}
             )
             artifact = self.artifact(record)
             artifact._cache = data
@@ -292,7 +280,7 @@ class RemoteFiles:
         pause = Backoff(wait)
         while True:
             try:
-                self._call(self.client.containers.files.download, self._id, file_id, to, progress=report)
+                self.link.call(self.link.client.containers.files.download, self.link.id, file_id, to, progress=report)
                 return
             except NotFoundError:
                 if not pause.wait():
@@ -302,7 +290,7 @@ class RemoteFiles:
         return Artifact(
             record,
             lambda f: self.content(f.id, wait=CONTENT_WAIT),
-            lambda f, out: self._call(copy_into, self.client, self._id, f.id, out),
+            lambda f, out: self.link.call(copy_into, self.link.client, self.link.id, f.id, out),
             _head=lambda f, limit: self.head(f.id, limit, wait=CONTENT_WAIT),
         )
 

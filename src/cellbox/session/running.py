@@ -13,6 +13,7 @@ may lag). What each response cost is summed into the run's `usage` and the sessi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import time
@@ -20,21 +21,22 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from ..api import APITimeoutError, CellboxError, Client, Container, ContainerFile, NotFoundError, Response
+from ..api import APITimeoutError, CellboxError, ContainerFile, NotFoundError, Response
 from ..boundary import DisplayPolicy
 from ..boundary import record as record_bounds
 from ..common.background import in_background
 from ..common.polling import Backoff
-from . import protocol
+from . import progress, protocol
 from .cleanup import Cleanup
-from .errors import Interrupted, ProcessDied, RunFailed, SandboxGone, TimeLimit
+from .errors import Interrupted, ProcessDied, RunFailed, TimeLimit
 from .event_stream import PENDING_STATUSES, EventStream
+from .link import ContainerLink
 from .liveness import container_state
 from .protocol import loader_line
 from .remote_files import RemoteFiles
 from .result_record import Result
 from .results import Run, Usage, add_usage
-from .transfer import Transfers
+from .transfer import Inputs, Transfers
 
 log = logging.getLogger("cellbox")
 
@@ -44,33 +46,35 @@ STREAM_CHECK = 10.0  # seconds between looks at a followed response, in case its
 CITED_LOOKUPS = 3  # cited files named by the service's own scheme looked up to find the record among them
 
 
-class Runner:
-    """Runs cells in one session's container.
+@dataclasses.dataclass
+class Ran:
+    """A run the runtime finished (it loaded the run's inputs first): its request, the result record as it came
+    (not yet accepted), how its displays are shown, notes for the user and what its responses cost."""
 
-    `container` gives the session's current container (a revived session has a new one); every API call goes
-    through `call`, where the session turns "the container is gone" into one clear error; `gone` makes that error
-    for a run the model did not start because the container went away."""
+    request: protocol.Request
+    record: dict[str, Any]
+    policy: DisplayPolicy
+    notes: list[str]
+    usage: Usage | None
+
+
+class Runner:
+    """Runs cells in one session's container, reached through `link`."""
 
     def __init__(
         self,
-        client: Client,
+        link: ContainerLink,
         transfers: Transfers,
         remote_files: RemoteFiles,
         *,
         model: str,
-        container: Callable[[], Container],
-        call: Callable[..., Any],
-        gone: Callable[[], SandboxGone],
         cleanup: Cleanup | None = None,
     ) -> None:
         self.cleanup = cleanup or Cleanup()
-        self.client = client
+        self.link = link
         self.transfers = transfers
         self.remote_files = remote_files
         self.model = model
-        self._container = container
-        self._call = call
-        self._gone = gone
         # What the model billed in this session, every response counted (runs that failed cost too); None while
         # the backend has reported nothing.
         self.usage: Usage | None = None
@@ -80,37 +84,24 @@ class Runner:
         # this sandbox runs only their own code (`trust_output`).
         self.trust_output = False
 
-    @property
-    def _id(self) -> str:
-        return self._container().id
-
     def run(
         self,
         code: str,
         *,
+        inputs: Inputs,
         outputs: Sequence[str] = (),
         timeout: float | None = None,
         live: protocol.LiveOutput | None = None,
         on_wait: Callable[[float], None] | None = None,
         execution_count: int | None = None,
-    ) -> Run:
-        """Run `code` with the values pushed since the last run; `Sandbox.run` says what the options mean."""
-        with self.cleanup.running():  # the leftovers of earlier cells wait: deleting them now would slow this one
-            return self._run(code, outputs, timeout, live, on_wait, execution_count)
-
-    def _run(
-        self,
-        code: str,
-        outputs: Sequence[str],
-        timeout: float | None,
-        live: protocol.LiveOutput | None,
-        on_wait: Callable[[float], None] | None,
-        execution_count: int | None,
-    ) -> Run:
+    ) -> Ran:
+        """Run `code` in the container, `inputs` loaded before it; `Sandbox.run` says what the options mean. `read`
+        makes what it left a `Run`; once this returns, `inputs` are loaded. Call both inside `cleanup.running()`:
+        deleting the leftovers of earlier cells while a cell runs would slow it."""
         moves = self.transfers.take_placements()
         request = protocol.Request.new(
             code,
-            inputs=self.transfers.input_specs(),
+            inputs=self.transfers.input_specs(inputs),
             variables=outputs,
             place=moves,
             restore=self.transfers.restore_specs(),
@@ -143,11 +134,15 @@ class Runner:
             # The runtime removes its request when it ends; one it never ended is removed here, later.
             self.cleanup.later(functools.partial(self._forget_request, sent))
             raise
-        self.transfers.pending.clear()
+        return Ran(request, record, policy, notes, usage)
+
+    def read(self, ran: Ran, operation: progress.Operation | None = None) -> Run:
+        """The `Run` a finished run gives back: its record accepted through the boundary, its values read (as
+        phases of `operation`, when there is one)."""
         with stopping("reading the cell's results; the cell ran, its variables are in the container"):
-            run = self.remote_files.collect(Result.accept(record, request, policy))
-        run.notes[:0] = notes
-        run.usage = usage
+            run = self.remote_files.collect(Result.accept(ran.record, ran.request, ran.policy), operation)
+        run.notes[:0] = ran.notes
+        run.usage = ran.usage
         return run
 
     def _watch(
@@ -212,8 +207,8 @@ class Runner:
                     record = self._result_file(request.result_path, reading.problems)
                 return record, notes, usage
             said = "; ".join(reading.problems) or "the model did not run the cell"
-            if container_state(self.client, self._id) == "gone":  # e.g. deleted while it ran
-                raise self._gone() from None
+            if container_state(self.link.client, self.link.id) == "gone":  # e.g. deleted while it ran
+                raise self.link.gone() from None
             if attempt == 1 and response.status not in ("failed", "cancelled"):
                 if reading.cut_short:
                     notes.append(self._unbound())
@@ -229,10 +224,10 @@ class Runner:
     def _refused(self) -> set[str]:
         """The request fields this client has stopped sending to this model (shared with every sandbox using the
         client)."""
-        return self.client.refused_parameters.setdefault(("/responses", self.model), set())
+        return self.link.client.refused_parameters.setdefault(("/responses", self.model), set())
 
     def _effort(self) -> str:
-        return self.client.settings.reasoning_effort or protocol.REASONING_EFFORT
+        return self.link.client.settings.reasoning_effort or protocol.REASONING_EFFORT
 
     def _unbound(self) -> str:
         """The reply hit `max_output_tokens` before it ran the cell: the bound is not sent to this model again
@@ -262,15 +257,17 @@ class Runner:
         response: Response | None = None
         following: EventStream | None = None
         started = time.monotonic()
-        ask = dict(model=self.model, input=protocol.run_prompt(loader), container=self._id, **options)
+        ask = dict(model=self.model, input=protocol.run_prompt(loader), container=self.link.id, **options)
         try:
             if background and "stream" not in refused:
                 ask["optional"] = (*options["optional"], "stream")
-                following = EventStream(self._call(self.client.responses.stream, **ask))
+                following = EventStream(self.link.call(self.link.client.responses.stream, **ask))
                 response = following.first()
                 following.follow()
             else:
-                response = self._call(self.client.responses.create, timeout=None if background else timeout, **ask)
+                response = self.link.call(
+                    self.link.client.responses.create, timeout=None if background else timeout, **ask
+                )
             if sent is not None:
                 self._delivered(sent, response)
             # Quick first looks (a short cell is done in milliseconds), then at most POLL_MOST apart while output
@@ -294,10 +291,10 @@ class Runner:
                         continue
                     if time.monotonic() - asked >= STREAM_CHECK:
                         asked = time.monotonic()
-                        response = self._call(self.client.responses.retrieve, response.id)
+                        response = self.link.call(self.link.client.responses.retrieve, response.id)
                 else:
                     pause.wait()
-                    response = self._call(self.client.responses.retrieve, response.id)
+                    response = self.link.call(self.link.client.responses.retrieve, response.id)
                 # Output shows within half a second of being printed; a cell done sooner brings it in its record.
                 elapsed = time.monotonic() - started
                 if watch is not None and response.status in PENDING_STATUSES and elapsed >= LIVE_AFTER:
@@ -355,7 +352,7 @@ class Runner:
 
     def _cancel(self, response: Response) -> bool:
         try:
-            cancelled = self.client.responses.cancel(response.id)
+            cancelled = self.link.client.responses.cancel(response.id)
         except CellboxError as exc:
             log.warning("cellbox: could not cancel response %s: %s", response.id, exc)
             return False
@@ -365,7 +362,7 @@ class Runner:
     def _forget_response(self, response: Response) -> None:
         """A stored (background) response, deleted once read: best effort."""
         with contextlib.suppress(CellboxError):
-            self.client.responses.delete(response.id)
+            self.link.client.responses.delete(response.id)
 
     def _cited_record(self, request: protocol.Request, response: Response) -> dict[str, Any] | None:
         """The result record from its file, found by the response's citation of it (no listing needed); None when
@@ -380,7 +377,8 @@ class Runner:
             ]
             for other in others[:CITED_LOOKUPS]:
                 with contextlib.suppress(NotFoundError):
-                    if self._call(self.client.containers.files.retrieve, self._id, other).path == request.result_path:
+                    cited = self.link.call(self.link.client.containers.files.retrieve, self.link.id, other)
+                    if cited.path == request.result_path:
                         file_id = other
                         break
         if file_id is None:

@@ -2,11 +2,13 @@
 
 The session composes three parts and owns the container's lifecycle: `transfer` moves the bytes (pushes with their
 manifest, pulls), `remote_files` reads what a run leaves, and `running` drives a run
-(the request, the response that runs it, the result record). Every API call goes through `Sandbox._call`, the one
-place where "the container is gone" becomes `SandboxGone`.
+(the request, the response that runs it, the result record). They share one `ContainerLink`: the current container
+(a revived session has a new one) and the one way to call the API on it, where "the container is gone" becomes
+`SandboxGone`.
 
-"Gone" is decided by retrieving the container (404, or status expired or deleted), never by a 404 on something
-else (`cellbox.session.liveness`); an authorization failure is said as one.
+The session knows which values pushed into the container its kernel has yet to load (`pending`): those pushed
+since the last run, or all of them again in a revived container. Each run is handed them, and once it has loaded
+them they are forgotten.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from ..api.lookup import NameTaken, NoSuchContainer, find_container, live_named
 from ..boundary.local_paths import Pulled
 from ..common.polling import Backoff
 from . import backend, protocol
-from .errors import NotAuthorized, SandboxGone
+from .errors import NotAuthorized
+from .link import ContainerLink
 from .liveness import container_state
-from .progress import TrackerFactory
+from .progress import Operation, TrackerFactory
 from .remote_files import RemoteFiles
 from .results import Run, Usage
 from .running import Runner, stopping
-from .transfer import Pushed, Transfers
+from .transfer import Inputs, Pushed, Transfers
 
 __all__ = ["Sandbox"]
 
@@ -40,18 +43,13 @@ class Sandbox:
 
     def __init__(self, client: Client, container: Container, *, model: str | None = None) -> None:
         self.client = client
-        self.container = container
-        self.transfers = Transfers(client, lambda: self.container, self._call)
-        self.remote_files = RemoteFiles(client, lambda: self.container, self._call, self.transfers.cache)
+        self.link = ContainerLink(client, container)
+        self.transfers = Transfers(self.link)
+        self.remote_files = RemoteFiles(self.link, self.transfers.cache)
         self.runner = Runner(
-            client,
-            self.transfers,
-            self.remote_files,
-            model=model or backend.model_for(client.settings),
-            container=lambda: self.container,
-            call=self._call,
-            gone=self._gone,
+            self.link, self.transfers, self.remote_files, model=model or backend.model_for(client.settings)
         )
+        self._unloaded: Inputs = {}  # values pushed that the container's kernel has yet to load
         self._owns_client = False
         self._options: dict[str, Any] = {"memory_limit": container.memory_limit}
 
@@ -137,6 +135,11 @@ class Sandbox:
         return backend.connect()
 
     @property
+    def container(self) -> Container:
+        """The container's record as last fetched (`refresh`); a new one once revived."""
+        return self.link.container
+
+    @property
     def id(self) -> str:
         return self.container.id
 
@@ -176,9 +179,9 @@ class Sandbox:
         return self.transfers.manifest
 
     @property
-    def pending(self) -> dict[str, str]:
+    def pending(self) -> Inputs:
         """Variables pushed since the last run (name -> remote path), loaded at the next run."""
-        return self.transfers.pending
+        return self._unloaded
 
     @property
     def progress(self) -> TrackerFactory | None:
@@ -194,7 +197,7 @@ class Sandbox:
 
     def refresh(self) -> Container:
         """Fetch the container's current record (status, last activity)."""
-        self.container = self._call(self.client.containers.retrieve, self.id)
+        self.link.container = self.link.call(self.client.containers.retrieve, self.id)
         return self.container
 
     def delete(self) -> None:
@@ -218,6 +221,7 @@ class Sandbox:
         own leftovers of the last cells are deleted first."""
         self.runner.cleanup.wait()
         self.transfers.close()
+        self._unloaded.clear()
         if self._owns_client:
             self.client.close()
 
@@ -232,8 +236,9 @@ class Sandbox:
         one is deleted first (best effort: it is usually gone already)."""
         with contextlib.suppress(CellboxError):
             self.client.containers.delete(self.id)
-        self.container = self.client.containers.create(self.name or "cellbox", **self._options)
-        self.transfers.push_again()
+        self.link.container = self.client.containers.create(self.name or "cellbox", **self._options)
+        for var, remote in self.transfers.push_again().items():
+            self._unloaded.setdefault(var, remote)
         return self
 
     # --- data in and out ----------------------------------------------------------------------------------------
@@ -242,7 +247,9 @@ class Sandbox:
         """Send values or files. A DataFrame/Series/JSON value needs `name` (its variable in the container);
         paths, folders and globs land under /mnt/data (or `to`). Returns the remote paths; unchanged data is
         not sent again."""
-        return self.transfers.push(*items, name=name, to=to)
+        sent = self.transfers.push(*items, name=name, to=to)
+        self._unloaded.update(sent.inputs)
+        return sent.remotes
 
     def files(self, *, include_private: bool = False) -> list[ContainerFile]:
         return self.transfers.files(include_private=include_private)
@@ -275,6 +282,7 @@ class Sandbox:
         live: protocol.LiveOutput | None = None,
         on_wait: Callable[[float], None] | None = None,
         execution_count: int | None = None,
+        operation: Operation | None = None,
     ) -> Run:
         """Run `code` in the container. `inputs` are pushed as variables first, `files` as files; `outputs` name
         variables to bring back (`Run.variables`); `pull` globs of files to download into `to` afterwards (`hidden`,
@@ -285,45 +293,32 @@ class Sandbox:
         read, by `live.finish(run.events)`); `on_wait` is called with the seconds the run has taken at every look
         while it runs (about four a second). An interrupt raises `Interrupted`, saying what was stopped: a push, the
         run or a pull. `execution_count` is the notebook cell's number: tracebacks then name the cell `In[N]`, as
-        IPython names a local one."""
+        IPython names a local one. `operation` is the user's action this run is part of (a notebook cell's
+        progress line): its pushes, the reading of its values and its pulls are phases of it; without one each is
+        an operation of its own, shown through `progress`."""
         with stopping("a push before the cell ran; the cell did not run"):
-            for var, value in (inputs or {}).items():
-                self.push(value, name=var)
+            for var, value in (inputs or {}).items():  # each kept as it is sent: a failed push keeps the earlier ones
+                self._unloaded.update(self.transfers.push(value, name=var, operation=operation).inputs)
             if files:
-                self.push(*files)
-        run = self.runner.run(
-            code, outputs=outputs, timeout=timeout, live=live, on_wait=on_wait, execution_count=execution_count
-        )
+                self.transfers.push(*files, operation=operation)
+        loading = dict(self._unloaded)
+        with self.runner.cleanup.running():  # the leftovers of earlier cells wait: deleting them now would slow this
+            ran = self.runner.run(
+                code,
+                inputs=loading,
+                outputs=outputs,
+                timeout=timeout,
+                live=live,
+                on_wait=on_wait,
+                execution_count=execution_count,
+            )
+            self._unloaded.clear()  # the runtime loaded them
+            run = self.runner.read(ran, operation)
         if pull:
             with stopping("a pull after the cell ran; the cell ran, some files may not have been downloaded"):
-                pulled = self.pull(*pull, to=to, hidden=hidden, force=force, modules=modules)
+                pulled = self.transfers.pull(
+                    *pull, to=to, hidden=hidden, force=force, modules=modules, operation=operation
+                )
             if pulled.note:
                 run.notes.append(pulled.note)
         return run
-
-    # --- errors ---------------------------------------------------------------------------------------------------
-
-    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call the API, turning "the container is gone" into one clear error, and an authorization failure
-        into another."""
-        try:
-            return fn(*args, **kwargs)
-        except (NotFoundError, BadRequestError) as exc:
-            state = container_state(self.client, self.id)
-            if state == "gone":
-                raise self._gone() from None
-            if state == "unauthorized":
-                raise NotAuthorized(
-                    f"the backend refused access to container {self.name or self.id} ({self.id}): {exc} "
-                    "This is an authorization failure, not a missing container: check the credentials' policy and "
-                    "CELLBOX_PROJECT."
-                ) from None
-            raise
-
-    def _gone(self) -> SandboxGone:
-        container = f"{self.name or self.id} ({self.id})"
-        return SandboxGone(
-            f"container {container} has expired or was deleted. Sandbox.revive() makes a new one with the same data "
-            "pushed again.",
-            container,
-        )

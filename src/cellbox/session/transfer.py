@@ -2,8 +2,9 @@
 
 A manifest of what was pushed (keyed by content fingerprint) makes pushing unchanged data again free and lets a
 new container get everything again (`Sandbox.revive`). Transfers of several files run in parallel. Each reports
-its phases (checking files, serializing values, uploading, downloading) to the operation in progress — a cell's,
+its phases (checking files, serializing values, uploading, downloading) to the operation it is handed — a cell's,
 when a cell pushes — or to one of its own, shown through the tracker factory it is given (`cellbox.session.progress`).
+A push says which values a run must load for it (`Sent.inputs`); the session hands them to the run.
 
 Values travel as files written to a private temporary folder: one file per variable, replaced by its next value,
 kept because a revived container gets it again, and removed with the folder when the session closes or the
@@ -31,15 +32,27 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..api import CellboxError, Client, Container, ContainerFile, NotFoundError
+from ..api import CellboxError, ContainerFile, NotFoundError
 from ..boundary.local_paths import Landing, Pulled, copy_into, parts_under
 from ..common.polling import parallel
 from . import frames, progress
+from .link import ContainerLink
 from .protocol import DATA_DIR, PRIVATE, VARIABLE_NAME, runtime_file, runtime_siblings
 
 # One file to upload: the local file, its path relative to /mnt/data, its fingerprint, and for a value the
 # runtime's spec of it (kind, format, variable name).
 Job = tuple[Path, str, str, dict[str, Any] | None]
+
+# The values a run loads before its code: variable name -> the path of its file, relative to /mnt/data.
+Inputs = dict[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Sent:
+    """What a push sent (or found unchanged): every remote path, and the values among them for a run to load."""
+
+    remotes: list[str]
+    inputs: Inputs
 
 
 @dataclasses.dataclass
@@ -102,18 +115,12 @@ def file_jobs(pattern: str, to: str | None, operation: progress.Operation | None
 
 
 class Transfers:
-    """The data side of one sandbox session.
+    """The data side of one sandbox session, reaching its container through `link`."""
 
-    `container` gives the session's current container (a revived session has a new one); every API call goes
-    through `call`, where the session turns "the container is gone" into one clear error."""
-
-    def __init__(self, client: Client, container: Callable[[], Container], call: Callable[..., Any]) -> None:
-        self.client = client
-        self._container = container
-        self._call = call
+    def __init__(self, link: ContainerLink) -> None:
+        self.link = link
         self.cache = Path(tempfile.mkdtemp(prefix="cellbox-"))
         self.manifest: dict[str, Pushed] = {}  # remote path -> entry
-        self.pending: dict[str, str] = {}  # variable name -> remote path of its value, loaded at the next run
         self.progress: progress.TrackerFactory | None = None  # shows long pushes and pulls (the magics set it)
         self._runtime: tuple[str, str] | None = None  # (fingerprint, path in the container) of the uploaded runtime
         self.private_ids: set[str] = set()  # cellbox's own uploads (runtime, run requests): never the user's files
@@ -125,18 +132,9 @@ class Transfers:
         self._taken: dict[str, tuple[str, str]] = {}  # the placements handed to the run in flight
         self._remove_cache = weakref.finalize(self, shutil.rmtree, self.cache, ignore_errors=True)  # at exit too
 
-    @property
-    def _id(self) -> str:
-        return self._container().id
-
-    @property
-    def _label(self) -> str:
-        return self._container().name or self._id
-
     def close(self) -> None:
         """Forget what was pushed and drop the cached copies."""
         self.manifest.clear()
-        self.pending.clear()
         self.placements.clear()
         self.private_ids.clear()
         self.private_paths.clear()
@@ -144,9 +142,17 @@ class Transfers:
 
     # --- push ---------------------------------------------------------------------------------------------------
 
-    def push(self, *items: Any, name: str | None = None, to: str | None = None) -> list[str]:
-        label = f"push {progress.names([name or str(item) for item in items])} to {self._label}"
-        with progress.step(self.progress, label) as operation:
+    def push(
+        self,
+        *items: Any,
+        name: str | None = None,
+        to: str | None = None,
+        operation: progress.Operation | None = None,
+    ) -> Sent:
+        """Values (with `name`) or paths, folders and globs (under /mnt/data, or `to`); unchanged data is not sent
+        again. Its phases belong to `operation` when one is in progress, else to one of its own."""
+        label = f"push {progress.names([name or str(item) for item in items])} to {self.link.label}"
+        with progress.step(self.progress, label, operation) as operation:
             jobs: list[Job] = []
             for item in items:
                 if isinstance(item, (str, os.PathLike)) and name is None:
@@ -157,12 +163,13 @@ class Transfers:
                             f"pushing a {type(item).__name__} needs name= a valid Python variable name; got {name!r}"
                         )
                     jobs.append(self._value_job(item, name, operation))
-            remotes = self.upload_many(jobs)
+            remotes = self.upload_many(jobs, operation)
+        inputs: Inputs = {}
         for _, remote, _, spec in jobs:
             if spec is not None:
-                self.pending[spec["name"]] = remote
+                inputs[spec["name"]] = remote
                 self._forget_earlier_values(spec["name"], keep=remote)
-        return remotes
+        return Sent(remotes, inputs)
 
     def _forget_earlier_values(self, name: str, keep: str) -> None:
         """A variable holds one value: an earlier one in another format (a frame, then a JSON value) is neither
@@ -195,11 +202,11 @@ class Transfers:
         spec["name"] = name
         return local, f"{PRIVATE}/inputs/{local.name}", fp, spec
 
-    def upload_many(self, jobs: Sequence[Job]) -> list[str]:
+    def upload_many(self, jobs: Sequence[Job], operation: progress.Operation | None = None) -> list[str]:
         """Upload what changed (one upload per remote path: the last job for a path wins); returns every remote
-        path, sent or not. The bytes sent are the operation's "uploading" phase."""
+        path, sent or not. The bytes sent are the "uploading" phase of `operation`, or of one of its own."""
         todo = list({job[1]: job for job in jobs if self._changed(job[1], job[2])}.values())
-        with progress.step(self.progress, f"push to {self._label}") as operation:
+        with progress.step(self.progress, f"push to {self.link.label}", operation) as operation:
             if todo:
                 operation.phase("uploading", sum(j[0].stat().st_size for j in todo))
 
@@ -227,7 +234,7 @@ class Transfers:
 
     def _forget_file(self, file_id: str) -> None:
         try:
-            self.client.containers.files.delete(self._id, file_id)
+            self.link.client.containers.files.delete(self.link.id, file_id)
         except NotFoundError:
             pass
         except CellboxError:
@@ -262,7 +269,7 @@ class Transfers:
         """Delete one of cellbox's own files once read, so listings don't grow with every cell. A run request the
         runtime appended its live output to is a new version with a new id: it is found again by its path."""
         try:
-            self.client.containers.files.delete(self._id, record.id)
+            self.link.client.containers.files.delete(self.link.id, record.id)
         except NotFoundError:
             for current in self.files(include_private=True):
                 if record.path and current.path == record.path:
@@ -277,11 +284,11 @@ class Transfers:
 
     def upload(self, body: Any, filename: str) -> ContainerFile:
         """One file (bytes, a path or a binary file) as `filename`, relative to /mnt/data."""
-        record: ContainerFile = self._call(self.client.containers.files.create, self._id, body, filename=filename)
-        return record
+        return self.link.call(self.link.client.containers.files.create, self.link.id, body, filename=filename)
 
-    def push_again(self) -> None:
-        """Everything in the manifest, into the (new) current container; values load again at the next run."""
+    def push_again(self) -> Inputs:
+        """Everything in the manifest, into the (new) current container; returns the values, which the next run
+        must load again."""
         entries = list(self.manifest.values())
         self.manifest.clear()
         self.placements.clear()
@@ -289,9 +296,7 @@ class Transfers:
         self.private_paths.clear()
         self._runtime = None
         self.upload_many([(e.local, e.remote, e.fingerprint, e.spec) for e in entries])
-        for entry in entries:
-            if entry.spec is not None:
-                self.pending.setdefault(entry.spec["name"], entry.remote)
+        return {entry.spec["name"]: entry.remote for entry in entries if entry.spec is not None}
 
     def private_path(self, filename: str) -> str | None:
         """Where one of cellbox's own files uploaded as `filename` will be, when this backend stores uploads where
@@ -312,10 +317,10 @@ class Transfers:
             self._runtime = (fp, record.path or f"{DATA_DIR}/{name}")
         return self._runtime[1]
 
-    def input_specs(self) -> list[dict[str, Any]]:
-        """The runtime's specs of the values pushed since the last run, each with its path in the container."""
+    def input_specs(self, inputs: Inputs) -> list[dict[str, Any]]:
+        """The runtime's specs of these values, each with its path in the container."""
         specs = []
-        for var, remote in self.pending.items():
+        for var, remote in inputs.items():
             entry = self.manifest[remote]
             assert entry.spec is not None
             specs.append({**entry.spec, "name": var, "path": entry.path or f"{DATA_DIR}/{remote}"})
@@ -332,7 +337,7 @@ class Transfers:
     # --- files and pull -------------------------------------------------------------------------------------------
 
     def files(self, *, include_private: bool = False) -> list[ContainerFile]:
-        records = self._call(lambda cid: list(self.client.containers.files.list(cid, limit=100)), self._id)
+        records = self.link.call(lambda cid: list(self.link.client.containers.files.list(cid, limit=100)), self.link.id)
         placed = [self._as_placed(record) for record in records]
         return placed if include_private else [record for record in placed if not self.is_private(record)]
 
@@ -349,13 +354,19 @@ class Transfers:
         return record
 
     def pull(
-        self, *patterns: str, to: str | Path = ".", hidden: bool = False, force: bool = False, modules: bool = False
+        self,
+        *patterns: str,
+        to: str | Path = ".",
+        hidden: bool = False,
+        force: bool = False,
+        modules: bool = False,
+        operation: progress.Operation | None = None,
     ) -> Pulled:
         """Download the files matching these globs (relative to /mnt/data) into folder `to`, each at its path
         under /mnt/data. The container chose those names, so `boundary.local_paths` makes every local path: hidden files
         only with `hidden`, code that would shadow a Python module only with `modules`, an existing file replaced
         only with `force`, nothing outside `to`. Returns the files written; what was skipped is in `.skipped`, said
-        in one line by `.note`."""
+        in one line by `.note`. Its phase belongs to `operation` when one is in progress, else to one of its own."""
         records = self.files()  # uploads not yet moved into place are shown where they belong
         chosen: dict[str, ContainerFile] = {}
         for pattern in patterns:
@@ -366,15 +377,15 @@ class Transfers:
             chosen.update({r.path or r.id: r for r in matches})
         landing = Landing(to, hidden=hidden, force=force, modules=modules)
         todo = [(parts, r) for r in chosen.values() if (parts := landing.check(r.path or "", self._local)) is not None]
-        label = f"pull {progress.names(list(patterns))} from {self._label}"
-        with progress.step(self.progress, label) as operation:
+        label = f"pull {progress.names(list(patterns))} from {self.link.label}"
+        with progress.step(self.progress, label, operation) as operation:
             operation.phase("downloading", sum(r.bytes or 0 for _, r in todo))
 
             def download(job: tuple[tuple[str, ...], ContainerFile]) -> Path | None:
                 parts, record = job
 
                 def fill(out: BinaryIO) -> None:
-                    self._call(copy_into, self.client, self._id, record.id, out, operation.update)
+                    self.link.call(copy_into, self.link.client, self.link.id, record.id, out, operation.update)
 
                 return landing.save(parts, fill)
 

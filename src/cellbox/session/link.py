@@ -1,0 +1,67 @@
+"""`ContainerLink`: a session's link to its container — which container it is now, and the one way to call the API
+on it.
+
+The parts of a session (`Transfers`, `RemoteFiles`, `Runner`) hold the link, never the container: a revived session
+has a new one, and they reach it without being told. Every API call on the container goes through `call`, the one
+place where "the container is gone" becomes `SandboxGone`.
+
+"Gone" is decided by retrieving the container (404, or status expired or deleted), never by a 404 on something
+else (`cellbox.session.liveness`); an authorization failure is said as one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from ..api import BadRequestError, Client, Container, NotFoundError
+from .errors import NotAuthorized, SandboxGone
+from .liveness import container_state
+
+__all__ = ["ContainerLink"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class ContainerLink:
+    """The client and the session's current container (`container`, replaced when the session revives it)."""
+
+    def __init__(self, client: Client, container: Container) -> None:
+        self.client = client
+        self.container = container
+
+    @property
+    def id(self) -> str:
+        return self.container.id
+
+    @property
+    def label(self) -> str:
+        """How messages name the container: its name, else its id."""
+        return self.container.name or self.container.id
+
+    def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Call the API, turning "the container is gone" into one clear error, and an authorization failure
+        into another."""
+        try:
+            return fn(*args, **kwargs)
+        except (NotFoundError, BadRequestError) as exc:
+            state = container_state(self.client, self.id)
+            if state == "gone":
+                raise self.gone() from None
+            if state == "unauthorized":
+                raise NotAuthorized(
+                    f"the backend refused access to container {self.label} ({self.id}): {exc} "
+                    "This is an authorization failure, not a missing container: check the credentials' policy and "
+                    "CELLBOX_PROJECT."
+                ) from None
+            raise
+
+    def gone(self) -> SandboxGone:
+        """The error for a container that expired or was deleted."""
+        container = f"{self.label} ({self.id})"
+        return SandboxGone(
+            f"container {container} has expired or was deleted. Sandbox.revive() makes a new one with the same data "
+            "pushed again.",
+            container,
+        )
