@@ -1,10 +1,10 @@
 """cellbox's own leftovers (a run's stored response, a request the runtime never got to remove) deleted off the
-cell's critical path: a cell returns as soon as its results are in, and the deletes follow on a thread of their
-own, in order, once the sandbox is quiet (no cell running, none for SETTLE seconds). Deleting while the next cell
-runs, or while a notebook kernel finishes the cell just run, slows them: the kernel's own threads and the delete's
-wait on each other. Cells run back to back let their leftovers wait, up to MAX_PENDING, then one goes per new one.
-The thread starts when there is work and ends when it has been idle a while; `wait` (a closing sandbox, the
-interpreter's exit) has them done at once."""
+cell's critical path: a cell returns as soon as its results are in, and the deletes follow on a kept thread
+(`common.background`), in order, once the sandbox is quiet (no cell running, none for SETTLE seconds). Deleting
+while the next cell runs, or while a notebook kernel finishes the cell just run, slows them: the kernel's own
+threads and the delete's wait on each other. Cells run back to back let their leftovers wait, up to MAX_PENDING,
+then one goes per new one. The worker starts when there is work and gives its thread back when it has been idle a
+while; `wait` (a closing sandbox, the interpreter's exit) has them done at once."""
 
 from __future__ import annotations
 
@@ -16,10 +16,13 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+
+from ..common.background import in_background
 
 log = logging.getLogger("cellbox")
 
-IDLE = 5.0  # seconds without work before the thread ends
+IDLE = 5.0  # seconds without work before the worker gives its thread back
 SETTLE = 0.5  # seconds without a cell before leftovers are deleted
 MAX_PENDING = 100  # leftovers kept waiting for a quiet moment, at most
 AT_EXIT = 2.0  # seconds the interpreter's exit waits for leftovers
@@ -36,7 +39,7 @@ class Cleanup:
         self._running = 0  # cells running now
         self._quiet_since = time.monotonic()  # when the last cell ended
         self._urgent = 0  # callers of `wait`: everything now
-        self._thread: threading.Thread | None = None
+        self._worker: Future[None] | None = None
         _all.add(self)
 
     def later(self, job: Callable[[], object]) -> None:
@@ -44,9 +47,8 @@ class Cleanup:
         raised."""
         with self._lock:
             self._pending += 1
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._work, name="cellbox-cleanup", daemon=True)
-                self._thread.start()
+            if self._worker is None:
+                self._worker = in_background(self._work)
         self._jobs.put(job)
 
     @contextlib.contextmanager
@@ -89,8 +91,8 @@ class Cleanup:
                 job = self._jobs.get(timeout=IDLE)
             except queue.Empty:
                 with self._lock:
-                    if self._pending == 0:  # `later` starts a new thread for work that comes after this
-                        self._thread = None
+                    if self._pending == 0:  # `later` starts a new worker for work that comes after this
+                        self._worker = None
                         return
                 continue
             self._quiet()
