@@ -40,7 +40,7 @@ def _restated(shown: str, pandas_says: str, we_say: str, end: str) -> str:
     return shown + end.format(we_say)
 
 
-class FirstRowsFrame(pd.DataFrame):
+class FirstRowsFrame(pd.DataFrame):  # type: ignore[misc]  # pandas has no type stubs here: DataFrame is Any
     _metadata = ["total_rows"]
 
     def __init__(self, data: Any = None, *args: Any, total_rows: int = 0, **kwargs: Any) -> None:
@@ -67,7 +67,7 @@ class FirstRowsFrame(pd.DataFrame):
         return _restated(super().__repr__(), pandas_says, we_say, "\n\n[{}]")
 
 
-class FirstRowsSeries(pd.Series):
+class FirstRowsSeries(pd.Series):  # type: ignore[misc]  # pandas has no type stubs here: Series is Any
     _metadata = ["total_rows"]
 
     def __init__(self, data: Any = None, *args: Any, total_rows: int = 0, **kwargs: Any) -> None:

@@ -59,7 +59,7 @@ CSV_COLUMN = 4096  # pandas' parser and frame, per column (a 200,000-column head
 CSV_HEADER_SCAN = 32 << 10  # a header longer than this is taken to be as wide as the file has commas
 
 
-def _hasher() -> Any:
+def _hasher() -> xxhash.xxh3_128:
     return xxhash.xxh3_128()
 
 

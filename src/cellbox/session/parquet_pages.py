@@ -16,7 +16,8 @@ encoding to find their sizes, skipping everything else, and never reads past the
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeAlias
 
 # Page types and encodings, as parquet-format numbers them.
 DATA_PAGE, INDEX_PAGE, DICTIONARY_PAGE, DATA_PAGE_V2 = 0, 1, 2, 3
@@ -336,7 +337,12 @@ def longest_entry(data: Any, pages: ChunkPages, codec: str) -> int:
     return int(longest or 0)
 
 
-def _compact(*fields: tuple[int, int, Any]) -> bytes:
+# A Thrift compact value as `_compact` takes it: a non-negative integer, bytes (a binary, or a struct's encoding) or a
+# list (its element type, its values).
+Thrift: TypeAlias = "int | bytes | tuple[int, Sequence[Thrift]]"
+
+
+def _compact(*fields: tuple[int, int, Thrift]) -> bytes:
     """A Thrift compact struct of (id, type, value) fields, ids increasing by at most 15: non-negative integers,
     bytes, structs (their bytes) and lists ((element type, values))."""
     out = bytearray()
@@ -349,16 +355,19 @@ def _compact(*fields: tuple[int, int, Any]) -> bytes:
     return bytes(out)
 
 
-def _value(kind: int, value: Any) -> bytes:
-    if kind in (I32, I64):
+def _value(kind: int, value: Thrift) -> bytes:
+    if kind in (I32, I64) and isinstance(value, int):
         return _uvarint(value << 1)  # zigzag, of a number that is never negative
-    if kind == BINARY:
+    if kind == BINARY and isinstance(value, bytes):
         return _uvarint(len(value)) + value
-    if kind == STRUCT:
-        return bytes(value)
-    element, items = value
-    head = bytes([len(items) << 4 | element]) if len(items) < 15 else bytes([0xF0 | element]) + _uvarint(len(items))
-    return head + b"".join(_value(element, item) for item in items)
+    if kind == STRUCT and isinstance(value, bytes):
+        return value
+    if kind == LIST and isinstance(value, tuple):
+        element, items = value
+        count = len(items)
+        head = bytes([count << 4 | element]) if count < 15 else bytes([0xF0 | element]) + _uvarint(count)
+        return head + b"".join(_value(element, item) for item in items)
+    raise TypeError(f"a {type(value).__name__} is no Thrift value of type {kind}")
 
 
 def _uvarint(n: int) -> bytes:

@@ -200,7 +200,7 @@ class RemoteFiles:
                 remote = self._stage(result, records, local)
                 if remote:
                     operation.phase("downloading", sum(record.bytes or 0 for record, _ in remote), items=named)
-                fetches: list[Callable[[], Any]] = [
+                fetches: list[Callable[[], Artifact | None]] = [
                     functools.partial(self.download, record.id, file, report=operation.update, wait=CONTENT_WAIT)
                     for record, file in remote
                 ]

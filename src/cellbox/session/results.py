@@ -155,12 +155,12 @@ class Usage:
     responses: int = 0
 
     @classmethod
-    def of(cls, usage: Any) -> Usage | None:
+    def of(cls, usage: object) -> Usage | None:
         """From one response's `usage` object; None when the backend sent none."""
         if not isinstance(usage, Mapping):
             return None
 
-        def count(value: Any) -> int:
+        def count(value: object) -> int:
             return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
         read, written = count(usage.get("input_tokens")), count(usage.get("output_tokens"))

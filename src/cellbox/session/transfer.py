@@ -30,9 +30,10 @@ import tempfile
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from ..api import CellboxError, ContainerFile, NotFoundError
+from ..api.operation import FileSource
 from ..boundary.local_paths import Landing, Pulled, copy_into, parts_under
 from ..common.polling import parallel
 from . import frames, progress
@@ -213,7 +214,9 @@ class Transfers:
             def upload(job: Job) -> tuple[Pushed, ContainerFile]:
                 local, remote, fp, spec = job
                 with local.open("rb") as raw:
-                    record = self.upload(progress.CountingReader(raw, operation.update), remote)
+                    # A raw reader is read like any binary file; typeshed just doesn't count RawIOBase as IO[bytes].
+                    counted = cast(BinaryIO, progress.CountingReader(raw, operation.update))
+                    record = self.upload(counted, remote)
                 return Pushed(remote, fp, local, record.id, f"{DATA_DIR}/{remote}", spec), record
 
             for entry, record in parallel(upload, todo):
@@ -254,7 +257,7 @@ class Transfers:
             self.placements.setdefault(wanted, entry)
         self._taken = {}
 
-    def upload_private(self, body: Any, filename: str) -> ContainerFile:
+    def upload_private(self, body: FileSource, filename: str) -> ContainerFile:
         """One of cellbox's own files (a run request): known by id, never shown as the user's."""
         record = self.upload(body, filename)
         self._mark_private(record)
@@ -282,7 +285,7 @@ class Transfers:
         entry = self.manifest.get(remote)
         return entry is None or entry.fingerprint != fp
 
-    def upload(self, body: Any, filename: str) -> ContainerFile:
+    def upload(self, body: FileSource, filename: str) -> ContainerFile:
         """One file (bytes, a path or a binary file) as `filename`, relative to /mnt/data."""
         return self.link.call(self.link.client.containers.files.create, self.link.id, body, filename=filename)
 
