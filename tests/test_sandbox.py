@@ -370,6 +370,14 @@ def test_what_a_run_hands_back_stays_readable_after_later_runs(sandbox: cellbox.
     assert made.read() == b"made"
 
 
+def test_a_pushed_value_is_loaded_by_the_next_run_only(sandbox: cellbox.Sandbox) -> None:
+    sandbox.push({"a": 1}, name="given")
+    assert list(sandbox.pending) == ["given"]
+    assert sandbox.run("given['a'] = 2").ok
+    assert sandbox.pending == {}  # loaded: the next run keeps what the code made of it
+    assert sandbox.run("given['a']").value == 2
+
+
 def test_copies_of_pushed_values_do_not_pile_up(use_cloud_server: str) -> None:
     sandbox = cellbox.Sandbox.create(name="copies")
     cache = sandbox.transfers.cache
