@@ -188,7 +188,7 @@ class displays:
         name = getattr(etype, "__name__", "Error")
         self.error = {
             "ename": name,
-            "evalue": _said(evalue),
+            "evalue": said_by(evalue),
             "traceback": ANSI.sub("", "\n".join(lines)) or name,
             "traceback_lines": lines or [name],
         }
@@ -260,7 +260,7 @@ def format_error(exc: BaseException, *skip_files: str, cell: str | None = None) 
         tb = None
     lines: list[str] = []
     ip = shell()
-    said = _said(exc)
+    said = said_by(exc)
     if ip is not None and type(exc).__name__ == "UsageError":  # a magic misused: IPython says it in one line
         lines = [f"UsageError: {said}"]
     elif ip is not None:
@@ -297,7 +297,7 @@ def _without_hidden_end(tb: Any) -> Any:
     return rebuilt
 
 
-def _said(exc: BaseException) -> str:
+def said_by(exc: BaseException) -> str:
     """What the exception says; an exception whose `__str__` fails says so, as Python's own tracebacks do."""
     try:
         return str(exc)

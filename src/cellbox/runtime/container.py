@@ -393,7 +393,7 @@ def _execute(request_path: str, request: dict[str, Any] | None) -> tuple[dict[st
                 )
             except Exception as exc:
                 result["ok"] = False
-                said = capture._said(exc)
+                said = capture.said_by(exc)
                 text = f"{type(exc).__name__}: {said}"
                 result["error"] = {"ename": type(exc).__name__, "evalue": said, "traceback": text}
                 break
