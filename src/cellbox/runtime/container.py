@@ -51,7 +51,6 @@ import time
 import types
 from typing import Any
 
-RUNTIME_VERSION = 4
 MAX_TEXT = 2_000_000  # characters of stdout/stderr kept in the result record; the rest is summarised
 RESULT_MARKER = "cellbox-result: "
 REFUSED_MARKER = "cellbox-refused: "
@@ -322,20 +321,18 @@ def _execute(request_path: str, request: dict[str, Any] | None) -> tuple[dict[st
     if request is None and _on_its_way(request_path):
         print(f"{REFUSED_MARKER}the run's request ({request_path}) never arrived; nothing ran")
         return None
-    marker = (request.get("started") or _marker_of(request_path)) if request is not None else None
-    if request is None or not marker or not _start(marker):
+    if request is None or not _start(request["started"]):
         run_id = request["run_id"] if request else _run_of(os.path.basename(request_path))
         print(f"{REFUSED_MARKER}run {run_id} was started before; not running it again")
         return None
     out_dir = request["out_dir"]
-    _forget_earlier_runs(os.path.dirname(marker), keep=request["run_id"])
+    _forget_earlier_runs(os.path.dirname(request["started"]), keep=request["run_id"])
     notes = _place(request.get("place") or [])
-    watch = request.get("watch") or os.getcwd()
-    skip = request.get("private_dir") or os.path.dirname(out_dir)  # cellbox's own files are not artifacts
-    changes = _sibling_module("changes").tracker(watch, skip)
+    skip = request["private_dir"]  # cellbox's own files are not artifacts
+    changes = _sibling_module("changes").tracker(request["watch"], skip)
     changes.start()
     result: dict[str, Any] = {"run_id": request["run_id"], "ok": True, "error": None, "value": None}
-    result.update(outputs={}, figures=[], changed=[], runtime_version=RUNTIME_VERSION, notes=notes)
+    result.update(outputs={}, figures=[], changed=[], notes=notes)
     result.update(state_lost=_state_lost(skip), restored=[])
     namespace = _user_namespace()
     capture = _sibling_module("capture")
