@@ -11,8 +11,7 @@ A value travels as one file and its *spec*, a JSON object that says how to read 
     kind        format    the spec holds, besides "kind", "format" and "path"
     dataframe   parquet   "rows", "columns" (each column's name as a string)
     series      parquet   the same, and "series_name" (str or None; the file holds one column)
-    dataframe   csv       where pyarrow is missing: the same as parquet, "dtypes" (the dtype record) and
-                          "index_name"
+    dataframe   csv       where pyarrow is missing: the same as parquet, and "dtypes", the dtype record
     series      csv       the same, and "series_name"
     ndarray     npy       nothing more (numbers, booleans, strings, times: no objects, so no pickle)
     json        json      nothing more (the file is `to_json`'s encoding)
@@ -137,8 +136,8 @@ def write_frame(frame: Any, path_stem: str, kind: str, progress: Callable[[int],
         info.update(format="parquet", path=path)
     else:
         path = path_stem + ".csv"
-        frame.to_csv(path, index=True)
-        info.update(format="csv", path=path, dtypes=dtype_record(frame), index_name=frame.index.name)
+        frame.to_csv(path, index=True)  # the index's name is in the header, and read_csv takes it from there
+        info.update(format="csv", path=path, dtypes=dtype_record(frame))
     del pd
     return info
 
