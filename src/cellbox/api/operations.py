@@ -206,9 +206,22 @@ def container_file_content(container_id: str, file_id: str) -> Operation[httpx.R
 # --- files (the Files API, for file_id / file_ids) -----------------------------------------------------------
 
 
-def create_file(file: FileSource, *, purpose: str = "user_data", filename: str | None = None) -> Operation[File]:
-    """Upload `file` (a path, bytes or a binary file object) to the Files API."""
-    return Operation("POST", "/files", record_of(File), upload=Upload(file, filename), form={"purpose": purpose})
+# How long a file of the Files API may be kept: from an hour to 30 days after its creation.
+FILE_EXPIRY_SECONDS = (3600, 2_592_000)
+
+
+def create_file(
+    file: FileSource, *, purpose: str = "user_data", filename: str | None = None, expires_after: int | None = None
+) -> Operation[File]:
+    """Upload `file` (a path, bytes or a binary file object) to the Files API; `expires_after` (seconds after its
+    creation, an hour to 30 days) has the service delete it then."""
+    form = {"purpose": purpose}
+    if expires_after is not None:
+        low, high = FILE_EXPIRY_SECONDS
+        if isinstance(expires_after, bool) or not isinstance(expires_after, int) or not low <= expires_after <= high:
+            raise ValidationError(f"expires_after must be whole seconds from {low} to {high}; got {expires_after!r}")
+        form |= {"expires_after[anchor]": "created_at", "expires_after[seconds]": str(expires_after)}
+    return Operation("POST", "/files", record_of(File), upload=Upload(file, filename), form=form)
 
 
 def list_files(

@@ -149,6 +149,7 @@ class File(Record):
     bytes: int | None = None
     purpose: str | None = None
     created_at: int | None = None
+    expires_at: int | None = None  # when the service deletes it, if it was created to expire
     object: str = "file"
 
 

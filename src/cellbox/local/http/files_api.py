@@ -194,17 +194,35 @@ async def create_file(request: Request) -> JSONResponse:
     store = containers_of(request).store
     upload = await _read_upload(request, containers_of(request), None)
     try:
-        # `expires_after` is accepted and ignored: files on the local server never expire.
         refuse_unknown(upload.fields, FILE_FIELDS)
         ensure(upload)
         purpose = upload.fields.get("purpose")
         if not purpose:
             raise errors.missing("purpose")
+        seconds = _expires_after(upload.fields)
+        # A server whose minutes are shortened (--seconds-per-minute) shortens a file's life as much.
+        scale = containers_of(request).seconds_per_minute / 60
         assert upload.path is not None
-        row = store.add_file(upload.filename or "file", purpose, upload.path)
+        lifetime = None if seconds is None else (seconds, seconds * scale)
+        row = store.add_file(upload.filename or "file", purpose, upload.path, lifetime)
     finally:
         upload.discard()
     return JSONResponse(file_json(row))
+
+
+def _expires_after(fields: dict[str, str]) -> int | None:
+    """The seconds after its creation a file is to be deleted (`expires_after`), if asked: an hour to 30 days."""
+    anchor, seconds = fields.get("expires_after[anchor]"), fields.get("expires_after[seconds]")
+    if anchor is None and seconds is None:
+        return None
+    if anchor != "created_at":
+        raise errors.invalid("Invalid 'expires_after[anchor]': expected 'created_at'.", "expires_after.anchor")
+    if seconds is None or not seconds.isdigit() or not 3600 <= int(seconds) <= 2_592_000:
+        raise errors.invalid(
+            "Invalid 'expires_after[seconds]': expected an integer from 3600 (1 hour) to 2592000 (30 days).",
+            "expires_after.seconds",
+        )
+    return int(seconds)
 
 
 async def list_files(request: Request) -> JSONResponse:

@@ -42,7 +42,7 @@ def file_json(row: dict) -> dict:
         "filename": row["filename"],
         "purpose": row["purpose"],
         "status": "processed",
-        "expires_at": None,
+        "expires_at": row.get("expires_at"),
         "status_details": None,
     }
 

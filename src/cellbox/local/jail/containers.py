@@ -381,6 +381,10 @@ class Containers:
         interval = max(0.2, min(5.0, self.seconds_per_minute / 4))
         while True:
             await asyncio.sleep(interval)
+            try:
+                self.store.remove_expired_files()
+            except Exception:
+                log.exception("could not remove expired files")
             now = time.time()
             for row in self.store.running_containers():
                 if now > self.deadline(row) and not self._busy(row["id"]):

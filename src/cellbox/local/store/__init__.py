@@ -71,7 +71,9 @@ CREATE TABLE IF NOT EXISTS files (
     filename TEXT NOT NULL,
     bytes INTEGER NOT NULL,
     purpose TEXT NOT NULL,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    gone_at REAL
 );
 CREATE TABLE IF NOT EXISTS responses (
     id TEXT PRIMARY KEY,
@@ -82,6 +84,8 @@ CREATE TABLE IF NOT EXISTS responses (
 """
 
 
+# A file of the Files API is kept until its time is up (it may be removed a moment later: it is gone already).
+_KEPT = "(gone_at IS NULL OR gone_at > ?)"
 BATCH = 500  # container file records written per transaction
 INSERT_FILE = "INSERT INTO container_files VALUES (:id, :container_id, :path, :bytes, :source, :created_at, :mtime_ns)"
 
@@ -141,6 +145,10 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(files)")}
+        for column, kind in (("expires_at", "INTEGER"), ("gone_at", "REAL")):  # a data dir of an earlier version
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE files ADD COLUMN {column} {kind}")
         if disks is not None:
             disks.unmount_stale()  # a killed server's mounts: before cleaning, a mount point can't be removed
         self._clean_tmp()
@@ -393,22 +401,37 @@ class Store:
             raise UnknownId(file_id)
         return self.files_dir / file_id
 
-    def add_file(self, filename: str, purpose: str, source_path: Path) -> dict:
+    def add_file(
+        self, filename: str, purpose: str, source_path: Path, lifetime: tuple[int, float] | None = None
+    ) -> dict:
+        """A file of the Files API; `lifetime` is (seconds the API says it lasts, seconds it really does: a server
+        whose minutes are shortened shortens them too)."""
         file_id = ids.new_file_id()
         size = source_path.stat().st_size
         os.rename(source_path, self.file_path(file_id))
-        row = {"id": file_id, "filename": filename, "bytes": size, "purpose": purpose, "created_at": int(time.time())}
-        self._exec("INSERT INTO files VALUES (:id, :filename, :bytes, :purpose, :created_at)", row)
+        now = time.time()
+        row = {"id": file_id, "filename": filename, "bytes": size, "purpose": purpose, "created_at": int(now)}
+        row |= {"expires_at": None, "gone_at": None}
+        if lifetime is not None:
+            row |= {"expires_at": int(now) + lifetime[0], "gone_at": now + lifetime[1]}
+        self._exec(f"INSERT INTO files ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})", row)
         return row
 
     def get_file(self, file_id: str) -> dict | None:
-        rows = self.query("SELECT * FROM files WHERE id = ?", (file_id,))
+        rows = self.query(f"SELECT * FROM files WHERE id = ? AND {_KEPT}", (file_id, time.time()))
         return rows[0] if rows else None
 
     def list_files(self, limit: int, order: str, after: str | None, purpose: str | None) -> Page:
         if purpose:
-            return self._page("files", "purpose = ?", (purpose,), limit, order, after)
-        return self._page("files", "1", (), limit, order, after)
+            return self._page("files", f"purpose = ? AND {_KEPT}", (purpose, time.time()), limit, order, after)
+        return self._page("files", _KEPT, (time.time(),), limit, order, after)
+
+    def remove_expired_files(self) -> int:
+        """Deletes the files whose time is up, rows and bytes; how many."""
+        gone = self.query("SELECT id FROM files WHERE gone_at IS NOT NULL AND gone_at <= ?", (time.time(),))
+        for row in gone:
+            self.delete_file(row["id"])
+        return len(gone)
 
     def delete_file(self, file_id: str) -> bool:
         found = self._exec("DELETE FROM files WHERE id = ?", (file_id,))
