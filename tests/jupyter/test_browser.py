@@ -28,7 +28,8 @@ def test_the_sidebar_creates_uploads_downloads_and_deletes(lab: Lab, page, use_l
     # The tab in the left sidebar opens the panel.
     tab, panel = open_sidebar(page, lab)
     expect(panel.locator(".jp-cellbox-title").first).to_have_text("Containers")
-    expect(panel.locator(".jp-cellbox-empty")).to_contain_text("No containers")
+    # The first listing waits for the server extension's first request: past 20 s on a loaded 2-core host.
+    expect(panel.locator(".jp-cellbox-empty")).to_contain_text("No containers", timeout=60_000)
     expect(panel.locator(".jp-cellbox-backend")).to_contain_text("127.0.0.1")
     shot(page, "01-sidebar-open")
 

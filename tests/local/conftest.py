@@ -13,7 +13,8 @@ from cellbox.local.testing import RunningServer, running_server
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory, starts_processes: None):
-    with running_server(tmp_path_factory.mktemp("local-data"), pool_size=2, exec_timeout=30) as srv:
+    # 90 s a run: writing 100k files (test_attack_scan.py) takes 20-40 s on a loaded 2-core host.
+    with running_server(tmp_path_factory.mktemp("local-data"), pool_size=2, exec_timeout=90) as srv:
         yield srv
 
 
