@@ -102,9 +102,9 @@ def test_the_schema_allows_every_kind_and_format_the_runtime_writes() -> None:
     assert set(values.LAST_VALUE_KINDS) <= set(record.VALUE_KINDS)
 
 
-def test_a_dtype_record_names_only_what_is_read_and_passes_the_schema(tmp_path: Path) -> None:
+def test_a_dtype_map_names_only_what_is_read_and_passes_the_schema(tmp_path: Path) -> None:
     frame = every_dtype()
-    written = values.dtype_record(frame)
+    written = values.dtype_map(frame)
     assert written["file_tz"] == "datetime64[us, UTC]"  # its zone is a file's: the same instants, in UTC
     assert written["offset"] == "datetime64[us, UTC+02:00]" and written["paris"] == "datetime64[us, Europe/Paris]"
     assert written["cat"] == {"dtype": "category", "categories": ["y", "x"], "ordered": True}

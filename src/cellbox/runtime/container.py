@@ -1,6 +1,6 @@
 """cellbox's runtime inside the container. Uploaded as a file and run by a one-line loader; not imported by cellbox.
 
-It must work with the standard library, pandas and pyarrow only (CSV plus a dtype record when pyarrow is
+It must work with the standard library, pandas and pyarrow only (CSV plus a dtype map when pyarrow is
 missing), in whatever Python kernel the container runs. State lives in the kernel's user namespace, so variables
 persist between runs like notebook cells. Its modules are uploaded beside it, named alike: `cell.py` (how the
 cell's code runs, as IPython runs a cell), `capture.py` (what a cell shows) and `values.py` (inputs, `-o` outputs

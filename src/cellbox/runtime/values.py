@@ -11,7 +11,7 @@ A value travels as one file and its *spec*, a JSON object that says how to read 
     kind        format    the spec holds, besides "kind", "format" and "path"
     dataframe   parquet   "rows", "columns" (each column's name as a string)
     series      parquet   the same, and "series_name" (str or None; the file holds one column)
-    dataframe   csv       where pyarrow is missing: the same as parquet, and "dtypes", the dtype record
+    dataframe   csv       where pyarrow is missing: the same as parquet, and "dtypes", the dtype map
     series      csv       the same, and "series_name"
     ndarray     npy       nothing more (numbers, booleans, strings, times: no objects, so no pickle)
     json        json      nothing more (the file is `to_json`'s encoding)
@@ -20,10 +20,10 @@ A push adds "name" (the variable it is set as); a frame shown as the last value 
 length, of which MAX_VALUE_ROWS rows were written). `write_value` writes one (`-o`), `write_frame` a frame or
 series, `read_value` reads any of them back; `describe_value` says what a cell's last value is.
 
-The dtype record maps a column's name to the dtype it is read back as: a name in DTYPES, a "datetime64[unit,
-zone]" whose zone is a name (TIME_ZONE), never a path, or {"dtype": "category", "categories": [...], "ordered":
-bool}. `dtype_record` writes only these and `check_dtype` refuses anything else (`BadDtype`), since `astype` of an
-arbitrary name can allocate what it likes or open a file.
+The dtype map gives each column, by its name, the dtype it is read back as: a name in DTYPES, a
+"datetime64[unit, zone]" whose zone is a name (TIME_ZONE), never a path, or {"dtype": "category", "categories":
+[...], "ordered": bool}. `dtype_map` writes only these and `check_dtype` refuses anything else (`BadDtype`),
+since `astype` of an arbitrary name can allocate what it likes or open a file.
 
 JSON keeps what JSON alone loses by tagging it (TAG): a tuple, set or frozenset is {"__cellbox__": "tuple" | "set"
 | "frozenset", "items": [...]}, and a dict whose keys are not all strings (or that has the tag as a key) is
@@ -48,7 +48,7 @@ FORMATS = ("parquet", "csv", "npy", "json")
 LAST_VALUE_KINDS = (*FRAME_KINDS, "json", "repr")  # of what `describe_value` says
 TAG = "__cellbox__"
 
-# The dtypes a CSV's dtype record names, and all `_apply_dtypes` reads: numbers, booleans, strings, objects and
+# The dtypes a CSV's dtype map names, and all `_apply_dtypes` reads: numbers, booleans, strings, objects and
 # time, by the names pandas gives them (a category is a dict of its own). Any other name is refused, whoever wrote
 # it: `astype` of a name it likes lets a record allocate what it likes ('S100000000' is 100 MB a row) or open a
 # file (a 'dateutil/...' time zone is a path).
@@ -64,7 +64,7 @@ _DATETIME_TZ = re.compile(r"datetime64\[(?:s|ms|us|ns), (" + TIME_ZONE + r")\]")
 
 
 class BadDtype(ValueError):
-    """A dtype record names what cellbox doesn't read (see DTYPES)."""
+    """A dtype map names what cellbox doesn't read (see DTYPES)."""
 
 
 # --- the interface --------------------------------------------------------------------------------------------
@@ -113,7 +113,7 @@ def read_value(spec: dict[str, Any]) -> Any:
 
 
 def write_frame(frame: Any, path_stem: str, kind: str, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Write a frame or series (`kind`, one of FRAME_KINDS) as Parquet, or as CSV with a dtype record where pyarrow
+    """Write a frame or series (`kind`, one of FRAME_KINDS) as Parquet, or as CSV with a dtype map where pyarrow
     is missing; its spec. `progress`, when given, hears how many rows each part written added."""
     import pandas as pd
 
@@ -137,7 +137,7 @@ def write_frame(frame: Any, path_stem: str, kind: str, progress: Callable[[int],
     else:
         path = path_stem + ".csv"
         frame.to_csv(path, index=True)  # the index's name is in the header, and read_csv takes it from there
-        info.update(format="csv", path=path, dtypes=dtype_record(frame))
+        info.update(format="csv", path=path, dtypes=dtype_map(frame))
     del pd
     return info
 
@@ -238,7 +238,7 @@ def is_json_value(value: Any) -> bool:
     return True
 
 
-def dtype_record(frame: Any) -> dict[str, Any]:
+def dtype_map(frame: Any) -> dict[str, Any]:
     """Each column's dtype, for a CSV to be read back as it was; dtypes `check_dtype` refuses are left out (the
     column comes back as CSV reads it), and a time zone known by its file rather than a name as UTC."""
     record: dict[str, Any] = {}
@@ -255,7 +255,7 @@ def dtype_record(frame: Any) -> dict[str, Any]:
 
 
 def check_dtype(dtype: Any) -> None:
-    """`BadDtype` unless the entry of a dtype record is one `dtype_record` writes."""
+    """`BadDtype` unless an entry of a dtype map is one `dtype_map` writes."""
     if isinstance(dtype, str):
         if dtype in DTYPES or _DATETIME_TZ.fullmatch(dtype):
             return
@@ -311,7 +311,7 @@ def _read_frame(spec: dict[str, Any]) -> Any:
     else:
         dtypes = spec.get("dtypes") or {}
         if not isinstance(dtypes, dict):
-            raise BadDtype("a dtype record that is not a mapping")
+            raise BadDtype("a dtype map that is not a mapping")
         for dtype in dtypes.values():  # before the file is read
             check_dtype(dtype)
         frame = pd.read_csv(spec["path"], index_col=0)
@@ -324,7 +324,7 @@ def _read_frame(spec: dict[str, Any]) -> Any:
 
 
 def _apply_dtypes(frame: Any, dtypes: dict[str, Any]) -> Any:
-    """The frame's columns as the dtype record says (`BadDtype` for a dtype `dtype_record` doesn't write)."""
+    """The frame's columns as the dtype map says (`BadDtype` for a dtype `dtype_map` doesn't write)."""
     import pandas as pd
 
     for col, dtype in dtypes.items():
