@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import itertools
 import json
 import os
@@ -349,3 +350,34 @@ def test_an_exception_that_cannot_be_shown_still_ends_the_run_with_its_record(
     result = run(tmp_path, monkeypatch, code, {})
     assert not result["ok"] and result["error"]["ename"] == "E"
     assert result["error"]["evalue"] == "<exception str() failed>"
+
+
+def test_the_client_uses_only_the_runtimes_public_names() -> None:
+    """The runtime's modules are a contract with the client (docs/ARCHITECTURE.md): outside them, nothing imports or
+    reaches for a private name of theirs."""
+    package = Path(runtime.__file__).resolve().parents[1]
+    reached = []
+    for path in package.rglob("*.py"):
+        if package / "runtime" in path.parents:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imports = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+        runtime_imports = [node for node in imports if "runtime" in (node.module or "").split(".")]
+        reached += [f"{path.name}: {a.name}" for node in runtime_imports for a in node.names if _private(a.name)]
+        bound = {  # the names this module gives the runtime's modules
+            alias.asname or alias.name
+            for node in runtime_imports
+            if (node.module or "").split(".")[-1] == "runtime"
+            for alias in node.names
+        }
+        reached += [
+            f"{path.name}: {node.value.id}.{node.attr}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            if node.value.id in bound and _private(node.attr)
+        ]
+    assert reached == []
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
