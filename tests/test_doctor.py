@@ -6,6 +6,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -265,3 +266,56 @@ def test_a_404_says_what_to_check_for_what_was_asked() -> None:
     assert "CELLBOX_BASE_URL" in str(listing.value) and "Check the id" not in str(listing.value)
     assert "Check the id" in str(one.value)
     assert "authorization fails" in str(oci.value) and "CELLBOX_PROJECT" in str(oci.value)
+
+
+@pytest.mark.cloud_profiles("openai")
+def test_a_model_the_service_lacks_fails_before_a_container_is_made(use_cloud_server: str) -> None:
+    sent: list[str] = []
+
+    def no_such_model(request: httpx.Request, answer: httpx.Response) -> httpx.Response:
+        sent.append(f"{request.method} {request.url.path}")
+        if request.url.path.endswith("/models/cellbox-local"):
+            error = {"message": "The model `cellbox-local` does not exist or you do not have access to it."}
+            error |= {"type": "invalid_request_error", "param": None, "code": "model_not_found"}
+            return httpx.Response(404, json={"error": error}, request=request)
+        return answer
+
+    checks = by_name(doctor.run(http_client=httpx.Client(transport=_Through(no_such_model))))
+    assert checks["model"].status == "fail" and "has no model cellbox-local" in checks["model"].detail
+    assert "CELLBOX_MODEL" in (checks["model"].next_step or "")
+    assert checks["create"].status == "skipped" and not any(s.startswith("POST") for s in sent), sent
+
+
+@pytest.mark.cloud_profiles("openai")
+def test_who_the_service_took_the_caller_for_is_said(use_cloud_server: str) -> None:
+    def organization(request: httpx.Request, answer: httpx.Response) -> httpx.Response:
+        answer.headers["openai-organization"] = "org-cellbox-test"
+        return answer
+
+    checks = by_name(doctor.run(billed=False, http_client=httpx.Client(transport=_Through(organization))))
+    assert checks["auth"].status == "pass" and "as organization org-cellbox-test" in checks["auth"].detail
+    assert checks["model"].status == "pass" and "cellbox-local is offered" in checks["model"].detail
+
+
+def test_an_oci_project_of_another_region_and_the_signer_are_said(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CELLBOX_OCI_REGION", "us-chicago-1")
+    monkeypatch.setenv("CELLBOX_API_KEY", WRONG_KEY)
+    monkeypatch.setenv("CELLBOX_PROJECT", "ocid1.generativeaiproject.oc1.iad.amaaaaaexample")
+    checks = by_name(doctor.run(http_client=refuse_everything([])))
+    config = checks["configuration"]
+    assert config.status == "warn" and "the project is in us-ashburn-1, the URL in us-chicago-1" in config.detail
+    assert "CELLBOX_OCI_REGION=us-ashburn-1" in (config.next_step or "")
+
+    oci_config = tmp_path / "config"
+    oci_config.write_text(
+        "[DEFAULT]\nuser=ocid1.user.oc1..aaaauser\ntenancy=ocid1.tenancy.oc1..aaaatenancy\nregion=us-chicago-1\n"
+        f"fingerprint=00:11\nkey_file={tmp_path / 'missing.pem'}\n"
+    )
+    monkeypatch.setenv("CELLBOX_AUTH", "oci_user_principal")
+    monkeypatch.setenv("OCI_CONFIG_FILE", str(oci_config))
+    monkeypatch.setenv("CELLBOX_PROJECT", "ocid1.generativeaiproject.oc1.us-chicago-1.amaaaaaexample")
+    config = by_name(doctor.run(http_client=refuse_everything([])))["configuration"]
+    assert "user ocid1.user.oc1..aaaauser, tenancy ocid1.tenancy.oc1..aaaatenancy" in config.detail, config.detail
+    assert "the project is in" not in config.detail

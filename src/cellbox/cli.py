@@ -180,13 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Checks the configured backend end to end and says what to change for each failure. On a "
         "cloud service this costs money: it creates one container (billed as a code interpreter session where the "
         "service bills them), runs code in it through the model up to three times (a few hundred billed tokens "
-        "each) and deletes it. --no-run checks only the configuration, the credentials and the project, for free.",
+        "each) and deletes it. --no-run checks only the configuration, the credentials, the project and that the model "
+        "is offered, for free.",
     )
     doctor.add_argument("--json", action="store_true", help="print JSON")
     doctor.add_argument(
         "--no-run",
         action="store_true",
-        help="only the checks that cost nothing: configuration, auth and project (no container, no model call)",
+        help="only the checks that cost nothing: configuration, auth, project and model (no container, no model call)",
     )
     doctor.set_defaults(handler=cmd_doctor)
     return parser

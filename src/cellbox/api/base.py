@@ -162,8 +162,9 @@ class BaseClient:
         self.refused_parameters: dict[tuple[str, str | None], set[str]] = {}
         # What the backend said when it refused each, by (path, model, field): the doctor's advice depends on why.
         self.refusal_reasons: dict[tuple[str, str | None, str], str] = {}
-        # The `Date` of the last answer: the service's clock, which signed requests must agree with.
-        self.service_date: str | None = None
+        # The headers of the last answer: the service's clock (`Date`), which signed requests must agree with, and
+        # who it took the caller for (OpenAI's `openai-organization`).
+        self.answer_headers: httpx.Headers = httpx.Headers()
         self.retry = RetryPolicy(max_retries=max_retries)
         self._auth: httpx.Auth = auth if isinstance(auth, httpx.Auth) else auth_from_settings(settings)
         self._auth_from_settings = not isinstance(auth, httpx.Auth)
@@ -258,7 +259,7 @@ class BaseClient:
                         raise connection_error(outcome, request) from None
                 else:
                     assert isinstance(outcome, httpx.Response)
-                    self.service_date = outcome.headers.get("date", self.service_date)
+                    self.answer_headers = outcome.headers
                     if outcome.is_success:
                         if op.stream or op.parse is None:  # the response itself, read by the caller
                             streamed: T = outcome  # type: ignore[assignment]

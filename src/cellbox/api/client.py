@@ -20,7 +20,16 @@ import httpx
 
 from .base import BaseClient, Outcome, Sleep, Unauthenticated
 from .operation import Operation
-from .resources import AsyncContainers, AsyncFiles, AsyncResponses, Containers, Files, Responses
+from .resources import (
+    AsyncContainers,
+    AsyncFiles,
+    AsyncModels,
+    AsyncResponses,
+    Containers,
+    Files,
+    Models,
+    Responses,
+)
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -66,6 +75,7 @@ class Client(BaseClient):
         self._http = http_client or _Http(**self._http_options())
         self.containers = Containers(self)
         self.files = Files(self)
+        self.models = Models(self)
         self.responses = Responses(self)
 
     def _execute(self, op: Operation[T]) -> T:
@@ -111,6 +121,7 @@ class AsyncClient(BaseClient):
         self._http = http_client or _AsyncHttp(**self._http_options())
         self.containers = AsyncContainers(self)
         self.files = AsyncFiles(self)
+        self.models = AsyncModels(self)
         self.responses = AsyncResponses(self)
 
     async def _execute(self, op: Operation[T]) -> T:

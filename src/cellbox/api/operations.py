@@ -17,7 +17,7 @@ import httpx
 from .errors import ValidationError
 from .operation import FileSource, Operation, Upload, page_of, record_of
 from .operation import next_page as next_page  # resources page through lists with `ops.next_page`
-from .records import Container, ContainerFile, Deleted, File, Page, Response
+from .records import Container, ContainerFile, Deleted, File, Model, Page, Response
 
 MEMORY_LIMITS = ("1g", "4g", "16g", "64g")
 # `reasoning.effort` values (openai-python `types/shared/reasoning_effort.py`); which a model takes varies.
@@ -245,6 +245,14 @@ def file_content(file_id: str) -> Operation[httpx.Response]:
     return Operation(
         "GET", f"/files/{_id(file_id, 'file_id')}/content", stream=True, headers={"Accept-Encoding": "identity"}
     )
+
+
+# --- models -------------------------------------------------------------------------------------------------
+
+
+def retrieve_model(model: str) -> Operation[Model]:
+    """A model the service offers; NotFoundError (code `model_not_found` on OpenAI) when it has none of that name."""
+    return Operation("GET", f"/models/{_id(model, 'model')}", record_of(Model))
 
 
 # --- responses ----------------------------------------------------------------------------------------------

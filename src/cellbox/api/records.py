@@ -154,6 +154,16 @@ class File(Record):
 
 
 @record
+class Model(Record):
+    """A model the service offers (`GET /models/{model}`)."""
+
+    id: str
+    created: int | None = None
+    owned_by: str | None = None
+    object: str = "model"
+
+
+@record
 class Deleted(Record):
     """The marker a delete returns (`container.deleted`, `container.file.deleted`, `file`)."""
 

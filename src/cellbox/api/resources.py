@@ -323,6 +323,21 @@ class AsyncFiles(_AsyncResource):
             return await body.read()
 
 
+# --- models ---------------------------------------------------------------------------------------------------
+
+
+class Models(_SyncResource):
+    """`client.models`: whether the service offers a model."""
+
+    retrieve = _call(ops.retrieve_model)
+
+
+class AsyncModels(_AsyncResource):
+    """`client.models` of an `AsyncClient`."""
+
+    retrieve = _acall(ops.retrieve_model)
+
+
 # --- responses ------------------------------------------------------------------------------------------------
 
 

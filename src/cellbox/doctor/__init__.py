@@ -9,6 +9,7 @@ The checks run in order; one whose prerequisite did not pass is `skipped` with w
     auth           one cheap authenticated call (a one-item page of the container list); this clock against
                    the service's `Date` (signed requests fail on a skewed clock)
     project        the OpenAI-Project header accepted, or said to be missing (OCI requires one [Doc])
+    model          the model offered (`GET /models/{model}`), before a container is made for it
     create         a container, deleted at the end whatever happens
     upload         a file named `doctor/probe/x.txt`: the `path` the service answered (OpenAI may prefix the
                    name and drop its folders [Doc/Inf]; cellbox finds uploads by that path)
@@ -20,7 +21,7 @@ The checks run in order; one whose prerequisite did not pass is `skipped` with w
     delete         deleted, and confirmed: retrieving it says it is gone
 
 From `create` on, the checks cost money on a cloud service (`BILLED`); `run(billed=False)` (`cellbox doctor
---no-run`) runs the first three only. A check passes only on a request that succeeded.
+--no-run`) runs the first four only. A check passes only on a request that succeeded.
 
 Statuses: `pass`, `warn` (works, with something to know or change), `fail`, `skipped`. Nothing shown carries a
 secret: every text goes through `cellbox.common.redact` with the configured key. The sources of what each check expects
@@ -46,7 +47,8 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "configuration": (),
     "auth": ("configuration",),
     "project": ("configuration",),
-    "create": ("auth", "project"),
+    "model": ("auth", "project"),
+    "create": ("auth", "project", "model"),
     "upload": ("create",),
     "listing": ("create",),
     "run": ("create",),
@@ -78,6 +80,7 @@ def run(settings: Settings | None = None, *, billed: bool = True, **client_optio
         "configuration": checkup.configuration,
         "auth": checkup.auth,
         "project": checkup.project,
+        "model": checkup.model_offered,
         "create": checkup.create,
         "upload": checkup.upload,
         "listing": checkup.listing,

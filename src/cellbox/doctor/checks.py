@@ -6,15 +6,17 @@ Each check returns a `Check`; one that raises is a failure of that check (`cellb
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import dataclasses
 import email.utils
+import os
 import time
 import uuid
 import warnings
 from typing import Any
 
-from ..api import APIError, CellboxError, Client, Container, Settings
+from ..api import APIError, CellboxError, Client, Container, NotFoundError, Settings
 from ..api.config import _OCI_HOST, OCI_REGIONS, RegionWarning
 from ..api.lookup import find_container
 from ..common.polling import Backoff
@@ -133,6 +135,9 @@ class Checkup:
             )
         if settings.project:
             said.append(f"project {settings.project}")
+        identity = oci_identity(settings)
+        if identity:
+            said.append(identity)
         warnings_: list[tuple[str, str]] = []
         region = _OCI_HOST.match(settings.base_url or "")
         if region is not None:
@@ -142,6 +147,15 @@ class Checkup:
                     (
                         f"region {region.group(1)} is not one OCI documents for the Responses and Containers APIs",
                         f"use CELLBOX_OCI_REGION with one of {', '.join(OCI_REGIONS)}",
+                    )
+                )
+            project_region = ocid_region(settings.project or "")
+            if project_region is not None and project_region != region.group(1):
+                warnings_.append(
+                    (
+                        f"the project is in {project_region}, the URL in {region.group(1)}",
+                        f"use CELLBOX_OCI_REGION={project_region}, or a project of {region.group(1)}: OCI answers "
+                        "404 NotAuthorizedOrNotFound for a project of another region",
                     )
                 )
         try:
@@ -176,6 +190,9 @@ class Checkup:
             return Check("auth", FAIL, str(exc), step)
         self.auth_passed = True
         detail = f"{self._auth_kind()} accepted (listing containers)"
+        organization = self.client.answer_headers.get("openai-organization")
+        if organization:
+            detail += f", as organization {organization}"
         skew = self._clock_skew()
         data = {"clock_skew_s": None if skew is None else round(skew, 1)}
         if skew is not None and abs(skew) > SKEW_LIMIT:
@@ -192,13 +209,16 @@ class Checkup:
         """Seconds this machine's clock is ahead of the service's (its last answer's `Date`), if it said."""
         assert self.client is not None
         try:
-            said = email.utils.parsedate_to_datetime(self.client.service_date or "")
+            said = email.utils.parsedate_to_datetime(self.client.answer_headers.get("date", ""))
         except (TypeError, ValueError):
             return None
         return time.time() - said.timestamp()
 
     def _signed(self) -> bool:
         return self.settings is not None and self.settings.auth.startswith("oci_")
+
+    def _oci(self) -> bool:
+        return self.settings is not None and self.settings.backend == "oci"
 
     def project(self) -> Check:
         assert self.settings is not None
@@ -216,6 +236,29 @@ class Checkup:
             detail = f"OpenAI-Project {project} accepted (the container listing answered with it)"
             return Check("project", PASS, detail, data={"project": project})
         return Check("project", PASS, "none set, and none asked for (OpenAI uses the key's default project)")
+
+    def model_offered(self) -> Check:
+        assert self.client is not None
+        if self.model is None:
+            return Check("model", WARN, "no model configured: code can't run (see configuration)", MODEL_STEP)
+        try:
+            found = self.client.models.retrieve(self.model)
+        except NotFoundError as exc:
+            if exc.code == "model_not_found":
+                where = " in this region (not every model is in every region)" if self._oci() else ""
+                return Check("model", FAIL, f"the service has no model {self.model}{where}: {exc}", MODEL_STEP)
+            return Check(
+                "model",
+                WARN,
+                f"not checked: the service doesn't say which models it has (GET /models/{self.model}: "
+                f"{exc.status_code}); listing and run show whether {self.model} runs code",
+            )
+        return Check(
+            "model",
+            PASS,
+            f"{found.id} is offered (owned by {found.owned_by or '-'}); listing and run show that it runs code",
+            data={"model": found.id},
+        )
 
     def create(self) -> Check:
         assert self.client is not None
@@ -398,3 +441,42 @@ class Checkup:
 
 def _skew_said(skew: float) -> str:
     return f"this machine's clock is {abs(skew):.0f}s {'ahead of' if skew > 0 else 'behind'} the service's"
+
+
+# OCI's region keys, as OCIDs may name a region (ocid1.<type>.<realm>.<region>.<id>), for the agentic regions.
+_REGION_KEYS = {
+    "iad": "us-ashburn-1",
+    "ord": "us-chicago-1",
+    "phx": "us-phoenix-1",
+    "gru": "sa-saopaulo-1",
+    "fra": "eu-frankfurt-1",
+    "lhr": "uk-london-1",
+    "ruh": "me-riyadh-1",
+    "hyd": "ap-hyderabad-1",
+    "kix": "ap-osaka-1",
+}
+
+
+def ocid_region(ocid: str) -> str | None:
+    """The region an OCID names (its fourth field, a name or a key), when it names one."""
+    fields = ocid.split(".")
+    if len(fields) < 5 or fields[0] != "ocid1" or not fields[3]:
+        return None
+    return _REGION_KEYS.get(fields[3].lower(), fields[3].lower())
+
+
+def oci_identity(settings: Settings) -> str | None:
+    """Who signs OCI requests, as the OCI config names them (user and tenancy OCIDs: no secret), for IAM auth."""
+    if settings.auth not in ("oci_user_principal", "oci_session"):
+        return None
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(os.path.expanduser(settings.oci_config_file), encoding="utf-8")
+        section = parser[settings.oci_profile]
+    except (configparser.Error, KeyError, OSError, UnicodeDecodeError):
+        return None
+    who = [f"profile {settings.oci_profile}"]
+    for key in ("user", "tenancy", "region"):
+        if section.get(key):
+            who.append(f"{key} {section[key]}")
+    return ", ".join(who)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -79,6 +80,15 @@ async def delete_container(request: Request) -> JSONResponse:
 
 
 # -- responses --------------------------------------------------------------------------------------------------
+
+
+async def retrieve_model(request: Request) -> JSONResponse:
+    # Every name is served, as /responses takes every name (a real model's keeps its rules: emulation/models.py).
+    name = request.path_params["model"]
+    return JSONResponse({"id": name, "object": "model", "created": _STARTED, "owned_by": "cellbox"})
+
+
+_STARTED = int(time.time())
 
 
 async def create_response(request: Request) -> JSONResponse | EventStream:
@@ -210,6 +220,7 @@ ROUTES = [
     Route("/v1/files/{file_id}", retrieve_file, methods=["GET"]),
     Route("/v1/files/{file_id}", delete_file, methods=["DELETE"]),
     Route("/v1/files/{file_id}/content", file_content, methods=["GET"]),
+    Route("/v1/models/{model}", retrieve_model, methods=["GET"]),
     Route("/v1/responses", create_response, methods=["POST"]),
     Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
     Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
