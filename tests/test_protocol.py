@@ -140,6 +140,7 @@ def test_the_loader_reformatted_is_the_loader_and_anything_else_is_foreign() -> 
     message = str(error)
     assert isinstance(error, LoaderMismatch) and "something else" in message
     assert "state is uncertain" in message and "%container new --fresh" in message and "revive()" in message
+    assert "in your container" in message and "That code has run (and its response was billed)" in message
 
 
 def test_what_a_reply_says_about_the_run() -> None:

@@ -428,8 +428,9 @@ def deviation(foreign: Sequence[str], model: str, started: bool) -> LoaderMismat
     ran = "\n---\n".join(foreign)
     cell = "Your cell ran once, and then the model" if started else "The model"
     return LoaderMismatch(
-        f"{cell} ran code other than cellbox's loader:\n{ran}\n"
-        "Nothing from this response is used, and the container's state is uncertain: that code may have changed "
+        f"{cell} ran code other than cellbox's loader, in your container:\n{ran}\n"
+        "That code has run (and its response was billed); nothing from the response is used, and the container's "
+        "state is uncertain: that code may have changed "
         f"variables or files. {START_CLEAN} Check that CELLBOX_MODEL ({model}) supports the code_interpreter tool "
         "and follows instructions."
     )
