@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import cellbox
-from cellbox.api import CellboxError, Client
+from cellbox.api import CellboxError, Client, ConfigurationError
 from cellbox.api.config import load_settings
 from cellbox.local.testing import running_server, wait_until
 from cellbox.session import event_stream as following
@@ -104,6 +104,27 @@ def test_reasoning_effort_is_sent_when_configured(
         finally:
             sb.delete()
     assert faults.bodies()[0]["reasoning"] == {"effort": "low"}
+
+
+@pytest.mark.cloud_profiles("plain")
+def test_cells_run_in_the_foreground_and_store_nothing_when_asked(
+    use_cloud_server: str, faults: Faults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # For zero-data-retention organisations: background responses are stored while they run.
+    monkeypatch.setenv("CELLBOX_BACKGROUND", "false")
+    with Client(http_client=httpx.Client(transport=faults, timeout=60)) as client:
+        assert client.settings.background is False and client.settings.describe()["background"] is False
+        sb = cellbox.Sandbox.create(name="foreground", client=client)
+        try:
+            assert sb.run("x = 2").ok and sb.run("x * 3").value == 6
+        finally:
+            sb.delete()
+    asked = [body for body in faults.bodies() if "input" in body]
+    assert len(asked) == 2 and all("background" not in body and body["store"] is False for body in asked)
+    assert faults.count("GET", "/responses/") == 0 and faults.count("DELETE", "/responses/") == 0  # none stored
+    monkeypatch.setenv("CELLBOX_BACKGROUND", "sometimes")
+    with pytest.raises(ConfigurationError, match="background must be true or false, got 'sometimes'"):
+        Client()
 
 
 @pytest.mark.cloud_profiles("openai", "oci")

@@ -47,7 +47,10 @@ _SOURCES: dict[str, tuple[str, str]] = {
     "model": ("CELLBOX_MODEL", "model"),
     "reasoning_effort": ("CELLBOX_REASONING_EFFORT", "reasoning_effort"),
     "inline_max": ("CELLBOX_INLINE_MAX", "inline_max"),  # downloads a notebook's gallery embeds, in all
+    # false: cells run as one foreground response, stored nowhere (zero data retention; no cancel on interrupt)
+    "background": ("CELLBOX_BACKGROUND", "background"),
 }
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 # The regions OCI documents for the agentic APIs (Responses, Containers); docs/CLOUD.md.
 OCI_REGIONS = (
@@ -88,6 +91,8 @@ class Settings:
     model: str | None = None
     reasoning_effort: str | None = None
     inline_max: str | None = None
+    # Whether cells run as background responses (cancellable; stored by the service while they run, for polling).
+    background: bool = True
     origin: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
     # The endpoint file's record when the base URL came from it: a client makes the server there prove it holds
     # this token before it sends the server anything.
@@ -120,6 +125,7 @@ class Settings:
             "model": self.model,
             "reasoning_effort": self.reasoning_effort,
             "inline_max": self.inline_max,
+            "background": self.background,
             "sources": dict(self.origin),
         }
 
@@ -196,6 +202,13 @@ def load_settings(
             f"unknown reasoning effort {effort!r} (from {origin['reasoning_effort']}); use one of: "
             f"{', '.join(REASONING_EFFORTS)}."
         )
+    if "background" in values:
+        flag = _BOOLEANS.get(values["background"].strip().lower())
+        if flag is None:
+            raise ConfigurationError(
+                f"background must be true or false, got {values['background']!r} (from {origin['background']})."
+            )
+        values["background"] = flag
     return Settings(**values, origin=origin)
 
 

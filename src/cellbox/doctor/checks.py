@@ -358,7 +358,9 @@ class Checkup:
             result = sandbox.run("print('cellbox doctor')\n6 * 7", timeout=RUN_TIMEOUT)
             took = time.monotonic() - started
             # Sent with a response that was answered: what wasn't refused was taken.
-            self.tried |= {"tool_choice", "max_tool_calls", "parallel_tool_calls", "store", "background", "stream"}
+            self.tried |= {"tool_choice", "max_tool_calls", "parallel_tool_calls", "store"}
+            if self.settings is not None and self.settings.background:  # else not sent (CELLBOX_BACKGROUND=false)
+                self.tried |= {"background", "stream"}
         except LoaderMismatch as exc:
             return Check("run", FAIL, str(exc), MODEL_STEP)
         except RunFailed as exc:

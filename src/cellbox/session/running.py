@@ -112,7 +112,7 @@ class Runner:
             with stopping("the upload of the cell before it ran; the cell did not run"):
                 runtime = self.transfers.runtime()
                 path = self.transfers.private_path(request.filename)
-                if path is not None and "background" not in self._refused():
+                if path is not None and self._background():
                     # Sent while the model is asked to run it (the runtime waits for it): a round trip saved.
                     sent = in_background(self.transfers.upload_private, request.body(), request.filename)
                 else:  # only the upload's answer says where it went (or a foreground run could wait on it)
@@ -226,6 +226,11 @@ class Runner:
         client)."""
         return self.link.client.refused_parameters.setdefault(("/responses", self.model), set())
 
+    def _background(self) -> bool:
+        """Whether cells run as background responses: unless the settings say not (zero data retention: nothing
+        stored) or the backend refused them."""
+        return self.link.client.settings.background and "background" not in self._refused()
+
     def _effort(self) -> str:
         return self.link.client.settings.reasoning_effort or protocol.REASONING_EFFORT
 
@@ -250,7 +255,7 @@ class Runner:
         request. `sent` is the upload of the run's request, still under way when the response is created: once it
         is, the upload is waited for, and one that failed cancels the run (waiting for it) and is the error."""
         refused = self._refused()
-        background = "background" not in refused
+        background = self._background()
         options = protocol.request_options(
             reasoning_effort=self._effort(), background=background, bounded="max_output_tokens" not in refused
         )
@@ -311,12 +316,15 @@ class Runner:
                     if stopped
                     else "the cell was running and cancelling it failed: it may still be running in the container"
                 ) from None
-            how = (
-                "this backend runs cells in the foreground (it refused background responses), so they can't be "
-                "cancelled"
-                if not background
-                else "the interrupt came before the backend answered"
-            )
+            if background:
+                how = "the interrupt came before the backend answered"
+            elif not self.link.client.settings.background:
+                how = "cells run in the foreground (CELLBOX_BACKGROUND=false), so they can't be cancelled"
+            else:
+                how = (
+                    "this backend runs cells in the foreground (it refused background responses), so they can't be "
+                    "cancelled"
+                )
             raise Interrupted(f"the cell may still be running in the container: {how}") from None
         finally:
             if following is not None:
