@@ -90,7 +90,7 @@ def test_the_request_bounds_the_model_and_a_background_run_is_deleted_once_read(
     assert body["parallel_tool_calls"] is False and body["instructions"] == protocol.INSTRUCTIONS
     assert body["background"] is True and body["store"] is True  # polling needs it stored …
     assert sandbox.runner.cleanup.wait()  # … and it is deleted, after the cell returned
-    assert faults.count("DELETE", "/responses/") == 1  # one response ran the cell (OCI's first ask is refused)
+    assert faults.count("DELETE", "/responses/") == 1  # one response ran the cell
 
 
 def test_reasoning_effort_is_sent_when_configured(
@@ -131,13 +131,21 @@ def test_cells_run_in_the_foreground_and_store_nothing_when_asked(
 def test_a_cell_runs_once_whatever_the_model_does(sandbox: cellbox.Sandbox, faults: Faults) -> None:
     # The quirky model restyles every call, ignores max_tool_calls, and now and then answers without a call or
     # with an incomplete one: each cell still runs exactly once, and replies that ran nothing are asked again.
-    sandbox.run("ran = 0")
+    runs = [sandbox.run("ran = 0")]
     cells = 6
     for n in range(cells):
-        run = sandbox.run("ran += 1\nraise ValueError(ran)")
-        assert run.error is not None and run.error.evalue == str(n + 1)
-    assert sandbox.run("ran").value == cells
-    assert faults.count("POST", "/responses") > cells + 2  # some replies did not run the loader: asked again
+        runs.append(sandbox.run("ran += 1\nraise ValueError(ran)"))
+        assert runs[-1].error is not None and runs[-1].error.evalue == str(n + 1)
+    runs.append(sandbox.run("ran"))
+    assert runs[-1].value == cells
+    asked = faults.count("POST", "/responses")
+    assert asked > cells + 2  # some replies did not run the loader: asked again
+    # Every billed response is counted in its run's usage, and every second one is said in its notes.
+    assert sum(run.usage.responses for run in runs if run.usage) == asked
+    again = [run for run in runs if run.usage and run.usage.responses == 2]
+    assert len(again) == asked - len(runs) and all(
+        any("a second billed response" in note for note in run.notes) for run in again
+    ), [run.notes for run in again]
 
 
 @pytest.mark.quirks
@@ -241,10 +249,10 @@ def test_a_backend_without_background_runs_cells_in_the_foreground(sandbox: cell
 
 
 @pytest.mark.cloud_profiles("plain", "oci")
-def test_an_interrupt_cancels_a_background_run(sandbox: cellbox.Sandbox, faults: Faults, cloud_profile: str) -> None:
+def test_an_interrupt_cancels_a_background_run(sandbox: cellbox.Sandbox, faults: Faults) -> None:
     sandbox.run("ticks = 0")
     # Ctrl-C as the kernel delivers it: SIGINT to the process, landing wherever the cell's thread waits (for the
-    # run's event stream here; between polls where the backend refuses streaming, as the OCI profile does).
+    # run's event stream here: OCI streams background responses too).
     # Python's own handler, as a kernel has: an in-process Jupyter server of an earlier test may have left its own.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
@@ -256,8 +264,7 @@ def test_an_interrupt_cancels_a_background_run(sandbox: cellbox.Sandbox, faults:
         timer.cancel()
         signal.signal(signal.SIGINT, previous)
     assert faults.count("POST", "/responses/") == 1  # …/cancel
-    polled = faults.count("GET", "/responses/")
-    assert polled == 0 if cloud_profile == "plain" else polled > 0
+    assert faults.count("GET", "/responses/") == 0
     stopped = sandbox.run("ticks").value
     time.sleep(0.5)
     assert sandbox.run("ticks").value == stopped < 100
@@ -273,24 +280,20 @@ def test_a_run_past_its_time_limit_is_cancelled(sandbox: cellbox.Sandbox, faults
 
 
 @pytest.mark.cloud_profiles("plain", "oci")
-def test_a_cells_end_is_told_by_its_stream_where_the_backend_streams(
-    sandbox: cellbox.Sandbox, faults: Faults, cloud_profile: str
-) -> None:
+def test_a_cells_end_is_told_by_its_stream_where_the_backend_streams(sandbox: cellbox.Sandbox, faults: Faults) -> None:
     events: list[tuple[int, str]] = []
     run = sandbox.run(
         "import time\nprint('a', flush=True)\ntime.sleep(0.4)\nprint('b')",
         live=LiveOutput(lambda event: events.append((faults.count("GET", "/responses/"), event.get("text", "")))),
     )
     assert run.stdout == "a\nb\n"
-    streamed = [body.get("stream") for body in faults.bodies()]
-    if cloud_profile == "plain":
-        # Followed by its events: never polled, and the output printed meanwhile was read while it ran.
-        assert streamed == [True] and faults.count("GET", "/responses/") == 0
-        assert (0, "a\n") in events
-    else:  # OCI's profile refuses streaming: asked once more without it, polled, and not asked to stream again
-        assert streamed == [True, None] and faults.count("GET", "/responses/") > 0
-        assert sandbox.run("1").value == 1
-        assert faults.bodies()[2:] and all(body.get("stream") is None for body in faults.bodies()[2:])
+    # Followed by its events (OCI streams background responses as OpenAI does): asked once, never polled, and the
+    # output printed meanwhile was read while it ran.
+    assert [(body.get("stream"), body.get("background")) for body in faults.bodies()] == [(True, True)]
+    assert faults.count("GET", "/responses/") == 0
+    assert (0, "a\n") in events
+    assert sandbox.run("1").value == 1
+    assert all(body.get("stream") is True for body in faults.bodies()[1:])  # and asked to stream again
 
 
 @pytest.mark.cloud_profiles("plain", "oci")

@@ -188,7 +188,10 @@ class Runner:
                     raise RunFailed(protocol.runtime_unreachable(runtime))
                 again = self.transfers.runtime(again=True)
                 ran, later, cost = self._run_loader(request, (again, path), timeout, watch, sent, resent=True)
-                notes.append("cellbox's runtime was missing from the container (removed by code?); it was sent again")
+                notes.append(
+                    "cellbox's runtime was missing from the container (removed by code?); it was sent again and the "
+                    "model asked again (a second billed response)"
+                )
                 return ran, notes + later, add_usage(usage, cost)
             if reading.record is not None or reading.started:
                 # A reply cut by its bound after the run lost nothing of it; any other ending is said.
@@ -212,6 +215,8 @@ class Runner:
             if attempt == 1 and response.status not in ("failed", "cancelled"):
                 if reading.cut_short:
                     notes.append(self._unbound())
+                else:  # each billed response of a cell is said, not only counted
+                    notes.append(f"{said}, so the model was asked again (a second billed response)")
                 log.info("cellbox: %s; asking the model again", said)
                 continue
             raise RunFailed(
