@@ -10,6 +10,7 @@ import httpx
 import openai
 import pytest
 
+from cellbox.local import errors
 from cellbox.local.responses import stored
 from cellbox.local.responses.stored import StoredResponses
 from cellbox.local.store import Store
@@ -259,8 +260,9 @@ def test_a_stored_responses_input_items_are_listed_newest_first_and_paged(client
 
 
 class Finished:  # what keeping a response reads of it
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, store: bool = True) -> None:
         self.id = f"resp_{n}"
+        self.store = store
 
     def document(self) -> dict:
         return {"record": {"id": self.id}, "filler": "x" * 1000}
@@ -299,6 +301,29 @@ def test_a_finished_response_is_written_later_unless_deleted_first(tmp_path, mon
         kept._ended(kept._runs["resp_4"])
         await kept.close()  # the server stops: what waits is written now
         assert store.has_response("resp_4")
+
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()
+
+
+def test_a_background_response_with_store_false_is_kept_only_for_a_while(tmp_path, monkeypatch):
+    monkeypatch.setattr(stored, "TEMPORARY_SECONDS", 0.2)
+    store = Store(tmp_path / "data")
+    kept = StoredResponses(store)
+
+    async def main() -> None:
+        run = Finished(0, store=False)
+        kept._runs[run.id] = run  # type: ignore[assignment]
+        kept._ended(run)  # type: ignore[arg-type]
+        assert kept.get(run.id) is run and not kept.has(run.id)  # retrievable, but no previous_response_id
+        await asyncio.sleep(0.5)
+        with pytest.raises(errors.APIError) as gone:
+            kept.get(run.id)
+        assert gone.value.status == 404
+        await kept.close()  # nothing of it is written, not even on shutdown
+        assert not store.has_response(run.id)
 
     try:
         asyncio.run(main())

@@ -32,6 +32,8 @@ def test_a_profile_is_a_set_of_option_values():
     assert ServerOptions(profile="openai").upload_names == "prefixed"
     oci_options = ServerOptions(profile="oci")
     assert (oci_options.error_shape, oci_options.require_project, oci_options.upload_names) == ("oci", True, "as-named")
+    assert (oci_options.streaming, oci_options.unstored_background) == ("on", "temporary")  # OCI's background mode
+    assert ServerOptions(profile="openai").unstored_background == "refused"
     assert ServerOptions(profile="openai", upload_names="as-named").upload_names == "prefixed"  # defaults yield
     assert ServerOptions(error_shape="oci").require_project is False
 
@@ -115,6 +117,76 @@ def test_oci_internal_errors_have_the_gateway_shape_and_a_request_id(oci):
         assert r.status_code == 500 and r.headers["opc-request-id"].startswith("req_")
         assert "No such file" not in r.text and "FileNotFoundError" in oci.log_path.read_text()  # the log has it
         assert h.post(f"/containers/{container_id}/files", files={"file": ("a.txt", b"hi")}).status_code == 200
+
+
+def _ask(client: openai.OpenAI, container_id: str, code: str, **options):
+    return client.responses.create(
+        model="openai.gpt-oss-120b",
+        input=code,
+        tools=[{"type": "code_interpreter", "container": container_id}],
+        **options,
+    )
+
+
+def test_oci_streams_a_background_response_and_resumes_it_after_a_sequence_number(oci, sdk):
+    # OCI's background mode: `background=true, stream=true` streams the events, and a stream that broke off is
+    # resumed after the last event received, by its sequence_number.
+    with sdk(oci, default_headers=PROJECT) as c:
+        cid = c.containers.create(name="resumed").id
+        code = "import time\nprint('before', flush=True)\ntime.sleep(1)\nprint('after')"
+        seen = []
+        with _ask(c, cid, code, background=True, stream=True) as events:
+            for event in events:
+                seen.append(event)
+                if event.type == "response.code_interpreter_call.interpreting":
+                    break  # the connection drops while the code runs
+        response_id = seen[0].response.id
+        assert seen[0].type == "response.created" and seen[0].response.background is True
+        assert c.responses.retrieve(response_id).status in ("queued", "in_progress")  # it went on meanwhile
+        last = seen[-1].sequence_number
+        with c.responses.retrieve(response_id, stream=True, starting_after=last) as resumed:
+            rest = list(resumed)
+        assert [e.sequence_number for e in seen + rest] == list(range(len(seen) + len(rest)))  # none lost or twice
+        assert rest[0].sequence_number == last + 1
+        assert rest[-1].type == "response.completed" and rest[-1].response.output_text == "before\nafter\n"
+        # A response not in the background streams too, to its end.
+        streamed = list(_ask(c, cid, "print(2)", stream=True))
+        assert streamed[-1].type == "response.completed" and streamed[-1].response.output_text == "2\n"
+
+
+def test_oci_stream_errors_keep_the_gateway_shape(oci, sdk):
+    with sdk(oci, default_headers=PROJECT) as c:
+        cid = c.containers.create(name="refused").id
+        foreground = _ask(c, cid, "1").id
+    with httpx.Client(base_url=oci.base_url, headers={**oci.headers, **PROJECT}) as h:
+        _oci_error(h.get(f"/responses/{foreground}", params={"stream": "true"}), 400, "InvalidParameter")
+        missing = h.get(f"/responses/resp_{'0' * 48}", params={"stream": "true", "starting_after": 3})
+        _oci_error(missing, 404, "NotAuthorizedOrNotFound")
+
+
+def test_oci_keeps_a_background_response_with_store_false_temporarily(oci, openai_profile, sdk):
+    # OCI: "background execution requires temporary response storage ... including when store=false".
+    with sdk(oci, default_headers=PROJECT) as c:
+        cid = c.containers.create(name="unstored").id
+        made = _ask(c, cid, "import time\ntime.sleep(0.5)\nprint('kept')", background=True, store=False)
+        assert (made.status, made.store, made.background) == ("queued", False, True)
+        done = wait_until(lambda: (r := c.responses.retrieve(made.id)).status == "completed" and r, what="the run")
+        assert done.output_text == "kept\n" and done.store is False
+        events = list(c.responses.retrieve(made.id, stream=True, starting_after=1))
+        assert events[0].sequence_number == 2 and events[-1].type == "response.completed"
+        long = _ask(c, cid, "import time\ntime.sleep(30)", background=True, store=False)
+        assert c.responses.cancel(long.id).status == "cancelled"
+        with pytest.raises(openai.NotFoundError):  # kept for its run, not as context for another
+            _ask(c, cid, "1", previous_response_id=made.id)
+        c.responses.delete(made.id)
+        with pytest.raises(openai.NotFoundError):
+            c.responses.retrieve(made.id)
+    # OpenAI's background mode needs the response stored.
+    with sdk(openai_profile) as c:
+        cid = c.containers.create(name="unstored").id
+        with pytest.raises(openai.BadRequestError) as refused:
+            _ask(c, cid, "1", background=True, store=False)
+        assert refused.value.param == "store"
 
 
 # -- listing lag ----------------------------------------------------------------------------------------------

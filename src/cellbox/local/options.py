@@ -3,8 +3,9 @@ come from `ServerOptions`.
 
 Each field's metadata holds its help text (None: a flag for tests only, hidden from `--help`); the field's
 name is its flag (`max_upload_mb` is `--max-upload-mb`), and a profile that makes the server behave like a given
-service is just a set of field values (emulation/profiles.py): `--profile oci` sets `error_shape="oci"` and
-`require_project=True` (and refuses streaming), and a field given explicitly wins over its profile's value.
+service is just a set of field values (emulation/profiles.py): `--profile oci` sets `error_shape="oci"`,
+`require_project=True` and `unstored_background="temporary"`, and a field given explicitly wins over its profile's
+value.
 """
 
 from __future__ import annotations
@@ -117,7 +118,8 @@ class ServerOptions:
         metadata=_help(
             "behave like a real service: 'openai' stores uploads as /mnt/data/<32 hex>-<basename>; 'oci' answers "
             "errors as {code, message} with opc-request-id, an authorization failure as 404 "
-            "NotAuthorizedOrNotFound, and refuses requests without an OpenAI-Project header",
+            "NotAuthorizedOrNotFound, refuses requests without an OpenAI-Project header, and keeps a background "
+            "response with store: false temporarily",
             choices=tuple(PROFILES),
         ),
     )
@@ -162,10 +164,18 @@ class ServerOptions:
         default="on",
         metadata=_help(
             "responses with stream: true: 'on' (server-sent events), 'refused' (400 unsupported_parameter, as a "
-            "gateway without streaming answers; --profile oci sets it: whether OCI streams background responses is "
-            "undocumented) or 'cut' (the stream ends once the code is running, without its last events, as a proxy "
-            "closing long connections does)",
+            "gateway without streaming answers) or 'cut' (the stream ends once the code is running, without its "
+            "last events, as a proxy closing long connections does)",
             choices=("on", "refused", "cut"),
+        ),
+    )
+    unstored_background: str = field(
+        default="refused",
+        metadata=_help(
+            "a response with background: true and store: false: 'refused' (400, param store) or 'temporary' "
+            "(accepted and kept, in memory only, while it runs and 10 minutes after it ends: polled, cancelled and "
+            "streamed again like a stored one, then gone, as OCI documents); --profile oci sets 'temporary'",
+            choices=("refused", "temporary"),
         ),
     )
     require_project: bool = field(

@@ -11,6 +11,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     "openai": {"upload_names": "prefixed"},
     # OCI's gateway: {"code", "message"} errors with opc-request-id, 404 NotAuthorizedOrNotFound for an
     # authorization failure, and a Generative AI project (the OpenAI-Project header) required on every request.
-    # Whether it streams background responses is undocumented: the profile refuses, so clients fall back to polling.
-    "oci": {"error_shape": "oci", "require_project": True, "streaming": "refused"},
+    # Its background mode (release note of 29 July 2026) streams and resumes as the documented API does, and keeps
+    # a background response with store=false temporarily ("background execution requires temporary response
+    # storage ... including when store=false"), where OpenAI's needs store=true.
+    "oci": {"error_shape": "oci", "require_project": True, "unstored_background": "temporary"},
 }

@@ -92,8 +92,9 @@ _STARTED = int(time.time())
 
 
 async def create_response(request: Request) -> JSONResponse | EventStream:
-    parsed = create.parse(await read_json(request))
-    streaming = options_of(request).streaming
+    options = options_of(request)
+    parsed = create.parse(await read_json(request), unstored_background=options.unstored_background)
+    streaming = options.streaming
     if parsed.stream and streaming == "refused":
         raise errors.unsupported_parameter("stream", "Streaming is not supported here: leave out 'stream'.")
     containers, stored = containers_of(request), stored_of(request)

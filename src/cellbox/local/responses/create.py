@@ -77,7 +77,9 @@ class Request:
     body: dict
 
 
-def parse(body: object) -> Request:
+def parse(body: object, *, unstored_background: str = "refused") -> Request:
+    """The request in `body`; a background one with `store: false` is refused unless `unstored_background` is
+    "temporary" (kept only for its run, see stored.py)."""
     if not isinstance(body, dict):
         raise errors.invalid("The request body must be a JSON object.")
     refuse_unknown(body, FIELDS)
@@ -90,7 +92,7 @@ def parse(body: object) -> Request:
     stream, background = flag(body, "stream", False), flag(body, "background", False)
     store = flag(body, "store", True)
     flag(body, "parallel_tool_calls", True)
-    if background and not store:
+    if background and not store and unstored_background != "temporary":
         raise errors.invalid("Background responses must be stored: `background: true` needs `store: true`.", "store")
     include = body.get("include") or []
     if not isinstance(include, list) or not all(isinstance(item, str) for item in include):

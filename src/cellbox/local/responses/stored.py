@@ -12,6 +12,10 @@ them. Only when the server's disk runs short do the oldest go sooner (half of wh
 server answering comes before old answers. A finished response is written KEEP_AFTER seconds after it ended (at
 once past MAX_UNWRITTEN waiting, and on a clean shutdown): one deleted sooner, as cellbox deletes each cell's
 once it has read it, is never written, and the writing never competes with the stream that reports the end.
+
+A background response with `store: false` (accepted where the options say so, as OCI's background mode does) is
+kept only temporarily: in memory while it runs and TEMPORARY_SECONDS after it ended, for polling, cancelling and
+streaming again, never written, and no context for a later response's `previous_response_id`.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ _WAITING = ("queued", "in_progress")
 KEEP_SECONDS = 30 * 24 * 3600
 KEEP_AFTER = 1.0
 MAX_UNWRITTEN = 32
+# OCI does not say how long its temporary storage lasts; OpenAI keeps a background response about 10 minutes for
+# polling, which is long enough for a client that lost its stream to come back for the end.
+TEMPORARY_SECONDS = 600.0
 
 
 class _Response:
@@ -103,6 +110,7 @@ class Run(_Response):
         self, request: Request, container_id: str, execute: model.Execute, quirks: frozenset[str], nth: int
     ) -> None:
         self.background, self.include_outputs = request.background, request.include_outputs
+        self.store = request.store
         status = "queued" if request.background else "in_progress"
         self.record = envelope(request, ids.new_response_id(), int(time.time()), container_id, status)
         self.id = self.record["id"]
@@ -251,13 +259,15 @@ class StoredResponses:
                 code="rate_limit_exceeded",
             )
         run = Run(request, container_id, execute, quirks, nth)
-        if request.store:
+        if request.store or request.background:
             self._runs[run.id] = run
             run.task.add_done_callback(lambda _: self._ended(run))
         return run
 
     def _ended(self, run: Run) -> None:
-        if len(self._unwritten) >= MAX_UNWRITTEN:
+        if not run.store:
+            asyncio.get_running_loop().call_later(TEMPORARY_SECONDS, self._expire, run)
+        elif len(self._unwritten) >= MAX_UNWRITTEN:
             self._unwritten[run.id] = None
             self._write(run)
         else:
@@ -301,8 +311,14 @@ class StoredResponses:
         else:  # deleted while it was being written
             self._store.forget_response(run.id)
 
+    def _expire(self, run: Run) -> None:
+        if self._runs.get(run.id) is run:
+            del self._runs[run.id]
+
     def has(self, response_id: str) -> bool:
-        return response_id in self._runs or self._store.has_response(response_id)
+        """Whether a stored response has this id (one kept only temporarily is not stored)."""
+        run = self._runs.get(response_id)
+        return run.store if run is not None else self._store.has_response(response_id)
 
     def get(self, response_id: str) -> _Response:
         run = self._runs.get(response_id)
