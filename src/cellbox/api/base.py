@@ -21,6 +21,7 @@ import httpx
 from .._version import __version__
 from ..common import endpoint
 from .auth import auth_from_settings
+from .budget import DOCUMENTED_PER_MINUTE, RequestBudget
 from .config import Settings, load_settings
 from .errors import CellboxError, ConfigurationError, connection_error, error_from_response, refused_parameter
 from .operation import Operation
@@ -166,6 +167,9 @@ class BaseClient:
         # who it took the caller for (OpenAI's `openai-organization`).
         self.answer_headers: httpx.Headers = httpx.Headers()
         self.retry = RetryPolicy(max_retries=max_retries)
+        per_minute = settings.requests_per_minute or DOCUMENTED_PER_MINUTE.get(settings.backend)
+        # Shared by every sandbox and pool part using this client: the service counts per organisation.
+        self.budget = RequestBudget(per_minute)
         self._auth: httpx.Auth = auth if isinstance(auth, httpx.Auth) else auth_from_settings(settings)
         self._auth_from_settings = not isinstance(auth, httpx.Auth)
         # The endpoint file's server, until it proves it holds the token there: nothing else is sent to it before.
@@ -235,6 +239,7 @@ class BaseClient:
             attempt = 0
             refused = self.refused(op) if op.optional else set()
             rediscovered = self._rediscover is None
+            waited_out = False  # this request met a 429 and waits it out itself
             while True:
                 if self._unproven is not None:
                     request, nonce = self._proof_request()
@@ -243,6 +248,11 @@ class BaseClient:
                         self._check_proof(outcome, nonce)
                         continue
                 else:
+                    budgeted = op.path.startswith(_BUDGETED)
+                    wait = self.budget.take(held=not waited_out) if budgeted else 0.0
+                    if wait > 0:
+                        yield Sleep(wait)
+                        continue
                     body = {k: v for k, v in op.json.items() if k not in refused} if op.optional else None
                     request = self._build_request(http, op, files, body)
                     outcome = yield request
@@ -272,6 +282,10 @@ class BaseClient:
                         self.refusal_reasons[(op.path, model, name)] = error_from_response(outcome).message
                         continue
                     delay = self.retry.delay(op, attempt, response=outcome)
+                    if outcome.status_code == 429 and op.path.startswith(_BUDGETED):
+                        # Everyone sharing this client waits, not only this request (which waits below).
+                        self.budget.hold(parse_retry_after(outcome.headers) or delay or self.retry.backoff(attempt))
+                        waited_out = True
                     if delay is None:
                         raise error_from_response(outcome)
                 yield Sleep(delay)
@@ -295,6 +309,9 @@ class BaseClient:
         if not endpoint.proves(found.token, nonce, answer):
             raise ConfigurationError(endpoint.not_proven(found))
         self._unproven = None
+
+
+_BUDGETED = "/containers"  # the endpoints the request budget counts (budget.py)
 
 
 @functools.lru_cache(maxsize=256)

@@ -49,6 +49,9 @@ _SOURCES: dict[str, tuple[str, str]] = {
     "inline_max": ("CELLBOX_INLINE_MAX", "inline_max"),  # downloads a notebook's gallery embeds, in all
     # false: cells run as one foreground response, stored nowhere (zero data retention; no cancel on interrupt)
     "background": ("CELLBOX_BACKGROUND", "background"),
+    # requests a minute to the container endpoints, for everything sharing a client (budget.py); default: the
+    # service's documented limit
+    "requests_per_minute": ("CELLBOX_REQUESTS_PER_MINUTE", "requests_per_minute"),
 }
 _BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
@@ -93,6 +96,7 @@ class Settings:
     inline_max: str | None = None
     # Whether cells run as background responses (cancellable; stored by the service while they run, for polling).
     background: bool = True
+    requests_per_minute: int | None = None
     origin: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
     # The endpoint file's record when the base URL came from it: a client makes the server there prove it holds
     # this token before it sends the server anything.
@@ -126,6 +130,7 @@ class Settings:
             "reasoning_effort": self.reasoning_effort,
             "inline_max": self.inline_max,
             "background": self.background,
+            "requests_per_minute": self.requests_per_minute,
             "sources": dict(self.origin),
         }
 
@@ -209,6 +214,14 @@ def load_settings(
                 f"background must be true or false, got {values['background']!r} (from {origin['background']})."
             )
         values["background"] = flag
+    if "requests_per_minute" in values:
+        given = values["requests_per_minute"].strip()
+        if not given.isdigit() or int(given) < 1:
+            raise ConfigurationError(
+                f"requests_per_minute must be a whole number from 1, got {given!r} "
+                f"(from {origin['requests_per_minute']})."
+            )
+        values["requests_per_minute"] = int(given)
     return Settings(**values, origin=origin)
 
 
