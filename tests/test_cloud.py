@@ -296,6 +296,37 @@ def test_a_cells_end_is_told_by_its_stream_where_the_backend_streams(sandbox: ce
     assert all(body.get("stream") is True for body in faults.bodies()[1:])  # and asked to stream again
 
 
+@pytest.mark.cloud_profiles("plain")
+def test_a_long_printing_cell_reads_its_output_within_the_budget(sandbox: cellbox.Sandbox, faults: Faults) -> None:
+    lines: list[str] = []
+    started = time.monotonic()
+    run = sandbox.run(
+        "import time\nfor i in range(40):\n    print(i, flush=True)\n    time.sleep(0.25)",
+        live=LiveOutput(lambda event: lines.append(event.get("text", ""))),
+    )
+    took = time.monotonic() - started
+    assert run.ok and run.stdout == "".join(f"{i}\n" for i in range(40))
+    assert "0\n" in lines  # the first line shows while the cell runs
+    # Read often at first, then less and less: ~13 reads in 10 s, where every quarter second made 40.
+    reads = faults.count("GET", f"/containers/{sandbox.id}/files/")
+    assert 3 <= reads <= 4 + took / 1.2, (reads, took)
+    containers = sum(1 for _, path, _ in faults.sent if path.startswith("/containers"))
+    assert containers <= 60 * max(1.0, took / 60), containers  # the cell's whole share of a minute
+
+
+@pytest.mark.cloud_profiles("plain")
+def test_live_output_waits_when_the_budget_is_nearly_spent(sandbox: cellbox.Sandbox, faults: Faults) -> None:
+    sandbox.client.budget.per_minute = sandbox.client.budget.sent_in_last_minute() + 12  # 12 left: 2 over reserve
+    lines: list[str] = []
+    run = sandbox.run(
+        "import time\nfor i in range(12):\n    print(i, flush=True)\n    time.sleep(0.25)",
+        live=LiveOutput(lambda event: lines.append(event.get("text", ""))),
+    )
+    assert run.ok and run.stdout.count("\n") == 12  # everything came, with the record
+    reads = faults.count("GET", f"/containers/{sandbox.id}/files/")
+    assert reads <= 3, reads  # the rest of the minute is left to the calls that matter
+
+
 @pytest.mark.cloud_profiles("plain", "oci")
 def test_cells_run_one_after_another_reuse_their_connections(
     sandbox: cellbox.Sandbox, monkeypatch: pytest.MonkeyPatch

@@ -42,6 +42,14 @@ log = logging.getLogger("cellbox")
 
 POLL_MOST = 0.25  # seconds between looks at a running cell whose output is watched
 LIVE_AFTER = 0.1  # seconds into a run before its live output is read: quicker cells' records carry it
+# Live output is read often at first (a short cell's output shows at once), then less and less often, up to
+# LIVE_MOST_GAP apart: a long printing cell makes ~33 reads its first minute and 30 each minute after, within the
+# container endpoints' budget (OpenAI: 100 a minute per organisation). With fewer than LIVE_RESERVE requests
+# left in the client's budget, reads wait: the record brings everything anyway.
+LIVE_FIRST_GAP = 0.25
+LIVE_GROWTH = 1.5
+LIVE_MOST_GAP = 2.0
+LIVE_RESERVE = 10
 STREAM_CHECK = 10.0  # seconds between looks at a followed response, in case its stream went quiet without ending
 CITED_LOOKUPS = 3  # cited files named by the service's own scheme looked up to find the record among them
 
@@ -151,10 +159,11 @@ class Runner:
         sent: Future[ContainerFile],
         on_wait: Callable[[float], None] | None,
         elapsed: float,
+        read: bool,
     ) -> None:
         """One look at a running cell: the live output it added since the last look (to its request file, uploaded
-        by then), then `on_wait`."""
-        if not live.held:
+        by then) when `read`, then `on_wait`."""
+        if read and not live.held and self.link.client.budget.spare() >= LIVE_RESERVE:
             with contextlib.suppress(CellboxError):  # live output is a courtesy: the record has everything
                 live.feed(self.remote_files.read_from(sent.result().id, live.offset))
         if on_wait is not None:
@@ -165,7 +174,7 @@ class Runner:
         request: protocol.Request,
         paths: tuple[str, str],
         timeout: float | None,
-        watch: Callable[[float], None] | None,
+        watch: Callable[[float, bool], None] | None,
         sent: Future[ContainerFile],
         resent: bool = False,
     ) -> tuple[dict[str, Any], list[str], Usage | None]:
@@ -252,7 +261,7 @@ class Runner:
         self,
         loader: str,
         timeout: float | None,
-        watch: Callable[[float], None] | None = None,
+        watch: Callable[[float, bool], None] | None = None,
         sent: Future[ContainerFile] | None = None,
     ) -> Response:
         """One response running the loader: in the background where the backend allows it (followed by its event
@@ -285,6 +294,7 @@ class Runner:
             # ends: the response is asked for only now and then, in case the stream went quiet without ending.
             pause = Backoff(float("inf"), first=0.005, most=POLL_MOST if watch else 1.0)
             asked = started
+            next_look, gap = LIVE_AFTER, LIVE_FIRST_GAP  # when live output is read next, and the gap after
             while response.status in PENDING_STATUSES:
                 elapsed = time.monotonic() - started
                 if timeout is not None and elapsed > timeout:
@@ -308,7 +318,10 @@ class Runner:
                 # Output shows within half a second of being printed; a cell done sooner brings it in its record.
                 elapsed = time.monotonic() - started
                 if watch is not None and response.status in PENDING_STATUSES and elapsed >= LIVE_AFTER:
-                    watch(elapsed)
+                    read = elapsed >= next_look
+                    watch(elapsed, read)
+                    if read:
+                        next_look, gap = elapsed + gap, min(LIVE_MOST_GAP, gap * LIVE_GROWTH)
         except APITimeoutError:
             if timeout is None or background:
                 raise
