@@ -461,7 +461,10 @@ def test_a_process_that_dies_under_a_cell_is_said_at_once_and_the_next_cell_has_
     assert took < 10, took  # said at once: no waiting for a result record that can't come, no second request
     status, out = kernel.run("%%container\nprint(float(prices.price.sum()))")
     assert status == "ok", out
-    said = text(out, "stderr")
-    assert said.count("\n") == 1 and "variables and imports of earlier cells are gone (loaded again: prices)" in said
+    said = text(out, "stderr").splitlines()
+    restarted = [line for line in said if "variables and imports of earlier cells are gone" in line]
+    assert len(restarted) == 1 and "(loaded again: prices)" in restarted[0], said
+    # A quirky model may have needed asking twice: that is said too, and nothing else.
+    assert all("a second billed response" in line for line in said if line not in restarted), said
     assert text(out, "stdout") == "5.5\n"
     assert kernel.run("%container delete died")[0] == "ok"
