@@ -72,7 +72,7 @@ def test_a_429_holds_every_request_to_the_containers_until_it_says() -> None:
 
 def test_the_documented_limit_is_the_default_and_the_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     with Client(settings=load_settings(base_url="https://api.openai.com/v1", api_key="k")) as openai:
-        assert openai.budget.per_minute == DOCUMENTED_PER_MINUTE["openai"] == 100
+        assert DOCUMENTED_PER_MINUTE["openai"] == 100 and openai.budget.per_minute == 90  # room for clock skew
     with Client(settings=load_settings(base_url="http://127.0.0.1:9/v1", api_key="k")) as local:
         assert local.budget.per_minute is None
     monkeypatch.setenv("CELLBOX_REQUESTS_PER_MINUTE", "30")

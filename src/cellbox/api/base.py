@@ -21,7 +21,7 @@ import httpx
 from .._version import __version__
 from ..common import endpoint
 from .auth import auth_from_settings
-from .budget import DOCUMENTED_PER_MINUTE, RequestBudget
+from .budget import RequestBudget, default_per_minute
 from .config import Settings, load_settings
 from .errors import CellboxError, ConfigurationError, connection_error, error_from_response, refused_parameter
 from .operation import Operation
@@ -167,7 +167,7 @@ class BaseClient:
         # who it took the caller for (OpenAI's `openai-organization`).
         self.answer_headers: httpx.Headers = httpx.Headers()
         self.retry = RetryPolicy(max_retries=max_retries)
-        per_minute = settings.requests_per_minute or DOCUMENTED_PER_MINUTE.get(settings.backend)
+        per_minute = settings.requests_per_minute or default_per_minute(settings.backend)
         # Shared by every sandbox and pool part using this client: the service counts per organisation.
         self.budget = RequestBudget(per_minute)
         self._auth: httpx.Auth = auth if isinstance(auth, httpx.Auth) else auth_from_settings(settings)

@@ -15,7 +15,15 @@ import time
 
 # What the clouds document, by backend; None: no known limit (429s are still honoured).
 DOCUMENTED_PER_MINUTE = {"openai": 100}
+# The share of a documented limit a client budgets for: the service's minute and ours don't start together.
+SHARE = 0.9
 WINDOW = 60.0
+
+
+def default_per_minute(backend: str) -> int | None:
+    """The budget of a client of `backend` when none is configured."""
+    documented = DOCUMENTED_PER_MINUTE.get(backend)
+    return None if documented is None else int(documented * SHARE)
 
 
 class RequestBudget:

@@ -19,6 +19,7 @@ from typing import Any
 
 from .emulation.profiles import PROFILES
 from .emulation.quirks import QUIRKS, parse_quirks
+from .emulation.ratelimit import per_minute
 
 DEFAULT_PORT = 8765
 
@@ -33,6 +34,13 @@ def _quirks_flag(text: str) -> str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def _rate_flag(text: str) -> int:
+    try:
+        return per_minute(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _size_flag(text: str) -> str:
@@ -73,6 +81,14 @@ class ServerOptions:
     latency_ms: float = field(default=0.0, metadata=_help("add this delay to every response"))
     error_rate: float = field(
         default=0.0, metadata=_help("answer this share of requests (0 to 1) with a retryable 503")
+    )
+    rate_limit: int | None = field(
+        default=None,
+        metadata=_help(
+            "answer 429 (with Retry-After) past this many requests a minute to the container endpoints per API "
+            "key, as OpenAI does (100/min per organisation): N/min",
+            convert=_rate_flag,
+        ),
     )
     max_upload_mb: int = field(default=512, metadata=_help("largest file upload (default: 512)"))
     pool_size: int = field(default=2, metadata=_help("warm kernels kept ready for new containers (default: 2)"))

@@ -22,6 +22,7 @@ from ..emulation.faults import Faults, Latency
 from ..emulation.gateway import OciErrors, OciRequestId, RequireProject
 from ..emulation.listing import ListingLag
 from ..emulation.quirks import RequestCounter
+from ..emulation.ratelimit import RateLimit
 from ..errors import APIError
 from ..jail.containers import Containers
 from ..options import ServerOptions
@@ -241,6 +242,7 @@ def _emulated(wanted: bool, middleware: Middleware) -> list[Middleware]:
 
 
 def build_app(containers: Containers, options: ServerOptions, token: str, lifespan=None) -> Starlette:
+    minute = options.seconds_per_minute  # a rate limit's minute is as long as an expiry's
     middleware = [
         Middleware(EndpointProof, token=token),
         *_emulated(options.latency_ms > 0, Middleware(Latency, delay_ms=options.latency_ms)),
@@ -249,6 +251,7 @@ def build_app(containers: Containers, options: ServerOptions, token: str, lifesp
         *_emulated(options.error_shape == "oci", Middleware(OciErrors)),
         Middleware(BearerAuth, token=token),
         *_emulated(options.require_project, Middleware(RequireProject)),
+        *_emulated(options.rate_limit is not None, Middleware(RateLimit, limit=options.rate_limit or 0, window=minute)),
         *_emulated(options.error_rate > 0, Middleware(Faults, rate=options.error_rate)),
         Middleware(Unexpected),
     ]
