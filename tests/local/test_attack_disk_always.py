@@ -180,10 +180,10 @@ def test_disk_images_come_and_go_with_their_containers_and_survive_a_crash(tmp_p
         wait_until(expired, timeout=30, what="expiry")
         assert not (data / "containers" / short.id).exists() and not (images / f"{short.id}.img").exists()
         srv.kill()  # as a crash: what it mounted stays mounted, its warm kernel's image too
-        assert str(data / "containers" / kept.id) in _mounts(data)
+        assert str(data / "containers" / kept.id) in _mounts(data / "containers")
     with running_server(data, pool_size=0, disk_quota="filesystem") as srv, sdk(srv) as client:
         # The killed server's mounts are gone, the running container's image is mounted again, the rest removed.
-        assert _mounts(data) == [str((data / "containers" / kept.id).resolve())]
+        assert _mounts(data / "containers") == [str((data / "containers" / kept.id).resolve())]
         assert sorted(p.name for p in images.glob("*.img")) == sorted([f"{kept.id}.img", "template.img"])
         (record,) = client.containers.files.list(container_id=kept.id).data
         assert client.containers.files.content.retrieve(record.id, container_id=kept.id).read() == b"kept"
