@@ -11,8 +11,10 @@ import openai
 import pytest
 from localhelp import sdk
 
+import cellbox
 from cellbox.api import Client
 from cellbox.api.budget import RequestBudget
+from cellbox.api.config import load_settings
 from cellbox.local.testing import running_server
 
 
@@ -46,3 +48,28 @@ def test_past_the_limit_the_container_endpoints_answer_429_as_the_cloud_does(tmp
             for _ in range(12):
                 ours.containers.list_page(limit=1)
             assert 429 not in statuses and len(statuses) == 12
+
+
+@pytest.mark.integration
+def test_a_pools_parts_stay_within_one_budget_together(tmp_path):
+    # Six parts at once against a service allowing 12 container requests a (3-second) minute: together they stay
+    # under it, so none meets a 429, and every part runs.
+    with running_server(tmp_path / "data", pool_size=2, rate_limit="12/min", seconds_per_minute=3) as srv:
+        statuses: list[int] = []
+        seen: list[str] = []
+
+        def note(r: httpx.Response) -> None:
+            statuses.append(r.status_code)
+            seen.append(f"{time.monotonic():.2f} {r.status_code} {r.request.method} {r.request.url.path}")
+
+        http = httpx.Client(timeout=120, event_hooks={"response": [note]})
+        settings = load_settings(base_url=srv.base_url, api_key=srv.token, model="cellbox-local")
+        with Client(settings=settings, http_client=http) as client:
+            client.budget = RequestBudget(10, window=3.0)
+            pool = cellbox.Pool(6, name="budget", client=client, show=False)
+            try:
+                runs = pool.run("import time\nfor i in range(8):\n    print(i, flush=True)\n    time.sleep(0.25)")
+                assert [part.stdout for part in runs] == ["".join(f"{i}\n" for i in range(8))] * 6
+            finally:
+                pool.delete()
+        assert 429 not in statuses, "\n".join(seen)

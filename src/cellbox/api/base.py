@@ -163,6 +163,9 @@ class BaseClient:
         self.refused_parameters: dict[tuple[str, str | None], set[str]] = {}
         # What the backend said when it refused each, by (path, model, field): the doctor's advice depends on why.
         self.refusal_reasons: dict[tuple[str, str | None, str], str] = {}
+        # How sandboxes on this client bind code_interpreter to their container: the setting, until the backend
+        # refuses an explicit container id in the tool; then `auto` for every sandbox of this client from then on.
+        self.container_binding = settings.container_binding
         # The headers of the last answer: the service's clock (`Date`), which signed requests must agree with, and
         # who it took the caller for (OpenAI's `openai-organization`).
         self.answer_headers: httpx.Headers = httpx.Headers()
@@ -248,14 +251,15 @@ class BaseClient:
                         self._check_proof(outcome, nonce)
                         continue
                 else:
-                    budgeted = op.path.startswith(_BUDGETED)
-                    wait = self.budget.take(held=not waited_out) if budgeted else 0.0
+                    wait, slot = self.budget.take(held=not waited_out) if op.path.startswith(_BUDGETED) else (0.0, None)
                     if wait > 0:
                         yield Sleep(wait)
                         continue
                     body = {k: v for k, v in op.json.items() if k not in refused} if op.optional else None
                     request = self._build_request(http, op, files, body)
                     outcome = yield request
+                    if slot is not None:
+                        self.budget.answered(slot)
                 if isinstance(outcome, httpx.TransportError):
                     if isinstance(outcome, _NOT_SENT):
                         # Nothing listened there: whatever answers next must prove itself again.

@@ -9,7 +9,6 @@ a courtesy (a running cell's live output) ask `spare()` first and leave the room
 
 from __future__ import annotations
 
-import collections
 import threading
 import time
 
@@ -26,28 +25,45 @@ def default_per_minute(backend: str) -> int | None:
     return None if documented is None else int(documented * SHARE)
 
 
+class Slot:
+    """One request's place in the window: from when it was sent until a minute after its answer came, the latest
+    it can have reached the service (whose minute counts arrivals: a request held up on its way must not let the
+    next one in early)."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+
 class RequestBudget:
     """At most `per_minute` requests in any minute (None: no bound but the service's 429s)."""
 
     def __init__(self, per_minute: int | None, window: float = WINDOW) -> None:
         self.per_minute = per_minute
         self.window = window  # a minute, but for tests
-        self._sent: collections.deque[float] = collections.deque()
+        self._slots: list[Slot] = []
         self._held_until = 0.0
         self._lock = threading.Lock()
 
-    def take(self, held: bool = True) -> float:
-        """Seconds to wait before a request may go; 0.0 when it may go now (and it is counted). A request that
-        has itself waited out a 429 (`held=False`) is not held again by it."""
+    def take(self, held: bool = True) -> tuple[float, Slot | None]:
+        """(seconds to wait, None) before a request may go, or (0.0, its slot) when it may go now; `answered(slot)`
+        once its answer (or failure) came. A request that has itself waited out a 429 (`held=False`) is not held
+        again by it."""
         with self._lock:
             now = time.monotonic()
             if held and now < self._held_until:
-                return self._held_until - now
+                return self._held_until - now, None
             self._forget(now)
-            if self.per_minute is not None and len(self._sent) >= self.per_minute:
-                return self._sent[0] + self.window - now
-            self._sent.append(now)
-            return 0.0
+            if self.per_minute is not None and len(self._slots) >= self.per_minute:
+                return min(slot.at for slot in self._slots) + self.window - now, None
+            slot = Slot(now)
+            self._slots.append(slot)
+            return 0.0, slot
+
+    def answered(self, slot: Slot) -> None:
+        with self._lock:
+            slot.at = time.monotonic()
 
     def hold(self, seconds: float) -> None:
         """The service said to come back in `seconds` (a 429's Retry-After): every request waits until then."""
@@ -62,13 +78,12 @@ class RequestBudget:
             if now < self._held_until:
                 return 0
             self._forget(now)
-            return 1 << 30 if self.per_minute is None else self.per_minute - len(self._sent)
+            return 1 << 30 if self.per_minute is None else self.per_minute - len(self._slots)
 
     def sent_in_last_minute(self) -> int:
         with self._lock:
             self._forget(time.monotonic())
-            return len(self._sent)
+            return len(self._slots)
 
     def _forget(self, now: float) -> None:
-        while self._sent and self._sent[0] <= now - self.window:
-            self._sent.popleft()
+        self._slots = [slot for slot in self._slots if slot.at > now - self.window]
