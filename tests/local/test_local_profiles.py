@@ -36,6 +36,23 @@ def test_a_profile_is_a_set_of_option_values():
     assert ServerOptions(profile="openai").unstored_background == "refused"
     assert ServerOptions(profile="openai", upload_names="as-named").upload_names == "prefixed"  # defaults yield
     assert ServerOptions(error_shape="oci").require_project is False
+    assert ServerOptions(profile="oci-auto").auto_containers_only and ServerOptions(profile="oci-auto").require_project
+    assert not ServerOptions(profile="oci").auto_containers_only
+
+
+@pytest.mark.integration
+def test_oci_auto_refuses_a_container_id_in_the_tool_in_ocis_words(tmp_path):
+    with running_server(tmp_path / "d", profile="oci-auto", pool_size=0) as srv:
+        headers = {"Authorization": f"Bearer {srv.token}", "OpenAI-Project": "ocid1.generativeaiproject.oc1.iad.t"}
+        with httpx.Client(base_url=srv.base_url, headers=headers, timeout=60) as http:
+            made = http.post("/containers", json={"name": "explicit"}).json()["id"]
+            tool = {"type": "code_interpreter", "container": made}
+            r = http.post("/responses", json={"model": "m", "input": "print(1)", "tools": [tool]})
+            assert r.status_code == 400 and r.json()["code"] == "InvalidParameter"
+            assert "container id is not supported" in r.json()["message"] and "opc-request-id" in r.headers
+            tool = {"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "1g"}}
+            r = http.post("/responses", json={"model": "m", "input": "print(1)", "tools": [tool]})
+            assert r.status_code == 200 and r.json()["output"][0]["container_id"] != made
 
 
 # -- openai ---------------------------------------------------------------------------------------------------

@@ -154,6 +154,38 @@ def test_auto_container_with_files_and_memory_limit(client: openai.OpenAI, logs)
     client.containers.delete(created.id)
 
 
+def test_an_auto_container_is_reused_along_the_chain_of_responses(client: openai.OpenAI, logs):
+    # [Doc] an auto container "reuses an active container that was used by a previous code_interpreter_call item
+    # in the model's context": the context is the chain of previous_response_id, as far as it is kept.
+    def ask(code: str, previous: str | None = None):
+        return client.responses.create(
+            model="cellbox-local",
+            input=code,
+            tools=[{"type": "code_interpreter", "container": {"type": "auto"}}],
+            include=["code_interpreter_call.outputs"],
+            **({"previous_response_id": previous} if previous else {}),
+        )
+
+    first = ask("kept = 41")
+    made = first.output[0].container_id
+    second = ask("kept += 1\nprint(kept)", first.id)
+    assert second.output[0].container_id == made and logs(second.output[0]) == "42\n"
+    worded = client.responses.create(model="cellbox-local", input="x", tools=second.tools, tool_choice="none",
+                                     previous_response_id=second.id)  # fmt: skip
+    third = ask("print(kept)", worded.id)  # a reply without a call: the chain goes on through it
+    assert third.output[0].container_id == made and logs(third.output[0]) == "42\n"
+    assert ask("print(1)").output[0].container_id != made  # no chain: a new one
+    client.responses.delete(third.id)
+    client.responses.delete(worded.id)
+    client.responses.delete(second.id)
+    alone = ask("print('kept' in globals())", first.id)  # the older response still names it
+    assert alone.output[0].container_id == made and logs(alone.output[0]) == "True\n"
+    client.containers.delete(made)
+    fresh = ask("print('kept' in globals())", alone.id)  # an active container only
+    assert fresh.output[0].container_id != made and logs(fresh.output[0]) == "False\n"
+    client.containers.delete(fresh.output[0].container_id)
+
+
 def test_unknown_container_is_404(client, run):
     try:
         run(client, "cntr_doesnotexist", "print(1)")

@@ -4,8 +4,8 @@ come from `ServerOptions`.
 Each field's metadata holds its help text (None: a flag for tests only, hidden from `--help`); the field's
 name is its flag (`max_upload_mb` is `--max-upload-mb`), and a profile that makes the server behave like a given
 service is just a set of field values (emulation/profiles.py): `--profile oci` sets `error_shape="oci"`,
-`require_project=True` and `unstored_background="temporary"`, and a field given explicitly wins over its profile's
-value.
+`require_project=True` and `unstored_background="temporary"` (`--profile oci-auto` also `auto_containers_only`),
+and a field given explicitly wins over its profile's value.
 """
 
 from __future__ import annotations
@@ -135,7 +135,8 @@ class ServerOptions:
             "behave like a real service: 'openai' stores uploads as /mnt/data/<32 hex>-<basename>; 'oci' answers "
             "errors as {code, message} with opc-request-id, an authorization failure as 404 "
             "NotAuthorizedOrNotFound, refuses requests without an OpenAI-Project header, and keeps a background "
-            "response with store: false temporarily",
+            "response with store: false temporarily; 'oci-auto' is 'oci' that also refuses a container id in the "
+            "code_interpreter tool (--auto-containers-only)",
             choices=tuple(PROFILES),
         ),
     )
@@ -197,6 +198,13 @@ class ServerOptions:
     require_project: bool = field(
         default=False,
         metadata=_help("refuse requests without an OpenAI-Project header, as OCI does; --profile oci sets it"),
+    )
+    auto_containers_only: bool = field(
+        default=False,
+        metadata=_help(
+            'refuse a container id in the code_interpreter tool with 400: only {"type": "auto"} containers, as OCI '
+            "documents them (whether OCI refuses ids is not known); --profile oci-auto sets it"
+        ),
     )
     # For tests: how many seconds a minute of `expires_after` lasts, and where to write the endpoint file.
     seconds_per_minute: float = field(default=60.0, metadata=_help(None))

@@ -16,3 +16,6 @@ PROFILES: dict[str, dict[str, Any]] = {
     # storage ... including when store=false"), where OpenAI's needs store=true.
     "oci": {"error_shape": "oci", "require_project": True, "unstored_background": "temporary"},
 }
+# OCI documents the code_interpreter tool only with {"type": "auto"} containers; whether it refuses a container id
+# is not known ([Inf]): this variant does, as the strictest reading of its documentation.
+PROFILES["oci-auto"] = {**PROFILES["oci"], "auto_containers_only": True}

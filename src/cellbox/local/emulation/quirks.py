@@ -1,9 +1,9 @@
 """`--model-quirks`: the `cellbox-local` model misbehaving the way an LLM may, deterministically so tests can rely
 on it (responses/model.py asks here what each request gets).
 
-The n-th request naming a container (counted per container, any request, from 1; a `{"type": "auto"}` container is
-always on its 1st) is quirky when n % 3 == 2 (the 2nd, 5th, 8th...), so the 1st request and the one after each
-quirky one are always clean:
+The n-th request naming a container (counted per container, any request, from 1; a new `{"type": "auto"}` container
+is on its 1st, a reused one counts on) is quirky when n % 3 == 2 (the 2nd, 5th, 8th...), so the 1st request and the
+one after each quirky one are always clean:
 
 - `no-call`: on quirky requests, a reply without any call (the code is not run);
 - `incomplete`: on quirky requests, a call that ends `incomplete` without running the code (with `no-call` too:

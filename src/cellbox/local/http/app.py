@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 
 from starlette.applications import Starlette
@@ -94,7 +95,11 @@ _STARTED = int(time.time())
 
 async def create_response(request: Request) -> JSONResponse | EventStream:
     options = options_of(request)
-    parsed = create.parse(await read_json(request), unstored_background=options.unstored_background)
+    parsed = create.parse(
+        await read_json(request),
+        unstored_background=options.unstored_background,
+        container_ids=not options.auto_containers_only,
+    )
     streaming = options.streaming
     if parsed.stream and streaming == "refused":
         raise errors.unsupported_parameter("stream", "Streaming is not supported here: leave out 'stream'.")
@@ -108,8 +113,12 @@ async def create_response(request: Request) -> JSONResponse | EventStream:
         file_ids = spec.get("file_ids") or []
         if not isinstance(file_ids, list) or not all(isinstance(f, str) for f in file_ids):
             raise errors.invalid("Invalid 'file_ids': expected a list of file ids.", "file_ids")
-        row = await containers.create("code-interpreter", 20, memory_limit, file_ids)
-        container_id = row["id"]
+        reused = stored.reusable(previous, functools.partial(_active, containers))
+        if reused is not None:
+            container_id = reused
+        else:
+            row = await containers.create("code-interpreter", 20, memory_limit, file_ids)
+            container_id = row["id"]
     else:
         container_id = parsed.container
     containers.use(container_id)  # 404 or 400 (expired) now, before anything starts
@@ -132,6 +141,14 @@ async def create_response(request: Request) -> JSONResponse | EventStream:
     if run.failure is not None:
         raise run.failure
     return JSONResponse(run.shown())
+
+
+def _active(containers: Containers, container_id: str) -> bool:
+    try:
+        containers.use(container_id, touch=False)
+    except APIError:  # deleted or expired
+        return False
+    return True
 
 
 def _includes_outputs(request: Request) -> bool:

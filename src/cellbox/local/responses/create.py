@@ -7,7 +7,8 @@ model does with each:
   echoed and never called), `include` (`code_interpreter_call.outputs`), `stream`, `background`, `store`,
   `tool_choice`, `max_tool_calls`, `parallel_tool_calls` (the local model never makes parallel calls: its calls
   run one after another in the container's one kernel, which satisfies either value), `previous_response_id`
-  (must name a stored response; the model reads only the latest input anyway), `metadata`;
+  (must name a stored response; the model reads only the latest input anyway, but an auto container is the
+  active one a call in the chain used, as OpenAI documents: see `stored.StoredResponses.reusable`), `metadata`;
 - echoed, with no effect on a deterministic model: `instructions`, `temperature`, `top_p`, `max_output_tokens`,
   `reasoning`, `truncation`, `user`, `safety_identifier`, `prompt_cache_key`, `prompt_cache_retention`,
   `service_tier`, `top_logprobs`, `text` (plain text format only);
@@ -30,6 +31,12 @@ from ..errors import refuse_unknown
 from ..store import ids
 
 OUTPUTS = "code_interpreter_call.outputs"
+# --auto-containers-only: a service's refusal of a container id in the tool, in words of our own ([Inf]: OCI's, if
+# it refuses, are not known).
+ID_REFUSED = (
+    'A container id is not supported in the code_interpreter tool here: use an auto container, {"type": "auto"}; '
+    "a later response reuses it through previous_response_id."
+)
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py|ipython)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
 FIELDS = (
@@ -77,9 +84,10 @@ class Request:
     body: dict
 
 
-def parse(body: object, *, unstored_background: str = "refused") -> Request:
+def parse(body: object, *, unstored_background: str = "refused", container_ids: bool = True) -> Request:
     """The request in `body`; a background one with `store: false` is refused unless `unstored_background` is
-    "temporary" (kept only for its run, see stored.py)."""
+    "temporary" (kept only for its run, see stored.py); a container id in the tool is refused unless
+    `container_ids` (--auto-containers-only)."""
     if not isinstance(body, dict):
         raise errors.invalid("The request body must be a JSON object.")
     refuse_unknown(body, FIELDS)
@@ -100,6 +108,8 @@ def parse(body: object, *, unstored_background: str = "refused") -> Request:
     _check_echoed(body)
     tools = body.get("tools")
     container = _container(tools)
+    if isinstance(container, str) and not container_ids:
+        raise errors.unsupported_parameter("tools.container", ID_REFUSED)
     models.check_reasoning(model, body.get("reasoning"), tools)
     code = extract_code(_input_text(body.get("input")))
     return Request(

@@ -45,6 +45,7 @@ MAX_UNWRITTEN = 32
 # OCI does not say how long its temporary storage lasts; OpenAI keeps a background response about 10 minutes for
 # polling, which is long enough for a client that lost its stream to come back for the end.
 TEMPORARY_SECONDS = 600.0
+MAX_CHAIN = 1000  # responses of a chain read back to find the container an auto container reuses
 
 
 class _Response:
@@ -328,6 +329,25 @@ class StoredResponses:
         if document is None:
             raise errors.not_found("response", response_id, param="response_id")
         return Kept(json.loads(document))
+
+    def reusable(self, previous: str | None, active: Callable[[str], bool]) -> str | None:
+        """The container an auto container reuses: [Doc] "an active container that was used by a previous
+        `code_interpreter_call` item in the model's context", the context being the chain of `previous_response_id`
+        from `previous`, newest first, as far as its responses are kept; None when no call there used an active
+        one."""
+        seen: set[str] = set()
+        while previous is not None and previous not in seen and len(seen) < MAX_CHAIN:
+            seen.add(previous)
+            try:
+                record = self.get(previous).record
+            except errors.APIError:  # deleted: the context ends there
+                return None
+            for item in reversed(record.get("output") or []):
+                used = item.get("container_id") if item.get("type") == "code_interpreter_call" else None
+                if isinstance(used, str) and active(used):
+                    return used
+            previous = record.get("previous_response_id")
+        return None
 
     def delete(self, response_id: str) -> None:
         run = self._runs.pop(response_id, None)
