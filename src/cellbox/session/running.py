@@ -21,12 +21,12 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from ..api import APITimeoutError, CellboxError, ContainerFile, NotFoundError, Response
+from ..api import APITimeoutError, BadRequestError, CellboxError, ContainerFile, NotFoundError, Response
 from ..boundary import DisplayPolicy
 from ..boundary import record as record_bounds
 from ..common.background import in_background
 from ..common.polling import Backoff
-from . import progress, protocol
+from . import binding, progress, protocol
 from .cleanup import Cleanup
 from .errors import Interrupted, ProcessDied, RunFailed, TimeLimit
 from .event_stream import PENDING_STATUSES, EventStream
@@ -120,7 +120,9 @@ class Runner:
             with stopping("the upload of the cell before it ran; the cell did not run"):
                 runtime = self.transfers.runtime()
                 path = self.transfers.private_path(request.filename)
-                if path is not None and self._background():
+                # Not with an auto container: an upload that finds it expired must come before a response that
+                # would make (and bill) a new one.
+                if path is not None and self._background() and self.link.binding == "id":
                     # Sent while the model is asked to run it (the runtime waits for it): a round trip saved.
                     sent = in_background(self.transfers.upload_private, request.body(), request.filename)
                 else:  # only the upload's answer says where it went (or a foreground run could wait on it)
@@ -188,6 +190,7 @@ class Runner:
             loader = loader_line(runtime, path)
             response = self._respond(loader, timeout, watch, sent)
             usage = add_usage(usage, Usage.of(response.to_dict().get("usage")))
+            self._same_container(response)
             reading = protocol.read_response(response, loader)
             if reading.foreign:
                 raise protocol.deviation(reading.foreign, self.model, reading.started)
@@ -225,7 +228,7 @@ class Runner:
                 if reading.cut_short:
                     notes.append(self._unbound())
                 else:  # each billed response of a cell is said, not only counted
-                    notes.append(f"{said}, so the model was asked again (a second billed response)")
+                    notes.append(f"{said}; it was asked again (a second billed response)")
                 log.info("cellbox: %s; asking the model again", said)
                 continue
             raise RunFailed(
@@ -270,23 +273,30 @@ class Runner:
         is, the upload is waited for, and one that failed cancels the run (waiting for it) and is the error."""
         refused = self._refused()
         background = self._background()
+        previous = self.link.previous()
         options = protocol.request_options(
-            reasoning_effort=self._effort(), background=background, bounded="max_output_tokens" not in refused
+            reasoning_effort=self._effort(),
+            background=background,
+            bounded="max_output_tokens" not in refused,
+            store=background or previous is not None,  # the next run chains from this one
         )
         response: Response | None = None
         following: EventStream | None = None
         started = time.monotonic()
-        ask = dict(model=self.model, input=protocol.run_prompt(loader), container=self.link.id, **options)
+        ask = dict(model=self.model, input=protocol.run_prompt(loader), container=self.link.tool(), **options)
+        if previous is not None:
+            ask["previous_response_id"] = previous
         try:
-            if background and "stream" not in refused:
-                ask["optional"] = (*options["optional"], "stream")
-                following = EventStream(self.link.call(self.link.client.responses.stream, **ask))
-                response = following.first()
-                following.follow()
-            else:
-                response = self.link.call(
-                    self.link.client.responses.create, timeout=None if background else timeout, **ask
-                )
+            with self._id_refusal():
+                if background and "stream" not in refused:
+                    ask["optional"] = (*options["optional"], "stream")
+                    following = EventStream(self.link.call(self.link.client.responses.stream, **ask))
+                    response = following.first()
+                    following.follow()
+                else:
+                    response = self.link.call(
+                        self.link.client.responses.create, timeout=None if background else timeout, **ask
+                    )
             if sent is not None:
                 self._delivered(sent, response)
             # Quick first looks (a short cell is done in milliseconds), then at most POLL_MOST apart while output
@@ -350,8 +360,49 @@ class Runner:
             if response is not None and response.status not in PENDING_STATUSES:
                 self._count(response)
                 if options.get("store"):
-                    self.cleanup.later(functools.partial(self._forget_response, response))
+                    self.cleanup.later(functools.partial(self._forget_response, self._chained(response)))
         return response
+
+    @contextlib.contextmanager
+    def _id_refusal(self) -> Iterator[None]:
+        """A backend refusing the container's id in the tool is `IdRefused` (`Sandbox.run` moves to an auto
+        container); nothing ran."""
+        try:
+            yield
+        except BadRequestError as exc:
+            if self.link.binding == "id" and binding.refuses_ids(exc):
+                raise binding.IdRefused(exc) from None
+            raise
+
+    def _chained(self, response: Response) -> str:
+        """The stored response to delete once this one is read: itself, unless it ran its call in the session's
+        auto container; then the next run chains from it, and the one it replaces goes."""
+        if self.link.binding != "auto" or binding.ran_in(response) - {self.link.id}:
+            return response.id
+        if not response.code_interpreter_calls or self.link.chain is None:
+            return response.id
+        replaced, self.link.chain = self.link.chain, response.id
+        return replaced
+
+    def _same_container(self, response: Response) -> None:
+        """An auto container the service did not reuse (it expired, or the chain was lost) leaves a new one the
+        response made and ran in: it is deleted, and the run is the session's container being gone, or a failure
+        said."""
+        if self.link.binding != "auto":
+            return
+        strays = binding.ran_in(response) - {self.link.id}
+        if not strays:
+            return
+        for stray in strays:
+            with contextlib.suppress(CellboxError):
+                self.link.client.containers.delete(stray)
+        if container_state(self.link.client, self.link.id) == "gone":
+            raise self.link.gone()
+        raise RunFailed(
+            f"the backend ran the cell in another container ({', '.join(sorted(strays))}, now deleted), not in "
+            f"{self.link.label} ({self.link.id}) that the chain of responses reuses; the cell's code did not run "
+            f"with its state. {protocol.START_CLEAN}"
+        )
 
     def _delivered(self, sent: Future[ContainerFile], response: Response) -> None:
         """Wait for the run's request to be uploaded; if that failed, the run waiting for it is cancelled and the
@@ -385,10 +436,10 @@ class Runner:
         self._count(cancelled)  # what it had cost when it stopped
         return cancelled.status not in PENDING_STATUSES
 
-    def _forget_response(self, response: Response) -> None:
-        """A stored (background) response, deleted once read: best effort."""
+    def _forget_response(self, response_id: str) -> None:
+        """A stored response, deleted once read: best effort."""
         with contextlib.suppress(CellboxError):
-            self.link.client.responses.delete(response.id)
+            self.link.client.responses.delete(response_id)
 
     def _cited_record(self, request: protocol.Request, response: Response) -> dict[str, Any] | None:
         """The result record from its file, found by the response's citation of it (no listing needed); None when
