@@ -25,7 +25,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-__all__ = ["AUTH_KINDS", "OCI_REGIONS", "RegionWarning", "Settings", "load_settings", "oci_base_url"]
+__all__ = [
+    "AUTH_KINDS",
+    "CONTAINER_BINDINGS",
+    "OCI_REGIONS",
+    "RegionWarning",
+    "Settings",
+    "load_settings",
+    "oci_base_url",
+]
 
 AUTH_KINDS: tuple[str, ...] = (
     "api_key",
@@ -52,7 +60,11 @@ _SOURCES: dict[str, tuple[str, str]] = {
     # requests a minute to the container endpoints, for everything sharing a client (budget.py); default: the
     # service's documented limit
     "requests_per_minute": ("CELLBOX_REQUESTS_PER_MINUTE", "requests_per_minute"),
+    # how code_interpreter is bound to a sandbox's container: `id` (the tool names it) or `auto` (the service
+    # makes it for a first response and reuses it along the chain of `previous_response_id`)
+    "container_binding": ("CELLBOX_CONTAINER_BINDING", "container_binding"),
 }
+CONTAINER_BINDINGS = ("id", "auto")
 _BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 # The regions OCI documents for the agentic APIs (Responses, Containers); docs/CLOUD.md.
@@ -97,6 +109,7 @@ class Settings:
     # Whether cells run as background responses (cancellable; stored by the service while they run, for polling).
     background: bool = True
     requests_per_minute: int | None = None
+    container_binding: str = "id"
     origin: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
     # The endpoint file's record when the base URL came from it: a client makes the server there prove it holds
     # this token before it sends the server anything.
@@ -131,6 +144,7 @@ class Settings:
             "inline_max": self.inline_max,
             "background": self.background,
             "requests_per_minute": self.requests_per_minute,
+            "container_binding": self.container_binding,
             "sources": dict(self.origin),
         }
 
@@ -222,6 +236,14 @@ def load_settings(
                 f"(from {origin['requests_per_minute']})."
             )
         values["requests_per_minute"] = int(given)
+    if "container_binding" in values:
+        binding = values["container_binding"].strip().lower()
+        if binding not in CONTAINER_BINDINGS:
+            raise ConfigurationError(
+                f"container_binding must be one of {', '.join(CONTAINER_BINDINGS)}, got "
+                f"{values['container_binding']!r} (from {origin['container_binding']})."
+            )
+        values["container_binding"] = binding
     return Settings(**values, origin=origin)
 
 

@@ -282,6 +282,7 @@ def create_response(
     store: bool | None = None,
     background: bool | None = None,
     reasoning_effort: str | None = None,
+    previous_response_id: str | None = None,
     optional: Sequence[str] = (),
     extra_body: Mapping[str, Any] | None = None,
     timeout: float | None = None,
@@ -289,9 +290,10 @@ def create_response(
     """Create a response; `container` binds the `code_interpreter` tool to a container id (or `auto`).
     `model` defaults to the client's (CELLBOX_MODEL); `timeout` (seconds) bounds how long to wait for the
     answer, ten minutes unless given. `max_tool_calls`, `parallel_tool_calls`, `store`, `background` and
-    `reasoning_effort` (sent as `reasoning: {"effort": …}`) are sent when given. Body fields named in `optional`
-    may be left out: a backend that refuses one (400 unknown or unsupported parameter) gets the request again
-    without it, and the client remembers not to send it again."""
+    `reasoning_effort` (sent as `reasoning: {"effort": …}`) are sent when given; `previous_response_id` continues
+    the chain of a stored response (its context, and with it the auto container its code_interpreter calls
+    used). Body fields named in `optional` may be left out: a backend that refuses one (400 unknown or unsupported
+    parameter) gets the request again without it, and the client remembers not to send it again."""
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise ValidationError(f"timeout must be a positive number of seconds; got {timeout!r}")
     if not isinstance(model, str) or not model.strip():
@@ -326,6 +328,8 @@ def create_response(
             body[name] = value
     if reasoning_effort is not None:
         body["reasoning"] = {"effort": reasoning_effort}
+    if previous_response_id is not None:
+        body["previous_response_id"] = _id(previous_response_id, "previous_response_id")
     body.update(extra_body or {})
     if isinstance(optional, str):
         raise ValidationError("optional must be a list of body field names, not one string")
@@ -349,6 +353,7 @@ def stream_response(
     store: bool | None = None,
     background: bool | None = None,
     reasoning_effort: str | None = None,
+    previous_response_id: str | None = None,
     optional: Sequence[str] = (),
     extra_body: Mapping[str, Any] | None = None,
     timeout: float | None = None,
@@ -371,6 +376,7 @@ def stream_response(
         store=store,
         background=background,
         reasoning_effort=reasoning_effort,
+        previous_response_id=previous_response_id,
         optional=optional,
         extra_body=extra_body,
         timeout=timeout,
