@@ -10,6 +10,11 @@ a misbehaving model, OCI's error and 404 shapes) runs against each of them; `clo
 ones a test needs; any other runs against the first of `--cloud-profiles` only (plain by default), and
 `--every-profile` runs them all against each as well.
 
+`oci-auto` is OCI's profile refusing a container id in the code_interpreter tool, with cellbox configured to bind
+auto containers (CELLBOX_CONTAINER_BINDING=auto): only the tests marked `auto_binding` (those exercising what the
+binding changes: state between cells, -i/-o, files, pulls, revive) or naming it in `cloud_profiles(...)` run
+against it, unless it is the only profile asked for or `--every-profile` is given.
+
 Kinds. A test that starts a local sandbox server, a Jupyter server, a kernel or a browser is an `integration`
 test (and a `browser` test when it drives JupyterLab in Chromium): the fixtures that start them request
 `starts_processes`, which marks every test using them, and a test that starts one itself is marked by hand.
@@ -34,7 +39,9 @@ CLOUD_PROFILES: dict[str, dict[str, object]] = {
     "plain": {},
     "openai": {"profile": "openai", "model_quirks": "all", "listing_lag_ms": 300},
     "oci": {"profile": "oci", "model_quirks": "all", "listing_lag_ms": 300},
+    "oci-auto": {"profile": "oci-auto", "model_quirks": "all", "listing_lag_ms": 300},
 }
+AUTO_ONLY = "oci-auto"
 OCI_PROJECT = "ocid1.generativeaiproject.oc1.iad.test"
 
 
@@ -64,12 +71,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if unknown:
             raise pytest.UsageError(f"--cloud-profiles: unknown {', '.join(sorted(unknown))}")
         only = metafunc.definition.get_closest_marker("cloud_profiles")
+        every = metafunc.config.getoption("--every-profile")
+        auto = AUTO_ONLY in chosen and (
+            every or chosen == [AUTO_ONLY] or metafunc.definition.get_closest_marker("auto_binding") is not None
+        )
         if only is not None:
             chosen = [name for name in chosen if name in only.args]
-        elif metafunc.definition.get_closest_marker("quirks") is None and not metafunc.config.getoption(
-            "--every-profile"
-        ):
-            chosen = chosen[:1]
+        else:
+            chosen = [name for name in chosen if name != AUTO_ONLY]
+            if metafunc.definition.get_closest_marker("quirks") is None and not every:
+                chosen = chosen[:1]
+            chosen += [AUTO_ONLY] if auto else []
         metafunc.parametrize("cloud_profile", chosen, scope="session")
 
 
@@ -174,8 +186,10 @@ def cloud_environment(cloud_server: RunningServer, cloud_profile: str) -> dict[s
         "CELLBOX_API_KEY": cloud_server.token,
         "CELLBOX_MODEL": "cellbox-local",
     }
-    if cloud_profile == "oci":
+    if cloud_profile in ("oci", AUTO_ONLY):
         env["CELLBOX_PROJECT"] = OCI_PROJECT
+    if cloud_profile == AUTO_ONLY:
+        env["CELLBOX_CONTAINER_BINDING"] = "auto"
     return env
 
 

@@ -23,6 +23,7 @@ from cellbox.api.config import load_settings
 from cellbox.local.testing import running_server, wait_until
 from cellbox.session import event_stream as following
 from cellbox.session import protocol, remote_files, running
+from cellbox.session.binding import refuses_ids
 from cellbox.session.errors import LoaderMismatch, NotAuthorized, RunFailed, TimeLimit
 from cellbox.session.protocol import LiveOutput
 
@@ -823,3 +824,128 @@ def test_a_record_cited_under_the_services_own_file_name_is_found_by_its_id(
     run = sandbox.run("import json\njson.dump({'mine': 1}, open('data.json', 'w'))\nprint('z' * 10_000)")
     assert run.ok and run.stdout == "z" * 10_000 + "\n"
     assert faults.listings(sandbox.id) == 1  # the artifact's (data.json) only: the record was found by its citation
+
+
+# -- auto containers ---------------------------------------------------------------------------------------------
+
+
+def _deleted_responses(faults: Faults) -> set[str]:
+    return {path.rsplit("/", 1)[-1] for m, path, _ in faults.sent if m == "DELETE" and path.startswith("/responses/")}
+
+
+def _refusal(status: int, body: dict) -> cellbox.api.APIError:
+    request = httpx.Request("POST", "https://api.example/v1/responses")
+    return cellbox.api.errors.error_from_response(httpx.Response(status, json=body, request=request))
+
+
+@pytest.mark.parametrize(
+    ("body", "refuses"),
+    [
+        ({"code": "InvalidParameter", "message": "A container id is not supported in the code_interpreter tool"}, True),
+        ({"error": {"message": "Invalid value.", "param": "tools[0].container", "code": "invalid_value"}}, True),
+        ({"code": "InvalidParameter", "message": "Only auto containers are allowed for the python tool"}, True),
+        ({"error": {"message": "Container is expired.", "type": "invalid_request_error"}}, False),
+        ({"code": "InvalidParameter", "message": "Invalid 'temperature': expected a number."}, False),
+    ],
+)
+def test_a_refusal_of_container_ids_is_told_from_other_400s(body: dict, refuses: bool) -> None:
+    error = _refusal(400, body)
+    assert isinstance(error, cellbox.api.BadRequestError) and refuses_ids(error) is refuses
+
+
+@pytest.mark.cloud_profiles("oci-auto")
+def test_an_auto_container_is_made_by_one_response_and_every_run_chains_from_the_last(
+    sandbox: cellbox.Sandbox, faults: Faults
+) -> None:
+    (made,) = faults.bodies()
+    assert made["tools"][-1]["container"] == {"type": "auto"} and "previous_response_id" not in made
+    assert made["store"] is True and "background" not in made  # one short response: it runs `pass`
+    chains = [sandbox.link.chain]
+    for code in ("n = 1", "n += 1", "n"):
+        run = sandbox.run(code)
+        chains.append(sandbox.link.chain)
+    assert run.value == 2 and len(set(chains)) == 4
+    asked = faults.bodies()[1:]
+    assert all(body["tools"][-1]["container"] == {"type": "auto", "memory_limit": "1g"} for body in asked)
+    # Each response continues from the last one whose call ran in the container (a call that ended incomplete did).
+    previous = [body["previous_response_id"] for body in asked]
+    assert previous[0] == chains[0] and set(chains[:-1]) <= set(previous) and chains[-1] not in previous
+    # No container made but by the first response; every file call on the one it made.
+    assert not any(m == "POST" and path == "/containers" for m, path, _ in faults.sent)
+    touched = {path.split("/")[2] for _, path, _ in faults.sent if path.startswith("/containers/")}
+    assert touched == {sandbox.id}
+    # The response the next run needs stays stored; the ones before it are deleted.
+    assert sandbox.runner.cleanup.wait()
+    assert set(previous) <= _deleted_responses(faults) and chains[-1] not in _deleted_responses(faults)
+    assert sandbox.client.responses.retrieve(chains[-1]).id == chains[-1]
+    # Gone (as an expired container is), then revived: a new container and a new chain.
+    old = sandbox.id
+    sandbox.client.containers.delete(old)
+    with pytest.raises(cellbox.SandboxGone, match="revive"):
+        sandbox.run("n")
+    sandbox.revive()
+    assert sandbox.id != old and sandbox.link.chain not in chains
+    assert "previous_response_id" not in faults.bodies()[-1] and sandbox.run("'new'").value == "new"
+    last = sandbox.link.chain
+    sandbox.delete()
+    assert last in _deleted_responses(faults)  # nothing is left stored
+
+
+@pytest.mark.cloud_profiles("oci-auto")
+def test_a_backend_refusing_container_ids_moves_the_sandbox_to_an_auto_container_once(
+    use_cloud_server: str, faults: Faults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CELLBOX_CONTAINER_BINDING", "id")
+    with Client(http_client=httpx.Client(transport=faults, timeout=60)) as client:
+        assert client.container_binding == "id"
+        sb = cellbox.Sandbox.create(name="explicit", client=client)
+        try:
+            explicit = sb.id
+            sb.push(pd.DataFrame({"v": [1, 2]}), name="given")
+            run = sb.run("total = int(given.v.sum())\ntotal")
+            assert run.value == 3 and sb.id != explicit and sb.link.binding == "auto"
+            moved = [note for note in run.notes if "refused a container id" in note]
+            assert len(moved) == 1 and f"to an auto container, {sb.id}" in moved[0], run.notes
+            with pytest.raises(cellbox.api.NotFoundError):
+                client.containers.retrieve(explicit)
+            again = sb.run("total + 1")
+            assert again.value == 4 and not any("container id" in note for note in again.notes)
+            assert client.container_binding == "auto"  # learnt once for the client: the next sandbox is auto
+            made = faults.count("POST", "/containers")
+            other = cellbox.Sandbox.create(name="second", client=client)
+            assert faults.count("POST", "/containers") == made and other.link.binding == "auto"
+            other.delete()
+        finally:
+            sb.delete()
+
+
+@pytest.mark.cloud_profiles("oci-auto")
+def test_an_auto_container_whose_chain_is_lost_is_gone_for_the_sandbox(sandbox: cellbox.Sandbox) -> None:
+    sandbox.run("kept = 1")
+    sandbox.client.responses.delete(sandbox.link.chain)  # the service no longer knows which container it was
+    with pytest.raises(cellbox.SandboxGone, match=r"can't be reached any more: the response .* is gone"):
+        sandbox.run("kept")
+    sandbox.revive()
+    assert sandbox.run("'kept' in globals()").value is False
+
+
+@pytest.mark.cloud_profiles("oci-auto")
+def test_a_container_gone_as_the_model_is_asked_is_said_and_the_one_made_instead_deleted(
+    sandbox: cellbox.Sandbox, faults: Faults
+) -> None:
+    sandbox.run("kept = 1")
+    own = sandbox.id
+
+    def expire_first(request: httpx.Request) -> None:  # gone between the cell's upload and the response
+        if request.method == "POST" and request.url.path.endswith("/responses"):
+            faults.before.clear()
+            with Client() as other:
+                other.containers.delete(own)
+
+    faults.before.append(expire_first)
+    with pytest.raises(cellbox.SandboxGone, match="has expired or was deleted"):
+        sandbox.run("kept")
+    (made,) = {path.split("/")[2] for m, path, _ in faults.sent if m == "DELETE" and path.startswith("/containers/")}
+    assert made != own  # the container the service made instead, deleted
+    sandbox.revive()
+    assert sandbox.run("1").value == 1

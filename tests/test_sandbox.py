@@ -48,6 +48,7 @@ def typed_frame() -> pd.DataFrame:
 
 
 @pytest.mark.quirks
+@pytest.mark.auto_binding
 def test_push_run_and_outputs_keep_dtypes(sandbox: cellbox.Sandbox) -> None:
     frame = typed_frame()
     sandbox.push(frame, name="sales")
@@ -59,6 +60,7 @@ def test_push_run_and_outputs_keep_dtypes(sandbox: cellbox.Sandbox) -> None:
     assert back["twice"].tolist() == [2, 4, 6]
 
 
+@pytest.mark.auto_binding
 def test_state_persists_between_runs_and_series_round_trip(sandbox: cellbox.Sandbox) -> None:
     sandbox.run("counter = 41")
     series = pd.Series([1.0, 2.0], name="weights")
@@ -148,6 +150,7 @@ def test_unchanged_push_sends_nothing_and_a_new_value_replaces_the_old(sandbox: 
 
 
 @pytest.mark.quirks
+@pytest.mark.auto_binding
 def test_files_folders_and_globs_push_and_pull(sandbox: cellbox.Sandbox, tmp_path: Path) -> None:
     data = tmp_path / "data"
     (data / "sub").mkdir(parents=True)
@@ -194,6 +197,7 @@ def test_loader_mismatch_is_refused(sandbox: cellbox.Sandbox, monkeypatch: pytes
 
 
 @pytest.mark.quirks
+@pytest.mark.auto_binding
 def test_expired_sandbox_is_reported_then_revived_with_its_data(sandbox: cellbox.Sandbox) -> None:
     frame = pd.DataFrame({"v": [1, 2]})
     sandbox.push(frame, name="kept")
@@ -370,6 +374,7 @@ def test_what_a_run_hands_back_stays_readable_after_later_runs(sandbox: cellbox.
     assert made.read() == b"made"
 
 
+@pytest.mark.auto_binding
 def test_a_pushed_value_is_loaded_by_the_next_run_only(sandbox: cellbox.Sandbox) -> None:
     sandbox.push({"a": 1}, name="given")
     assert list(sandbox.pending) == ["given"]

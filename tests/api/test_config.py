@@ -50,6 +50,17 @@ def test_env_over_toml_over_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.base_url == "https://arg.example/v1" and settings.origin["base_url"] == "argument"
 
 
+def test_the_container_binding_is_id_unless_set_to_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().container_binding == "id"
+    _write_config('container_binding = "auto"\n')
+    assert load_settings().container_binding == "auto" and load_settings().describe()["container_binding"] == "auto"
+    monkeypatch.setenv("CELLBOX_CONTAINER_BINDING", "ID")
+    assert load_settings().container_binding == "id"
+    monkeypatch.setenv("CELLBOX_CONTAINER_BINDING", "explicit")
+    with pytest.raises(ConfigurationError, match="container_binding must be one of id, auto, got 'explicit'"):
+        load_settings()
+
+
 def test_a_cellbox_table_is_accepted() -> None:
     _write_config('[cellbox]\nbase_url = "https://table.example/v1"\napi_key = "k"\n')
     assert load_settings().base_url == "https://table.example/v1"

@@ -278,21 +278,26 @@ def run_prompt(loader: str) -> str:
 
 
 def request_options(
-    *, reasoning_effort: str | None = None, background: bool = True, bounded: bool = True
+    *,
+    reasoning_effort: str | None = None,
+    background: bool = True,
+    bounded: bool = True,
+    store: bool | None = None,
 ) -> dict[str, Any]:
     """The bounds of the request that runs a cell: one call of the code_interpreter tool and nothing else, a
     short reply (`max_output_tokens`, unless not `bounded`), reasoning at `reasoning_effort` (REASONING_EFFORT
     unless given).
 
     Each is optional to the backend (one that refuses it gets the request again without it). A background run
-    must be stored for polling (`store: true`); it is deleted once read. Otherwise nothing is stored."""
+    must be stored for polling (`store: true`); it is deleted once read. Otherwise nothing is stored, unless
+    `store` says so (a response a later one chains from must be)."""
     effort = reasoning_effort or REASONING_EFFORT
     options: dict[str, Any] = {
         "instructions": INSTRUCTIONS,
         "tool_choice": {"type": "code_interpreter"},
         "max_tool_calls": 1,
         "parallel_tool_calls": False,
-        "store": background,
+        "store": background if store is None else store,
         "reasoning_effort": effort,
         "optional": (
             "tool_choice",

@@ -28,7 +28,7 @@ from ..common.background import in_background
 from ..common.polling import Backoff
 from . import binding, progress, protocol
 from .cleanup import Cleanup
-from .errors import Interrupted, ProcessDied, RunFailed, TimeLimit
+from .errors import Interrupted, ProcessDied, RunFailed, SandboxGone, TimeLimit
 from .event_stream import PENDING_STATUSES, EventStream
 from .link import ContainerLink
 from .liveness import container_state
@@ -287,7 +287,7 @@ class Runner:
         if previous is not None:
             ask["previous_response_id"] = previous
         try:
-            with self._id_refusal():
+            with self._binding_errors():
                 if background and "stream" not in refused:
                     ask["optional"] = (*options["optional"], "stream")
                     following = EventStream(self.link.call(self.link.client.responses.stream, **ask))
@@ -364,15 +364,26 @@ class Runner:
         return response
 
     @contextlib.contextmanager
-    def _id_refusal(self) -> Iterator[None]:
+    def _binding_errors(self) -> Iterator[None]:
         """A backend refusing the container's id in the tool is `IdRefused` (`Sandbox.run` moves to an auto
-        container); nothing ran."""
+        container); one that no longer has the response an auto container's chain continues from can't reach the
+        container, which is gone for this session. Nothing ran."""
         try:
             yield
         except BadRequestError as exc:
             if self.link.binding == "id" and binding.refuses_ids(exc):
                 raise binding.IdRefused(exc) from None
             raise
+        except NotFoundError as exc:
+            chain = self.link.chain
+            if self.link.binding != "auto" or chain is None or chain not in str(exc):
+                raise
+            raise SandboxGone(
+                f"container {self.link.label} ({self.link.id}) can't be reached any more: the response its auto "
+                f"container's chain continues from ({chain}) is gone from the backend. Sandbox.revive() makes a new "
+                "one with the same data pushed again.",
+                f"{self.link.label} ({self.link.id})",
+            ) from None
 
     def _chained(self, response: Response) -> str:
         """The stored response to delete once this one is read: itself, unless it ran its call in the session's

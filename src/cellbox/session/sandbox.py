@@ -6,6 +6,10 @@ manifest, pulls), `remote_files` reads what a run leaves, and `running` drives a
 (a revived session has a new one) and the one way to call the API on it, where "the container is gone" becomes
 `SandboxGone`.
 
+How each run's tool reaches the container is the client's binding (`binding.py`): by its id, the container made
+with `POST /containers`; or `auto`, the container made by a first response and reused along the chain of
+responses. A backend that refuses the id moves the session to an auto container at its first run, once.
+
 The session knows which values pushed into the container its kernel has yet to load (`pending`): those pushed
 since the last run, or all of them again in a revived container. Each run is handed them, and once it has loaded
 them they are forgotten.
@@ -23,7 +27,7 @@ from ..api import BadRequestError, CellboxError, Client, Container, ContainerFil
 from ..api.lookup import NameTaken, NoSuchContainer, find_container, live_named
 from ..boundary.local_paths import Pulled
 from ..common.polling import Backoff
-from . import backend, protocol
+from . import backend, binding, protocol
 from .errors import NotAuthorized
 from .link import ContainerLink
 from .liveness import container_state
@@ -41,9 +45,11 @@ DELETE_WAIT = 10.0  # seconds a deleted container may take to stop being listed 
 class Sandbox:
     """A container plus what cellbox knows about it. Use `create`, `attach` or `get_or_create`."""
 
-    def __init__(self, client: Client, container: Container, *, model: str | None = None) -> None:
+    def __init__(
+        self, client: Client, container: Container, *, model: str | None = None, chain: str | None = None
+    ) -> None:
         self.client = client
-        self.link = ContainerLink(client, container)
+        self.link = ContainerLink(client, container, binding=client.container_binding, chain=chain)
         self.transfers = Transfers(self.link)
         self.remote_files = RemoteFiles(self.link, self.transfers.cache)
         self.runner = Runner(
@@ -80,15 +86,19 @@ class Sandbox:
                     f"Sandbox.get_or_create({name!r}) or Sandbox.attach({name!r}) uses it, or delete it first.",
                     running[0],
                 )
+        chain = None
         try:
-            box = client.containers.create(
-                name or f"cellbox-{uuid.uuid4().hex[:8]}", memory_limit=memory_limit, expires_after=expires_after
-            )
+            if client.container_binding == "auto":
+                box, chain = binding.start(client, backend.model_for(client.settings), memory_limit)
+            else:
+                box = client.containers.create(
+                    name or f"cellbox-{uuid.uuid4().hex[:8]}", memory_limit=memory_limit, expires_after=expires_after
+                )
         except BaseException:
             if owns:
                 client.close()
             raise
-        sandbox = cls(client, box)
+        sandbox = cls(client, box, chain=chain)
         sandbox._owns_client = owns
         sandbox._options = {"memory_limit": memory_limit, "expires_after": expires_after}
         sandbox.trust_output = trust_output
@@ -218,8 +228,13 @@ class Sandbox:
 
     def close(self) -> None:
         """Forget local state (the manifest, cached copies) and close the client if this sandbox made it; cellbox's
-        own leftovers of the last cells are deleted first."""
+        own leftovers of the last cells are deleted first (with an auto container, the response its chain would
+        have continued from too: no run can follow)."""
         self.runner.cleanup.wait()
+        if self.link.chain is not None:
+            with contextlib.suppress(CellboxError):
+                self.client.responses.delete(self.link.chain)
+            self.link.chain = None
         self.transfers.close()
         self._unloaded.clear()
         if self._owns_client:
@@ -233,13 +248,49 @@ class Sandbox:
 
     def revive(self) -> Sandbox:
         """A new container with the same name and options, with everything in the manifest pushed again. The old
-        one is deleted first (best effort: it is usually gone already)."""
+        one is deleted first (best effort: it is usually gone already). With an auto container, the new one starts
+        a new chain of responses (`binding.start`: one billed response)."""
         with contextlib.suppress(CellboxError):
             self.client.containers.delete(self.id)
-        self.link.container = self.client.containers.create(self.name or "cellbox", **self._options)
+        if self.client.container_binding == "auto":
+            self._start_auto()
+        else:
+            self.link.container = self.client.containers.create(self.name or "cellbox", **self._options)
         for var, remote in self.transfers.push_again().items():
             self._unloaded.setdefault(var, remote)
         return self
+
+    def _start_auto(self) -> None:
+        """The session's container is now a new auto container; the old chain's last response is deleted."""
+        old = self.link.chain
+        memory_limit = self._options.get("memory_limit") or self.container.memory_limit
+        container, chain = binding.start(self.client, self.model, memory_limit)
+        self.link.bind_auto(container, chain)
+        if old is not None:
+            with contextlib.suppress(CellboxError):
+                self.client.responses.delete(old)
+
+    def _to_auto(self, refusal: str | None) -> str:
+        """Move this session from its container (named by id in the tool) to a new auto container, with everything
+        in the manifest pushed again; the old container is deleted. Returns the note that says so."""
+        old = f"{self.link.label} ({self.id})"
+        self.client.container_binding = "auto"
+        with contextlib.suppress(CellboxError):
+            self.client.containers.delete(self.id)
+        self._start_auto()
+        for var, remote in self.transfers.push_again().items():
+            self._unloaded.setdefault(var, remote)
+        why = (
+            f"the backend refused a container id in the code_interpreter tool ({refusal})"
+            if refusal is not None
+            else "the backend refuses a container id in the code_interpreter tool"
+        )
+        return (
+            f"{why}, so this sandbox moved from {old} to an auto container, {self.id}, reused along a chain of "
+            "responses (its first one billed); what you pushed was sent again, earlier cells' variables are not "
+            "there. Sandboxes of this client bind auto containers from now on; CELLBOX_CONTAINER_BINDING=auto does "
+            "so from the start"
+        )
 
     # --- data in and out ----------------------------------------------------------------------------------------
 
@@ -301,19 +352,32 @@ class Sandbox:
                 self._unloaded.update(self.transfers.push(value, name=var, operation=operation).inputs)
             if files:
                 self.transfers.push(*files, operation=operation)
-        loading = dict(self._unloaded)
+        moved = None
+        if self.link.binding == "id" and self.client.container_binding == "auto":  # another sandbox learnt it
+            with stopping("moving to an auto container before the cell ran; the cell did not run"):
+                moved = self._to_auto(None)
         with self.runner.cleanup.running():  # the leftovers of earlier cells wait: deleting them now would slow this
-            ran = self.runner.run(
-                code,
-                inputs=loading,
-                outputs=outputs,
-                timeout=timeout,
-                live=live,
-                on_wait=on_wait,
-                execution_count=execution_count,
-            )
+            for attempt in (1, 2):
+                try:
+                    ran = self.runner.run(
+                        code,
+                        inputs=dict(self._unloaded),
+                        outputs=outputs,
+                        timeout=timeout,
+                        live=live,
+                        on_wait=on_wait,
+                        execution_count=execution_count,
+                    )
+                    break
+                except binding.IdRefused as refused:
+                    if attempt == 2:
+                        raise
+                    with stopping("moving to an auto container before the cell ran; the cell did not run"):
+                        moved = self._to_auto(refused.refusal.message)
             self._unloaded.clear()  # the runtime loaded them
             run = self.runner.read(ran, operation)
+        if moved is not None:
+            run.notes.insert(0, moved)
         if pull:
             with stopping("a pull after the cell ran; the cell ran, some files may not have been downloaded"):
                 pulled = self.transfers.pull(
