@@ -860,6 +860,7 @@ def test_an_auto_container_is_made_by_one_response_and_every_run_chains_from_the
     (made,) = faults.bodies()
     assert made["tools"][-1]["container"] == {"type": "auto"} and "previous_response_id" not in made
     assert made["store"] is True and "background" not in made  # one short response: it runs `pass`
+    assert sandbox.name == "cloud" != sandbox.container.name  # the service names it; the sandbox keeps its own
     chains = [sandbox.link.chain]
     for code in ("n = 1", "n += 1", "n"):
         run = sandbox.run(code)

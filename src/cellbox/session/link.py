@@ -38,6 +38,8 @@ class ContainerLink:
         # when this session did not make it, and can't chain to it).
         self.binding = binding
         self.chain = chain
+        # The name the session was given, where the service names an auto container itself: kept here only.
+        self.name: str | None = None
 
     def bind_auto(self, container: Container, chain: str) -> None:
         """The session's container is now this auto container, made by the response `chain`."""
@@ -69,7 +71,7 @@ class ContainerLink:
     @property
     def label(self) -> str:
         """How messages name the container: its name, else its id."""
-        return self.container.name or self.container.id
+        return self.name or self.container.name or self.container.id
 
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Call the API, turning "the container is gone" into one clear error, and an authorization failure

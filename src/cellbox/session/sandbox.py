@@ -99,6 +99,7 @@ class Sandbox:
                 client.close()
             raise
         sandbox = cls(client, box, chain=chain)
+        sandbox.link.name = name if chain is not None else None
         sandbox._owns_client = owns
         sandbox._options = {"memory_limit": memory_limit, "expires_after": expires_after}
         sandbox.trust_output = trust_output
@@ -155,7 +156,9 @@ class Sandbox:
 
     @property
     def name(self) -> str | None:
-        return self.container.name
+        """The container's name; for an auto container, which the service names, the name it was made with (known
+        to this sandbox only: another process can't find it by that name)."""
+        return self.link.name or self.container.name
 
     @property
     def model(self) -> str:
@@ -274,6 +277,7 @@ class Sandbox:
         """Move this session from its container (named by id in the tool) to a new auto container, with everything
         in the manifest pushed again; the old container is deleted. Returns the note that says so."""
         old = f"{self.link.label} ({self.id})"
+        self.link.name = self.name
         self.client.container_binding = "auto"
         with contextlib.suppress(CellboxError):
             self.client.containers.delete(self.id)
