@@ -85,6 +85,8 @@ def sandbox(use_cloud_server: str, faults: Faults) -> Iterator[cellbox.Sandbox]:
 def test_the_request_bounds_the_model_and_a_background_run_is_deleted_once_read(
     sandbox: cellbox.Sandbox, faults: Faults
 ) -> None:
+    if sandbox.link.binding == "auto":
+        pytest.skip("an auto container's requests and the response kept: test_an_auto_container_is_made_by_one_…")
     assert sandbox.run("1 + 1").value == 2
     body = faults.bodies()[0]
     assert body["tool_choice"] == {"type": "code_interpreter"} and body["max_tool_calls"] == 1

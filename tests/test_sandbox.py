@@ -415,6 +415,8 @@ def test_the_copies_folder_is_removed_at_exit_without_close(tmp_path: Path) -> N
 
 
 def test_a_name_means_one_live_container(sandbox: cellbox.Sandbox) -> None:
+    if sandbox.link.binding == "auto":
+        pytest.skip("the service names an auto container: its sandbox's name is known to that sandbox only")
     with pytest.raises(NameTaken, match=r"named 'test-sandbox' is already running \(cntr_.*get_or_create") as taken:
         cellbox.Sandbox.create(name="test-sandbox")
     assert taken.value.container.id == sandbox.id
