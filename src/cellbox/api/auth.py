@@ -62,15 +62,15 @@ class _SigningView:
 
     `url` is rebuilt from the Host header httpx will send, so the signed `host` is exactly what the server sees
     (the SDK takes it from the URL's netloc); `path_url` is the raw path and query as they go on the wire.
+    `headers` only needs to be a case-insensitive mutable mapping (the signers `setdefault`, `pop` and `update`
+    it): httpx's own, rather than the SDK's vendored copy of requests.
     """
 
     def __init__(self, request: httpx.Request, headers: dict[str, str]) -> None:
-        from oci._vendor.requests.structures import CaseInsensitiveDict
-
         self.method = request.method
         self.path_url = request.url.raw_path.decode("ascii")
         self.url = f"{request.url.scheme}://{headers['host']}{self.path_url}"
-        self.headers = CaseInsensitiveDict(headers)
+        self.headers = httpx.Headers(headers)
         self.body = None  # x-content-sha256 is already set, so the signer never reads it
 
 
