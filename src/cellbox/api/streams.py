@@ -4,6 +4,7 @@ is written to (`AtomicFile`: the target appears only once every byte has arrived
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -128,8 +129,10 @@ def _temp_beside(target: Path) -> tuple[int, str]:
     # Written next to the target and renamed over it, so a reader never sees half a file.
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    # mkstemp makes the file private (0600); the download gets the mode any new file would.
-    os.fchmod(fd, 0o666 & ~_umask())
+    # mkstemp makes the file private (0600); the download gets the mode any new file would. Windows has no such
+    # modes (nor os.fchmod before Python 3.13): there mkstemp's file is already an ordinary one.
+    if sys.platform != "win32":
+        os.fchmod(fd, 0o666 & ~_umask())
     return fd, temp
 
 

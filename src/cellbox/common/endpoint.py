@@ -28,6 +28,7 @@ import json
 import os
 import re
 import secrets
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,10 @@ _NONCE = re.compile(r"[A-Za-z0-9_-]{16,128}")
 # A client's check whether a server holds the claim takes the lock for an instant; a server claiming at that
 # instant waits this long rather than mistaking the client for a running server.
 _CLAIM_WAIT = 2.0
+# Windows' names for asking whether a process runs (OpenProcess, GetExitCodeProcess).
+_QUERY_LIMITED_INFORMATION = 0x1000
+_ACCESS_DENIED = 5
+_STILL_ACTIVE = 259
 
 
 @dataclass(frozen=True)
@@ -69,12 +74,39 @@ class Endpoint:
 
 
 def pid_alive(pid: int) -> bool:
+    if sys.platform == "win32":
+        return _alive_on_windows(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process: alive all the same
         return True
+    return True
+
+
+def _alive_on_windows(pid: int) -> bool:
+    # Not os.kill(pid, 0): on Windows that ends the process (TerminateProcess with exit code 0), and the server
+    # extension asks this of every notebook's kernel.
+    if sys.platform == "win32":  # says so to type checkers on other systems too, where ctypes has no WinDLL
+        import ctypes
+        from ctypes import wintypes
+
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+        kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
+        kernel32.OpenProcess.restype = wintypes.HANDLE
+        kernel32.GetExitCodeProcess.argtypes = (wintypes.HANDLE, ctypes.POINTER(wintypes.DWORD))
+        kernel32.CloseHandle.argtypes = (wintypes.HANDLE,)
+        handle = kernel32.OpenProcess(_QUERY_LIMITED_INFORMATION, False, pid)
+        if not handle:
+            return ctypes.get_last_error() == _ACCESS_DENIED  # someone else's process: alive all the same
+        try:
+            code = wintypes.DWORD()
+            if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+                return True
+            return code.value == _STILL_ACTIVE
+        finally:
+            kernel32.CloseHandle(handle)
     return True
 
 
@@ -156,7 +188,7 @@ def write(path: Path, base_url: str, token: str) -> None:
     """Atomically, readable by this user only: the token is a secret."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump({"base_url": base_url, "token": token, "pid": os.getpid()}, f)
     os.replace(tmp, path)
