@@ -40,9 +40,10 @@ LOCAL_MAY_USE: dict[str, set[str]] = {
     "jail": {"store", "errors"},
     "responses": {"jail", "store", "emulation", "errors"},
     "http": {"responses", "jail", "store", "emulation", "errors", "options"},
-    "server": {"http", "jail", "store", "errors", "options"},
-    "cli": {"server", "options"},
-    "testing": {"jail", "options"},
+    "server": {"http", "jail", "store", "errors", "options", "sandbox_env"},
+    "cli": {"server", "options", "sandbox_env"},
+    "testing": {"jail", "options", "sandbox_env"},
+    "sandbox_env": set(),
     "__main__": {"cli"},
     "__init__": set(),
 }

@@ -206,11 +206,29 @@ class ServerOptions:
             "documents them (whether OCI refuses ids is not known); --profile oci-auto sets it"
         ),
     )
+    sandbox_package: tuple[str, ...] = field(
+        default=(),
+        metadata=_help(
+            "a package the sandbox environment also has, e.g. duckdb or 'xgboost==2.1' (repeatable; with "
+            "sandbox_packages in config.toml): installed from PyPI when the environment is built, as containers "
+            "have no network"
+        ),
+    )
+    sandbox_env_dir: Path | None = field(
+        default=None,
+        metadata=_help(
+            "where sandbox environments are built and kept (default: $CELLBOX_SANDBOX_ENV_DIR, else "
+            "cellbox/sandbox-env in the user's cache folder)"
+        ),
+    )
+    # For benchmarks: containers run the server's own interpreter and packages instead of the sandbox environment.
+    own_interpreter: bool = field(default=False, metadata=_help(None))
     # For tests: how many seconds a minute of `expires_after` lasts, and where to write the endpoint file.
     seconds_per_minute: float = field(default=60.0, metadata=_help(None))
     endpoint_file: Path | None = field(default=None, metadata=_help(None))
 
     def __post_init__(self) -> None:
+        self.sandbox_package = tuple(self.sandbox_package or ())
         if self.profile is not None:
             if self.profile not in PROFILES:
                 raise ValueError(f"unknown profile {self.profile!r}: expected one of {', '.join(PROFILES)}")
@@ -254,6 +272,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if kind == "bool":
             parser.add_argument(flag(f.name), action="store_true", help=help_text)
             continue
+        if kind.startswith("tuple"):
+            parser.add_argument(flag(f.name), action="append", metavar="NAME", help=help_text)
+            continue
         convert = Path if "Path" in kind else int if kind.startswith("int") else float if "float" in kind else str
         convert = f.metadata.get("convert") or convert
         choices = f.metadata.get("choices")
@@ -271,6 +292,9 @@ def to_argv(options: Mapping[str, Any]) -> list[str]:
     for name, value in options.items():
         if value is True:
             argv.append(flag(name))
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                argv += [flag(name), str(item)]
         elif value is not None and value is not False:
             argv += [flag(name), str(value)]
     return argv

@@ -25,13 +25,14 @@ from typing import Any
 
 import uvicorn
 
-from ..common import endpoint, paths
+from ..common import endpoint, isolation, paths
 from .http.app import build_app
 from .jail import cgroups, seccomp
 from .jail.containers import Containers
 from .jail.launcher import IsolationUnavailable, Launcher, check_isolation, host_memory_bytes, jail_user
 from .jail.overlays import OverlaysUnavailable, PrefixOverlays
 from .options import DEFAULT_PORT, ServerOptions, parse_size
+from .sandbox_env import Environment, SandboxEnvError, Spec, configured_packages, ensure
 from .store import Store, disk
 from .store.diskimages import DiskImages, DiskImagesUnavailable
 
@@ -63,15 +64,15 @@ def serve(options: ServerOptions) -> int:
     logging.basicConfig(level=logging.INFO, format="cellbox serve: %(message)s", stream=sys.stderr)
     raise_open_files_limit()
     if not options.unsafe_no_isolation:
-        try:
-            check_isolation()
-        except IsolationUnavailable as exc:
-            print(
-                f"cellbox serve: cannot isolate containers: {exc}.\n"
-                "Refusing to run code without isolation; pass --unsafe-no-isolation to run kernels as plain "
-                "processes of this user (no filesystem, network or process isolation).",
-                file=sys.stderr,
-            )
+        unable = isolation.missing()
+        if unable is None:
+            try:
+                check_isolation()
+            except IsolationUnavailable as exc:
+                unable = str(exc)
+        if unable is not None:
+            # One line, the last one: a client that started this server says it as the reason.
+            print(f"cellbox serve: {isolation.refusal(unable)}", file=sys.stderr)
             return 2
     if options.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: anyone who can reach it and has the token can run code", options.host)
@@ -87,6 +88,11 @@ def serve(options: ServerOptions) -> int:
             file=sys.stderr,
         )
         return 1
+    try:
+        environment = sandbox_environment(options)
+    except SandboxEnvError as exc:
+        print(f"cellbox serve: cannot make the sandbox environment containers run in: {exc}", file=sys.stderr)
+        return 2
     token = options.token or secrets.token_urlsafe(32)
     port = DEFAULT_PORT if options.port is None else options.port
     try:
@@ -109,12 +115,32 @@ def serve(options: ServerOptions) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             handlers[signum] = signal.signal(signum, lambda *_: None)
     try:
-        return asyncio.run(_serve(options, sock, data_dir, endpoint_file, token, runtime_dir))
+        return asyncio.run(_serve(options, sock, data_dir, endpoint_file, token, runtime_dir, environment))
     finally:
         for restored, handler in handlers.items():
             signal.signal(restored, handler)
         sock.close()
         shutil.rmtree(runtime_dir, ignore_errors=True)
+
+
+def sandbox_spec(options: ServerOptions) -> Spec:
+    """The environment these options ask for: the lock, config.toml's sandbox_packages and --sandbox-package."""
+    return Spec(packages=(*configured_packages(), *options.sandbox_package), root=options.sandbox_env_dir)
+
+
+def sandbox_environment(options: ServerOptions) -> Environment | None:
+    """The environment containers run in, built now if this is its first use (said as it goes, in the log a user
+    sees while the server or a notebook's first cell waits); None: the server's own interpreter (--own-interpreter).
+    """
+    if options.own_interpreter:
+        return None
+    environment = ensure(sandbox_spec(options), say=log.info)
+    log.info(
+        "containers run the sandbox environment in %s (%d packages: `cellbox env` lists them)",
+        environment.folder,
+        len(environment.distributions),
+    )
+    return environment
 
 
 def _disk_images(options: ServerOptions, data_dir: Path, limit: int) -> DiskImages | None:
@@ -200,7 +226,13 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 async def _serve(
-    options: ServerOptions, sock: socket.socket, data_dir: Path, endpoint_file: Path, token: str, runtime_dir: Path
+    options: ServerOptions,
+    sock: socket.socket,
+    data_dir: Path,
+    endpoint_file: Path,
+    token: str,
+    runtime_dir: Path,
+    environment: Environment | None = None,
 ) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     reserve = disk.Reserve(data_dir)
@@ -226,7 +258,15 @@ async def _serve(
     tree = cgroups.CgroupTree.detect()
     for limit in tree.not_enforced:
         log.warning("this host does not let the server limit %s per container: not enforced", limit)
+    python, base_prefix, prefix, version = (sys.executable, sys.base_prefix, sys.prefix, sys.version_info[:2])
+    if environment is not None:
+        python, base_prefix, prefix = environment.python, environment.base_prefix, str(environment.folder)
+        version = environment.version
     launcher = Launcher(
+        python=python,
+        base_prefix=base_prefix,
+        prefix=prefix,
+        version=(version[0], version[1]),
         isolated=not options.unsafe_no_isolation,
         runtime_dir=runtime_dir,
         hidden=_hidden_folders(data_dir, endpoint_file),

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from .jail.launcher import IsolationUnavailable, check_isolation
-from .options import to_argv
+from .options import ServerOptions, to_argv
+from .sandbox_env import Spec, configured_packages, ensure
 
 _isolation: bool | None = None
 T = TypeVar("T")
@@ -111,6 +112,11 @@ def running_server(data_dir: str | os.PathLike, timeout: float = 60.0, **options
     if options.get("unsafe_no_isolation") is None:
         options["unsafe_no_isolation"] = not isolation_available()
     options.setdefault("port", 0)
+    chosen = ServerOptions.from_mapping(options)
+    if not chosen.own_interpreter:
+        # Built here, once for every server of the session (the others find it, or wait on its lock), so that
+        # `timeout` bounds a server's start, not a first build's downloads.
+        ensure(Spec((*configured_packages(), *chosen.sandbox_package), root=chosen.sandbox_env_dir))
     work = Path(tempfile.mkdtemp(prefix="cellbox-test-server-"))
     endpoint = work / "server.json"
     log_path = work / "server.log"

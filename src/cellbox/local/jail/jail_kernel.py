@@ -148,7 +148,15 @@ def _shell(channel: _Channel):  # -> InteractiveShell; IPython is imported only 
     config = Config()
     config.HistoryManager.enabled = False  # a database written in a thread, for a history no one reads back
     # The shell's own colours stay (cellbox's runtime shows its tracebacks in them); the logs have none.
-    return Shell.instance(config=config)
+    shell = Shell.instance(config=config)
+
+    # `%pip` runs the jail's pip, which says in one line why nothing installs here; IPython's own would add a
+    # second, about restarting the kernel to use what was not installed.
+    def pip(line: str) -> None:
+        shell.system(f"{sys.executable} -m pip {line}")
+
+    shell.register_magic_function(pip, "line", "pip")  # type: ignore[arg-type]
+    return shell
 
 
 def main(runs_fd: int, interrupts_fd: int) -> None:

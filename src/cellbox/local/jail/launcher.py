@@ -43,6 +43,9 @@ JAIL_PYTHON = f"{JAIL_ROOT}/python"  # the interpreter's base prefix
 JAIL_VENV = f"{JAIL_ROOT}/venv"  # its virtual environment, when it runs in one
 JAIL_BIN = f"{JAIL_ROOT}/bin"  # the interpreter's folder, when it is in neither prefix
 JAIL_KERNEL = f"{JAIL_ROOT}/kernel.py"
+# What answers `pip` there (containers have no network): a program first on PATH and a `pip` module first on
+# sys.path, so `pip install`, `!pip`, `%pip` and `python -m pip` all end at once, saying how to add a package.
+JAIL_OFFLINE = f"{JAIL_ROOT}/offline"
 MEMORY_LIMITS = {"1g": 1 << 30, "4g": 4 << 30, "16g": 16 << 30, "64g": 64 << 30}
 
 _PR_SET_PDEATHSIG = 1
@@ -94,7 +97,13 @@ class JailPython:
     library_path: str | None  # LD_LIBRARY_PATH its shared libraries need there, if any
 
     @classmethod
-    def of(cls, python: str, base_prefix: str = sys.base_prefix, prefix: str = sys.prefix) -> JailPython:
+    def of(
+        cls,
+        python: str,
+        base_prefix: str = sys.base_prefix,
+        prefix: str = sys.prefix,
+        version: tuple[int, int] = (sys.version_info[0], sys.version_info[1]),
+    ) -> JailPython:
         base = os.path.realpath(base_prefix)
         venv = os.path.realpath(prefix) if os.path.realpath(prefix) != base else None
         real = os.path.realpath(python)
@@ -118,8 +127,8 @@ class JailPython:
         if venv is not None and os.path.isfile(config):
             if os.path.islink(os.path.join(venv, "lib64")):
                 symlinks.append(("lib", f"{JAIL_VENV}/lib64"))
-            version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-            for name in dict.fromkeys([os.path.basename(python), "python", "python3", version]):
+            versioned = f"python{version[0]}.{version[1]}"
+            for name in dict.fromkeys([os.path.basename(python), "python", "python3", versioned]):
                 symlinks.append((base_executable, f"{JAIL_VENV}/bin/{name}"))
             files.append((_jail_venv_config(config, inside), f"{JAIL_VENV}/pyvenv.cfg"))
             executable = f"{JAIL_VENV}/bin/{os.path.basename(python)}"
@@ -216,7 +225,11 @@ class Launcher:
     isolated: bool
     runtime_dir: Path
     hidden: list[Path] = field(default_factory=list)
+    # The interpreter code runs, and its prefixes: the sandbox environment's (sandbox_env), or the server's own.
     python: str = sys.executable
+    base_prefix: str = sys.base_prefix
+    prefix: str = sys.prefix
+    version: tuple[int, int] = (sys.version_info[0], sys.version_info[1])
     # Server-wide limits every container gets, whatever its memory limit.
     processes: int | None = None
     cpus: float | None = None
@@ -234,13 +247,16 @@ class Launcher:
 
     def __post_init__(self) -> None:
         if self.isolated:  # now, not at the first kernel's start on the event loop (it runs ldd)
-            self._jail_python = JailPython.of(self.python)
+            self._jail_python = self._jail()
 
     @property
     def jail_python(self) -> JailPython:
         if self._jail_python is None:
-            self._jail_python = JailPython.of(self.python)
+            self._jail_python = self._jail()
         return self._jail_python
+
+    def _jail(self) -> JailPython:
+        return JailPython.of(self.python, self.base_prefix, self.prefix, self.version)
 
     def limits_for(self, memory_limit: str) -> Limits:
         """The limits of a container created with this `memory_limit` (1g, 4g, 16g, 64g)."""
@@ -331,6 +347,10 @@ class Launcher:
             elif os.path.isdir(path):
                 argv += ["--ro-bind", path, path]
         argv += ["--dev", "/dev", "--proc", "/proc"]
+        # POSIX semaphores and shared memory live in /dev/shm (multiprocessing's locks, joblib's workers and the
+        # arrays it shares with them): writable by all, RAM bounded inside the container's memory.
+        argv += ["--size", str(memory_bytes // 2 if memory_bytes else 64 << 20), "--perms", "1777"]
+        argv += ["--tmpfs", "/dev/shm"]
         if memory_bytes:
             # /tmp is RAM; without a size a cell could fill memory there, past its limit.
             argv += ["--size", str(memory_bytes)]
@@ -346,7 +366,10 @@ class Launcher:
         # outside the container's quota, and no one's to change).
         argv += ["--perms", "0755", "--dir", "/opt", "--perms", "0755", "--size", str(1 << 20), "--tmpfs", JAIL_ROOT]
         made = {JAIL_ROOT}
-        for inside in [p for _, p in python.binds] + [p for _, p in python.symlinks] + [p for _, p in python.files]:
+        with open(script, "rb") as source:
+            files = [(c, p, "0444") for c, p in python.files] + [(source.read(), JAIL_KERNEL, "0444")]
+        files += offline_files(python.executable, self.version)
+        for inside in [p for _, p in python.binds] + [p for _, p in python.symlinks] + [p for _, p, _ in files]:
             # Folders bubblewrap makes on the way are 0700: only root could pass through.
             folder = os.path.dirname(inside)
             if folder not in made:
@@ -356,11 +379,9 @@ class Launcher:
             argv += ["--ro-bind", self.sources.get(host, host), inside]
         for target, inside in python.symlinks:
             argv += ["--symlink", target, inside]
-        with open(script, "rb") as source:
-            files = [*python.files, (source.read(), JAIL_KERNEL)]
-        for content, inside in files:
+        for content, inside, perms in files:
             passed.append(_memory_file(content))
-            argv += ["--perms", "0444", "--file", str(passed[-1]), inside]
+            argv += ["--perms", perms, "--file", str(passed[-1]), inside]
         argv += ["--remount-ro", JAIL_ROOT]
         argv += ["--bind", str(workdir), MOUNT, "--chdir", MOUNT]
         argv += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "sandbox"]
@@ -383,6 +404,10 @@ class Launcher:
         extra = {}
         if self.isolated and self.jail_python.library_path:
             extra["LD_LIBRARY_PATH"] = self.jail_python.library_path
+        if self.isolated:
+            bindir = f"{JAIL_OFFLINE}/bin:{bindir}"
+            # A real pip, should one be installed, fails at once too rather than retrying a network there isn't.
+            extra.update(PYTHONPATH=f"{JAIL_OFFLINE}/site", PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
         return {
             **extra,
             "PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin",
@@ -401,6 +426,46 @@ class Launcher:
 
     def cwd(self, workdir: Path) -> str:
         return "/" if self.isolated else str(workdir)
+
+
+OFFLINE_PIP = """\
+import sys
+
+from importlib import metadata
+
+args = sys.argv[1:]
+if args[:1] in (["list"], ["freeze"]):
+    found = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            found[name.lower()] = (name, dist.version)
+    rows = sorted(found.values(), key=lambda row: row[0].lower())
+    width = max((len(name) for name, _ in rows), default=0)
+    for name, version in rows:
+        print(f"{name}=={version}" if args[0] == "freeze" else f"{name:<{width}}  {version}")
+    sys.exit(0)
+wanted = [a for a in args[1:] if not a.startswith("-")] if args[:1] == ["install"] else []
+name = wanted[0] if len(wanted) == 1 else "NAME"
+listed = ", ".join(f'"{w}"' for w in wanted) or '"NAME"'
+print(
+    f"pip: this container has no network, so nothing can be installed in it. To add a package to the local "
+    f"sandbox environment: sandbox_packages = [{listed}] in cellbox's config.toml (or `cellbox serve "
+    f"--sandbox-package {name}`), then restart the server (`cellbox stop`); `cellbox env` lists what it has.",
+    file=sys.stderr,
+)
+sys.exit(1)
+"""
+
+
+def offline_files(python: str, version: tuple[int, int]) -> list[tuple[bytes, str, str]]:
+    """The jail's `pip`: (content, path in the jail, permissions)."""
+    program = f'#!/bin/sh\nexec {python} -m pip "$@"\n'.encode()
+    names = ("pip", f"pip{version[0]}", f"pip{version[0]}.{version[1]}")
+    files = [(program, f"{JAIL_OFFLINE}/bin/{name}", "0555") for name in names]
+    files += [(b"", f"{JAIL_OFFLINE}/site/pip/__init__.py", "0444")]
+    files += [(OFFLINE_PIP.encode(), f"{JAIL_OFFLINE}/site/pip/__main__.py", "0444")]
+    return files
 
 
 def _memory_file(content: bytes) -> int:
