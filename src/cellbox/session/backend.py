@@ -19,8 +19,9 @@ from ..common import endpoint, paths
 from ..common.polling import Backoff
 
 LOCAL_MODEL = "cellbox-local"
-# Bounds the whole autostart: waiting for another client's, for a server that is stopping, and the start itself.
-_START_TIMEOUT = 60.0
+# Bounds the whole autostart: waiting for another client's, for a server that is stopping, and the start itself,
+# which the first time builds the sandbox environment containers run in (downloads of a few hundred MB).
+_START_TIMEOUT = 900.0
 # A server that just stopped may be restarting (`cellbox stop`, then `cellbox serve` with the user's own options):
 # it is given this long to claim the state folder before a client starts one with the defaults in its place.
 _RESTART_GRACE = 2.0
@@ -88,8 +89,8 @@ def _find_or_start(file: Path, timeout: float, pause: Backoff) -> Settings:
             started = _start_local_server()
         if not pause.wait():
             raise ConfigurationError(
-                f"the local server for state folder {state} did not come up within {timeout:.0f}s; see "
-                f"{log}, or run `cellbox serve` yourself."
+                f"the local server for state folder {state} did not come up within {timeout:.0f}s (its first start "
+                f"builds the sandbox environment containers run in); see {log}, or run `cellbox serve` yourself."
             )
 
 
