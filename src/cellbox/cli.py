@@ -136,6 +136,12 @@ def _add_serve(subparsers: Any) -> None:
     add_serve_parser(subparsers).set_defaults(handler=run_serve)
 
 
+def _add_env(subparsers: Any) -> None:
+    from .local.sandbox_env.command import add_env_parser, run_env
+
+    add_env_parser(subparsers).set_defaults(handler=run_env)
+
+
 def _fail(message: str) -> int:
     # The message may quote what a backend or proxy said: credentials it echoed are taken out.
     print(redact(f"cellbox: {message}", configured_secrets()), file=sys.stderr)
@@ -151,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     _add_serve(sub)
+    _add_env(sub)
 
     ls = sub.add_parser("ls", help="list containers")
     ls.add_argument("--name", help="only containers with this name")
