@@ -3,7 +3,8 @@
 With nothing configured, cellbox starts the embedded local server in the background (`cellbox serve`, detached,
 so other kernels and the JupyterLab sidebar share it) and finds it through its endpoint file: one client at a time,
 and never while a server is starting or stopping on the same state folder (that one is waited for instead). The
-server is a separate process reached over HTTP like any remote; nothing here imports it.
+server is a separate process reached over HTTP like any remote; nothing here imports it. Where it could not
+isolate code (not Linux, no bubblewrap) none is started: the first use says so at once, with the choices left.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 
 from ..api import Client, ConfigurationError, Settings, load_settings
-from ..common import endpoint, paths
+from ..common import endpoint, isolation, paths
 from ..common.polling import Backoff
 
 LOCAL_MODEL = "cellbox-local"
@@ -26,6 +27,8 @@ _START_TIMEOUT = 900.0
 # it is given this long to claim the state folder before a client starts one with the defaults in its place.
 _RESTART_GRACE = 2.0
 _POLL = 0.05
+# How much of the end of the server's log is read for the line it said as it exited.
+_LOG_TAIL = 16 * 1024
 
 
 def _start_local_server() -> subprocess.Popen[bytes]:
@@ -69,6 +72,7 @@ def _find_or_start(file: Path, timeout: float, pause: Backoff) -> Settings:
     state = paths.state_dir()
     log = state / "server.log"
     started: subprocess.Popen[bytes] | None = None
+    logged = 0  # the log's size when this client started the server: what it says after that is its own
     held = False  # a server process held the state folder while this client waited
     free_since: float | None = None  # when it let go without having served
     while True:
@@ -79,19 +83,37 @@ def _find_or_start(file: Path, timeout: float, pause: Backoff) -> Settings:
         if endpoint.claimed(file):  # starting (no endpoint file yet) or stopping (its file already gone)
             held, free_since = True, None
         elif started is not None and started.poll() is not None:
-            raise ConfigurationError(
-                f"the local server for state folder {state} exited (status {started.returncode}) before serving; "
-                f"see {log}, or run `cellbox serve` yourself."
-            )
+            raise ConfigurationError(_exited(started.returncode, log, logged))
         elif started is None and held and (free_since is None or now - free_since < _RESTART_GRACE):
             free_since = now if free_since is None else free_since
         elif started is None:
+            unable = isolation.missing()
+            if unable is not None:
+                raise ConfigurationError(isolation.refusal(unable))
+            logged = log.stat().st_size if log.exists() else 0
             started = _start_local_server()
         if not pause.wait():
             raise ConfigurationError(
                 f"the local server for state folder {state} did not come up within {timeout:.0f}s (its first start "
                 f"builds the sandbox environment containers run in); see {log}, or run `cellbox serve` yourself."
             )
+
+
+def _exited(status: int, log: Path, since: int) -> str:
+    """Why a server this client started exited before serving: the last line it wrote to its log (one line that
+    names the cause, as the server says it), else where to look."""
+    try:
+        with log.open("rb") as f:
+            f.seek(max(since, log.stat().st_size - _LOG_TAIL))
+            lines = f.read(_LOG_TAIL).decode(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    said = next((line.strip() for line in reversed(lines) if line.strip()), "")
+    said = said.removeprefix("cellbox serve: ")
+    if said.startswith("the local server"):
+        return said
+    where = f"the local server for state folder {log.parent} exited (status {status}) before serving"
+    return f"{where}: {said} (see {log})" if said else f"{where}; see {log}, or run `cellbox serve` yourself."
 
 
 def settings(autostart: bool = True) -> Settings:
