@@ -12,7 +12,8 @@ import cellbox
 
 ROOMS = ("api", "boundary", "session", "pool")
 # Raised and caught inside cellbox, never reaching a user: what they mean is said in words where they are caught.
-INTERNAL = {"cellbox.session.parquet_pages.Unreadable"}
+# Caught inside the session: a refused container id never leaves `Sandbox.run`, which moves to an auto container.
+INTERNAL = {"cellbox.session.parquet_pages.Unreadable", "cellbox.session.binding.IdRefused"}
 
 
 def test_every_public_name_resolves() -> None:
