@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from ..common import extras
 from .options import add_arguments, from_namespace
-from .server import serve
 
 LIMITS = """limits on each container (README: "Security model"):
   memory        the container's memory_limit (1g, 4g, 16g, 64g; more than the host has is refused) covers
@@ -38,6 +39,17 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    # The server's packages are an extra: `cellbox` without it still lists, configures and talks to other backends.
+    absent = extras.missing("local")
+    if absent:
+        needs = ", ".join(absent)
+        print(
+            f"cellbox serve: the local server needs {needs}, not installed here: {extras.install_line('local')}",
+            file=sys.stderr,
+        )
+        return 1
+    from .server import serve
+
     return serve(from_namespace(args))
 
 

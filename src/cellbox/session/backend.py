@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from ..api import Client, ConfigurationError, Settings, load_settings
-from ..common import endpoint, isolation, paths
+from ..common import endpoint, extras, isolation, paths
 from ..common.polling import Backoff
 
 LOCAL_MODEL = "cellbox-local"
@@ -32,6 +32,13 @@ _LOG_TAIL = 16 * 1024
 
 
 def _start_local_server() -> subprocess.Popen[bytes]:
+    absent = extras.missing("local")
+    if absent:  # said here, not as a server that exits at once with the reason in its log
+        raise ConfigurationError(
+            f"no backend is configured, and the local server cellbox would start needs {', '.join(absent)}, not "
+            f"installed here: {extras.install_line('local')}, or configure a remote backend (CELLBOX_BASE_URL or "
+            "CELLBOX_OCI_REGION)."
+        )
     state = paths.state_dir()
     state.mkdir(parents=True, exist_ok=True)
     log = (state / "server.log").open("ab")

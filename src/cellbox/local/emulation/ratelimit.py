@@ -8,8 +8,10 @@ import collections
 import json
 import math
 import time
+from typing import TYPE_CHECKING
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+if TYPE_CHECKING:  # the server's options parse --rate-limit with `per_minute`, and `cellbox` runs without starlette
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 WINDOW = 60.0
 _KEYS_KEPT = 1000  # API keys remembered at once (a server has one token; the bound keeps a flood of bad ones cheap)
