@@ -40,7 +40,7 @@ FRONTEND := jupyter_extension/package.json jupyter_extension/package-lock.json \
 $(STAMP): pyproject.toml $(FRONTEND)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,oci]'
+	$(PY) -m pip install -q -e '.[test,all]'
 	touch $(STAMP)
 
 system:
