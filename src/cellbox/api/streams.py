@@ -4,7 +4,6 @@ is written to (`AtomicFile`: the target appears only once every byte has arrived
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -131,7 +130,7 @@ def _temp_beside(target: Path) -> tuple[int, str]:
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     # mkstemp makes the file private (0600); the download gets the mode any new file would. Windows has no such
     # modes (nor os.fchmod before Python 3.13): there mkstemp's file is already an ordinary one.
-    if sys.platform != "win32":
+    if hasattr(os, "fchmod"):
         os.fchmod(fd, 0o666 & ~_umask())
     return fd, temp
 
