@@ -190,7 +190,8 @@ def _help() -> str:
         "if the cell ran here.\n\n" + "\n".join(_entry(o.words, o.says, o.example) for o in cell),
         "%container COMMAND\n" + "\n".join(_command(c) for c in COMMANDS),
         "Many containers at once (a pool):\n" + "\n".join(_entry(o.words, o.says, o.example) for o in pool),
-        "Configuration (environment, or ~/.config/cellbox/config.toml): nothing for the local server. A cloud:\n"
+        "Configuration (environment, or config.toml: ~/.config/cellbox/ on Linux): nothing for the local server\n"
+        "(Linux, with bubblewrap). A cloud, from any system:\n"
         "CELLBOX_BASE_URL (or CELLBOX_OCI_REGION), CELLBOX_API_KEY or CELLBOX_AUTH, CELLBOX_PROJECT (OCI) and\n"
         "CELLBOX_MODEL. `cellbox doctor`, in a terminal, checks a cloud set-up step by step.",
     ]
