@@ -134,3 +134,15 @@ def test_a_container_cell_in_a_kernel_fails_at_once_in_one_line(no_bwrap: str, t
     assert status == "error" and took < QUICK, (status, took)
     [error] = [m for m in messages if m["type"] == "error"]
     assert error["traceback"] == [f"ConfigurationError: {isolation.refusal('bubblewrap is not installed')}"]
+
+
+@pytest.mark.parametrize(("platform", "name"), [("darwin", "macOS"), ("win32", "Windows")])
+def test_cellbox_serve_on_macos_and_windows_says_so_before_importing_the_server(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], platform: str, name: str
+) -> None:
+    """The server's modules import POSIX-only ones (resource, fcntl): `cellbox serve` answers before them."""
+    monkeypatch.setattr(sys, "platform", platform)
+    monkeypatch.setitem(sys.modules, "cellbox.local.server", None)  # importing it now would raise
+    assert cli.main(["serve", "--port", "0"]) == 2
+    said = capsys.readouterr().err
+    assert said == f"cellbox serve: {isolation.refusal(f'it needs Linux (bubblewrap), and this is {name}')}\n"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..common import extras
+from ..common import extras, isolation
 from .options import add_arguments, from_namespace
 
 LIMITS = """limits on each container (README: "Security model"):
@@ -39,6 +39,11 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    options = from_namespace(args)
+    unable = None if options.unsafe_no_isolation else isolation.missing()
+    if unable is not None:  # said before the server's modules are imported: some exist only on POSIX systems
+        print(f"cellbox serve: {isolation.refusal(unable)}", file=sys.stderr)
+        return 2
     # The server's packages are an extra: `cellbox` without it still lists, configures and talks to other backends.
     absent = extras.missing("local")
     if absent:
@@ -50,7 +55,7 @@ def run_serve(args: argparse.Namespace) -> int:
         return 1
     from .server import serve
 
-    return serve(from_namespace(args))
+    return serve(options)
 
 
 def main(argv: list[str] | None = None) -> int:
