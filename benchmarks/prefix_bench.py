@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import os
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from baseline import checkout
 from cellbox.local.testing import running_server
 
 FIRST_CELL = "import numpy, pandas, matplotlib.pyplot"
@@ -74,20 +74,17 @@ def main() -> None:
     parser.add_argument("--before", required=True, help="a commit whose jail bound the interpreter's folders")
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
-    repo = Path(__file__).resolve().parents[1]
-    with tempfile.TemporaryDirectory(prefix="cellbox-prefix-bench-") as tmp:
-        tree = Path(tmp) / "before"
-        git = ["git", "-C", str(repo), "worktree"]
-        subprocess.run([*git, "add", "-q", "--detach", str(tree), args.before], check=True)
-        try:
-            with _source(tree / "src"), running_server(Path(tmp) / "binds", pool_size=0) as binds:
-                pass_through = binds
-                with _source(None), running_server(Path(tmp) / "overlays", pool_size=0) as overlays:
-                    servers = {"overlays": overlays, "binds": pass_through}
-                    assert "prefixes" in os.listdir(overlays.data_dir) and "prefixes" not in os.listdir(binds.data_dir)
-                    times = _measure(servers, args.rounds)
-        finally:
-            subprocess.run([*git, "remove", "--force", str(tree)], check=False)
+    with (
+        tempfile.TemporaryDirectory(prefix="cellbox-prefix-bench-") as tmp,
+        checkout(args.before, Path(tmp) / "b") as src,
+        _source(src),
+        running_server(Path(tmp) / "binds", pool_size=0) as binds,
+        _source(None),
+        running_server(Path(tmp) / "overlays", pool_size=0) as overlays,
+    ):
+        servers = {"overlays": overlays, "binds": binds}
+        assert "prefixes" in os.listdir(overlays.data_dir) and "prefixes" not in os.listdir(binds.data_dir)
+        times = _measure(servers, args.rounds)
     print("| step (median, p95) | binds (before) | overlays | ratio of medians |")
     print("|---|---|---|---|")
     for step in ("create (cold kernel)", FIRST_CELL, "read 2,000 stdlib files"):

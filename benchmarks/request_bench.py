@@ -19,6 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from baseline import checkout
 from cellbox.local.testing import running_server
 
 CLIENT = r"""
@@ -89,17 +90,13 @@ def main() -> None:
     parser.add_argument("--before", required=True, help="the baseline commit")
     parser.add_argument("--long", default="10,30,60", help="seconds of the long cells, comma separated")
     args = parser.parse_args()
-    repo = Path(__file__).resolve().parents[1]
-    with tempfile.TemporaryDirectory(prefix="cellbox-request-bench-") as tmp:
-        tree = Path(tmp) / "before"
-        git = ["git", "-C", str(repo), "worktree"]
-        subprocess.run([*git, "add", "-q", "--detach", str(tree), args.before], check=True)
-        try:
-            with running_server(Path(tmp) / "data", pool_size=1) as server:
-                before = _measure(server, tree / "src", args.long)
-                after = _measure(server, None, args.long)
-        finally:
-            subprocess.run([*git, "remove", "--force", str(tree)], check=False)
+    with (
+        tempfile.TemporaryDirectory(prefix="cellbox-request-bench-") as tmp,
+        checkout(args.before, Path(tmp) / "b") as src,
+        running_server(Path(tmp) / "data", pool_size=1) as server,
+    ):
+        before = _measure(server, src, args.long)
+        after = _measure(server, None, args.long)
     print("| per cell | before | after |")
     print("|---|---|---|")
     for key, label in (
