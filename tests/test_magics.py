@@ -114,6 +114,16 @@ def test_line_commands_status_files_push_pull(kernel: Kernel, tmp_path) -> None:
     assert status == "ok" and (tmp_path / "made.txt").read_text() == "remote"
 
 
+def test_env_lists_the_containers_packages_and_leaves_nothing_shown(kernel: Kernel) -> None:
+    status, out = kernel.run("%container env")
+    shown = out[-1]["data"]["text/plain"]
+    assert status == "ok" and re.search(r"\d+ packages in container ", shown), out
+    listed = dict(line.split()[:2] for line in shown.splitlines()[3:] if len(line.split()) >= 2)
+    for name in ("numpy", "pandas", "scikit-learn", "polars", "matplotlib", "ipython"):
+        assert re.fullmatch(r"\d+(\.\w+)+", listed.get(name, "")), (name, shown)
+    assert not [m for m in out if m.get("name") == "stderr"], out
+
+
 HELPED = ["-i VAR", "-o VAR", "--files PATH", "--pull GLOB", "--to DIR", "--timeout S", "new [NAME]", "use NAME_OR_ID"]
 HELPED += ["list", "files", "status", "push VAR_OR_PATH", "pull REMOTE_GLOB", "delete [NAME_OR_ID]", "pool N"]
 HELPED += ["--hidden", "--force", "--modules"]

@@ -129,7 +129,7 @@ class ContainerMagics(Magics):
     def _line(self, args: Any) -> Any:
         command = args.command
         if command is None:
-            raise UsageError("%container needs a command: new, use, list, files, push, pull, delete, status")
+            raise UsageError("%container needs a command: new, use, list, files, push, pull, delete, status, env")
         if command == "pool":
             return self._pools.line(args)
         if command == "new":
@@ -166,6 +166,12 @@ class ContainerMagics(Magics):
             return views.StatusView(sandbox.refresh(), caption="this notebook's container", usage=_tokens(sandbox))
         if command == "files":
             return views.FileTable(self._require_current().files())
+        if command == "env":
+            sandbox = self._sandbox(None)
+            run = sandbox.run(_PACKAGES, outputs=[_PACKAGES_NAME])
+            if run.error is not None:
+                raise run.error
+            return views.PackageTable(run.variables.get(_PACKAGES_NAME) or [], sandbox.name or sandbox.id)
         if command == "push":
             sandbox = self._sandbox(None)
             for item in args.items:
@@ -241,6 +247,18 @@ class ContainerMagics(Magics):
             display(views.ArtifactGallery(run.artifacts))
         for note in run.notes:
             print(f"cellbox: {note}", file=sys.stderr)
+
+
+# What `%container env` runs: every distribution the container's Python finds, by name, whatever the backend.
+_PACKAGES_NAME = "_cellbox_packages"
+_PACKAGES = f"""from importlib import metadata as _cellbox_metadata
+{_PACKAGES_NAME} = sorted(
+    {{(d.metadata["Name"] or "").lower(): [d.metadata["Name"], d.version]
+     for d in _cellbox_metadata.distributions() if d.metadata["Name"]}}.values(),
+    key=lambda row: row[0].lower(),
+)
+del _cellbox_metadata
+"""
 
 
 def _tokens(sandbox: Sandbox) -> Usage | str:

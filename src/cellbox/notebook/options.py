@@ -111,6 +111,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("list", "list", "every container, this notebook's marked", "%container list"),
     Command("files", "files", "the current container's files", "%container files"),
     Command("status", "status", "the current container: status, memory, time left", "%container status"),
+    Command("env", "env", "the Python packages the current container has, with their versions", "%container env"),
     Command("push", "push VAR_OR_PATH ...", "send variables or local files now", "%container push sales data/2024.csv",
             (Option(("items",), "VAR_OR_PATH ...", "what to send", parse={"nargs": "+", "metavar": "VAR_OR_PATH"}),)),
     Command("pull", "pull REMOTE_GLOB ... [--to DIR] [--hidden] [--force] [--modules]",

@@ -126,6 +126,16 @@ def _used_by(container_id: str, current: str | None, others: Sequence[str]) -> s
     return "another notebook" if container_id in others else ""
 
 
+class PackageTable(_Table):
+    """The Python packages a container has (`%container env`): name and version, as its code reported them."""
+
+    header = ("package", "version")
+
+    def __init__(self, packages: Sequence[Sequence[object]], container: str) -> None:
+        self.rows = [(str(row[0]), str(row[1])) for row in packages if isinstance(row, (list, tuple)) and len(row) == 2]
+        self.caption = f"{len(self.rows)} packages in container {container}"
+
+
 class FileTable(_Table):
     header = ("path", "size", "source")
 
