@@ -18,6 +18,7 @@ import pytest
 from localhelp import run_logs, sdk
 
 import cellbox
+from cellbox.local import sandbox_env
 from cellbox.local.jail.launcher import JailPython
 from cellbox.local.store import mounts
 from cellbox.local.testing import isolation_available, running_server
@@ -57,6 +58,7 @@ def _host_paths(server) -> dict[str, str]:
         "base prefix": str(Path(sys.base_prefix).resolve()),
         "home": str(Path.home()),
         "data dir": str(server.data_dir.resolve()),
+        "sandbox environment": str(sandbox_env.default_root().resolve()),
         "runtime folder": f"/tmp/cbx-{server.process.pid}-",
     }
 
@@ -70,7 +72,7 @@ def test_the_interpreter_and_the_kernel_show_only_fixed_paths(server, client, co
     paths = _host_paths(server)
     prefix, base = seen["sys"][0], seen["sys"][1]
     assert base == "/opt/cellbox/python", seen["sys"]
-    assert prefix == ("/opt/cellbox/venv" if sys.prefix != sys.base_prefix else base), seen["sys"]
+    assert prefix == "/opt/cellbox/venv", seen["sys"]  # the sandbox environment, whatever the server runs in
     assert all(p.startswith("/opt/cellbox/") for p in seen["sys"]), seen["sys"]
     assert "/opt/cellbox/kernel.py" in seen["stack"] and "/opt/cellbox/python/lib/" in seen["failed"]
     assert any("/site-packages/IPython/" in f for f in seen["files"]), "the kernel's own modules are listed"
@@ -95,8 +97,9 @@ def test_mountinfo_names_no_host_folder(server, client, container, run, logs):
         if fields[4] == "/mnt/data" and own_filesystem:
             assert fields[3] == "/" and "/dev/loop" in line, line  # a filesystem of its own: no path at all
     # The prefixes are overlays seen from their root; their layers are named by descriptor, not by path.
-    assert roots["/opt/cellbox/python"] == "/", seen["mountinfo"]
-    assert any(" /opt/cellbox/python " in line and "lowerdir=/proc/self/fd/" in line for line in seen["mountinfo"])
+    for prefix in ("/opt/cellbox/python", "/opt/cellbox/venv/lib"):
+        assert roots[prefix] == "/", seen["mountinfo"]
+        assert any(f" {prefix} " in line and "lowerdir=/proc/self/fd/" in line for line in seen["mountinfo"])
     # The container's folder is a bind of a host folder only where it can't have a filesystem of its own.
     assert naming == ({} if own_filesystem else {"/mnt/data": ["data dir"]}), naming
 
