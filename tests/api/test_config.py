@@ -128,6 +128,11 @@ def test_a_bad_config_file(text: str, match: str) -> None:
     assert str(config) in str(info.value) or match == "must start with http"
 
 
+def test_the_local_servers_sandbox_packages_are_a_known_key() -> None:
+    _write_config('base_url = "https://x.example/v1"\napi_key = "k"\nsandbox_packages = ["duckdb"]\n')
+    assert load_settings().base_url == "https://x.example/v1"
+
+
 def test_an_unknown_auth_kind(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CELLBOX_BASE_URL", "https://x.example/v1")
     monkeypatch.setenv("CELLBOX_AUTH", "password")

@@ -65,6 +65,9 @@ _SOURCES: dict[str, tuple[str, str]] = {
     "container_binding": ("CELLBOX_CONTAINER_BINDING", "container_binding"),
 }
 CONTAINER_BINDINGS = ("id", "auto")
+# Keys of config.toml the local server reads, not the client: `sandbox_packages`, the extra packages of the sandbox
+# environment its containers run in (cellbox.local.sandbox_env).
+_SERVER_KEYS = ("sandbox_packages",)
 _BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 # The regions OCI documents for the agentic APIs (Responses, Containers); docs/CLOUD.md.
@@ -183,9 +186,9 @@ def load_settings(
             values[name], origin[name] = env[variable], variable
         elif toml.get(key) not in (None, ""):
             values[name], origin[name] = toml[key], str(config_path)
-    unknown = sorted(set(toml) - {key for _, key in _SOURCES.values()})
+    unknown = sorted(set(toml) - {key for _, key in _SOURCES.values()} - set(_SERVER_KEYS))
     if unknown:
-        known = ", ".join(key for _, key in _SOURCES.values())
+        known = ", ".join([*(key for _, key in _SOURCES.values()), *_SERVER_KEYS])
         raise ConfigurationError(f"{config_path}: unknown setting(s) {', '.join(unknown)}; known: {known}.")
     for name, value in values.items():
         if not isinstance(value, str):
