@@ -219,7 +219,8 @@ def uv_binary() -> str:
 def _uv(
     argv: list[str], capture: bool = False, check: bool = True, say: Say | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "VIRTUAL_ENV", "PIP_"))}
+    # The user's uv settings (an index mirror, a cache folder) hold; an active venv is not the one being built.
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PYTHON", "UV_SYSTEM_PYTHON")}
     env["UV_PYTHON_DOWNLOADS"] = "never"  # the host's interpreters only
     if say is None:
         done = subprocess.run(
@@ -254,8 +255,8 @@ def _build(spec: Spec, say: Say) -> Environment:
     python = interpreter()
     extra = f" and {', '.join(spec.packages)}" if spec.packages else ""
     say(
-        f"building the sandbox environment containers run in (once: {_count(spec.lock)} locked packages{extra}, "
-        f"on {python}) in {folder}"
+        f"building the sandbox environment containers run in (once: the locked data stack{extra}, on {python}) "
+        f"in {folder}"
     )
     started = time.monotonic()
     done = threading.Event()
@@ -317,10 +318,6 @@ def _describe(python: str) -> dict[str, Any]:
         raise SandboxEnvError(f"the new sandbox environment's Python does not run: {done.stderr.strip()[-500:]}")
     described: dict[str, Any] = json.loads(done.stdout)
     return described
-
-
-def _count(lock: Path) -> int:
-    return sum(1 for line in lock.read_text().splitlines() if "==" in line and not line.startswith((" ", "#")))
 
 
 def table(distributions: Iterable[tuple[str, str]]) -> str:
