@@ -41,7 +41,7 @@ LOCAL_MAY_USE: dict[str, set[str]] = {
     "responses": {"jail", "store", "emulation", "errors"},
     "http": {"responses", "jail", "store", "emulation", "errors", "options"},
     "server": {"http", "jail", "store", "errors", "options", "sandbox_env"},
-    "cli": {"server", "options", "sandbox_env"},
+    "cli": {"server", "options"},
     "testing": {"jail", "options", "sandbox_env"},
     "sandbox_env": set(),
     "__main__": {"cli"},
