@@ -94,6 +94,7 @@ def test_doctor_fails_its_configuration_check_with_the_line(capsys: pytest.Captu
     checks = {check["name"]: check for check in json.loads(capsys.readouterr().out)["checks"]}
     assert checks["configuration"]["status"] == "fail"
     assert checks["configuration"]["detail"] == isolation.refusal("bubblewrap is not installed")
+    assert "configure a cloud backend" in checks["configuration"]["next_step"]  # not "fix the setting named above"
 
 
 @pytest.mark.integration

@@ -19,6 +19,7 @@ from typing import Any
 from ..api import APIError, CellboxError, Client, Container, NotFoundError, Settings
 from ..api.config import _OCI_HOST, OCI_REGIONS, RegionWarning
 from ..api.lookup import find_container
+from ..common import isolation
 from ..common.polling import Backoff
 from ..common.redact import redact
 from ..session import backend, protocol
@@ -110,7 +111,10 @@ class Checkup:
                 warnings.simplefilter("ignore", RegionWarning)  # said in this check's own words below
                 settings = self.settings or backend.settings()
         except CellboxError as exc:
-            return Check("configuration", FAIL, str(exc), "fix the setting named above (`cellbox config` shows all)")
+            step = "fix the setting named above (`cellbox config` shows all)"
+            if isolation.missing() is not None:  # no backend configured, and no local server possible here
+                step = "configure a cloud backend, or make the local server possible here: the line above says how"
+            return Check("configuration", FAIL, str(exc), step)
         self.settings = settings
         self.secrets = [settings.api_key] if settings.api_key else []
         said = [f"{settings.backend} backend at {settings.base_url}", f"auth {settings.auth}"]
