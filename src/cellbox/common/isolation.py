@@ -39,6 +39,10 @@ def refusal(reason: str) -> str:
         choices = (
             [] if shutil.which("bwrap") else ["install it (`sudo apt-get install bubblewrap` on Debian or Ubuntu)"]
         )
-        choices += [_CLOUD, "run `cellbox serve --unsafe-no-isolation` (for code you trust: it isolates nothing)"]
+        choices += [
+            _CLOUD,
+            "for code you trust sent through the API only, run `cellbox serve --unsafe-no-isolation` (it isolates "
+            "nothing, and %%container cells need a jail's /mnt/data)",
+        ]
     said = ", ".join(choices[:-1]) + f", or {choices[-1]}"
     return f"the local server can't isolate code: {reason}. {said[0].upper()}{said[1:]}."
