@@ -923,6 +923,24 @@ def test_a_backend_refusing_container_ids_moves_the_sandbox_to_an_auto_container
 
 
 @pytest.mark.cloud_profiles("oci-auto")
+def test_an_attached_container_is_left_as_it_is_when_the_sandbox_moves_to_an_auto_one(
+    use_cloud_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CELLBOX_CONTAINER_BINDING", "id")
+    with Client() as client:
+        theirs = client.containers.create("theirs")
+        sb = cellbox.Sandbox.attach(theirs.id, client=client)
+        try:
+            run = sb.run("1")
+            assert run.value == 1 and sb.id != theirs.id
+            assert any(f"theirs ({theirs.id}), left as it is" in note for note in run.notes), run.notes
+            assert client.containers.retrieve(theirs.id).status == "running"
+        finally:
+            sb.delete()
+            client.containers.delete(theirs.id)
+
+
+@pytest.mark.cloud_profiles("oci-auto")
 def test_an_auto_container_whose_chain_is_lost_is_gone_for_the_sandbox(sandbox: cellbox.Sandbox) -> None:
     sandbox.run("kept = 1")
     sandbox.client.responses.delete(sandbox.link.chain)  # the service no longer knows which container it was

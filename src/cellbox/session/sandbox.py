@@ -57,6 +57,7 @@ class Sandbox:
         )
         self._unloaded: Inputs = {}  # values pushed that the container's kernel has yet to load
         self._owns_client = False
+        self._made = False  # whether this sandbox made its container (an attached one is someone's)
         self._options: dict[str, Any] = {"memory_limit": container.memory_limit}
 
     # --- making and finding -----------------------------------------------------------------------------------
@@ -101,6 +102,7 @@ class Sandbox:
         sandbox = cls(client, box, chain=chain)
         sandbox.link.name = name if chain is not None else None
         sandbox._owns_client = owns
+        sandbox._made = True
         sandbox._options = {"memory_limit": memory_limit, "expires_after": expires_after}
         sandbox.trust_output = trust_output
         return sandbox
@@ -259,6 +261,7 @@ class Sandbox:
             self._start_auto()
         else:
             self.link.container = self.client.containers.create(self.name or "cellbox", **self._options)
+            self._made = True
         for var, remote in self.transfers.push_again().items():
             self._unloaded.setdefault(var, remote)
         return self
@@ -269,18 +272,23 @@ class Sandbox:
         memory_limit = self._options.get("memory_limit") or self.container.memory_limit
         container, chain = binding.start(self.client, self.model, memory_limit)
         self.link.bind_auto(container, chain)
+        self._made = True
         if old is not None:
             with contextlib.suppress(CellboxError):
                 self.client.responses.delete(old)
 
     def _to_auto(self, refusal: str | None) -> str:
         """Move this session from its container (named by id in the tool) to a new auto container, with everything
-        in the manifest pushed again; the old container is deleted. Returns the note that says so."""
+        in the manifest pushed again; the old container is deleted if this sandbox made it (an attached one, and
+        what is in it, is left as it is). Returns the note that says so."""
         old = f"{self.link.label} ({self.id})"
         self.link.name = self.name
         self.client.container_binding = "auto"
-        with contextlib.suppress(CellboxError):
-            self.client.containers.delete(self.id)
+        if self._made:
+            with contextlib.suppress(CellboxError):
+                self.client.containers.delete(self.id)
+        else:
+            old += ", left as it is"
         self._start_auto()
         for var, remote in self.transfers.push_again().items():
             self._unloaded.setdefault(var, remote)
