@@ -286,7 +286,7 @@ def test_a_run_past_its_time_limit_is_cancelled(sandbox: cellbox.Sandbox, faults
 def test_a_cells_end_is_told_by_its_stream_where_the_backend_streams(sandbox: cellbox.Sandbox, faults: Faults) -> None:
     events: list[tuple[int, str]] = []
     run = sandbox.run(
-        "import time\nprint('a', flush=True)\ntime.sleep(0.4)\nprint('b')",
+        "import time\nprint('a', flush=True)\ntime.sleep(1.5)\nprint('b')",
         live=LiveOutput(lambda event: events.append((faults.count("GET", "/responses/"), event.get("text", "")))),
     )
     assert run.stdout == "a\nb\n"

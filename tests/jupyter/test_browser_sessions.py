@@ -82,7 +82,8 @@ def _run_cell(page, index: int) -> None:
     kernel_idle(page)
     cell = _cells(page).nth(index)
     for _ in range(3):
-        cell.locator(".jp-InputArea-editor").click()
+        # A notebook just opened can take past 30 s to show its cells on a loaded 2-core host.
+        cell.locator(".jp-InputArea-editor").click(timeout=90_000)
         expect(cell).to_have_class(re.compile(r"\bjp-mod-active\b"))
         page.keyboard.press("Shift+Enter")
         if _started(cell):

@@ -99,7 +99,9 @@ def test_half_sent_connections_do_not_stall_others(server, client, container, ru
         started = time.monotonic()
         call, _ = run(client, container.id, "print(1)")
         assert logs(call).strip() == "1"
-        assert time.monotonic() - started < 1.0
+        # Stalled, the run would wait for the half-sent requests' timeouts; unstalled it takes ~0.1 s, and past a
+        # second only on a host loaded far beyond its cores.
+        assert time.monotonic() - started < 5.0
     finally:
         for sock in held:
             with contextlib.suppress(OSError):
