@@ -28,7 +28,7 @@ beside = @others=$$(mktemp); \
 	echo "--- $(1), made beside it:"; cat $$others; rm -f $$others; \
 	test $$main -eq 0 && test $$rest -eq 0
 
-.PHONY: install system check unit test pytest notebooks jstest lint bench demo
+.PHONY: install system check unit test pytest notebooks jstest lint bench demo floors
 
 install: $(STAMP) system
 
@@ -93,3 +93,14 @@ demo: install
 
 bench: install
 	$(PY) benchmarks/run.py
+
+# The unit tests against the lowest versions pyproject.toml allows of cellbox's own dependencies (uv's
+# lowest-direct resolution; what those pull in comes at its newest), in a venv of their own. Minutes, and a
+# download of every package: not part of `make test`. CONTRIBUTING.md says what it last found.
+FLOORS := .venv-floors
+floors: install
+	rm -rf $(FLOORS)
+	$(VENV)/bin/uv venv -q --python $(PYTHON) $(FLOORS)
+	SKIP_JUPYTER_BUILDER=1 $(VENV)/bin/uv pip install -q --python $(FLOORS)/bin/python --resolution lowest-direct \
+		-e '.[test,all]'
+	$(FLOORS)/bin/python -m pytest -n $(WORKERS) --dist loadfile $(UNIT) -p no:cacheprovider
