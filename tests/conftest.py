@@ -32,6 +32,8 @@ from typing import Any
 
 import pytest
 
+from cellbox.local.sandbox_env.environment import ROOT_VARIABLE as SANDBOX_ENV_VARIABLE
+from cellbox.local.sandbox_env.environment import default_root as sandbox_env_root
 from cellbox.local.testing import RunningServer, running_server
 
 # Server options per profile; the quirky ones are what a test of the cloud path needs (issue 8).
@@ -61,6 +63,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cloud_profiles(*names): run only against these of --cloud-profiles")
+    # Every server of the run, however started (a fixture, the sidebar's or a kernel's autostart under a HOME a
+    # fixture changed), finds the one sandbox environment built for the run rather than building its own.
+    os.environ.setdefault(SANDBOX_ENV_VARIABLE, str(sandbox_env_root()))
     subprocess.Popen.__init__ = _guarded_popen_init  # type: ignore[method-assign]
 
 
@@ -145,7 +150,7 @@ def clean_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyt
     """No CELLBOX_* / OCI_* variables, and config and state in empty tmp dirs: the user's files never leak in."""
     home = tmp_path_factory.mktemp("home")
     for name in list(os.environ):
-        if name.startswith(("CELLBOX_", "OCI_")) or name == "XDG_STATE_HOME":
+        if (name.startswith(("CELLBOX_", "OCI_")) and name != SANDBOX_ENV_VARIABLE) or name == "XDG_STATE_HOME":
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("CELLBOX_STATE_DIR", str(home / "state"))
