@@ -28,7 +28,7 @@ beside = @others=$$(mktemp); \
 	echo "--- $(1), made beside it:"; cat $$others; rm -f $$others; \
 	test $$main -eq 0 && test $$rest -eq 0
 
-.PHONY: install system check unit test pytest notebooks jstest lint bench demo floors
+.PHONY: install system check unit test pytest notebooks jstest lint bench demo sandbox-env floors
 
 install: $(STAMP) system
 
@@ -69,8 +69,12 @@ check: install $(NODE_MODULES)
 # The lint first (it fails fast); then every test on every server profile it is marked for, with the notebooks and
 # Jest beside it (much of each one's time is spent waiting on servers, kernels and the browser). A run that
 # collects no test fails (pytest exits 5), and so does make.
-test: install lint
+test: install lint sandbox-env
 	$(call beside,notebooks jstest,$(PYTEST) --durations=15)
+
+# The local containers' environment, built once before the servers of a run start (each would wait for it).
+sandbox-env: install
+	$(VENV)/bin/cellbox env > /dev/null
 
 pytest: install
 	$(PYTEST) --durations=15
