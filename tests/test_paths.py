@@ -36,6 +36,9 @@ def windows(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
     monkeypatch.setattr(platformdirs, "PlatformDirs", platformdirs.windows.Windows)
     monkeypatch.setenv("WIN_PD_OVERRIDE_APPDATA", ROAMING)
     monkeypatch.setenv("WIN_PD_OVERRIDE_LOCAL_APPDATA", LOCAL)
+    # What Windows sets in every session, and what older platformdirs reads when it runs elsewhere.
+    monkeypatch.setenv("APPDATA", ROAMING)
+    monkeypatch.setenv("LOCALAPPDATA", LOCAL)
 
 
 def _windows(path: Path) -> PureWindowsPath:
