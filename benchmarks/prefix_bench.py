@@ -15,13 +15,10 @@ import contextlib
 import os
 import statistics
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-
-from baseline import checkout
+from baseline import checkout, cold_starts
 from cellbox.local.testing import running_server
 
 FIRST_CELL = "import numpy, pandas, matplotlib.pyplot"
@@ -60,15 +57,6 @@ def _source(src: Path | None) -> Iterator[None]:
             os.environ["PYTHONPATH"] = before
 
 
-def _run(h: httpx.Client, cid: str, code: str) -> float:
-    started = time.perf_counter()
-    body = {"model": "cellbox-local", "input": code, "tools": [{"type": "code_interpreter", "container": cid}]}
-    said = h.post("/responses", json=body).raise_for_status().text
-    elapsed = (time.perf_counter() - started) * 1000
-    assert "Error" not in said, said[-2000:]
-    return elapsed
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--before", required=True, help="a commit whose jail bound the interpreter's folders")
@@ -84,7 +72,7 @@ def main() -> None:
     ):
         servers = {"overlays": overlays, "binds": binds}
         assert "prefixes" in os.listdir(overlays.data_dir) and "prefixes" not in os.listdir(binds.data_dir)
-        times = _measure(servers, args.rounds)
+        times = cold_starts(servers, args.rounds, {FIRST_CELL: FIRST_CELL, "read 2,000 stdlib files": WALK_CELL})
     print("| step (median, p95) | binds (before) | overlays | ratio of medians |")
     print("|---|---|---|---|")
     for step in ("create (cold kernel)", FIRST_CELL, "read 2,000 stdlib files"):
@@ -94,25 +82,6 @@ def main() -> None:
             f"| {step} | {statistics.median(b):.1f} ms, {_p(b, 0.95):.1f} ms | "
             f"{statistics.median(o):.1f} ms, {_p(o, 0.95):.1f} ms | {ratio:.2f}x |"
         )
-
-
-def _measure(servers: dict, rounds: int) -> dict[str, dict[str, list[float]]]:
-    times: dict[str, dict[str, list[float]]] = {k: {} for k in servers}
-    clients = {k: httpx.Client(base_url=s.base_url, headers=s.headers, timeout=300) for k, s in servers.items()}
-    try:
-        for i in range(rounds):
-            for mode in sorted(servers) if i % 2 == 0 else sorted(servers, reverse=True):
-                h, seen = clients[mode], times[mode]
-                started = time.perf_counter()
-                cid = h.post("/containers", json={"name": "bench"}).raise_for_status().json()["id"]
-                seen.setdefault("create (cold kernel)", []).append((time.perf_counter() - started) * 1000)
-                seen.setdefault(FIRST_CELL, []).append(_run(h, cid, FIRST_CELL))
-                seen.setdefault("read 2,000 stdlib files", []).append(_run(h, cid, WALK_CELL))
-                h.delete(f"/containers/{cid}").raise_for_status()
-    finally:
-        for h in clients.values():
-            h.close()
-    return times
 
 
 if __name__ == "__main__":

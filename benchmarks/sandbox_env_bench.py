@@ -19,8 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
+from baseline import cold_starts
 from cellbox.local import sandbox_env
 from cellbox.local.testing import running_server
 
@@ -30,15 +29,6 @@ DATA_CELL = "import numpy, pandas, matplotlib.pyplot"
 def _p(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))]
-
-
-def _run(h: httpx.Client, cid: str, code: str) -> float:
-    started = time.perf_counter()
-    body = {"model": "cellbox-local", "input": code, "tools": [{"type": "code_interpreter", "container": cid}]}
-    said = h.post("/responses", json=body).raise_for_status().text
-    elapsed = (time.perf_counter() - started) * 1000
-    assert "Error" not in said, said[-2000:]
-    return elapsed
 
 
 def _build(root: Path, uv_cache: Path | None) -> float:
@@ -78,7 +68,8 @@ def main() -> None:
             running_server(work / "own", pool_size=0, own_interpreter=True) as own,
             running_server(work / "env", pool_size=0, sandbox_env_dir=work / "warm") as env,
         ):
-            times = _measure({"own interpreter (before)": own, "sandbox environment": env}, args.rounds)
+            cells = {"first cell `pass`": "pass", f"first data cell `{DATA_CELL}`": DATA_CELL}
+            times = cold_starts({"own interpreter (before)": own, "sandbox environment": env}, args.rounds, cells)
     steps = ("create (cold kernel)", "first cell `pass`", f"first data cell `{DATA_CELL}`")
     print(f"| step ({args.rounds} each, median / p95) | own interpreter (before) | sandbox environment | ratio |")
     print("|---|---|---|---|")
@@ -99,25 +90,6 @@ def _size(folder: Path) -> int:
             seen.add(info.st_ino)
             total += info.st_size
     return total
-
-
-def _measure(servers: dict, rounds: int) -> dict[str, dict[str, list[float]]]:
-    times: dict[str, dict[str, list[float]]] = {k: {} for k in servers}
-    clients = {k: httpx.Client(base_url=s.base_url, headers=s.headers, timeout=300) for k, s in servers.items()}
-    try:
-        for i in range(rounds):
-            for mode in sorted(servers) if i % 2 == 0 else sorted(servers, reverse=True):
-                h, seen = clients[mode], times[mode]
-                started = time.perf_counter()
-                cid = h.post("/containers", json={"name": "bench"}).raise_for_status().json()["id"]
-                seen.setdefault("create (cold kernel)", []).append((time.perf_counter() - started) * 1000)
-                seen.setdefault("first cell `pass`", []).append(_run(h, cid, "pass"))
-                seen.setdefault(f"first data cell `{DATA_CELL}`", []).append(_run(h, cid, DATA_CELL))
-                h.delete(f"/containers/{cid}").raise_for_status()
-    finally:
-        for h in clients.values():
-            h.close()
-    return times
 
 
 if __name__ == "__main__":
