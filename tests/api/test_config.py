@@ -32,7 +32,9 @@ def _write_endpoint(pid: int, url: str = "http://127.0.0.1:9999/v1", token: str 
 def test_the_user_s_config_is_isolated(clean_environment: Path) -> None:
     assert str(paths.config_file()).startswith(str(clean_environment))
     assert str(paths.endpoint_file()).startswith(str(clean_environment))
-    assert not any(name.startswith("CELLBOX_") and name != "CELLBOX_STATE_DIR" for name in os.environ)
+    # But for the run's own state folder and the one sandbox environment every server of the run shares.
+    kept = {"CELLBOX_STATE_DIR", "CELLBOX_SANDBOX_ENV_DIR"}
+    assert not any(name.startswith("CELLBOX_") and name not in kept for name in os.environ)
 
 
 def test_env_over_toml_over_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
