@@ -185,8 +185,8 @@ def test_statuses_and_errors_are_said_in_words() -> None:
     ]
 
 
-def test_request_options_bound_the_model() -> None:
-    options = protocol.request_options(reasoning_effort="low")
+def test_response_options_bound_the_model() -> None:
+    options = protocol.response_options(reasoning_effort="low")
     assert options["tool_choice"] == {"type": "code_interpreter"}
     assert options["max_tool_calls"] == 1 and options["parallel_tool_calls"] is False
     assert options["instructions"] == protocol.INSTRUCTIONS and "exactly once" in protocol.INSTRUCTIONS
@@ -194,12 +194,12 @@ def test_request_options_bound_the_model() -> None:
     assert options["reasoning_effort"] == "low"
     assert options["extra_body"] == {"max_output_tokens": protocol.MAX_OUTPUT_TOKENS}
     assert {"reasoning", "max_output_tokens"} <= set(options["optional"])  # a backend may refuse either
-    foreground = protocol.request_options(background=False)
+    foreground = protocol.response_options(background=False)
     assert "background" not in foreground and foreground["store"] is False
     assert foreground["reasoning_effort"] == "low"  # unless the user set an effort: every reasoning model takes it
     for effort in ("high", "xhigh", "max"):
-        assert protocol.request_options(reasoning_effort=effort)["extra_body"]["max_output_tokens"] >= 32768
-    assert "extra_body" not in protocol.request_options(bounded=False)
+        assert protocol.response_options(reasoning_effort=effort)["extra_body"]["max_output_tokens"] >= 32768
+    assert "extra_body" not in protocol.response_options(bounded=False)
 
 
 def test_the_model_reads_and_writes_the_same_whatever_the_cell() -> None:

@@ -1,5 +1,5 @@
 """A thin, fast client for the OpenAI-compatible Containers API (OCI Generative AI, OpenAI, or any server
-that speaks it), over httpx. `Client` and `AsyncClient` share one implementation; records keep unknown fields;
+that speaks it), over httpx. `Client` and `AsyncClient` share one implementation; objects keep unknown fields;
 errors are one typed tree (see `cellbox.api.errors`).
 """
 
@@ -27,8 +27,7 @@ from .errors import (
     UnprocessableEntityError,
     ValidationError,
 )
-from .operations import MEMORY_LIMITS
-from .records import (
+from .objects import (
     CodeInterpreterCall,
     Container,
     ContainerFile,
@@ -42,6 +41,7 @@ from .records import (
     Response,
     ResponseEvent,
 )
+from .operations import MEMORY_LIMITS
 
 __all__ = [
     "DEFAULT_MAX_RETRIES",

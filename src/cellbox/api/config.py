@@ -114,7 +114,7 @@ class Settings:
     requests_per_minute: int | None = None
     container_binding: str = "id"
     origin: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
-    # The endpoint file's record when the base URL came from it: a client makes the server there prove it holds
+    # What the endpoint file said when the base URL came from it: a client makes the server there prove it holds
     # this token before it sends the server anything.
     endpoint: Endpoint | None = dataclasses.field(default=None, repr=False, compare=False)
 

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from .errors import connection_error, malformed_response
-from .records import Response, ResponseEvent
+from .objects import Response, ResponseEvent
 
 __all__ = ["AsyncResponseEvents", "EventDecoder", "ResponseEvents"]
 

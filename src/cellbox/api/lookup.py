@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from ..common import text
 from .errors import CellboxError, NotFoundError, ValidationError
+from .objects import Container
 from .operations import is_plain_id
-from .records import Container
 
 if TYPE_CHECKING:
     from .client import Client

@@ -18,13 +18,13 @@ from typing import IO, Any, Generic, TypeVar, Union
 import httpx
 
 from .errors import ValidationError, malformed_response
-from .records import Page, Record
+from .objects import APIObject, Page
 
 __all__ = ["FileSource", "Operation", "Upload", "json_body", "next_page", "page_of", "record_of"]
 
 FileSource = Union[str, "os.PathLike[str]", bytes, IO[bytes]]
 T = TypeVar("T")
-R = TypeVar("R", bound=Record)
+R = TypeVar("R", bound=APIObject)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 
 from .errors import ValidationError
+from .objects import Container, ContainerFile, Deleted, File, Model, Page, Response
 from .operation import FileSource, Operation, Upload, page_of, record_of
 from .operation import next_page as next_page  # resources page through lists with `ops.next_page`
-from .records import Container, ContainerFile, Deleted, File, Model, Page, Response
 
 MEMORY_LIMITS = ("1g", "4g", "16g", "64g")
 # `reasoning.effort` values (openai-python `types/shared/reasoning_effort.py`); which a model takes varies.

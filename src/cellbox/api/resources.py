@@ -21,8 +21,8 @@ import httpx
 from . import operations as ops
 from .base import CHUNK_SIZE
 from .events import AsyncResponseEvents, ResponseEvents
+from .objects import APIObject, Page
 from .operation import Operation
-from .records import Page, Record
 from .streams import AsyncContentStream, AtomicFile, ContentStream
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 T = TypeVar("T")
-R = TypeVar("R", bound=Record)
+R = TypeVar("R", bound=APIObject)
 M = TypeVar("M", bound=Callable[..., Any])
 
 __all__ = [

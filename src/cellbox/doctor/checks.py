@@ -40,7 +40,7 @@ RUN_TIMEOUT = 300.0
 HARMLESS = "nothing to do"
 SKEW_LIMIT = 60.0  # seconds this clock may be off the service's before it is said (OCI signatures allow 5 minutes)
 EFFORT_WITH_TOOLS = "cannot be used with reasoning.effort"  # gpt-5's refusal of `minimal` with hosted tools
-# The request bounds cellbox sends when it runs a cell (protocol.request_options), and what a refusal costs.
+# The request bounds cellbox sends when it runs a cell (protocol.response_options), and what a refusal costs.
 PARAMETERS: dict[str, str] = {
     "tool_choice": "the model isn't told to use the python tool, so it may answer without running the cell "
     "(cellbox then asks once more)",
@@ -298,7 +298,7 @@ class Checkup:
         reading = None
         for _ in (1, 2):  # a reply without a call is asked again once, as a cell's run is
             # What a cell's run sends (low effort unless configured), so what is refused here is what cells meet.
-            options = protocol.request_options(reasoning_effort=self.settings.reasoning_effort, background=False)
+            options = protocol.response_options(reasoning_effort=self.settings.reasoning_effort, background=False)
             response = self.client.responses.create(
                 model=self.model, input=protocol.run_prompt(code), container=self.container.id, **options
             )

@@ -5,13 +5,13 @@ Run it with `cellbox serve` (or `python -m cellbox.local`); in tests, `cellbox.l
 Rooms, each importing only those below it (tests/test_layers.py)::
 
     server.py   wiring: the store, the jail, the app, uvicorn, the endpoint file; cli.py: `cellbox serve`
-    http/       the Starlette app: the route table and handlers, reading requests, records shaped like the cloud's,
+    http/       the Starlette app: the route table and handlers, reading requests, objects shaped like the cloud's,
                 uploads and downloads, the server's own middleware (endpoint proof, request ids, bearer-token auth)
     responses/  POST /v1/responses (create: every documented field, read and checked) and the `cellbox-local`
                 model (model, items), responses being made and kept (stored)
     jail/       running code in isolation: kernels in bubblewrap jails (launcher, seccomp, cgroups, kernel,
                 jail_kernel), the warm kernels (warm), live containers: kernels, locks, expiry (containers)
-    store/      durable state: SQLite metadata and file bytes in the data dir (Store), the file records kept in
+    store/      durable state: SQLite metadata and file bytes in the data dir (Store), the file rows kept in
                 line with /mnt/data (filesync), the ids the server issues, and each container's /mnt/data on the
                 host: safe paths, disk images, the disk quota, watching for changes
     errors.py   errors in the OpenAI shape, raised from every room above the store

@@ -65,7 +65,7 @@ def start(client: Client, model: str, memory_limit: str | None) -> tuple[Contain
     said = "the model did not call the python tool"
     for _ in (1, 2):
         refused = client.refused_parameters.get(("/responses", model), set())
-        options = protocol.request_options(
+        options = protocol.response_options(
             reasoning_effort=effort, background=False, store=True, bounded="max_output_tokens" not in refused
         )
         response = client.responses.create(

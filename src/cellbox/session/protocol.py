@@ -1,7 +1,7 @@
 """The run protocol: how a cell's code reaches cellbox's runtime in the container, and how its result comes back.
 
 Code travels as a file (docs/ARCHITECTURE.md, "One cell's journey"). A `Request` is uploaded beside the
-runtime; the model is asked (`run_prompt`, with `INSTRUCTIONS` and the bounds of `request_options`) to run one fixed
+runtime; the model is asked (`run_prompt`, with `INSTRUCTIONS` and the bounds of `response_options`) to run one fixed
 `loader_line`; the calls it reports are read (`read_response`): a call whose code is the loader (the same syntax
 tree: a model may reformat it) is the run, any other code is a deviation that leaves the container's state
 uncertain, and a reply that never started the run may be asked again (the runtime refuses a second start, so a cell
@@ -13,7 +13,7 @@ citation of it, `cited_file`, or in the listing), and parsed into a `Result` (re
 What the model reads and writes is billed, so its part of a cell is small and fixed whatever the cell does: the
 prompt and instructions are constant, the loader prints one short line into the call's logs (plus the record when
 that fits in `LOG_LIMIT` characters: under 1 kB in all), the reply is bounded (`max_output_tokens`) and asked for
-with low reasoning effort where the backend takes it (`request_options`).
+with low reasoning effort where the backend takes it (`response_options`).
 
 What the real services do, and where it is written down: docs/CLOUD.md. In short: a model
 may call the tool more than once and rewrite failing code ([Doc] OpenAI's guide), so the request bounds it
@@ -277,7 +277,7 @@ def run_prompt(loader: str) -> str:
     )
 
 
-def request_options(
+def response_options(
     *,
     reasoning_effort: str | None = None,
     background: bool = True,

@@ -274,7 +274,7 @@ class Runner:
         refused = self._refused()
         background = self._background()
         previous = self.link.previous()
-        options = protocol.request_options(
+        options = protocol.response_options(
             reasoning_effort=self._effort(),
             background=background,
             bounded="max_output_tokens" not in refused,

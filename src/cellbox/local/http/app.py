@@ -44,6 +44,7 @@ from .files_api import (
     retrieve_file,
 )
 from .middleware import BearerAuth, EndpointProof, RequestId, Unexpected
+from .objects import container_json, page_json
 from .params import (
     create_params,
     list_params,
@@ -51,7 +52,6 @@ from .params import (
     path_param,
     read_json,
 )
-from .records import container_json, page_json
 
 # -- containers -----------------------------------------------------------------------------------------------
 

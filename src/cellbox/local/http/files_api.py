@@ -18,6 +18,7 @@ from ..options import ServerOptions
 from ..store import disk, safepath
 from .appstate import containers_of, lag_of, options_of
 from .download import FileStream
+from .objects import container_file_json, file_json, page_json
 from .params import (
     CONTAINER_FILE_FIELDS,
     FILE_FIELDS,
@@ -26,7 +27,6 @@ from .params import (
     path_param,
     read_json,
 )
-from .records import container_file_json, file_json, page_json
 from .uploads import ensure, read_multipart
 
 

@@ -296,7 +296,7 @@ class Containers:
         return watcher
 
     def _sync_files(self, container_id: str) -> list[dict]:
-        """The records brought in line with /mnt/data, looking only at what the container's watcher saw change
+        """The rows brought in line with /mnt/data, looking only at what the container's watcher saw change
         (everything, the first time or when watching isn't possible)."""
         return filesync.sync(self.store, container_id, self._watcher(container_id).take())
 

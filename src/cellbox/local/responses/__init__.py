@@ -2,6 +2,6 @@
 
 create   a request (every documented field), read and checked
 model    the model: the events that build one Response, its calls running the code in the container
-items    the records a Response is made of: calls, the message and its citations, usage, what include shows
+items    the objects a Response is made of: calls, the message and its citations, usage, what include shows
 stored   responses being made and kept: GET, DELETE, cancel, background runs, bounded storage
 """

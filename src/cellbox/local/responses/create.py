@@ -1,4 +1,4 @@
-"""POST /v1/responses requests, read and checked (the records a Response is made of: items.py).
+"""POST /v1/responses requests, read and checked (the objects a Response is made of: items.py).
 
 Every field the SDK can send (`openai/types/responses/response_create_params.py`) is known; what the local
 model does with each:
@@ -259,4 +259,4 @@ def extract_code(text: str) -> str:
     return match.group(1) if match else text
 
 
-# -- records ----------------------------------------------------------------------------------------------------
+# -- objects ----------------------------------------------------------------------------------------------------

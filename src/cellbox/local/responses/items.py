@@ -1,4 +1,4 @@
-"""The records a Response is made of, shaped like the cloud's: the response itself, its code_interpreter calls,
+"""The objects a Response is made of, shaped like the cloud's: the response itself, its code_interpreter calls,
 its message with the citations of files the code wrote, its `usage` as a model would bill it, and what `include`
 shows of it."""
 

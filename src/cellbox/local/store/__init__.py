@@ -1,7 +1,7 @@
 """Durable state: metadata in SQLite, file bytes in the data dir, and each container's /mnt/data on the host.
 
     Store (here)  every read and write of durable state, atomic renames
-    filesync      a container's file records brought in line with its /mnt/data after a run
+    filesync      a container's file rows brought in line with its /mnt/data after a run
     ids           the ids the server issues, and the check that a string is one (only they name folders and files)
     safepath      paths under /mnt/data that cannot escape it (no symlink following); bounded scans, deep removals
     watch         what changed in a container's /mnt/data since the last look (inotify)
@@ -86,7 +86,7 @@ CREATE TABLE IF NOT EXISTS responses (
 
 # A file of the Files API is kept until its time is up (it may be removed a moment later: it is gone already).
 _KEPT = "(gone_at IS NULL OR gone_at > ?)"
-BATCH = 500  # container file records written per transaction
+BATCH = 500  # container file rows written per transaction
 INSERT_FILE = "INSERT INTO container_files VALUES (:id, :container_id, :path, :bytes, :source, :created_at, :mtime_ns)"
 
 
@@ -132,7 +132,7 @@ class Store:
             d.mkdir(parents=True, exist_ok=True)
         os.chmod(self.data_dir, 0o700)
         self._lock = threading.RLock()
-        # The containers' records as the database has them, each read once: every operation on a container reads
+        # The containers' rows as the database has them, each read once: every operation on a container reads
         # its record (a cell's run, four times) and only this class writes them.
         self._containers: dict[str, dict] = {}
         self._on_full = on_full

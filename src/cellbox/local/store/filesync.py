@@ -1,4 +1,4 @@
-"""Bringing a container's file records in line with its /mnt/data after a run: everything, or only what its
+"""Bringing a container's file rows in line with its /mnt/data after a run: everything, or only what its
 watcher saw change (paths, folders made or moved in, folders removed or moved away)."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from .watch import Changes, stat_regular
 
 
 def sync(store: Store, container_id: str, changes: Changes | None = None) -> list[dict]:
-    """Brings the records in line with what is in /mnt/data; returns the new or changed files.
+    """Brings the rows in line with what is in /mnt/data; returns the new or changed files.
 
-    Files whose size and mtime are unchanged keep their records (and ids); new or changed ones get a new
-    record with source `assistant`; records of vanished files are dropped. With `changes` (what the
+    Files whose size and mtime are unchanged keep their rows (and ids); new or changed ones get a new
+    row with source `assistant`; rows of vanished files are dropped. With `changes` (what the
     container's watcher saw), only those paths and folders are looked at; without, everything is.
     """
     root = store.container_dir(container_id)
@@ -62,7 +62,7 @@ def _known(store: Store, container_id: str, folder: str) -> dict[str, dict]:
 
 
 # The paths under a folder as a range of the (container_id, path) index, so a run that makes or removes a folder
-# looks at that folder's records only, not at every record of the container: "a/b/" <= path < "a/b0" ("0" follows
+# looks at that folder's rows only, not at every row of the container: "a/b/" <= path < "a/b0" ("0" follows
 # "/").
 _UNDER = "container_id = ? AND path >= ? AND path < ?"
 

@@ -1,6 +1,6 @@
 """What changed in a container's /mnt/data since the last look, without looking at everything.
 
-After every run the server brings its file records in line with the folder. Rescanning the whole folder costs
+After every run the server brings its file rows in line with the folder. Rescanning the whole folder costs
 time that grows with the container (20,000 files: ~200 ms a run), so each container's folders are watched with
 inotify and only the names the kernel reported are looked at again. A watch can't always be had (the host's
 limit on watches, a container with more folders than MAX_WATCHES, a queue that overflowed): then `take()` says

@@ -1,6 +1,6 @@
-"""Typed records for what the API returns.
+"""Typed objects for what the API returns.
 
-Each record names the fields cellbox relies on and keeps every other field it was given in `extra`, readable as
+Each object names the fields cellbox relies on and keeps every other field it was given in `extra`, readable as
 an attribute too: the API grows, and a newer server must not break an older client. `to_dict()` gives back the
 object as the server sent it.
 """
@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
 __all__ = [
+    "APIObject",
     "CodeInterpreterCall",
     "Container",
     "ContainerFile",
@@ -23,19 +24,18 @@ __all__ = [
     "ImageOutput",
     "LogsOutput",
     "Page",
-    "Record",
     "Response",
     "ResponseEvent",
 ]
 
-R = TypeVar("R", bound="Record")
-_FIELD_NAMES: dict[type, frozenset[str]] = {}  # per record class, its fields but `extra`
+R = TypeVar("R", bound="APIObject")
+_FIELD_NAMES: dict[type, frozenset[str]] = {}  # per object class, its fields but `extra`
 
 
-class Record:
+class APIObject:
     """A dataclass filled from a JSON object; unknown fields land in `extra`."""
 
-    # Fields that hold nested records: name -> how to build one from its JSON.
+    # Fields that hold nested objects: name -> how to build one from its JSON.
     _nested: ClassVar[Mapping[str, Any]] = {}
     extra: dict[str, Any]
 
@@ -54,7 +54,7 @@ class Record:
                 known[key] = build(value) if build is not None and value is not None else value
             else:
                 extra[key] = value
-        made = cls(**known, extra=extra)  # type: ignore[call-arg]  # every subclass is a @record dataclass
+        made = cls(**known, extra=extra)  # type: ignore[call-arg]  # every subclass is an @api_object dataclass
         made.__dict__["_sent"] = dict(data)
         return made
 
@@ -79,28 +79,28 @@ class Record:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, Record):
+    if isinstance(value, APIObject):
         return value.to_dict()
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
 
 
-def record(cls: type[R]) -> type[R]:
-    """Make a Record subclass a dataclass with an `extra` field, repr'd compactly."""
+def api_object(cls: type[R]) -> type[R]:
+    """Make an APIObject subclass a dataclass with an `extra` field, repr'd compactly."""
     cls.__annotations__["extra"] = "dict[str, Any]"
     cls.extra = dataclasses.field(default_factory=dict, repr=False)
     return dataclasses.dataclass(cls)
 
 
-@record
-class ExpiresAfter(Record):
+@api_object
+class ExpiresAfter(APIObject):
     anchor: str = "last_active_at"
     minutes: int | None = None
 
 
-@record
-class Container(Record):
+@api_object
+class Container(APIObject):
     """A container: `id` is `cntr_…`; status is `running`, `expired` or `deleted`."""
 
     _nested: ClassVar[Mapping[str, Any]] = {"expires_after": ExpiresAfter.from_dict}
@@ -123,8 +123,8 @@ class Container(Record):
         return self.last_active_at + 60 * int(self.expires_after.minutes)
 
 
-@record
-class ContainerFile(Record):
+@api_object
+class ContainerFile(APIObject):
     """A file inside a container; `path` is absolute (`/mnt/data/…`), `source` is `user` or `assistant`."""
 
     id: str
@@ -140,8 +140,8 @@ class ContainerFile(Record):
         return posixpath.basename(self.path or "")
 
 
-@record
-class File(Record):
+@api_object
+class File(APIObject):
     """A file of the Files API (`file-…`), which containers can be created with."""
 
     id: str
@@ -153,8 +153,8 @@ class File(Record):
     object: str = "file"
 
 
-@record
-class Model(Record):
+@api_object
+class Model(APIObject):
     """A model the service offers (`GET /models/{model}`)."""
 
     id: str
@@ -163,8 +163,8 @@ class Model(Record):
     object: str = "model"
 
 
-@record
-class Deleted(Record):
+@api_object
+class Deleted(APIObject):
     """The marker a delete returns (`container.deleted`, `container.file.deleted`, `file`)."""
 
     id: str
@@ -172,7 +172,7 @@ class Deleted(Record):
     deleted: bool = True
 
 
-T = TypeVar("T", bound=Record)
+T = TypeVar("T", bound=APIObject)
 
 
 @dataclasses.dataclass
@@ -217,19 +217,19 @@ class Page(Generic[T]):
 # --- Responses API: the code_interpreter parts cellbox uses ---------------------------------------------------
 
 
-@record
-class LogsOutput(Record):
+@api_object
+class LogsOutput(APIObject):
     logs: str = ""
     type: str = "logs"
 
 
-@record
-class ImageOutput(Record):
+@api_object
+class ImageOutput(APIObject):
     url: str = ""
     type: str = "image"
 
 
-def _output(data: Mapping[str, Any]) -> Record:
+def _output(data: Mapping[str, Any]) -> APIObject:
     if data.get("type") == "image":
         return ImageOutput.from_dict(data)
     if data.get("type") == "logs":
@@ -237,13 +237,13 @@ def _output(data: Mapping[str, Any]) -> Record:
     return _Unknown.from_dict(data)
 
 
-@record
-class _Unknown(Record):
+@api_object
+class _Unknown(APIObject):
     type: str | None = None
 
 
-@record
-class CodeInterpreterCall(Record):
+@api_object
+class CodeInterpreterCall(APIObject):
     """A `code_interpreter_call` output item: the code the model ran and, when included, its outputs."""
 
     _nested: ClassVar[Mapping[str, Any]] = {"outputs": lambda items: [_output(x) for x in items]}
@@ -252,7 +252,7 @@ class CodeInterpreterCall(Record):
     container_id: str | None = None
     code: str | None = None
     status: str | None = None
-    outputs: list[Record] | None = None
+    outputs: list[APIObject] | None = None
     type: str = "code_interpreter_call"
 
     @property
@@ -266,8 +266,8 @@ class CodeInterpreterCall(Record):
         return [o.url for o in self.outputs or [] if isinstance(o, ImageOutput)]
 
 
-@record
-class ContainerFileCitation(Record):
+@api_object
+class ContainerFileCitation(APIObject):
     """A `container_file_citation` annotation: a file the model cites in its message."""
 
     container_id: str
@@ -278,8 +278,8 @@ class ContainerFileCitation(Record):
     type: str = "container_file_citation"
 
 
-@record
-class Response(Record):
+@api_object
+class Response(APIObject):
     """A Response. `output` keeps its raw items; the properties give typed access to the parts cellbox uses."""
 
     id: str
@@ -320,8 +320,8 @@ class Response(Record):
         ]
 
 
-@record
-class ResponseEvent(Record):
+@api_object
+class ResponseEvent(APIObject):
     """One event of a streamed response: its `type` (`response.created`, `response.output_item.done`,
     `response.completed`, ...), its `sequence_number`, and the fields of its kind: `response` (a `Response`) for
     the `response.*` events, `item`, `delta`, `code`, `output_index`, ... as sent."""
