@@ -95,6 +95,77 @@ def test_the_key_follows_the_lock_and_the_extras_not_their_order(tmp_path):
         sandbox_env.Spec(("--index-url=http://elsewhere",))
 
 
+# A process that holds an environment as a server does, until told to go (its stdin closes).
+HOLDER = """
+import sys
+from pathlib import Path
+from cellbox.local import sandbox_env
+spec = sandbox_env.Spec((), root=Path(sys.argv[1]), lock=Path(sys.argv[2]))
+sandbox_env.ensure(spec, hold=True)
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def _empty_lock(folder: Path, name: str = "empty.lock") -> Path:
+    """A lock that installs nothing: an environment built from it is a bare venv, made in about a second."""
+    lock = folder / name
+    lock.write_text(f"# {name}: nothing\n")
+    return lock
+
+
+def _holder(root: Path, lock: Path) -> subprocess.Popen:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(root), str(lock)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def _release(holder: subprocess.Popen) -> None:
+    holder.communicate(timeout=60)  # its stdin closed, it exits
+
+
+def test_an_upgrade_keeps_the_environment_a_server_holds_until_it_stops(tmp_path):
+    root, lock = tmp_path / "envs", _empty_lock(tmp_path)
+    spec = sandbox_env.Spec((), root=root, lock=lock)
+    first = sandbox_env.ensure(spec)
+    (first.folder / "a-file-its-containers-read").write_text("still here")
+    holder = _holder(root, lock)
+    try:
+        upgraded = sandbox_env.ensure(spec, rebuild=True)
+        assert upgraded.folder == first.folder and sandbox_env.find(spec) == upgraded
+        assert not (upgraded.folder / "a-file-its-containers-read").exists()
+        (retired,) = root.glob(f"{spec.key}.retired-*")
+        assert (retired / "a-file-its-containers-read").read_text() == "still here"  # the server's files are intact
+        sandbox_env.ensure(spec)  # another use sweeps, and leaves what is held
+        assert retired.exists()
+    finally:
+        _release(holder)
+    sandbox_env.ensure(spec)
+    assert not retired.exists()
+    assert [p.name for p in root.iterdir() if p.is_dir()] == [spec.key]
+
+
+def test_an_environment_nothing_holds_goes_after_a_month_unused(tmp_path):
+    root = tmp_path / "envs"
+    old_lock, held_lock, new_lock = (_empty_lock(tmp_path, f"{n}.lock") for n in ("old", "held", "new"))
+    old = sandbox_env.ensure(sandbox_env.Spec((), root=root, lock=old_lock))
+    held = sandbox_env.ensure(sandbox_env.Spec((), root=root, lock=held_lock))
+    recent_unused = sandbox_env.ensure(sandbox_env.Spec((), root=root, lock=_empty_lock(tmp_path, "recent.lock")))
+    holder = _holder(root, held_lock)
+    try:
+        month_ago = time.time() - (sandbox_env.STALE_DAYS + 1) * 86400
+        for environment in (old, held):
+            os.utime(environment.folder / "cellbox-env.json", (month_ago, month_ago))
+        new = sandbox_env.ensure(sandbox_env.Spec((), root=root, lock=new_lock))
+        assert not old.folder.exists() and not Path(f"{old.folder}.lock").exists()
+        assert held.folder.exists()  # a server uses it, however old
+        assert recent_unused.folder.exists() and new.folder.exists()
+    finally:
+        _release(holder)
+
+
 def test_config_toml_names_the_extra_packages(tmp_path):
     config = tmp_path / "config.toml"
     config.write_text('model = "x"\nsandbox_packages = ["duckdb"]\n')

@@ -134,7 +134,7 @@ def sandbox_environment(options: ServerOptions) -> Environment | None:
     """
     if options.own_interpreter:
         return None
-    environment = ensure(sandbox_spec(options), say=log.info)
+    environment = ensure(sandbox_spec(options), say=log.info, hold=True)
     log.info(
         "containers run the sandbox environment in %s (%d packages: `cellbox env` lists them)",
         environment.folder,

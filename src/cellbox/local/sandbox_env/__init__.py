@@ -5,6 +5,7 @@ from .environment import (
     CONFIG_KEY,
     LOCK,
     ROOT_VARIABLE,
+    STALE_DAYS,
     Environment,
     SandboxEnvError,
     Spec,
@@ -12,6 +13,7 @@ from .environment import (
     default_root,
     ensure,
     find,
+    sweep,
     table,
 )
 
@@ -19,6 +21,7 @@ __all__ = [
     "CONFIG_KEY",
     "LOCK",
     "ROOT_VARIABLE",
+    "STALE_DAYS",
     "Environment",
     "SandboxEnvError",
     "Spec",
@@ -26,5 +29,6 @@ __all__ = [
     "default_root",
     "ensure",
     "find",
+    "sweep",
     "table",
 ]

@@ -42,7 +42,10 @@ def run_env(args: argparse.Namespace) -> int:
         say(str(exc))
         return 1
     if args.action == "upgrade":
-        say("built again; a local server running now uses it once restarted (`cellbox stop`, then any cell)")
+        say(
+            "built again; a local server running now keeps the old one until it stops, and uses this one once "
+            "restarted (`cellbox stop`, then any cell)"
+        )
     if args.json:
         print(json.dumps(built.as_json(), indent=2))
         return 0

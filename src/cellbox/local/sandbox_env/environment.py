@@ -18,10 +18,19 @@ manifest names that interpreter, and an environment whose interpreter is gone is
 
 A folder without its manifest is a build that did not finish: it is removed and built again. An environment is
 built beside its final place and renamed into it, so a reader never finds half of one.
+
+A server holds its environment for as long as it runs (a shared lock on the manifest, `ensure(hold=True)`): its
+containers see that environment's files through mounts made at start. So a build that replaces an environment
+(`cellbox env upgrade`) moves the old one aside as `<key>.retired-<n>` rather than deleting it under a running
+server, and the old one goes once nothing holds it. Each use marks the manifest's time: an environment of another
+key (an older lock, other extra packages) that nothing holds and that was not used for STALE_DAYS is removed
+(`sweep`, at every `ensure`), so upgrades don't pile up gigabytes in the cache folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -52,6 +61,11 @@ RECIPE = 2
 # Long enough for a first build that downloads everything on a slow link; a build never takes this long otherwise.
 BUILD_TIMEOUT = 1800.0
 _HEARTBEAT = 15.0
+# An environment of another key that nothing holds is removed this long after its last use.
+STALE_DAYS = 30
+RETIRED = ".retired-"
+# The manifests this process holds open, each with a shared lock, until it exits.
+_held: dict[Path, Any] = {}
 
 Say = Callable[[str], None]
 
@@ -170,12 +184,20 @@ def find(spec: Spec) -> Environment | None:
     return Environment.read(spec.folder)
 
 
-def ensure(spec: Spec, say: Say = lambda _: None, rebuild: bool = False) -> Environment:
+def ensure(spec: Spec, say: Say = lambda _: None, rebuild: bool = False, hold: bool = False) -> Environment:
     """The spec's environment, built first if it is not there yet (or anew when `rebuild`): one builder at a time
-    for each environment, whoever else is waiting for it."""
-    found = None if rebuild else find(spec)
-    if found is not None:
-        return found
+    for each environment, whoever else is waiting for it. With `hold`, this process holds it until it exits (a
+    server, whose containers use it): a later rebuild leaves it in place for as long. Then what nothing holds of
+    the other environments goes (`sweep`)."""
+    found = None if rebuild or hold else find(spec)
+    if found is None:
+        found = _ensure_locked(spec, say, rebuild, hold)
+    _mark_used(found.folder)
+    sweep(found.folder.parent, say)
+    return found
+
+
+def _ensure_locked(spec: Spec, say: Say, rebuild: bool, hold: bool) -> Environment:
     folder = spec.folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(folder) + ".lock", timeout=BUILD_TIMEOUT)
@@ -186,9 +208,80 @@ def ensure(spec: Spec, say: Say = lambda _: None, rebuild: bool = False) -> Envi
         lock.acquire()
     try:
         found = None if rebuild else find(spec)
-        return found if found is not None else _build(spec, say)
+        if found is None:
+            found = _build(spec, say)
+        if hold:  # under the build lock: no rebuild retires it between finding it and holding it
+            _hold(found.folder)
+        return found
     finally:
         lock.release()
+
+
+def sweep(root: Path, say: Say = lambda _: None) -> list[Path]:
+    """Removes what no process holds of the environments in `root`: those a rebuild retired, and those of other
+    keys not used for STALE_DAYS; what it removed."""
+    removed: list[Path] = []
+    stale_before = time.time() - STALE_DAYS * 86400
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.is_dir() or entry.is_symlink() or entry.name.endswith(".building"):
+            continue
+        retired = RETIRED in entry.name
+        if not retired:
+            try:
+                if (entry / MANIFEST).stat().st_mtime > stale_before:
+                    continue
+            except OSError:
+                continue  # not an environment (or one being built): not ours to remove
+        if _held_by_anyone(entry):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        if not retired:
+            _remove_free_lock(entry.with_name(entry.name + ".lock"))
+        removed.append(entry)
+        say(f"removed the sandbox environment {entry.name} ({'replaced' if retired else 'unused'}), held by nothing")
+    return removed
+
+
+def _hold(folder: Path) -> None:
+    if folder in _held:
+        return
+    handle = (folder / MANIFEST).open("rb")
+    fcntl.flock(handle.fileno(), fcntl.LOCK_SH)  # released when this process exits, however it does
+    _held[folder] = handle
+
+
+def _held_by_anyone(folder: Path) -> bool:
+    """Whether a process (this one included: a lock taken through another open file conflicts) holds the
+    environment in `folder`."""
+    try:
+        handle = (folder / MANIFEST).open("rb")
+    except FileNotFoundError:
+        return False  # a retired build without its manifest: nothing can hold it
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return False
+
+
+def _remove_free_lock(path: Path) -> None:
+    lock = FileLock(str(path), timeout=0)
+    try:
+        with lock:
+            path.unlink(missing_ok=True)
+    except Timeout:
+        pass
+
+
+def _mark_used(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # a read-only cache folder: it is then never swept either
+        os.utime(folder / MANIFEST)
 
 
 def interpreter() -> str:
@@ -238,15 +331,14 @@ def _uv(
 
 def _run_saying(argv: list[str], env: dict[str, str], say: Say) -> subprocess.CompletedProcess[str]:
     """Runs uv, saying its summary lines as they come (not one per package)."""
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines: list[str] = []
-    assert process.stdout is not None
-    for line in process.stdout:
-        line = line.rstrip()
-        lines.append(line)
-        if line and not line.lstrip().startswith(("+", "-", "~")):
-            say(line.strip())
-    process.wait()
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            line = line.rstrip()
+            lines.append(line)
+            if line and not line.lstrip().startswith(("+", "-", "~")):
+                say(line.strip())
     return subprocess.CompletedProcess(argv, process.returncode, "", "\n".join(lines))
 
 
@@ -294,13 +386,10 @@ def _build(spec: Spec, say: Say) -> Environment:
 
 
 def _replace(staging: Path, folder: Path) -> None:
-    """Puts the new build in place; an old one goes (a server still running on it should be restarted)."""
-    old = folder.with_name(f"{folder.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
+    """Puts the new build in place; an old one is retired (`sweep` removes it once no server holds it)."""
     if folder.exists():
-        folder.rename(old)
+        folder.rename(folder.with_name(f"{folder.name}{RETIRED}{time.time_ns()}"))
     staging.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 _DESCRIBE = """
