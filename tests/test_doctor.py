@@ -25,7 +25,7 @@ def by_name(checks: list[doctor.Check]) -> dict[str, doctor.Check]:
     return {c.name: c for c in checks}
 
 
-@pytest.mark.cloud_profiles("openai", "oci")
+@pytest.mark.cloud_profiles("openai", "oci", "oci-auto")
 def test_every_check_passes_against_a_faithful_server(use_cloud_server: str, cloud_server: RunningServer) -> None:
     checks = by_name(doctor.run())
 
@@ -45,9 +45,34 @@ def test_every_check_passes_against_a_faithful_server(use_cloud_server: str, clo
     # Both take every bound of the request, streaming included (OCI's background mode streams and resumes).
     assert checks["parameters"].data["refused"] == []
     assert set(checks["parameters"].data["accepted"]) == set(doctor.PARAMETERS)
-    # The container made for the checks is gone.
+    # The code ran where cells run: in the container made (by id), or in the auto container a first response made.
+    binding = checks["binding"].data
+    assert binding["configured"] == binding["used"] == ("auto" if use_cloud_server == "oci-auto" else "id")
+    made = checks["create"].data["container_id"]
+    assert (binding["container_id"] != made) == (use_cloud_server == "oci-auto")
+    # The containers made for the checks are gone.
     with Client() as client:
-        assert container_state(client, checks["create"].data["container_id"]) == "gone"
+        assert container_state(client, made) == "gone"
+        assert container_state(client, binding["container_id"]) == "gone"
+
+
+@pytest.mark.cloud_profiles("oci-auto")
+def test_a_service_refusing_the_container_id_warns_with_the_setting_that_avoids_it(
+    use_cloud_server: str, cloud_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CELLBOX_CONTAINER_BINDING", "id")  # a user who didn't set it, on a service that wants auto
+    checks = by_name(doctor.run())
+
+    binding = checks["binding"]
+    assert binding.status == "warn", binding.to_dict()
+    assert "refuses a container id" in binding.detail and "CELLBOX_CONTAINER_BINDING=auto" in (binding.next_step or "")
+    assert binding.data["configured"] == "id" and binding.data["used"] == "auto"
+    # Everything else went the way cells go after the refusal, and passed.
+    others = {name: check.status for name, check in checks.items() if name != "binding"}
+    assert set(others.values()) == {"pass"}, [c.to_dict() for c in checks.values() if c.status != "pass"]
+    with Client() as client:
+        for box in (checks["create"].data["container_id"], binding.data["container_id"]):
+            assert container_state(client, box) == "gone"
 
 
 @pytest.mark.cloud_profiles("oci")

@@ -13,7 +13,11 @@ The checks run in order; one whose prerequisite did not pass is `skipped` with w
     create         a container, deleted at the end whatever happens
     upload         a file named `doctor/probe/x.txt`: the `path` the service answered (OpenAI may prefix the
                    name and drop its folders [Doc/Inf]; cellbox finds uploads by that path)
-    listing        code writes a file: how long until the file list shows it with its size ([Obs] listings lag)
+    listing        code writes a file: how long until the file list shows it with its size ([Obs] listings lag);
+                   the code goes through the configured binding, and an id the service refuses in the tool is met
+                   as a cell meets it (the rest goes through an auto container)
+    binding        how cells reach their container (CELLBOX_CONTAINER_BINDING), as the listing showed it: the code
+                   ran in the container it should have; a refused id warns, with the setting that avoids it
     run            one cell through cellbox's real run protocol (`Sandbox.run`: upload, loader, result record)
     parameters     which bounds of the request the backend took: refused ones are what the client remembered
                    (it sends a request again once without a refused field); `reasoning` is tried by `listing`
@@ -51,6 +55,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "create": ("auth", "project", "model"),
     "upload": ("create",),
     "listing": ("create",),
+    "binding": ("listing",),
     "run": ("create",),
     "parameters": ("create",),
     "retrieve": ("create",),
@@ -66,7 +71,7 @@ def passed(checks: Sequence[Check]) -> bool:
 
 # The checks that cost money on a cloud service: one container (billed as a code interpreter session where the
 # service bills them) and up to three model calls (billed tokens); `run(billed=False)` leaves them out.
-BILLED = ("create", "upload", "listing", "run", "parameters", "retrieve", "delete")
+BILLED = ("create", "upload", "listing", "binding", "run", "parameters", "retrieve", "delete")
 
 
 def run(settings: Settings | None = None, *, billed: bool = True, **client_options: Any) -> list[Check]:
@@ -84,6 +89,7 @@ def run(settings: Settings | None = None, *, billed: bool = True, **client_optio
         "create": checkup.create,
         "upload": checkup.upload,
         "listing": checkup.listing,
+        "binding": checkup.binding,
         "run": checkup.run_cell,
         "parameters": checkup.parameters,
         "retrieve": checkup.retrieve,

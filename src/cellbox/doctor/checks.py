@@ -1,5 +1,6 @@
 """The checks `cellbox doctor` runs, one method each of `Checkup`, which holds what they hand on to each other:
-the settings and client `configuration` made, the container `create` made, the request bounds sent so far.
+the settings and client `configuration` made, the container `create` made, the request bounds sent so far, and the
+binding code ran through (`listing` finds it, `run` uses it, `binding` says it).
 
 Each check returns a `Check`; one that raises is a failure of that check (`cellbox.doctor` runs them, in order).
 """
@@ -16,13 +17,13 @@ import uuid
 import warnings
 from typing import Any
 
-from ..api import APIError, CellboxError, Client, Container, NotFoundError, Settings
+from ..api import APIError, BadRequestError, CellboxError, Client, Container, NotFoundError, Response, Settings
 from ..api.config import _OCI_HOST, OCI_REGIONS, RegionWarning
 from ..api.lookup import find_container
 from ..common import isolation
 from ..common.polling import Backoff
 from ..common.redact import redact
-from ..session import backend, protocol
+from ..session import backend, binding, protocol
 from ..session.errors import LoaderMismatch, RunFailed
 from ..session.liveness import container_state
 from ..session.remote_files import LISTING_WAIT
@@ -84,6 +85,12 @@ class Checkup:
         self.auth_passed = False
         self.tried: set[str] = set()  # request parameters sent (the client remembers which were refused)
         self.secrets: list[str] = []
+        # With the auto binding (configured, or taken after the service refused the id): the container code runs
+        # in, made by the chain's first response, and the chain's last response.
+        self.auto_container: Container | None = None
+        self.chain: str | None = None
+        self.id_refusal: str | None = None  # what the service said refusing the id in the tool
+        self.ran_in: set[str] = set()  # the containers the listing's call said it ran in
 
     def redacted(self, check: Check) -> Check:
         """`check` with the configured key taken out of every text it shows."""
@@ -96,12 +103,24 @@ class Checkup:
         )
 
     def close(self) -> None:
-        """The container made for the checks deleted (whatever happened), and the client closed."""
-        if self.container is not None and not self.deleted and self.client is not None:
-            with contextlib.suppress(CellboxError):
-                self.client.containers.delete(self.container.id)
+        """The containers made for the checks deleted (whatever happened), the auto chain's last response too, and
+        the client closed."""
         if self.client is not None:
+            if self.container is not None and not self.deleted:
+                with contextlib.suppress(CellboxError):
+                    self.client.containers.delete(self.container.id)
+            if self.auto_container is not None:
+                with contextlib.suppress(CellboxError):
+                    self.client.containers.delete(self.auto_container.id)
+            if self.chain is not None:
+                with contextlib.suppress(CellboxError):
+                    self.client.responses.delete(self.chain)
             self.client.close()
+
+    @property
+    def code_container(self) -> Container | None:
+        """The container the checks' code runs in: the auto one where the binding is auto, else the one made."""
+        return self.auto_container or self.container
 
     # --- the checks ---------------------------------------------------------------------------------------------
 
@@ -297,19 +316,7 @@ class Checkup:
         )
         reading = None
         for _ in (1, 2):  # a reply without a call is asked again once, as a cell's run is
-            # What a cell's run sends (low effort unless configured), so what is refused here is what cells meet.
-            options = protocol.response_options(reasoning_effort=self.settings.reasoning_effort, background=False)
-            response = self.client.responses.create(
-                model=self.model, input=protocol.run_prompt(code), container=self.container.id, **options
-            )
-            self.tried |= {
-                "tool_choice",
-                "max_tool_calls",
-                "parallel_tool_calls",
-                "store",
-                "reasoning",
-                "max_output_tokens",
-            }
+            response = self._respond(code)
             reading = protocol.read_response(response, code.strip())
             if not reading.retry:
                 break
@@ -321,8 +328,10 @@ class Checkup:
         listed: float | None = None
         sized: float | None = None
         pause = Backoff(LISTING_GIVE_UP, first=0.05, most=1.0)
+        box = self.code_container
+        assert box is not None
         while True:
-            for record in self.client.containers.files.list(self.container.id):
+            for record in self.client.containers.files.list(box.id):
                 if (record.path or "").endswith("doctor/written.txt"):
                     listed = listed or time.monotonic()
                     if record.bytes is not None:
@@ -352,11 +361,95 @@ class Checkup:
             )
         return Check("listing", PASS, detail + f", with its size after {data['size_ms']} ms", data=data)
 
+    def _respond(self, code: str) -> Response:
+        """A response that runs `code` as a cell's run sends it, through the configured binding; a service that
+        refuses the container's id in the tool is met as a cell meets it: the rest goes through an auto container."""
+        assert self.client is not None and self.container is not None and self.settings is not None
+        assert self.model is not None
+        if self.client.container_binding == "auto" and self.auto_container is None:
+            self._start_auto()
+        # What a cell's run sends (low effort unless configured), so what is refused here is what cells meet.
+        options = protocol.response_options(
+            reasoning_effort=self.settings.reasoning_effort, background=False, store=self.chain is not None
+        )
+        try:
+            response = self.client.responses.create(
+                model=self.model,
+                input=protocol.run_prompt(code),
+                container=self.container.id if self.auto_container is None else binding.auto_tool(None),
+                previous_response_id=self.chain,
+                **options,
+            )
+        except BadRequestError as exc:
+            if self.auto_container is not None or not binding.refuses_ids(exc):
+                raise
+            self.id_refusal = exc.message
+            self.client.container_binding = "auto"  # the run check then goes the way cells would
+            return self._respond(code)
+        self.tried |= {
+            "tool_choice",
+            "max_tool_calls",
+            "parallel_tool_calls",
+            "store",
+            "reasoning",
+            "max_output_tokens",
+        }
+        self.ran_in |= binding.ran_in(response)
+        if self.chain is not None and binding.ran_in(response):
+            with contextlib.suppress(CellboxError):  # the chain goes on from this one
+                self.client.responses.delete(self.chain)
+            self.chain = response.id
+        return response
+
+    def _start_auto(self) -> None:
+        assert self.client is not None and self.model is not None
+        self.auto_container, self.chain = binding.start(self.client, self.model, None)
+
+    def binding(self) -> Check:
+        """How cells reach their container (CELLBOX_CONTAINER_BINDING), as the listing's response showed it."""
+        assert self.client is not None and self.container is not None and self.settings is not None
+        box = self.code_container
+        assert box is not None
+        configured = self.settings.container_binding
+        data = {"configured": configured, "used": self.client.container_binding, "container_id": box.id}
+        if self.ran_in and self.ran_in != {box.id}:
+            return Check(
+                "binding",
+                FAIL,
+                f"the code ran in {', '.join(sorted(self.ran_in))}, not in {box.id}",
+                "cells would not find what earlier cells left: report it to the service; "
+                + (
+                    "try CELLBOX_CONTAINER_BINDING=id" if configured == "auto" else "try CELLBOX_CONTAINER_BINDING=auto"
+                ),
+                data,
+            )
+        if self.id_refusal is not None:
+            return Check(
+                "binding",
+                WARN,
+                f"the service refuses a container id in the code_interpreter tool ({self.id_refusal[:200]}); code ran "
+                f"in an auto container ({box.id}) made by a first response, as each session's first cell does",
+                "set CELLBOX_CONTAINER_BINDING=auto: cells then start on an auto container, without the refused "
+                "call and the container made for nothing",
+                data,
+            )
+        if configured == "auto":
+            detail = (
+                f"auto (CELLBOX_CONTAINER_BINDING=auto): a first response made {box.id} and the next, chained from "
+                "it, ran in it"
+            )
+        else:
+            detail = f"by id: the code ran in {box.id}, the container made with POST /containers"
+        return Check("binding", PASS, detail, data=data)
+
     def run_cell(self) -> Check:
         assert self.client is not None and self.container is not None
         if self.model is None:
             return Check("run", SKIPPED, "not run: no model to run code (see configuration)")
-        sandbox = Sandbox(self.client, self.container, model=self.model)
+        box = self.code_container
+        assert box is not None
+        sandbox = Sandbox(self.client, box, model=self.model, chain=self.chain)
+        self.chain = None  # the sandbox's now: it deletes the chain's last response when closed
         try:
             started = time.monotonic()
             result = sandbox.run("print('cellbox doctor')\n6 * 7", timeout=RUN_TIMEOUT)

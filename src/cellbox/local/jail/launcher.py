@@ -206,10 +206,15 @@ def check_isolation() -> None:
         raise IsolationUnavailable("bubblewrap is not installed (on Debian/Ubuntu: apt-get install bubblewrap)")
     argv = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
     argv += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--cap-drop", "ALL", "true"]
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise IsolationUnavailable(f"bubblewrap failed to run: {exc}") from exc
+    for _ in range(3):
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise IsolationUnavailable(f"bubblewrap failed to run: {exc}") from exc
+        # Binding / remounts every mount under it: one another process unmounts meanwhile (another server's
+        # container going) fails the probe with ENOENT on that mount, and says nothing about this host.
+        if done.returncode == 0 or "No such file or directory" not in done.stderr:
+            break
     if done.returncode != 0:
         reason = done.stderr.strip() or f"exit status {done.returncode}"
         raise IsolationUnavailable(
