@@ -923,6 +923,23 @@ def test_a_backend_refusing_container_ids_moves_the_sandbox_to_an_auto_container
 
 
 @pytest.mark.cloud_profiles("oci-auto")
+@pytest.mark.parametrize("binding", ["auto", "id"])
+def test_an_expiry_an_auto_container_cant_take_is_said_once(
+    use_cloud_server: str, binding: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CELLBOX_CONTAINER_BINDING", binding)  # auto from the start, or after the refused id
+    with cellbox.Sandbox.create(name="expiring", expires_after=5) as sb:
+        try:
+            first, second = sb.run("1"), sb.run("2")
+            said = [note for note in first.notes if "expiry of 5 minutes can't be set on an auto container" in note]
+            assert len(said) == 1 and "20 minutes after its last use" in said[0], first.notes
+            assert not any("expiry" in note for note in second.notes)
+            assert sb.link.binding == "auto"
+        finally:
+            sb.delete()
+
+
+@pytest.mark.cloud_profiles("oci-auto")
 def test_an_attached_container_is_left_as_it_is_when_the_sandbox_moves_to_an_auto_one(
     use_cloud_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -59,6 +59,7 @@ class Sandbox:
         self._owns_client = False
         self._made = False  # whether this sandbox made its container (an attached one is someone's)
         self._options: dict[str, Any] = {"memory_limit": container.memory_limit}
+        self._untold: list[str] = []  # notes for the next run's: what making its container could not do
 
     # --- making and finding -----------------------------------------------------------------------------------
 
@@ -104,6 +105,8 @@ class Sandbox:
         sandbox._owns_client = owns
         sandbox._made = True
         sandbox._options = {"memory_limit": memory_limit, "expires_after": expires_after}
+        if chain is not None:
+            sandbox._note_auto_expiry()
         sandbox.trust_output = trust_output
         return sandbox
 
@@ -273,9 +276,19 @@ class Sandbox:
         container, chain = binding.start(self.client, self.model, memory_limit)
         self.link.bind_auto(container, chain)
         self._made = True
+        self._note_auto_expiry()
         if old is not None:
             with contextlib.suppress(CellboxError):
                 self.client.responses.delete(old)
+
+    def _note_auto_expiry(self) -> None:
+        minutes = self._options.get("expires_after")
+        if minutes is not None:  # the tool's auto container takes a memory limit, and no expiry [Doc]
+            expiry = self.container.expires_after
+            own = f" ({expiry.minutes} minutes after its last use)" if expiry and expiry.minutes else ""
+            self._untold.append(
+                f"an expiry of {minutes} minutes can't be set on an auto container: the service's own applies{own}"
+            )
 
     def _to_auto(self, refusal: str | None) -> str:
         """Move this session from its container (named by id in the tool) to a new auto container, with everything
@@ -388,8 +401,8 @@ class Sandbox:
                         moved = self._to_auto(refused.refusal.message)
             self._unloaded.clear()  # the runtime loaded them
             run = self.runner.read(ran, operation)
-        if moved is not None:
-            run.notes.insert(0, moved)
+        run.notes[:0] = [*([moved] if moved is not None else []), *self._untold]
+        self._untold = []
         if pull:
             with stopping("a pull after the cell ran; the cell ran, some files may not have been downloaded"):
                 pulled = self.transfers.pull(
