@@ -61,6 +61,12 @@ def text(messages: list[dict[str, Any]], name: str) -> str:
     return "".join(m["text"] for m in messages if m["type"] == "stream" and m["name"] == name)
 
 
+def value(messages: list[dict[str, Any]]) -> str | None:
+    """The cell's last value as text (its Out[n]), None without one; what comes after it (a note on stderr) aside."""
+    results = [m for m in messages if m["type"] == "execute_result"]
+    return plain(results[-1]) if results else None
+
+
 def plain(message: dict[str, Any]) -> str:
     return str(message.get("data", {}).get("text/plain", ""))
 
