@@ -7,9 +7,13 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.cellbox-installed
 PYTHON ?= python3
-# pytest-xdist workers (a file's tests stay on one worker, so its module fixtures start once); 0: one process.
+# pytest-xdist workers (a file's tests stay on one worker, so its module fixtures start once); 0: one process. The
+# unit tests keep the two cores busy with two; the whole suite spends most of its time waiting on servers, kernels
+# and the browser, and takes a third (CONTRIBUTING.md has the figures).
 WORKERS ?= 2
-PYTEST := $(PY) -m pytest -n $(WORKERS) --dist loadfile
+TEST_WORKERS ?= 3
+UNIT_PYTEST := $(PY) -m pytest -n $(WORKERS) --dist loadfile
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 # The notebooks run against a plain server and one with every quirk of a cloud (oci: its profile, every model
 # quirk, a lagging listing); CELLBOX_NOTEBOOK_PROFILE=openai is there to run by hand.
 NOTEBOOK_PROFILES ?= plain oci
@@ -60,16 +64,18 @@ lint: install $(NODE_MODULES)
 # The tests that start nothing (tests/conftest.py marks the others integration, and fails one that is not marked
 # but starts a server, a kernel or a browser anyway), but for those marked slow (seconds each: `make test` runs them).
 unit: install
-	$(PYTEST) $(UNIT)
+	$(UNIT_PYTEST) $(UNIT)
 
 # The unit tests, with the lint and Jest beside them (most of a step's time is spent waiting, on two cores).
 check: install $(NODE_MODULES)
-	$(call beside,lint jstest,$(PYTEST) $(UNIT))
+	$(call beside,lint jstest,$(UNIT_PYTEST) $(UNIT))
 
-# The lint first (it fails fast); then every test on every server profile it is marked for, with the notebooks and
-# Jest beside it (much of each one's time is spent waiting on servers, kernels and the browser). A run that
-# collects no test fails (pytest exits 5), and so does make.
-test: install lint sandbox-env
+# The lint first (it fails fast), beside the build of the containers' environment (on a new machine: the downloads);
+# then every test on every server profile it is marked for, with the notebooks and Jest beside it (much of each
+# one's time is spent waiting on servers, kernels and the browser). A run that collects no test fails (pytest
+# exits 5), and so does make.
+test: install
+	@$(MAKE) --no-print-directory -j2 --output-sync=target lint sandbox-env
 	$(call beside,notebooks jstest,$(PYTEST) --durations=15)
 
 # The local containers' environment, built once before the servers of a run start (each would wait for it).
