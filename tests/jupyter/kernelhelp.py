@@ -15,12 +15,12 @@ OUTPUTS = ("stream", "error", "display_data", "update_display_data", "execute_re
 
 
 class Kernel:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], cwd: str | None = None) -> None:
         self.id = str(uuid.uuid4())
         # Named as Jupyter's server names it: the kernel finds its own id in it.
         connection_file = os.path.join(tempfile.gettempdir(), f"kernel-{self.id}.json")
         self.manager = KernelManager(kernel_name="python3", connection_file=connection_file)
-        self.manager.start_kernel(env=env)
+        self.manager.start_kernel(env=env, **({"cwd": cwd} if cwd else {}))
         self.client = self.manager.client()
         self.client.start_channels()
         self.client.wait_for_ready(timeout=60)
