@@ -262,13 +262,13 @@ class Containers:
             )
         if result.status == "failed" and self.store.get_container(container_id) is not None:
             if not result.killed:
-                short = _short_of_memory(result, limits.memory_bytes)
+                short = _short_of_memory(result, limit, limits.memory_bytes)
                 advice = ""
                 if result.memory_kills or not self.launcher.counts_memory_kills():
                     cause = "it ran out of memory" if result.memory_kills else "most likely it ran out of memory"
                     cause += f": this container's limit is {limit}, for every process it runs and for /tmp"
                 elif short:  # not the limit's kill, but what was killed had just run out of memory
-                    cause = f"it was killed right after running out of memory ({short}; the limit is {limit})"
+                    cause = f"it was killed right after running out of memory: {short}"
                     advice = _more_memory(limit)
                 else:  # the memory limit would have counted it
                     cause = "it was killed or crashed, not by the memory limit"
@@ -416,13 +416,13 @@ class Containers:
 NEAR_LIMIT = 0.9  # the share of its memory limit a jail that used it is said to have run out of memory at
 
 
-def _short_of_memory(result: Execution, limit_bytes: int | None) -> str | None:
+def _short_of_memory(result: Execution, limit: str, limit_bytes: int | None) -> str | None:
     """What shows that a run killed otherwise than by the memory limit had just run out of memory (a MemoryError in
     its output, its memory at the limit), said for the user; None when nothing does."""
     if limit_bytes and result.memory_peak is not None and result.memory_peak >= NEAR_LIMIT * limit_bytes:
-        return f"it had used {result.memory_peak / limit_bytes:.0%} of its memory"
+        return f"it had used {result.memory_peak / limit_bytes:.0%} of this container's {limit}"
     if "MemoryError" in result.logs:
-        return "a MemoryError came first"
+        return f"a MemoryError came first (this container has {limit})"
     return None
 
 
