@@ -84,6 +84,7 @@ def test_a_name_no_running_container_has_is_an_error_naming_similar_ones_and_mak
 ) -> None:
     said: list[Said] = []
     real = Sandbox.create("registry-analysis")
+    forged = Sandbox.create("registry-analysis\x1b[2K")  # anyone's name, terminal codes
     try:
         for attempt in (lambda: containers.use("registry-analysys", said.append),
                         lambda: containers.resolve("registry-analysys", said.append)):  # fmt: skip
@@ -91,13 +92,14 @@ def test_a_name_no_running_container_has_is_an_error_naming_similar_ones_and_mak
                 attempt()
             message = str(missing.value)
             assert "no running container is named 'registry-analysys'" in message
-            assert "did you mean registry-analysis?" in message
+            assert "did you mean registry-analysis?" in message and "\x1b" not in message
             assert "`%container new registry-analysys` makes a new one" in message
         assert _live("registry-analysys") == [] and containers.current is None and said == []
         assert containers.use("registry-analysis", said.append).id == real.id  # a running one is found
     finally:
-        real.delete()
-        real.close()
+        for sandbox in (real, forged):
+            sandbox.delete()
+            sandbox.close()
         for sandbox in {id(s): s for s in containers._known.values()}.values():
             sandbox.close()
 

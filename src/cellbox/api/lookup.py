@@ -50,7 +50,8 @@ def live_named(client: Client, name: str) -> list[Container]:
 def similar_names(client: Client, name: str, most: int = 3) -> list[str]:
     """The names of live containers close to `name` (a typo's likely meaning), closest first."""
     boxes = itertools.islice(client.containers.list(order="desc"), SIMILAR_LOOKED_AT)
-    names = {box.name for box in boxes if box.name and box.status in LIVE}
+    # Only names that print as they read: a name is anyone's to choose, and this one goes into an error message.
+    names = {box.name for box in boxes if box.name and box.name.isprintable() and box.status in LIVE}
     return difflib.get_close_matches(name, sorted(names), n=most, cutoff=0.6)
 
 
