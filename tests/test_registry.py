@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cellbox import NoSuchContainer
+from cellbox.common import inuse
 from cellbox.local.testing import RunningServer
 from cellbox.notebook.registry import Containers, Said
 from cellbox.session.sandbox import Sandbox
@@ -170,3 +171,25 @@ def test_a_named_cell_or_use_chooses_the_container_and_nothing_is_reattached(use
         chosen.delete()
         last.close()
         chosen.close()
+
+
+def test_auto_containers_are_not_reattached_to(
+    use_local_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An auto container is reached through the chain of responses the kernel held: a restarted one can't continue it.
+    monkeypatch.setenv("CELLBOX_CONTAINER_BINDING", "auto")
+    notebook = "notebook:/work/auto.ipynb"
+    said: list[Said] = []
+    first = Containers(notebook=notebook).resolve(None, said.append)
+    try:
+        assert inuse.last_used(notebook) is None
+        inuse.record_last_used(notebook, first.id, first.name, first.client.base_url)  # as an id-bound kernel left it
+        second = Containers(notebook=notebook).resolve(None, said.append)
+        try:
+            assert second.id != first.id and said[-1].text.startswith("created container")
+        finally:
+            second.delete()
+            second.close()
+    finally:
+        first.delete()
+        first.close()

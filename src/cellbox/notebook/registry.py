@@ -122,6 +122,7 @@ class Containers:
         return self.resolve(found.id, said)
 
     def _running(self, id_or_name: str) -> Sandbox:
+        """The running container of that id or name, attached; never one made."""
         try:
             return Sandbox.attach(id_or_name, running_only=True)
         except NoSuchContainer:
@@ -138,6 +139,8 @@ class Containers:
             return None
         label = f"{last.name or last.container_id} ({last.container_id})"
         with Sandbox.default_client() as client:
+            if client.container_binding == "auto":  # reached through a chain of responses, which the kernel held
+                return None
             try:
                 box = find_container(client, last.container_id)
             except NoSuchContainer:
