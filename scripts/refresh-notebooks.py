@@ -35,7 +35,11 @@ def refresh(path: Path) -> int:
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
-        failed = any(o.output_type == "error" for o in cell.outputs)
+        # IPython shows a magic's UsageError as a line on stderr, not as an error output; the cell failed all the same.
+        failed = any(
+            o.output_type == "error" or (o.output_type == "stream" and o.text.startswith("UsageError:"))
+            for o in cell.outputs
+        )
         if failed != ("raises-exception" in cell.metadata.get("tags", [])):
             surprises += 1
             state = "raised" if failed else "did not raise"

@@ -157,9 +157,15 @@ def name(use_local_server: RunningServer) -> Iterator[Callable[[str], str]]:
 
 def test_two_notebooks_each_see_their_own_sandbox_marked(lab: Lab, page, name: Callable[[str], str]) -> None:
     first, second = name("first-nb"), name("second-nb")
-    # One notebook names its sandbox with `%container new`, the other with a `%%container` cell: both record it.
+    # One notebook makes its sandbox with `%container new`, the other names it in a `%%container` cell after making
+    # it (a name finds a container, never makes one): both record it.
     _notebook(lab, "first.ipynb", f"%load_ext cellbox\n%container new {first}")
-    _notebook(lab, "second.ipynb", "%load_ext cellbox", f"%%container {second}\nprint('ran in', {second!r})")
+    _notebook(
+        lab,
+        "second.ipynb",
+        f"%load_ext cellbox\n%container new {second}\n%container use {first}",
+        f"%%container {second}\nprint('ran in', {second!r})",
+    )
 
     _, panel = open_sidebar(page, lab, "first.ipynb")
     _run_all(page)
@@ -243,7 +249,7 @@ def test_a_cell_after_cellbox_stop_runs_on_a_new_local_server(page, tmp_path: Pa
             _notebook(
                 lab,
                 "analysis.ipynb",
-                "%load_ext cellbox",
+                f"%load_ext cellbox\n%container new {box}",
                 f"%%container {box}\nprint('before', 6 * 7)",
                 f"%%container {box}\nprint('after', 6 * 7)",
             )

@@ -244,7 +244,7 @@ def test_a_containers_displays_run_no_script_in_the_page(lab: Lab, page, name: C
         page.evaluate("() => window.jupyterapp.restored")
         page.locator('.jp-LauncherCard[data-category="Notebook"]').first.click()
         expect(_document_tab(page, SAVED_AS)).to_have_class(re.compile(r"\blm-mod-current\b"))
-        _type_and_run(page, 0, "%load_ext cellbox")
+        _type_and_run(page, 0, f"%load_ext cellbox\n%container new {hostile}")
         page.evaluate(WATCH_LIVE)
         _type_and_run(page, 1, _hostile(hostile))
 

@@ -8,6 +8,8 @@ looked up among them only when no live container has it.
 
 from __future__ import annotations
 
+import difflib
+import itertools
 from typing import TYPE_CHECKING
 
 from ..common import text
@@ -18,9 +20,10 @@ from .operations import is_plain_id
 if TYPE_CHECKING:
     from .client import Client
 
-__all__ = ["AmbiguousName", "NameTaken", "NoSuchContainer", "find_container", "live_named"]
+__all__ = ["AmbiguousName", "NameTaken", "NoSuchContainer", "find_container", "live_named", "similar_names"]
 
 LIVE = text.LIVE  # the statuses of a live container
+SIMILAR_LOOKED_AT = 1000  # live containers whose names a typo is compared with (a listing's first pages)
 
 
 class NoSuchContainer(CellboxError, LookupError):
@@ -42,6 +45,14 @@ class NameTaken(CellboxError, ValueError):
 def live_named(client: Client, name: str) -> list[Container]:
     """The live containers named exactly `name`, newest first."""
     return [box for box in client.containers.list(name=name, order="desc") if box.name == name and box.status in LIVE]
+
+
+def similar_names(client: Client, name: str, most: int = 3) -> list[str]:
+    """The names of live containers close to `name` (a typo's likely meaning), closest first."""
+    boxes = itertools.islice(client.containers.list(order="desc"), SIMILAR_LOOKED_AT)
+    # Only names that print as they read: a name is anyone's to choose, and this one goes into an error message.
+    names = {box.name for box in boxes if box.name and box.name.isprintable() and box.status in LIVE}
+    return difflib.get_close_matches(name, sorted(names), n=most, cutoff=0.6)
 
 
 def ambiguous(name: str, boxes: list[Container]) -> AmbiguousName:

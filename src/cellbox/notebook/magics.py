@@ -17,6 +17,7 @@ the work is done by `cellbox.Sandbox`, which is usable without IPython.
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 from typing import Any
@@ -44,6 +45,18 @@ __all__ = ["ContainerMagics", "load_ipython_extension"]
 
 LINE_PARSER = options.line_parser()
 CELL_PARSER = options.cell_parser()
+# What IPython leaves of `{expr}` in a magic's line when it can't expand it (an undefined name, most often).
+UNEXPANDED = re.compile(r"\{([^{}\s]+)\}")
+
+
+def _unexpanded(line: str) -> str | None:
+    """A `{expr}` IPython left as written, said in one line; None when the line has none."""
+    found = UNEXPANDED.search(line)
+    if found is None:
+        return None
+    expr = found.group(1)
+    what = f"no variable {expr} in the notebook" if expr.isidentifier() else f"{expr} could not be evaluated"
+    return f"{found.group(0)} in %container's line: {what}, so IPython left it as written (nothing was run)"
 
 
 def _parse(parser: MagicArgumentParser, line: str) -> Any:
@@ -61,7 +74,9 @@ class ContainerMagics(Magics):
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
         self._kernel = inuse.kernel_id()  # where the sidebar learns which container this notebook uses
-        self.containers = Containers(self._kernel, progress=views.TransferProgress)
+        # What a kernel restart keeps of the notebook: its first cell reattaches to the container it used last.
+        notebook = inuse.notebook_identity(getattr(shell, "user_ns", None)) if shell is not None else None
+        self.containers = Containers(self._kernel, progress=views.TransferProgress, notebook=notebook)
         self._pools = pool_magic.PoolCommands(shell)  # `%container pool`, `%%container --pool`
 
     @line_cell_magic
@@ -69,6 +84,9 @@ class ContainerMagics(Magics):
         if options.asks_for_help(line):
             print(options.HELP)
             return None
+        unexpanded = _unexpanded(line)
+        if unexpanded is not None:
+            raise UsageError(unexpanded)
         try:
             if cell is None:
                 return self._line(_parse(LINE_PARSER, line))

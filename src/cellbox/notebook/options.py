@@ -47,7 +47,9 @@ class Command:
 MEMORY = "|".join(MEMORY_LIMITS)
 
 CELL_OPTIONS: tuple[Option, ...] = (
-    Option(("name",), "NAME_OR_ID", "the container to run in (the notebook's current one if left out)", "",
+    Option(("name",), "NAME_OR_ID",
+           "the running container to run in (the notebook's current one if left out); a name no running container "
+           "has is an error that names similar ones: `%container new NAME` makes one", "",
            {"nargs": "?", "metavar": "NAME_OR_ID"}),
     Option(("-i", "--input"), "-i VAR ...",
            "send notebook variables first, under the same names (DataFrames, Series, arrays, JSON values); sent "
@@ -106,7 +108,9 @@ COMMANDS: tuple[Command, ...] = (
                        "nothing but your own code (by default its HTML is sanitized and JavaScript and widgets are "
                        "left out)", parse={"action": "store_true"}),
             )),
-    Command("use", "use NAME_OR_ID", "make an existing container the current one", "%container use analysis",
+    Command("use", "use NAME_OR_ID",
+            "make a running container the current one (never makes one: a name none has is an error that names "
+            "similar ones)", "%container use analysis",
             (Option(("name",), "NAME_OR_ID", "the container"),)),
     Command("list", "list", "every container, this notebook's marked", "%container list"),
     Command("files", "files", "the current container's files", "%container files"),
@@ -187,7 +191,9 @@ def _help() -> str:
         "OpenAI,\nor cellbox's own local server, the default). Its Python state lasts from cell to cell, as in a "
         "notebook; its\nworking folder is /mnt/data.",
         "%%container [NAME_OR_ID] [options]\n    Runs the cell in the notebook's current container (made for you on "
-        "first use), or in NAME_OR_ID.\n    Printed output, displays, figures and the last expression come back as "
+        "first use; after a kernel\n    restart, the one the notebook used last, reattached), or in NAME_OR_ID,\n"
+        "    a running container (never made: `%container new NAME` makes one).\n"
+        "    Printed output, displays, figures and the last expression come back as "
         "if the cell ran here.\n\n" + "\n".join(_entry(o.words, o.says, o.example) for o in cell),
         "%container COMMAND\n" + "\n".join(_command(c) for c in COMMANDS),
         "Many containers at once (a pool):\n" + "\n".join(_entry(o.words, o.says, o.example) for o in pool),

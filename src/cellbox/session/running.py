@@ -24,6 +24,7 @@ from typing import Any
 from ..api import APITimeoutError, BadRequestError, CellboxError, ContainerFile, NotFoundError, Response
 from ..boundary import DisplayPolicy
 from ..boundary import record as record_bounds
+from ..common import stops
 from ..common.background import in_background
 from ..common.polling import Backoff
 from . import binding, progress, protocol
@@ -308,8 +309,7 @@ class Runner:
             while response.status in PENDING_STATUSES:
                 elapsed = time.monotonic() - started
                 if timeout is not None and elapsed > timeout:
-                    stopped = self._cancel(response)
-                    raise TimeLimit(_time_limit(timeout, stopped))
+                    raise TimeLimit(_time_limit(timeout, self._cancel(response)))
                 if following is not None:
                     look = (POLL_MOST if elapsed >= LIVE_AFTER else LIVE_AFTER - elapsed) if watch else STREAM_CHECK
                     if timeout is not None:
@@ -335,13 +335,13 @@ class Runner:
         except APITimeoutError:
             if timeout is None or background:
                 raise
-            raise TimeLimit(_time_limit(timeout, None)) from None
+            raise TimeLimit(_time_limit(timeout, False)) from None
         except KeyboardInterrupt:
             if response is not None and response.status in PENDING_STATUSES:
-                stopped = self._cancel(response)
+                cancelled = self._cancel(response)
                 raise Interrupted(
-                    "the cell was stopped while it ran; the container keeps its state up to where the code stopped"
-                    if stopped
+                    f"the cell was stopped while it ran; {_left_by_stop(cancelled)}"
+                    if cancelled is not None
                     else "the cell was running and cancelling it failed: it may still be running in the container"
                 ) from None
             if background:
@@ -438,14 +438,15 @@ class Runner:
         self.responses += 1
         self.usage = add_usage(self.usage, Usage.of(response.to_dict().get("usage")))
 
-    def _cancel(self, response: Response) -> bool:
+    def _cancel(self, response: Response) -> Response | None:
+        """The response cancelled, as the backend answered, once it stopped; None when it could not be stopped."""
         try:
             cancelled = self.link.client.responses.cancel(response.id)
         except CellboxError as exc:
             log.warning("cellbox: could not cancel response %s: %s", response.id, exc)
-            return False
+            return None
         self._count(cancelled)  # what it had cost when it stopped
-        return cancelled.status not in PENDING_STATUSES
+        return cancelled if cancelled.status not in PENDING_STATUSES else None
 
     def _forget_response(self, response_id: str) -> None:
         """A stored response, deleted once read: best effort."""
@@ -505,17 +506,36 @@ def _died(logs: str) -> str:
     return f"the container's Python process died while running this cell{why} {then}"
 
 
-def _time_limit(timeout: float, stopped: bool | None) -> str:
+def _left_by_stop(cancelled: Response) -> str:
+    """What stopping a run left of the container: what the backend says in the stopped call's logs, else what
+    usually happens, and where the user will learn otherwise."""
+    left = stops.left("\n".join(call.logs for call in cancelled.code_interpreter_calls))
+    if left == "restarted":
+        return (
+            "its code did not stop at the interrupt (it caught KeyboardInterrupt, or was stuck outside Python), so "
+            "the container's Python process was restarted: variables and imports are gone, files in /mnt/data are "
+            "kept, and the next cell loads what you pushed again"
+        )
+    if left == "kept":
+        return "the container keeps its state up to where the code stopped"
+    return (
+        "the container should keep its state up to where the code stopped (this backend doesn't say; if its "
+        "process was restarted, the next cell says so)"
+    )
+
+
+def _time_limit(timeout: float, cancelled: Response | bool | None) -> str:
+    """`cancelled`: the stopped response, None when stopping it failed, False when it can't be stopped."""
     limit = f"{timeout:g} s"
-    if stopped is None:
+    if cancelled is False:
         return (
             f"the cell was stopped after {limit} (its time limit); this backend runs cells in the foreground, so "
             "its code may still be running in the container"
         )
-    if stopped:
+    if isinstance(cancelled, Response):
         return (
-            f"the cell was stopped after {limit} (its time limit); the container keeps its state up to where the "
-            "code stopped. Give it longer with --timeout (timeout=)."
+            f"the cell was stopped after {limit} (its time limit); {_left_by_stop(cancelled)}. Give it longer "
+            "with --timeout (timeout=)."
         )
     return f"the cell ran past its time limit ({limit}) and stopping it failed: it may still be running"
 

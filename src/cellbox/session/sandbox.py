@@ -111,13 +111,16 @@ class Sandbox:
         return sandbox
 
     @classmethod
-    def attach(cls, id_or_name: str, *, client: Client | None = None, trust_output: bool = False) -> Sandbox:
+    def attach(
+        cls, id_or_name: str, *, client: Client | None = None, trust_output: bool = False, running_only: bool = False
+    ) -> Sandbox:
         """The container with this id, or the live one with this name (several: `AmbiguousName`, listing their
-        ids); a name no live container has finds the newest gone one, which `revive` makes anew."""
+        ids); a name no live container has finds the newest gone one, which `revive` makes anew (with
+        `running_only`, `NoSuchContainer` instead)."""
         owns = client is None
         client = client or backend.connect()
         try:
-            found = find_container(client, id_or_name)
+            found = find_container(client, id_or_name, running_only=running_only)
         except BaseException:
             if owns:  # nothing to hand the client to: a failed lookup must not leave it open
                 client.close()

@@ -28,7 +28,7 @@ from ..errors import APIError
 from ..jail.containers import Containers
 from ..options import ServerOptions
 from ..responses import create
-from ..responses.stored import EventStream, StoredResponses, sse
+from ..responses.stored import EventStream, Run, StoredResponses, sse
 from ..store import disk, ids
 from .appstate import containers_of, lag_of, options_of, stored_of
 from .files_api import (
@@ -189,6 +189,10 @@ async def delete_response(request: Request) -> JSONResponse:
 
 async def cancel_response(request: Request) -> JSONResponse:
     run = await stored_of(request).cancel(path_param(request, "response_id"))
+    if isinstance(run, Run) and run.record["status"] == "cancelled":
+        said = containers_of(request).stopped_said(run.container_id)
+        if said is not None:
+            run.stopped_said(said)
     return JSONResponse(run.shown())
 
 

@@ -75,6 +75,14 @@ class Cgroup:
                     return int(value)
         return 0
 
+    def memory_peak(self) -> int | None:
+        """The most memory the group has used at once since it was made, in bytes (None where not counted)."""
+        name = "memory.peak" if self.version == 2 else "memory.max_usage_in_bytes"
+        for folder in self.folders:
+            with contextlib.suppress(OSError, ValueError):
+                return int((folder / name).read_text())
+        return None
+
     def remove(self) -> None:
         """Ends whatever is still running in the group and removes it: at once when it is already empty, else
         from a thread once the killed processes are gone (the caller may be the server's event loop)."""

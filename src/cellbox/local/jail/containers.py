@@ -15,6 +15,7 @@ import logging
 import time
 from collections import defaultdict
 
+from ...common import stops
 from .. import errors
 from ..store import Store, filesync
 from ..store.disk import MEASURE_EVERY, Quota
@@ -55,6 +56,7 @@ class Containers:
         self._guard: asyncio.Task | None = None
         self._watchers: dict[str, Watcher] = {}
         self._stopped: dict[str, str] = {}  # container -> why its kernel was stopped between runs
+        self._interrupted: dict[str, str] = {}  # container -> what stopping its last run left of it
 
     # -- server lifecycle -------------------------------------------------------------------------------
 
@@ -235,6 +237,7 @@ class Containers:
         limits = self.launcher.limits_for(limit)
         lost = self._stopped.pop(container_id, None) or _why_lost(self._kernels.get(container_id))
         held = self.quota.own_usage(container_id) if self.quota is not None else None
+        self._interrupted.pop(container_id, None)
         kernel = await self._start_kernel(container_id, limits)
         try:
             result = await self._watched(container_id, kernel, code)
@@ -242,6 +245,13 @@ class Containers:
             lost = lost or "it had stopped"
             kernel = await self._start_kernel(container_id, limits)
             result = await self._watched(container_id, kernel, code)
+        except asyncio.CancelledError:  # stopped (its response cancelled, its client gone): what is left is said
+            if kernel.alive:
+                self._interrupted[container_id] = stops.KEPT
+            else:
+                self._interrupted[container_id] = stops.RESTARTED
+                self._stopped[container_id] = "an interrupted cell did not stop"
+            raise
         finally:
             self.store.touch(container_id)
         if lost:
@@ -252,14 +262,19 @@ class Containers:
             )
         if result.status == "failed" and self.store.get_container(container_id) is not None:
             if not result.killed:
+                short = _short_of_memory(result, limit, limits.memory_bytes)
+                advice = ""
                 if result.memory_kills or not self.launcher.counts_memory_kills():
                     cause = "it ran out of memory" if result.memory_kills else "most likely it ran out of memory"
                     cause += f": this container's limit is {limit}, for every process it runs and for /tmp"
+                elif short:  # not the limit's kill, but what was killed had just run out of memory
+                    cause = f"it was killed right after running out of memory: {short}"
+                    advice = _more_memory(limit)
                 else:  # the memory limit would have counted it
                     cause = "it was killed or crashed, not by the memory limit"
                 result.logs += (
                     f"\nThe kernel died ({cause}). It has been restarted: variables are lost, files in /mnt/data "
-                    "are kept.\n"
+                    f"are kept.{advice}\n"
                 )
             with contextlib.suppress(errors.APIError):
                 await self._start_kernel(container_id, limits)
@@ -288,6 +303,10 @@ class Containers:
         if self.quota is not None:
             self.quota.changed(container_id)
         return result, changed
+
+    def stopped_said(self, container_id: str) -> str | None:
+        """What stopping the container's last run left of it (its state kept, or its process restarted), once."""
+        return self._interrupted.pop(container_id, None)
 
     def _watcher(self, container_id: str) -> Watcher:
         watcher = self._watchers.get(container_id)
@@ -392,6 +411,28 @@ class Containers:
                         self.expire(row["id"])
                     except Exception:
                         log.exception("could not expire container %s", row["id"])
+
+
+NEAR_LIMIT = 0.9  # the share of its memory limit a jail that used it is said to have run out of memory at
+
+
+def _short_of_memory(result: Execution, limit: str, limit_bytes: int | None) -> str | None:
+    """What shows that a run killed otherwise than by the memory limit had just run out of memory (a MemoryError in
+    its output, its memory at the limit), said for the user; None when nothing does."""
+    if limit_bytes and result.memory_peak is not None and result.memory_peak >= NEAR_LIMIT * limit_bytes:
+        return f"it had used {result.memory_peak / limit_bytes:.0%} of this container's {limit}"
+    if "MemoryError" in result.logs:
+        return f"a MemoryError came first (this container has {limit})"
+    return None
+
+
+def _more_memory(limit: str) -> str:
+    bigger = [size for size, limit_bytes in MEMORY_LIMITS.items() if limit_bytes > MEMORY_LIMITS.get(limit, 0)]
+    less = "less data at once (fewer rows or columns, or in chunks)"
+    if not bigger:
+        return f" Give it {less}."
+    more = f"a container with more memory (memory_limit {bigger[0]}: `--memory {bigger[0]}` in a notebook)"
+    return f" Give it {more}, or {less}."
 
 
 def _why_lost(kernel: Kernel | None) -> str | None:

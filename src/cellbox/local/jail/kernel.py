@@ -58,6 +58,7 @@ class Execution:
     status: str = "completed"  # or "incomplete" (interrupted, timed out) / "failed" (kernel died)
     killed: bool = False  # we killed the kernel because the code would not stop
     memory_kills: int = 0  # processes of the run the container's memory limit killed
+    memory_peak: int | None = None  # the most memory the kernel's jail has used at once (None: not counted)
     image_bytes: int = 0
     images_dropped: int = 0
 
@@ -364,6 +365,7 @@ class Kernel:
         result = run.result
         run.logs.append(run.decoder.decode(b"", final=True))
         result.memory_kills = self.memory_kills() - run.kills_before
+        result.memory_peak = self.launcher.memory_peak(self._proc) if self._proc is not None else None
         if result.images_dropped:
             run.logs.append(
                 f"\n[{result.images_dropped} image(s) not kept: a run keeps at most {MAX_IMAGES} images and "

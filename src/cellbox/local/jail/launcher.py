@@ -328,6 +328,11 @@ class Launcher:
         group = self._groups.get(process.pid)
         return group.oom_kills() if group is not None else 0
 
+    def memory_peak(self, process: subprocess.Popen) -> int | None:
+        """The most memory the process's jail has used at once, in bytes (None where the limit isn't a cgroup's)."""
+        group = self._groups.get(process.pid)
+        return group.memory_peak() if group is not None else None
+
     def argv(
         self,
         workdir: Path,

@@ -112,6 +112,7 @@ class Run(_Response):
     ) -> None:
         self.background, self.include_outputs = request.background, request.include_outputs
         self.store = request.store
+        self.container_id = container_id
         status = "queued" if request.background else "in_progress"
         self.record = envelope(request, ids.new_response_id(), int(time.time()), container_id, status)
         self.id = self.record["id"]
@@ -164,6 +165,12 @@ class Run(_Response):
 
     def stop(self) -> None:
         self.task.cancel()
+
+    def stopped_said(self, logs: str) -> None:
+        """What stopping the run left of the container, as the logs of its stopped code_interpreter_call."""
+        for item in self.record["output"]:
+            if item.get("type") == "code_interpreter_call" and item.get("status") == "incomplete":
+                item["outputs"] = [*(item.get("outputs") or []), {"type": "logs", "logs": logs}]
 
     def signal(self) -> asyncio.Event:
         return self._changed
