@@ -111,7 +111,7 @@ def write_value(value: Any, path_stem: str, name: str, flag: str = "-o") -> dict
     if kind is not None:
         return write_frame(value, path_stem, kind, name=name, flag=flag)
     os.makedirs(os.path.dirname(path_stem) or ".", exist_ok=True)
-    if _is_array(value):
+    if is_array(value):
         return _write_array(value, path_stem)
     parts: list[Any] = []
     try:
@@ -365,7 +365,7 @@ def to_json(value: Any, parts: list[Any] | None = None, _entry: str = "", _depth
     if numpy is not None and isinstance(value, numpy.ndarray) and value.dtype.kind == "O":
         items = [to_json(v, parts, f"{_entry}[{i}]", inner) for i, v in enumerate(value.ravel().tolist())]
         return {TAG: "objects", "shape": list(value.shape), "items": items}
-    if parts is not None and (frame_kind(value) is not None or _is_array(value)):
+    if parts is not None and (frame_kind(value) is not None or is_array(value)):
         if len(parts) + 2 > MAX_PARTS:
             raise ValueError(f"it holds more than {MAX_PARTS - 1:,} frames and arrays")
         parts.append((value, _entry))
@@ -565,7 +565,8 @@ def _apply_dtypes(frame: Any, dtypes: dict[str, Any]) -> Any:
     return frame
 
 
-def _is_array(value: Any) -> bool:
+def is_array(value: Any) -> bool:
+    """Whether the value is a numpy array `.npy` holds without pickle (no objects)."""
     numpy = sys.modules.get("numpy")
     return numpy is not None and isinstance(value, numpy.ndarray) and value.dtype.kind not in "OV"
 
@@ -773,10 +774,13 @@ def _complex(text: Any) -> complex:
     return complex(text)
 
 
-def _number_text(text: Any) -> str:
+def _decimal(text: Any) -> decimal.Decimal:
     if not isinstance(text, str) or len(text) > 10_000:
         raise ValueError("a decimal that is not its text")
-    return text
+    try:
+        return decimal.Decimal(text)
+    except ArithmeticError:  # decimal's InvalidOperation
+        raise ValueError("a decimal that is not its text") from None
 
 
 def _counted(value: Any) -> int:
@@ -822,7 +826,7 @@ _SCALAR_TAGS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "timedelta": lambda v: datetime.timedelta(
         days=_counted(v["days"]), seconds=_counted(v["seconds"]), microseconds=_counted(v["microseconds"])
     ),
-    "decimal": lambda v: decimal.Decimal(_number_text(v["value"])),
+    "decimal": lambda v: _decimal(v["value"]),
     "numpy": _from_numpy,
     "Timestamp": lambda v: _zoned(_pandas().Timestamp(_iso(v)), v),
     "Timedelta": lambda v: _pandas().Timedelta(_counted(v["ns"]), unit="ns"),
