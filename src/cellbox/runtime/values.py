@@ -326,8 +326,8 @@ def frame_kind(value: Any) -> str | None:
 def to_json(value: Any, parts: list[Any] | None = None, _entry: str = "", _depth: int = 0) -> Any:
     """A value as JSON that keeps what JSON alone loses by tagging it (see the table above). Where `parts` is
     given, a frame, series or array inside the value is appended to it with its entry (`(value, '["a"][0]')`) and
-    tagged by its place there (counted from 1: the JSON around them is the first part). An entry of any other type is `CannotTravel` naming it; nesting past
-    MAX_DEPTH is a ValueError."""
+    tagged by its place there (counted from 1: the JSON around them is the first part). An entry of any other type
+    is `CannotTravel` naming it; nesting past MAX_DEPTH is a ValueError."""
     if value is None or type(value) in (bool, int, str):  # the common case first
         return value
     if _depth > MAX_DEPTH:

@@ -160,8 +160,8 @@ def size_in_memory(value: Any) -> int:
 
 def write(value: Any, stem: Path, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Write a value for the container: the `-i` variable named as the file (`stem`) is; returns the runtime's
-    spec for it (kind, format, local path). `progress` hears how many rows each part of a frame written added. A value, or an entry
-    of it, that can't travel is a TypeError naming it."""
+    spec for it (kind, format, local path). `progress` hears how many rows each part of a frame written added. A
+    value, or an entry of it, that can't travel is a TypeError naming it."""
     kind = runtime.frame_kind(value)
     if kind is not None:
         return runtime.write_frame(value, str(stem), kind, progress, name=stem.name, flag="-i")
