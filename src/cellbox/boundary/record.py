@@ -88,6 +88,7 @@ _FRAME: dict[str, Any] = {
     "truncated_from": {"type": "integer", "minimum": 0},
     "json_columns": {"type": "array", "items": {"type": "integer", "minimum": 0}},
     "json_index": {"type": "boolean"},
+    "complex_columns": {"type": "object", "additionalProperties": {"enum": ["complex64", "complex128"]}},
     "labels": {"type": "array"},
 }
 # A bundle: one file, its parts end to end (the JSON around its frames and arrays first), each read as its spec says.

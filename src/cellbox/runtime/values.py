@@ -53,6 +53,7 @@ KINDS = (*PART_KINDS, "bundle")  # of a value's spec
 PART_FORMATS = ("parquet", "csv", "npy", "json")
 FORMATS = (*PART_FORMATS, "bundle")
 MAX_PARTS = 10_000  # frames and arrays in one value (its bundle's parts, the JSON around them included)
+MAX_COLUMNS = 1_000_000  # object columns a frame's spec names
 MAX_DEPTH = 200  # lists, dicts, tuples and sets inside one another in a value
 LAST_VALUE_KINDS = (*FRAME_KINDS, "json", "repr")  # of what `describe_value` says
 TAG = "__cellbox__"
@@ -221,12 +222,15 @@ def arrow_ready(frame: Any, name: str = "", flag: str = "-o") -> tuple[Any, dict
         frame = frame.set_axis([str(i) for i in range(len(labels))], axis=1)
     else:
         frame = frame.copy(deep=False)
+    complex_columns = {str(i): str(frame.dtypes.iloc[i]) for i in encoded if frame.dtypes.iloc[i].kind == "c"}
     for i in encoded:
         column = frame.iloc[:, i]
         texts = [_cell_text(v, name, flag, labels[i], row) for row, v in zip(frame.index, column, strict=True)]
         frame.isetitem(i, pd.Series(texts, index=frame.index, dtype=object))
     if encoded:
         extras["json_columns"] = encoded
+        if complex_columns:
+            extras["complex_columns"] = complex_columns
     if odd_index:
         texts = [_cell_text(v, name, flag, None, row) for row, v in enumerate(frame.index)]
         frame.index = pd.Index(texts, dtype=object, name=frame.index.name)
@@ -251,7 +255,7 @@ def split_bundle(spec: dict[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(part, dict) or part.get("kind") not in PART_KINDS or part.get("format") not in PART_FORMATS:
             raise BadValue("a bundle's part of a kind or format no part has")
         offset, length = part.get("offset"), part.get("length")
-        if not all(type(n) is int and n >= 0 for n in (offset, length)) or offset + length > size:
+        if type(offset) is not int or type(length) is not int or min(offset, length) < 0 or offset + length > size:
             raise BadValue("a bundle's part outside its file")
         if index == 0 and part["kind"] != "json":
             raise BadValue("a bundle whose first part is not JSON")
@@ -492,7 +496,9 @@ def _read_frame(spec: dict[str, Any], on_decode: Callable[[int, int, int], None]
             raise BadDtype("a dtype map that is not a mapping")
         for dtype in dtypes.values():  # before the file is read
             check_dtype(dtype)
-        frame = pd.read_csv(spec["path"], index_col=0)
+        # JSON texts stay texts (101 is not the string "101"); the one a CSV reads as missing is None's, "null".
+        texts = [i + 1 for i in _json_columns(spec)] + ([0] if spec.get("json_index") else [])
+        frame = pd.read_csv(spec["path"], index_col=0, converters=dict.fromkeys(texts, str))
         frame = _apply_dtypes(frame, dtypes)
     frame = _as_written(frame, spec, on_decode)
     if spec.get("kind") == "series":
@@ -506,19 +512,24 @@ def _as_written(frame: Any, spec: dict[str, Any], on_decode: Callable[[int, int,
     """The frame `arrow_ready` was given: its object columns and index decoded, its labels put back."""
     import pandas as pd
 
-    columns = spec.get("json_columns") or []
+    columns = _json_columns(spec)
     width = frame.shape[1]
-    if not isinstance(columns, list) or len(set(columns)) != len(columns):
-        raise BadValue("object columns that are not a list of positions")
-    if not all(type(i) is int and 0 <= i < width for i in columns):
+    if not all(i < width for i in columns):
         raise BadValue("an object column the frame does not have")
-    texts = [list(frame.iloc[:, i]) for i in columns]
-    index_texts = list(frame.index) if spec.get("json_index") else []
+    missing = "null" if spec["format"] == "csv" else None  # None's text, which a CSV reads as missing
+    texts = [[missing if t is None or t != t else t for t in frame.iloc[:, i]] for i in columns]
+    index_texts = [missing if t is None or t != t else t for t in frame.index] if spec.get("json_index") else []
     if on_decode is not None and (texts or index_texts):
         counts = [json_counts(_text(t)) for column in [*texts, index_texts] for t in column]
-        on_decode(*(sum(c[k] for c in counts) for k in range(3)))
+        cells = len(counts)  # each cell is one value more than its text counts
+        on_decode(sum(c[0] for c in counts), sum(c[1] for c in counts) + cells, sum(c[2] for c in counts))
+    complex_columns = spec.get("complex_columns") or {}
+    if not isinstance(complex_columns, dict) or not set(complex_columns.values()) <= {"complex64", "complex128"}:
+        raise BadValue("a complex column of a dtype cellbox does not write")
     for i, column in zip(columns, texts, strict=True):
-        frame.isetitem(i, pd.Series(_objects_of(column), index=frame.index, dtype=object))
+        decoded = pd.Series(_objects_of(column), index=frame.index, dtype=object)
+        dtype = complex_columns.get(str(i))
+        frame.isetitem(i, decoded if dtype is None else decoded.astype(dtype))
     if spec.get("json_index"):
         frame.index = pd.Index(_objects_of(index_texts), dtype=object, name=frame.index.name)
     if "labels" in spec:
@@ -527,6 +538,15 @@ def _as_written(frame: Any, spec: dict[str, Any], on_decode: Callable[[int, int,
             raise BadValue("column labels that are not one for each column")
         frame.columns = pd.Index(_objects_of(labels, decoded=True), dtype=object, tupleize_cols=False)
     return frame
+
+
+def _json_columns(spec: dict[str, Any]) -> list[int]:
+    columns = spec.get("json_columns") or []
+    if not isinstance(columns, list) or len(set(columns)) != len(columns) or len(columns) > MAX_COLUMNS:
+        raise BadValue("object columns that are not a list of positions")
+    if not all(type(i) is int and i >= 0 for i in columns):
+        raise BadValue("an object column the frame does not have")
+    return columns
 
 
 def _text(value: Any) -> str:
@@ -541,8 +561,11 @@ def _objects_of(items: list[Any], decoded: bool = False) -> Any:
     import numpy
 
     made = numpy.empty(len(items), dtype=object)
-    for i, item in enumerate(items):
-        made[i] = item if decoded else from_json(json.loads(_text(item)))
+    try:
+        for i, item in enumerate(items):
+            made[i] = item if decoded else from_json(json.loads(_text(item)))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError) as exc:
+        raise BadValue(f"an object column's value that does not decode ({type(exc).__name__})") from None
     return made
 
 

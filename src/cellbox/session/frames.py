@@ -112,7 +112,7 @@ def _fingerprint_into(h: xxhash.xxh3_128, value: Any) -> None:
         h.update(f"{value.dtype.str}:{value.shape}\0".encode())
         import numpy as np
 
-        h.update(np.ascontiguousarray(value).reshape(-1).view(np.uint8))
+        h.update(np.ascontiguousarray(value).reshape(-1).view(np.uint8).data)
     elif kind in ("json", "bundle"):
         parts: list[Any] = []
         h.update(json.dumps(runtime.to_json(value, parts), sort_keys=True, allow_nan=False).encode())
