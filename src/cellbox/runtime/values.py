@@ -9,25 +9,41 @@ values of theirs.
 A value travels as one file and its *spec*, a JSON object that says how to read the file back:
 
     kind        format    the spec holds, besides "kind", "format" and "path"
-    dataframe   parquet   "rows", "columns" (each column's name as a string)
+    dataframe   parquet   "rows", "columns" (each column's name as a string), and what `arrow_ready` changed (below)
     series      parquet   the same, and "series_name" (str or None; the file holds one column)
     dataframe   csv       where pyarrow is missing: the same as parquet, and "dtypes", the dtype map
     series      csv       the same, and "series_name"
     ndarray     npy       nothing more (numbers, booleans, strings, times: no objects, so no pickle)
     json        json      nothing more (the file is `to_json`'s encoding)
+    bundle      bundle    "parts": a list or dict holding frames or arrays, as one file of parts end to end, each
+                          {"kind", "format", "offset", "length"} and its own spec's fields: the first is the JSON
+                          around the others, where {"__cellbox__": "part", "index": i} stands for part i
 
 A push adds "name" (the variable it is set as); a frame shown as the last value may add "truncated_from" (its
-length, of which MAX_VALUE_ROWS rows were written). `write_value` writes one (`-o`), `write_frame` a frame or
-series, `read_value` reads any of them back; `describe_value` says what a cell's last value is.
+length, of which MAX_VALUE_ROWS rows were written). `write_value` writes one (`-o`, and `-i` through the client),
+`write_frame` a frame or series, `read_value` reads any of them back; `describe_value` says what a cell's last
+value is.
+
+A frame travels as pandas holds it (`arrow_ready`): an object column whose values are not all strings (codes like
+[101, "A7", None], lists, dicts, decimals, mixed types) is written as one JSON text per row, `to_json`'s encoding of
+its value, and read back as those values ("json_columns", their positions; "complex_columns" the dtype of a complex
+one); so is an object index ("json_index"). Column labels that are not unique strings (ints, tuples, a name twice)
+are written as their positions and put back from "labels" (their JSON). A frame of numbers and strings is written
+as it is, with nothing of this.
 
 The dtype map gives each column, by its name, the dtype it is read back as: a name in DTYPES, a
 "datetime64[unit, zone]" whose zone is a name (TIME_ZONE), never a path, or {"dtype": "category", "categories":
 [...], "ordered": bool}. `dtype_map` writes only these and `check_dtype` refuses anything else (`BadDtype`),
 since `astype` of an arbitrary name can allocate what it likes or open a file.
 
-JSON keeps what JSON alone loses by tagging it (TAG): a tuple, set or frozenset is {"__cellbox__": "tuple" | "set"
-| "frozenset", "items": [...]}, and a dict whose keys are not all strings (or that has the tag as a key) is
-{"__cellbox__": "dict", "items": [[key, value], ...]}. NaN and infinities are not JSON values.
+JSON keeps what JSON alone loses by tagging it {"__cellbox__": tag, ...}: "tuple", "set", "frozenset" with
+"items"; "dict" with "items" as [key, value] pairs (keys not all strings, or the tag among them); "float" (NaN and
+infinities, by name); "complex"; "bytes", "bytearray" (base64); "datetime" and "Timestamp" (ISO text, and "zone"
+where the zone has a name: TIME_ZONE, never a path), "date", "time", "timedelta", "Timedelta" (nanoseconds),
+"decimal" (its text), "NaT", "NA"; "numpy" (a scalar with its dtype, one of NUMPY_SCALARS); "objects" (an array
+of objects: "shape" and its "items"). Whatever reads a spec or a tag refuses what `write_value` doesn't write
+(`BadValue`, `BadDtype`, or what Python raises), and bounds it: MAX_PARTS parts, MAX_DEPTH levels of nesting.
+Nothing is pickled.
 """
 
 from __future__ import annotations
