@@ -241,14 +241,14 @@ def arrow_ready(frame: Any, name: str = "", flag: str = "-o") -> tuple[Any, dict
     complex_columns = {str(i): str(frame.dtypes.iloc[i]) for i in encoded if frame.dtypes.iloc[i].kind == "c"}
     for i in encoded:
         column = frame.iloc[:, i]
-        texts = [_cell_text(v, name, flag, labels[i], row) for row, v in zip(frame.index, column, strict=True)]
+        texts = _texts(column, frame.index, name, flag, labels[i])
         frame.isetitem(i, pd.Series(texts, index=frame.index, dtype=object))
     if encoded:
         extras["json_columns"] = encoded
         if complex_columns:
             extras["complex_columns"] = complex_columns
     if odd_index:
-        texts = [_cell_text(v, name, flag, None, row) for row, v in enumerate(frame.index)]
+        texts = _texts(frame.index, range(len(frame.index)), name, flag, None)
         frame.index = pd.Index(texts, dtype=object, name=frame.index.name)
         extras["json_index"] = True
     return frame, extras
@@ -533,12 +533,15 @@ def _as_written(frame: Any, spec: dict[str, Any], on_decode: Callable[[int, int,
     if not all(i < width for i in columns):
         raise BadValue("an object column the frame does not have")
     missing = "null" if spec["format"] == "csv" else None  # None's text, which a CSV reads as missing
-    texts = [[missing if t is None or t != t else t for t in frame.iloc[:, i]] for i in columns]
-    index_texts = [missing if t is None or t != t else t for t in frame.index] if spec.get("json_index") else []
+    texts = [_stored_texts(frame.iloc[:, i], missing) for i in columns]
+    index_texts = _stored_texts(frame.index, missing) if spec.get("json_index") else []
     if on_decode is not None and (texts or index_texts):
-        counts = [json_counts(_text(t)) for column in [*texts, index_texts] for t in column]
-        cells = len(counts)  # each cell is one value more than its text counts
-        on_decode(sum(c[0] for c in counts), sum(c[1] for c in counts) + cells, sum(c[2] for c in counts))
+        containers = items = size = 0
+        for column in [*texts, index_texts]:
+            whole = "".join(column)  # one string counted at C speed: a row's text can't make more than its own
+            found = json_counts(whole)
+            containers, items, size = containers + found[0], items + found[1] + len(column), size + found[2]
+        on_decode(containers, items, size)  # each row is one value more than its text counts
     complex_columns = spec.get("complex_columns") or {}
     if not isinstance(complex_columns, dict) or not set(complex_columns.values()) <= {"complex64", "complex128"}:
         raise BadValue("a complex column of a dtype cellbox does not write")
@@ -571,18 +574,44 @@ def _text(value: Any) -> str:
     return value
 
 
+def _stored_texts(values: Any, missing: str | None) -> list[str]:
+    """An object column's texts as read (a missing one is `missing`'s); `BadValue` for a row that is no text."""
+    texts = list(values.to_numpy(dtype=object))
+    for i, t in enumerate(texts):
+        if type(t) is not str:
+            if missing is None or not (t is None or t != t):
+                raise BadValue("an object column's row that is not its value's JSON")
+            texts[i] = missing
+    return texts
+
+
 def _objects_of(items: list[Any], decoded: bool = False) -> Any:
     """The values (decoded from their JSON texts unless `decoded`) as a numpy array of objects, each as it is (a
-    list in it stays one value)."""
+    list in it stays one value). The commonest texts (null, strings, ints) are read without the full decoder."""
     import numpy
 
-    made = numpy.empty(len(items), dtype=object)
+    if decoded:
+        return numpy.fromiter(items, dtype=object, count=len(items))  # each item one value, a list included
+    loads, scan = json.loads, json.decoder.scanstring
+    made: list[Any] = []
+    append = made.append
     try:
-        for i, item in enumerate(items):
-            made[i] = item if decoded else from_json(json.loads(_text(item)))
+        for text in items:
+            first = text[:1]
+            if text == "null":
+                append(None)
+            elif first == '"':
+                value, end = scan(text, 1)
+                if end != len(text):
+                    raise ValueError("text after a string")
+                append(value)
+            elif text.isascii() and text.isdigit() and (text == "0" or first != "0"):
+                append(int(text))
+            else:
+                append(from_json(loads(text)))
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError) as exc:
         raise BadValue(f"an object column's value that does not decode ({type(exc).__name__})") from None
-    return made
+    return numpy.fromiter(made, dtype=object, count=len(made))
 
 
 def _apply_dtypes(frame: Any, dtypes: dict[str, Any]) -> Any:
@@ -617,15 +646,30 @@ def _strings(values: Any) -> bool:
     return pd.api.types.infer_dtype(values, skipna=False) in ("string", "empty")
 
 
-def _cell_text(value: Any, name: str, flag: str, label: Any, row: Any) -> str:
-    """One value of an object column (or index, `label` None), as its JSON text."""
-    where = f"{'.index' if label is None else f'[{_limited(repr(label), 60)}]'} at row {_limited(repr(row), 60)}"
+def _texts(values: Any, rows: Any, name: str, flag: str, label: Any) -> list[str]:
+    """The values of an object column (or of the index, `label` None), each as its JSON text; the commonest
+    (None, strings, ints) without a call to `to_json`. A value that can't travel is named by its column and row."""
+    dumps, string = json.dumps, json.encoder.encode_basestring_ascii  # what json.dumps gives a str, in C
+    texts: list[str] = []
+    append = texts.append
     try:
-        return json.dumps(to_json(value, None, where))
-    except CannotTravel as exc:
-        raise TypeError(exc.said(flag, name)) from None
-    except (ValueError, RecursionError) as exc:
+        for value in values:
+            kind = type(value)
+            if value is None:
+                append("null")
+            elif kind is str:
+                append(string(value))
+            elif kind is int or (kind is float and value - value == 0):  # finite: NaN and infinities are tagged
+                append(repr(value))
+            else:
+                append(dumps(to_json(value)))
+    except (TypeError, ValueError, RecursionError) as exc:
+        row = list(rows[len(texts) : len(texts) + 1]) or [len(texts)]
+        where = f"{'.index' if label is None else f'[{_limited(repr(label), 60)}]'} at row {_limited(repr(row[0]), 60)}"
+        if isinstance(exc, CannotTravel):
+            raise TypeError(CannotTravel(exc.type_name, where + exc.entry).said(flag, name)) from None
         raise TypeError(f"{flag} {name}: {name}{where} can't travel: {exc}") from None
+    return texts
 
 
 def _json_entry(value: Any, name: str, flag: str, what: str) -> Any:
