@@ -168,6 +168,17 @@ def test_a_series_keeps_its_name_and_its_values(tmp_path: Path) -> None:
     assert back.name == 5 and back.tolist() == [1, "a", None]
 
 
+def test_arrays_in_cells_as_parquet_gives_lists_back_come_back(tmp_path: Path) -> None:
+    listed = pd.DataFrame({"l": [[1, 2], [], None]})
+    listed.to_parquet(tmp_path / "lists.parquet")
+    frame = pd.read_parquet(tmp_path / "lists.parquet")  # its lists are numpy arrays now
+    frame["t"] = [np.array(["2024-01-02"], dtype="datetime64[D]"), np.eye(2), np.array([np.nan])]
+    back = round_trip(frame, tmp_path)[1]
+    for column in frame:
+        for a, b in zip(frame[column], back[column], strict=True):
+            assert (a is None and b is None) or (a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)), (a, b)
+
+
 def test_a_cell_that_cannot_travel_is_named_by_column_and_row(tmp_path: Path) -> None:
     frame = pd.DataFrame({"c": [1, object()]}, index=["r0", "r1"])
     with pytest.raises(TypeError) as caught:
@@ -252,10 +263,27 @@ def test_a_forged_bundle_is_refused_before_a_byte_is_copied(forge: Any, tmp_path
         {values.TAG: "decimal", "value": "not a number"},
         {values.TAG: "float", "value": "1e308"},
         {values.TAG: "objects", "shape": [10**6, 10**6], "items": []},
+        {values.TAG: "ndarray", "dtype": "int8", "shape": [2], "items": [1]},
+        {values.TAG: "ndarray", "dtype": "V100000000", "shape": [1], "items": [1]},
+        {values.TAG: "ndarray", "dtype": "float64", "shape": [1], "items": ["x"]},
         {values.TAG: "bytes", "base64": "!!"},
         {values.TAG: "nonsense"},
     ],
-    ids=["part", "dtype", "overflow", "dateutil", "zone-path", "decimal", "float", "shape", "base64", "tag"],
+    ids=[
+        "part",
+        "dtype",
+        "overflow",
+        "dateutil",
+        "zone-path",
+        "decimal",
+        "float",
+        "shape",
+        "array-shape",
+        "array-dtype",
+        "array-items",
+        "base64",
+        "tag",
+    ],
 )
 def test_a_forged_tag_is_refused_in_one_line(encoded: Any) -> None:
     with pytest.raises(record.RecordRefused, match="a value in it does not decode"):

@@ -41,7 +41,8 @@ JSON keeps what JSON alone loses by tagging it {"__cellbox__": tag, ...}: "tuple
 infinities, by name); "complex"; "bytes", "bytearray" (base64); "datetime" and "Timestamp" (ISO text, and "zone"
 where the zone has a name: TIME_ZONE, never a path), "date", "time", "timedelta", "Timedelta" (nanoseconds),
 "decimal" (its text), "NaT", "NA"; "numpy" (a scalar with its dtype, one of NUMPY_SCALARS); "objects" (an array
-of objects: "shape" and its "items"). Whatever reads a spec or a tag refuses what `write_value` doesn't write
+of objects: "shape" and its "items"), "ndarray" (an array in a frame's cell, as Parquet gives lists back: "dtype",
+one of NUMPY_SCALARS, "shape" and "items"). Whatever reads a spec or a tag refuses what `write_value` doesn't write
 (`BadValue`, `BadDtype`, or what Python raises), and bounds it: MAX_PARTS parts, MAX_DEPTH levels of nesting.
 Nothing is pickled.
 """
@@ -385,6 +386,10 @@ def to_json(value: Any, parts: list[Any] | None = None, _entry: str = "", _depth
     if numpy is not None and isinstance(value, numpy.ndarray) and value.dtype.kind == "O":
         items = [to_json(v, parts, f"{_entry}[{i}]", inner) for i, v in enumerate(value.ravel().tolist())]
         return {TAG: "objects", "shape": list(value.shape), "items": items}
+    if parts is None and is_array(value) and str(value.dtype) in NUMPY_SCALARS:  # in a frame's cell: as JSON
+        flat = value.view("int64") if value.dtype.kind in "mM" else value
+        items = [to_json(v, None, f"{_entry}[{i}]", inner) for i, v in enumerate(flat.ravel().tolist())]
+        return {TAG: "ndarray", "dtype": str(value.dtype), "shape": list(value.shape), "items": items}
     if parts is not None and (frame_kind(value) is not None or is_array(value)):
         if len(parts) + 2 > MAX_PARTS:
             raise ValueError(f"it holds more than {MAX_PARTS - 1:,} frames and arrays")
@@ -418,6 +423,8 @@ def from_json(value: Any, parts: list[Any] | None = None, _depth: int = 0) -> An
         return _SCALAR_TAGS[tag](value)
     if tag == "objects":
         return _objects(value, [from_json(v, parts, inner) for v in value["items"]])
+    if tag == "ndarray":
+        return _array(value, [from_json(v, parts, inner) for v in value["items"]])
     items = value["items"]
     if not isinstance(items, list):
         raise TypeError("items that are not a list")
@@ -885,17 +892,38 @@ def _pandas() -> Any:
     return pandas
 
 
-def _objects(value: dict[str, Any], items: list[Any]) -> Any:
-    """A numpy array of objects of this shape, its items in order."""
-    shape = value["shape"]
+def _array(value: dict[str, Any], items: list[Any]) -> Any:
+    """A numpy array of one of NUMPY_SCALARS' dtypes, of this shape, its items in order (times as counts)."""
+    import numpy
+
+    name = value["dtype"]
+    if name not in NUMPY_SCALARS:
+        raise ValueError(f"a numpy dtype cellbox does not read: {str(name)[:40]!r}")
+    dtype = numpy.dtype(name)
+    shape = _shape(value["shape"], len(items))
+    if dtype.kind in "mM":
+        if not all(type(n) is int for n in items):
+            raise TypeError("times that are not counts")
+        return numpy.array(items, dtype="int64").view(dtype).reshape(shape)
+    if not all(isinstance(n, (bool, int, float, complex)) for n in items):
+        raise TypeError("numbers that are not numbers")
+    return numpy.array(items, dtype=dtype).reshape(shape)
+
+
+def _shape(shape: Any, count: int) -> list[int]:
     if not isinstance(shape, list) or len(shape) > 32 or not all(type(n) is int and n >= 0 for n in shape):
         raise ValueError("an array's shape that is not one")
-    count = 1
+    size = 1
     for n in shape:
-        count *= n
-    if count != len(items):
+        size *= n
+    if size != count:
         raise ValueError("an array's items that do not fill its shape")
-    return _objects_of(items, decoded=True).reshape(shape)
+    return shape
+
+
+def _objects(value: dict[str, Any], items: list[Any]) -> Any:
+    """A numpy array of objects of this shape, its items in order."""
+    return _objects_of(items, decoded=True).reshape(_shape(value["shape"], len(items)))
 
 
 _SCALAR_TAGS: dict[str, Callable[[dict[str, Any]], Any]] = {
