@@ -599,7 +599,7 @@ def _objects_of(items: list[Any], decoded: bool = False) -> Any:
 
     if decoded:
         return numpy.fromiter(items, dtype=object, count=len(items))  # each item one value, a list included
-    loads, scan = json.loads, json.decoder.scanstring
+    loads, scan = json.loads, json.decoder.scanstring  # type: ignore[attr-defined]  # C, not in the stubs
     made: list[Any] = []
     append = made.append
     try:
