@@ -176,8 +176,9 @@ def test_bad_input_is_clear_and_sends_nothing(sandbox: cellbox.Sandbox, tmp_path
         sandbox.push({"a": [1, object()]}, name="thing")
     with pytest.raises(cellbox.api.CellboxError, match="no file in the container matches"):
         sandbox.pull("nothing-*.bin", to=tmp_path)
-    run = sandbox.run("import threading\nlock = threading.Lock()", outputs=["lock"])
+    run = sandbox.run("import threading\nlock = threading.Lock()\nfine = {'n': 1}", outputs=["lock", "fine"])
     assert run.error is not None and "-o lock: lock is a _thread.lock, which can't travel" in run.error.evalue
+    assert run.variables == {"fine": {"n": 1}}  # what could travel came back all the same
 
 
 def test_figures_come_back_as_png(sandbox: cellbox.Sandbox) -> None:
