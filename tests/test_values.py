@@ -179,6 +179,24 @@ def test_arrays_in_cells_as_parquet_gives_lists_back_come_back(tmp_path: Path) -
             assert (a is None and b is None) or (a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)), (a, b)
 
 
+def test_a_sparse_column_comes_back_dense_and_parquet_refusals_say_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sparse = pd.DataFrame({"s": pd.arrays.SparseArray([0, 1, 0])})
+    assert round_trip(sparse, tmp_path)[1].s.tolist() == [0, 1, 0]
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise ValueError("Conversion failed for column amount with type thing", "and more")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", refuse)
+    with pytest.raises(TypeError) as caught:
+        values.write_value(pd.DataFrame({"amount": [1]}), str(tmp_path / "t"), "t")
+    assert str(caught.value) == (
+        "-o t: column amount of t can't be written as Parquet (Conversion failed for column amount with type thing);"
+        " convert it first, e.g. t['amount'] = t['amount'].astype(object)"
+    )
+
+
 def test_a_cell_that_cannot_travel_is_named_by_column_and_row(tmp_path: Path) -> None:
     frame = pd.DataFrame({"c": [1, object()]}, index=["r0", "r1"])
     with pytest.raises(TypeError) as caught:

@@ -27,9 +27,10 @@ value is.
 A frame travels as pandas holds it (`arrow_ready`): an object column whose values are not all strings (codes like
 [101, "A7", None], lists, dicts, decimals, mixed types) is written as one JSON text per row, `to_json`'s encoding of
 its value, and read back as those values ("json_columns", their positions; "complex_columns" the dtype of a complex
-one); so is an object index ("json_index"). Column labels that are not unique strings (ints, tuples, a name twice)
-are written as their positions and put back from "labels" (their JSON). A frame of numbers and strings is written
-as it is, with nothing of this.
+one); so is an object index ("json_index"). A sparse column is written dense (the same values). Column labels
+that are not unique strings (ints, tuples, a name twice) are written as their positions and put back from "labels"
+(their JSON). A frame of numbers and strings is written as it is, with nothing of this. What Parquet still refuses
+is one line naming the column and the fix (`.astype(object)`), never Arrow's traceback.
 
 The dtype map gives each column, by its name, the dtype it is read back as: a name in DTYPES, a
 "datetime64[unit, zone]" whose zone is a name (TIME_ZONE), never a path, or {"dtype": "category", "categories":
@@ -229,16 +230,19 @@ def arrow_ready(frame: Any, name: str = "", flag: str = "-o") -> tuple[Any, dict
         for i, dtype in enumerate(frame.dtypes)
         if dtype.kind == "c" or (str(dtype) == "object" and not _strings(frame.iloc[:, i]))
     ]
+    sparse = [i for i, dtype in enumerate(frame.dtypes) if isinstance(dtype, pd.SparseDtype)]
     odd_index = (
         not isinstance(frame.index, pd.MultiIndex) and str(frame.index.dtype) == "object" and not _strings(frame.index)
     )
-    if plain_labels and not encoded and not odd_index:
+    if plain_labels and not encoded and not sparse and not odd_index:
         return frame, extras
     if not plain_labels:
         extras["labels"] = _json_entry(labels, name, flag, " (its column labels)")
         frame = frame.set_axis([str(i) for i in range(len(labels))], axis=1)
     else:
         frame = frame.copy(deep=False)
+    for i in sparse:  # Parquet has no sparse columns: the same values, dense
+        frame.isetitem(i, frame.iloc[:, i].sparse.to_dense())
     complex_columns = {str(i): str(frame.dtypes.iloc[i]) for i in encoded if frame.dtypes.iloc[i].kind == "c"}
     for i in encoded:
         column = frame.iloc[:, i]
@@ -696,10 +700,12 @@ def _raise_unwritable(exc: Exception, frame: Any, name: str, flag: str) -> None:
     ):
         raise exc
     said = [str(arg) for arg in exc.args if isinstance(arg, str)]
-    column = next((m.group(1) for m in (re.search(r"column (.+?) with type", t) for t in said) if m), None)
+    found = (re.search(r"column (.+?)(?: with type|\))", t) for t in said)
+    column = next((m.group(1) for m in found if m), None)
     what = f"column {column}" if column else "a column"
     first = (said[0] if said else type(exc).__name__).splitlines()[0][:200]
-    fix = f"{name}[{column!r}] = {name}[{column!r}].astype(str)" if column else f"{name} = {name}.astype(str)"
+    # As objects, its values travel one by one as JSON, whatever Parquet makes of the column's type.
+    fix = f"{name}[{column!r}] = {name}[{column!r}].astype(object)" if column else f"{name} = {name}.astype(object)"
     raise TypeError(
         f"{flag} {name}: {what} of {name} can't be written as Parquet ({first}); convert it first, e.g. {fix}"
     ) from None
