@@ -257,8 +257,9 @@ def bundle(tmp_path: Path) -> dict[str, Any]:
         lambda spec: spec["parts"][1].update(format="bundle"),
         lambda spec: spec["parts"][0].update(kind="ndarray", format="npy"),
         lambda spec: spec.update(parts="nope"),
+        lambda spec: spec["parts"].extend([{**spec["parts"][1], "offset": 0}] * 100),
     ],
-    ids=["none", "too-many", "outside", "negative", "nested-bundle", "no-json-first", "not-a-list"],
+    ids=["none", "too-many", "outside", "negative", "nested-bundle", "no-json-first", "not-a-list", "overlapping"],
 )
 def test_a_forged_bundle_is_refused_before_a_byte_is_copied(forge: Any, tmp_path: Path) -> None:
     spec = bundle(tmp_path)

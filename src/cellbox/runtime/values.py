@@ -267,7 +267,7 @@ def json_counts(text: str) -> tuple[int, int, int]:
 def split_bundle(spec: dict[str, Any]) -> list[dict[str, Any]]:
     """A bundle's parts, each its spec and its bytes in a file of its own beside the bundle ("path"): the first is
     the JSON around the others. `BadValue`, before a byte is copied, for parts that are not what `write_value`
-    writes: too many, of a kind or format no part has, or outside the file."""
+    writes: too many, of a kind or format no part has, outside the file, or overlapping."""
     parts = spec.get("parts")
     if not isinstance(parts, list) or not 1 <= len(parts) <= MAX_PARTS:
         raise BadValue(f"a bundle of {len(parts) if isinstance(parts, list) else 'no'} parts (1 to {MAX_PARTS:,})")
@@ -280,6 +280,8 @@ def split_bundle(spec: dict[str, Any]) -> list[dict[str, Any]]:
             raise BadValue("a bundle's part outside its file")
         if index == 0 and part["kind"] != "json":
             raise BadValue("a bundle whose first part is not JSON")
+    if sum(part["length"] for part in parts) > size:  # parts end to end: copying them takes no more than the file
+        raise BadValue("a bundle whose parts overlap")
     made = []
     with open(spec["path"], "rb") as whole:
         try:
