@@ -126,6 +126,10 @@ def test_an_input_that_cannot_travel_names_its_entry(kernel: Kernel) -> None:
     ename, shown = error_of(out)
     assert (status, ename) == ("error", "UsageError") and shown.count("\n") <= 1
     assert shown.startswith("UsageError: -i model_data: model_data['model'] is a _thread.lock, which can't travel")
+    status, out = kernel.run("%container push model_data")  # the same value, pushed by itself
+    ename, shown = error_of(out)
+    assert (status, ename) == ("error", "UsageError") and shown.count("\n") <= 1
+    assert "model_data['model'] is a _thread.lock" in shown and "push the file" in shown
 
 
 @pytest.mark.auto_binding

@@ -177,7 +177,10 @@ class ContainerMagics(Magics):
             for item in args.items:
                 before = {entry.remote: entry.file_id for entry in sandbox.manifest.values()}
                 if item in self._namespace:
-                    remotes = sandbox.push(self._namespace[item], name=item)
+                    try:
+                        remotes = sandbox.push(self._namespace[item], name=item)
+                    except TypeError as exc:  # a value that can't travel: the error names it, and the entry in it
+                        raise UsageError(str(exc)) from None
                 else:
                     remotes = sandbox.push(item)
                 sent = [r for r in remotes if sandbox.manifest[r].file_id != before.get(r)]
