@@ -194,10 +194,24 @@ def test_a_cell_ending_in_a_semicolon_shows_no_value_and_bad_syntax_is_the_cells
 def test_outputs_that_cannot_travel_say_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = run(tmp_path, monkeypatch, "import threading\nlock = threading.Lock()", {}, outputs=["lock", "nope"])
     assert not result["ok"] and result["error"]["ename"] == "TypeError"
-    assert "-o brings back DataFrames" in result["error"]["evalue"]
+    lock, nope = result["error"]["evalue"].splitlines()  # one line for each value that could not come
+    assert lock.startswith("-o lock: lock is a _thread.lock, which can't travel (frames, arrays")
+    assert "convert it first, or save it to a file and pull the file" in lock
+    assert nope == "-o nope: no variable 'nope' in the container after the cell ran"
     result = run(tmp_path, monkeypatch, "a = 1", {}, outputs=["missing"])
     assert result["error"]["ename"] == "NameError"
     assert result["error"]["evalue"] == "-o missing: no variable 'missing' in the container after the cell ran"
+
+
+def test_outputs_that_travel_are_written_though_others_cannot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code = "import threading\nmetrics = {'auc': 0.9}\nmodel = {'fitted': threading.Lock()}\npreds = [1, 2]"
+    result = run(tmp_path, monkeypatch, code, {}, outputs=["metrics", "model", "preds"])
+    assert not result["ok"] and set(result["outputs"]) == {"metrics", "preds"}
+    assert values.read_value(result["outputs"]["metrics"]) == {"auc": 0.9}
+    assert values.read_value(result["outputs"]["preds"]) == [1, 2]
+    line, delivered = result["error"]["evalue"].splitlines()
+    assert line.startswith("-o model: model['fitted'] is a _thread.lock, which can't travel")
+    assert delivered == "(brought back all the same: metrics, preds)"
 
 
 def test_an_input_that_cannot_load_shows_no_runtime_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

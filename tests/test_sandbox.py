@@ -172,12 +172,13 @@ def test_bad_input_is_clear_and_sends_nothing(sandbox: cellbox.Sandbox, tmp_path
         sandbox.push(str(tmp_path / "*.nope"))
     with pytest.raises(cellbox.api.CellboxError, match="no such file"):
         sandbox.push(str(tmp_path / "missing.csv"))
-    with pytest.raises(TypeError, match="can't be sent"):
-        sandbox.push(object(), name="thing")
+    with pytest.raises(TypeError, match=r"^-i thing: thing\['a'\]\[1\] is a builtins.object, which can't travel"):
+        sandbox.push({"a": [1, object()]}, name="thing")
     with pytest.raises(cellbox.api.CellboxError, match="no file in the container matches"):
         sandbox.pull("nothing-*.bin", to=tmp_path)
-    run = sandbox.run("import threading\nlock = threading.Lock()", outputs=["lock"])
-    assert run.error is not None and "-o brings back DataFrames" in run.error.evalue
+    run = sandbox.run("import threading\nlock = threading.Lock()\nfine = {'n': 1}", outputs=["lock", "fine"])
+    assert run.error is not None and "-o lock: lock is a _thread.lock, which can't travel" in run.error.evalue
+    assert run.variables == {"fine": {"n": 1}}  # what could travel came back all the same
 
 
 def test_figures_come_back_as_png(sandbox: cellbox.Sandbox) -> None:

@@ -36,8 +36,11 @@ MAX_NOTES = 50
 MAX_NOTE = 2_000
 
 VALUE_KINDS = ("dataframe", "series", "json", "repr", "image")
-OUTPUT_KINDS = ("dataframe", "series", "ndarray", "json")
-FORMATS = ("parquet", "csv", "npy", "json")
+PART_KINDS = ("dataframe", "series", "ndarray", "json")
+OUTPUT_KINDS = (*PART_KINDS, "bundle")
+PART_FORMATS = ("parquet", "csv", "npy", "json")
+FORMATS = (*PART_FORMATS, "bundle")
+MAX_PARTS = 10_000  # frames and arrays in one value (runtime.values.MAX_PARTS), and the JSON around them
 EVENT_TYPES = ("stream", "display_data", "clear_output", "state_lost", "execute_result")
 
 _STRINGS = {"type": "array", "items": {"type": "string"}}
@@ -73,7 +76,8 @@ _DTYPE = {
     ]
 }
 _DTYPES = {"type": "object", "additionalProperties": _DTYPE}
-# What the runtime says of a value's file: where it is and, for a frame, its shape and how to read it back.
+# What the runtime says of a value's file: where it is and, for a frame, its shape and how to read it back (its
+# object columns and index as their values' JSON, its labels as JSON: decoded by the runtime's own reader).
 _FRAME: dict[str, Any] = {
     "path": {"type": "string"},
     "rows": {"type": "integer", "minimum": 0},
@@ -82,6 +86,22 @@ _FRAME: dict[str, Any] = {
     "dtypes": _DTYPES,
     "index_name": {"type": ["string", "null"]},
     "truncated_from": {"type": "integer", "minimum": 0},
+    "json_columns": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+    "json_index": {"type": "boolean"},
+    "complex_columns": {"type": "object", "additionalProperties": {"enum": ["complex64", "complex128"]}},
+    "labels": {"type": "array"},
+}
+# A bundle: one file, its parts end to end (the JSON around its frames and arrays first), each read as its spec says.
+_PART = {
+    "type": "object",
+    "required": ["kind", "format", "offset", "length"],
+    "properties": {
+        "kind": {"enum": list(PART_KINDS)},
+        "format": {"enum": list(PART_FORMATS)},
+        "offset": {"type": "integer", "minimum": 0},
+        "length": {"type": "integer", "minimum": 0},
+        **{key: rule for key, rule in _FRAME.items() if key not in ("path", "truncated_from")},
+    },
 }
 _FILE_SPEC = {
     "type": "object",
@@ -89,6 +109,7 @@ _FILE_SPEC = {
     "properties": {
         "kind": {"enum": list(OUTPUT_KINDS)},
         "format": {"enum": list(FORMATS)},
+        "parts": {"type": "array", "minItems": 1, "maxItems": MAX_PARTS, "items": _PART},
         **_FRAME,
     },
 }

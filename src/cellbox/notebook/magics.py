@@ -195,7 +195,10 @@ class ContainerMagics(Magics):
             for item in args.items:
                 before = {entry.remote: entry.file_id for entry in sandbox.manifest.values()}
                 if item in self._namespace:
-                    remotes = sandbox.push(self._namespace[item], name=item)
+                    try:
+                        remotes = sandbox.push(self._namespace[item], name=item)
+                    except TypeError as exc:  # a value that can't travel: the error names it, and the entry in it
+                        raise UsageError(str(exc)) from None
                 else:
                     remotes = sandbox.push(item)
                 sent = [r for r in remotes if sandbox.manifest[r].file_id != before.get(r)]
@@ -246,17 +249,18 @@ class ContainerMagics(Magics):
                 execution_count=self._cell_number(),
                 operation=replay.operation,
             )
-        except TypeError as exc:  # a -i value that can't travel
+        except TypeError as exc:  # a -i value that can't travel: the error names it, and the entry in it
             raise UsageError(str(exc)) from None
         finally:
             replay.done()
         replay.run = run
         live.finish(run.events)
         self._show(run)
+        # Only the names the user asked for, whatever the container sent (the session already keeps to them); those
+        # that came back are set even when others could not come (the error, raised next, names those).
+        namespace.update({name: run.variables[name] for name in args.outputs if name in run.variables})
         if run.error is not None:
             raise run.error
-        # Only the names the user asked for, whatever the container sent (the session already keeps to them).
-        namespace.update({name: run.variables[name] for name in args.outputs if name in run.variables})
 
     def _show(self, run: Run) -> None:
         for figure in run.figures:  # a runtime without IPython saves open figures as files

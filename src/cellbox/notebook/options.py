@@ -52,10 +52,14 @@ CELL_OPTIONS: tuple[Option, ...] = (
            "has is an error that names similar ones: `%container new NAME` makes one", "",
            {"nargs": "?", "metavar": "NAME_OR_ID"}),
     Option(("-i", "--input"), "-i VAR ...",
-           "send notebook variables first, under the same names (DataFrames, Series, arrays, JSON values); sent "
-           "again only when they changed", "%%container -i sales prices",
+           "send notebook variables first, under the same names, sent again only when they changed; what can "
+           "travel: DataFrames and Series (mixed object columns too), numpy arrays, numbers, strings, bytes, dates, "
+           "times, decimals, None, and dicts and lists of them (frames and arrays among them)",
+           "%%container -i sales prices",
            {"dest": "inputs", "nargs": "+", "action": "extend", "default": [], "metavar": "VAR"}),
-    Option(("-o", "--output"), "-o VAR ...", "bring container variables back into the notebook when the cell ends",
+    Option(("-o", "--output"), "-o VAR ...",
+           "bring container variables back into the notebook when the cell ends (what can travel, as for -i); "
+           "those that can't fail the cell after the others are set, each named in one line",
            "%%container -i sales -o totals",
            {"dest": "outputs", "nargs": "+", "action": "extend", "default": [], "metavar": "VAR"}),
     Option(("--files",), "--files PATH ...", "upload local files first (globs allowed), into /mnt/data",

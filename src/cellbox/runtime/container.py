@@ -301,9 +301,27 @@ def _state_lost(private_dir: str) -> bool:
     return lost
 
 
-def _missing_output(name: str) -> dict[str, Any]:
-    evalue = f"-o {name}: no variable {name!r} in the container after the cell ran"
-    return {"ename": "NameError", "evalue": evalue, "traceback": f"NameError: {evalue}", "traceback_lines": []}
+def _export(names: list[str], namespace: dict[str, Any], out_dir: str, result: dict[str, Any], capture: Any) -> None:
+    """Write every `-o` value that can travel into `result["outputs"]`; those that can't fail the run together,
+    one line each, after the others are written (the client delivers them all the same)."""
+    failed: list[tuple[str, str]] = []  # (exception name, what it says)
+    for name in names:
+        if name not in namespace:
+            failed.append(("NameError", f"-o {name}: no variable {name!r} in the container after the cell ran"))
+            continue
+        try:
+            result["outputs"][name] = values.write_value(namespace[name], os.path.join(out_dir, "out-" + name), name)
+        except Exception as exc:
+            said = capture.said_by(exc)
+            failed.append((type(exc).__name__, said if said.startswith(f"-o {name}") else f"-o {name}: {said}"))
+    if not failed:
+        return
+    lines = [said for _, said in failed]
+    if result["outputs"]:
+        lines.append(f"(brought back all the same: {', '.join(result['outputs'])})")
+    ename, evalue = failed[0][0], "\n".join(lines)
+    result["ok"] = False
+    result["error"] = {"ename": ename, "evalue": evalue, "traceback": f"{ename}: {evalue}", "traceback_lines": []}
 
 
 def execute(request_path: str, request: dict[str, Any] | None = None) -> dict[str, Any] | None:
@@ -379,21 +397,7 @@ def _execute(request_path: str, request: dict[str, Any] | None) -> tuple[dict[st
     if result["ok"] and shown.error is not None:  # an error the shell showed without raising it fails the cell
         result["ok"], result["error"] = False, shown.error
     if result["ok"]:
-        for name in request.get("outputs", []):
-            if name not in namespace:
-                result["ok"] = False
-                result["error"] = _missing_output(name)
-                break
-            try:
-                result["outputs"][name] = values.write_value(
-                    namespace[name], os.path.join(out_dir, "out-" + name), name
-                )
-            except Exception as exc:
-                result["ok"] = False
-                said = capture.said_by(exc)
-                text = f"{type(exc).__name__}: {said}"
-                result["error"] = {"ename": type(exc).__name__, "evalue": said, "traceback": text}
-                break
+        _export(request.get("outputs", []), namespace, out_dir, result, capture)
     written = changes.changed()
     own = {os.path.abspath(request_path), os.path.abspath(globals().get("__file__") or "")}
     result["changed"] = sorted(p for p in written if os.path.abspath(p) not in own)

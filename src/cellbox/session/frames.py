@@ -64,22 +64,41 @@ def _hasher() -> xxhash.xxh3_128:
 
 
 def kind_of(value: Any) -> str | None:
-    """`dataframe`, `series`, `json`, or None for values that can't travel."""
+    """`dataframe`, `series`, `ndarray`, `json`, `bundle` (lists and dicts holding frames or arrays), or None for
+    values that can't travel."""
     kind = runtime.frame_kind(value)
     if kind is not None:
         return kind
-    return "json" if runtime.is_json_value(value) else None
+    if runtime.is_array(value):
+        return "ndarray"
+    parts: list[Any] = []
+    try:
+        runtime.to_json(value, parts)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return "bundle" if parts else "json"
 
 
 def fingerprint(value: Any) -> str:
-    """A content hash of a frame, series or JSON value (schema, index and dtypes included)."""
-    kind = kind_of(value)
+    """A content hash of a value that travels (a frame's schema, index and dtypes included)."""
     h = _hasher()
+    _fingerprint_into(h, value)
+    return h.hexdigest()
+
+
+def _fingerprint_into(h: xxhash.xxh3_128, value: Any) -> None:
+    kind = kind_of(value)
     h.update(f"{kind}\0".encode())
     if kind in ("dataframe", "series"):
         import pyarrow as pa
 
         frame = value.to_frame(name="__series__" if value.name is None else value.name) if kind == "series" else value
+        try:
+            frame, extras = runtime.arrow_ready(frame)  # object columns as their values' JSON, as they travel
+        except TypeError:  # a value in it can't travel: never the same as another, and `write` says why
+            h.update(os.urandom(16))
+            return
+        h.update(json.dumps(extras, sort_keys=True).encode())
         table = pa.Table.from_pandas(frame, preserve_index=True)
         h.update(table.schema.serialize())
         for column in table.columns:
@@ -89,11 +108,18 @@ def fingerprint(value: Any) -> str:
                 for buffer in chunk.buffers():
                     if buffer is not None:
                         h.update(buffer)
-    elif kind == "json":
-        h.update(json.dumps(runtime.to_json(value), sort_keys=True, allow_nan=False).encode())
+    elif kind == "ndarray":
+        h.update(f"{value.dtype.str}:{value.shape}\0".encode())
+        import numpy as np
+
+        h.update(np.ascontiguousarray(value).reshape(-1).view(np.uint8).data)
+    elif kind in ("json", "bundle"):
+        parts: list[Any] = []
+        h.update(json.dumps(runtime.to_json(value, parts), sort_keys=True, allow_nan=False).encode())
+        for part, _ in parts:
+            _fingerprint_into(h, part)
     else:
         raise TypeError(f"can't fingerprint a {type(value).__name__}")
-    return h.hexdigest()
 
 
 def file_fingerprint_bytes(data: bytes) -> str:
@@ -117,52 +143,82 @@ def file_fingerprint(path: Path, chunk_size: int = 1024 * 1024, report: Callable
 
 
 def size_in_memory(value: Any) -> int:
-    """About how many bytes a frame or series holds (without looking at each string: it must be quick); 0 for
-    other values, which are small."""
-    if kind_of(value) in ("dataframe", "series"):
+    """About how many bytes a frame, series or array holds, or the frames and arrays in a list or dict (without
+    looking at each string: it must be quick); 0 for other values, which are small."""
+    kind = kind_of(value)
+    if kind in ("dataframe", "series"):
         usage = value.memory_usage(index=True, deep=False)
         return int(usage if isinstance(usage, int) else usage.sum())
+    if kind == "ndarray":
+        return int(value.nbytes)
+    if kind == "bundle":
+        parts: list[Any] = []
+        runtime.to_json(value, parts)
+        return sum(size_in_memory(part) for part, _ in parts)
     return 0
 
 
 def write(value: Any, stem: Path, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Write a value for the container; returns the runtime's spec for it (kind, format, local path). `progress`
-    hears how many rows each part of a frame written added."""
-    kind = kind_of(value)
-    if kind in ("dataframe", "series"):
-        return runtime.write_frame(value, str(stem), kind, progress)
-    if kind == "json":
-        path = str(stem) + ".json"
-        Path(path).write_text(json.dumps(runtime.to_json(value), allow_nan=False), encoding="utf-8")
-        return {"kind": "json", "format": "json", "path": path}
-    raise TypeError(
-        f"a {type(value).__module__}.{type(value).__qualname__} can't be sent to a container: push DataFrames, "
-        "Series and JSON values (numbers, strings, booleans, None, lists and dicts of them), or save it to a file "
-        "and push the file."
-    )
+    """Write a value for the container: the `-i` variable named as the file (`stem`) is; returns the runtime's
+    spec for it (kind, format, local path). `progress` hears how many rows each part of a frame written added. A
+    value, or an entry of it, that can't travel is a TypeError naming it."""
+    kind = runtime.frame_kind(value)
+    if kind is not None:
+        return runtime.write_frame(value, str(stem), kind, progress, name=stem.name, flag="-i")
+    return runtime.write_value(value, str(stem), stem.name, flag="-i")
 
 
 def read(spec: dict[str, Any], local_path: Path, name: str | None = None) -> Any:
     """Read a value the runtime exported (the `-o` variable `name`), from its downloaded file, once its declared
     size is known to fit in memory (`TooLarge` if not); the first rows of a longer frame (`truncated_from` rows)
-    say so when shown."""
+    say so when shown. A bundle's parts are checked together, before any is read; a frame's object columns before
+    their JSON is decoded."""
     free = available_memory()
-    if free is not None:
-        try:
-            needed, declared = declared_size(spec, local_path, free)
-        except Unreadable as exc:
-            raise record.refused(f"{_which(name)}'s file can't be checked before it is read: {exc}") from None
-        check_fits(name, needed, declared, free)
+
+    def decoding(containers: int, items: int, size: int) -> None:
+        check_fits(name, _json_cost(containers, items, size), f"its object columns' values, {text.size(size)} of JSON")
+
     try:
-        value = runtime.read_value({**spec, "path": str(local_path)})
+        if spec.get("format") == "bundle":
+            value = _read_bundle(spec, local_path, name, free, decoding)
+        else:
+            if free is not None:
+                check_fits(name, *_declared(spec, local_path, name, free), free)
+            value = runtime.read_value({**spec, "path": str(local_path)}, decoding)
     except runtime.BadDtype as exc:
         raise record.refused(f"{_which(name)} names {exc}") from None
+    except runtime.BadValue as exc:
+        raise record.refused(f"{_which(name)} holds {exc}") from None
     total = spec.get("truncated_from")
     if total and spec.get("kind") in ("dataframe", "series"):
         from .first_rows import first_rows
 
         return first_rows(value, total)
     return value
+
+
+def _declared(spec: dict[str, Any], path: Path, name: str | None, free: int | None) -> tuple[int, str]:
+    try:
+        return declared_size(spec, path, free)
+    except Unreadable as exc:
+        raise record.refused(f"{_which(name)}'s file can't be checked before it is read: {exc}") from None
+
+
+def _read_bundle(
+    spec: dict[str, Any], path: Path, name: str | None, free: int | None, decoding: Callable[[int, int, int], None]
+) -> Any:
+    """A bundle's parts split into files of their own, their memory checked together, then read and assembled."""
+    parts = runtime.split_bundle({**spec, "path": str(path)})
+    try:
+        if free is not None:
+            sizes = [_declared(part, Path(part["path"]), name, free)[0] for part in parts]
+            check_fits(name, sum(sizes), f"{len(parts) - 1:,} frames and arrays", free)
+        with Path(parts[0]["path"]).open(encoding="utf-8") as f:
+            around = json.load(f)
+        return runtime.assemble([around, *(runtime.read_value(part, decoding) for part in parts[1:])])
+    finally:
+        for part in parts:
+            Path(part["path"]).unlink(missing_ok=True)
 
 
 def _which(name: str | None) -> str:

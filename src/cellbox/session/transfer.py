@@ -184,7 +184,7 @@ class Transfers:
         """The upload of a value: its fingerprint, then (when it changed) its file, written as the operation's
         "serializing" phase. The phase starts before the fingerprint, so a large frame shows at once."""
         if frames.kind_of(value) is None:
-            frames.write(value, self.cache / "x")  # raises the clear "can't be sent" error
+            frames.write(value, self.cache / name)  # raises the clear error naming what can't travel
         rows = len(value) if frames.kind_of(value) in ("dataframe", "series") else 0
         size = frames.size_in_memory(value)
         if rows:
