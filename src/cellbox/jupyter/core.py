@@ -36,7 +36,7 @@ from ..api import (
 )
 from ..api.lookup import LIVE
 from ..boundary import local_paths
-from ..common import inuse
+from ..common import endpoint, inuse, paths
 from ..session import backend
 from ..session.protocol import DATA_DIR, PRIVATE
 
@@ -136,6 +136,8 @@ def is_private(item: ContainerFile) -> bool:
     path = item.path or ""
     return path.startswith(f"{DATA_DIR}/{PRIVATE}/") or f"/{PRIVATE}/" in path
 
+
+STOPPED = "The local server is stopped (`cellbox stop`): start it from the sidebar, or run a cell."
 
 GONE = {
     "deleted": "This container was deleted; its files are gone.",
@@ -243,13 +245,28 @@ class Sidebar:
 
     async def settings(self) -> Settings:
         found = self._load()
-        if found.base_url or not self.autostart:
+        if found.base_url or not self.autostart or self.server_stopped():
             return found
         # Nothing configured: the embedded local server, started if needed and shared with the kernels.
         return await asyncio.to_thread(backend.settings, True)
 
+    def server_stopped(self) -> bool:
+        """Whether the local server this sidebar would start was stopped by the user (`cellbox stop`): a refresh
+        never starts it again; the user's Start (`start_server`) or a cell does."""
+        return self.autostart and not self._load().base_url and endpoint.stopped(paths.endpoint_file())
+
+    async def start_server(self) -> dict[str, Any]:
+        """Start the local server (nothing else configured), stopped or not; the status once it serves."""
+        if self._load().base_url or not self.autostart:
+            raise SidebarError(409, "There is no local server to start: a backend is configured, or autostart is off.")
+        endpoint.clear_stopped(paths.endpoint_file())
+        await asyncio.to_thread(backend.settings, True)
+        return await self.status()
+
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncClient]:
+        if self.server_stopped():
+            raise SidebarError(503, STOPPED)
         settings = await self.settings()
         if settings.api_key:
             self._used_keys.add(settings.api_key)
@@ -277,20 +294,24 @@ class Sidebar:
         """Which backend the sidebar talks to; never a secret (`api_key` says only whether one is set)."""
         found = await self.settings()  # with nothing configured: the local server, started as a list would
         described = found.describe()
+        stopped = self.server_stopped()
         return {
             "version": __version__,
-            "backend": described["backend"],
+            "backend": "local" if stopped else described["backend"],
             "base_url": _without_userinfo(described["base_url"]),
             "auth": described["auth"],
             "api_key": described["api_key"],
             "project": described["project"],
             "autostart": self.autostart,
+            "stopped": stopped,
             "workspace": str(self.workspace.root),
         }
 
     # --- containers -------------------------------------------------------------------------------------------
 
     async def list_containers(self) -> dict[str, Any]:
+        if self.server_stopped():  # nothing to list, and no error: the sidebar offers to start it
+            return {"data": [], "now": time.time(), "in_use": {}, "stopped": True}
         async with self.connect() as client:
             boxes = [box async for box in client.containers.list(order="desc")]
         now = time.time()
