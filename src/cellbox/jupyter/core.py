@@ -36,9 +36,10 @@ from ..api import (
 )
 from ..api.lookup import LIVE
 from ..boundary import local_paths
-from ..common import endpoint, inuse, paths
+from ..common import endpoint, inuse, names, paths
 from ..session import backend
 from ..session.protocol import DATA_DIR, PRIVATE
+from ..session.transfer import landing
 
 __all__ = ["MEMORY_LIMITS", "Clients", "Sidebar", "SidebarError", "Workspace", "fingerprint"]
 
@@ -319,8 +320,9 @@ class Sidebar:
 
     async def create_container(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name = (_field(body, "name", str) or "").strip()
-        if not name:
-            raise SidebarError(400, "a container needs a name")
+        problem = names.container_name_problem(name)  # the form checks the same rule as it is typed
+        if problem is not None:
+            raise SidebarError(400, problem)
         memory = _field(body, "memory_limit", str)
         if memory is not None and memory not in MEMORY_LIMITS:
             raise SidebarError(400, f"memory_limit must be one of {', '.join(MEMORY_LIMITS)}; got {memory!r}")
@@ -405,7 +407,10 @@ class Sidebar:
         return {"path": shown, "bytes": (folder / name).stat().st_size}
 
     async def upload(self, container_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Upload workspace file `path` into the container (`/mnt/data/<name>`), streamed from disk."""
+        """Upload workspace file `path` into the container, streamed from disk, where a push from the notebook in
+        workspace folder `folder` (default the root) puts it (`transfer.landing`): `data/raw.csv` from that folder
+        at /mnt/data/data/raw.csv, a file outside it by its name. The answer is the file entry, with `wanted`,
+        where it was asked to be: a service that names uploads itself (OpenAI) may have stored it elsewhere."""
         path = _field(body, "path", str)
         if not path:
             raise SidebarError(400, "give the workspace `path` of the file to upload")
@@ -414,15 +419,19 @@ class Sidebar:
             if source.is_dir():
                 raise SidebarError(400, f"{path!r} is a folder; upload a file")
             raise SidebarError(404, f"no file {path!r} in the workspace")
+        base = self.workspace.resolve(_field(body, "folder", str, ""))
         overwrite = bool(_field(body, "overwrite", bool, False))
-        target = f"{DATA_DIR}/{source.name}"
+        remote = landing(source, base)
+        if remote.split("/", 1)[0] == PRIVATE:
+            raise SidebarError(400, f"{path!r} would land in {DATA_DIR}/{PRIVATE}, which is cellbox's own")
+        target = f"{DATA_DIR}/{remote}"
         async with self.connect() as client:
             existing = [item async for item in client.containers.files.list(container_id) if item.path == target]
             if existing and not overwrite:
                 raise SidebarError(409, f"{target} already exists in the container")
-            uploaded = await client.containers.files.create(container_id, source)
+            uploaded = await client.containers.files.create(container_id, source, filename=remote)
             for item in existing:  # replaced: the old file entry goes, unless the backend reused it
                 if item.id != uploaded.id:
                     with contextlib.suppress(NotFoundError):
                         await client.containers.files.delete(container_id, item.id)
-            return file_json(uploaded)
+            return {**file_json(uploaded), "wanted": target}
