@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import cellbox
 from cellbox.local.testing import wait_until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -87,6 +88,16 @@ def _user_settings(settings_dir: Path, theme: str | None) -> None:
         (apputils / "themes.jupyterlab-settings").write_text(json.dumps({"theme": theme}))
 
 
+def _this_build(data_dir: Path) -> None:
+    """The sidebar built from these sources (`npm run build` writes it beside the package imported here), ahead of
+    the copy an install put in the environment: JupyterLab takes an extension from the first data folder that has
+    it, and the lab's own comes first."""
+    built = Path(cellbox.__file__).resolve().parent / "labextension"
+    if (built / "package.json").exists():
+        (data_dir / "labextensions").mkdir(parents=True, exist_ok=True)
+        (data_dir / "labextensions" / "cellbox").symlink_to(built, target_is_directory=True)
+
+
 @contextlib.contextmanager
 def running_lab(
     tmp_path: Path,
@@ -116,6 +127,7 @@ def running_lab(
         JUPYTER_PLATFORM_DIRS="1",
     )
     _user_settings(jupyter / "lab-settings", theme)
+    _this_build(jupyter / "data")
     port, token = free_port(), secrets.token_hex(16)
     log_path = tmp_path / "lab.log"
     argv = [
