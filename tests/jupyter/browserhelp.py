@@ -88,14 +88,17 @@ def _user_settings(settings_dir: Path, theme: str | None) -> None:
         (apputils / "themes.jupyterlab-settings").write_text(json.dumps({"theme": theme}))
 
 
-def _this_build(data_dir: Path) -> None:
-    """The sidebar built from these sources (`npm run build` writes it beside the package imported here), ahead of
-    the copy an install put in the environment: JupyterLab takes an extension from the first data folder that has
-    it, and the lab's own comes first."""
+def _this_build(data_dir: Path) -> list[str]:
+    """Arguments that make JupyterLab load the sidebar built from these sources (`npm run build` writes it beside
+    the package imported here) rather than the copy an install put in the environment, which a virtualenv's data
+    folder would otherwise put first."""
     built = Path(cellbox.__file__).resolve().parent / "labextension"
-    if (built / "package.json").exists():
-        (data_dir / "labextensions").mkdir(parents=True, exist_ok=True)
-        (data_dir / "labextensions" / "cellbox").symlink_to(built, target_is_directory=True)
+    if not (built / "package.json").exists():
+        return []
+    folder = data_dir / "this-build"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "cellbox").symlink_to(built, target_is_directory=True)
+    return [f"--LabApp.extra_labextensions_path={folder}"]
 
 
 @contextlib.contextmanager
@@ -127,7 +130,6 @@ def running_lab(
         JUPYTER_PLATFORM_DIRS="1",
     )
     _user_settings(jupyter / "lab-settings", theme)
-    _this_build(jupyter / "data")
     port, token = free_port(), secrets.token_hex(16)
     log_path = tmp_path / "lab.log"
     argv = [
@@ -142,6 +144,7 @@ def running_lab(
         f"--ServerApp.root_dir={root}",
         f"--IdentityProvider.token={token}",
         "--LabApp.expose_app_in_browser=True",
+        *_this_build(jupyter / "data"),
     ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
