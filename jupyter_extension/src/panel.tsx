@@ -102,7 +102,7 @@ export class ContainersPanel extends ReactWidget {
         )}
         {model.serverStopped && (
           <div className="jp-cellbox-stopped" role="status">
-            <span>The local server is stopped (`cellbox stop`). Nothing starts it until you do.</span>
+            <span>The local server is stopped (cellbox stop): nothing starts it again until you do.</span>
             <button
               type="button"
               className="jp-mod-styled jp-mod-accept"

@@ -211,3 +211,67 @@ def open_sidebar(page, lab: Lab, path: str = ""):
     panel = page.locator("#cellbox-sidebar")
     expect(panel).to_be_visible()
     return tab, panel
+
+
+# --- notebooks, cells and the `cellbox` command, as a user drives them ---------------------------------------------
+
+
+def notebook(lab: Lab, path: str, *cells: str) -> str:
+    """A notebook at workspace path `path` with these code cells, on the python3 kernel (opening it starts one)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    (lab.root / path).parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, lab.root / path)
+    return path
+
+
+def cells(page):
+    """The cells of the notebook on screen (the other documents' panels are hidden)."""
+    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
+
+
+def run_cell(page, index: int) -> None:
+    """Shift+Enter in cell `index` of the notebook on screen, as a user does; again when the key landed before the
+    notebook reached its kernel (it then runs nothing)."""
+    import re
+
+    kernel_idle(page)
+    cell = cells(page).nth(index)
+    for _ in range(3):
+        cell.locator(".jp-InputArea-editor").click(timeout=90_000)
+        expect(cell).to_have_class(re.compile(r"\bjp-mod-active\b"))
+        page.keyboard.press("Shift+Enter")
+        try:
+            expect(cell.locator(".jp-InputPrompt")).not_to_have_text(re.compile(r"^\[ \]:$"), timeout=10_000)
+        except AssertionError:
+            continue
+        return
+    raise AssertionError(f"Shift+Enter in cell {index} ran nothing, three times")
+
+
+def cellbox_command(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `cellbox` command, as the user would type it in a terminal next to their JupyterLab."""
+    return subprocess.run(
+        [sys.executable, "-m", "cellbox", *args], env=lab.env, capture_output=True, text=True, timeout=60
+    )
+
+
+# Every element of the Containers panel that the user can't read whole: cut by its own box (text wider than it)
+# or sticking out of the panel. JupyterLab's shell above the panel lays out absolutely: its boxes say nothing.
+CLIPPED_IN_PANEL = """
+panel => {
+  const frame = panel.getBoundingClientRect();
+  const cut = [];
+  for (const element of panel.querySelectorAll('*')) {
+    const box = element.getBoundingClientRect();
+    const style = getComputedStyle(element);
+    if (box.width === 0 || style.visibility === 'hidden' || element.closest('svg')) continue;
+    const label = (element.className.baseVal ?? element.className) + ': ' + (element.textContent || '').trim();
+    if (element.scrollWidth > element.clientWidth + 1 && style.overflowX !== 'visible') cut.push('cut ' + label);
+    if (box.right > frame.right + 0.5 || box.left < frame.left - 0.5) cut.push('out of the panel ' + label);
+  }
+  return cut;
+}
+"""
