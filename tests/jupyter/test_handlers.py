@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import uuid
 from pathlib import Path
@@ -394,3 +395,21 @@ async def test_a_deleted_containers_files_are_one_human_line(api, backend: Runni
     assert reply.code == 404  # the local server forgets a deleted container: as good as never made
     assert reply.json["message"] == "This container no longer exists (deleted); its files are gone."
     assert "request id" not in reply.text.lower()
+
+
+@pytest.mark.cloud_profiles("openai")
+async def test_an_upload_a_service_renamed_says_where_it_is(api, use_cloud_server: str, workspace: Path) -> None:
+    """OpenAI stores an upload under a name of its own (`<32 hex>-raw.csv`, folders dropped): the sidebar runs no
+    cell to move it into place, so its answer says both where it was asked to be and where it is."""
+    (workspace / "data").mkdir()
+    (workspace / "data" / "raw.csv").write_text("x\n1\n")
+    created = await api("POST", "containers", body={"name": "renamed-upload"})
+    assert created.code == 201, created.text
+    box = created.json
+    try:
+        reply = await api("POST", "containers", box["id"], "files", body={"path": "data/raw.csv"})
+        assert reply.code == 201, reply.text
+        assert reply.json["wanted"] == "/mnt/data/data/raw.csv"
+        assert re.fullmatch(r"/mnt/data/[0-9a-f]{32}-raw\.csv", reply.json["path"]), reply.json["path"]
+    finally:
+        await api("DELETE", "containers", box["id"])
