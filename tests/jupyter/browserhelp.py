@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import nbformat
 import pytest
 
 import cellbox
@@ -218,8 +220,6 @@ def open_sidebar(page, lab: Lab, path: str = ""):
 
 def notebook(lab: Lab, path: str, *cells: str) -> str:
     """A notebook at workspace path `path` with these code cells, on the python3 kernel (opening it starts one)."""
-    import nbformat
-
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     (lab.root / path).parent.mkdir(parents=True, exist_ok=True)
@@ -232,22 +232,27 @@ def cells(page):
     return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
 
 
-def run_cell(page, index: int) -> None:
-    """Shift+Enter in cell `index` of the notebook on screen, as a user does; again when the key landed before the
-    notebook reached its kernel (it then runs nothing)."""
-    import re
+def started(cell) -> bool:
+    """Whether the cell was sent to the kernel ([*] or [n]): a key or menu item that lands while the notebook is
+    still connecting to its kernel runs nothing, so the caller tries again."""
+    try:
+        expect(cell.locator(".jp-InputPrompt")).not_to_have_text(re.compile(r"^\[ \]:$"), timeout=10_000)
+    except AssertionError:
+        return False
+    return True
 
+
+def run_cell(page, index: int) -> None:
+    """Shift+Enter in cell `index` of the notebook on screen, as a user does."""
     kernel_idle(page)
     cell = cells(page).nth(index)
     for _ in range(3):
+        # A notebook just opened can take past 30 s to show its cells on a loaded 2-core host.
         cell.locator(".jp-InputArea-editor").click(timeout=90_000)
         expect(cell).to_have_class(re.compile(r"\bjp-mod-active\b"))
         page.keyboard.press("Shift+Enter")
-        try:
-            expect(cell.locator(".jp-InputPrompt")).not_to_have_text(re.compile(r"^\[ \]:$"), timeout=10_000)
-        except AssertionError:
-            continue
-        return
+        if started(cell):
+            return
     raise AssertionError(f"Shift+Enter in cell {index} ran nothing, three times")
 
 
