@@ -100,9 +100,9 @@ def test_line_commands_status_files_push_pull(kernel: Kernel, tmp_path) -> None:
     local.write_text("hi there")
     status, out = kernel.run(f"%container push {local}")
     assert status == "ok", out
-    assert f"cellbox: pushed {local}: sent 1 of 1 file(s)" in text(out, "stdout")
+    assert f"cellbox: pushed {local} to /mnt/data/hello.txt: sent 1 of 1 file(s)" in text(out, "stdout")
     status, out = kernel.run(f"%container push {local}")
-    assert f"cellbox: pushed {local}: unchanged, nothing sent" in text(out, "stdout")
+    assert f"cellbox: pushed {local} to /mnt/data/hello.txt: unchanged, nothing sent" in text(out, "stdout")
     status, out = kernel.run("%container files")
     assert status == "ok" and "/mnt/data/hello.txt" in value(out)
     status, out = kernel.run("%container status")
@@ -112,6 +112,46 @@ def test_line_commands_status_files_push_pull(kernel: Kernel, tmp_path) -> None:
     assert any("made.txt" in m.get("data", {}).get("text/plain", "") for m in out)  # the artifact view
     status, out = kernel.run(f"%container pull made.txt --to {tmp_path}")
     assert status == "ok" and (tmp_path / "made.txt").read_text() == "remote"
+
+
+@pytest.mark.quirks
+def test_pushed_files_keep_their_folders_under_the_notebooks_folder(kernel: Kernel, tmp_path) -> None:
+    """`data/raw.csv` works in the container as it does locally, whether pushed or sent with --files (OpenAI's
+    profile stores uploads under names of its own: the runtime moves them into place); a file outside the
+    notebook's folder lands by its name, and the push says where."""
+    work = tmp_path / "project"
+    (work / "data" / "sub").mkdir(parents=True)
+    (work / "data" / "raw.csv").write_text("x\n1\n2\n")
+    (work / "data" / "sub" / "deep.csv").write_text("y\n5\n")
+    (tmp_path / "outside.csv").write_text("z\n7\n")
+    status, out = kernel.run(f"import os as _os\n_before = _os.getcwd()\n_os.chdir({str(work)!r})")
+    assert status == "ok", out
+    try:
+        status, out = kernel.run("%container push data/raw.csv ../outside.csv")
+        assert status == "ok", out
+        said = text(out, "stdout")
+        assert "cellbox: pushed data/raw.csv to /mnt/data/data/raw.csv: sent 1 of 1 file(s)" in said
+        assert "cellbox: pushed ../outside.csv to /mnt/data/outside.csv: sent 1 of 1 file(s)" in said
+        status, out = kernel.run("%container files")  # where they will be, wherever the service stored them
+        listed = out[-1]["data"]["text/plain"]
+        assert "/mnt/data/data/raw.csv" in listed and "/mnt/data/outside.csv" in listed, listed
+        status, out = kernel.run(
+            "%%container --files data/sub/deep.csv\n"
+            "import pandas as pd\n"
+            "int(pd.read_csv('data/raw.csv').x.sum()), int(pd.read_csv('data/sub/deep.csv').y.sum()), "
+            "int(pd.read_csv('outside.csv').z.sum())"
+        )
+        assert status == "ok", out
+        assert [m for m in out if m["type"] == "execute_result"][-1]["data"]["text/plain"] == "(3, 5, 7)", out
+        # The folder cellbox keeps its own files in is not a place to push to.
+        (work / ".cellbox").mkdir()
+        (work / ".cellbox" / "runtime.py").write_text("planted = True")
+        status, out = kernel.run("%container push .cellbox/runtime.py")
+        shown = "\n".join(next(m for m in out if m["type"] == "error")["traceback"])
+        assert status == "error" and "would land in /mnt/data/.cellbox, which is cellbox's own" in shown
+        assert "Traceback" not in shown and "transfer.py" not in shown
+    finally:
+        kernel.run("_os.chdir(_before)")
 
 
 def test_env_lists_the_containers_packages_and_leaves_nothing_shown(kernel: Kernel) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from cellbox.api import MEMORY_LIMITS, Container
-from cellbox.common import text
+from cellbox.common import names, text
 
 CASES: dict[str, Any] = json.loads((Path(__file__).parent / "format_cases.json").read_text())
 
@@ -51,5 +51,10 @@ def test_time_left(case: dict[str, Any]) -> None:
 
 def test_every_kind_of_case_is_checked() -> None:
     kinds = {key for key in CASES if not key.startswith("_")}
-    assert kinds == {"memory_limits", "live_statuses", "size", "memory", "countdown", "time_left"}
+    assert kinds == {"memory_limits", "live_statuses", "size", "memory", "countdown", "time_left", "container_name"}
     assert all(CASES[kind] for kind in kinds)
+
+
+@pytest.mark.parametrize("case", CASES["container_name"], ids=lambda case: repr(case["name"])[:24])
+def test_container_name(case: dict[str, Any]) -> None:
+    assert names.container_name_problem(case["name"]) == case["problem"]

@@ -1,4 +1,5 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
+import { PathExt } from '@jupyterlab/coreutils';
 import { Dialog, InputDialog, Notification, showDialog } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { FileDialog, IDefaultFileBrowser } from '@jupyterlab/filebrowser';
@@ -36,25 +37,59 @@ async function reported<T>(what: string, work: () => Promise<T>): Promise<T | un
   }
 }
 
-/** The container to upload into: the selected one, the only one, or the one the user picks. */
-async function chooseContainer(model: ContainersModel): Promise<IContainer | null> {
-  if (model.selected) {
-    return model.selected;
+/** Where an upload goes: a container, and the workspace folder its paths are taken from. */
+interface IUploadTarget {
+  container: IContainer;
+  /** The folder of the notebook using the container ('' for the workspace root): a push from there keeps paths. */
+  folder: string;
+}
+
+/** The workspace folder of a running notebook whose kernel uses `containerId` (the active one first), or ''. */
+function notebookFolder(app: JupyterFrontEnd, model: ContainersModel, containerId: string): string {
+  const kernels = model.kernelsUsing(containerId);
+  const active = model.activeKernel;
+  const ordered =
+    active && kernels.includes(active) ? [active, ...kernels.filter(k => k !== active)] : kernels;
+  const sessions = [...app.serviceManager.sessions.running()];
+  for (const kernel of ordered) {
+    const session = sessions.find(s => s.kernel?.id === kernel);
+    if (session?.path) {
+      return PathExt.dirname(session.path);
+    }
   }
+  return '';
+}
+
+/**
+ * The container to upload into: the active notebook's (else the selected one, else the first running); with more
+ * than one running, the user picks, that one chosen already.
+ */
+async function chooseTarget(app: JupyterFrontEnd, model: ContainersModel): Promise<IUploadTarget | null> {
   const running = model.containers.filter(c => isLive(c.status));
   if (running.length === 0) {
     Notification.warning('Create a container first (the + in the Containers panel).', { autoClose: 5000 });
     return null;
   }
-  if (running.length === 1) {
-    return running[0];
+  const preferred = model.activeContainerId ?? model.selected?.id ?? null;
+  let chosen = running.find(c => c.id === preferred) ?? running[0];
+  if (running.length > 1) {
+    const names = running.map(c => {
+      const used = model.usedBy(c.id);
+      const mark = used === 'active' ? ' (this notebook)' : used === 'other' ? ' (another notebook)' : '';
+      return `${label(c)}${mark} · ${c.id}`;
+    });
+    const result = await InputDialog.getItem({
+      title: 'Upload to container',
+      label: 'Container',
+      items: names,
+      current: running.indexOf(chosen)
+    });
+    if (!result.button.accept || result.value === null) {
+      return null;
+    }
+    chosen = running[names.indexOf(result.value)] ?? chosen;
   }
-  const names = running.map(c => `${label(c)} (${c.id})`);
-  const result = await InputDialog.getItem({ title: 'Upload to container', items: names, current: 0 });
-  if (!result.button.accept || result.value === null) {
-    return null;
-  }
-  return running[names.indexOf(result.value)] ?? null;
+  return { container: chosen, folder: notebookFolder(app, model, chosen.id) };
 }
 
 /** Every action of the sidebar, as commands: the panel's buttons, the palette and the context menu use them. */
@@ -72,6 +107,13 @@ export function addCommands(context: ICommandContext): void {
     label: 'Refresh Containers',
     icon: refreshIcon,
     execute: () => model.refresh().catch(() => undefined)
+  });
+
+  commands.addCommand(CommandIDs.startServer, {
+    label: 'Start the Local Server',
+    caption: 'Start the cellbox local server (stopped with `cellbox stop`)',
+    isEnabled: () => model.serverStopped && !model.starting,
+    execute: () => reported('Could not start the local server', () => model.startServer())
   });
 
   commands.addCommand(CommandIDs.toggleAutoRefresh, {
@@ -172,11 +214,12 @@ export function addCommands(context: ICommandContext): void {
     }
   });
 
-  const upload = async (paths: string[], container: IContainer) => {
+  const upload = async (paths: string[], target: IUploadTarget) => {
+    const { container, folder } = target;
     for (const path of paths) {
       const send = async () => {
         try {
-          return await model.uploadFile(path, container.id);
+          return await model.uploadFile(path, container.id, false, folder);
         } catch (error) {
           if (error instanceof CellboxCallError && error.status === 409) {
             const answer = await showDialog({
@@ -184,14 +227,19 @@ export function addCommands(context: ICommandContext): void {
               body: `${error.message}. Replace it with the workspace's ${path}?`,
               buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Replace' })]
             });
-            return answer.button.accept ? model.uploadFile(path, container.id, true) : undefined;
+            return answer.button.accept ? model.uploadFile(path, container.id, true, folder) : undefined;
           }
           throw error;
         }
       };
       const done = await reported(`Could not upload ${path}`, send);
       if (done) {
-        Notification.success(`Uploaded ${path} to ${label(container)}.`, { autoClose: 3000 });
+        // Where it is: a service that names uploads itself (OpenAI) may have stored it elsewhere than asked.
+        const where =
+          done.path && done.path !== done.wanted
+            ? `${done.path} (the service's name for ${done.wanted})`
+            : done.wanted;
+        Notification.success(`Uploaded ${path} to ${label(container)} at ${where}.`, { autoClose: 5000 });
       }
     }
   };
@@ -206,9 +254,9 @@ export function addCommands(context: ICommandContext): void {
       const paths = fileBrowser
         ? [...fileBrowser.selectedItems()].filter(item => item.type !== 'directory').map(item => item.path)
         : [];
-      const container = paths.length ? await chooseContainer(model) : null;
-      if (container) {
-        await upload(paths, container);
+      const target = paths.length ? await chooseTarget(app, model) : null;
+      if (target) {
+        await upload(paths, target);
       }
     }
   });
@@ -218,18 +266,18 @@ export function addCommands(context: ICommandContext): void {
     icon: fileUploadIcon,
     isEnabled: () => !!docManager,
     execute: async () => {
-      const container = await chooseContainer(model);
-      if (!container || !docManager) {
+      const target = await chooseTarget(app, model);
+      if (!target || !docManager) {
         return;
       }
       const picked = await FileDialog.getOpenFiles({
         manager: docManager,
-        title: `Upload to ${label(container)}`,
-        defaultPath: fileBrowser?.model.path
+        title: `Upload to ${label(target.container)}`,
+        defaultPath: target.folder || fileBrowser?.model.path
       });
       const paths = (picked.value ?? []).filter(item => item.type !== 'directory').map(item => item.path);
       if (picked.button.accept && paths.length) {
-        await upload(paths, container);
+        await upload(paths, target);
       }
     }
   });

@@ -11,7 +11,8 @@ import {
   IDownloaded,
   IFileListing,
   INewContainer,
-  IBackendStatus
+  IBackendStatus,
+  IUploaded
 } from './tokens';
 
 /** How often the list is refreshed while the panel is visible, and how far the interval backs off on errors. */
@@ -83,6 +84,40 @@ export class ContainersModel implements IDisposable {
       this._activeKernel = id;
       this._changed.emit();
     }
+  }
+
+  /** The container the active notebook's kernel uses, or null. */
+  get activeContainerId(): string | null {
+    return this._activeKernel ? (this._inUse[this._activeKernel] ?? null) : null;
+  }
+
+  /** The kernels (by id) whose notebooks use this container. */
+  kernelsUsing(containerId: string): string[] {
+    return Object.keys(this._inUse).filter(k => this._inUse[k] === containerId);
+  }
+
+  /** Whether the user stopped the local server (`cellbox stop`): the panel offers to start it, never does unasked. */
+  get serverStopped(): boolean {
+    return this._serverStopped;
+  }
+
+  /** Start the local server again (the user's Start), then list what it has. */
+  async startServer(): Promise<void> {
+    this._starting = true;
+    this._changed.emit();
+    try {
+      this._backendStatus = await this._call<IBackendStatus>('server', { method: 'POST' });
+      this._serverStopped = false;
+    } finally {
+      this._starting = false;
+      this._changed.emit();
+    }
+    await this.refresh();
+  }
+
+  /** True while a Start is under way. */
+  get starting(): boolean {
+    return this._starting;
   }
 
   /** `active` when the active notebook uses this container, `other` when another running notebook does. */
@@ -200,16 +235,19 @@ export class ContainersModel implements IDisposable {
     this._changed.emit();
   }
 
-  /** Upload workspace file `path` into container `containerId` (by default the selected one). */
-  async uploadFile(path: string, containerId?: string, overwrite = false): Promise<IContainerFile> {
+  /**
+   * Upload workspace file `path` into container `containerId` (by default the selected one), where a push from a
+   * notebook in workspace folder `folder` puts it (its path from there, or its name when it is elsewhere).
+   */
+  async uploadFile(path: string, containerId?: string, overwrite = false, folder = ''): Promise<IUploaded> {
     const id = containerId ?? this._selectedId;
     if (!id) {
       throw new Error('Select a container first.');
     }
     const uploaded = await this._during(id, () =>
-      this._call<IContainerFile>(apiPath('containers', id, 'files'), {
+      this._call<IUploaded>(apiPath('containers', id, 'files'), {
         method: 'POST',
-        body: { path, overwrite }
+        body: { path, overwrite, folder }
       })
     );
     if (id === this._selectedId) {
@@ -285,6 +323,7 @@ export class ContainersModel implements IDisposable {
       this._clockOffset = list.now - Date.now() / 1000;
       this._containers = list.data.filter(c => c.status !== 'deleted');
       this._inUse = list.in_use ?? {};
+      this._serverStopped = list.stopped === true;
       if (this._selectedId && !this.selected) {
         this._selectedId = null;
         this._files = [];
@@ -341,6 +380,8 @@ export class ContainersModel implements IDisposable {
   private _inUse: Record<string, string> = {};
   private _activeKernel: string | null = null;
   private _showPrivate = false;
+  private _serverStopped = false;
+  private _starting = false;
   private _hiddenFiles = 0;
   private _clockOffset = 0;
   private _isDisposed = false;

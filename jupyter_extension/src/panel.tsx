@@ -9,11 +9,12 @@ import {
 } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
-import { ContainerList, goneLine } from './components/ContainerList';
+import { ContainerList } from './components/ContainerList';
 import { isLive } from './format';
 import { FileList } from './components/FileList';
 import { NewContainerForm } from './components/NewContainerForm';
 import { cellboxIcon } from './icon';
+import { goneLine } from './labels';
 import { ContainersModel } from './model';
 import { CommandIDs, INewContainer, SIDEBAR_ID } from './tokens';
 
@@ -99,13 +100,27 @@ export class ContainersPanel extends ReactWidget {
             {model.error}
           </div>
         )}
+        {model.serverStopped && (
+          <div className="jp-cellbox-stopped" role="status">
+            <span>The local server is stopped (cellbox stop): nothing starts it again until you do.</span>
+            <button
+              type="button"
+              className="jp-mod-styled jp-mod-accept"
+              data-action="start-server"
+              disabled={model.starting}
+              onClick={() => execute(CommandIDs.startServer)}
+            >
+              {model.starting ? 'Starting…' : 'Start'}
+            </button>
+          </div>
+        )}
         <section className="jp-cellbox-section jp-cellbox-containers">
           <ContainerList
             containers={model.containers}
             selectedId={selected?.id ?? null}
             busy={model.busy}
             loading={model.loading}
-            failed={model.error !== null}
+            failed={model.error !== null || model.serverStopped}
             secondsLeft={container => model.secondsLeft(container)}
             usedBy={id => model.usedBy(id)}
             onSelect={id => model.select(id)}

@@ -29,6 +29,7 @@ export namespace CommandIDs {
   export const downloadFile = 'cellbox:download-file';
   export const deleteFile = 'cellbox:delete-file';
   export const toggleAutoRefresh = 'cellbox:toggle-auto-refresh';
+  export const startServer = 'cellbox:start-server';
 }
 
 /**
@@ -42,6 +43,8 @@ export interface IContainer {
   memory_limit: string | null;
   /** Unix time at which the container expires if left idle. */
   expires_at: number | null;
+  /** Why its Python state is gone before its next run (the local server says so; its files are kept). */
+  state_lost?: string | null;
 }
 
 /** A file inside a container, as the API lists it (Python: `cellbox.api.ContainerFile`). */
@@ -50,10 +53,15 @@ export interface IContainerFile {
   name: string;
   path: string | null;
   bytes: number | null;
-  /** `user` (uploaded) or `assistant` (made by code in the container). */
+  /** `user` (uploaded) or `assistant` (made by code in the container): the API's words, shown as `sourceLabel` says. */
   source: string | null;
   /** cellbox's own file (its runtime, a run's request and result record, pushed values), hidden unless asked for. */
   private?: boolean;
+}
+
+/** An upload's answer: the file entry, and where it was asked to land (a service may store it elsewhere). */
+export interface IUploaded extends IContainerFile {
+  wanted: string;
 }
 
 /** The `containers` route's answer. */
@@ -63,6 +71,8 @@ export interface IContainerListing {
   now: number;
   /** Which container each running kernel uses, by kernel id (what the magics recorded). */
   in_use?: Record<string, string>;
+  /** The local server was stopped by the user (`cellbox stop`): nothing is listed, and nothing starts it unasked. */
+  stopped?: boolean;
 }
 
 /** The `containers/<id>/files` route's answer. */
@@ -76,6 +86,8 @@ export interface IFileListing {
 export interface IBackendStatus {
   backend: string;
   base_url: string | null;
+  /** The local server was stopped by the user (`cellbox stop`). */
+  stopped?: boolean;
 }
 
 export interface INewContainer {

@@ -116,6 +116,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
     """Stop the local server that clients on this machine find through the endpoint file."""
     file = paths.endpoint_file()
     running = endpoint.read(file)
+    # Said first: a sidebar refreshing meanwhile finds it stopped rather than starting another.
+    endpoint.mark_stopped(file)
     if running is None or running.pid is None:
         print("cellbox: no local server is running")
         return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -21,8 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import nbformat
 import pytest
 
+import cellbox
 from cellbox.local.testing import wait_until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -87,6 +90,19 @@ def _user_settings(settings_dir: Path, theme: str | None) -> None:
         (apputils / "themes.jupyterlab-settings").write_text(json.dumps({"theme": theme}))
 
 
+def _this_build(data_dir: Path) -> list[str]:
+    """Arguments that make JupyterLab load the sidebar built from these sources (`npm run build` writes it beside
+    the package imported here) rather than the copy an install put in the environment, which a virtualenv's data
+    folder would otherwise put first."""
+    built = Path(cellbox.__file__).resolve().parent / "labextension"
+    if not (built / "package.json").exists():
+        return []
+    folder = data_dir / "this-build"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "cellbox").symlink_to(built, target_is_directory=True)
+    return [f"--LabApp.extra_labextensions_path={folder}"]
+
+
 @contextlib.contextmanager
 def running_lab(
     tmp_path: Path,
@@ -130,6 +146,7 @@ def running_lab(
         f"--ServerApp.root_dir={root}",
         f"--IdentityProvider.token={token}",
         "--LabApp.expose_app_in_browser=True",
+        *_this_build(jupyter / "data"),
     ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
@@ -196,3 +213,70 @@ def open_sidebar(page, lab: Lab, path: str = ""):
     panel = page.locator("#cellbox-sidebar")
     expect(panel).to_be_visible()
     return tab, panel
+
+
+# --- notebooks, cells and the `cellbox` command, as a user drives them ---------------------------------------------
+
+
+def notebook(lab: Lab, path: str, *cells: str) -> str:
+    """A notebook at workspace path `path` with these code cells, on the python3 kernel (opening it starts one)."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    (lab.root / path).parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, lab.root / path)
+    return path
+
+
+def cells(page):
+    """The cells of the notebook on screen (the other documents' panels are hidden)."""
+    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
+
+
+def started(cell) -> bool:
+    """Whether the cell was sent to the kernel ([*] or [n]): a key or menu item that lands while the notebook is
+    still connecting to its kernel runs nothing, so the caller tries again."""
+    try:
+        expect(cell.locator(".jp-InputPrompt")).not_to_have_text(re.compile(r"^\[ \]:$"), timeout=10_000)
+    except AssertionError:
+        return False
+    return True
+
+
+def run_cell(page, index: int) -> None:
+    """Shift+Enter in cell `index` of the notebook on screen, as a user does."""
+    kernel_idle(page)
+    cell = cells(page).nth(index)
+    for _ in range(3):
+        # A notebook just opened can take past 30 s to show its cells on a loaded 2-core host.
+        cell.locator(".jp-InputArea-editor").click(timeout=90_000)
+        expect(cell).to_have_class(re.compile(r"\bjp-mod-active\b"))
+        page.keyboard.press("Shift+Enter")
+        if started(cell):
+            return
+    raise AssertionError(f"Shift+Enter in cell {index} ran nothing, three times")
+
+
+def cellbox_command(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `cellbox` command, as the user would type it in a terminal next to their JupyterLab."""
+    return subprocess.run(
+        [sys.executable, "-m", "cellbox", *args], env=lab.env, capture_output=True, text=True, timeout=60
+    )
+
+
+# Every element of the Containers panel that the user can't read whole: cut by its own box (text wider than it)
+# or sticking out of the panel. JupyterLab's shell above the panel lays out absolutely: its boxes say nothing.
+CLIPPED_IN_PANEL = """
+panel => {
+  const frame = panel.getBoundingClientRect();
+  const cut = [];
+  for (const element of panel.querySelectorAll('*')) {
+    const box = element.getBoundingClientRect();
+    const style = getComputedStyle(element);
+    if (box.width === 0 || style.visibility === 'hidden' || element.closest('svg')) continue;
+    const label = (element.className.baseVal ?? element.className) + ': ' + (element.textContent || '').trim();
+    if (element.scrollWidth > element.clientWidth + 1 && style.overflowX !== 'visible') cut.push('cut ' + label);
+    if (box.right > frame.right + 0.5 || box.left < frame.left - 0.5) cut.push('out of the panel ' + label);
+  }
+  return cut;
+}
+"""

@@ -76,12 +76,12 @@ def test_the_sidebar_creates_uploads_downloads_and_deletes(lab: Lab, page, use_l
     expect(entry).to_be_visible()
     shot(page, "04-context-menu")
     entry.click()
-    expect(page.locator(".jp-toast-message", has_text="Uploaded sales.csv")).to_be_visible()
+    expect(page.locator(".jp-toast-message", has_text="Uploaded sales.csv")).to_contain_text("at /mnt/data/sales.csv")
     tab.click()
     file_row = panel.locator(".jp-cellbox-file", has_text="sales.csv")
     expect(file_row).to_be_visible()
     expect(file_row).to_contain_text("29 B")
-    expect(file_row).to_contain_text("user")
+    expect(file_row).to_contain_text("uploaded")
     shot(page, "05-file-uploaded")
 
     # Download it into the folder the file browser shows.

@@ -15,28 +15,22 @@ import re
 import secrets
 import signal
 import socket
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
-import nbformat
 import pytest
 from browserhelp import Lab, expect, kernel_idle, open_sidebar, running_lab, shot
+from browserhelp import cellbox_command as _cellbox
+from browserhelp import cells as _cells
+from browserhelp import notebook as _notebook
+from browserhelp import run_cell as _run_cell
+from browserhelp import started as _started
 
 from cellbox.common import endpoint
 from cellbox.local.testing import RunningServer, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-def _notebook(lab: Lab, name: str, *cells: str) -> str:
-    """A notebook in the workspace with these code cells, on the python3 kernel (so opening it starts one)."""
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    nbformat.write(nb, lab.root / name)
-    return name
 
 
 def _open_from_file_browser(page, name: str) -> None:
@@ -51,19 +45,6 @@ def _document_tab(page, name: str):
     return page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text=name)
 
 
-_NOT_RUN = re.compile(r"^\[ \]:$")
-
-
-def _started(cell) -> bool:
-    """Whether the cell was sent to the kernel ([*] or [n]): a key or menu item that lands while the notebook is
-    still connecting to its kernel runs nothing, so the caller tries again."""
-    try:
-        expect(cell.locator(".jp-InputPrompt")).not_to_have_text(_NOT_RUN, timeout=10_000)
-    except AssertionError:
-        return False
-    return True
-
-
 def _run_all(page) -> None:
     """Run ▸ Run All, in the notebook on screen."""
     kernel_idle(page)
@@ -75,25 +56,6 @@ def _run_all(page) -> None:
         if _started(_cells(page).first):
             return
     raise AssertionError("Run All ran nothing, three times")
-
-
-def _run_cell(page, index: int) -> None:
-    """Shift+Enter in cell `index` of the notebook on screen, as a user does."""
-    kernel_idle(page)
-    cell = _cells(page).nth(index)
-    for _ in range(3):
-        # A notebook just opened can take past 30 s to show its cells on a loaded 2-core host.
-        cell.locator(".jp-InputArea-editor").click(timeout=90_000)
-        expect(cell).to_have_class(re.compile(r"\bjp-mod-active\b"))
-        page.keyboard.press("Shift+Enter")
-        if _started(cell):
-            return
-    raise AssertionError(f"Shift+Enter in cell {index} ran nothing, three times")
-
-
-def _cells(page):
-    """The cells of the notebook on screen (the other documents' panels are hidden)."""
-    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
 
 
 # The first element of the panel that cuts `element` off (overflow other than visible, and the element not wholly
@@ -205,13 +167,6 @@ def test_two_notebooks_each_see_their_own_sandbox_marked(lab: Lab, page, name: C
 
 
 # --- 2. `cellbox stop` under an open notebook -------------------------------------------------------------------
-
-
-def _cellbox(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
-    """The `cellbox` command, as the user would type it in a terminal next to their JupyterLab."""
-    return subprocess.run(
-        [sys.executable, "-m", "cellbox", *args], env=lab.env, capture_output=True, text=True, timeout=60
-    )
 
 
 def _left_running(state_dir: Path) -> list[int]:

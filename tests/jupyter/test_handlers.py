@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import uuid
 from pathlib import Path
@@ -89,6 +90,9 @@ async def test_create_list_and_delete_a_container(api, backend: RunningServer) -
         ({}, "needs a name"),
         ({"name": "   "}, "needs a name"),
         ({"name": 3}, "`name` must be a str"),
+        ({"name": "ux sidebar/bad name!"}, "has only letters, digits, '-', '_' and '.'; not ' ', '/', '!'"),
+        ({"name": "-x"}, "starts with a letter or a digit"),
+        ({"name": "x" * 65}, "at most 64 characters"),
         ({"name": "x", "memory_limit": "3g"}, "memory_limit must be one of 1g, 4g, 16g, 64g"),
         ({"name": "x", "expires_after_minutes": "5"}, "`expires_after_minutes` must be a int"),
         ({"name": "x", "expires_after_minutes": True}, "`expires_after_minutes` must be a int"),
@@ -146,10 +150,11 @@ async def test_upload_list_download_and_delete_a_file(api, backend: RunningServe
     (workspace / "data").mkdir()
     (workspace / "data" / "sales.csv").write_bytes(b"region,total\nnorth,3\n")
 
-    uploaded = await api("POST", "containers", box["id"], "files", body={"path": "data/sales.csv"})
+    # From a notebook in `data`: the file is in the notebook's own folder.
+    uploaded = await api("POST", "containers", box["id"], "files", body={"path": "data/sales.csv", "folder": "data"})
     assert uploaded.code == 201, uploaded.text
     assert uploaded.json["name"] == "sales.csv"
-    assert uploaded.json["path"] == "/mnt/data/sales.csv"
+    assert uploaded.json["path"] == uploaded.json["wanted"] == "/mnt/data/sales.csv"
     assert uploaded.json["bytes"] == 21
     assert uploaded.json["source"] == "user"
 
@@ -185,6 +190,33 @@ async def test_upload_list_download_and_delete_a_file(api, backend: RunningServe
     assert deleted.code == 200
     listed = await api("GET", "containers", box["id"], "files")
     assert listed.json["data"] == []
+    await api("DELETE", "containers", box["id"])
+
+
+@pytest.mark.parametrize(
+    ("folder", "path", "lands"),
+    [
+        ("", "data/raw.csv", "/mnt/data/data/raw.csv"),  # as `%container push data/raw.csv` from the root
+        ("project", "project/data/raw.csv", "/mnt/data/data/raw.csv"),  # from project/analysis.ipynb
+        ("project/data", "project/data/raw.csv", "/mnt/data/raw.csv"),
+        ("elsewhere", "project/data/raw.csv", "/mnt/data/raw.csv"),  # outside the notebook's folder: by its name
+    ],
+)
+async def test_an_upload_lands_where_a_push_from_the_notebook_would(
+    api, backend: RunningServer, workspace: Path, folder: str, path: str, lands: str
+) -> None:
+    for made in ("data", "project/data", "elsewhere"):
+        (workspace / made).mkdir(parents=True, exist_ok=True)
+    (workspace / "data" / "raw.csv").write_text("x\n1\n")
+    (workspace / "project" / "data" / "raw.csv").write_text("x\n2\n")
+    box = await _create(api)
+    reply = await api("POST", "containers", box["id"], "files", body={"path": path, "folder": folder})
+    assert reply.code == 201, reply.text
+    assert reply.json["path"] == reply.json["wanted"] == lands
+    listed = await api("GET", "containers", box["id"], "files")
+    assert [f["path"] for f in listed.json["data"]] == [lands]
+    outside = await api("POST", "containers", box["id"], "files", body={"path": path, "folder": "../"})
+    assert outside.code == 403 and "outside the workspace" in outside.json["message"]
     await api("DELETE", "containers", box["id"])
 
 
@@ -307,7 +339,7 @@ _CALLS = [
 
 
 def test_every_route_is_covered_and_authenticated() -> None:
-    assert len(_CALLS) == 8
+    assert len(_CALLS) == 9
     for _, handler in ROUTES:
         for method in ("get", "post", "put", "patch", "delete"):
             if method in vars(handler):
@@ -363,3 +395,21 @@ async def test_a_deleted_containers_files_are_one_human_line(api, backend: Runni
     assert reply.code == 404  # the local server forgets a deleted container: as good as never made
     assert reply.json["message"] == "This container no longer exists (deleted); its files are gone."
     assert "request id" not in reply.text.lower()
+
+
+@pytest.mark.cloud_profiles("openai")
+async def test_an_upload_a_service_renamed_says_where_it_is(api, use_cloud_server: str, workspace: Path) -> None:
+    """OpenAI stores an upload under a name of its own (`<32 hex>-raw.csv`, folders dropped): the sidebar runs no
+    cell to move it into place, so its answer says both where it was asked to be and where it is."""
+    (workspace / "data").mkdir()
+    (workspace / "data" / "raw.csv").write_text("x\n1\n")
+    created = await api("POST", "containers", body={"name": "renamed-upload"})
+    assert created.code == 201, created.text
+    box = created.json
+    try:
+        reply = await api("POST", "containers", box["id"], "files", body={"path": "data/raw.csv"})
+        assert reply.code == 201, reply.text
+        assert reply.json["wanted"] == "/mnt/data/data/raw.csv"
+        assert re.fullmatch(r"/mnt/data/[0-9a-f]{32}-raw\.csv", reply.json["path"]), reply.json["path"]
+    finally:
+        await api("DELETE", "containers", box["id"])

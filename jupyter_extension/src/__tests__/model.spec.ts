@@ -238,7 +238,7 @@ describe('ContainersModel', () => {
     expect(await model.uploadFile('data/raw.csv')).toEqual(file('cfile_3', 'raw.csv'));
     expect(mockRequest).toHaveBeenCalledWith('containers/cntr_a/files', {
       method: 'POST',
-      body: { path: 'data/raw.csv', overwrite: false }
+      body: { path: 'data/raw.csv', overwrite: false, folder: '' }
     });
 
     await model.deleteFile('cfile_2');
@@ -351,9 +351,56 @@ describe('ContainersModel', () => {
     });
     await model.uploadFile('a.csv', 'cntr_a');
     await model.uploadFile('a.csv', 'cntr_a', true);
+    await model.uploadFile('nb/data/a.csv', 'cntr_a', false, 'nb');
     expect(bodies).toEqual([
-      { path: 'a.csv', overwrite: false },
-      { path: 'a.csv', overwrite: true }
+      { path: 'a.csv', overwrite: false, folder: '' },
+      { path: 'a.csv', overwrite: true, folder: '' },
+      { path: 'nb/data/a.csv', overwrite: false, folder: 'nb' }
     ]);
+  });
+
+  it("knows the active notebook's container, and the kernels using each", async () => {
+    serve({
+      'GET status': STATUS,
+      'GET containers': {
+        data: [container('cntr_a'), container('cntr_b')],
+        now: NOW,
+        in_use: { k1: 'cntr_a', k2: 'cntr_b', k3: 'cntr_b' }
+      }
+    });
+    await model.refresh();
+    expect(model.activeContainerId).toBeNull();
+    model.activeKernel = 'k2';
+    expect(model.activeContainerId).toBe('cntr_b');
+    expect(model.kernelsUsing('cntr_b')).toEqual(['k2', 'k3']);
+    expect(model.kernelsUsing('cntr_c')).toEqual([]);
+  });
+
+  it('says the server is stopped, and starts it only when asked', async () => {
+    let stopped = true;
+    serve({
+      'GET status': () => ({ ...STATUS, stopped }),
+      'GET containers': () =>
+        stopped
+          ? { data: [], now: NOW, in_use: {}, stopped: true }
+          : {
+              data: [container('cntr_a', { state_lost: 'the server restarted since its last run' })],
+              now: NOW
+            },
+      'POST server': () => {
+        stopped = false;
+        return STATUS;
+      }
+    });
+    await model.refresh();
+    expect(model.serverStopped).toBe(true);
+    expect(model.error).toBeNull();
+    expect(requested()).not.toContain('POST server');
+
+    await model.startServer();
+    expect(requested()).toContain('POST server');
+    expect(model.serverStopped).toBe(false);
+    expect(model.backendStatus).toEqual({ ...STATUS, stopped: false });
+    expect(model.containers[0].state_lost).toBe('the server restarted since its last run');
   });
 });

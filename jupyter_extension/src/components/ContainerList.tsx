@@ -1,7 +1,8 @@
 import { deleteIcon, ToolbarButtonComponent } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
-import { formatCountdown, formatMemory } from '../format';
+import { formatMemory } from '../format';
+import { rowState } from '../labels';
 import { IContainer } from '../tokens';
 
 export interface IContainerListProps {
@@ -58,21 +59,9 @@ interface IContainerRowProps {
   onDelete: (id: string) => void;
 }
 
-/** One human line for a container that is no longer there. */
-export function goneLine(status: string | null): string | null {
-  if (status === 'expired') {
-    return 'Expired: its files and Python state are gone.';
-  }
-  if (status === 'deleted') {
-    return 'Deleted: its files are gone.';
-  }
-  return null;
-}
-
 function ContainerRow(props: IContainerRowProps): JSX.Element {
   const { container, secondsLeft } = props;
-  const status = container.status ?? 'unknown';
-  const soon = secondsLeft !== null && secondsLeft < 120;
+  const state = rowState(container, secondsLeft);
   const classes = ['jp-cellbox-item', 'jp-cellbox-container'];
   if (props.selected) {
     classes.push('jp-mod-selected');
@@ -83,7 +72,6 @@ function ContainerRow(props: IContainerRowProps): JSX.Element {
   if (props.usedBy === 'active') {
     classes.push('jp-mod-current');
   }
-  const gone = goneLine(container.status);
   return (
     <li
       className={classes.join(' ')}
@@ -102,7 +90,7 @@ function ContainerRow(props: IContainerRowProps): JSX.Element {
         }
       }}
     >
-      <span className={`jp-cellbox-status jp-cellbox-status-${status}`} title={status} />
+      <span className={`jp-cellbox-status jp-cellbox-status-${state.dot}`} title={state.title} />
       <div className="jp-cellbox-item-main">
         <div className="jp-cellbox-item-name jp-cellbox-container-name">
           <span className="jp-cellbox-container-label">{container.name || container.id}</span>
@@ -123,11 +111,8 @@ function ContainerRow(props: IContainerRowProps): JSX.Element {
           <span className="jp-cellbox-chip" title="Memory">
             {formatMemory(container.memory_limit)}
           </span>
-          <span
-            className={`jp-cellbox-expiry${soon ? ' jp-mod-warn' : ''}`}
-            title="Time to expiry if left idle"
-          >
-            {gone ?? (secondsLeft === null ? status : `expires in ${formatCountdown(secondsLeft)}`)}
+          <span className={`jp-cellbox-expiry${state.warn ? ' jp-mod-warn' : ''}`} title={state.title}>
+            {state.text}
           </span>
         </div>
       </div>

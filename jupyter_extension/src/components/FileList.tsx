@@ -2,6 +2,7 @@ import { deleteIcon, downloadIcon, fileIcon, ToolbarButtonComponent } from '@jup
 import * as React from 'react';
 
 import { formatBytes } from '../format';
+import { sourceLabel } from '../labels';
 import { IContainerFile } from '../tokens';
 
 export interface IFileListProps {
@@ -18,7 +19,7 @@ export function folderOf(file: IContainerFile): string {
   return cut > 0 ? path.slice(0, cut) : '';
 }
 
-/** The selected container's files: name, size and source (`user` uploaded it, `assistant` code made it). */
+/** The selected container's files: name, size and where each came from (uploaded, or made by code there). */
 export function FileList(props: IFileListProps): JSX.Element {
   if (props.files.length === 0) {
     return <div className="jp-cellbox-empty">No files. Upload one from the file browser.</div>;
@@ -43,8 +44,11 @@ export function FileList(props: IFileListProps): JSX.Element {
               <div className="jp-cellbox-item-meta">
                 <span className="jp-cellbox-size">{formatBytes(file.bytes)}</span>
                 {file.source && (
-                  <span className={`jp-cellbox-chip jp-cellbox-source-${file.source}`} title="Source">
-                    {file.source}
+                  <span
+                    className={`jp-cellbox-chip jp-cellbox-source-${file.source}`}
+                    title={sourceLabel(file.source).title}
+                  >
+                    {sourceLabel(file.source).text}
                   </span>
                 )}
               </div>

@@ -2,6 +2,7 @@ import { HTMLSelect } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import { formatMemory } from '../format';
+import { containerNameProblem } from '../names';
 import { INewContainer, MEMORY_LIMITS, MemoryLimit } from '../tokens';
 
 export interface INewContainerFormProps {
@@ -17,7 +18,9 @@ export function NewContainerForm(props: INewContainerFormProps): JSX.Element {
   const [memory, setMemory] = React.useState<MemoryLimit>('1g');
   const [pending, setPending] = React.useState(false);
   const duplicate = !!props.taken?.(name.trim());
-  const valid = name.trim().length > 0 && !duplicate;
+  // Said once something is typed (an empty form is not a mistake yet), by the rule the server extension applies.
+  const problem = name.trim() ? containerNameProblem(name.trim()) : null;
+  const valid = name.trim().length > 0 && !problem && !duplicate;
 
   const submit = async (event: React.FormEvent) => {
     event.preventDefault();
@@ -46,6 +49,11 @@ export function NewContainerForm(props: INewContainerFormProps): JSX.Element {
           onKeyDown={event => event.key === 'Escape' && props.onCancel()}
         />
       </label>
+      {problem && (
+        <div className="jp-cellbox-error jp-cellbox-form-error" role="alert">
+          {problem.charAt(0).toUpperCase() + problem.slice(1)}.
+        </div>
+      )}
       {duplicate && (
         <div className="jp-cellbox-error jp-cellbox-form-error" role="alert">
           A container named "{name.trim()}" is already running. Pick another name, or select it in the list.

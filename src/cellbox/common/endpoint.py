@@ -9,6 +9,8 @@ Beside the endpoint file `F`:
 - `F.lock` is held by a server process for its whole life (`claim`): held while `F` is missing means a server is
   starting (it has not written `F` yet) or stopping (it has removed `F` but not exited), and clients wait for it.
 - `F.autostart.lock` is held by a client while it starts a server (`autostarting`), so two clients never both do.
+- `F.stopped` says the user stopped the server (`cellbox stop`): clients that start one on their own (the sidebar's
+  refresh) leave it stopped; one the user asks for (a cell, the sidebar's Start) starts it, and writing `F` clears it.
 
 Both are `flock`-style locks (the `filelock` package), released by the kernel when their process ends however it
 ends, so a crash never blocks the next server or client.
@@ -41,6 +43,8 @@ __all__ = [
     "autostarting",
     "claim",
     "claimed",
+    "clear_stopped",
+    "mark_stopped",
     "new_nonce",
     "not_proven",
     "pid_alive",
@@ -49,6 +53,7 @@ __all__ = [
     "proves",
     "read",
     "remove",
+    "stopped",
     "valid_nonce",
     "write",
 ]
@@ -192,6 +197,28 @@ def write(path: Path, base_url: str, token: str) -> None:
     with os.fdopen(fd, "w") as f:
         json.dump({"base_url": base_url, "token": token, "pid": os.getpid()}, f)
     os.replace(tmp, path)
+    clear_stopped(path)  # a server serves again: whoever started it, it is no longer stopped
+
+
+def _stopped_file(path: Path) -> Path:
+    return path.with_name(path.name + ".stopped")
+
+
+def mark_stopped(path: Path) -> None:
+    """The user stopped the server of endpoint file `path`: nothing starts it again unasked."""
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _stopped_file(path).touch()
+
+
+def stopped(path: Path) -> bool:
+    """Whether the user stopped the server of endpoint file `path`, and none has started since."""
+    return _stopped_file(path).exists()
+
+
+def clear_stopped(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        _stopped_file(path).unlink()
 
 
 def remove(path: Path, base_url: str) -> None:

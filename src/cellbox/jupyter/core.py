@@ -36,9 +36,10 @@ from ..api import (
 )
 from ..api.lookup import LIVE
 from ..boundary import local_paths
-from ..common import inuse
+from ..common import endpoint, inuse, names, paths
 from ..session import backend
 from ..session.protocol import DATA_DIR, PRIVATE
+from ..session.transfer import landing
 
 __all__ = ["MEMORY_LIMITS", "Clients", "Sidebar", "SidebarError", "Workspace", "fingerprint"]
 
@@ -136,6 +137,8 @@ def is_private(item: ContainerFile) -> bool:
     path = item.path or ""
     return path.startswith(f"{DATA_DIR}/{PRIVATE}/") or f"/{PRIVATE}/" in path
 
+
+STOPPED = "The local server is stopped (`cellbox stop`): start it from the sidebar, or run a cell."
 
 GONE = {
     "deleted": "This container was deleted; its files are gone.",
@@ -243,13 +246,28 @@ class Sidebar:
 
     async def settings(self) -> Settings:
         found = self._load()
-        if found.base_url or not self.autostart:
+        if found.base_url or not self.autostart or self.server_stopped():
             return found
         # Nothing configured: the embedded local server, started if needed and shared with the kernels.
         return await asyncio.to_thread(backend.settings, True)
 
+    def server_stopped(self) -> bool:
+        """Whether the local server this sidebar would start was stopped by the user (`cellbox stop`): a refresh
+        never starts it again; the user's Start (`start_server`) or a cell does."""
+        return self.autostart and not self._load().base_url and endpoint.stopped(paths.endpoint_file())
+
+    async def start_server(self) -> dict[str, Any]:
+        """Start the local server (nothing else configured), stopped or not; the status once it serves."""
+        if self._load().base_url or not self.autostart:
+            raise SidebarError(409, "There is no local server to start: a backend is configured, or autostart is off.")
+        endpoint.clear_stopped(paths.endpoint_file())
+        await asyncio.to_thread(backend.settings, True)
+        return await self.status()
+
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncClient]:
+        if self.server_stopped():
+            raise SidebarError(503, STOPPED)
         settings = await self.settings()
         if settings.api_key:
             self._used_keys.add(settings.api_key)
@@ -277,20 +295,24 @@ class Sidebar:
         """Which backend the sidebar talks to; never a secret (`api_key` says only whether one is set)."""
         found = await self.settings()  # with nothing configured: the local server, started as a list would
         described = found.describe()
+        stopped = self.server_stopped()
         return {
             "version": __version__,
-            "backend": described["backend"],
+            "backend": "local" if stopped else described["backend"],
             "base_url": _without_userinfo(described["base_url"]),
             "auth": described["auth"],
             "api_key": described["api_key"],
             "project": described["project"],
             "autostart": self.autostart,
+            "stopped": stopped,
             "workspace": str(self.workspace.root),
         }
 
     # --- containers -------------------------------------------------------------------------------------------
 
     async def list_containers(self) -> dict[str, Any]:
+        if self.server_stopped():  # nothing to list, and no error: the sidebar offers to start it
+            return {"data": [], "now": time.time(), "in_use": {}, "stopped": True}
         async with self.connect() as client:
             boxes = [box async for box in client.containers.list(order="desc")]
         now = time.time()
@@ -298,8 +320,9 @@ class Sidebar:
 
     async def create_container(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name = (_field(body, "name", str) or "").strip()
-        if not name:
-            raise SidebarError(400, "a container needs a name")
+        problem = names.container_name_problem(name)  # the form checks the same rule as it is typed
+        if problem is not None:
+            raise SidebarError(400, problem)
         memory = _field(body, "memory_limit", str)
         if memory is not None and memory not in MEMORY_LIMITS:
             raise SidebarError(400, f"memory_limit must be one of {', '.join(MEMORY_LIMITS)}; got {memory!r}")
@@ -384,7 +407,10 @@ class Sidebar:
         return {"path": shown, "bytes": (folder / name).stat().st_size}
 
     async def upload(self, container_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Upload workspace file `path` into the container (`/mnt/data/<name>`), streamed from disk."""
+        """Upload workspace file `path` into the container, streamed from disk, where a push from the notebook in
+        workspace folder `folder` (default the root) puts it (`transfer.landing`): `data/raw.csv` from that folder
+        at /mnt/data/data/raw.csv, a file outside it by its name. The answer is the file entry, with `wanted`,
+        where it was asked to be: a service that names uploads itself (OpenAI) may have stored it elsewhere."""
         path = _field(body, "path", str)
         if not path:
             raise SidebarError(400, "give the workspace `path` of the file to upload")
@@ -393,15 +419,19 @@ class Sidebar:
             if source.is_dir():
                 raise SidebarError(400, f"{path!r} is a folder; upload a file")
             raise SidebarError(404, f"no file {path!r} in the workspace")
+        base = self.workspace.resolve(_field(body, "folder", str, ""))
         overwrite = bool(_field(body, "overwrite", bool, False))
-        target = f"{DATA_DIR}/{source.name}"
+        remote = landing(source, base)
+        if remote.split("/", 1)[0] == PRIVATE:
+            raise SidebarError(400, f"{path!r} would land in {DATA_DIR}/{PRIVATE}, which is cellbox's own")
+        target = f"{DATA_DIR}/{remote}"
         async with self.connect() as client:
             existing = [item async for item in client.containers.files.list(container_id) if item.path == target]
             if existing and not overwrite:
                 raise SidebarError(409, f"{target} already exists in the container")
-            uploaded = await client.containers.files.create(container_id, source)
+            uploaded = await client.containers.files.create(container_id, source, filename=remote)
             for item in existing:  # replaced: the old file entry goes, unless the backend reused it
                 if item.id != uploaded.id:
                     with contextlib.suppress(NotFoundError):
                         await client.containers.files.delete(container_id, item.id)
-            return file_json(uploaded)
+            return {**file_json(uploaded), "wanted": target}

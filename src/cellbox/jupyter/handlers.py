@@ -113,6 +113,13 @@ class StatusHandler(CellboxHandler):
         self.reply(await self.sidebar.status())
 
 
+class ServerHandler(CellboxHandler):
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        """Start the local server (after `cellbox stop`): the sidebar's Start button."""
+        self.reply(await self.sidebar.start_server())
+
+
 class ContainersHandler(CellboxHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
@@ -157,6 +164,7 @@ class DownloadHandler(CellboxHandler):
 _ID = r"(?P<{}>[^/]+)"
 ROUTES: list[tuple[str, type[CellboxHandler]]] = [
     ("status", StatusHandler),
+    ("server", ServerHandler),
     ("containers", ContainersHandler),
     ("containers/" + _ID.format("container_id"), ContainerHandler),
     ("containers/" + _ID.format("container_id") + "/files", FilesHandler),

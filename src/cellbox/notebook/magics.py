@@ -17,6 +17,7 @@ the work is done by `cellbox.Sandbox`, which is usable without IPython.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 import sys
@@ -33,7 +34,7 @@ from ..api.lookup import NameTaken
 from ..common import inuse
 from ..common.redact import redact
 from ..session.errors import Interrupted, SandboxGone
-from ..session.protocol import LiveOutput
+from ..session.protocol import DATA_DIR, LiveOutput
 from ..session.results import Run, Usage
 from ..session.sandbox import Sandbox
 from . import options, pool_magic, views
@@ -194,6 +195,7 @@ class ContainerMagics(Magics):
             sandbox = self._sandbox(None)
             for item in args.items:
                 before = {entry.remote: entry.file_id for entry in sandbox.manifest.values()}
+                where = ""
                 if item in self._namespace:
                     try:
                         remotes = sandbox.push(self._namespace[item], name=item)
@@ -201,9 +203,10 @@ class ContainerMagics(Magics):
                         raise UsageError(str(exc)) from None
                 else:
                     remotes = sandbox.push(item)
+                    where = f" to {_landed(remotes)}"
                 sent = [r for r in remotes if sandbox.manifest[r].file_id != before.get(r)]
                 state = f"sent {len(sent)} of {len(remotes)} file(s)" if sent else "unchanged, nothing sent"
-                _say(f"pushed {item}: {state}")
+                _say(f"pushed {item}{where}: {state}")
             return None
         if command == "pull":
             paths = self._require_current().pull(
@@ -289,6 +292,14 @@ def _tokens(sandbox: Sandbox) -> Usage | str:
     if runner.usage is not None:
         return runner.usage
     return "not reported by the backend" if runner.responses else "no cells run yet"
+
+
+def _landed(remotes: list[str]) -> str:
+    """Where pushed files landed in the container: the file, or the folder holding them all."""
+    if len(remotes) == 1:
+        return f"{DATA_DIR}/{remotes[0]}"
+    folder = posixpath.commonpath(remotes) if remotes else ""
+    return f"{DATA_DIR}/{folder}/" if folder else f"{DATA_DIR}/"
 
 
 def _tell(said: Said) -> None:

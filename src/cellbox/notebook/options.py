@@ -62,8 +62,10 @@ CELL_OPTIONS: tuple[Option, ...] = (
            "those that can't fail the cell after the others are set, each named in one line",
            "%%container -i sales -o totals",
            {"dest": "outputs", "nargs": "+", "action": "extend", "default": [], "metavar": "VAR"}),
-    Option(("--files",), "--files PATH ...", "upload local files first (globs allowed), into /mnt/data",
-           "%%container --files data/*.csv", {"nargs": "+", "action": "extend", "default": [], "metavar": "PATH"}),
+    Option(("--files",), "--files PATH ...",
+           "upload local files first (globs allowed), into /mnt/data, keeping their folders (`data/raw.csv` at "
+           "/mnt/data/data/raw.csv)", "%%container --files data/*.csv",
+           {"nargs": "+", "action": "extend", "default": [], "metavar": "PATH"}),
     Option(("--pull",), "--pull GLOB ...", "download files the cell wrote, when it ends (into --to)",
            '%%container --pull "*.png" "report.html"',
            {"nargs": "+", "action": "extend", "default": [], "metavar": "GLOB"}),
@@ -120,7 +122,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("files", "files", "the current container's files", "%container files"),
     Command("status", "status", "the current container: status, memory, time left", "%container status"),
     Command("env", "env", "the Python packages the current container has, with their versions", "%container env"),
-    Command("push", "push VAR_OR_PATH ...", "send variables or local files now", "%container push sales data/2024.csv",
+    Command("push", "push VAR_OR_PATH ...",
+            "send variables or local files now (files keep their folders, as with --files)",
+            "%container push sales data/2024.csv",
             (Option(("items",), "VAR_OR_PATH ...", "what to send", parse={"nargs": "+", "metavar": "VAR_OR_PATH"}),)),
     Command("pull", "pull REMOTE_GLOB ... [--to DIR] [--hidden] [--force] [--modules]",
             "download files from the container, skipping hidden files (unless --hidden), code that would shadow a "

@@ -324,8 +324,9 @@ class Sandbox:
 
     def push(self, *items: Any, name: str | None = None, to: str | None = None) -> list[str]:
         """Send values or files. A DataFrame/Series/JSON value needs `name` (its variable in the container);
-        paths, folders and globs land under /mnt/data (or `to`). Returns the remote paths; unchanged data is
-        not sent again."""
+        paths, folders and globs land under /mnt/data (or `to`), at their path from the current folder when they
+        are in it (`data/raw.csv` at /mnt/data/data/raw.csv), else by their name (`transfer.landing`). Returns the
+        remote paths; unchanged data is not sent again."""
         sent = self.transfers.push(*items, name=name, to=to)
         self._unloaded.update(sent.inputs)
         return sent.remotes

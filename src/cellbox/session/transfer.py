@@ -88,9 +88,22 @@ def _hash_key(path: Path) -> tuple[str, int, int]:
 _file_hashes: dict[tuple[str, int, int], str] = {}
 
 
+def landing(path: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> str:
+    """Where a local file or folder lands, relative to /mnt/data: its path relative to folder `base` (the current
+    folder by default) when it is inside it, so `data/raw.csv` lands at /mnt/data/data/raw.csv and code reading
+    `data/raw.csv` works in both places; its own name when it is elsewhere (`/tmp/raw.csv`, `../raw.csv`: at
+    /mnt/data/raw.csv). '' for `base` itself. Decided on the paths as written (`..` folded, links not followed)."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        inside = absolute.relative_to(os.path.abspath(base if base is not None else os.curdir))
+    except ValueError:
+        return absolute.name
+    return inside.as_posix() if inside.parts else ""
+
+
 def file_jobs(pattern: str, to: str | None, operation: progress.Operation | None = None) -> list[Job]:
-    """The files a path, folder or glob names, each with where it lands under /mnt/data (or `to`); hashing them
-    is the `operation`'s "checking" phase."""
+    """The files a path, folder or glob names, each with where it lands under /mnt/data (or `to`): see `landing`.
+    Hashing them is the `operation`'s "checking" phase."""
     matches = sorted(globlib.glob(pattern, recursive=True)) if globlib.has_magic(pattern) else [pattern]
     if not matches:
         raise CellboxError(f"nothing matches {pattern!r}; no files were sent")
@@ -98,13 +111,19 @@ def file_jobs(pattern: str, to: str | None, operation: progress.Operation | None
     for match in matches:
         path = Path(match)
         if path.is_dir():
-            base = posixpath.join(to or "", path.resolve().name)
+            base = posixpath.join(to or "", landing(path))
             for file in sorted(p for p in path.rglob("*") if p.is_file()):
                 found.append((file, posixpath.join(base, file.relative_to(path).as_posix())))
         elif path.is_file():
-            found.append((path, posixpath.join(to, path.name) if to else path.name))
+            found.append((path, posixpath.join(to or "", landing(path))))
         else:
             raise CellboxError(f"no such file or folder: {match}; no files were sent")
+    for file, remote in found:
+        if remote.split("/", 1)[0] == PRIVATE:
+            raise CellboxError(
+                f"{file} would land in {DATA_DIR}/{PRIVATE}, which is cellbox's own: push it with to= another "
+                "folder, or rename it; no files were sent"
+            )
     if operation is not None:  # what was hashed before (unchanged since) costs nothing and is not worth a line
         unknown = sum(file.stat().st_size for file, _ in found if _hash_key(file) not in _file_hashes)
         operation.phase("checking", sum(file.stat().st_size for file, _ in found), size=unknown)

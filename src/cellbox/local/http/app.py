@@ -56,6 +56,16 @@ from .params import (
 # -- containers -----------------------------------------------------------------------------------------------
 
 
+def _container(containers: Containers, row: dict) -> dict:
+    """The container object, and beside the API's fields `state_lost` (why) when its Python state is gone before
+    its next run: the one thing about a container only this server knows, which a client shows before it runs."""
+    data = container_json(row)
+    lost = containers.state_lost(row)
+    if lost:
+        data["state_lost"] = lost
+    return data
+
+
 async def create_container(request: Request) -> JSONResponse:
     name, minutes, memory_limit, file_ids = create_params(await read_json(request))
     row = await containers_of(request).create(name, minutes, memory_limit, file_ids)
@@ -67,11 +77,12 @@ async def list_containers(request: Request) -> JSONResponse:
     containers = containers_of(request)
     page = containers.store.list_containers(limit, order, after, request.query_params.get("name"))
     page.rows = [containers.current(row) for row in page.rows]
-    return JSONResponse(page_json(page, container_json))
+    return JSONResponse(page_json(page, lambda row: _container(containers, row)))
 
 
 async def retrieve_container(request: Request) -> JSONResponse:
-    return JSONResponse(container_json(containers_of(request).retrieve(path_param(request, "container_id"))))
+    containers = containers_of(request)
+    return JSONResponse(_container(containers, containers.retrieve(path_param(request, "container_id"))))
 
 
 async def delete_container(request: Request) -> JSONResponse:

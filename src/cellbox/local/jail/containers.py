@@ -129,6 +129,14 @@ class Containers:
             row = {**row, "status": "expired"}
         return row
 
+    def state_lost(self, row: dict) -> str | None:
+        """Why a running container's Python state is gone before its next run (its kernel ended, or this server
+        started after its last run), or None while it is kept: what a client is told before it runs a cell."""
+        container_id = row["id"]
+        if row["status"] != "running" or container_id in self._starting:
+            return None
+        return self._stopped.get(container_id) or _why_lost(self._kernels.get(container_id))
+
     def retrieve(self, container_id: str) -> dict:
         """Like use() (so it refreshes activity), but an expired container is shown (status `expired`) rather than
         refused: retrieving is how a client learns that a container is gone."""
