@@ -1,7 +1,9 @@
 """How containers, files, transfers and artifacts look in a notebook.
 
-Each view is a plain object with `_repr_html_` and `__repr__` (no ipywidgets), so it renders in JupyterLab, in a
-static notebook export and in a terminal alike, and tests can inspect what it holds (`.rows`, `.items`).
+Each view is a plain object with `_repr_html_` and `__repr__`, so it renders in JupyterLab, in a static notebook
+export and in a terminal alike, and tests can inspect what it holds (`.rows`, `.items`). In a kernel with
+ipywidgets the gallery and the progress line are also live widgets (`widgets`), displayed in one bundle with this
+static HTML.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ..common import text
 from ..common.inuse import in_kernel
 from ..session import progress
 from ..session.results import Artifact, Usage
-from . import previews
+from . import previews, widgets
 from .previews import (  # noqa: F401  # the preview bounds, named here as before
     CSV_PREVIEW_BYTES,
     DELIMITERS,
@@ -155,7 +157,14 @@ class TransferProgress:
     def __init__(self, operation: progress.Operation) -> None:
         self.operation = operation
         self._sent = self.bundle()
-        self._handle = display(self._sent, raw=True, display_id=True) if in_kernel() else None
+        # In a kernel with ipywidgets the line is a widget set in place while it moves; the display is sent again
+        # only at the end, as the static line, so a saved notebook holds no widget its next kernel can't show.
+        self._live = widgets.ProgressBar() if in_kernel() and widgets.available() else None
+        shown = self._sent
+        if self._live is not None:
+            self._live.show(self.text(), operation.fraction(), operation.big)
+            shown = widgets.bundle(self._live.box, self._sent.get("text/html", ""), self._sent["text/plain"])
+        self._handle = display(shown, raw=True, display_id=True) if in_kernel() else None
         if self._handle is None:
             self._write()
 
@@ -163,13 +172,21 @@ class TransferProgress:
         bundle = self.bundle()
         if bundle == self._sent:
             return
-        if self._handle is not None:
-            self._sent = bundle
+        self._sent = bundle
+        if self._live is not None:
+            self._live.show(self.text(), operation.fraction(), operation.big)
+        elif self._handle is not None:
             self._handle.update(bundle, raw=True)
         else:
             self._write()
 
     def close(self, operation: progress.Operation) -> None:
+        if self._live is not None:
+            self._sent = self.bundle()
+            self._handle.update(self._sent, raw=True)  # type: ignore[union-attr]  # live only in a kernel
+            self._live.close()
+            self._live = None
+            return
         self.refresh(operation)
         if self._handle is None and operation.big:
             sys.stderr.write("\n")
@@ -318,7 +335,9 @@ class ArtifactGallery:
         return f"<div class='cellbox-artifacts'><b>{len(self.items)} file(s) from the container</b>{items}{note}</div>"
 
     def _ipython_display_(self) -> None:
-        display({"text/html": self._repr_html_(), "text/plain": repr(self)}, raw=True)
+        static = {"text/html": self._repr_html_(), "text/plain": repr(self)}
+        live = self.items and in_kernel() and widgets.available()
+        display(widgets.gallery(self, static["text/html"], static["text/plain"]) if live else static, raw=True)
         if self.items and in_kernel():
             from . import save_buttons
 
