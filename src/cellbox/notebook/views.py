@@ -45,6 +45,7 @@ PREVIEWS_MAX = 2_000_000  # characters of preview HTML one gallery carries
 MAX_ITEMS = 100  # files one gallery shows; "and N more" past them
 PATH_CHARS = 300  # a path is cut to this many characters where it is shown
 INLINE_MAX = 5_000_000
+FIGURE_SHOWN = "saved from a figure the cell displayed above: not shown again"
 INLINE_MAX_VARIABLE = "CELLBOX_INLINE_MAX"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(|k|m|g)b?\s*$", re.IGNORECASE)
 _SCALE = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3}  # SI, as sizes are shown (cellbox.common.text.size)
@@ -236,6 +237,9 @@ class ArtifactGallery:
     files are shown ("and N more"), images up to IMAGES_MAX bytes in all, previews made under a memory budget and
     bounded in rows, columns, cells and (all together) PREVIEWS_MAX characters of HTML.
 
+    A file the cell saved from a figure it also displayed (`plt.savefig` with the inline backend) is listed but
+    not shown again: the figure is in the cell's output already, where a local cell shows it, in its place.
+
     The gallery itself is static HTML, so a saved notebook shows it without a kernel; in a kernel it is followed
     by "save to the notebook's folder" buttons (`save_buttons`), which go on working in the saved notebook while the
     sandbox lives."""
@@ -278,6 +282,8 @@ class ArtifactGallery:
         path = previews.cut(artifact.path, PATH_CHARS)
         title = f"<div><code>{html.escape(path)}</code> · {text.size(artifact.size)}</div>"
         kind = self.kind(artifact)
+        if kind == "image" and artifact.shown_as_figure:  # the cell displayed it: shown there, once
+            return f"{title}<div style='opacity:.7'>{FIGURE_SHOWN}</div>" + self._link(artifact, budget)
         if kind == "image" and (artifact.size or 0) <= budget.images:
             limit = min(INLINE_IMAGE_LIMIT, budget.images)
             data = artifact.head(limit + 1)

@@ -216,7 +216,9 @@ class GalleryWidget:
         title = _text(f"{path} · {text.size(artifact.size)}", "code")
         parts: list[Any] = [title]
         kind = self.gallery.kind(artifact)
-        if kind == "image":
+        if kind == "image" and artifact.shown_as_figure:
+            parts.append(_text(views.FIGURE_SHOWN, "div", "opacity:.7"))
+        elif kind == "image":
             data = artifact.head(views.INLINE_IMAGE_LIMIT + 1)
             if len(data) <= views.INLINE_IMAGE_LIMIT:
                 fmt = (artifact.mimetype or "image/png").split("/", 1)[1]
