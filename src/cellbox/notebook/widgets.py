@@ -26,6 +26,8 @@ __all__ = ["ITEMS_PER_PAGE", "ROWS_PER_PAGE", "available", "bundle"]
 ITEMS_PER_PAGE = 10  # files on one page of a gallery: only the shown page's previews are made
 ROWS_PER_PAGE = 10  # rows on one page of a table preview
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+# A gallery reopened from its saved state, its kernel gone, marks itself disconnected once, not on each part.
+QUIET_DISCONNECTED = "<style>.cellbox-gallery .jupyter-widgets-disconnected::before{display:none}</style>"
 
 
 def available() -> bool:
@@ -195,7 +197,7 @@ class GalleryWidget:
         self.pager = Pager(len(self.items), ITEMS_PER_PAGE, self._show, "files")
         count = len(self.items)
         heading = _text(f"{count:,} file(s) from the container", "b")
-        self.box = w.VBox([heading, self.pager.box, self.page])
+        self.box = w.VBox([heading, self.pager.box, self.page, w.HTML(QUIET_DISCONNECTED)])
         self.box.add_class("cellbox-gallery")
         self.pager.go(0)
 
