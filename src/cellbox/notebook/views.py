@@ -246,6 +246,7 @@ class ArtifactGallery:
 
     def __init__(self, artifacts: Sequence[Artifact]) -> None:
         self.items = list(artifacts)
+        self._previews: dict[int, tuple[Any, str]] = {}  # made once, for the static HTML and the widget alike
 
     @property
     def shown(self) -> list[Artifact]:
@@ -265,6 +266,12 @@ class ArtifactGallery:
     def _preview(self, artifact: Artifact) -> tuple[Any, str]:
         """The preview and what it shows of the file, in the words a partial frame uses: "first 20 of 6,000 rows",
         or "3 rows" when that is all of it (each with its columns)."""
+        key = id(artifact)
+        if key not in self._previews:
+            self._previews[key] = self._read_preview(artifact)
+        return self._previews[key]
+
+    def _read_preview(self, artifact: Artifact) -> tuple[Any, str]:
         name = artifact.name.lower()
         if name.endswith(".parquet"):
             too_large = NoPreview(f"over {text.size(PARQUET_PREVIEW_LIMIT)}, too large to preview here")
