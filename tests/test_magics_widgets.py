@@ -105,7 +105,10 @@ def test_a_table_pages_and_sorts_in_the_kernel(kernel: tuple[Kernel, Path]) -> N
 
 def test_save_writes_into_the_notebooks_folder_and_replaces_on_a_second_click(kernel: tuple[Kernel, Path]) -> None:
     k, folder = kernel
-    status, out = k.run("%%container\nopen('keep.txt', 'w').write('from the box')\nopen('.hidden', 'w').write('x')")
+    status, out = k.run(
+        "%%container\nopen('keep.txt', 'w').write('from the box')\nopen('.hidden', 'w').write('x')\n"
+        "open('pandas.py', 'w').write('raise SystemExit')"
+    )
     assert status == "ok", out
     k.run(
         "_items = _live('cellbox-gallery')[-1].children[2].children\n"
@@ -129,6 +132,10 @@ def test_save_writes_into_the_notebooks_folder_and_replaces_on_a_second_click(ke
     k.run(f"_save[{hidden!r}].children[0].click()")  # a hidden name: refused, in words
     assert not (folder / ".hidden").exists()
     assert "hidden" in value(k, f"_save[{hidden!r}].children[1].value")
+    module = next(n for n in names if "pandas.py" in n)
+    k.run(f"_save[{module!r}].children[0].click()")  # code that would shadow a module the notebook imports
+    assert not (folder / "pandas.py").exists()
+    assert "module" in value(k, f"_save[{module!r}].children[1].value")
 
 
 def test_a_figure_also_saved_is_shown_once(kernel: tuple[Kernel, Path]) -> None:
@@ -197,3 +204,23 @@ def test_without_ipywidgets_the_views_are_static_and_say_so_once(
         k.run("%container delete")
     finally:
         k.stop()
+
+
+def test_a_running_pool_is_a_live_grid_that_ends_as_the_static_grid(kernel: tuple[Kernel, Path]) -> None:
+    k, _ = kernel
+    status, out = k.run("import pandas as pd\ndf = pd.DataFrame({'x': range(6)})\n%container pool 2")
+    assert status == "ok", out
+    status, _, out = k.timed(
+        "%%container --pool --split df -o part\nimport time\ntime.sleep(1.5)\npart = df", comms=True
+    )
+    assert status == "ok", out
+    live = next(m for m in out if m["type"] == "display_data" and WIDGET_VIEW in m["data"] and "cellbox-pool" in str(m))
+    grid = live["data"][WIDGET_VIEW]["model_id"]
+    redrawn = [m for m in out if m["type"] == "comm_msg" and m["comm_id"] == grid and "value" in m["data"]["state"]]
+    assert redrawn and "running" in " ".join(m["data"]["state"]["value"] for m in redrawn)  # set in place
+    ended = [m for m in out if m["type"] == "update_display_data" and m["transient"] == live["transient"]]
+    assert ended[-1]["data"] == {"text/plain": ""}  # the live grid goes; the final grid is a display of its own
+    final = [m for m in out if m["type"] == "display_data" and "2 parts on 2 sandboxes: 2 done" in plain(m)]
+    assert len(final) == 1 and WIDGET_VIEW not in final[0]["data"]
+    assert "<script" not in final[0]["data"]["text/html"]
+    k.run("%container pool --delete")
