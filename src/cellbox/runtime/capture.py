@@ -227,6 +227,12 @@ class saved_figures:
     def paths(self) -> list[str]:
         return sorted({p for key, (_, paths) in self.saved.items() if key in self.shown for p in paths})
 
+    def open_ones_shown(self) -> None:
+        """The figures still open count as shown: without a shell the runtime saves them for the client to show."""
+        plt = sys.modules.get("matplotlib.pyplot")
+        for number in plt.get_fignums() if plt is not None else ():
+            self.shown.add(id(plt.figure(number)))
+
     def __enter__(self) -> saved_figures:
         if self.MODULE in sys.modules:
             self._follow(sys.modules[self.MODULE])

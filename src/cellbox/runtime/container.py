@@ -373,6 +373,7 @@ def _execute(request_path: str, request: dict[str, Any] | None) -> tuple[dict[st
             if capture.shell() is not None:
                 capture.flush_figures()  # after the value, as the inline backend does after a cell
             else:
+                figures.open_ones_shown()
                 result["figures"] = _save_figures(out_dir)
         except Exception as exc:  # a figure that can't render is reported, not fatal
             output.write("stderr", f"cellbox: could not show a figure: {exc}\n")
