@@ -230,8 +230,8 @@ class saved_figures:
     def open_ones_shown(self) -> None:
         """The figures still open count as shown: without a shell the runtime saves them for the client to show."""
         plt = sys.modules.get("matplotlib.pyplot")
-        for number in plt.get_fignums() if plt is not None else ():
-            self.shown.add(id(plt.figure(number)))
+        if plt is not None:
+            self.shown.update(id(plt.figure(number)) for number in plt.get_fignums())
 
     def __enter__(self) -> saved_figures:
         if self.MODULE in sys.modules:
