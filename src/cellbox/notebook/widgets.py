@@ -1,27 +1,41 @@
-"""The live views of a kernel, as ipywidgets: the artifact gallery (paged; tables paged and sorted, images, text;
-each file with a save action), a progress bar and a pool's grid.
+"""The live views of a kernel, as ipywidgets: the artifact gallery (paged; tables paged and sorted by pandas here,
+images, text; each file with a save action) and the progress bar (a pool's live grid is `pool.view`'s).
 
 Each is displayed as one bundle holding the widget's view *and* the static HTML the views make without widgets
-(`views`, `pool.view`), so a notebook exported with nbconvert, shown on GitHub or opened untrusted still reads the
-same output; the static HTML is what a kernel without ipywidgets shows, said once (`available`).
+(`views`), so a notebook exported with nbconvert, shown on GitHub or opened untrusted reads the same output; the
+static HTML is also what a kernel without ipywidgets shows, said once (`available`). A notebook JupyterLab saved
+itself is trusted when reopened, so JupyterLab draws the widget view first: the widget state saved with the
+notebook (on by default with cellbox's wheel, jupyter-config/lab-settings) draws it after its kernel is gone. The
+progress bar is sent again as the static line once its operation ends, so no saved notebook keeps one.
 
 Everything shown comes from a container: no container string reaches a widget as markup unless escaped here
-(`_text`), images go through `ipywidgets.Image` as bytes, and a file is saved only where
-`cellbox.boundary.local_paths` lets `Artifact.download` put it.
+(`_text`; tables through `previews.table_html`), images go through `ipywidgets.Image` as bytes, and a file is
+saved only where `cellbox.boundary.local_paths` lets `Artifact.download` put it.
 """
 
 from __future__ import annotations
 
 import html
+import shlex
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..common import extras, text
+from ..session.protocol import DATA_DIR
 
 if TYPE_CHECKING:
     from ..session.results import Artifact
 
-__all__ = ["ITEMS_PER_PAGE", "ROWS_PER_PAGE", "available", "bundle"]
+__all__ = [
+    "ITEMS_PER_PAGE",
+    "ROWS_PER_PAGE",
+    "GalleryWidget",
+    "ProgressBar",
+    "TableView",
+    "available",
+    "bundle",
+    "gallery",
+]
 
 ITEMS_PER_PAGE = 10  # files on one page of a gallery: only the shown page's previews are made
 ROWS_PER_PAGE = 10  # rows on one page of a table preview
@@ -122,21 +136,14 @@ class TableView:
 
 
 def _sorted(frame: Any, column: int, *, ascending: bool) -> Any:
-    """`frame` sorted by its `column`-th column; values that don't compare (mixed types) sort as their text."""
-    series = frame.iloc[:, column]
+    """`frame` sorted by its `column`-th column, by position (labels may repeat); values that don't compare (mixed
+    types) sort as their text, missing ones last."""
+    keyed = frame.iloc[:, column].reset_index(drop=True)
     try:
-        order = series.sort_values(ascending=ascending, kind="stable", na_position="last").index
+        order = keyed.sort_values(ascending=ascending, kind="stable", na_position="last").index
     except TypeError:
-        order = series.astype(str).sort_values(ascending=ascending, kind="stable", na_position="last").index
-    positions = frame.index.get_indexer_for(order) if frame.index.is_unique else None
-    if positions is None:  # labels repeated: sort positions instead
-        keyed = series.reset_index(drop=True)
-        try:
-            ordered = keyed.sort_values(ascending=ascending, kind="stable", na_position="last").index
-        except TypeError:
-            ordered = keyed.astype(str).sort_values(ascending=ascending, kind="stable", na_position="last").index
-        return frame.iloc[list(ordered)]
-    return frame.iloc[positions]
+        order = keyed.astype(str).sort_values(ascending=ascending, kind="stable", na_position="last").index
+    return frame.iloc[list(order)]
 
 
 class SaveAction:
@@ -164,9 +171,7 @@ class SaveAction:
         except Refused as refused:
             self._replace = refused.kind == "existing"
             self.button.description = "replace" if self._replace else "save"
-            name = local_paths.shown(self.artifact.name)
-            said = f"{name} is already in this folder: click again to replace it" if self._replace else str(refused)
-            self.status.value = _line(said)
+            self.status.value = _line(self._refused(refused))
             return
         except (CellboxError, OSError) as exc:
             self.status.value = _line(f"could not save {local_paths.shown(self.artifact.name)}: {exc}")
@@ -174,6 +179,20 @@ class SaveAction:
         self._replace = False
         self.button.description = "save"
         self.status.value = _line(f"saved {local_paths.shown(saved.name)} ({text.size(saved.stat().st_size)})")
+
+    def _refused(self, refused: Any) -> str:
+        """Why a click saved nothing, and what to type where a click can't (what `%container pull` needs)."""
+        from ..boundary import local_paths
+
+        name = local_paths.shown(self.artifact.name)
+        where = shlex.quote(self.artifact.path.removeprefix(DATA_DIR + "/"))
+        if refused.kind == "existing":
+            return f"{name} is already in this folder: click again to replace it"
+        if refused.kind == "hidden":
+            return f"{name} is hidden, not saved by a click: %container pull --hidden {where}"
+        if refused.kind == "module":
+            return f"{name} would shadow a Python module, not saved by a click: %container pull --modules {where}"
+        return str(refused)
 
 
 def _line(said: str, limit: int = 300) -> str:
