@@ -16,6 +16,7 @@ BENCHMARKS = [
     ("local_bench.py", ["--size-mb", "64", "--rounds", "10", "--out", "/dev/null"]),
     ("notebook_bench.py", ["--quick"]),
     ("token_bench.py", ["--quick"]),
+    ("widget_bench.py", ["--quick"]),
     ("pool_bench.py", ["--rows", "500000", "--rounds", "1", "--loop", "5000000", "--out", "/dev/null"]),
 ]
 

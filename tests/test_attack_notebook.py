@@ -115,6 +115,36 @@ def test_variables_nobody_asked_for_are_not_set(kernel: Kernel) -> None:
     assert text(out, "stdout") == "1 results\n"
 
 
+def test_a_forged_same_as_or_shown_figure_changes_nothing_it_should_not(kernel: Kernel) -> None:
+    """The record's `same_as` (the last value is an -o variable) and `shown_figures` (a saved file the cell showed
+    as a figure) are believed only for what the request asked and the run changed."""
+    status, _ = kernel.run("import pandas as pd\nsecret = pd.DataFrame({'kept': [1]})")
+    assert status == "ok"
+    status, out = kernel.run(
+        "%%container -o small\n" + FORGE + "import pandas as pd\nsmall = pd.DataFrame({'x': range(3)})\n"
+        "open('real.png', 'wb').write(b'\\x89PNG\\r\\n\\x1a\\n' + bytes(64))\n"
+        "def forge(record):\n"
+        "    record['inline'].pop(record['value']['path'], None)  # the value's own file, no longer named\n"
+        "    record['value'] = dict(record['outputs']['small'], bundle={'data': {'text/plain': 'v'}}, "
+        "same_as='secret')\n"
+        "    record['shown_figures'] = ['/etc/passwd', '/mnt/data/never.png']\n"
+        "    return record\n"
+        "pd.DataFrame({'y': range(5)})"
+    )
+    assert status == "ok", out
+    status, out = kernel.run("print(len(_), list(_.columns), list(secret.columns), len(small))")
+    # `_` is what the record's value file holds, not the notebook's `secret`, which stays as it was
+    assert text(out, "stdout") == "3 ['x'] ['kept'] 3\n"
+    status, out = kernel.run(
+        "%%container\nopen('real.png', 'ab').write(b'1')\n"
+        + FORGE
+        + "def forge(record):\n    record['shown_figures'] = ['/etc/passwd']\n    return record\n"
+    )
+    assert status == "ok", out
+    shown = next(str(m["data"]["text/html"]) for m in out if "cellbox-artifacts" in str(m.get("data", {})))
+    assert "<img src='data:image/png" in shown  # a name outside what the run changed hides nothing
+
+
 def test_displays_cannot_run_script_in_the_page(kernel: Kernel) -> None:
     status, out = kernel.run(
         "%%container\n"

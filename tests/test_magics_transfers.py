@@ -13,7 +13,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from kernelhelp import Kernel, plain, text
+from kernelhelp import WIDGET_VIEW, Kernel, plain, text, widget_text
 from nbclient import NotebookClient
 
 ROWS = 2_000_000  # about 50 MB in memory and 30 MB as Parquet: well over progress.MIN_BYTES
@@ -49,10 +49,14 @@ def kernel(
 
 
 def progress_lines(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The messages of the cell's progress line: its display and every update of it."""
+    """The states of the cell's progress line, in order: its display, each value its live widget's line was set
+    to (where the display is a widget), and every update of the display (the last one: the line as saved)."""
     first = next(m for m in messages if m["type"] == "display_data" and "cellbox-progress" in html(m))
     display_id = first["transient"]["display_id"]
-    return [m for m in messages if m.get("transient", {}).get("display_id") == display_id]
+    updates = [m for m in messages if m.get("transient", {}).get("display_id") == display_id]
+    if WIDGET_VIEW not in first["data"]:
+        return updates
+    return [*widget_text(messages, first, 1), *updates[1:]]
 
 
 def html(message: dict[str, Any]) -> str:
@@ -68,7 +72,7 @@ def phases_in_order(lines: list[dict[str, Any]], *phases: str) -> None:
 @pytest.mark.cloud_profiles("plain")
 def test_a_big_push_shows_its_phases_at_once_and_ends_done(kernel: tuple[Kernel, Path]) -> None:
     k, _ = kernel
-    status, took, out = k.timed("%container push big")
+    status, took, out = k.timed("%container push big", comms=True)
     assert status == "ok", out
     lines = progress_lines(out)
     assert lines[0]["at"] < FIRST_SHOWN, f"the line showed {lines[0]['at']:.2f} s after the push started"
@@ -85,7 +89,7 @@ def test_a_big_push_shows_its_phases_at_once_and_ends_done(kernel: tuple[Kernel,
 def test_a_cell_shows_every_phase_of_its_inputs_run_and_outputs_on_one_line(kernel: tuple[Kernel, Path]) -> None:
     k, _ = kernel
     k.run("big = big.assign(c=1)")  # changed: sent again
-    status, took, out = k.timed("%%container -i big -o out\nout = big.assign(d=big.a * 2)\nlen(out)")
+    status, took, out = k.timed("%%container -i big -o out\nout = big.assign(d=big.a * 2)\nlen(out)", comms=True)
     assert status == "ok", out
     lines = progress_lines(out)
     assert lines[0]["at"] < FIRST_SHOWN
@@ -104,7 +108,9 @@ def test_a_cell_shows_every_phase_of_its_inputs_run_and_outputs_on_one_line(kern
 @pytest.mark.cloud_profiles("plain")
 def test_a_big_output_alone_shows_its_download_and_reading(kernel: tuple[Kernel, Path]) -> None:
     k, _ = kernel
-    status, _, out = k.timed(f"%%container -o made\nimport pandas as pd\nmade = pd.DataFrame({{'x': range({ROWS})}})")
+    status, _, out = k.timed(
+        f"%%container -o made\nimport pandas as pd\nmade = pd.DataFrame({{'x': range({ROWS})}})", comms=True
+    )
     assert status == "ok", out
     lines = progress_lines(out)
     phases_in_order(lines, "downloading", "reading")

@@ -30,6 +30,8 @@ from cellbox.local.testing import wait_until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "jupyter"
+# JupyterLab's defaults as the wheel installs them (share/jupyter/lab/settings): widget state saved with notebooks
+APP_SETTINGS = Path(__file__).resolve().parents[2] / "jupyter-config" / "lab-settings"
 # Without these, Chromium on a closed network keeps trying to reach Google's services.
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -147,6 +149,7 @@ def running_lab(
         f"--IdentityProvider.token={token}",
         "--LabApp.expose_app_in_browser=True",
         *_this_build(jupyter / "data"),
+        f"--LabApp.app_settings_dir={APP_SETTINGS}",
     ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)

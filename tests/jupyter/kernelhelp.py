@@ -39,14 +39,16 @@ class Kernel:
                 messages.append({"type": "page", "data": payload["data"]})
         return reply["content"]["status"], messages
 
-    def timed(self, code: str) -> tuple[str, float, list[dict[str, Any]]]:
+    def timed(self, code: str, *, comms: bool = False) -> tuple[str, float, list[dict[str, Any]]]:
         """Execute `code`; returns the reply status, the seconds it took, and every output message (updates of
-        displays included), each with `at`: the seconds from the request to its arrival."""
+        displays included; with `comms`, the widgets' messages too), each with `at`: the seconds from the request
+        to its arrival."""
         messages: list[dict[str, Any]] = []
         started = time.monotonic()
+        kept = (*OUTPUTS, "comm_open", "comm_msg") if comms else OUTPUTS
 
         def keep(msg: dict[str, Any]) -> None:
-            if msg["msg_type"] in OUTPUTS:
+            if msg["msg_type"] in kept:
                 messages.append({"type": msg["msg_type"], "at": time.monotonic() - started, **msg["content"]})
 
         reply = self.client.execute_interactive(code, output_hook=keep, timeout=120)
@@ -97,3 +99,22 @@ def local_env(base_url: str, token: str, home: Any) -> dict[str, str]:
         XDG_CONFIG_HOME=str(home / "config"),
     )
     return env
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def widget_text(messages: list[dict[str, Any]], display: dict[str, Any], child: int) -> list[dict[str, Any]]:
+    """The values a live widget's `child`-th child was given (a label set in place), each as a message of its own
+    (`data["text/plain"]`, `at`), from the messages of `timed(..., comms=True)`: the display names the box, the
+    box's comm_open names its children, and each comm_msg update of that child carries its new value."""
+    box = display["data"][WIDGET_VIEW]["model_id"]
+    opened = next(m for m in messages if m["type"] == "comm_open" and m["comm_id"] == box)
+    target = opened["data"]["state"]["children"][child].removeprefix("IPY_MODEL_")
+    first = next(m for m in messages if m["type"] == "comm_open" and m["comm_id"] == target)
+    values = [{"at": first["at"], "data": {"text/plain": first["data"]["state"].get("value", "")}}]
+    for m in messages:
+        state = m.get("data", {}).get("state", {}) if m["type"] == "comm_msg" else {}
+        if m.get("comm_id") == target and "value" in state:
+            values.append({"at": m["at"], "data": {"text/plain": state["value"]}})
+    return values

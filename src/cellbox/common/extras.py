@@ -8,8 +8,10 @@ ImportError from deep inside. tests/test_packaging.py keeps this table and pypro
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 
-__all__ = ["EXTRAS", "install_line", "missing"]
+__all__ = ["EXTRAS", "WIDGETS_SWITCH", "install_line", "live_widgets", "missing"]
 
 # The modules cellbox itself imports from each extra's packages (not every package an extra installs: the local
 # server runs without matplotlib, code in its sandboxes expects it).
@@ -17,7 +19,14 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "local": ("starlette", "uvicorn", "python_multipart"),
     "lab": ("jupyter_server",),
     "oci": ("oci",),
+    "widgets": ("ipywidgets",),
 }
+WIDGETS_SWITCH = "CELLBOX_WIDGETS"  # "0": a kernel's views stay static HTML even where ipywidgets is installed
+_WIDGETS_MISSING = (
+    "ipywidgets is not installed in this kernel: galleries, progress and pool grids are shown as static HTML "
+    "({install} makes them live)"
+)
+_said: set[str] = set()
 
 
 def missing(extra: str) -> list[str]:
@@ -35,3 +44,16 @@ def missing(extra: str) -> list[str]:
 
 def install_line(extra: str) -> str:
     return f"pip install 'cellbox[{extra}]'"
+
+
+def live_widgets() -> bool:
+    """Whether a kernel's views are live ipywidgets: the `widgets` extra is installed and not switched off
+    (WIDGETS_SWITCH). When it is missing that is said once, on stderr, and the views stay static HTML."""
+    if os.environ.get(WIDGETS_SWITCH, "").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    if not missing("widgets"):
+        return True
+    if "widgets" not in _said:
+        _said.add("widgets")
+        print(f"cellbox: {_WIDGETS_MISSING.format(install=install_line('widgets'))}", file=sys.stderr)
+    return False

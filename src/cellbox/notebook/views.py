@@ -1,7 +1,9 @@
 """How containers, files, transfers and artifacts look in a notebook.
 
-Each view is a plain object with `_repr_html_` and `__repr__` (no ipywidgets), so it renders in JupyterLab, in a
-static notebook export and in a terminal alike, and tests can inspect what it holds (`.rows`, `.items`).
+Each view is a plain object with `_repr_html_` and `__repr__`, so it renders in JupyterLab, in a static notebook
+export and in a terminal alike, and tests can inspect what it holds (`.rows`, `.items`). In a kernel with
+ipywidgets the gallery and the progress line are also live widgets (`widgets`), displayed in one bundle with this
+static HTML.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ..common import text
 from ..common.inuse import in_kernel
 from ..session import progress
 from ..session.results import Artifact, Usage
-from . import previews
+from . import previews, widgets
 from .previews import (  # noqa: F401  # the preview bounds, named here as before
     CSV_PREVIEW_BYTES,
     DELIMITERS,
@@ -43,6 +45,7 @@ PREVIEWS_MAX = 2_000_000  # characters of preview HTML one gallery carries
 MAX_ITEMS = 100  # files one gallery shows; "and N more" past them
 PATH_CHARS = 300  # a path is cut to this many characters where it is shown
 INLINE_MAX = 5_000_000
+FIGURE_SHOWN = "saved from a figure the cell displayed above: not shown again"
 INLINE_MAX_VARIABLE = "CELLBOX_INLINE_MAX"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(|k|m|g)b?\s*$", re.IGNORECASE)
 _SCALE = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3}  # SI, as sizes are shown (cellbox.common.text.size)
@@ -155,7 +158,14 @@ class TransferProgress:
     def __init__(self, operation: progress.Operation) -> None:
         self.operation = operation
         self._sent = self.bundle()
-        self._handle = display(self._sent, raw=True, display_id=True) if in_kernel() else None
+        # In a kernel with ipywidgets the line is a widget set in place while it moves; the display is sent again
+        # only at the end, as the static line, so a saved notebook holds no widget its next kernel can't show.
+        self._live = widgets.ProgressBar() if in_kernel() and widgets.available() else None
+        shown = self._sent
+        if self._live is not None:
+            self._live.show(self.text(), operation.fraction(), operation.big)
+            shown = widgets.bundle(self._live.box, self._sent.get("text/html", ""), self._sent["text/plain"])
+        self._handle = display(shown, raw=True, display_id=True) if in_kernel() else None
         if self._handle is None:
             self._write()
 
@@ -163,13 +173,21 @@ class TransferProgress:
         bundle = self.bundle()
         if bundle == self._sent:
             return
-        if self._handle is not None:
-            self._sent = bundle
+        self._sent = bundle
+        if self._live is not None:
+            self._live.show(self.text(), operation.fraction(), operation.big)
+        elif self._handle is not None:
             self._handle.update(bundle, raw=True)
         else:
             self._write()
 
     def close(self, operation: progress.Operation) -> None:
+        if self._live is not None:
+            self._sent = self.bundle()
+            self._handle.update(self._sent, raw=True)  # type: ignore[union-attr]  # live only in a kernel
+            self._live.close()
+            self._live = None
+            return
         self.refresh(operation)
         if self._handle is None and operation.big:
             sys.stderr.write("\n")
@@ -219,12 +237,16 @@ class ArtifactGallery:
     files are shown ("and N more"), images up to IMAGES_MAX bytes in all, previews made under a memory budget and
     bounded in rows, columns, cells and (all together) PREVIEWS_MAX characters of HTML.
 
+    A file the cell saved from a figure it also displayed (`plt.savefig` with the inline backend) is listed but
+    not shown again: the figure is in the cell's output already, where a local cell shows it, in its place.
+
     The gallery itself is static HTML, so a saved notebook shows it without a kernel; in a kernel it is followed
     by "save to the notebook's folder" buttons (`save_buttons`), which go on working in the saved notebook while the
     sandbox lives."""
 
     def __init__(self, artifacts: Sequence[Artifact]) -> None:
         self.items = list(artifacts)
+        self._previews: dict[int, tuple[Any, str]] = {}  # made once, for the static HTML and the widget alike
 
     @property
     def shown(self) -> list[Artifact]:
@@ -244,6 +266,12 @@ class ArtifactGallery:
     def _preview(self, artifact: Artifact) -> tuple[Any, str]:
         """The preview and what it shows of the file, in the words a partial frame uses: "first 20 of 6,000 rows",
         or "3 rows" when that is all of it (each with its columns)."""
+        key = id(artifact)
+        if key not in self._previews:
+            self._previews[key] = self._read_preview(artifact)
+        return self._previews[key]
+
+    def _read_preview(self, artifact: Artifact) -> tuple[Any, str]:
         name = artifact.name.lower()
         if name.endswith(".parquet"):
             too_large = NoPreview(f"over {text.size(PARQUET_PREVIEW_LIMIT)}, too large to preview here")
@@ -261,6 +289,8 @@ class ArtifactGallery:
         path = previews.cut(artifact.path, PATH_CHARS)
         title = f"<div><code>{html.escape(path)}</code> · {text.size(artifact.size)}</div>"
         kind = self.kind(artifact)
+        if kind == "image" and artifact.shown_as_figure:  # the cell displayed it: shown there, once
+            return f"{title}<div style='opacity:.7'>{FIGURE_SHOWN}</div>" + self._link(artifact, budget)
         if kind == "image" and (artifact.size or 0) <= budget.images:
             limit = min(INLINE_IMAGE_LIMIT, budget.images)
             data = artifact.head(limit + 1)
@@ -318,7 +348,9 @@ class ArtifactGallery:
         return f"<div class='cellbox-artifacts'><b>{len(self.items)} file(s) from the container</b>{items}{note}</div>"
 
     def _ipython_display_(self) -> None:
-        display({"text/html": self._repr_html_(), "text/plain": repr(self)}, raw=True)
+        static = {"text/html": self._repr_html_(), "text/plain": repr(self)}
+        live = self.items and in_kernel() and widgets.available()
+        display(widgets.gallery(self, static["text/html"], static["text/plain"]) if live else static, raw=True)
         if self.items and in_kernel():
             from . import save_buttons
 

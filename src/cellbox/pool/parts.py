@@ -133,7 +133,10 @@ class Part:
         """Rows of the frames it gave back (`-o` variables and a frame as the last value)."""
         if self.run is None:
             return None
-        counts = [n for n in map(rows_of, [*self.run.variables.values(), self.run.value]) if n is not None]
+        values = list(self.run.variables.values())
+        if not any(self.run.value is value for value in values):  # the last value is an -o variable: counted once
+            values.append(self.run.value)
+        counts = [n for n in map(rows_of, values) if n is not None]
         return sum(counts) if counts else None
 
     @property

@@ -1,8 +1,9 @@
 """How a pool's run looks: one grid of parts (state, sandbox, time, rows in and out), failing parts' tracebacks
 below it, the parts' streams prefixed with their number, and what each part displayed grouped under its number.
 
-Plain HTML with a text twin, like the notebook's views; while a pool runs, `LiveGrid` keeps one display updated in
-place (a line on stderr outside a kernel is not worth the noise: nothing is shown there).
+Plain HTML with a text twin, like the notebook's views; while a pool runs, `LiveGrid` keeps one display (a widget,
+where ipywidgets is installed) updated in place (a line on stderr outside a kernel is not worth the noise: nothing is
+shown there).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..common import text
+from ..common import extras, text
 
 if TYPE_CHECKING:
     from .parts import Part, PoolRuns
@@ -90,7 +91,10 @@ def grid_text(runs: PoolRuns) -> str:
 class LiveGrid:
     """The grid of a running pool, one display updated in place at most every `REFRESH` seconds; at the end it
     is emptied and the final grid shown as a display of its own, so a saved notebook (and nbval, which sees no
-    updates) keeps exactly the final grid."""
+    updates) keeps exactly the final grid.
+
+    In a kernel with ipywidgets the running grid is a widget redrawn in place (its HTML is `grid_html`'s, every
+    container string escaped), displayed once; otherwise the display is updated with the grid's HTML."""
 
     REFRESH = 0.5
     EMPTY = {"text/plain": ""}
@@ -100,19 +104,33 @@ class LiveGrid:
 
         self.runs = runs
         self._shown_at = 0.0
-        self._handle = display(self.EMPTY, raw=True, display_id=True)
+        self._widget: Any = None
+        if extras.live_widgets():
+            import ipywidgets
+
+            self._widget = ipywidgets.HTML(grid_html(runs))
+            self._widget.add_class("cellbox-pool-widget")
+            shown = {**self._widget._repr_mimebundle_(), "text/html": grid_html(runs), "text/plain": grid_text(runs)}
+            self._handle = display(shown, raw=True, display_id=True)
+        else:
+            self._handle = display(self.EMPTY, raw=True, display_id=True)
 
     def refresh(self) -> None:
         now = time.monotonic()
         if now - self._shown_at >= self.REFRESH and self._handle is not None:
             self._shown_at = now
-            self._handle.update(self.runs)
+            if self._widget is not None:
+                self._widget.value = grid_html(self.runs)
+            else:
+                self._handle.update(self.runs)
 
     def close(self) -> None:
         from IPython.display import display
 
         if self._handle is not None:
             self._handle.update(self.EMPTY, raw=True)
+        if self._widget is not None:
+            self._widget.close()
         display(self.runs)
 
 

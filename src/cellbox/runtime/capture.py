@@ -206,6 +206,100 @@ class displays:
             self.shell.__dict__.pop("_showtraceback", None)
 
 
+class saved_figures:
+    """The files the cell saved from matplotlib figures that it also showed (`paths`): such a file is the figure
+    the notebook already shows, which the client then lists without showing it again.
+
+    `Figure.savefig` is followed from the moment matplotlib's figure module is loaded (now, or when the cell
+    imports it), and the shell's display formatter tells which figures were shown (the inline backend, `plt.show`,
+    `display(fig)` and a figure as the last value all pass through it). Both are put back at the end."""
+
+    MODULE = "matplotlib.figure"
+
+    def __init__(self) -> None:
+        self.shell = shell()
+        self.saved: dict[int, tuple[Any, list[str]]] = {}  # id(figure): the figure (kept alive) and its files
+        self.shown: set[int] = set()
+        self._savefig: Any = None
+        self._format: Any = None
+
+    @property
+    def paths(self) -> list[str]:
+        return sorted({p for key, (_, paths) in self.saved.items() if key in self.shown for p in paths})
+
+    def open_ones_shown(self) -> None:
+        """The figures still open count as shown: without a shell the runtime saves them for the client to show."""
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is not None:
+            self.shown.update(id(plt.figure(number)) for number in plt.get_fignums())
+
+    def __enter__(self) -> saved_figures:
+        if self.MODULE in sys.modules:
+            self._follow(sys.modules[self.MODULE])
+        else:
+            sys.meta_path.insert(0, self)  # a finder only for matplotlib.figure
+        if self.shell is not None and getattr(self.shell, "display_formatter", None) is not None:
+            formatter = self.shell.display_formatter
+            self._format = formatter.format
+
+            def format(obj: Any, *args: Any, **kwargs: Any) -> Any:
+                if type(obj).__module__ == self.MODULE:
+                    self.shown.add(id(obj))
+                return self._format(obj, *args, **kwargs)
+
+            formatter.format = format
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        if self._savefig is not None:
+            sys.modules[self.MODULE].Figure.savefig = self._savefig
+        if self._format is not None:
+            self.shell.display_formatter.__dict__.pop("format", None)
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != self.MODULE:
+            return None
+        import importlib.machinery
+
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        loader, follow = spec.loader, self._follow
+
+        class Loader:
+            def create_module(self, spec: Any) -> Any:
+                return loader.create_module(spec)
+
+            def exec_module(self, module: Any) -> None:
+                loader.exec_module(module)
+                follow(module)
+
+        spec.loader = Loader()  # type: ignore[assignment]
+        return spec
+
+    def _follow(self, module: Any) -> None:
+        if self._savefig is not None:
+            return
+        original = self._savefig = module.Figure.savefig
+        saved = self.saved
+
+        def savefig(figure: Any, fname: Any, *args: Any, **kwargs: Any) -> Any:
+            import os
+
+            result = original(figure, fname, *args, **kwargs)
+            if isinstance(fname, (str, os.PathLike)):
+                path = os.path.abspath(os.fspath(fname))
+                paths = saved.setdefault(id(figure), (figure, []))[1]
+                paths.append(path)
+                if not os.path.splitext(path)[1]:  # matplotlib adds the format's suffix to a name without one
+                    paths.append(f"{path}.{kwargs.get('format') or 'png'}")
+            return result
+
+        module.Figure.savefig = savefig
+
+
 def flush_figures() -> None:
     """What the inline backend does after a cell: show the figures still open, once, and close them."""
     plt = sys.modules.get("matplotlib.pyplot")

@@ -350,6 +350,7 @@ def _execute(request_path: str, request: dict[str, Any] | None) -> tuple[dict[st
     changes = _sibling_module("changes").tracker(request["watch"], skip)
     changes.start()
     result: dict[str, Any] = {"run_id": request["run_id"], "ok": True, "error": None, "value": None}
+    last: Any = None  # the cell's last value
     result.update(outputs={}, figures=[], changed=[], notes=notes)
     result.update(state_lost=_state_lost(skip), restored=[])
     namespace = _user_namespace()
@@ -358,7 +359,8 @@ def _execute(request_path: str, request: dict[str, Any] | None) -> tuple[dict[st
     filename = cell.CELL_FILENAME  # until the cell's own is made (an input that fails to load comes first)
     output = capture.Output(request_path)
     saved = sys.stdout, sys.stderr
-    with output, capture.displays(output) as shown, _sibling_module("descriptors").capture(output):
+    figures = capture.saved_figures()
+    with output, capture.displays(output) as shown, _sibling_module("descriptors").capture(output), figures:
         sys.stdout, sys.stderr = output.stream("stdout"), output.stream("stderr")
         try:
             inputs = list(request.get("inputs", []))
@@ -373,7 +375,7 @@ def _execute(request_path: str, request: dict[str, Any] | None) -> tuple[dict[st
                 namespace[spec["name"]] = values.read_value(spec)
             filename = cell.filename(request["run_id"], request.get("execution_count"), capture.shell())
             capture.remember_source(filename, request["code"])
-            value = cell.run(request["code"], namespace, capture.shell(), filename)
+            value = last = cell.run(request["code"], namespace, capture.shell(), filename)
             if value is not None:
                 namespace["_"] = value
                 result["value"] = values.describe_value(value, out_dir, capture)
@@ -389,6 +391,7 @@ def _execute(request_path: str, request: dict[str, Any] | None) -> tuple[dict[st
             if capture.shell() is not None:
                 capture.flush_figures()  # after the value, as the inline backend does after a cell
             else:
+                figures.open_ones_shown()
                 result["figures"] = _save_figures(out_dir)
         except Exception as exc:  # a figure that can't render is reported, not fatal
             output.write("stderr", f"cellbox: could not show a figure: {exc}\n")
@@ -398,13 +401,18 @@ def _execute(request_path: str, request: dict[str, Any] | None) -> tuple[dict[st
         result["ok"], result["error"] = False, shown.error
     if result["ok"]:
         _export(request.get("outputs", []), namespace, out_dir, result, capture)
+    if result["ok"] and (result["value"] or {}).get("path") and not (result["value"] or {}).get("truncated_from"):
+        # The last value is an -o variable itself (`-o out` ending in `out`): the client reads it once, as that
+        # variable, and counts its rows once.
+        result["value"]["same_as"] = next((name for name in result["outputs"] if namespace.get(name) is last), None)
     written = changes.changed()
     own = {os.path.abspath(request_path), os.path.abspath(globals().get("__file__") or "")}
     result["changed"] = sorted(p for p in written if os.path.abspath(p) not in own)
     result["sizes"] = {p: written[p] for p in result["changed"]}
+    result["shown_figures"] = [p for p in figures.paths if p in result["sizes"]]  # saved and shown: shown once
     value = result["value"] or {}
     small = [spec["path"] for spec in result["outputs"].values() if spec.get("path")]
-    small += [value["path"]] if value.get("path") else []
+    small += [value["path"]] if value.get("path") and not value.get("same_as") else []
     result["inline"] = _inline(small + result["figures"])
     result["events"] = output.events
     result["duration"] = round(time.time() - started, 6)

@@ -231,7 +231,9 @@ class RemoteFiles:
                 continue
             if record.bytes is None and path in result.sizes:
                 record = ContainerFile.from_dict({**record.to_dict(), "bytes": result.sizes[path]})
-            artifacts.append(self.artifact(record))
+            artifact = self.artifact(record)
+            artifact.shown_as_figure = path in result.shown_figures
+            artifacts.append(artifact)
         run = result.to_run(values, fetched[len(remote) :], artifacts)
         run.notes = notes
         return run

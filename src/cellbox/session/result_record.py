@@ -34,6 +34,8 @@ class Result:
     changed: list[str]  # paths of the files in the data folder the run created or changed
     duration: float | None
     sizes: dict[str, int] = dataclasses.field(default_factory=dict)  # bytes of each changed file, as written
+    # changed files saved from a figure the run also displayed (`plt.savefig` then the inline backend): shown once
+    shown_figures: list[str] = dataclasses.field(default_factory=list)
     inline: dict[str, bytes] = dataclasses.field(default_factory=dict)  # small output files, by path
     notes: list[str] = dataclasses.field(default_factory=list)
     events: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # streams, displays, value, in order
@@ -94,6 +96,7 @@ class Result:
             changed=list(record.get("changed") or []),
             duration=record.get("duration"),
             sizes=dict(record.get("sizes") or {}),
+            shown_figures=[p for p in record.get("shown_figures") or [] if p in (record.get("changed") or [])],
             inline={path: base64.b64decode(data) for path, data in inline.items()},
             notes=notes,
             events=events,
@@ -105,9 +108,16 @@ class Result:
     def frame_specs(self) -> list[dict[str, Any]]:
         """The files to read as values: the `-o` variables in order, then the last value when it is a frame."""
         specs = list(self.variables.values())
-        if self.value.get("kind") in FRAME_KINDS:
+        if self.value.get("kind") in FRAME_KINDS and self.same_as is None:
             specs.append(self.value)
         return specs
+
+    @property
+    def same_as(self) -> str | None:
+        """The -o variable the last value is (`-o out` ending in `out`), read once as that variable; None when it is
+        none of them (a name the request did not ask for counts as none)."""
+        name = self.value.get("same_as")
+        return name if isinstance(name, str) and name in self.variables else None
 
     def paths(self) -> list[str]:
         """Every file of the container this result refers to."""
@@ -134,7 +144,9 @@ class Result:
         if bundle:
             run.value_bundle = Display(bundle.get("data") or {}, bundle.get("metadata") or {})
         kind = self.value.get("kind")
-        if kind in FRAME_KINDS:
+        if kind in FRAME_KINDS and self.same_as is not None:
+            run.value = run.variables[self.same_as]  # one object, as `_ is out` in a local notebook
+        elif kind in FRAME_KINDS:
             run.value = values[len(self.variables)]
             if self.value.get("truncated_from"):
                 run.notes.append(

@@ -68,6 +68,8 @@ class Artifact:
     _head: Callable[[ContainerFile, int], bytes] | None = dataclasses.field(default=None, repr=False)
     _prefix: bytes = dataclasses.field(default=b"", repr=False)  # the longest prefix read so far
     _prefix_is_all: bool = dataclasses.field(default=False, repr=False)  # ... and the file ends there
+    # saved from a figure the run displayed too: the notebook shows it there, and lists this file without it
+    shown_as_figure: bool = False
 
     @property
     def path(self) -> str:
