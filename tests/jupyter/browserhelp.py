@@ -251,7 +251,13 @@ def run_cell(page, index: int) -> None:
     cell = cells(page).nth(index)
     for _ in range(3):
         # A notebook just opened can take past 30 s to show its cells on a loaded 2-core host.
-        cell.locator(".jp-InputArea-editor").click(timeout=90_000)
+        try:
+            cell.locator(".jp-InputArea-editor").click(timeout=90_000)
+        except sync_api.TimeoutError:
+            dialog = page.locator(".jp-Dialog")
+            if dialog.count():  # what stood in the way, said, rather than a click's timeout
+                raise AssertionError(f"a dialog covers the notebook: {dialog.first.inner_text()!r}") from None
+            raise
         expect(cell).to_have_class(re.compile(r"\bjp-mod-active\b"))
         page.keyboard.press("Shift+Enter")
         if started(cell):
