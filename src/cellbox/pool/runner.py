@@ -115,7 +115,9 @@ class Shares:
                         if attempt == 2:
                             raise
                         self._revive(member)
-                        part.notes.append(f"sandbox {part.sandbox} had expired: a new one was made, data pushed again")
+                        part.notes.append(
+                            f"container {part.sandbox} had expired: a new one was made, data pushed again"
+                        )
                 part.error = part.run.error if part.run is not None else None
                 part.state = "failed" if part.error is not None else "done"
             except KeyboardInterrupt as exc:  # Interrupted: this part's run was cancelled
