@@ -109,7 +109,7 @@ def file_jobs(pattern: str, to: str | None, operation: progress.Operation | None
         raise CellboxError(f"nothing matches {pattern!r}; no files were sent")
     found: list[tuple[Path, str]] = []
     for match in matches:
-        path = Path(match)
+        path = Path(os.path.abspath(match))  # kept in the manifest: pushed again from here, whatever the cwd is then
         if path.is_dir():
             base = posixpath.join(to or "", landing(path))
             for file in sorted(p for p in path.rglob("*") if p.is_file()):
