@@ -214,10 +214,12 @@ def test_a_running_pool_is_a_live_grid_that_ends_as_the_static_grid(kernel: tupl
         "%%container --pool --split df -o part\nimport time\ntime.sleep(1.5)\npart = df", comms=True
     )
     assert status == "ok", out
-    live = next(m for m in out if m["type"] == "display_data" and WIDGET_VIEW in m["data"] and "cellbox-pool" in str(m))
+    live = next(m for m in out if m["type"] == "display_data" and WIDGET_VIEW in m["data"])
+    assert live["data"]["text/plain"] == "" and "text/html" not in live["data"]  # nothing left of it but the widget
     grid = live["data"][WIDGET_VIEW]["model_id"]
     redrawn = [m for m in out if m["type"] == "comm_msg" and m["comm_id"] == grid and "value" in m["data"]["state"]]
-    assert redrawn and "running" in " ".join(m["data"]["state"]["value"] for m in redrawn)  # set in place
+    drawn = " ".join(m["data"]["state"]["value"] for m in redrawn)
+    assert "cellbox-pool" in drawn and "running" in drawn  # the grid, set in place
     ended = [m for m in out if m["type"] == "update_display_data" and m["transient"] == live["transient"]]
     assert ended[-1]["data"] == {"text/plain": ""}  # the live grid goes; the final grid is a display of its own
     final = [m for m in out if m["type"] == "display_data" and "2 parts on 2 sandboxes: 2 done" in plain(m)]

@@ -110,7 +110,9 @@ class LiveGrid:
 
             self._widget = ipywidgets.HTML(grid_html(runs))
             self._widget.add_class("cellbox-pool-widget")
-            shown = {**self._widget._repr_mimebundle_(), "text/html": grid_html(runs), "text/plain": grid_text(runs)}
+            # Nothing but the widget: what a frontend without it (nbval, a saved notebook) keeps of this display
+            # is the empty text it ends as, and the final grid, displayed on its own.
+            shown = {**self._widget._repr_mimebundle_(), **self.EMPTY}
             self._handle = display(shown, raw=True, display_id=True)
         else:
             self._handle = display(self.EMPTY, raw=True, display_id=True)
