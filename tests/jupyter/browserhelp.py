@@ -245,8 +245,20 @@ def started(cell) -> bool:
     return True
 
 
+def choose_the_kernel_if_asked(page) -> None:
+    """From now on, press Select in JupyterLab's "Select Kernel" dialog whenever it stands in the way of an action, as
+    a user does. A notebook opened before the server has listed its kernel specs (a slow start on a loaded host) is
+    asked about, though its metadata names python3; opened later, it starts its kernel by itself."""
+    if getattr(page, "_chooses_kernel", False):
+        return
+    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+    page.add_locator_handler(dialog, lambda found: found.get_by_role("button", name="Select").click())
+    page._chooses_kernel = True
+
+
 def run_cell(page, index: int) -> None:
     """Shift+Enter in cell `index` of the notebook on screen, as a user does."""
+    choose_the_kernel_if_asked(page)
     kernel_idle(page)
     cell = cells(page).nth(index)
     for _ in range(3):
