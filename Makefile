@@ -9,9 +9,9 @@ STAMP  := $(VENV)/.cellbox-installed
 PYTHON ?= python3
 # pytest-xdist workers (a file's tests stay on one worker, so its module fixtures start once); 0: one process. The
 # unit tests keep the two cores busy with two; the whole suite spends most of its time waiting on servers, kernels
-# and the browser, and takes a third (CONTRIBUTING.md has the figures).
+# and the browser, and takes four (CONTRIBUTING.md has the figures).
 WORKERS ?= 2
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 UNIT_PYTEST := $(PY) -m pytest -n $(WORKERS) --dist loadfile
 PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 # The notebooks run against a plain server and one with every quirk of a cloud (oci: its profile, every model
