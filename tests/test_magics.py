@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from IPython.core.error import UsageError
-from kernelhelp import Kernel, text, value
+from kernelhelp import Kernel, text, user_env, value
 
 from cellbox.api import Client
 from cellbox.common import inuse
@@ -28,12 +28,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 @pytest.fixture(scope="module")
 def kernel(cloud_environment: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
     home = tmp_path_factory.mktemp("kernel-home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELLBOX_", "OCI_"))}
-    env.update(
-        **cloud_environment,
-        CELLBOX_STATE_DIR=str(home / "state"),
-        XDG_CONFIG_HOME=str(home / "config"),
-    )
+    env = user_env(cloud_environment, home)
     k = Kernel(env)
     status, _ = k.run("%load_ext cellbox\nimport pandas as pd")
     assert status == "ok"

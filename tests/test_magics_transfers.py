@@ -5,7 +5,6 @@ from the kernel while the gallery itself stays static HTML."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from kernelhelp import WIDGET_VIEW, Kernel, plain, text, widget_text
+from kernelhelp import WIDGET_VIEW, Kernel, plain, text, user_env, widget_text
 from nbclient import NotebookClient
 
 ROWS = 2_000_000  # about 50 MB in memory and 30 MB as Parquet: well over progress.MIN_BYTES
@@ -36,8 +35,7 @@ def kernel(
     """A kernel working in a folder of its own, as Jupyter starts one in its notebook's folder."""
     home = tmp_path_factory.mktemp("kernel-home")
     folder = tmp_path_factory.mktemp("notebook-folder")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELLBOX_", "OCI_"))}
-    env.update(**cloud_environment, CELLBOX_STATE_DIR=str(home / "state"), XDG_CONFIG_HOME=str(home / "config"))
+    env = user_env(cloud_environment, home)
     k = Kernel(env)
     status, out = k.run(
         f"import os\nos.chdir({str(folder)!r})\n%load_ext cellbox\n{MAKE_BIG}\n%container new transfers"

@@ -5,13 +5,12 @@ and frames, times and decimals; an error that names the variable and the entry t
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kernelhelp import Kernel, text
+from kernelhelp import Kernel, text, user_env
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -32,8 +31,7 @@ dirty = pd.DataFrame({
 @pytest.fixture(scope="module")
 def kernel(cloud_environment: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
     home = tmp_path_factory.mktemp("kernel-home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELLBOX_", "OCI_"))}
-    env.update(**cloud_environment, CELLBOX_STATE_DIR=str(home / "state"), XDG_CONFIG_HOME=str(home / "config"))
+    env = user_env(cloud_environment, home)
     k = Kernel(env)
     status, out = k.run(f"%load_ext cellbox\n{DIRTY}\n%container new values")
     assert status == "ok", out

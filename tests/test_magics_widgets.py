@@ -6,13 +6,12 @@ a result's rows counted once; and a kernel without ipywidgets showing the static
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kernelhelp import Kernel, plain, text
+from kernelhelp import Kernel, plain, text, user_env
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 # Code run in the kernel: the live widgets of the last gallery shown, found as a frontend would by their classes.
@@ -29,8 +28,7 @@ def kernel(
 ) -> Iterator[tuple[Kernel, Path]]:
     home = tmp_path_factory.mktemp("kernel-home")
     folder = tmp_path_factory.mktemp("notebook-folder")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELLBOX_", "OCI_"))}
-    env.update(**cloud_environment, CELLBOX_STATE_DIR=str(home / "state"), XDG_CONFIG_HOME=str(home / "config"))
+    env = user_env(cloud_environment, home)
     k = Kernel(env)
     status, out = k.run(f"import os\nos.chdir({str(folder)!r})\n%load_ext cellbox\n%container new widgets\n{FIND}")
     assert status == "ok", out
@@ -184,8 +182,7 @@ def test_the_progress_line_is_a_widget_that_ends_as_the_static_line(kernel: tupl
 def test_without_ipywidgets_the_views_are_static_and_say_so_once(
     cloud_environment: dict[str, str], tmp_path: Path
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELLBOX_", "OCI_"))}
-    env.update(**cloud_environment, CELLBOX_STATE_DIR=str(tmp_path / "state"), XDG_CONFIG_HOME=str(tmp_path / "c"))
+    env = user_env(cloud_environment, tmp_path)
     k = Kernel(env)
     try:
         # as in a kernel where ipywidgets was never installed

@@ -4,13 +4,12 @@ server profile."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kernelhelp import Kernel, text
+from kernelhelp import Kernel, text, user_env
 
 from cellbox.api import Container
 from cellbox.notebook.views import ContainerTable, StatusView
@@ -24,8 +23,7 @@ def stdout(messages: list[dict[str, Any]]) -> str:
 @pytest.fixture(scope="module")
 def kernel(cloud_environment: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
     home = tmp_path_factory.mktemp("kernel-home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELLBOX_", "OCI_"))}
-    env.update(**cloud_environment, CELLBOX_STATE_DIR=str(home / "state"), XDG_CONFIG_HOME=str(home / "config"))
+    env = user_env(cloud_environment, home)
     k = Kernel(env)
     assert k.run("%load_ext cellbox")[0] == "ok"
     yield k

@@ -87,18 +87,17 @@ _json.dumps = _forging
 """
 
 
-def local_env(base_url: str, token: str, home: Any) -> dict[str, str]:
-    """A kernel's environment for the local server at `base_url`, as a user would set it, its state and config in
-    folders of `home` (nothing of the machine's own configuration leaks in)."""
+def user_env(settings: dict[str, str], home: Any) -> dict[str, str]:
+    """A kernel's environment configured with `settings` (CELLBOX_* variables, as a user sets them), its state and
+    config in folders of `home`: nothing of the machine's own configuration leaks in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CELLBOX_", "OCI_"))}
-    env.update(
-        CELLBOX_BASE_URL=base_url,
-        CELLBOX_API_KEY=token,
-        CELLBOX_MODEL="cellbox-local",
-        CELLBOX_STATE_DIR=str(home / "state"),
-        XDG_CONFIG_HOME=str(home / "config"),
-    )
+    env.update(**settings, CELLBOX_STATE_DIR=str(home / "state"), XDG_CONFIG_HOME=str(home / "config"))
     return env
+
+
+def local_env(base_url: str, token: str, home: Any) -> dict[str, str]:
+    """A kernel's environment for the local server at `base_url` (see `user_env`)."""
+    return user_env({"CELLBOX_BASE_URL": base_url, "CELLBOX_API_KEY": token, "CELLBOX_MODEL": "cellbox-local"}, home)
 
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
